@@ -1,0 +1,198 @@
+"""The obsctl command line: validate, render, plan, apply, serve, slo report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from obsctl.app import load_path, load_templates, render_options
+from obsctl.config import Settings, load_settings
+from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
+from obsctl.model.durations import format_duration, humanize_seconds
+from obsctl.model.entities import Catalog
+from obsctl.reconcile.apply import apply_plan
+from obsctl.reconcile.plan import Action, Plan, make_plan
+from obsctl.render import render_all
+from obsctl.sinks.files import FilesSink
+from obsctl.slo.math import tier_timing
+from obsctl.spec.load import LoadResult
+from obsctl.spec.templates import Templates
+
+
+def _dump(data: Any, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(yaml.safe_dump(data, sort_keys=True, default_flow_style=False))
+
+
+def tier_rows(catalog: Catalog, templates: Templates) -> list[dict[str, Any]]:
+    """One row per (service, SLO, enabled tier): the Workbook arithmetic for a full outage."""
+    rows: list[dict[str, Any]] = []
+    for svc in catalog.services:
+        for slo in svc.slos:
+            table = templates.windows[slo.period_days]
+            chosen = slo.alerting.tiers or tuple(t.name for t in table.tiers)
+            for tier in table.tiers:
+                if tier.name not in chosen or (tier.severity == "page" and not slo.alerting.page) or \
+                        (tier.severity == "ticket" and not slo.alerting.ticket):
+                    continue
+                t = tier_timing(tier, slo.objective)
+                rows.append({
+                    "service": str(svc.ref), "slo": slo.name, "objective": slo.objective_percent,
+                    "period": f"{slo.period_days}d", "tier": tier.name, "severity": tier.severity,
+                    "burn_rate": tier.burn_rate, "long_window": format_duration(tier.long_window_s),
+                    "short_window": format_duration(tier.short_window_s),
+                    "budget_spent_at_fire": round(t.budget_spent_at_fire, 6),
+                    "detection_seconds": None if t.detection_s is None else round(t.detection_s, 1),
+                    "reset_seconds": None if t.reset_s is None else round(t.reset_s, 1),
+                })
+    return rows
+
+
+def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    head = ["SERVICE", "SLO", "OBJECTIVE", "TIER", "BURN", "LONG/SHORT", "BUDGET@FIRE", "DETECT", "RESET"]
+    body = [[r["service"], r["slo"], f"{r['objective']}%/{r['period']}", f"{r['tier']} ({r['severity']})",
+             f"{r['burn_rate']:g}x", f"{r['long_window']}/{r['short_window']}",
+             f"{r['budget_spent_at_fire'] * 100:.1f}%",
+             humanize_seconds(r["detection_seconds"]) if r["detection_seconds"] is not None else "never",
+             humanize_seconds(r["reset_seconds"]) if r["reset_seconds"] is not None else "-"] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    for line in [head, *body]:
+        out.write("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False)).rstrip() + "\n")
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Check a catalog: every problem at once, then each SLO's alert tiers."""
+    templates = load_templates(settings)
+    result = load_path(Path(args.path), settings, templates)
+    rows = tier_rows(result.catalog, templates)
+    if args.output in ("json", "yaml"):
+        _dump({"problems": [{"file": p.file, "line": p.line, "entity": p.entity, "field": p.field,
+                             "severity": p.severity.value, "message": p.message} for p in result.problems],
+               "services": [str(s.ref) for s in result.catalog.services], "skipped": result.skipped,
+               "tiers": rows}, args.output, out)
+    else:
+        for p in result.problems:
+            out.write(str(p) + "\n")
+        errors = len(result.errors)
+        warnings = len(result.problems) - errors
+        out.write(f"{len(result.catalog.services)} services valid, {len(result.skipped)} skipped; "
+                  f"{errors} errors, {warnings} warnings\n")
+        if rows:
+            out.write("\n")
+            _print_table(rows, out)
+    return 1 if result.errors else 0
+
+
+def _render(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, dict[str, Any]]:
+    templates = load_templates(settings)
+    result = load_path(Path(args.path), settings, templates)
+    only = args.only.split(",") if getattr(args, "only", None) else None
+    desired = render_all(result.catalog, templates, render_options(settings), only)
+    return result, desired
+
+
+def _plan_for_dir(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, FilesSink, Plan]:
+    result, desired = _render(args, settings)
+    sink = FilesSink(Path(args.out))
+    plan = make_plan(desired, sink.list_owned(), prune=not args.no_prune,
+                     max_delete_fraction=settings.serve.max_delete_fraction,
+                     allow_mass_delete=args.allow_mass_delete)
+    return result, sink, plan
+
+
+def _report_problems(result: LoadResult, err: TextIO) -> None:
+    for p in result.problems:
+        err.write(str(p) + "\n")
+
+
+def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Write the desired artifacts under --out (only what changed is written)."""
+    result, sink, plan = _plan_for_dir(args, settings)
+    _report_problems(result, err)
+    applied = apply_plan(sink, plan)
+    for o in applied.failed:
+        err.write(f"failed: {o.id}: {o.error}\n")
+    s = plan.summary()
+    out.write(f"{s['create']} created, {s['update']} updated, {s['delete']} deleted, {s['unchanged']} unchanged "
+              f"in {args.out}\n")
+    return 1 if applied.failed or result.errors else 0
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Show what render would change under --out, with diffs, without writing."""
+    result, _sink, plan = _plan_for_dir(args, settings)
+    _report_problems(result, err)
+    if args.output in ("json", "yaml"):
+        _dump({"summary": plan.summary(),
+               "changes": [{"action": c.action.value, "id": c.id, "path": c.path,
+                            **({"diff": c.diff()} if c.action is Action.UPDATE and not args.no_diff else {})}
+                           for c in plan.writes]}, args.output, out)
+    else:
+        for c in plan.writes:
+            out.write(f"{c.action.value:7} {c.path}\n")
+            if c.action is Action.UPDATE and not args.no_diff:
+                out.write(c.diff())
+        s = plan.summary()
+        out.write(f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
+                  f"{s['unchanged']} unchanged.\n")
+    return 2 if args.exit_code and plan.writes else (1 if result.errors else 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="obsctl", description=__doc__)
+    p.add_argument("--config", type=Path, help="platform settings file (YAML); OBSCTL_* env vars override it")
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check a catalog and print each SLO's alert tiers")
+    v.add_argument("path")
+    v.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    for name, helptext in (("render", "write the desired artifacts to a directory"),
+                           ("plan", "show what render would change in a directory")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("path")
+        c.add_argument("--out", required=True)
+        c.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards,collectors")
+        c.add_argument("--no-prune", action="store_true", help="never delete owned files")
+        c.add_argument("--allow-mass-delete", action="store_true")
+        if name == "plan":
+            c.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+            c.add_argument("--no-diff", action="store_true")
+            c.add_argument("--exit-code", action="store_true", help="exit 2 when there are changes")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Entry point; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "validate":
+            return cmd_validate(args, settings, out)
+        if args.command == "render":
+            return cmd_render(args, settings, out, err)
+        if args.command == "plan":
+            return cmd_plan(args, settings, out, err)
+    except PruneRefused as exc:
+        err.write(f"obsctl: {exc}\n")
+        return 3
+    except SpecError as exc:
+        err.write(f"obsctl: {exc}\n")
+        return 1
+    except (ConfigError, ObsctlError) as exc:
+        err.write(f"obsctl: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Platform settings: one YAML file plus OBSCTL_* environment variables (env wins).
+
+Nested fields use `__` in env names: OBSCTL_GRAFANA__URL. Secrets are read from env or from a
+file path (`*_file`), never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from obsctl.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _read_secret(value: SecretStr | None, file: Path | None, what: str) -> str:
+    if value is not None and value.get_secret_value():
+        return value.get_secret_value()
+    if file is not None:
+        try:
+            return file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
+    return ""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatalogSettings(_Strict):
+    """Where the catalog comes from."""
+
+    path: Path = REPO_ROOT / "examples" / "catalog"
+    globs: list[str] = ["**/*.yaml", "**/*.yml"]
+
+
+class GrafanaSettings(_Strict):
+    """The Grafana API sink; off unless url is set."""
+
+    url: str = ""
+    public_url: str = "http://grafana.example.internal"
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    org_id: int = 1
+    parallelism: int = 8
+    drift_policy: str = "overwrite"
+
+    def api_token(self) -> str:
+        """The token, from env/settings or its file."""
+        return _read_secret(self.token, self.token_file, "grafana.token")
+
+
+class PrometheusSettings(_Strict):
+    """Rule files and the Prometheus that loads them."""
+
+    url: str = ""
+    public_url: str = "http://prometheus.example.internal"
+    rules_dir: Path | None = None
+    promtool: str = "promtool"
+
+
+class BackstageSettings(_Strict):
+    """The Backstage catalog source; off unless url is set."""
+
+    url: str = ""
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    poll_seconds: float = 10.0
+
+    def api_token(self) -> str:
+        """The token, from env/settings or its file."""
+        return _read_secret(self.token, self.token_file, "backstage.token")
+
+
+class ReceiverSettings(_Strict):
+    """An Alertmanager receiver; secrets by file path (routing_key_file, api_key_file, url_file)."""
+
+    name: str
+    type: str
+    settings: dict[str, str] = {}
+
+
+class TeamRoutingSettings(_Strict):
+    """Where one team's pages and tickets go."""
+
+    page: list[ReceiverSettings] = []
+    ticket: list[ReceiverSettings] = []
+
+
+class AlertingSettings(_Strict):
+    """Alertmanager routing defaults and per-team receivers."""
+
+    teams: dict[str, TeamRoutingSettings] = {}
+    default: TeamRoutingSettings = TeamRoutingSettings()
+
+
+class ServeSettings(_Strict):
+    """The long-running service."""
+
+    listen: str = "127.0.0.1:8080"
+    resync_seconds: float = 60.0
+    read_tokens: list[SecretStr] = []
+    write_tokens: list[SecretStr] = []
+    tokens_file: Path | None = None
+    max_delete_fraction: float = Field(0.5, ge=0, le=1)
+    allow_mass_delete: bool = False
+    otlp_endpoint: str = ""
+
+
+class Settings(BaseSettings):
+    """All platform settings."""
+
+    model_config = SettingsConfigDict(env_prefix="OBSCTL_", env_nested_delimiter="__", extra="forbid")
+
+    templates_dir: Path = REPO_ROOT
+    out_dir: Path = Path("out")
+    environment: str = "production"
+    state_url: str = "sqlite:///obsctl-state.db"
+    catalog: CatalogSettings = CatalogSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+    backstage: BackstageSettings = BackstageSettings()
+    alerting: AlertingSettings = AlertingSettings()
+    serve: ServeSettings = ServeSettings()
+    collector: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.grafana.drift_policy not in ("overwrite", "keep", "report"):
+            raise ValueError("grafana.drift_policy must be overwrite, keep or report")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a YAML file (optional) and the environment; a ConfigError names every bad field."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: settings must be a mapping")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        lines = [f"{path or 'settings'}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None

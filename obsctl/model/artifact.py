@@ -1,0 +1,60 @@
+"""Artifacts: what renderers produce and sinks store, identified by kind and key."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    """Every artifact kind obsctl renders."""
+
+    PROMETHEUS_RULES = "prometheus-rules"
+    PROMETHEUS_RULE_CRD = "prometheus-rule-crd"
+    RULER_GROUP = "ruler-group"
+    ALERTMANAGER_CONFIG = "alertmanager-config"
+    GRAFANA_FOLDER = "grafana-folder"
+    GRAFANA_DASHBOARD = "grafana-dashboard"
+    GRAFANA_PROVIDER = "grafana-provider"
+    COLLECTOR_AGENT = "collector-agent"
+    COLLECTOR_GATEWAY = "collector-gateway"
+    COLLECTOR_CRD = "collector-crd"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One rendered object, byte-exact.
+
+    `key` is unique within `kind` and derived from catalog identity; `path` is where it lives
+    under an output directory; `owner` is the entity ref (or team ref) it was rendered for.
+    """
+
+    kind: Kind
+    key: str
+    path: str
+    body: bytes
+    owner: str
+
+    @property
+    def id(self) -> str:
+        """The artifact's identity across plan and sinks."""
+        return f"{self.kind.value}/{self.key}"
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the body, the unit of change detection."""
+        return hashlib.sha256(self.body).hexdigest()
+
+
+DesiredState = dict[str, Artifact]
+
+
+def desired_state(artifacts: list[Artifact]) -> DesiredState:
+    """Index artifacts by id; two artifacts with one id is a renderer bug."""
+    out: DesiredState = {}
+    for art in artifacts:
+        if art.id in out:
+            raise ValueError(f"two artifacts share the id {art.id}")
+        out[art.id] = art
+    return dict(sorted(out.items()))

@@ -1,0 +1,113 @@
+"""Apply a plan to a sink: per-artifact outcomes, bounded retries for temporary errors, bounded parallelism."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+
+from obsctl.errors import PermanentError, TemporaryError
+from obsctl.reconcile.plan import Action, Change, Plan
+from obsctl.sinks.base import Sink
+
+
+class OutcomeState(str, Enum):
+    """How applying one change ended."""
+
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    FAILED_TEMPORARY = "failed-temporary"
+    FAILED_PERMANENT = "failed-permanent"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one change."""
+
+    id: str
+    action: Action
+    state: OutcomeState
+    sink: str
+    attempts: int = 1
+    error: str = ""
+    retry_after: float | None = None
+    digest: str = ""
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded exponential backoff with jitter; Retry-After wins when larger."""
+
+    attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before the next attempt (attempt counts from 1)."""
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+        return float(min(self.max_delay, max(backoff, retry_after or 0.0)))
+
+
+@dataclass
+class ApplyResult:
+    """Every outcome of one apply."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """Outcomes that did not apply."""
+        return [o for o in self.outcomes if o.state in (OutcomeState.FAILED_PERMANENT, OutcomeState.FAILED_TEMPORARY)]
+
+    @property
+    def writes(self) -> int:
+        """How many changes were written."""
+        return sum(1 for o in self.outcomes if o.state is OutcomeState.APPLIED)
+
+
+def _apply_one(sink: Sink, change: Change, retry: RetryPolicy) -> Outcome:
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if change.action is Action.DELETE:
+                assert change.observed is not None
+                sink.delete(change.observed)
+            else:
+                assert change.artifact is not None
+                sink.put(change.artifact)
+            digest = change.artifact.digest if change.artifact else ""
+            return Outcome(change.id, change.action, OutcomeState.APPLIED, sink.name, attempt, digest=digest)
+        except TemporaryError as exc:
+            if attempt >= retry.attempts:
+                return Outcome(change.id, change.action, OutcomeState.FAILED_TEMPORARY, sink.name, attempt,
+                               str(exc), exc.retry_after)
+            retry.sleep(retry.delay(attempt, exc.retry_after))
+        except PermanentError as exc:
+            return Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, attempt, str(exc))
+
+
+def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, parallelism: int = 1) -> ApplyResult:
+    """Apply every write of the plan; one failure never blocks the others. Calls sink.finish() once."""
+    retry = retry or RetryPolicy()
+    result = ApplyResult([Outcome(c.id, c.action, OutcomeState.UNCHANGED, sink.name, 0,
+                                  digest=c.artifact.digest if c.artifact else "")
+                          for c in plan.of(Action.UNCHANGED)])
+    writes = plan.writes
+    if parallelism > 1 and len(writes) > 1:
+        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"apply-{sink.name}") as pool:
+            result.outcomes.extend(pool.map(lambda c: _apply_one(sink, c, retry), writes))
+    else:
+        result.outcomes.extend(_apply_one(sink, c, retry) for c in writes)
+    try:
+        if writes:
+            sink.finish()
+    except (TemporaryError, PermanentError) as exc:
+        result.outcomes.append(Outcome("finish", Action.UPDATE, OutcomeState.FAILED_TEMPORARY
+                                       if isinstance(exc, TemporaryError) else OutcomeState.FAILED_PERMANENT,
+                                       sink.name, 1, str(exc)))
+    return result

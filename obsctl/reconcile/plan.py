@@ -1,0 +1,90 @@
+"""Pure planning: desired artifacts vs what a sink owns -> create, update, delete, unchanged."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from obsctl.errors import PruneRefused
+from obsctl.model.artifact import Artifact
+from obsctl.sinks.base import Observed
+
+
+class Action(str, Enum):
+    """What a plan does to one artifact."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned change."""
+
+    action: Action
+    id: str
+    artifact: Artifact | None = None  # create/update/unchanged
+    observed: Observed | None = None  # update/delete/unchanged
+
+    @property
+    def path(self) -> str:
+        """The artifact's output path (or id for deletes)."""
+        return self.artifact.path if self.artifact else self.id
+
+    def diff(self) -> str:
+        """A unified diff from what is there to what obsctl would write."""
+        old = self.observed.body.decode(errors="replace").splitlines(keepends=True) if self.observed else []
+        new = self.artifact.body.decode(errors="replace").splitlines(keepends=True) if self.artifact else []
+        return "".join(difflib.unified_diff(old, new, f"a/{self.path}", f"b/{self.path}"))
+
+
+@dataclass
+class Plan:
+    """Changes for one sink, sorted by id."""
+
+    changes: list[Change] = field(default_factory=list)
+
+    def of(self, action: Action) -> list[Change]:
+        """Changes of one action."""
+        return [c for c in self.changes if c.action is action]
+
+    @property
+    def writes(self) -> list[Change]:
+        """Everything except unchanged."""
+        return [c for c in self.changes if c.action is not Action.UNCHANGED]
+
+    def summary(self) -> dict[str, int]:
+        """Counts per action."""
+        return {a.value: len(self.of(a)) for a in Action}
+
+
+def make_plan(desired: Mapping[str, Artifact], owned: Mapping[str, Observed], *, prune: bool = True,
+              max_delete_fraction: float = 0.5, allow_mass_delete: bool = False) -> Plan:
+    """Compare desired with owned. Deletes only owned ids; refuses a mass deletion unless allowed.
+
+    A mass deletion is deleting more than `max_delete_fraction` of what is owned (and more than
+    one artifact): the signature of a catalog that suddenly reads empty.
+    """
+    changes: list[Change] = []
+    for aid, art in desired.items():
+        seen = owned.get(aid)
+        if seen is None:
+            changes.append(Change(Action.CREATE, aid, art))
+        elif seen.digest != art.digest or seen.drifted:
+            changes.append(Change(Action.UPDATE, aid, art, seen))
+        else:
+            changes.append(Change(Action.UNCHANGED, aid, art, seen))
+    deletes = [Change(Action.DELETE, aid, None, obs) for aid, obs in owned.items() if aid not in desired]
+    if prune:
+        if deletes and not allow_mass_delete and len(deletes) > 1 and \
+                len(deletes) > max_delete_fraction * len(owned):
+            raise PruneRefused(
+                f"refusing to delete {len(deletes)} of {len(owned)} owned artifacts (limit "
+                f"{max_delete_fraction:.0%}); if the catalog really shrank, allow it explicitly "
+                "(--allow-mass-delete)")
+        changes.extend(deletes)
+    return Plan(sorted(changes, key=lambda c: c.id))

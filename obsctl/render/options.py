@@ -1,0 +1,40 @@
+"""Plain values the renderers need from platform settings (renderers never read config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ReceiverSpec:
+    """One Alertmanager receiver of a team, from the platform config (secrets by file path only)."""
+
+    name: str
+    type: str  # pagerduty, opsgenie, slack, webhook
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TeamRouting:
+    """Where a team's pages and tickets go."""
+
+    page: tuple[ReceiverSpec, ...] = ()
+    ticket: tuple[ReceiverSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything renderers take from outside the catalog."""
+
+    grafana_url: str = "http://grafana.example.internal"
+    prometheus_url: str = "http://prometheus.example.internal"
+    catalog_url: str = ""
+    environment: str = "production"
+    datasource_uid: str = "prometheus"
+    teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing
+    default_routing: TeamRouting = field(default_factory=TeamRouting)
+    collector: tuple[tuple[str, str], ...] = ()  # collector endpoint settings (key -> value)
+
+    def routing(self, team: str) -> TeamRouting:
+        """A team's routing, or the platform default."""
+        return dict(self.teams).get(team, self.default_routing)

@@ -1,0 +1,1 @@
+"""Sinks: one backend each (files, Grafana, Prometheus rule files, ruler, Alertmanager)."""

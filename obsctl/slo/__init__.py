@@ -1,0 +1,1 @@
+"""Pure SLO math and alert tiers; query.py and report.py do the I/O and reports."""

@@ -1,0 +1,1 @@
+"""Catalog sources: they fetch bytes with their origin, nothing more."""

@@ -1,0 +1,107 @@
+"""Backstage catalog entities (backstage.io/v1alpha1): Component, Group, System, API.
+
+A Component of type service or website becomes a service. Simple cases need only annotations
+under `obsctl.dev/`; everything else comes from an attached obsctl.dev/v1 document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from obsctl.model.entities import EntityRef, Team
+from obsctl.spec.fields import Reader
+
+API_VERSION = "backstage.io/v1alpha1"
+PREFIX = "obsctl.dev/"
+ANNOTATIONS = {"tier", "protocol", "runtime", "availability", "latency", "period", "environment", "runbook",
+               "enabled", "latency-buckets"}
+SERVICE_TYPES = {"service", "website"}
+NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
+ORPHAN = "backstage.io/orphan"
+
+
+@dataclass
+class ComponentEntity:
+    """The parts of a Component that obsctl reads."""
+
+    ref: EntityRef
+    owner: EntityRef | None
+    spec_type: str
+    lifecycle: str
+    system: str
+    title: str
+    description: str
+    annotations: dict[str, str]
+    labels: dict[str, str]
+    links: list[dict[str, Any]]
+    line: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def check_metadata(r: Reader, data: dict[str, Any], kind: str) -> EntityRef | None:
+    """Name and namespace follow Backstage's rules; returns the entity ref."""
+    meta = r.mapping(data.get("metadata"), ("metadata",))
+    name = r.text(meta, "name", ("metadata",), required=True)
+    namespace = r.text(meta, "namespace", ("metadata",), default="default")
+    ok = True
+    if name and (len(name) > 63 or not NAME_RE.match(name)):
+        r.problem(("metadata", "name"), f"name {name!r} is not a valid entity name (1-63 of [A-Za-z0-9-_.], "
+                                        "starting and ending with a letter or digit)")
+        ok = False
+    if namespace and (len(namespace) > 63 or not NAMESPACE_RE.match(namespace)):
+        r.problem(("metadata", "namespace"), f"namespace {namespace!r} is not a DNS label")
+        ok = False
+    return EntityRef(kind.lower(), namespace, name) if name and ok else None
+
+
+def parse_component(r: Reader, data: dict[str, Any]) -> ComponentEntity | None:
+    """A Component entity; None when it is not a service or is unusable."""
+    ref = check_metadata(r, data, "component")
+    meta = r.mapping(data.get("metadata"), ("metadata",))
+    spec = r.mapping(data.get("spec"), ("spec",))
+    annotations = {str(k): str(v) for k, v in r.mapping(meta.get("annotations"), ("metadata", "annotations")).items()}
+    labels = {str(k): str(v) for k, v in r.mapping(meta.get("labels"), ("metadata", "labels")).items()}
+    for key in annotations:
+        if key.startswith(PREFIX) and key[len(PREFIX):] not in ANNOTATIONS:
+            import difflib
+
+            hint = difflib.get_close_matches(key[len(PREFIX):], sorted(ANNOTATIONS), n=1)
+            more = f"; did you mean {PREFIX}{hint[0]}?" if hint else ""
+            r.problem(("metadata", "annotations", key), f"unknown obsctl annotation {key!r}{more}")
+    spec_type = r.text(spec, "type", ("spec",), required=True)
+    owner_text = r.text(spec, "owner", ("spec",), required=True)
+    if ref is None:
+        return None
+    owner = EntityRef.parse(owner_text, "group", ref.namespace) if owner_text else None
+    system = r.text(spec, "system", ("spec",))
+    return ComponentEntity(
+        ref=ref, owner=owner, spec_type=spec_type.lower(), lifecycle=r.text(spec, "lifecycle", ("spec",)),
+        system=system, title=r.text(meta, "title", ("metadata",)),
+        description=r.text(meta, "description", ("metadata",)), annotations=annotations, labels=labels,
+        links=[x for x in r.seq(meta.get("links"), ("metadata", "links")) if isinstance(x, dict)],
+        line=r.doc.line(),
+    )
+
+
+def parse_group(r: Reader, data: dict[str, Any], origin_file: str) -> Team | None:
+    """A Group entity becomes a team."""
+    from obsctl.model.entities import Origin
+
+    ref = check_metadata(r, data, "group")
+    meta = r.mapping(data.get("metadata"), ("metadata",))
+    spec = r.mapping(data.get("spec"), ("spec",))
+    annotations = {str(k): str(v) for k, v in r.mapping(meta.get("annotations"), ("metadata", "annotations")).items()}
+    profile = r.mapping(spec.get("profile"), ("spec", "profile"))
+    if ref is None:
+        return None
+    return Team(
+        ref=ref,
+        title=r.text(profile, "displayName", ("spec", "profile")) or r.text(meta, "title", ("metadata",)),
+        pagerduty_service_id=annotations.get("pagerduty.com/service-id", ""),
+        opsgenie_team=annotations.get("opsgenie.com/team", ""),
+        slack_channel=annotations.get("slack.com/channel", annotations.get(PREFIX + "slack-channel", "")),
+        origin=Origin(origin_file, r.doc.line(), "backstage"),
+    )

@@ -1,0 +1,120 @@
+"""Reading untyped YAML into typed values while collecting located problems."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from obsctl.errors import Problem, Severity
+from obsctl.spec.yamlsafe import Document
+
+FieldPath = tuple[str | int, ...]
+
+
+def dotted(path: FieldPath) -> str:
+    """Render a field path as `spec.slos[0].objective`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class Reader:
+    """Typed access to one document's fields; every problem names file, line, entity and field."""
+
+    def __init__(self, doc: Document, entity: str, problems: list[Problem]) -> None:
+        self.doc = doc
+        self.entity = entity
+        self.problems = problems
+        self.failed = False
+
+    def problem(self, path: FieldPath, message: str, severity: Severity = Severity.ERROR) -> None:
+        """Record a problem at a field path."""
+        if severity is Severity.ERROR:
+            self.failed = True
+        self.problems.append(Problem(self.doc.file, self.doc.line(*path), self.entity, dotted(path), message, severity))
+
+    def warn(self, path: FieldPath, message: str) -> None:
+        """Record a warning at a field path."""
+        self.problem(path, message, Severity.WARNING)
+
+    def mapping(self, value: Any, path: FieldPath, allowed: Iterable[str] | None = None) -> dict[str, Any]:
+        """A mapping at path (empty when absent); unknown keys reported with a did-you-mean."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"must be a mapping, not {type(value).__name__}")
+            return {}
+        if allowed is not None:
+            known = sorted(allowed)
+            for key in value:
+                if key not in known:
+                    hint = difflib.get_close_matches(str(key), known, n=1)
+                    more = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(known)}"
+                    self.problem((*path, key), f"unknown field {key!r}{more}")
+        return value
+
+    def seq(self, value: Any, path: FieldPath) -> list[Any]:
+        """A list at path (empty when absent)."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list, not {type(value).__name__}")
+            return []
+        return value
+
+    def text(self, m: dict[str, Any], key: str, path: FieldPath, required: bool = False, default: str = "") -> str:
+        """A string field (numbers are accepted and turned into text)."""
+        value = m.get(key)
+        if value is None:
+            if required:
+                self.problem((*path, key), "is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.problem((*path, key), f"must be a string, not {type(value).__name__}")
+            return default
+        return str(value)
+
+    def number(self, m: dict[str, Any], key: str, path: FieldPath, required: bool = False) -> float | None:
+        """A number field; numeric strings are accepted ("99.9", "99.9%")."""
+        value = m.get(key)
+        if value is None:
+            if required:
+                self.problem((*path, key), "is required")
+            return None
+        if isinstance(value, bool):
+            self.problem((*path, key), "must be a number, not a boolean")
+            return None
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return float(str(value).strip().rstrip("%"))
+        except ValueError:
+            self.problem((*path, key), f"must be a number, not {value!r}")
+            return None
+
+    def flag(self, m: dict[str, Any], key: str, path: FieldPath, default: bool) -> bool:
+        """A boolean field ("true"/"false" strings accepted, as annotations are strings)."""
+        value = m.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "on", "1"):
+            return True
+        if str(value).lower() in ("false", "no", "off", "0"):
+            return False
+        self.problem((*path, key), f"must be true or false, not {value!r}")
+        return default
+
+    def string_map(self, value: Any, path: FieldPath) -> tuple[tuple[str, str], ...]:
+        """A string -> string mapping as sorted pairs."""
+        m = self.mapping(value, path)
+        out = []
+        for k, v in m.items():
+            if isinstance(v, dict | list) or v is None:
+                self.problem((*path, k), "must be a string")
+                continue
+            out.append((str(k), str(v)))
+        return tuple(sorted(out))

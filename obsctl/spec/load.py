@@ -1,0 +1,337 @@
+"""Bytes of catalog files -> a validated Catalog plus every problem found.
+
+One bad entity is reported and skipped; every other entity still loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from obsctl.errors import Problem, Severity
+from obsctl.model.durations import parse_duration
+from obsctl.model.entities import (
+    SLO,
+    AvailabilitySLI,
+    Catalog,
+    EntityRef,
+    LatencySLI,
+    Links,
+    Origin,
+    Protocol,
+    Runtime,
+    Service,
+    Team,
+)
+from obsctl.spec import backstage, native, openslo, sloth
+from obsctl.spec.fields import Reader
+from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
+from obsctl.spec.templates import Templates
+from obsctl.spec.yamlsafe import Document, load_documents
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A catalog document's bytes and where they came from."""
+
+    path: str
+    data: bytes
+
+
+@dataclass
+class LoadResult:
+    """The valid catalog, every problem, and the refs of entities skipped for errors."""
+
+    catalog: Catalog
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems of severity error."""
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+
+@dataclass
+class _Pending:
+    component: backstage.ComponentEntity | None = None
+    doc: native.ServiceDoc | None = None
+    doc_reader: Reader | None = None
+    reader: Reader | None = None
+    extra_slos: list[tuple[tuple[SLO, ...], str]] = field(default_factory=list)
+    owner_hint: str = ""
+    origin: Origin | None = None
+    failed: bool = False
+
+
+def _entity_label(doc: Document) -> str:
+    data = doc.data if isinstance(doc.data, dict) else {}
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    kind = str(data.get("kind", "")).lower() or ("sloth" if "service" in data else "document")
+    name = meta.get("name") if meta else data.get("service")
+    ns = meta.get("namespace", "default") if meta else "default"
+    return f"{kind}:{ns}/{name}" if name else f"{doc.file}#{doc.index}"
+
+
+def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
+    """Parse and validate every document, then assemble services and teams."""
+    problems: list[Problem] = []
+    skipped: list[str] = []
+    pending: dict[EntityRef, _Pending] = {}
+    teams: dict[EntityRef, Team] = {}
+    oslo = openslo.OpenSloSet()
+
+    for source in sorted(files, key=lambda f: f.path):
+        docs, file_problems = load_documents(source.data, source.path)
+        problems.extend(file_problems)
+        for doc in docs:
+            if doc.data is None:
+                continue
+            entity = _entity_label(doc)
+            r = Reader(doc, entity, problems)
+            if not isinstance(doc.data, dict):
+                r.problem((), "a catalog document must be a mapping")
+                continue
+            data: dict[str, Any] = doc.data
+            api = str(data.get("apiVersion", ""))
+            kind = str(data.get("kind", ""))
+            if api == backstage.API_VERSION:
+                if kind == "Component":
+                    comp = backstage.parse_component(r, data)
+                    if comp is None:
+                        skipped.append(entity)
+                        continue
+                    if comp.spec_type not in backstage.SERVICE_TYPES:
+                        continue
+                    if comp.annotations.get(backstage.ORPHAN) == "true":
+                        continue
+                    entry = pending.setdefault(comp.ref, _Pending())
+                    if entry.component is not None:
+                        r.problem(("metadata", "name"), f"{comp.ref} is defined twice (also {entry.origin})")
+                        continue
+                    entry.component, entry.reader = comp, r
+                    entry.origin = Origin(doc.file, doc.line(), "backstage")
+                    entry.failed = entry.failed or r.failed
+                elif kind == "Group":
+                    team = backstage.parse_group(r, data, doc.file)
+                    if team is not None:
+                        teams[team.ref] = team
+                elif kind in ("System", "API", "Resource", "Domain", "User", "Location", "Template"):
+                    backstage.check_metadata(r, data, kind)
+                else:
+                    r.problem(("kind",), f"unknown Backstage kind {kind!r}")
+            elif api == native.API_VERSION:
+                if kind != "Service":
+                    r.problem(("kind",), f"unknown obsctl kind {kind!r}; expected Service")
+                    continue
+                sdoc = native.parse_service_doc(r, data, templates)
+                if sdoc is None:
+                    skipped.append(entity)
+                    continue
+                target = EntityRef.parse(sdoc.component, "component", sdoc.namespace) if sdoc.component else \
+                    EntityRef("component", sdoc.namespace, sdoc.name)
+                entry = pending.setdefault(target, _Pending())
+                if entry.doc is not None:
+                    r.problem(("metadata", "name"), f"a second obsctl.dev/v1 document for {target}")
+                    continue
+                entry.doc, entry.doc_reader = sdoc, r
+                entry.failed = entry.failed or r.failed
+                if entry.origin is None:
+                    entry.origin = Origin(doc.file, doc.line(), "obsctl")
+            elif str(data.get("version", "")) == sloth.VERSION:
+                service, labels, slos = sloth.parse_sloth(r, data, templates)
+                if not service:
+                    continue
+                ref = EntityRef("component", "default", service)
+                entry = pending.setdefault(ref, _Pending())
+                entry.extra_slos.append((slos, doc.file))
+                entry.owner_hint = entry.owner_hint or labels.get("owner", labels.get("team", ""))
+                entry.failed = entry.failed or r.failed
+                if entry.origin is None:
+                    entry.origin = Origin(doc.file, doc.line(), "sloth")
+                entry.reader = entry.reader or r
+            elif api in openslo.API_VERSIONS:
+                if kind not in openslo.KINDS:
+                    r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
+                    continue
+                meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+                name = str(meta.get("name", "")) if meta else ""
+                if not name:
+                    r.problem(("metadata", "name"), "is required")
+                    continue
+                oslo.add(openslo.OpenSloDoc(kind, name, data, r))
+            else:
+                r.problem(("apiVersion",), f"unknown document type (apiVersion {api!r}, kind {kind!r}); expected "
+                                           "backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or openslo/v1")
+
+    for (kind, _name), odoc in sorted(oslo.objects.items()):
+        if kind != "SLO":
+            continue
+        before = sum(1 for p in problems if p.severity is Severity.ERROR)
+        service, owner, slos = openslo.build_slos(odoc, oslo, templates)
+        if not service:
+            continue
+        ref = EntityRef("component", "default", service)
+        entry = pending.setdefault(ref, _Pending())
+        entry.extra_slos.append((slos, odoc.reader.doc.file))
+        entry.owner_hint = entry.owner_hint or owner
+        entry.failed = entry.failed or sum(1 for p in problems if p.severity is Severity.ERROR) > before
+        if entry.origin is None:
+            entry.origin = Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo")
+        entry.reader = entry.reader or odoc.reader
+
+    services: list[Service] = []
+    for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
+        svc = _assemble(ref, entry, teams, templates)
+        if svc is None or entry.failed:
+            skipped.append(str(ref))
+            continue
+        services.append(svc)
+    return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
+                      sorted(problems, key=lambda p: (p.file, p.line, p.field)), sorted(set(skipped)))
+
+
+def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, protocol: Protocol,
+                 templates: Templates) -> tuple[SLO, ...]:
+    """Default SLOs from annotations, falling back to the tier's defaults."""
+    ann = comp.annotations if comp else {}
+    path = ("metadata", "annotations")
+    defaults = templates.tier_defaults.get(tier) or templates.tier_defaults[templates.default_tier]
+    period_text = ann.get(backstage.PREFIX + "period", f"{templates.default_period_days}d")
+    period = check_period(r, (*path, backstage.PREFIX + "period"), period_text, templates)
+    availability = defaults.availability
+    if backstage.PREFIX + "availability" in ann:
+        availability = r.number(ann, backstage.PREFIX + "availability", path) or -1.0
+    avail_ratio = check_objective(r, (*path, backstage.PREFIX + "availability"), availability)
+    lat_percent, lat_seconds = defaults.latency_percent, defaults.latency_threshold_s
+    if backstage.PREFIX + "latency" in ann:
+        parsed = parse_latency(r, (*path, backstage.PREFIX + "latency"), ann[backstage.PREFIX + "latency"])
+        if parsed is None:
+            return ()
+        lat_percent, lat_seconds = parsed
+    lat_ratio = check_objective(r, (*path, backstage.PREFIX + "latency"), lat_percent)
+    if period is None or avail_ratio is None or lat_ratio is None:
+        return ()
+    slos = (
+        SLO("availability", avail_ratio, AvailabilitySLI(), period,
+            description=f"{availability:g}% of requests succeed"),
+        SLO("latency", lat_ratio, LatencySLI(lat_seconds), period,
+            description=f"{lat_percent:g}% of requests are served within {lat_seconds * 1000:g}ms"),
+    )
+    for slo in slos:
+        check_slo(r, path, slo, templates)
+    shape = templates.sli_shapes.get(protocol.value)
+    if shape and lat_seconds not in shape.buckets:
+        r.warn((*path, backstage.PREFIX + "latency"),
+               f"threshold {lat_seconds:g}s is not a bucket bound of {shape.bucket_metric} "
+               f"({', '.join(f'{b:g}' for b in shape.buckets)}); the SLI will read the next bound below it")
+    return slos
+
+
+def _enum(r: Reader, path: tuple[str | int, ...], value: str, enum: type[Protocol] | type[Runtime],
+          default: Any) -> Any:
+    if not value:
+        return default
+    try:
+        return enum(value.lower())
+    except ValueError:
+        r.problem(path, f"{value!r} is not one of {', '.join(e.value for e in enum)}")
+        return default
+
+
+def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates) -> Service | None:
+    comp, sdoc = e.component, e.doc
+    r = e.reader or e.doc_reader
+    if r is None:
+        return None
+    dr = e.doc_reader or r
+    ann = comp.annotations if comp else {}
+    f = sdoc.fields if sdoc else {}
+    spec_path: tuple[str | int, ...] = ("spec",)
+    ann_path: tuple[str | int, ...] = ("metadata", "annotations")
+
+    def pick(key: str, ann_key: str) -> tuple[str, Reader, tuple[str | int, ...]]:
+        if key in f:
+            return str(f[key]), dr, (*spec_path, key)
+        return ann.get(backstage.PREFIX + ann_key, ""), r, (*ann_path, backstage.PREFIX + ann_key)
+
+    if comp is not None and ann.get(backstage.PREFIX + "enabled", "true").lower() == "false":
+        return None
+    owner_text = (sdoc.owner if sdoc and sdoc.owner else "") or (str(comp.owner) if comp and comp.owner else "") \
+        or e.owner_hint
+    if not owner_text:
+        (dr if sdoc else r).problem(spec_path if sdoc else (), f"{ref} has no owner: set spec.owner "
+                                    "(or the Component's spec.owner, or an owner label)")
+        return None
+    owner = EntityRef.parse(owner_text, "group", ref.namespace)
+    if owner not in teams:
+        r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses its name as the team")
+    tier_text, tr, tpath = pick("tier", "tier")
+    tier = templates.default_tier
+    if tier_text:
+        try:
+            tier = int(tier_text)
+            if tier not in templates.tier_defaults:
+                raise ValueError
+        except ValueError:
+            known = ", ".join(map(str, sorted(templates.tier_defaults)))
+            tr.problem(tpath, f"tier {tier_text!r} must be one of {known}")
+    text, pr, ppath = pick("protocol", "protocol")
+    protocol = _enum(pr, ppath, text, Protocol, Protocol.HTTP)
+    text, rr, rpath = pick("runtime", "runtime")
+    runtime = _enum(rr, rpath, text, Runtime, Runtime.OTHER)
+    environment = pick("environment", "environment")[0] or "production"
+    runbook = pick("runbook", "runbook")[0]
+    if not runbook and comp:
+        for link in comp.links:
+            if "runbook" in str(link.get("title", "")).lower() or link.get("type") == "runbook":
+                runbook = str(link.get("url", ""))
+    for url, path in ((runbook, "runbook"),):
+        if url and not url.startswith(("https://", "http://")):
+            r.problem((*ann_path, backstage.PREFIX + path), f"{url!r} is not an http(s) URL")
+    buckets: tuple[float, ...] = ()
+    if "latencyBuckets" in f:
+        try:
+            buckets = tuple(float(b) for b in f["latencyBuckets"])
+        except (TypeError, ValueError):
+            dr.problem((*spec_path, "latencyBuckets"), "must be a list of numbers (seconds)")
+    if sdoc is not None and sdoc.slos is not None:
+        slos: tuple[SLO, ...] = sdoc.slos
+    elif e.extra_slos:
+        slos = ()
+    else:
+        slos = _golden_slos(r, comp, tier, protocol, templates)
+    for extra, _file in e.extra_slos:
+        slos = slos + extra
+    names = [s.name for s in slos]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        r.problem(("spec", "slos"), f"duplicate SLO name {name!r} across the documents for {ref}")
+    if r.failed or dr.failed:
+        return None
+    labels = dict(comp.labels) if comp else {}
+    if "labels" in f and isinstance(f["labels"], dict):
+        labels.update({str(k): str(v) for k, v in f["labels"].items()})
+    source = ann.get("backstage.io/source-location", "")
+    source = source.split(":", 1)[1] if source.startswith(("url:", "dir:")) else source
+    return Service(
+        ref=ref, team=owner, slos=slos, tier=tier, protocol=protocol, runtime=runtime,
+        lifecycle=(comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production",
+        system=(comp.system if comp else str(f.get("system", ""))),
+        environment=environment,
+        title=(comp.title if comp else str(f.get("title", ""))) or ref.name,
+        description=comp.description if comp else str(f.get("description", "")),
+        links=Links(runbook=runbook, source=source, catalog=ann.get("backstage.io/view-url", "")),
+        labels=tuple(sorted(labels.items())),
+        pagerduty_service_id=ann.get("pagerduty.com/service-id", ""),
+        latency_buckets=buckets,
+        origin=e.origin or Origin(""),
+    )
+
+
+def parse_duration_or_none(text: str) -> float | None:
+    """parse_duration that answers None instead of raising."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None

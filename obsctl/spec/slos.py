@@ -1,0 +1,110 @@
+"""Checks shared by every input format: objectives, periods, custom PromQL, alertability."""
+
+from __future__ import annotations
+
+import re
+
+import promql_parser
+
+from obsctl.model.conventions import SLO_NAME_RE
+from obsctl.model.entities import SLO, EventsSLI
+from obsctl.slo.math import can_fire
+from obsctl.spec.fields import FieldPath, Reader
+from obsctl.spec.templates import Templates
+
+# Accepted spellings of the window placeholder in custom queries: ours and Sloth's.
+WINDOW_PLACEHOLDER = "{{window}}"
+_PLACEHOLDER = re.compile(r"\{\{\s*\.?window\s*\}\}")
+_LATENCY = re.compile(
+    r"^\s*(?:p(?P<p>\d+(?:\.\d+)?)|(?P<pct>\d+(?:\.\d+)?)\s*%)\s*(?:<|<=|under|within|below)\s*"
+    r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)\s*$",
+    re.IGNORECASE,
+)
+
+
+def normalize_window(query: str) -> str:
+    """Rewrite any accepted window placeholder spelling to obsctl's own."""
+    return _PLACEHOLDER.sub(WINDOW_PLACEHOLDER, query)
+
+
+def check_query(r: Reader, path: FieldPath, query: str) -> str | None:
+    """A custom PromQL query must hold the window placeholder and parse once it is filled."""
+    query = normalize_window(query.strip())
+    if WINDOW_PLACEHOLDER not in query:
+        r.problem(path, "query lacks the window placeholder {{window}} (Sloth's {{.window}} works too)")
+        return None
+    try:
+        promql_parser.parse(query.replace(WINDOW_PLACEHOLDER, "5m"))
+    except ValueError as exc:
+        r.problem(path, f"query is not valid PromQL: {exc}")
+        return None
+    return query
+
+
+def check_objective(r: Reader, path: FieldPath, percent: float | None) -> float | None:
+    """An objective in percent, strictly between 0 and 100, as a ratio."""
+    if percent is None:
+        return None
+    if not 0 < percent < 100:
+        r.problem(path, f"objective {percent:g} must be above 0 and below 100 (percent); 100 leaves no error budget")
+        return None
+    return round(percent / 100.0, 12)
+
+
+def check_period(r: Reader, path: FieldPath, text: str, templates: Templates) -> int | None:
+    """A period with a window table: 7d, 28d or 30d by default."""
+    known = sorted(templates.windows)
+    match = re.fullmatch(r"\s*(\d+)\s*d\s*", text) or re.fullmatch(r"\s*(\d+)\s*days?\s*", text, re.IGNORECASE)
+    days = int(match.group(1)) if match else None
+    if days is None or days not in templates.windows:
+        r.problem(path, f"unknown period {text!r}; known periods: {', '.join(f'{d}d' for d in known)}")
+        return None
+    return days
+
+
+def parse_latency(r: Reader, path: FieldPath, text: str) -> tuple[float, float] | None:
+    """Parse "99% < 300ms" / "p99 under 0.3s" into (percent, seconds)."""
+    m = _LATENCY.match(text)
+    if not m:
+        r.problem(path, f"latency objective {text!r} not understood; write it as \"99% < 300ms\"")
+        return None
+    percent = float(m.group("p") or m.group("pct"))
+    seconds = float(m.group("num")) / (1000.0 if m.group("unit").lower() == "ms" else 1.0)
+    return percent, seconds
+
+
+def check_name(r: Reader, path: FieldPath, name: str) -> bool:
+    """An SLO name must be usable as a label value, rule name and uid part."""
+    if not SLO_NAME_RE.match(name):
+        r.problem(path, f"name {name!r} must be 1-63 lower-case letters, digits, '-' or '_', "
+                        "starting and ending with a letter or digit")
+        return False
+    return True
+
+
+def check_slo(r: Reader, path: FieldPath, slo: SLO, templates: Templates) -> bool:
+    """Cross-field checks of a complete SLO: tiers exist and can fire, events SLI is complete."""
+    ok = True
+    table = templates.windows[slo.period_days]
+    names = [t.name for t in table.tiers]
+    chosen = slo.alerting.tiers if slo.alerting.tiers is not None else tuple(names)
+    for name in chosen:
+        if name not in names:
+            r.problem((*path, "alerting", "tiers"), f"unknown alert tier {name!r}; the {slo.period_days}d table has "
+                                                    f"{', '.join(names)}")
+            ok = False
+            continue
+        tier = table.tier(name)
+        enabled = slo.alerting.page if tier.severity == "page" else slo.alerting.ticket
+        if not enabled:
+            continue
+        if not can_fire(tier, slo.objective):
+            r.problem((*path, "objective"),
+                      f"alert tier {name} can never fire: burn {tier.burn_rate:g} x budget "
+                      f"{slo.error_budget:.4g} >= 1; lower the objective's strictness or disable the tier "
+                      f"(alerting.tiers)")
+            ok = False
+    if isinstance(slo.sli, EventsSLI) and not (slo.sli.error_query or slo.sli.good_query):
+        r.problem((*path, "sli"), "an events SLI needs error_query or good_query beside total_query")
+        ok = False
+    return ok

@@ -1,0 +1,126 @@
+"""The platform team's data folders (alert-rules/, dashboards/, collectors/) parsed into typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from obsctl.errors import Problem, SpecError
+from obsctl.model.durations import parse_duration
+from obsctl.model.windows import AlertTier, WindowTable
+
+
+@dataclass(frozen=True)
+class SliShape:
+    """How the default SLIs of one protocol read its metrics."""
+
+    selector: str
+    count_metric: str
+    bucket_metric: str
+    error_matcher: str
+    buckets: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class TierDefaults:
+    """Golden-path objectives for one service tier."""
+
+    availability: float  # percent
+    latency_percent: float
+    latency_threshold_s: float
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Everything the platform team tunes without touching Python."""
+
+    windows: Mapping[int, WindowTable]
+    tier_defaults: Mapping[int, TierDefaults]
+    default_tier: int
+    default_period_days: int
+    sli_shapes: Mapping[str, SliShape]
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+    def text(self, path: str) -> str:
+        """A template file's text by its path relative to the template root."""
+        try:
+            return self.files[path].decode()
+        except KeyError:
+            raise SpecError([Problem(path, 0, "", "", "template file missing")]) from None
+
+    def yaml(self, path: str) -> Any:
+        """A template file parsed as YAML (safe loader)."""
+        return yaml.safe_load(self.text(path))
+
+
+def _period_days(text: str) -> int:
+    seconds = parse_duration(str(text))
+    if seconds % 86400:
+        raise ValueError(f"period {text!r} is not a whole number of days")
+    return int(seconds // 86400)
+
+
+def parse_templates(files: Mapping[str, bytes]) -> Templates:
+    """Parse the template tree (relative path -> bytes); every problem at once in a SpecError."""
+    problems: list[Problem] = []
+    windows: dict[int, WindowTable] = {}
+    for path in sorted(p for p in files if p.startswith("alert-rules/windows/") and p.endswith((".yaml", ".yml"))):
+        try:
+            doc = yaml.safe_load(files[path])
+            days = _period_days(doc["period"])
+            tiers = tuple(
+                AlertTier(
+                    name=str(t["name"]),
+                    severity=str(t["severity"]),
+                    long_window_s=parse_duration(str(t["long_window"])),
+                    short_window_s=parse_duration(str(t["short_window"])),
+                    budget_percent=float(t["budget_percent"]),
+                    period_s=days * 86400.0,
+                )
+                for t in doc["tiers"]
+            )
+            for t in tiers:
+                if t.short_window_s >= t.long_window_s:
+                    raise ValueError(f"tier {t.name}: short window must be shorter than the long window")
+                if t.severity not in ("page", "ticket"):
+                    raise ValueError(f"tier {t.name}: severity must be page or ticket")
+            windows[days] = WindowTable(days, tiers)
+        except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+            problems.append(Problem(path, 0, "", "", f"bad window table: {exc}"))
+    tier_defaults: dict[int, TierDefaults] = {}
+    default_tier, default_period = 2, 30
+    try:
+        doc = yaml.safe_load(files["alert-rules/defaults.yaml"])
+        default_tier = int(doc.get("default_tier", 2))
+        default_period = _period_days(doc.get("default_period", "30d"))
+        for tier, spec in doc["tiers"].items():
+            tier_defaults[int(tier)] = TierDefaults(
+                availability=float(spec["availability"]),
+                latency_percent=float(spec["latency"]["percent"]),
+                latency_threshold_s=parse_duration(str(spec["latency"]["threshold"]))
+                if not isinstance(spec["latency"]["threshold"], int | float)
+                else float(spec["latency"]["threshold"]),
+            )
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        problems.append(Problem("alert-rules/defaults.yaml", 0, "", "", f"bad defaults: {exc}"))
+    shapes: dict[str, SliShape] = {}
+    try:
+        doc = yaml.safe_load(files["alert-rules/sli.yaml"])
+        for proto, spec in doc.items():
+            shapes[str(proto)] = SliShape(
+                selector=str(spec["selector"]),
+                count_metric=str(spec["count_metric"]),
+                bucket_metric=str(spec["bucket_metric"]),
+                error_matcher=str(spec["error_matcher"]),
+                buckets=tuple(float(b) for b in spec["buckets"]),
+            )
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        problems.append(Problem("alert-rules/sli.yaml", 0, "", "", f"bad SLI shapes: {exc}"))
+    if default_period not in windows and not problems:
+        problems.append(Problem("alert-rules/defaults.yaml", 0, "", "default_period", "no window table for it"))
+    if problems:
+        raise SpecError(problems)
+    return Templates(windows, tier_defaults, default_tier, default_period, shapes, dict(files))

@@ -1,0 +1,97 @@
+"""Dashboard JSON-schema validation for the emulator's strict mode (stricter than Grafana, on purpose)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+REFERENCE_ENV = "OBSCTL_GRAFANA_REFERENCE"
+DEFAULT_REFERENCE_DIR = Path("/work/shared/reference/grafana")
+SCHEMA_ALIASES = {
+    "v11.6": "dashboard.v11.6.jsonschema.json",
+    "main": "dashboard.main-v0.0.18.jsonschema.json",
+}
+DEFAULT_SCHEMA = "v11.6"
+_MAX_MESSAGE = 400
+
+
+def reference_dir() -> Path:
+    """Directory holding api-merged.json and foundation-sdk-jsonschema/ (env OBSCTL_GRAFANA_REFERENCE overrides)."""
+    return Path(os.environ.get(REFERENCE_ENV, str(DEFAULT_REFERENCE_DIR)))
+
+
+def resolve_schema_path(schema_path: str | os.PathLike[str] | None) -> Path:
+    """Turn None, an alias ("v11.6", "main") or a path into the path of a dashboard JSON schema."""
+    if schema_path is None:
+        schema_path = DEFAULT_SCHEMA
+    name = os.fspath(schema_path)
+    if name in SCHEMA_ALIASES:
+        return reference_dir() / "foundation-sdk-jsonschema" / SCHEMA_ALIASES[name]
+    return Path(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(path: str) -> Draft7Validator:
+    with open(path, encoding="utf-8") as fh:
+        schema = json.load(fh)
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema)
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = "dashboard"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _misses_discriminator(errors: list[ValidationError]) -> bool:
+    """True when a oneOf branch fails because its `type` const/enum does not match (wrong panel kind)."""
+    return any(e.validator in ("const", "enum") and list(e.relative_path)[-1:] == ["type"] for e in errors)
+
+
+def _descend(error: ValidationError) -> ValidationError:
+    """Follow oneOf/anyOf failures into the branch that was meant (e.g. Panel, not RowPanel) for a precise path."""
+    while error.context:
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        candidates = [errs for errs in branches.values() if not _misses_discriminator(errs)]
+        chosen = min(candidates or list(branches.values()), key=len)
+        picked = best_match(chosen)
+        if picked is None:
+            break
+        error = picked
+    return error
+
+
+class DashboardSchema:
+    """A compiled dashboard schema; `problem()` names the first failing path of a dashboard, if any."""
+
+    def __init__(self, schema_path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_schema_path(schema_path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"dashboard JSON schema not found at {self.path}; set {REFERENCE_ENV} to the directory holding "
+                "foundation-sdk-jsonschema/, pass schema_path=, or use strict_schema=False"
+            )
+        self._validator = _validator(str(self.path.resolve()))
+
+    def problem(self, dashboard: dict[str, Any]) -> tuple[str, str] | None:
+        """(json path, message) of the most relevant schema violation, or None when `dashboard` validates."""
+        error: ValidationError | None = best_match(self._validator.iter_errors(dashboard))
+        if error is None:
+            return None
+        error = _descend(error)
+        path = _json_path(error.absolute_path)
+        detail = error.message
+        if len(detail) > _MAX_MESSAGE:
+            detail = detail[:_MAX_MESSAGE] + "…"
+        return path, f"dashboard does not validate against {self.path.name} at {path}: {detail}"
