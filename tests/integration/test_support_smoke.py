@@ -25,6 +25,7 @@ from tests.support.prom import (
     promtool_check_rules,
     promtool_test_rules,
     wait_alertmanager_discovered,
+    write_openmetrics_blocks,
 )
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,36 @@ def test_require_binary_finds_path_and_postgres_tools() -> None:
     assert require_binary("promtool").startswith("/")
     assert find_binary("pg_ctl") is not None  # PATH or /usr/lib/postgresql/*/bin
     assert find_binary("obsctl-no-such-binary") is None
+
+
+def test_missing_binary_fails_in_ci_and_skips_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="obsctl-no-such-binary"):
+        require_binary("obsctl-no-such-binary")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"scripts/setup\.sh apt"):
+        require_binary("obsctl-no-such-binary")
+
+
+def test_openmetrics_split_on_block_boundaries(tmp_path: Path) -> None:
+    t0 = 7200.0 * 1000
+    samples = [(t0 + i * 600.0, i + 0.1) for i in range(30)]  # 5 h: windows 0, 1, 2
+    files, count = write_openmetrics_blocks(
+        tmp_path,
+        {"a_total": [({"k": 'q"\\'}, samples)], "b": [({}, samples[:2])]},
+        windows_per_file=1,
+    )
+    assert count == 32
+    assert [p.name for p in files] == [f"{int(t0 + w * 7200)}.om" for w in range(3)]
+    first = files[0].read_text().splitlines()
+    assert first[0] == "# TYPE a counter"
+    assert first[1] == 'a_total{k="q\\"\\\\"} 0.1 7200000'
+    assert first[-4:] == ["# TYPE b unknown", "b 0.1 7200000", "b 1.1 7200600", "# EOF"]
+    for w, path in enumerate(files):
+        lines = path.read_text().splitlines()
+        assert lines[-1] == "# EOF"
+        stamps = [float(line.rsplit(" ", 1)[1]) for line in lines if not line.startswith("#")]
+        assert all(t0 + w * 7200 <= t < t0 + (w + 1) * 7200 for t in stamps)
 
 
 def test_prometheus_evaluates_recording_rule(tmp_path: Path) -> None:
@@ -112,9 +143,7 @@ def test_alert_reaches_alertmanager_and_webhook(tmp_path: Path) -> None:
         with Prometheus(tmp_path / "prom", rule_files=[rules], alertmanager_url=am.url) as prom:
             wait_alertmanager_discovered(prom, timeout=15, alertmanager_url=am.url)
             t_discovered = time.time()
-            first = hook.wait_for(
-                lambda i: i["path"] == "/page" and _has_alert(i, "ObsctlSmokeAlways", run), 20
-            )
+            first = hook.wait_for(lambda i: i["path"] == "/page" and _has_alert(i, "ObsctlSmokeAlways", run), 20)
             later = hook.wait_for(lambda i: _has_alert(i, "ObsctlSmokeLater", run), 25)
             print(
                 f"alertmanager ready {am.startup_seconds:.2f}s, "
@@ -157,8 +186,7 @@ def test_amtool_routes_and_check_config(tmp_path: Path) -> None:
 
 def test_promtool_check_and_test_rules(tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text(
-        "groups:\n- name: r\n  rules:\n  - record: job:errors:rate5m\n"
-        "    expr: sum by (job) (rate(errors_total[5m]))\n"
+        "groups:\n- name: r\n  rules:\n  - record: job:errors:rate5m\n    expr: sum by (job) (rate(errors_total[5m]))\n"
     )
     assert promtool_check_rules(tmp_path / "rules.yml").returncode == 0
     suite = {
@@ -208,6 +236,7 @@ def test_backfill_two_days_is_queryable(tmp_path: Path) -> None:
             "obsctl_smoke_requests_total": [({"service": "checkout", "code": "200"}, good)],
             "obsctl_smoke_errors_total": [({"service": "checkout"}, bad)],
         },
+        windows_per_file=4,  # several promtool runs (auto would write one file for this little data)
     )
     print(
         f"backfill {result.samples} samples in {len(result.files)} files: "

@@ -38,9 +38,7 @@ def find_binary(name: str) -> str | None:
     if found:
         return found
     candidates = [
-        os.path.join(d, name)
-        for d in glob.glob(_POSTGRES_BIN_GLOB)
-        if os.access(os.path.join(d, name), os.X_OK)
+        os.path.join(d, name) for d in glob.glob(_POSTGRES_BIN_GLOB) if os.access(os.path.join(d, name), os.X_OK)
     ]
     if candidates:
         return max(candidates, key=_version_key)
@@ -98,8 +96,7 @@ def wait_http_ok(
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(
-                f"process {proc.args!r} exited with {proc.returncode} before {url} was ready"
-                + log_tail(log_path)
+                f"process {proc.args!r} exited with {proc.returncode} before {url} was ready" + log_tail(log_path)
             )
         try:
             status, body = http_get(url, timeout=min(2.0, max(timeout, 0.1)))
@@ -121,9 +118,7 @@ def log_tail(path: Path | None, lines: int = 30) -> str:
     return f"\n--- last {len(text)} lines of {path} ---\n" + "\n".join(text)
 
 
-def stop_process(
-    proc: subprocess.Popen[bytes], sig_timeout: float = 10.0, *, term_signal: int | None = None
-) -> int:
+def stop_process(proc: subprocess.Popen[bytes], sig_timeout: float = 10.0, *, term_signal: int | None = None) -> int:
     """Signal `proc` (SIGTERM unless `term_signal` is given), wait for it, SIGKILL if it lingers."""
     if proc.poll() is None:
         if term_signal is None:

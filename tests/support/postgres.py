@@ -128,7 +128,7 @@ class PostgresServer:
 
     def _connect(self, database: str, timeout: float = 5.0) -> Any:
         try:
-            import psycopg  # noqa: PLC0415 - only this helper needs the driver
+            import psycopg  # only this helper needs the driver
         except ImportError:
             missing_component("python package psycopg is not installed (pip install -e '.[dev]')")
             raise
