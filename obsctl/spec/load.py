@@ -260,12 +260,16 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         return None
     owner_text = (sdoc.owner if sdoc and sdoc.owner else "") or (str(comp.owner) if comp and comp.owner else "") \
         or e.owner_hint
+    if not owner_text and comp is None and sdoc is None:
+        owner_text = templates.default_owner
+        r.warn((), f"{ref} names no owner (Sloth and OpenSLO have no owner field); it goes to {owner_text}. "
+                   "Add an owner label, or a Backstage Component, to route it to a team")
     if not owner_text:
         (dr if sdoc else r).problem(spec_path if sdoc else (), f"{ref} has no owner: set spec.owner "
                                     "(or the Component's spec.owner, or an owner label)")
         return None
     owner = EntityRef.parse(owner_text, "group", ref.namespace)
-    if owner not in teams:
+    if owner not in teams and owner_text != templates.default_owner:
         r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses its name as the team")
     tier_text, tr, tpath = pick("tier", "tier")
     tier = templates.default_tier

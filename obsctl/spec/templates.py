@@ -42,6 +42,7 @@ class Templates:
     default_tier: int
     default_period_days: int
     sli_shapes: Mapping[str, SliShape]
+    default_owner: str = "group:default/unowned"
     files: Mapping[str, bytes] = field(default_factory=dict)
 
     def text(self, path: str) -> str:
@@ -91,11 +92,12 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
         except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
             problems.append(Problem(path, 0, "", "", f"bad window table: {exc}"))
     tier_defaults: dict[int, TierDefaults] = {}
-    default_tier, default_period = 2, 30
+    default_tier, default_period, default_owner = 2, 30, "group:default/unowned"
     try:
         doc = yaml.safe_load(files["alert-rules/defaults.yaml"])
         default_tier = int(doc.get("default_tier", 2))
         default_period = _period_days(doc.get("default_period", "30d"))
+        default_owner = str(doc.get("default_owner", default_owner))
         for tier, spec in doc["tiers"].items():
             tier_defaults[int(tier)] = TierDefaults(
                 availability=float(spec["availability"]),
@@ -123,4 +125,4 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
         problems.append(Problem("alert-rules/defaults.yaml", 0, "", "default_period", "no window table for it"))
     if problems:
         raise SpecError(problems)
-    return Templates(windows, tier_defaults, default_tier, default_period, shapes, dict(files))
+    return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, dict(files))

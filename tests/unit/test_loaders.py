@@ -1,0 +1,256 @@
+"""Loaders: good documents map into the model; bad ones give exact, located messages."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from obsctl.errors import Severity
+from obsctl.model.entities import AvailabilitySLI, BudgetingMethod, EntityRef, EventsSLI, LatencySLI, Protocol, Runtime
+from obsctl.sources.directory import read_template_tree
+from obsctl.spec.load import LoadResult, SourceFile, load_catalog
+from obsctl.spec.templates import Templates, parse_templates
+
+ROOT = Path(__file__).resolve().parents[2]
+SLOTH = ROOT.parent / "shared" / "reference" / "sloth" / "examples"
+
+TEAM = """
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: team-a}
+spec: {type: team, children: []}
+"""
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return parse_templates(read_template_tree(ROOT))
+
+
+def load(templates: Templates, *docs: tuple[str, str]) -> LoadResult:
+    return load_catalog([SourceFile(name, textwrap.dedent(text).encode()) for name, text in docs], templates)
+
+
+def component(name: str = "checkout", annotations: str = "", owner: str = "team-a") -> str:
+    ann = f"\n  annotations:\n{textwrap.indent(textwrap.dedent(annotations), '    ')}" if annotations else ""
+    return (f"apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}{ann}\n"
+            f"spec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n")
+
+
+def messages(result: LoadResult) -> list[str]:
+    return [str(p) for p in result.problems]
+
+
+def test_golden_path_component_gets_tier_defaults(templates: Templates) -> None:
+    result = load(templates, ("t.yaml", TEAM), ("c.yaml", component(annotations='obsctl.dev/tier: "3"\n')))
+    assert result.problems == []
+    (svc,) = result.catalog.services
+    assert svc.ref == EntityRef("component", "default", "checkout")
+    assert svc.team == EntityRef("group", "default", "team-a")
+    assert svc.tier == 3 and svc.protocol is Protocol.HTTP
+    avail, latency = svc.slos
+    assert isinstance(avail.sli, AvailabilitySLI) and avail.objective == pytest.approx(0.99)
+    assert isinstance(latency.sli, LatencySLI) and latency.sli.threshold_seconds == 1.0
+    assert latency.objective == pytest.approx(0.95)
+    assert avail.period_days == 30
+
+
+def test_annotations_override_defaults(templates: Templates) -> None:
+    ann = """\
+    obsctl.dev/availability: "99.95%"
+    obsctl.dev/latency: "p99 under 0.5s"
+    obsctl.dev/protocol: grpc
+    obsctl.dev/runtime: jvm
+    obsctl.dev/period: 28d
+    obsctl.dev/runbook: https://runbooks.example/checkout
+    pagerduty.com/service-id: PABC
+    backstage.io/source-location: url:https://git.example/checkout/
+    """
+    result = load(templates, ("t.yaml", TEAM), ("c.yaml", component(annotations=ann)))
+    assert result.errors == []
+    (svc,) = result.catalog.services
+    assert svc.protocol is Protocol.GRPC and svc.runtime is Runtime.JVM
+    assert [s.objective for s in svc.slos] == [pytest.approx(0.9995), pytest.approx(0.99)]
+    assert svc.slos[1].sli == LatencySLI(0.5)
+    assert {s.period_days for s in svc.slos} == {28}
+    assert svc.links.runbook == "https://runbooks.example/checkout"
+    assert svc.links.source == "https://git.example/checkout/"
+    assert svc.pagerduty_service_id == "PABC"
+
+
+def test_native_document_attaches_to_component(templates: Templates) -> None:
+    doc = """
+    apiVersion: obsctl.dev/v1
+    kind: Service
+    metadata: {name: checkout}
+    spec:
+      tier: 1
+      slos:
+        - name: orders
+          objective: 99.5
+          period: 7d
+          budgeting: timeslices
+          timeslice: {duration: 5m, target: 90}
+          sli:
+            events:
+              good_query: sum(rate(orders_total{ok="true"}[{{ window }}]))
+              total_query: sum(rate(orders_total[{{window}}]))
+          alerting: {minEvents: 10, ticket: false, tiers: [page-fast]}
+    """
+    result = load(templates, ("t.yaml", TEAM), ("c.yaml", component()), ("d.yaml", doc))
+    assert result.problems == []
+    (svc,) = result.catalog.services
+    (slo,) = svc.slos
+    assert svc.tier == 1
+    assert slo.budgeting is BudgetingMethod.TIMESLICES and slo.timeslice_seconds == 300 and slo.timeslice_target == 0.9
+    assert isinstance(slo.sli, EventsSLI)
+    assert slo.sli.good_query == 'sum(rate(orders_total{ok="true"}[{{window}}]))'
+    assert slo.alerting.min_events == 10 and slo.alerting.tiers == ("page-fast",) and not slo.alerting.ticket
+
+
+def test_sloth_reference_examples_load(templates: Templates) -> None:
+    files = [SourceFile(str(p), p.read_bytes()) for p in sorted(SLOTH.glob("*.yml"))]
+    assert len(files) == 2, f"reference examples missing under {SLOTH}"
+    result = load_catalog(files, templates)
+    assert result.errors == []
+    by_name = {s.name: s for s in result.catalog.services}
+    sloth_svc = by_name["myservice"]
+    (slo,) = sloth_svc.slos
+    assert slo.name == "requests-availability" and slo.objective == pytest.approx(0.999)
+    assert isinstance(slo.sli, EventsSLI)
+    assert slo.sli.error_query == ('sum(rate(http_request_duration_seconds_count{job="myservice",'
+                                   'code=~"(5..|429)"}[{{window}}]))')
+    assert slo.alerting.name == "MyServiceHighErrorRate"
+    assert dict(slo.alerting.page_labels) == {"routing_key": "myteam", "severity": "pageteam"}
+    assert sloth_svc.team.name == "myteam"
+    (oslo,) = by_name["my-service"].slos
+    assert oslo.objective == pytest.approx(0.999) and oslo.period_days == 30
+    assert isinstance(oslo.sli, EventsSLI) and oslo.sli.good_query is not None
+    # No alert policy in the OpenSLO spec: recordings and dashboards, no paging (said as a warning).
+    assert not oslo.alerting.page and not oslo.alerting.ticket
+    assert any(p.severity is Severity.WARNING and "alertPolicies" in p.message for p in result.problems)
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x\n",
+         "bad.yaml:4: error: invalid YAML: expected ',' or '}', but got '<stream end>'"),
+        (component(annotations='obsctl.dev/tire: "1"\n'),
+         "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/tire: error: unknown obsctl "
+         "annotation 'obsctl.dev/tire'; did you mean obsctl.dev/tier?"),
+        (component(annotations='obsctl.dev/availability: "100"\n'),
+         "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/availability: error: objective 100 "
+         "must be above 0 and below 100 (percent); 100 leaves no error budget"),
+        (component(annotations="obsctl.dev/period: 14d\n"),
+         "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/period: error: unknown period "
+         "'14d'; known periods: 7d, 28d, 30d"),
+        (component(annotations='obsctl.dev/latency: "fast please"\n'),
+         "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/latency: error: latency objective "
+         "'fast please' not understood; write it as \"99% < 300ms\""),
+        (component(name="Bad Name!"),
+         "bad.yaml:4: component:default/Bad Name! metadata.name: error: name 'Bad Name!' is not a valid entity name "
+         "(1-63 of [A-Za-z0-9-_.], starting and ending with a letter or digit)"),
+        (component(annotations='obsctl.dev/protocol: smtp\n'),
+         "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/protocol: error: 'smtp' is not one "
+         "of http, grpc"),
+    ],
+    ids=["invalid-yaml", "unknown-annotation", "objective-100", "unknown-period", "bad-latency", "bad-name",
+         "bad-protocol"],
+)
+def test_bad_component_messages(templates: Templates, doc: str, expected: str) -> None:
+    result = load(templates, ("t.yaml", TEAM), ("bad.yaml", doc))
+    assert expected in messages(result)
+    assert result.catalog.services == ()
+
+
+NATIVE_BAD = """\
+apiVersion: obsctl.dev/v1
+kind: Service
+metadata: {name: checkout}
+spec:
+  owner: team-a
+  slos:
+    - name: availability
+      objectiv: 99.9
+      sli: {availability: {}}
+    - name: availability
+      objective: 99.9
+      sli: {availability: {}}
+    - name: custom
+      objective: 99
+      sli:
+        events:
+          error_query: sum(rate(errors_total[5m]))
+          total_query: sum(rate(requests_total[{{window}}])
+    - name: loose
+      objective: 90
+      sli: {availability: {}}
+"""
+
+
+def test_native_document_reports_every_problem_at_once(templates: Templates) -> None:
+    result = load(templates, ("t.yaml", TEAM), ("svc.yaml", NATIVE_BAD))
+    got = messages(result)
+    expected = [
+        "svc.yaml:8: service:default/checkout spec.slos[0].objectiv: error: unknown field 'objectiv'; "
+        "did you mean 'objective'?",
+        "svc.yaml:7: service:default/checkout spec.slos[0].objective: error: is required",
+        "svc.yaml:10: service:default/checkout spec.slos[1].name: error: duplicate SLO name 'availability' "
+        "(also at index 0)",
+        "svc.yaml:17: service:default/checkout spec.slos[2].sli.events.error_query: error: query lacks the window "
+        "placeholder {{window}} (Sloth's {{.window}} works too)",
+        "svc.yaml:18: service:default/checkout spec.slos[2].sli.events.total_query: error: query is not valid "
+        "PromQL: unclosed left parenthesis",
+        "svc.yaml:20: service:default/checkout spec.slos[3].objective: error: alert tier page-fast can never fire: "
+        "burn 14.4 x budget 0.1 >= 1; lower the objective's strictness or disable the tier (alerting.tiers)",
+    ]
+    for line in expected:
+        assert line in got
+    assert result.catalog.services == ()
+    assert result.skipped == ["component:default/checkout"]
+
+
+def test_one_bad_entity_never_blocks_the_others(templates: Templates) -> None:
+    bad = component(name="broken", annotations='obsctl.dev/availability: "abc"\n')
+    result = load(templates, ("t.yaml", TEAM), ("good.yaml", component(name="good")), ("bad.yaml", bad))
+    assert [s.name for s in result.catalog.services] == ["good"]
+    assert result.skipped == ["component:default/broken"]
+    assert any("must be a number, not 'abc'" in m for m in messages(result))
+
+
+def test_owner_not_found_is_a_warning(templates: Templates) -> None:
+    result = load(templates, ("c.yaml", component(owner="team-ghost")))
+    assert result.errors == []
+    assert [p.message for p in result.problems] == [
+        "owner group:default/team-ghost not found in the catalog; routing uses its name as the team"]
+    assert len(result.catalog.services) == 1
+
+
+def test_alias_bomb_and_size_cap_are_refused(templates: Templates) -> None:
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(6))
+    result = load(templates, ("bomb.yaml", bomb), ("big.yaml", "x: " + "y" * (1 << 20)))
+    got = messages(result)
+    assert "bomb.yaml:1: error: document expands to more than 100000 nodes (alias bomb?)" in got
+    assert any(m.startswith("big.yaml: error: file is") and "over the 1048576-byte limit" in m for m in got)
+
+
+def test_duplicate_keys_and_unknown_documents(templates: Templates) -> None:
+    result = load(templates, ("x.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
+                  ("d.yaml", component() + "spec2: 1\nspec2: 2\n"))
+    got = messages(result)
+    assert ("x.yaml:1: configmap:default/a apiVersion: error: unknown document type (apiVersion 'v1', kind "
+            "'ConfigMap'); expected backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or openslo/v1") in got
+    assert "d.yaml:10: spec2: error: duplicate key" in got
+
+
+def test_sample_catalog_is_valid(templates: Templates) -> None:
+    from obsctl.sources.directory import read_directory
+
+    result = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates)
+    assert result.errors == []
+    assert sorted(s.name for s in result.catalog.services) == [
+        "checkout", "inventory", "ledger", "notifications", "search-api"]
