@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, relevance
 
 REFERENCE_ENV = "OBSCTL_GRAFANA_REFERENCE"
 DEFAULT_REFERENCE_DIR = Path("/work/shared/reference/grafana")
@@ -64,11 +64,12 @@ def _descend(error: ValidationError) -> ValidationError:
         for sub in error.context:
             branches.setdefault(sub.relative_schema_path[0], []).append(sub)
         candidates = [errs for errs in branches.values() if not _misses_discriminator(errs)]
-        chosen = min(candidates or list(branches.values()), key=len)
-        picked = best_match(chosen)
-        if picked is None:
-            break
-        error = picked
+        # Fewest failures first; on a tie the branch whose failures lie deeper matched the shape better.
+        chosen = min(
+            candidates or list(branches.values()),
+            key=lambda errs: (len(errs), -max(len(e.relative_path) for e in errs)),
+        )
+        error = max(chosen, key=relevance)
     return error
 
 
@@ -86,7 +87,7 @@ class DashboardSchema:
 
     def problem(self, dashboard: dict[str, Any]) -> tuple[str, str] | None:
         """(json path, message) of the most relevant schema violation, or None when `dashboard` validates."""
-        error: ValidationError | None = best_match(self._validator.iter_errors(dashboard))
+        error: ValidationError | None = max(self._validator.iter_errors(dashboard), key=relevance, default=None)
         if error is None:
             return None
         error = _descend(error)

@@ -53,7 +53,7 @@ class ShortUidGenerator:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in `text`, parsed like Grafana's gtime.ParseDuration ("5s", "1m30s", "1d", "2w"); ValueError if invalid."""
+    """Seconds in `text`, parsed like Grafana's gtime.ParseDuration ("5s", "1m30s", "1d"); ValueError if invalid."""
     date = _DATE_UNIT.match(text)
     if date:
         return int(date.group(1)) * float(_DATE_UNIT_SECONDS[date.group(2)])
