@@ -162,6 +162,7 @@ class PostgresServer:
         for attempt in range(_START_ATTEMPTS):
             self.socket_dir.mkdir(exist_ok=True)
             with self.log_path.open("ab") as log:
+                offset = log.tell()
                 if self._run_user is not None:
                     shutil.chown(self.socket_dir, self._run_user, "postgres")
                     shutil.chown(self.log_path, self._run_user, "postgres")
@@ -176,11 +177,12 @@ class PostgresServer:
                 self._wait_ready(timeout)
             except RuntimeError:
                 stop_process(self.proc, term_signal=signal.SIGINT)
-                if attempt + 1 < _START_ATTEMPTS and "Address already in use" in log_tail(self.log_path):
+                this_run = self.log_path.read_bytes()[offset:]
+                if attempt + 1 < _START_ATTEMPTS and b"Address already in use" in this_run:
                     self.port = free_port()
                     continue
                 raise
-            except TimeoutError:
+            except BaseException:  # timeout, Ctrl-C: never leave the postmaster behind
                 stop_process(self.proc, term_signal=signal.SIGINT)
                 raise
             break

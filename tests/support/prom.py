@@ -31,7 +31,6 @@ import yaml
 from tests.support.binaries import (
     free_port,
     http_get,
-    log_tail,
     require_binary,
     stop_process,
     wait_http_ok,
@@ -162,6 +161,7 @@ class _Server:
         for attempt in range(_START_ATTEMPTS):
             t0 = time.monotonic()
             with self.log_path.open("ab") as log:
+                offset = log.tell()
                 self.proc = subprocess.Popen(
                     self._command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
                 )
@@ -169,12 +169,13 @@ class _Server:
                 wait_http_ok(self.url + self.ready_path, timeout, proc=self.proc, log_path=self.log_path)
             except RuntimeError:
                 stop_process(self.proc)
-                if attempt + 1 < _START_ATTEMPTS and "address already in use" in log_tail(self.log_path):
+                this_run = self.log_path.read_bytes()[offset:]
+                if attempt + 1 < _START_ATTEMPTS and b"address already in use" in this_run:
                     self.port = free_port()
                     self._on_port_change()
                     continue
                 raise
-            except TimeoutError:
+            except BaseException:  # timeout, Ctrl-C: never leave the process behind
                 stop_process(self.proc)
                 raise
             self.startup_seconds = time.monotonic() - t0
