@@ -161,3 +161,46 @@ def collector_agent_path(svc: Service) -> str:
 def collector_gateway_path(team: EntityRef) -> str:
     """Output path of a team's gateway collector config."""
     return f"otel/gateways/{team.namespace}/{team.name}.yaml"
+
+
+# Grafana (dashboards renderer and Grafana sink).
+GRAFANA_PROVIDER_KEY = "obsctl"
+GRAFANA_PROVIDER_PATH = "grafana/provisioning/dashboards/obsctl.yaml"
+# Ownership mark in a folder's description (the folder list API shows no tags): uid prefix AND this.
+FOLDER_OWNER_MARK = "[managed-by=obsctl]"
+FOLDER_UID_PREFIX = "obsctl-"
+# Version message obsctl saves with each dashboard write; the digest is of the normalised body written.
+DASHBOARD_MESSAGE_PREFIX = "obsctl apply sha256="
+OVERVIEW_TAG = "slo-overview"
+
+
+def folder_path(uid: str) -> str:
+    """Output path of a folder's JSON (kept outside grafana/dashboards/, which Grafana provisions)."""
+    return f"grafana/folders/{uid}.json"
+
+
+def folder_description(title: str) -> str:
+    """The description obsctl gives the folders it creates (carries the ownership mark)."""
+    return f"{title}: managed by obsctl, changes are overwritten. {FOLDER_OWNER_MARK}"
+
+
+def team_overview_tags(team: EntityRef) -> list[str]:
+    """Tags of a team's SLO overview dashboard."""
+    return sorted({MANAGED_TAG, OVERVIEW_TAG, f"team:{team.name}", f"namespace:{team.namespace}"})
+
+
+def org_overview_tags() -> list[str]:
+    """Tags of the org-wide SLO overview dashboard."""
+    return sorted({MANAGED_TAG, OVERVIEW_TAG})
+
+
+def dashboard_message(digest: str) -> str:
+    """The version message marking a dashboard save as obsctl's own."""
+    return f"{DASHBOARD_MESSAGE_PREFIX}{digest}"
+
+
+def grafana_json(obj: object) -> bytes:
+    """Canonical JSON of a Grafana object (dashboard, folder): sorted keys, 2-space indent, ASCII."""
+    import json
+
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
