@@ -204,3 +204,57 @@ def grafana_json(obj: object) -> bytes:
     import json
 
     return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- SLO rules and routes (issue 3)
+
+SERIES_SLICE_BAD = "obsctl:slo_slice_bad:indicator"  # 1 while the trailing timeslice misses its target
+SERIES_PERIOD_BAD_SLICES = "obsctl:slo_bad_slices:period"
+LABEL_LONG_WINDOW = "long_window"
+LABEL_SHORT_WINDOW = "short_window"
+# Volatile metadata: on the info series only, never on the recorded SLO series.
+LABEL_OWNER_REF = "owner"
+LABEL_SERVICE_TIER = "service_tier"
+LABEL_OBJECTIVE = "objective"
+LABEL_PERIOD = "period"
+LABEL_BUDGETING = "budgeting"
+LABEL_SLI = "sli"
+ANNOTATION_SUMMARY = "summary"
+ANNOTATION_DESCRIPTION = "description"
+ANNOTATION_RUNBOOK = "runbook_url"
+ANNOTATION_DASHBOARD = "dashboard_url"
+RULE_GROUP_PARTS = ("sli", "meta", "alerts")  # evaluation order within one rule file
+PROMETHEUS_RULE_API_VERSION = "monitoring.coreos.com/v1"
+K8S_MANAGED_BY = "app.kubernetes.io/managed-by"
+RULER_GROUP_PREFIX = "obsctl:"
+ALERTMANAGER_CONFIG_PATH = "alertmanager/alertmanager.yml"
+ALERTMANAGER_CONFIG_KEY = "alertmanager"
+DEFAULT_RECEIVER = "obsctl-default"
+
+
+def rule_crd_name(svc: Service) -> str:
+    """metadata.name of a service's PrometheusRule (a DNS subdomain)."""
+    return fit(slug(f"obsctl-{svc.namespace}-{svc.name}"), 253, str(svc.ref))
+
+
+def ruler_group_name(svc: Service) -> str:
+    """The Mimir/Cortex ruler group of a service; reversible (`:` never occurs in entity names)."""
+    return f"{RULER_GROUP_PREFIX}{svc.namespace}:{svc.name}"
+
+
+def parse_ruler_group_name(name: str) -> tuple[str, str] | None:
+    """(namespace, service) of an obsctl ruler group name, None for groups obsctl does not own."""
+    if not name.startswith(RULER_GROUP_PREFIX):
+        return None
+    namespace, sep, service = name[len(RULER_GROUP_PREFIX):].partition(":")
+    return (namespace, service) if sep and namespace and service and ":" not in service else None
+
+
+def ruler_group_key(team: str, namespace: str, service: str) -> str:
+    """The artifact key of a ruler group: <team (the ruler namespace)>/<namespace>/<service>."""
+    return f"{team}/{namespace}/{service}"
+
+
+def receiver_name(team: EntityRef, severity: str) -> str:
+    """The Alertmanager receiver of a team for one severity."""
+    return f"obsctl-{team.name}-{severity}"

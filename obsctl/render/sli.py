@@ -1,0 +1,108 @@
+"""SLI -> PromQL: the error and total rate of an SLO over a window, plus the escaping every query needs.
+
+Pure functions, shared by the rule and dashboard renderers. Every catalog value that reaches a
+query goes through `promql_escape`/`promql_string`; the templates' selector shapes are trusted
+platform data with `{service}`/`{namespace}` placeholders inside their own quotes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from obsctl.model.entities import SLO, AvailabilitySLI, EventsSLI, LatencySLI, Service
+from obsctl.spec.templates import Templates
+
+WINDOW_PLACEHOLDER = "{{window}}"
+
+
+def promql_escape(value: str) -> str:
+    """Escape text for the inside of a double-quoted PromQL string (Go string-literal rules)."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def promql_string(value: str) -> str:
+    """A double-quoted PromQL string literal holding exactly `value`."""
+    return f'"{promql_escape(value)}"'
+
+
+def selector(labels: dict[str, str] | list[tuple[str, str]]) -> str:
+    """A label-matcher list `{a="x",b="y"}` with escaped values, in the given order."""
+    items = labels.items() if isinstance(labels, dict) else labels
+    return "{" + ",".join(f"{k}={promql_string(v)}" for k, v in items) + "}"
+
+
+def number(value: float) -> str:
+    """A float as a PromQL number literal without float noise (0.0144, 14.4, 1)."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(round(value, 12))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def le_matcher(threshold: float) -> str:
+    """The `le` matcher of a bucket bound; integral bounds match both `1` and `1.0` spellings."""
+    if float(threshold).is_integer():
+        pattern = str(int(threshold)) + r"(\.0)?"
+        return f"le=~{promql_string(pattern)}"
+    return f"le={promql_string(repr(float(threshold)))}"
+
+
+@dataclass(frozen=True)
+class SliQueries:
+    """PromQL for one SLO at one window: bad events per second and all events per second."""
+
+    errors: str
+    total: str
+
+
+def _fill(template: str, svc: Service) -> str:
+    return template.replace("{service}", promql_escape(svc.name)).replace("{namespace}", promql_escape(svc.namespace))
+
+
+def _with_zero(errors: str, total: str) -> str:
+    # A counter of failures that never failed has no series: report 0 while there is traffic.
+    return f"({errors}) or (0 * ({total}))"
+
+
+def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> SliQueries:
+    """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), label-free."""
+    sli = slo.sli
+    if isinstance(sli, EventsSLI):
+        total = f"sum({sli.total_query.replace(WINDOW_PLACEHOLDER, window)})"
+        if sli.error_query is not None:
+            bad = f"sum({sli.error_query.replace(WINDOW_PLACEHOLDER, window)})"
+        elif sli.good_query is not None:
+            good = f"sum({sli.good_query.replace(WINDOW_PLACEHOLDER, window)})"
+            bad = f"{total} - ({good} or (0 * {total}))"
+        else:
+            raise ValueError(f"{svc.ref}: SLO {slo.name}: events SLI needs an error or a good query")
+        return SliQueries(_with_zero(bad, total), total)
+    shape = templates.sli_shapes.get(svc.protocol.value)
+    if shape is None:
+        raise ValueError(f"{svc.ref}: no SLI shape for protocol {svc.protocol.value!r} in alert-rules/sli.yaml")
+    sel = _fill(shape.selector, svc)
+    total = f"sum(rate({shape.count_metric}{{{sel}}}[{window}]))"
+    if isinstance(sli, AvailabilitySLI):
+        bad = f"sum(rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}]))"
+        return SliQueries(_with_zero(bad, total), total)
+    if isinstance(sli, LatencySLI):
+        good = f"sum(rate({shape.bucket_metric}{{{sel},{le_matcher(sli.threshold_seconds)}}}[{window}]))"
+        return SliQueries(f"{total} - {good}", total)
+    raise ValueError(f"{svc.ref}: SLO {slo.name}: unknown SLI kind {type(sli).__name__}")
