@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from obsctl.errors import PermanentError
+from obsctl.errors import PermanentError, TemporaryError
+from obsctl.sources.base import FetchResult, Wake
 from obsctl.spec.load import SourceFile
+
+log = logging.getLogger("obsctl.sources.directory")
 
 DEFAULT_GLOBS = ("**/*.yaml", "**/*.yml")
 MAX_FILE_BYTES = 1 << 20
@@ -53,3 +58,66 @@ def read_template_tree(root: Path) -> dict[str, bytes]:
             if path.is_file() and path.suffix in (".yaml", ".yml", ".json", ".tmpl", ".j2"):
                 out[str(path.relative_to(root))] = path.read_bytes()
     return out
+
+
+class DirectorySource:
+    """A catalog directory as a source; `watch` wakes the loop on file changes.
+
+    Changes come from inotify through watchfiles; when that is unavailable (no inotify, watch
+    limits reached, a network file system) it falls back to polling the tree's fingerprint.
+    """
+
+    def __init__(self, root: Path, globs: Sequence[str] = DEFAULT_GLOBS, poll_seconds: float = 1.0,
+                 force_polling: bool = False) -> None:
+        self.root = root
+        self.globs = tuple(globs)
+        self.poll_seconds = poll_seconds
+        self.force_polling = force_polling
+        self.name = f"directory:{root}"
+        self.watch_mode = ""
+
+    def fetch(self) -> FetchResult:
+        """Every catalog file now; an unreadable tree is an outage (no prune), not an empty catalog."""
+        try:
+            return FetchResult(read_directory(self.root, self.globs), True)
+        except PermanentError as exc:
+            raise TemporaryError(str(exc)) from exc
+        except OSError as exc:
+            raise TemporaryError(f"reading {self.root}: {exc}") from exc
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """(path, mtime_ns, size) of every file under the root: cheap change detection for polling."""
+        out: list[tuple[str, int, int]] = []
+        if not self.root.exists():
+            return ()
+        for pattern in self.globs:
+            for path in self.root.glob(pattern):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                out.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(sorted(set(out)))
+
+    def watch(self, wake: Wake, stop: threading.Event) -> None:
+        """Wake on changes until stop is set."""
+        if not self.force_polling:
+            try:
+                import watchfiles
+
+                self.watch_mode = "inotify"
+                for changes in watchfiles.watch(self.root, stop_event=stop, debounce=50, step=20,
+                                                raise_interrupt=False, rust_timeout=1000, yield_on_timeout=False):
+                    paths = sorted({p for _, p in changes})
+                    wake(f"file changed: {paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else ""))
+                return
+            except Exception as exc:  # no inotify, limits, missing root: fall back to polling
+                log.warning("watching %s with inotify failed (%s); polling every %.1fs", self.root, exc,
+                            self.poll_seconds)
+        self.watch_mode = "polling"
+        last = self.fingerprint()
+        while not stop.wait(self.poll_seconds):
+            now = self.fingerprint()
+            if now != last:
+                last = now
+                wake("file changed (polling)")
