@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
 
 DEFAULT_TOKENS: dict[str, str] = {"admin-token": "Admin", "editor-token": "Editor", "viewer-token": "Viewer"}
 DEFAULT_BASIC_USERS: dict[str, tuple[str, str]] = {"admin": ("admin", "Admin")}
+_Headers = Mapping[str, str] | Message
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 BUILD_COMMIT = "emulator"
 
@@ -184,7 +186,7 @@ class GrafanaEmulator:
         self._stop.clear()
         self._server = EmulatorHTTPServer(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="grafana-emulator", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="grafana-emulator", daemon=True
         )
         self._thread.start()
         return self
@@ -332,7 +334,7 @@ class GrafanaEmulator:
 
     # ------------------------------------------------------------------ request handling
 
-    def _handle(self, method: str, target: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+    def _handle(self, method: str, target: str, headers: _Headers, raw: bytes) -> Reply:
         split = urlsplit(target)
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
@@ -349,7 +351,7 @@ class GrafanaEmulator:
                     return fault
             return None
 
-    def _process(self, method: str, path: str, query: Query, headers: Mapping[str, str], raw: bytes) -> Reply:
+    def _process(self, method: str, path: str, query: Query, headers: _Headers, raw: bytes) -> Reply:
         if self.latency_s > 0:
             self._stop.wait(self.latency_s)
         fault = self._take_fault(method, path)
@@ -404,7 +406,7 @@ class GrafanaEmulator:
         except ApiError as err:
             return Reply(err.status, _json_bytes(err.body))
 
-    def _authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def _authenticate(self, headers: _Headers) -> Principal:
         unauthorized = ApiError(401, {"message": "Unauthorized"})
         scheme, _, credential = headers.get("Authorization", "").strip().partition(" ")
         credential = credential.strip()

@@ -156,8 +156,8 @@ def _qint(query: Query, key: str, default: int) -> int:
 
 
 def _qbool(query: Query, key: str) -> bool:
-    values = query.get(key)
-    return bool(values) and values[0].lower() in ("true", "1")
+    values = query.get(key) or [""]
+    return values[0].lower() in ("true", "1")
 
 
 def _title_key(title: str, uid: str) -> tuple[str, str, str]:
@@ -217,10 +217,8 @@ class Store:
                 return uid
 
     def _entity_by_id(self, entity_id: int) -> DashboardRec | FolderRec | None:
-        for rec in (*self.dashboards.values(), *self.folders.values()):
-            if rec.id == entity_id:
-                return rec
-        return None
+        found = next((d for d in self.dashboards.values() if d.id == entity_id), None)
+        return found or self._folder_by_id(entity_id)
 
     def _entity_by_uid(self, uid: str) -> DashboardRec | FolderRec | None:
         return self.dashboards.get(uid) or self.folders.get(uid)
@@ -630,7 +628,8 @@ class Store:
         if not isinstance(title, str) or not title.strip():
             raise ValueError("seeded dashboard needs a non-empty title")
         title = title.strip()
-        uid = model.get("uid") if isinstance(model.get("uid"), str) and model.get("uid") else self._fresh_uid()
+        given = model.get("uid")
+        uid = given if isinstance(given, str) and given else self._fresh_uid()
         if uid_problem(uid):
             raise ValueError(f"invalid uid {uid!r}: {uid_problem(uid)}")
         if self._entity_by_uid(uid) is not None:
