@@ -1,0 +1,331 @@
+"""SLO recording and alerting rules: a Prometheus rule file, a PrometheusRule and a ruler group per service.
+
+Per SLO (labels service, namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
+
+- windows up to RAW_WINDOW_MAX_S (5m ... 6h): error and request rates on the raw counters and
+  their ratio;
+- longer windows (1d, 3d) and the period: the ratio of the sums of the recorded 5m rates,
+  `sum_over_time(errors[1d]) / sum_over_time(requests[1d])`, which weights every 5m by its
+  traffic (exact for occurrences budgeting) and scans one recorded series instead of raw counters;
+- timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
+- burn rate per window and for the period, objective, budget, remaining budget;
+- one alert per enabled MWMB tier, a no-data alert and an optional budget-exhausted alert.
+
+Every catalog value is escaped for its target: PromQL strings (`sli.promql_string`), Go
+templates in alert labels and annotations (`template_literal`), YAML (`yaml` dumper from dicts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import promql_parser
+
+from obsctl.errors import Problem, SpecError
+from obsctl.model import conventions as cv
+from obsctl.model.artifact import Artifact, Kind
+from obsctl.model.durations import format_duration
+from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
+from obsctl.model.windows import AlertTier, WindowTable
+from obsctl.render.options import RenderOptions
+from obsctl.render.sli import number, selector, sli_queries
+from obsctl.render.yamlout import dump_yaml
+from obsctl.slo.math import can_fire
+from obsctl.spec.templates import Templates
+
+RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
+SHORT_S = 300.0  # the short resolution of the recorded rates (conventions.SHORT_RESOLUTION)
+NO_DATA_FOR = "15m"
+BUDGET_EXHAUSTED_FOR = "5m"
+TICKET = "ticket"
+PAGE = "page"
+
+Rule = dict[str, Any]
+
+
+def template_literal(text: str) -> str:
+    """`text` as Prometheus alert templating prints it: verbatim, whatever braces it holds.
+
+    Text with a brace becomes one Go template action printing a string constant
+    (`{{ "..." }}`; JSON string escapes are valid Go escapes), so `{{ .Value }}` or a stray `{`
+    next to our own actions can never start an action.
+    """
+    if "{" not in text and "}" not in text:
+        return text
+    return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in sorted(pairs)}
+
+
+def _win(seconds: float) -> str:
+    return cv.window_name(seconds)
+
+
+class _SloRules:
+    """Builds the rules of one SLO of one service."""
+
+    def __init__(self, svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> None:
+        self.svc = svc
+        self.slo = slo
+        self.templates = templates
+        self.options = options
+        self.table: WindowTable = templates.windows[slo.period_days]
+        self.stable = cv.alert_selector(svc, slo)
+        self.sel = selector(self.stable)
+        self.period_s = slo.period_days * 86400.0
+        self.period = format_duration(self.period_s)
+        self.timeslices = slo.budgeting is BudgetingMethod.TIMESLICES
+
+    # -- helpers -----------------------------------------------------------
+
+    def windows(self) -> list[float]:
+        """Every window the tiers use, plus the short resolution, ascending."""
+        return sorted({SHORT_S, *self.table.windows_s})
+
+    def ref(self, template: str, window: str) -> str:
+        """A recorded windowed series of this SLO as a selector."""
+        return cv.series(template, window) + self.sel
+
+    def record(self, name: str, expr: str, labels: Mapping[str, str] | None = None) -> Rule:
+        return {"record": name, "expr": expr, "labels": _labels({**self.stable, **(labels or {})}.items())}
+
+    def tiers(self) -> list[AlertTier]:
+        """The enabled tiers that can fire for this objective."""
+        policy = self.slo.alerting
+        out = []
+        for tier in self.table.tiers:
+            if tier.severity == PAGE and not policy.page:
+                continue
+            if tier.severity == TICKET and not policy.ticket:
+                continue
+            if policy.tiers is not None and tier.name not in policy.tiers:
+                continue
+            if can_fire(tier, self.slo.objective):
+                out.append(tier)
+        return out
+
+    # -- recording rules ---------------------------------------------------
+
+    def sli_rules(self) -> list[Rule]:
+        """Windowed rates, ratios, bad slices and burn rates (the `sli` group)."""
+        rules: list[Rule] = []
+        short = _win(SHORT_S)
+        errors5 = self.ref(cv.SERIES_ERRORS, short)
+        total5 = self.ref(cv.SERIES_TOTAL, short)
+        for seconds in self.windows():
+            w = _win(seconds)
+            if seconds <= RAW_WINDOW_MAX_S:
+                q = sli_queries(self.svc, self.slo, self.templates, w)
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
+                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), q.total))
+                rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
+                                         f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(cv.SERIES_TOTAL, w)}"))
+            else:
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), f"avg_over_time({errors5}[{w}])"))
+                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), f"avg_over_time({total5}[{w}])"))
+                rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
+                                         f"sum_over_time({errors5}[{w}])\n/\nsum_over_time({total5}[{w}])"))
+        if self.timeslices:
+            slice_w = _win(self.slo.timeslice_seconds)
+            q = sli_queries(self.svc, self.slo, self.templates, slice_w)
+            bad = number(1.0 - self.slo.timeslice_target)
+            rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
+            for seconds in self.windows():
+                w = _win(seconds)
+                rules.append(self.record(cv.series(cv.SERIES_BAD_SLICES, w),
+                                         f"avg_over_time({cv.SERIES_SLICE_BAD}{self.sel}[{w}])"))
+        budget = number(self.slo.error_budget)
+        for seconds in self.windows():
+            w = _win(seconds)
+            ratio = cv.SERIES_BAD_SLICES if self.timeslices else cv.SERIES_ERROR_RATIO
+            rules.append(self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ref(ratio, w)} / {budget}"))
+        return rules
+
+    def meta_rules(self) -> list[Rule]:
+        """Objective, budget, info, the period's ratio, burn rate and remaining budget (the `meta` group)."""
+        short = _win(SHORT_S)
+        errors5 = self.ref(cv.SERIES_ERRORS, short)
+        total5 = self.ref(cv.SERIES_TOTAL, short)
+        p = self.period
+        svc, slo = self.svc, self.slo
+        info = {
+            cv.LABEL_TEAM: svc.team.name,
+            cv.LABEL_OWNER_REF: str(svc.team),
+            cv.LABEL_SERVICE_TIER: str(svc.tier),
+            cv.LABEL_OBJECTIVE: slo.objective_percent,
+            cv.LABEL_PERIOD: p,
+            cv.LABEL_BUDGETING: slo.budgeting.value,
+            cv.LABEL_SLI: slo.sli.kind,
+        }
+        rules = [
+            self.record(cv.SERIES_INFO, "vector(1)", info),
+            self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
+            self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
+            self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
+            self.record(cv.SERIES_PERIOD_ERRORS, f"avg_over_time({errors5}[{p}])"),
+            self.record(cv.SERIES_PERIOD_TOTAL, f"avg_over_time({total5}[{p}])"),
+            self.record(cv.SERIES_PERIOD_ERROR_RATIO,
+                        f"sum_over_time({errors5}[{p}])\n/\nsum_over_time({total5}[{p}])"),
+        ]
+        ratio = cv.SERIES_PERIOD_ERROR_RATIO
+        if self.timeslices:
+            rules.append(self.record(cv.SERIES_PERIOD_BAD_SLICES,
+                                     f"avg_over_time({cv.SERIES_SLICE_BAD}{self.sel}[{p}])"))
+            ratio = cv.SERIES_PERIOD_BAD_SLICES
+        rules.append(self.record(cv.SERIES_PERIOD_BURN_RATE, f"{ratio}{self.sel} / {number(slo.error_budget)}"))
+        rules.append(self.record(cv.SERIES_BUDGET_REMAINING, f"1 - {cv.SERIES_PERIOD_BURN_RATE}{self.sel}"))
+        return rules
+
+    # -- alerts ------------------------------------------------------------
+
+    def _alert_labels(self, severity: str, extra: Mapping[str, str]) -> dict[str, str]:
+        policy = self.slo.alerting
+        labels: dict[str, str] = dict(policy.labels)
+        labels.update(policy.page_labels if severity == PAGE else policy.ticket_labels)
+        labels.update({**self.stable, cv.LABEL_TEAM: self.svc.team.name, cv.LABEL_SEVERITY: severity, **extra})
+        return {k: template_literal(v) for k, v in sorted(labels.items())}
+
+    def _annotations(self, summary: str, description: str) -> dict[str, str]:
+        ann = {cv.ANNOTATION_SUMMARY: summary, cv.ANNOTATION_DESCRIPTION: description}
+        if self.svc.links.runbook:
+            ann[cv.ANNOTATION_RUNBOOK] = template_literal(self.svc.links.runbook)
+        ann[cv.ANNOTATION_DASHBOARD] = template_literal(
+            f"{self.options.grafana_url.rstrip('/')}/d/{cv.service_dashboard_uid(self.svc)}")
+        ann.update({k: template_literal(v) for k, v in self.slo.alerting.annotations})
+        return dict(sorted(ann.items()))
+
+    def _what(self) -> str:
+        """`the availability SLO of checkout (99.9% over 30d)`, each catalog part neutralised."""
+        return (f"the {template_literal(self.slo.name)} SLO of {template_literal(self.svc.name)} "
+                f"({self.slo.objective_percent}% over {self.period})")
+
+    def alert_rules(self) -> list[Rule]:
+        """The MWMB tiers, no-data and budget-exhausted alerts (the `alerts` group)."""
+        policy = self.slo.alerting
+        name = policy.name or cv.ALERT_BURN
+        rules: list[Rule] = []
+        for tier in self.tiers():
+            long_w, short_w = _win(tier.long_window_s), _win(tier.short_window_s)
+            burn = number(tier.burn_rate)
+            expr = (f"{self.ref(cv.SERIES_BURN_RATE, long_w)} > {burn}\n"
+                    f"and\n{self.ref(cv.SERIES_BURN_RATE, short_w)} > {burn}")
+            if policy.min_events:
+                events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
+                expr += f"\nand on()\n({events} >= {number(policy.min_events)})"
+            kind = "bad slices" if self.timeslices else "errors"
+            rules.append({
+                "alert": name,
+                "expr": expr,
+                "labels": self._alert_labels(tier.severity, {cv.LABEL_TIER: tier.name, cv.LABEL_LONG_WINDOW: long_w,
+                                                             cv.LABEL_SHORT_WINDOW: short_w}),
+                "annotations": self._annotations(
+                    f"{template_literal(self.svc.name)}: {template_literal(self.slo.name)} SLO error budget burning "
+                    f"over {burn}x ({tier.name})",
+                    f"The {kind} of {self._what()} burn its error budget "
+                    f"{{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the last {long_w}, and still "
+                    f"over {burn}x in the last {short_w}. At {burn}x, {number(tier.budget_percent)}% of the "
+                    f"period's budget is gone in {long_w}."),
+            })
+        if policy.no_data:
+            rules.append({
+                "alert": cv.ALERT_NO_DATA,
+                "expr": f"absent({self.ref(cv.SERIES_TOTAL, _win(SHORT_S))})",
+                "for": NO_DATA_FOR,
+                "labels": self._alert_labels(TICKET, {}),
+                "annotations": self._annotations(
+                    f"{template_literal(self.svc.name)}: no data for the {template_literal(self.slo.name)} SLO",
+                    f"No events were recorded for {self._what()} for {NO_DATA_FOR}: its burn-rate alerts cannot "
+                    "fire. Check the service's metrics and the SLI queries."),
+            })
+        if policy.budget_exhausted:
+            rules.append({
+                "alert": cv.ALERT_BUDGET_EXHAUSTED,
+                "expr": f"{cv.SERIES_BUDGET_REMAINING}{self.sel} <= 0",
+                "for": BUDGET_EXHAUSTED_FOR,
+                "labels": self._alert_labels(TICKET, {}),
+                "annotations": self._annotations(
+                    f"{template_literal(self.svc.name)}: {template_literal(self.slo.name)} SLO error budget exhausted",
+                    f"The error budget of {self._what()} is spent "
+                    f"({{{{ $value | humanizePercentage }}}} remaining)."),
+            })
+        return rules
+
+
+def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:
+    """The rule groups of one service, in evaluation order (sli, meta, alerts); [] without SLOs."""
+    if not svc.slos:
+        return []
+    parts: dict[str, list[Rule]] = {part: [] for part in cv.RULE_GROUP_PARTS}
+    for slo in svc.slos:
+        b = _SloRules(svc, slo, templates, options)
+        parts["sli"].extend(b.sli_rules())
+        parts["meta"].extend(b.meta_rules())
+        parts["alerts"].extend(b.alert_rules())
+    groups = [{"name": cv.rule_group_name(svc, part), "rules": rules} for part, rules in parts.items() if rules]
+    _validate(svc, groups)
+    return groups
+
+
+def _validate(svc: Service, groups: list[dict[str, Any]]) -> None:
+    problems: list[Problem] = []
+    for group in groups:
+        for rule in group["rules"]:
+            name = rule.get("record") or rule.get("alert")
+            try:
+                promql_parser.parse(rule["expr"])
+            except ValueError as exc:
+                problems.append(Problem(svc.origin.file, svc.origin.line, str(svc.ref), f"rules.{name}",
+                                        f"generated PromQL does not parse: {exc}"))
+            for label in rule.get("labels", {}):
+                if not cv.LABEL_NAME_RE.match(label):
+                    problems.append(Problem(svc.origin.file, svc.origin.line, str(svc.ref), f"rules.{name}",
+                                            f"invalid label name {label!r}"))
+    if problems:
+        raise SpecError(problems)
+
+
+def ruler_group(svc: Service, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """All of a service's rules as the one group the ruler API stores (evaluation order kept)."""
+    return {"name": cv.ruler_group_name(svc), "rules": [r for g in groups for r in g["rules"]]}
+
+
+def ruler_body(group: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a ruler group: what the ruler sink compares with what the ruler returns."""
+    return dump_yaml(dict(group), sort_keys=True)
+
+
+def _crd(svc: Service, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    labels = {cv.K8S_MANAGED_BY: cv.OWNER}
+    for key, value in (("obsctl.dev/service", svc.name), ("obsctl.dev/team", svc.team.name)):
+        if cv.NAME_RE.match(value):
+            labels[key] = value
+    return {
+        "apiVersion": cv.PROMETHEUS_RULE_API_VERSION,
+        "kind": "PrometheusRule",
+        "metadata": {"name": cv.rule_crd_name(svc), "labels": dict(sorted(labels.items())),
+                     "annotations": {"obsctl.dev/owner": str(svc.ref)}},
+        "spec": {"groups": groups},
+    }
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """Rule files, PrometheusRule manifests and ruler groups for every service with SLOs."""
+    out: list[Artifact] = []
+    for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
+        groups = service_groups(svc, templates, options)
+        if not groups:
+            continue
+        owner = str(svc.ref)
+        header = cv.FILE_HEADER.format(owner=owner)
+        key = cv.service_key(svc.ref)
+        out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
+                            dump_yaml({"groups": groups}, header=header), owner))
+        out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc),
+                            dump_yaml(_crd(svc, groups), header=header), owner))
+        rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
+        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)), owner))
+    return out
