@@ -34,6 +34,7 @@ class RenderOptions:
     teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing
     default_routing: TeamRouting = field(default_factory=TeamRouting)
     collector: tuple[tuple[str, str], ...] = ()  # collector endpoint settings (key -> value)
+    grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
 
     def routing(self, team: str) -> TeamRouting:
         """A team's routing, or the platform default."""
