@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,18 @@ def _validator(path: str) -> Draft7Validator:
         schema = json.load(fh)
     Draft7Validator.check_schema(schema)
     return Draft7Validator(schema)
+
+
+@functools.lru_cache(maxsize=8)
+def _fast_check(path: str) -> Callable[[Any], Any] | None:
+    """A compiled fastjsonschema validator (about 5x faster), or None when the package is absent."""
+    try:
+        import fastjsonschema  # optional speed-up (a dev dependency)
+    except ImportError:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        check: Callable[[Any], Any] = fastjsonschema.compile(json.load(fh), use_default=False)
+    return check
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -84,9 +96,18 @@ class DashboardSchema:
                 "foundation-sdk-jsonschema/, pass schema_path=, or use strict_schema=False"
             )
         self._validator = _validator(str(self.path.resolve()))
+        self._fast = _fast_check(str(self.path.resolve()))
 
     def problem(self, dashboard: dict[str, Any]) -> tuple[str, str] | None:
         """(json path, message) of the most relevant schema violation, or None when `dashboard` validates."""
+        if self._fast is not None:
+            # jsonschema stays the authority: the fast validator only short-cuts the common valid case.
+            try:
+                self._fast(dashboard)
+            except Exception:
+                pass  # any rejection falls through to the precise validator for its message
+            else:
+                return None
         error: ValidationError | None = max(self._validator.iter_errors(dashboard), key=relevance, default=None)
         if error is None:
             return None
