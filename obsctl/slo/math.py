@@ -95,3 +95,43 @@ def tier_timing(tier: AlertTier, objective: float) -> TierTiming:
         detection_s=detection_time(tier, objective),
         reset_s=reset_time(tier, objective),
     )
+
+
+# --------------------------------------------------------------------------- reports (issue 7)
+
+
+def error_ratio(errors: float, total: float) -> float:
+    """Bad events over all events; 0 when there were no events (nothing failed)."""
+    if total <= 0:
+        return 0.0
+    return max(0.0, errors) / total
+
+
+def budget_events(objective: float, total_events: float) -> float:
+    """The whole budget as a number of events: how many of `total_events` may fail."""
+    return error_budget(objective) * max(0.0, total_events)
+
+
+def budget_events_remaining(objective: float, total_events: float, bad_events: float) -> float:
+    """Events that may still fail before the budget is spent (negative when overspent)."""
+    return budget_events(objective, total_events) - max(0.0, bad_events)
+
+
+def budget_minutes_remaining(remaining: float, objective: float, period_s: float) -> float:
+    """The remaining budget as minutes of full outage (negative when overspent)."""
+    return remaining * budget_minutes(objective, period_s)
+
+
+def tier_threshold(tier: AlertTier, objective: float) -> float:
+    """The error ratio both of a tier's windows must exceed for it to fire."""
+    return tier.burn_rate * error_budget(objective)
+
+
+def tier_fires(tier: AlertTier, long_burn: float | None, short_burn: float | None) -> bool:
+    """Whether a tier fires: both windows' burn rates strictly above its threshold burn rate.
+
+    A missing window never fires (the no-data alert covers that case).
+    """
+    if long_burn is None or short_burn is None:
+        return False
+    return long_burn > tier.burn_rate and short_burn > tier.burn_rate
