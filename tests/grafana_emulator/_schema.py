@@ -23,8 +23,14 @@ _MAX_MESSAGE = 400
 
 
 def reference_dir() -> Path:
-    """Directory holding api-merged.json and foundation-sdk-jsonschema/ (env OBSCTL_GRAFANA_REFERENCE overrides)."""
-    return Path(os.environ.get(REFERENCE_ENV, str(DEFAULT_REFERENCE_DIR)))
+    """Directory holding api-merged.json and foundation-sdk-jsonschema/.
+
+    Env OBSCTL_GRAFANA_REFERENCE wins; else shared/ beside the repository (as CI lays it out); else /work/shared.
+    """
+    if REFERENCE_ENV in os.environ:
+        return Path(os.environ[REFERENCE_ENV])
+    beside_repo = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "grafana"
+    return beside_repo if beside_repo.is_dir() else DEFAULT_REFERENCE_DIR
 
 
 def resolve_schema_path(schema_path: str | os.PathLike[str] | None) -> Path:
