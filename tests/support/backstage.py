@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,8 @@ SEED_DIR = APP_DIR / "catalog"
 SETUP_SCRIPT = REPO_ROOT / "scripts" / "setup-backstage.sh"
 
 Entity = dict[str, Any]
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 # Outcome of running the setup script in this process: absent until tried, then an error or "".
 _setup_outcome: dict[str, str] = {}
@@ -172,7 +175,7 @@ class BackstageCatalog:
             "CATALOG_GLOB": str(self.catalog_dir / "*.yaml"),
             "CATALOG_PROCESSING_SECONDS": str(self.processing_seconds),
         }
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:  # a fresh log per attempt
             self._proc = subprocess.Popen(
                 ["node", "index.js", "--config", "app-config.yaml"],
                 cwd=APP_DIR,
@@ -199,8 +202,13 @@ class BackstageCatalog:
                 raise BackstageStartupError(
                     f"backend exited with {self._proc.returncode} during startup\n{self.log_tail()}"
                 )
+            # Backstage logs a failed listen() but keeps running: give up at once.
+            if "EADDRINUSE" in self.log_path.read_text(encoding="utf-8", errors="replace"):
+                raise BackstageStartupError(f"port {self.port} is taken (EADDRINUSE)\n{self.log_tail()}")
             try:
-                resp = self.client.get("/entities/by-query", params={"fields": "kind,metadata", "limit": 1})
+                resp = self.client.get(
+                    "/entities/by-query", params={"fields": "kind,metadata", "limit": 1}, timeout=2.0
+                )
                 status = f"by-query answered {resp.status_code}"
                 if resp.status_code == 200:
                     missing = expected - {entity_ref(e) for e in self.entities(fields="kind,metadata")}
@@ -236,7 +244,8 @@ class BackstageCatalog:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "(no backend log)"
-        return "--- backend log tail ---\n" + "\n".join(text.splitlines()[-lines:])
+        text = _ANSI_ESCAPE.sub("", text)  # the dev-mode logger always colours its output
+        return f"--- last {lines} lines of {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
 
     # -- HTTP ------------------------------------------------------------------------------
 
