@@ -1,0 +1,153 @@
+"""OpenTelemetry collector configs: an agent (sidecar) per service and a gateway per team,
+plus OpenTelemetry Operator `OpenTelemetryCollector` manifests of both.
+
+Templates are parsed first and placeholders filled in the parsed tree afterwards, so a catalog
+value is only ever a YAML scalar. Every config is checked against obsctl's collector model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from obsctl.errors import Problem, SpecError
+from obsctl.model import conventions as conv
+from obsctl.model.artifact import Artifact, Kind
+from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
+from obsctl.model.otelcol import validate_collector_config
+from obsctl.render.options import RenderOptions
+from obsctl.spec.templates import Templates
+
+_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+OPERATOR_API = "opentelemetry.io/v1beta1"
+
+
+def fill(node: Any, values: Mapping[str, Any], where: str) -> Any:
+    """Replace ${name} in every string of a parsed tree. A whole-value placeholder keeps the value's type."""
+    if isinstance(node, dict):
+        return {k: fill(v, values, f"{where}.{k}") for k, v in node.items()}
+    if isinstance(node, list):
+        return [fill(v, values, f"{where}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+    missing = [n for n in _PLACEHOLDER.findall(node) if n not in values]
+    if missing:
+        message = f"undefined template variable ${{{missing[0]}}}"
+        raise SpecError([Problem(where.split(".", 1)[0], 0, "", where, message)])
+    whole = _PLACEHOLDER.fullmatch(node)
+    if whole:
+        return values[whole.group(1)]
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), node)
+
+
+def _settings(templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    base: dict[str, Any] = dict(templates.yaml("collectors/settings.yaml") or {})
+    base.update(dict(options.collector))
+    return base
+
+
+def _endpoint_values(settings: Mapping[str, Any], team: EntityRef) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, str):
+            out[key] = value.replace("{team}", team.name).replace("{namespace}", team.namespace)
+        elif not isinstance(value, dict | list):
+            out[key] = value
+    return out
+
+
+def _scrub_actions(settings: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"key": str(k), "action": "delete"} for k in settings.get("scrub_keys", [])]
+
+
+def _latency_threshold_ms(svc: Service) -> int:
+    thresholds = [s.sli.threshold_seconds for s in svc.slos if isinstance(s.sli, LatencySLI)]
+    return round(min(thresholds) * 1000) if thresholds else 0
+
+
+def _dump(config: Mapping[str, Any], owner: str) -> bytes:
+    header = conv.FILE_HEADER.format(owner=owner.replace("\n", " "))
+    return (header + "\n" + yaml.safe_dump(config, sort_keys=True, default_flow_style=False,
+                                           allow_unicode=True, width=1000)).encode()
+
+
+def _check(config: Mapping[str, Any], what: str) -> None:
+    problems = validate_collector_config(config)
+    if problems:
+        raise SpecError([Problem(what, 0, "", p.component, f"{p.rule}: {p.message}") for p in problems])
+
+
+def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    """The sidecar config of one service."""
+    settings = _settings(templates, options)
+    values = _endpoint_values(settings, EntityRef("group", svc.namespace, svc.team.name))
+    by_tier = settings.get("baseline_sampling_percent_by_tier", {}) or {}
+    latency_ms = _latency_threshold_ms(svc)
+    values.update({
+        "service_name": svc.name, "service_namespace": svc.namespace, "team": svc.team.name,
+        "environment": svc.environment if svc.environment != "production" else options.environment,
+        "tier": str(svc.tier), "latency_threshold_ms": latency_ms,
+        "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
+        "scrub_actions": _scrub_actions(settings),
+    })
+    config: dict[str, Any] = fill(yaml.safe_load(templates.text("collectors/agent.yaml")), values, "agent")
+    if not latency_ms:
+        # No latency objective: drop the latency policy rather than keep every trace slower than 0 ms.
+        policies = config["processors"]["tail_sampling"]["policies"]
+        config["processors"]["tail_sampling"]["policies"] = [p for p in policies if p.get("type") != "latency"]
+    _check(config, f"collectors/agent.yaml for {svc.ref}")
+    return config
+
+
+def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    """The gateway config of one team."""
+    settings = _settings(templates, options)
+    values = _endpoint_values(settings, team)
+    values.update({"team": team.name, "environment": options.environment, "scrub_actions": _scrub_actions(settings)})
+    config: dict[str, Any] = fill(yaml.safe_load(templates.text("collectors/gateway.yaml")), values, "gateway")
+    _check(config, f"collectors/gateway.yaml for {team}")
+    return config
+
+
+def _operator_manifest(name: str, namespace: str, mode: str, config: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    return {
+        "apiVersion": OPERATOR_API,
+        "kind": "OpenTelemetryCollector",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": conv.OWNER},
+            "annotations": {"obsctl.dev/owner": owner},
+        },
+        "spec": {"mode": mode, "config": dict(config)},
+    }
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """Agent configs per service, gateway configs per team, and their operator manifests."""
+    out: list[Artifact] = []
+    for svc in catalog.services:
+        config = agent_config(svc, templates, options)
+        owner = str(svc.ref)
+        key = conv.service_key(svc.ref)
+        out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner), owner))
+        manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar", config,
+                                      owner)
+        out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
+                            f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
+                            _dump(manifest, owner), owner))
+    for team in catalog.teams_in_use():
+        config = gateway_config(team, templates, options)
+        owner = str(team)
+        key = conv.team_key(team)
+        body = _dump(config, owner)
+        out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team), body, owner))
+        manifest = _operator_manifest(conv.fit(f"otel-gateway-{team.name}", 63, owner), team.namespace, "deployment",
+                                      config, owner)
+        out.append(Artifact(Kind.COLLECTOR_CRD, f"gateway/{key}",
+                            f"kubernetes/opentelemetrycollectors/{team.namespace}/otel-gateway-{team.name}.yaml",
+                            _dump(manifest, owner), owner))
+    return out
