@@ -228,7 +228,8 @@ def test_versions_list(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None
     page = api.editor.get(f"/api/dashboards/uid/{uid}/versions", params={"limit": 2, "start": 1}).json()
     assert [v["version"] for v in page] == [3, 2]
     one = api.editor.get(f"/api/dashboards/uid/{uid}/versions/2").json()
-    assert one["data"]["version"] == 2
+    openapi.check("/dashboards/uid/{uid}/versions/{DashboardVersionID}", "get", one)
+    assert one["data"]["version"] == 2 and one["message"] == "save 2"
     denied = api.viewer.get(f"/api/dashboards/uid/{uid}/versions")
     assert (denied.status_code, denied.json()) == (403, {"message": "Access denied to this dashboard"})
 
