@@ -440,7 +440,7 @@ def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, opt
     if shape is None:
         raise SpecError([Problem(str(svc.origin.file), 0, str(svc.ref), "protocol",
                                  f"no SLI shape for protocol {svc.protocol.value} in alert-rules/sli.yaml")])
-    env_label = str(lib.settings.get("environment_label", "deployment_environment"))
+    env_label = str(lib.settings.get("environment_label", "deployment_environment_name"))
     base = _shape_selector(shape, svc)
     env_matcher = f'{env_label}=~"${ENVIRONMENT_VAR}"'
     title = _clean_text(svc.title or svc.name, _MAX_TITLE) or svc.name

@@ -1,0 +1,610 @@
+"""Grafana sink: folders and dashboards through Grafana's HTTP API (grafana-client).
+
+Ownership. A dashboard is obsctl's when it carries the `obsctl` tag; a folder when its uid starts
+with `obsctl-` AND its description carries obsctl's mark (the folder list shows no tags, so both
+are needed: a folder someone else named `obsctl-x` is never touched). Nothing else is ever
+edited or deleted: a create that finds its uid taken by someone else's dashboard or folder fails
+permanently instead of overwriting it.
+
+No version churn. `list_owned` reads each owned dashboard and returns it normalised (Grafana's
+`id` and `version` stripped, canonical JSON): the plan compares that with the rendered body, so an
+unchanged catalog makes no writes. Every save carries the message `obsctl apply sha256=<digest>`.
+
+Drift. A dashboard whose newest version was not saved by obsctl with the digest of what it now
+holds was edited outside obsctl (in the UI, by another tool). `drift_policy` decides:
+
+- `overwrite` (default): obsctl's rendering wins; the edit stays in Grafana's version history.
+- `keep`: the edited dashboard is left as it is (no write, no delete) until the edit is reverted
+  or the dashboard is removed by hand; the outcome reads as applied and `drifted` lists it.
+- `report`: nothing is written or deleted and the change fails permanently with a drift message,
+  so status and exit codes show it until someone decides.
+
+Answers are mapped as Grafana gives them: 400 "folder not found" ensures the folder and retries
+once; 412 (version-mismatch, plugin-dashboard) and 409 (uid taken) are permanent and never lead
+to a delete; 401/403 are permanent; 5xx, timeouts, connection errors and 429 (with Retry-After)
+are temporary, retried by apply_plan with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from grafana_client.api import GrafanaApi
+from grafana_client.client import (
+    GrafanaClientError,
+    GrafanaException,
+    GrafanaServerError,
+    GrafanaTimeoutError,
+)
+
+from obsctl.errors import PermanentError, TemporaryError
+from obsctl.model import conventions as cv
+from obsctl.model.artifact import Artifact, Kind
+from obsctl.sinks.base import Observed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DRIFT_POLICIES = ("overwrite", "keep", "report")
+_SERVER_FIELDS = ("id", "version")
+_READ_ATTEMPTS = 3
+
+
+class _HttpError(Exception):
+    """A 4xx answer the caller decides about (400, 404, 409, 412, 422)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+
+
+def _message_of(exc: GrafanaException) -> str:
+    body = exc.response
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    return str(exc.message)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def normalise_dashboard(model: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored dashboard without the fields Grafana assigns (id, version)."""
+    return {k: v for k, v in model.items() if k not in _SERVER_FIELDS}
+
+
+def folder_body(uid: str, title: str, description: str, parent_uid: str) -> dict[str, Any]:
+    """The normalised form of a folder, as the renderer writes it."""
+    body: dict[str, Any] = {"uid": uid, "title": title, "description": description}
+    if parent_uid:
+        body["parentUid"] = parent_uid
+    return body
+
+
+def _dashboard_id(uid: str) -> str:
+    return f"{Kind.GRAFANA_DASHBOARD.value}/{uid}"
+
+
+def _folder_id(uid: str) -> str:
+    return f"{Kind.GRAFANA_FOLDER.value}/{uid}"
+
+
+def _folder_of(artifact: Artifact) -> str:
+    """The folder uid of a dashboard artifact: the directory of its path (conventions.dashboard_path)."""
+    parts = artifact.path.split("/")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+@dataclass
+class _Seen:
+    """What list_owned found about one dashboard, for the writes that follow."""
+
+    version: int
+    folder_uid: str
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class _FolderSpec:
+    uid: str
+    title: str
+    parent_uid: str
+
+
+@dataclass
+class DriftRecord:
+    """A dashboard edited outside obsctl and what the policy did about it."""
+
+    uid: str
+    action: str  # overwritten, kept, reported
+    detail: str = ""
+
+
+@dataclass
+class _Stats:
+    drift: list[DriftRecord] = field(default_factory=list)
+
+
+class GrafanaSink:
+    """Folders and dashboards in one Grafana org, written through grafana-client."""
+
+    name = "grafana"
+    kinds = frozenset({Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD})
+
+    def __init__(self, url: str, token: str | tuple[str, str], *, org_id: int = 1, drift_policy: str = "overwrite",
+                 parallelism: int = 8, timeout: float = 10.0, page_size: int = 1000, verify: bool = True) -> None:
+        if drift_policy not in DRIFT_POLICIES:
+            raise ValueError(f"drift_policy must be one of {', '.join(DRIFT_POLICIES)}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not a Grafana URL: {url!r}")
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        prefix = parts.path.strip("/")
+        self._prefix = f"{prefix}/" if prefix else ""
+        self._auth = token
+        self._org_id = org_id
+        self._timeout = timeout
+        self._verify = verify
+        self.drift_policy = drift_policy
+        self.parallelism = max(1, parallelism)
+        self.page_size = page_size
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._folder_lock = threading.RLock()  # folder writes are few: serialise them, no racing creates
+        self._apis: list[GrafanaApi] = []
+        self._seen: dict[str, _Seen] = {}
+        self._folders_ok: set[str] = set()
+        self._folder_specs: dict[str, _FolderSpec] = {
+            cv.ROOT_FOLDER_UID: _FolderSpec(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "")}
+        self._stats = _Stats()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _api(self) -> GrafanaApi:
+        api: GrafanaApi | None = getattr(self._local, "api", None)
+        if api is None:
+            api = GrafanaApi(self._auth, host=self._host, port=self._port, url_path_prefix=self._prefix,
+                             protocol=self._scheme, verify=self._verify, timeout=self._timeout,
+                             organization_id=self._org_id, session_pool_size=2)
+
+            def remember(response: Any, **_: Any) -> Any:
+                self._local.retry_after = response.headers.get("Retry-After")
+                return response
+
+            api.client.s.hooks["response"].append(remember)
+            self._local.api = api
+            with self._lock:
+                self._apis.append(api)
+        return api
+
+    def close(self) -> None:
+        """Close every HTTP session this sink opened."""
+        with self._lock:
+            apis, self._apis = self._apis, []
+        for api in apis:
+            api.client.s.close()
+
+    def _http(self, method: str, path: str, *, json_body: Any = None,
+              params: Mapping[str, Any] | None = None) -> Any:
+        """One API call, mapped: temporary errors raise TemporaryError, 401/403 PermanentError, other 4xx _HttpError."""
+        client = self._api().client
+        self._local.retry_after = None
+        what = f"{method} {path}"
+        try:
+            return getattr(client, method)(path, json=json_body, params=dict(params) if params else None)
+        except GrafanaTimeoutError as exc:
+            raise TemporaryError(f"grafana: {what}: timeout ({exc.message})") from None
+        except GrafanaServerError as exc:
+            raise TemporaryError(f"grafana: {what}: {exc.status_code} {_message_of(exc)}",
+                                 _retry_after(self._local.retry_after)) from None
+        except GrafanaClientError as exc:
+            status = exc.status_code
+            message = _message_of(exc)
+            if status == 429:
+                raise TemporaryError(f"grafana: {what}: 429 {message}", _retry_after(self._local.retry_after)) \
+                    from None
+            if status in (401, 403):
+                raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)") \
+                    from None
+            raise _HttpError(status, message) from None
+        except GrafanaException as exc:  # connection refused, reset, DNS: no HTTP status at all
+            raise TemporaryError(f"grafana: {what}: {exc.message}") from None
+
+    def _read(self, method: Callable[[], T]) -> T:
+        """A read with a few quick retries: list_owned must be complete or fail."""
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            try:
+                return method()
+            except TemporaryError as exc:
+                if attempt == _READ_ATTEMPTS:
+                    raise
+                time.sleep(min(5.0, max(0.1 * 2 ** attempt, exc.retry_after or 0.0)))
+        raise AssertionError("unreachable")
+
+    def _map(self, fn: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+        items = list(items)
+        if self.parallelism == 1 or len(items) < 2:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(self.parallelism, thread_name_prefix="grafana-read") as pool:
+            return list(pool.map(fn, items))
+
+    @property
+    def drifted(self) -> list[DriftRecord]:
+        """Dashboards found edited outside obsctl during the last apply, with what the policy did."""
+        with self._lock:
+            return list(self._stats.drift)
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Learn the desired folders' titles and parents, so a dashboard that lands first can create them."""
+        for art in desired:
+            if art.kind is Kind.GRAFANA_FOLDER:
+                body = json.loads(art.body)
+                with self._lock:
+                    self._folder_specs[art.key] = _FolderSpec(art.key, str(body["title"]),
+                                                              str(body.get("parentUid", "")))
+
+    # ------------------------------------------------------------------ reading
+
+    def _folder_page(self, parent: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params: dict[str, Any] = {"limit": self.page_size, "page": page}
+            if parent:
+                params["parentUid"] = parent
+            batch = self._read(lambda params=params: self._http("GET", "/folders", params=params))  # type: ignore[misc]
+            out.extend(batch)
+            if len(batch) < self.page_size:
+                return out
+            page += 1
+
+    def _get_folder(self, uid: str) -> dict[str, Any] | None:
+        try:
+            folder: dict[str, Any] = self._http("GET", f"/folders/{uid}")
+            return folder
+        except _HttpError as exc:
+            if exc.status == 404:
+                return None
+            raise PermanentError(f"grafana: GET folder {uid}: {exc}") from None
+
+    @staticmethod
+    def _owns_folder(folder: Mapping[str, Any]) -> bool:
+        return str(folder.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX) and \
+            cv.FOLDER_OWNER_MARK in str(folder.get("description", ""))
+
+    def _list_folders(self) -> dict[str, Observed]:
+        owned: dict[str, Observed] = {}
+        frontier = [""]
+        depth = 0
+        while frontier and depth < 5:
+            candidates = [f for parent in frontier for f in self._folder_page(parent)
+                          if str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX)]
+            details = self._map(lambda f: self._read(lambda: self._get_folder(str(f["uid"]))), candidates)
+            frontier = []
+            for folder in details:
+                if folder is None or not self._owns_folder(folder):
+                    continue
+                uid = str(folder["uid"])
+                body = cv.grafana_json(folder_body(uid, str(folder.get("title", "")),
+                                                   str(folder.get("description", "")),
+                                                   str(folder.get("parentUid", ""))))
+                owned[_folder_id(uid)] = Observed(_folder_id(uid), body, hashlib.sha256(body).hexdigest())
+                frontier.append(uid)
+            depth += 1
+        with self._lock:
+            self._folders_ok.update(oid.split("/", 1)[1] for oid in owned)
+        return owned
+
+    def _search_owned(self) -> list[dict[str, Any]]:
+        hits: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params = {"tag": cv.MANAGED_TAG, "type": "dash-db", "limit": self.page_size, "page": page}
+            batch = self._read(lambda params=params: self._http("GET", "/search", params=params))  # type: ignore[misc]
+            hits.extend(h for h in batch if cv.MANAGED_TAG in (h.get("tags") or []))
+            if len(batch) < self.page_size:
+                break
+            page += 1
+        unique = {str(h["uid"]): h for h in hits}  # a page boundary shifting under a concurrent write repeats hits
+        return [unique[k] for k in sorted(unique)]
+
+    def _last_message(self, uid: str) -> str:
+        versions = self._http("GET", f"/dashboards/uid/{uid}/versions", params={"limit": 1})
+        if isinstance(versions, dict):  # Grafana < 11 wrapped the list
+            versions = versions.get("versions", [])
+        return str(versions[0].get("message", "")) if versions else ""
+
+    def _observe_dashboard(self, uid: str) -> tuple[Observed, _Seen] | None:
+        try:
+            got = self._http("GET", f"/dashboards/uid/{uid}")
+            message = self._last_message(uid)
+        except _HttpError as exc:
+            if exc.status == 404:  # deleted between search and read: not there, not ours to plan
+                return None
+            raise PermanentError(f"grafana: reading dashboard {uid}: {exc}") from None
+        model, meta = got.get("dashboard") or {}, got.get("meta") or {}
+        if cv.MANAGED_TAG not in (model.get("tags") or []):
+            return None
+        body = cv.grafana_json(normalise_dashboard(model))
+        digest = hashlib.sha256(body).hexdigest()
+        version = int(meta.get("version") or model.get("version") or 0)
+        drifted = version > 1 and message != cv.dashboard_message(digest)
+        seen = _Seen(version, str(meta.get("folderUid") or ""), drifted)
+        return Observed(_dashboard_id(uid), body, digest, drifted), seen
+
+    def list_owned(self) -> dict[str, Observed]:
+        """Every owned folder and dashboard, normalised. Raises TemporaryError when the read is incomplete."""
+        with self._lock:
+            self._stats = _Stats()
+        owned = self._list_folders()
+        hits = self._search_owned()
+        found = self._map(lambda h: self._read(lambda: self._observe_dashboard(str(h["uid"]))), hits)
+        seen: dict[str, _Seen] = {}
+        for item in found:
+            if item is None:
+                continue
+            observed, s = item
+            owned[observed.id] = observed
+            seen[observed.id.split("/", 1)[1]] = s
+        with self._lock:
+            self._seen = seen
+        return dict(sorted(owned.items()))
+
+    # ------------------------------------------------------------------ folders
+
+    def _spec(self, uid: str) -> _FolderSpec:
+        with self._lock:
+            spec = self._folder_specs.get(uid)
+        # A folder nobody described (no prepare()): a placeholder under the root; its own artifact fixes the title.
+        return spec or _FolderSpec(uid, uid, cv.ROOT_FOLDER_UID)
+
+    def _ensure_folder(self, uid: str, depth: int = 0) -> None:
+        """Make sure an obsctl folder exists (its parents first); never touches a folder obsctl does not own."""
+        if not uid:
+            return
+        with self._lock:
+            if uid in self._folders_ok:
+                return
+        with self._folder_lock:
+            self._ensure_folder_locked(uid, depth)
+
+    def _ensure_folder_locked(self, uid: str, depth: int) -> None:
+        with self._lock:
+            if uid in self._folders_ok:
+                return
+        spec = self._spec(uid)
+        existing = self._get_folder(uid)
+        if existing is None:
+            self._create_folder(spec, depth)
+        elif not self._owns_folder(existing):
+            raise PermanentError(f"grafana: folder uid {uid} is taken by a folder obsctl did not create")
+        with self._lock:
+            self._folders_ok.add(uid)
+
+    def _create_folder(self, spec: _FolderSpec, depth: int = 0) -> dict[str, Any]:
+        payload: dict[str, Any] = {"uid": spec.uid, "title": spec.title,
+                                   "description": cv.folder_description(spec.title)}
+        if spec.parent_uid:
+            payload["parentUid"] = spec.parent_uid
+        try:
+            created: dict[str, Any] = self._http("POST", "/folders", json_body=payload)
+            return created
+        except _HttpError as exc:
+            if exc.status == 404 and spec.parent_uid and depth < 4:  # the parent is missing: make it, once
+                with self._lock:
+                    self._folders_ok.discard(spec.parent_uid)
+                self._ensure_folder(spec.parent_uid, depth + 1)
+                return self._create_folder(spec, depth + 1)
+            if exc.status == 409:
+                existing = self._get_folder(spec.uid)
+                if existing is not None and self._owns_folder(existing):
+                    return existing  # a concurrent ensure (or an earlier lost answer) made it
+                raise PermanentError(f"grafana: folder uid {spec.uid} is taken by something obsctl did not create "
+                                     f"({exc.message})") from None
+            raise PermanentError(f"grafana: creating folder {spec.uid}: {exc}") from None
+
+    def _put_folder(self, artifact: Artifact) -> None:
+        with self._folder_lock:
+            self._put_folder_locked(artifact)
+
+    def _put_folder_locked(self, artifact: Artifact) -> None:
+        body = json.loads(artifact.body)
+        spec = _FolderSpec(artifact.key, str(body["title"]), str(body.get("parentUid", "")))
+        with self._lock:
+            self._folder_specs[spec.uid] = spec
+        if spec.parent_uid:
+            self._ensure_folder(spec.parent_uid)
+        existing = self._get_folder(spec.uid)
+        if existing is None:
+            existing = self._create_folder(spec)
+        elif not self._owns_folder(existing):
+            raise PermanentError(f"grafana: folder uid {spec.uid} is taken by a folder obsctl did not create")
+        with self._lock:
+            self._folders_ok.add(spec.uid)
+        want_desc = str(body.get("description", cv.folder_description(spec.title)))
+        if existing.get("title") != spec.title or existing.get("description") != want_desc:
+            try:
+                self._http("PUT", f"/folders/{spec.uid}", json_body={
+                    "title": spec.title, "description": want_desc, "version": existing.get("version"),
+                    "overwrite": False})
+            except _HttpError as exc:
+                raise PermanentError(f"grafana: updating folder {spec.uid}: {exc}") from None
+        if str(existing.get("parentUid", "")) != spec.parent_uid:
+            try:
+                self._http("POST", f"/folders/{spec.uid}/move", json_body={"parentUid": spec.parent_uid})
+            except _HttpError as exc:
+                raise PermanentError(f"grafana: moving folder {spec.uid}: {exc}") from None
+
+    def _delete_folder(self, uid: str) -> None:
+        existing = self._get_folder(uid)
+        if existing is None:
+            return
+        if not self._owns_folder(existing):
+            raise PermanentError(f"grafana: folder {uid} is not obsctl's any more; left in place")
+        children = self._folder_page(uid)
+        inside = self._http("GET", "/search", params={"folderUIDs": uid, "type": "dash-db", "limit": 5000})
+        foreign = [h["uid"] for h in inside if cv.MANAGED_TAG not in (h.get("tags") or [])]
+        foreign += [f["uid"] for f in children if not str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX)]
+        if foreign:
+            raise PermanentError(f"grafana: folder {uid} holds things obsctl did not create "
+                                 f"({', '.join(map(str, sorted(foreign)[:5]))}); not deleting it")
+        if inside or children:
+            # obsctl's own dashboards or subfolders are still being removed by this apply: try again shortly.
+            raise TemporaryError(f"grafana: folder {uid} is not empty yet", retry_after=0.2)
+        try:
+            self._http("DELETE", f"/folders/{uid}")
+        except _HttpError as exc:
+            if exc.status != 404:
+                raise PermanentError(f"grafana: deleting folder {uid}: {exc}") from None
+        with self._lock:
+            self._folders_ok.discard(uid)
+
+    # ------------------------------------------------------------------ dashboards
+
+    def _record_drift(self, uid: str, action: str, detail: str = "") -> None:
+        log.warning("grafana dashboard %s was edited outside obsctl: %s (drift_policy=%s)", uid, action,
+                    self.drift_policy)
+        with self._lock:
+            self._stats.drift.append(DriftRecord(uid, action, detail))
+
+    def _drift_gate(self, uid: str, doing: str) -> bool:
+        """Apply the drift policy; False means leave the dashboard alone."""
+        with self._lock:
+            seen = self._seen.get(uid)
+        if seen is None or not seen.drifted:
+            return True
+        if self.drift_policy == "keep":
+            self._record_drift(uid, "kept")
+            return False
+        if self.drift_policy == "report":
+            self._record_drift(uid, "reported")
+            raise PermanentError(f"grafana: dashboard {uid} was edited outside obsctl; not {doing} it "
+                                 "(drift_policy=report: revert the edit, or set drift_policy=overwrite/keep)")
+        self._record_drift(uid, "overwritten")
+        return True
+
+    def _matches_desired(self, uid: str, artifact: Artifact) -> bool:
+        """After a conflict: does Grafana already hold exactly this artifact, as obsctl's?"""
+        try:
+            got = self._http("GET", f"/dashboards/uid/{uid}")
+        except _HttpError:
+            return False
+        model = got.get("dashboard") or {}
+        if cv.MANAGED_TAG not in (model.get("tags") or []):
+            return False
+        same = cv.grafana_json(normalise_dashboard(model)) == artifact.body
+        folder = str((got.get("meta") or {}).get("folderUid") or "")
+        if same and folder == _folder_of(artifact):
+            with self._lock:
+                self._seen[uid] = _Seen(int((got.get("meta") or {}).get("version") or 0), folder, False)
+            return True
+        return False
+
+    def _put_dashboard(self, artifact: Artifact) -> None:
+        uid = artifact.key
+        if not self._drift_gate(uid, "overwriting"):
+            return
+        folder = _folder_of(artifact)
+        model = json.loads(artifact.body)
+        with self._lock:
+            seen = self._seen.get(uid)
+        if seen is not None:
+            model["version"] = seen.version  # optimistic: a concurrent edit answers 412 instead of being lost
+        payload = {"dashboard": model, "folderUid": folder, "overwrite": False,
+                   "message": cv.dashboard_message(artifact.digest)}
+        self._ensure_folder(folder)
+        for attempt in (1, 2):
+            try:
+                answer = self._http("POST", "/dashboards/db", json_body=payload)
+                with self._lock:
+                    self._seen[uid] = _Seen(int(answer.get("version") or 0), folder, False)
+                return
+            except _HttpError as exc:
+                if exc.status == 400 and "folder not found" in exc.message.lower() and attempt == 1:
+                    with self._lock:
+                        self._folders_ok.discard(folder)
+                    self._ensure_folder(folder)
+                    continue
+                if exc.status in (409, 412) and self._matches_desired(uid, artifact):
+                    return  # an earlier attempt landed and only its answer was lost
+                if exc.status == 412:
+                    raise PermanentError(
+                        f"grafana: dashboard {uid}: {exc.message} (412: the uid is held by a dashboard obsctl did "
+                        "not write, or it changed since obsctl read it; left untouched, the next run re-reads it)"
+                    ) from None
+                if exc.status == 409:
+                    raise PermanentError(f"grafana: dashboard {uid}: uid taken ({exc.message}); left untouched") \
+                        from None
+                raise PermanentError(f"grafana: saving dashboard {uid}: {exc}") from None
+
+    def _delete_dashboard(self, uid: str) -> None:
+        if not self._drift_gate(uid, "deleting"):
+            return
+        try:
+            got = self._http("GET", f"/dashboards/uid/{uid}")
+        except _HttpError as exc:
+            if exc.status == 404:
+                return
+            raise PermanentError(f"grafana: reading dashboard {uid}: {exc}") from None
+        if cv.MANAGED_TAG not in ((got.get("dashboard") or {}).get("tags") or []):
+            raise PermanentError(f"grafana: dashboard {uid} no longer carries the obsctl tag; not deleting it")
+        try:
+            self._http("DELETE", f"/dashboards/uid/{uid}")
+        except _HttpError as exc:
+            if exc.status != 404:
+                raise PermanentError(f"grafana: deleting dashboard {uid}: {exc}") from None
+        with self._lock:
+            self._seen.pop(uid, None)
+
+    # ------------------------------------------------------------------ the Sink protocol
+
+    def put(self, artifact: Artifact) -> None:
+        """Create or update one folder or dashboard (only when obsctl owns the uid or it is free)."""
+        if artifact.kind is Kind.GRAFANA_FOLDER:
+            self._put_folder(artifact)
+        elif artifact.kind is Kind.GRAFANA_DASHBOARD:
+            self._put_dashboard(artifact)
+        else:
+            raise PermanentError(f"grafana sink cannot store {artifact.kind.value}")
+
+    def delete(self, observed: Observed) -> None:
+        """Remove one owned dashboard, or one owned folder once it holds nothing else."""
+        kind, _, uid = observed.id.partition("/")
+        if kind == Kind.GRAFANA_DASHBOARD.value:
+            self._delete_dashboard(uid)
+        elif kind == Kind.GRAFANA_FOLDER.value:
+            self._delete_folder(uid)
+        else:
+            raise PermanentError(f"grafana sink cannot delete {observed.id}")
+
+    def finish(self) -> None:
+        """Log a summary of the drift handled in this apply."""
+        for rec in self.drifted:
+            log.info("grafana drift: %s %s", rec.uid, rec.action)
+
+
+def desired_for(sink: GrafanaSink, desired: Mapping[str, Artifact]) -> dict[str, Artifact]:
+    """The subset of a desired state this sink stores (and primes the sink's folder knowledge with it)."""
+    mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
+    sink.prepare(mine.values())
+    return mine
