@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from obsctl.config import Settings
-from obsctl.model.artifact import DesiredState
+from obsctl.model.artifact import DesiredState, Kind
+from obsctl.model.entities import Catalog
 from obsctl.render import render_all
 from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
-from obsctl.sources.directory import read_directory, read_template_tree
+from obsctl.sinks.base import Sink
+from obsctl.sinks.collectors import collector_sink
+from obsctl.sinks.files import FilesSink
+from obsctl.sources.backstage import BackstageSource
+from obsctl.sources.base import CatalogSource, CombinedSource
+from obsctl.sources.directory import DirectorySource, read_directory, read_template_tree
+from obsctl.sources.registrations import RegistrationReader, RegistrationSource
 from obsctl.spec.load import LoadResult, SourceFile, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
@@ -58,3 +66,48 @@ def render_files(files: list[SourceFile], settings: Settings, templates: Templat
     """Load and render catalog files."""
     result = load_catalog(files, templates)
     return Rendered(result, render_all(result.catalog, templates, render_options(settings), only))
+
+
+# -- serve composition ----------------------------------------------------------------------------
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    """Every sink `obsctl serve` reconciles, in apply order.
+
+    A backend sink registers itself here with one line (it then owns its kinds); every kind no
+    sink claims goes to plain files under settings.out_dir. Sink names must be unique.
+    """
+    sinks: list[Sink] = []
+    sinks.append(collector_sink(settings.out_dir))
+    claimed: set[Kind] = set()
+    for sink in sinks:
+        claimed |= sink.kinds
+    rest = frozenset(Kind) - claimed
+    if rest:
+        sinks.append(FilesSink(settings.out_dir, rest, name="files"))
+    return sinks
+
+
+def build_source(settings: Settings, registrations: RegistrationReader | None = None) -> CombinedSource:
+    """The catalog sources named in settings.serve.sources, read as one catalog."""
+    parts: list[CatalogSource] = []
+    for name in settings.serve.sources:
+        if name == "directory":
+            parts.append(DirectorySource(settings.catalog.path, settings.catalog.globs))
+        elif name == "api" and registrations is not None:
+            parts.append(RegistrationSource(registrations))
+        elif name == "backstage" and settings.backstage.url:
+            parts.append(BackstageSource(settings.backstage.url, settings.backstage.api_token(),
+                                         poll_seconds=settings.backstage.poll_seconds))
+    return CombinedSource(parts)
+
+
+def catalog_loader(templates: Templates) -> Callable[[list[SourceFile]], LoadResult]:
+    """Bytes -> validated catalog, with the platform templates bound."""
+    return lambda files: load_catalog(files, templates)
+
+
+def catalog_renderer(settings: Settings, templates: Templates) -> Callable[[Catalog], DesiredState]:
+    """Catalog -> desired artifacts, with templates and render options bound."""
+    options = render_options(settings)
+    return lambda catalog: render_all(catalog, templates, options)

@@ -111,6 +111,9 @@ class ServeSettings(_Strict):
     max_delete_fraction: float = Field(0.5, ge=0, le=1)
     allow_mass_delete: bool = False
     otlp_endpoint: str = ""
+    sources: list[str] = ["directory", "api", "backstage"]  # backstage only when backstage.url is set
+    watch: bool = True  # wake on catalog changes (inotify, polling fallback) besides the periodic resync
+    leader_lock_key: int = 0x0B5C7100  # PostgreSQL advisory lock id shared by all replicas
 
 
 class Settings(BaseSettings):
@@ -121,7 +124,7 @@ class Settings(BaseSettings):
     templates_dir: Path = REPO_ROOT
     out_dir: Path = Path("out")
     environment: str = "production"
-    state_url: str = "sqlite:///obsctl-state.db"
+    state_url: str = "sqlite:///.obsctl/state.db"
     catalog: CatalogSettings = CatalogSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
