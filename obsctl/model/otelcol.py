@@ -1,0 +1,2340 @@
+"""obsctl's own typed model of OpenTelemetry Collector configs, pinned to collector v0.161.0.
+
+`validate_collector_config` checks a config mapping (YAML already parsed) the way the collector
+does at start-up, so `obsctl validate` works where no collector is installed:
+
+- structure and strict decoding (unknown keys, wrong value types), component ids `type[/name]`,
+  component types compiled into our distribution (collectors/builder-config.yaml);
+- the service graph: pipelines per signal, references, connectors, extensions, cycles;
+- each known component's own checks (required fields, ranges, enums), on pydantic models that
+  mirror the collector's config structs;
+- obsctl's policy on top (memory_limiter first, batch last), reported with `policy=True`.
+
+Each problem carries a stable rule id from `RULES`; tests/collector proves the verdicts agree with
+`otelcol-obsctl validate` (and with a real start-up for the checks only start-up performs).
+
+Known gaps (documented, not guessed): OTTL statements/conditions (filter, transform,
+tail_sampling ottl_condition) are not parsed; legacy filter `include`/`exclude` match blocks and
+`service.telemetry` sub-sections are only checked for their shape one level deep.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "COMPONENT_MODELS",
+    "RULES",
+    "TYPE_ALIASES",
+    "CollectorConfigProblem",
+    "ComponentID",
+    "ComponentKind",
+    "RuleInfo",
+    "Signal",
+    "known_component_types",
+    "validate_collector_config",
+]
+
+
+# --------------------------------------------------------------------------- public vocabulary
+
+
+class ComponentKind(StrEnum):
+    """The five kinds of collector components; the value is the config section's singular."""
+
+    RECEIVER = "receiver"
+    PROCESSOR = "processor"
+    EXPORTER = "exporter"
+    CONNECTOR = "connector"
+    EXTENSION = "extension"
+
+    @property
+    def section(self) -> str:
+        """The top-level config section holding this kind ("receivers", ...)."""
+        return f"{self.value}s"
+
+
+class Signal(StrEnum):
+    """Pipeline signals the pinned collector accepts (profiles is gated off)."""
+
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+
+Stage = Literal["decode", "validate", "build", "startup", "policy"]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What a rule checks and where the rule comes from."""
+
+    summary: str
+    reference: str
+    policy: bool = False
+
+
+RULES: Mapping[str, RuleInfo] = {
+    # README B.2 item 1-2: structure
+    "config-empty": RuleInfo("the config defines no component at all", "B.2 #2"),
+    "config-no-receivers": RuleInfo("no receiver is configured", "B.2 #2"),
+    "config-no-exporters": RuleInfo("no exporter is configured", "B.2 #2"),
+    "invalid-keys": RuleInfo("unknown keys (strict decode) at the top level, in service or a component", "B.2 #1"),
+    "invalid-value-type": RuleInfo("a value has the wrong type or cannot be parsed", "B.2 #1, #7"),
+    # item 3: ids and types
+    "invalid-component-id": RuleInfo("a component id does not match type[/name]", "B.2 #3"),
+    "unknown-component-type": RuleInfo("the type is not compiled into otelcol-obsctl", "B.2 #3"),
+    # item 4: extensions
+    "service-extension-not-configured": RuleInfo("service.extensions names an undefined extension", "B.2 #4"),
+    # item 5: pipelines
+    "invalid-pipeline-id": RuleInfo("a pipeline id is not traces|metrics|logs[/name]", "B.2 #5"),
+    "service-no-pipelines": RuleInfo("service.pipelines is empty", "B.2 #5"),
+    "pipeline-no-receivers": RuleInfo("a pipeline has no receiver", "B.2 #5"),
+    "pipeline-no-exporters": RuleInfo("a pipeline has no exporter", "B.2 #5"),
+    "pipeline-duplicate-processor": RuleInfo("a processor appears twice in one pipeline", "B.2 #5"),
+    "pipeline-references-undefined-component": RuleInfo(
+        "a pipeline references a receiver, processor or exporter that is not configured", "B.2 #5"
+    ),
+    "pipeline-signal-unsupported": RuleInfo(
+        "a component is used in a pipeline whose signal it does not support", "B.2 #5, #7"
+    ),
+    # item 6: connectors
+    "connector-ambiguous-id": RuleInfo("an id is both a connector and a receiver or exporter", "B.2 #6"),
+    "connector-not-used-as-receiver": RuleInfo(
+        "a connector exports from a pipeline but no supported pipeline receives from it", "B.2 #6"
+    ),
+    "connector-not-used-as-exporter": RuleInfo(
+        "a connector feeds a pipeline but no supported pipeline exports to it", "B.2 #6"
+    ),
+    "pipeline-cycle": RuleInfo("connectors chain pipelines into a cycle", "B.2 #6"),
+    # item 7: each component's own checks
+    "component-missing-required-field": RuleInfo("a required field is missing or empty", "B.2 #7"),
+    "component-value-out-of-range": RuleInfo("a number or duration is outside its allowed range", "B.2 #7"),
+    "component-invalid-value": RuleInfo("a value is not one the component accepts", "B.2 #7"),
+    "component-conflicting-fields": RuleInfo("fields that exclude each other are set together", "B.2 #7"),
+    "component-duplicate-entry": RuleInfo("an entry that must be unique is repeated", "B.2 #7"),
+    # obsctl's own policy
+    "policy-memory-limiter-first": RuleInfo(
+        "memory_limiter must be the first processor of every pipeline that ingests from a receiver",
+        "obsctl policy (README B.2 component table: memory_limiter first)",
+        policy=True,
+    ),
+    "policy-batch-last": RuleInfo(
+        "batch must be the last processor of every pipeline",
+        "obsctl policy (README B.2 component table: batch after memory_limiter/samplers)",
+        policy=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CollectorConfigProblem:
+    """One reason the collector (or obsctl's policy) rejects a config.
+
+    `component` names where the problem is, in the collector's notation
+    ("processors::memory_limiter", "service::pipelines::traces", "service::extensions",
+    "receivers" for a section, "config" for the whole file); `rule` is a key of `RULES`;
+    `message` is human-readable and names both. `stage` says when the real collector notices:
+    "decode"/"validate"/"build" all fail `otelcol validate`, "startup" only fails a real start
+    (tail_sampling policies), "policy" is obsctl's own and never checked by the collector.
+    """
+
+    component: str
+    rule: str
+    message: str
+    stage: Stage = "validate"
+
+    @property
+    def policy(self) -> bool:
+        """True for obsctl policy violations, which the collector itself accepts."""
+        return RULES[self.rule].policy
+
+
+def _problem(component: str, rule: str, detail: str, stage: Stage = "validate") -> CollectorConfigProblem:
+    return CollectorConfigProblem(component, rule, f"{component}: {detail} (rule {rule})", stage)
+
+
+# --------------------------------------------------------------------------- component ids
+
+_TYPE_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$")
+_NAME_MAX = 1024
+
+
+def _name_char_ok(ch: str) -> bool:
+    # The collector rejects separators (Z*), control/format (C*) and symbols (S*) in names.
+    return unicodedata.category(ch)[0] not in "ZCS"
+
+
+@dataclass(frozen=True, order=True)
+class ComponentID:
+    """A component id `type[/name]`, validated like the collector's component.ID."""
+
+    type: str
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ComponentID:
+        """Parse `type[/name]`; raise ValueError with the collector's wording when invalid."""
+        type_part, sep, name = text.partition("/")
+        type_part = type_part.strip()
+        if sep:
+            name = name.strip()
+            if not name:
+                raise ValueError(f'in "{text}" id: the part after / should not be empty')
+        if not type_part:
+            raise ValueError(f'in "{text}" id: the part before / should not be empty')
+        if not _TYPE_RE.match(type_part):
+            raise ValueError(
+                f'in "{text}" id: invalid character(s) in type "{type_part}" '
+                f"(must match {_TYPE_RE.pattern})"
+            )
+        if len(name) > _NAME_MAX:
+            raise ValueError(f'in "{text}" id: name is longer than {_NAME_MAX} characters')
+        if name and not all(_name_char_ok(ch) for ch in name):
+            raise ValueError(f'in "{text}" id: invalid character(s) in name "{name}"')
+        return cls(type_part, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type
+
+
+@dataclass(frozen=True, order=True)
+class _PipelineID:
+    signal: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.signal}/{self.name}" if self.name else self.signal
+
+
+# --------------------------------------------------------------------------- scalar decoding
+# The collector decodes with mapstructure, WeaklyTypedInput off: strings stay strings, numbers
+# stay numbers (a float into an integer field is truncated), "a,b" becomes a list of strings,
+# durations are Go duration strings or integer nanoseconds. These validators do the same.
+
+_GO_TYPES = {bool: "bool", int: "int", float: "float64", str: "string", list: "[]interface {}", dict: "map"}
+
+
+def _go_type_name(value: Any) -> str:
+    return next((name for py, name in _GO_TYPES.items() if isinstance(value, py)), type(value).__name__)
+
+
+def _type_error(expected: str, value: Any) -> PydanticCustomError:
+    return PydanticCustomError(
+        "invalid-value-type",
+        f"expected type '{expected}', got unconvertible type '{_go_type_name(value)}'",
+    )
+
+
+def _int_in(expected: str, lo: int, hi: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(expected, value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise _type_error(expected, value)
+            value = int(value)
+        number = int(value)
+        if number < lo or number > hi:
+            raise PydanticCustomError(
+                "invalid-value-type", f"cannot parse value as '{expected}': {number} overflows {expected}"
+            )
+        return number
+
+    return check
+
+
+def _strict_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _type_error("string", value)
+    return value
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error("bool", value)
+    return value
+
+
+def _float64(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _type_error("float64", value)
+    return float(value)
+
+
+def _str_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [] if value == "" else value.split(",")
+    if not isinstance(value, list):
+        raise _type_error("[]string", value)
+    for item in value:
+        if not isinstance(item, str):
+            raise _type_error("string", item)
+    return list(value)
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
+                   "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> int:
+    """Parse a Go duration ("1s", "1m30s", "250ms", "-2h") into nanoseconds (time.ParseDuration)."""
+    body = text
+    sign = 1
+    if body[:1] in "+-" and body:
+        sign = -1 if body[0] == "-" else 1
+        body = body[1:]
+    if body == "0":
+        return 0
+    if not body:
+        raise ValueError(f'time: invalid duration "{text}"')
+    pos = 0
+    total = 0.0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if match is None:
+            rest = body[pos:]
+            if re.match(r"(\d+\.?\d*|\.\d+)$", rest):
+                raise ValueError(f'time: missing unit in duration "{text}"')
+            if re.match(r"(\d+\.?\d*|\.\d+)", rest):
+                raise ValueError(f'time: unknown unit in duration "{text}"')
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    return sign * round(total)
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            return parse_go_duration(value)
+        except ValueError as err:
+            raise PydanticCustomError("invalid-value-type", str(err)) from None
+    return _int_in("time.Duration", -(2**63), 2**63 - 1)(value)
+
+
+Str = Annotated[str, BeforeValidator(_strict_str)]
+Bool = Annotated[bool, BeforeValidator(_strict_bool)]
+Int = Annotated[int, BeforeValidator(_int_in("int", -(2**63), 2**63 - 1))]
+Int32 = Annotated[int, BeforeValidator(_int_in("int32", -(2**31), 2**31 - 1))]
+UInt32 = Annotated[int, BeforeValidator(_int_in("uint32", 0, 2**32 - 1))]
+UInt64 = Annotated[int, BeforeValidator(_int_in("uint64", 0, 2**64 - 1))]
+Float64 = Annotated[float, BeforeValidator(_float64)]
+StrList = Annotated[list[str], BeforeValidator(_str_list)]
+Duration = Annotated[int, BeforeValidator(_duration)]
+"""A Go time.Duration in nanoseconds."""
+
+_SECOND = 10**9
+
+
+def _fail(rule: str, detail: str, stage: Stage = "validate") -> PydanticCustomError:
+    """Build the error a model validator raises; the rule id travels as the pydantic error type."""
+    return PydanticCustomError(rule, detail, {"stage": stage})
+
+
+def _component_id_str(value: Any) -> str:
+    text = _strict_str(value)
+    try:
+        ComponentID.parse(text)
+    except ValueError as err:
+        raise PydanticCustomError("invalid-component-id", str(err)) from None
+    return text
+
+
+ComponentRef = Annotated[str, BeforeValidator(_component_id_str)]
+
+
+# --------------------------------------------------------------------------- model base
+
+
+class Body(BaseModel):
+    """Base of every config block: strict keys (unknown keys are errors), null means unset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Keys whose `null` means "present with defaults" (configoptional sections with a default).
+    _null_means_empty: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if value is None:
+                if key in cls._null_means_empty:
+                    out[key] = {}
+                continue
+            out[key] = value
+        return out
+
+
+class OptionalBody(Body):
+    """A configoptional section: `enabled: false` switches it off (and skips its checks)."""
+
+    enabled: Bool = True
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _skip_when_disabled(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if isinstance(data, dict) and data.get("enabled") is False:
+            return cast(Self, cls.model_construct(enabled=False))
+        return handler(data)
+
+
+# --------------------------------------------------------------------------- shared blocks
+# Mirrors of the collector's config/* packages (configtls, configgrpc, confighttp, ...).
+
+_TLS_VERSIONS = {"": 0, "1.0": 10, "1.1": 11, "1.2": 12, "1.3": 13}
+_COMPRESSION = {"", "none", "gzip", "zlib", "deflate", "snappy", "x-snappy-framed", "zstd", "lz4"}
+
+
+class TPMConfig(Body):
+    auth: Str | None = None
+    enabled: Bool = False
+    owner_auth: Str | None = None
+    path: Str | None = None
+
+
+class TLSConfig(Body):
+    """configtls.Config: certificates for either side of a connection."""
+
+    ca_file: Str = ""
+    ca_pem: Str = ""
+    cert_file: Str = ""
+    cert_pem: Str = ""
+    key_file: Str = ""
+    key_pem: Str = ""
+    cipher_suites: StrList | None = None
+    curve_preferences: StrList | None = None
+    include_insecure_cipher_suites: Bool = False
+    include_system_ca_certs_pool: Bool = False
+    min_version: Str = ""
+    max_version: Str = ""
+    reload_interval: Duration = 0
+    tpm: TPMConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.ca_file and self.ca_pem:
+            raise _fail("component-conflicting-fields", "tls: set either ca_file or ca_pem, not both")
+        if self.cert_file and self.cert_pem:
+            raise _fail("component-conflicting-fields", "tls: set either cert_file or cert_pem, not both")
+        if self.key_file and self.key_pem:
+            raise _fail("component-conflicting-fields", "tls: set either key_file or key_pem, not both")
+        if bool(self.cert_file or self.cert_pem) != bool(self.key_file or self.key_pem):
+            raise _fail(
+                "component-missing-required-field", "tls: a certificate needs a key and a key a certificate"
+            )
+        for field in ("min_version", "max_version"):
+            if getattr(self, field) not in _TLS_VERSIONS:
+                raise _fail(
+                    "component-invalid-value",
+                    f'tls: invalid TLS {field}: unsupported TLS version: "{getattr(self, field)}"',
+                )
+        lo, hi = _TLS_VERSIONS[self.min_version], _TLS_VERSIONS[self.max_version]
+        if lo and hi and hi < lo:
+            raise _fail("component-value-out-of-range", "tls: min_version cannot be greater than max_version")
+        return self
+
+
+class TLSClientConfig(TLSConfig):
+    insecure: Bool = False
+    insecure_skip_verify: Bool = False
+    server_name_override: Str = ""
+
+
+class TLSServerConfig(TLSConfig):
+    client_ca_file: Str = ""
+    client_ca_file_reload: Bool = False
+
+    @model_validator(mode="after")
+    def _server_needs_cert(self) -> Self:
+        if not (self.cert_file or self.cert_pem) and not (self.key_file or self.key_pem):
+            raise _fail(
+                "component-missing-required-field",
+                "tls: a server TLS configuration must include both certificate and key",
+            )
+        return self
+
+
+class OptionalTLSServerConfig(TLSServerConfig, OptionalBody):
+    pass
+
+
+class AuthConfig(OptionalBody):
+    authenticator: ComponentRef
+
+
+class HTTPServerAuthConfig(AuthConfig):
+    request_params: StrList | None = None
+
+
+class MiddlewareConfig(Body):
+    id: ComponentRef
+
+
+def _headers(value: Any) -> Any:
+    # configopaque.MapList: a {name: value} mapping or a list of {name, value} pairs.
+    if isinstance(value, dict):
+        return [{"name": k, "value": v} for k, v in value.items()]
+    return value
+
+
+class HeaderPair(Body):
+    name: Str
+    value: Str = ""
+
+
+Headers = Annotated[list[HeaderPair], BeforeValidator(_headers)]
+
+
+class DialerConfig(Body):
+    timeout: Duration = 0
+
+
+_TRANSPORTS = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ip", "ip4", "ip6", "unix", "unixgram",
+               "unixpacket", "npipe"}
+
+
+class GRPCKeepaliveServerParameters(OptionalBody):
+    max_connection_idle: Duration = 0
+    max_connection_age: Duration = 0
+    max_connection_age_grace: Duration = 0
+    time: Duration = 0
+    timeout: Duration = 0
+
+
+class GRPCKeepaliveEnforcementPolicy(OptionalBody):
+    min_time: Duration = 0
+    permit_without_stream: Bool = False
+
+
+class GRPCKeepaliveServerConfig(OptionalBody):
+    server_parameters: GRPCKeepaliveServerParameters | None = None
+    enforcement_policy: GRPCKeepaliveEnforcementPolicy | None = None
+
+
+class GRPCServerFields(Body):
+    """configgrpc.ServerConfig (a gRPC listener)."""
+
+    endpoint: Str = ""
+    transport: Str = "tcp"
+    dialer: DialerConfig | None = None
+    tls: OptionalTLSServerConfig | None = None
+    max_recv_msg_size_mib: Int = 0
+    max_concurrent_streams: UInt32 = 0
+    read_buffer_size: Int = 0
+    write_buffer_size: Int = 0
+    keepalive: GRPCKeepaliveServerConfig | None = None
+    auth: AuthConfig | None = None
+    include_metadata: Bool = False
+    middlewares: list[MiddlewareConfig] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.transport not in _TRANSPORTS:
+            raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
+        if self.max_recv_msg_size_mib < 0 or self.max_recv_msg_size_mib * 1024 * 1024 >= 2**63:
+            raise _fail(
+                "component-value-out-of-range",
+                f"invalid max_recv_msg_size_mib value: {self.max_recv_msg_size_mib}",
+            )
+        for field in ("read_buffer_size", "write_buffer_size"):
+            if getattr(self, field) < 0:
+                raise _fail("component-value-out-of-range", f"invalid {field} value: {getattr(self, field)}")
+        return self
+
+
+class GRPCServerConfig(GRPCServerFields, OptionalBody):
+    """configgrpc.ServerConfig as an optional section (`enabled: false` turns it off)."""
+
+
+class CORSConfig(OptionalBody):
+    allowed_origins: StrList | None = None
+    allowed_headers: StrList | None = None
+    exposed_headers: StrList | None = None
+    max_age: Int = 0
+
+
+class HTTPKeepaliveServerConfig(OptionalBody):
+    idle_timeout: Duration = 0
+
+
+class HTTPServerFields(Body):
+    """confighttp.ServerConfig (an HTTP listener)."""
+
+    endpoint: Str = ""
+    transport: Str = "tcp"
+    dialer: DialerConfig | None = None
+    tls: OptionalTLSServerConfig | None = None
+    cors: CORSConfig | None = None
+    auth: HTTPServerAuthConfig | None = None
+    max_request_body_size: Int = 0
+    include_metadata: Bool = False
+    response_headers: Headers | None = None
+    compression_algorithms: StrList | None = None
+    read_timeout: Duration = 0
+    read_header_timeout: Duration = 0
+    write_timeout: Duration = 0
+    idle_timeout: Duration = 0
+    keep_alives_enabled: Bool = True
+    keepalive: HTTPKeepaliveServerConfig | None = None
+    middlewares: list[MiddlewareConfig] | None = None
+
+    @model_validator(mode="after")
+    def _check_transport(self) -> Self:
+        if self.transport not in _TRANSPORTS:
+            raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
+        return self
+
+
+class HTTPServerConfig(HTTPServerFields, OptionalBody):
+    """confighttp.ServerConfig as an optional section (`enabled: false` turns it off)."""
+
+
+class GRPCKeepaliveClientConfig(OptionalBody):
+    time: Duration = 0
+    timeout: Duration = 0
+    permit_without_stream: Bool = False
+
+
+def _check_compression(value: str) -> None:
+    if value not in _COMPRESSION:
+        raise _fail("component-invalid-value", f'unsupported compression type "{value}"')
+
+
+class GRPCClientConfig(Body):
+    """configgrpc.ClientConfig (an exporter's gRPC connection)."""
+
+    endpoint: Str = ""
+    compression: Str = ""
+    tls: TLSClientConfig | None = None
+    keepalive: GRPCKeepaliveClientConfig | None = None
+    read_buffer_size: Int = 0
+    write_buffer_size: Int = 0
+    wait_for_ready: Bool = False
+    headers: Headers | None = None
+    user_agent: Str = ""
+    balancer_name: Str = ""
+    authority: Str = ""
+    auth: AuthConfig | None = None
+    middlewares: list[MiddlewareConfig] | None = None
+
+    @model_validator(mode="after")
+    def _check_client(self) -> GRPCClientConfig:
+        _check_compression(self.compression)
+        if self.balancer_name not in ("", "pick_first", "round_robin"):
+            raise _fail("component-invalid-value", f"invalid balancer_name: {self.balancer_name}")
+        return self
+
+
+class CompressionParams(Body):
+    level: Int = 0
+
+
+class HTTPKeepaliveClientConfig(OptionalBody):
+    idle_conn_timeout: Duration = 0
+    max_idle_conns: Int = 0
+    max_idle_conns_per_host: Int = 0
+
+
+class CookiesConfig(OptionalBody):
+    pass
+
+
+class HTTPClientConfig(Body):
+    """confighttp.ClientConfig (an exporter's HTTP client)."""
+
+    endpoint: Str = ""
+    proxy_url: Str = ""
+    tls: TLSClientConfig | None = None
+    read_buffer_size: Int = 0
+    write_buffer_size: Int = 0
+    timeout: Duration = 0
+    headers: Headers | None = None
+    auth: AuthConfig | None = None
+    compression: Str = ""
+    compression_params: CompressionParams | None = None
+    max_conns_per_host: Int = 0
+    http2_read_idle_timeout: Duration = 0
+    http2_ping_timeout: Duration = 0
+    cookies: CookiesConfig | None = None
+    force_attempt_http2: Bool = False
+    middlewares: list[MiddlewareConfig] | None = None
+    keepalive: HTTPKeepaliveClientConfig | None = None
+    idle_conn_timeout: Duration = 0
+    max_idle_conns: Int = 0
+    max_idle_conns_per_host: Int = 0
+    disable_keep_alives: Bool = False
+
+    @model_validator(mode="after")
+    def _check_client(self) -> HTTPClientConfig:
+        _check_compression(self.compression)
+        return self
+
+
+class BackOffConfig(Body):
+    """configretry.BackOffConfig (`retry_on_failure`)."""
+
+    enabled: Bool = True
+    initial_interval: Duration = 5 * _SECOND
+    max_interval: Duration = 30 * _SECOND
+    max_elapsed_time: Duration = 300 * _SECOND
+    multiplier: Float64 = 1.5
+    randomization_factor: Float64 = 0.5
+
+    @model_validator(mode="after")
+    def _check(self) -> BackOffConfig:
+        for field in ("initial_interval", "max_interval", "max_elapsed_time", "multiplier"):
+            if getattr(self, field) < 0:
+                raise _fail(
+                    "component-value-out-of-range",
+                    f"retry_on_failure: {field} value must be greater than or equal to 0",
+                )
+        if not 0 <= self.randomization_factor <= 1:
+            raise _fail(
+                "component-value-out-of-range", "retry_on_failure: randomization_factor must be between 0 and 1"
+            )
+        if self.max_elapsed_time and self.max_elapsed_time < self.initial_interval:
+            raise _fail(
+                "component-value-out-of-range",
+                "retry_on_failure: max_elapsed_time must not be less than initial_interval",
+            )
+        if self.max_elapsed_time and self.max_elapsed_time < self.max_interval:
+            raise _fail(
+                "component-value-out-of-range",
+                "retry_on_failure: max_elapsed_time must not be less than max_interval",
+            )
+        return self
+
+
+_SIZERS = {"requests", "items", "bytes"}
+
+
+class PartitionConfig(Body):
+    metadata_keys: StrList | None = None
+
+
+class QueueBatchConfig(OptionalBody):
+    flush_timeout: Duration = 200 * 10**6
+    sizer: Str | None = None
+    min_size: Int = 8192
+    max_size: Int = 0
+    partition: PartitionConfig | None = None
+
+
+class SendingQueueConfig(OptionalBody):
+    """exporterhelper.QueueBatchConfig (`sending_queue`)."""
+
+    wait_for_result: Bool = False
+    sizer: Str = "requests"
+    queue_size: Int = 1000
+    block_on_overflow: Bool = False
+    storage: ComponentRef | None = None
+    num_consumers: Int = 10
+    batch: QueueBatchConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SendingQueueConfig:
+        if self.sizer not in _SIZERS:
+            raise _fail("component-invalid-value", f'sending_queue: invalid sizer: "{self.sizer}"')
+        if self.num_consumers <= 0:
+            raise _fail("component-value-out-of-range", "sending_queue: `num_consumers` must be positive")
+        if self.queue_size <= 0:
+            raise _fail("component-value-out-of-range", "sending_queue: `queue_size` must be positive")
+        if self.storage is not None and self.wait_for_result:
+            raise _fail(
+                "component-conflicting-fields",
+                "sending_queue: `wait_for_result` is not supported with a persistent queue (`storage`)",
+            )
+        batch = self.batch
+        if batch is not None and batch.enabled:
+            sizer = batch.sizer if batch.sizer is not None else self.sizer
+            if sizer not in ("items", "bytes"):
+                raise _fail(
+                    "component-invalid-value",
+                    f'sending_queue: `batch` supports only `items` or `bytes` sizer, found "{sizer}"',
+                )
+            if batch.flush_timeout <= 0:
+                raise _fail("component-value-out-of-range", "sending_queue: `flush_timeout` must be positive")
+            if batch.min_size < 0 or batch.max_size < 0:
+                raise _fail(
+                    "component-value-out-of-range", "sending_queue: batch sizes must be non-negative"
+                )
+            if 0 < batch.max_size < batch.min_size:
+                raise _fail(
+                    "component-value-out-of-range",
+                    "sending_queue: `max_size` must be greater or equal to `min_size`",
+                )
+            if sizer == self.sizer and batch.min_size > self.queue_size:
+                raise _fail(
+                    "component-value-out-of-range",
+                    "sending_queue: `min_size` must be less than or equal to `queue_size`",
+                )
+        return self
+
+
+def _duplicate_ci(keys: Sequence[str] | None) -> str | None:
+    seen: set[str] = set()
+    for key in keys or ():
+        low = key.lower()
+        if low in seen:
+            return low
+        seen.add(low)
+    return None
+
+
+# --------------------------------------------------------------------------- receivers
+
+
+class OTLPHTTPServerConfig(HTTPServerConfig):
+    traces_url_path: Str = ""
+    metrics_url_path: Str = ""
+    logs_url_path: Str = ""
+
+
+class OTLPProtocols(Body):
+    _null_means_empty = frozenset({"grpc", "http"})
+    grpc: GRPCServerConfig | None = None
+    http: OTLPHTTPServerConfig | None = None
+
+
+class OTLPReceiverConfig(Body):
+    """`otlp` receiver: at least one of protocols.grpc / protocols.http."""
+
+    protocols: OTLPProtocols = OTLPProtocols()
+
+    @model_validator(mode="after")
+    def _check(self) -> OTLPReceiverConfig:
+        grpc, http = self.protocols.grpc, self.protocols.http
+        if not (grpc is not None and grpc.enabled) and not (http is not None and http.enabled):
+            raise _fail(
+                "component-missing-required-field",
+                "must specify at least one protocol (protocols.grpc or protocols.http) "
+                "when using the OTLP receiver",
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- processors
+
+
+class MemoryLimiterConfig(Body):
+    """`memory_limiter`: check_interval > 0, a limit, spike below limit, percentages <= 100."""
+
+    check_interval: Duration = 0
+    limit_mib: UInt32 = 0
+    spike_limit_mib: UInt32 = 0
+    limit_percentage: UInt32 = 0
+    spike_limit_percentage: UInt32 = 0
+    min_gc_interval_when_soft_limited: Duration = 10 * _SECOND
+    min_gc_interval_when_hard_limited: Duration = 0
+    max_gc_interval_when_soft_limited: Duration = 30 * _SECOND
+    max_gc_interval_when_hard_limited: Duration = 30 * _SECOND
+
+    @model_validator(mode="after")
+    def _check(self) -> MemoryLimiterConfig:
+        rng = "component-value-out-of-range"
+        soft_min, hard_min = self.min_gc_interval_when_soft_limited, self.min_gc_interval_when_hard_limited
+        soft_max, hard_max = self.max_gc_interval_when_soft_limited, self.max_gc_interval_when_hard_limited
+        if self.check_interval <= 0:
+            raise _fail(rng, "'check_interval' must be greater than zero")
+        if soft_min < hard_min:
+            raise _fail(rng, "'min_gc_interval_when_soft_limited' should be larger than "
+                             "'min_gc_interval_when_hard_limited'")
+        if soft_max < 0 or hard_max < 0:
+            raise _fail(rng, "'max_gc_interval_when_soft_limited' and 'max_gc_interval_when_hard_limited' "
+                             "must be non-negative")
+        if 0 < soft_max < soft_min or 0 < hard_max < hard_min:
+            raise _fail(rng, "a 'max_gc_interval_when_*_limited' must be at least its 'min_gc_interval_*' "
+                             "(or 0 to disable)")
+        if soft_max > 0 and hard_max > 0 and soft_max < hard_max:
+            raise _fail(rng, "'max_gc_interval_when_soft_limited' should be larger than or equal to "
+                             "'max_gc_interval_when_hard_limited'")
+        if self.limit_mib == 0 and self.limit_percentage == 0:
+            raise _fail("component-missing-required-field",
+                        "'limit_mib' or 'limit_percentage' must be greater than zero")
+        if self.limit_percentage > 100 or self.spike_limit_percentage > 100:
+            raise _fail(rng, "'limit_percentage' and 'spike_limit_percentage' must be greater than zero "
+                             "and less than or equal to hundred")
+        if 0 < self.limit_mib <= self.spike_limit_mib:
+            raise _fail(rng, "'spike_limit_mib' must be smaller than 'limit_mib'")
+        if 0 < self.limit_percentage <= self.spike_limit_percentage:
+            raise _fail(rng, "'spike_limit_percentage' must be smaller than 'limit_percentage'")
+        return self
+
+
+class BatchConfig(Body):
+    """`batch`: send_batch_max_size >= send_batch_size when set; unique metadata_keys."""
+
+    timeout: Duration = 200 * 10**6
+    send_batch_size: UInt32 = 8192
+    send_batch_max_size: UInt32 = 0
+    metadata_keys: StrList | None = None
+    metadata_cardinality_limit: UInt32 = 1000
+
+    @model_validator(mode="after")
+    def _check(self) -> BatchConfig:
+        if 0 < self.send_batch_max_size < self.send_batch_size:
+            raise _fail("component-value-out-of-range",
+                        "send_batch_max_size must be greater or equal to send_batch_size")
+        dup = _duplicate_ci(self.metadata_keys)
+        if dup is not None:
+            raise _fail("component-duplicate-entry", f'duplicate entry in metadata_keys: "{dup}" (case-insensitive)')
+        if self.timeout < 0:
+            raise _fail("component-value-out-of-range", "timeout must be greater or equal to 0")
+        return self
+
+
+_ACTIONS = ("insert", "update", "upsert", "delete", "hash", "extract", "convert")
+
+
+class AttributeAction(Body):
+    """One attribute action of the resource/attributes processors."""
+
+    key: Str = ""
+    value: Any = None
+    default_value: Any = None
+    pattern: Str = ""
+    from_attribute: Str = ""
+    from_context: Str = ""
+    converted_type: Str = ""
+    action: Str = ""
+
+    def problem(self, index: int) -> str | None:
+        """The collector's complaint about this action (its NewAttrProc checks), or None."""
+        action = self.action.lower()
+        where = f'action {index} (key "{self.key}")'
+        sources = sum((self.value is not None, bool(self.from_attribute), bool(self.from_context)))
+        if action in ("delete", "hash"):
+            if not self.key and not self.pattern:
+                return f'missing required field (at least one of "key" and "pattern") at action {index}'
+        elif not self.key:
+            return f'missing required field "key" at action {index}'
+        if action in ("insert", "update", "upsert"):
+            if sources == 0 and self.default_value is None:
+                return (f'{where}: one of "value", "from_attribute", "from_context" or "default_value" '
+                        "must be specified")
+            if sources > 1:
+                return f"{where}: multiple value sources are set"
+            if self.pattern or self.converted_type:
+                return f'{where}: action "{action}" does not use "pattern" or "converted_type"'
+        elif action in ("delete", "hash"):
+            if self.value is not None or self.from_attribute:
+                return f'{where}: action "{action}" does not use "value" or "from_attribute"'
+            if self.converted_type:
+                return f'{where}: action "{action}" does not use "converted_type"'
+            if self.pattern and _regex_error(self.pattern):
+                return f'{where}: field "pattern" has invalid pattern "{self.pattern}"'
+        elif action == "extract":
+            if sources:
+                return f'{where}: action "extract" does not use a value source'
+            if not self.pattern:
+                return f'{where}: missing required field "pattern" for action "extract"'
+            if self.converted_type:
+                return f'{where}: action "extract" does not use "converted_type"'
+            if _regex_error(self.pattern):
+                return f'{where}: field "pattern" has invalid pattern "{self.pattern}"'
+            if not re.search(r"\(\?P?<[A-Za-z_]\w*>", self.pattern):
+                return f'{where}: field "pattern" contains no named matcher groups'
+            if re.search(r"\((?!\?)", self.pattern):
+                return f'{where}: field "pattern" contains at least one unnamed matcher group'
+        elif action == "convert":
+            if sources or self.pattern:
+                return f'{where}: action "convert" does not use value sources or "pattern"'
+            if not self.converted_type:
+                return f'{where}: missing required field "converted_type" for action "convert"'
+            if self.converted_type not in ("string", "int", "double"):
+                return f'{where}: invalid converted_type "{self.converted_type}" (string, int or double)'
+        else:
+            return f'{where}: unsupported action "{self.action}" (one of {", ".join(_ACTIONS)})'
+        return None
+
+
+def _regex_error(pattern: str) -> bool:
+    # Go's RE2 syntax: translate named groups (?P<x>) / (?<x>) which Python also accepts.
+    try:
+        re.compile(pattern)
+    except re.error:
+        return True
+    return False
+
+
+def _rule_for_action_problem(text: str) -> str:
+    if "missing required" in text or "must be specified" in text:
+        return "component-missing-required-field"
+    if "does not use" in text or "multiple value sources" in text:
+        return "component-conflicting-fields"
+    return "component-invalid-value"
+
+
+def _check_actions(actions: Sequence[AttributeAction]) -> None:
+    for index, action in enumerate(actions):
+        text = action.problem(index)
+        if text is not None:
+            raise _fail(_rule_for_action_problem(text), text, "build")
+
+
+class ResourceProcessorConfig(Body):
+    """`resource`: a non-empty `attributes` list of actions."""
+
+    attributes: list[AttributeAction] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ResourceProcessorConfig:
+        if not self.attributes:
+            raise _fail("component-missing-required-field", 'missing required field "attributes"')
+        _check_actions(self.attributes)
+        return self
+
+
+class AttributesProcessorConfig(Body):
+    """`attributes`: a non-empty `actions` list, optional include/exclude match blocks."""
+
+    actions: list[AttributeAction] | None = None
+    include: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AttributesProcessorConfig:
+        if not self.actions:
+            raise _fail("component-missing-required-field", 'missing required field "actions"')
+        _check_actions(self.actions)
+        return self
+
+
+_ERROR_MODES = {"ignore", "propagate", "silent"}
+
+
+def _check_error_mode(value: str, where: str = "error_mode") -> None:
+    if value and value.lower() not in _ERROR_MODES:
+        raise _fail("component-invalid-value", f'{where}: unknown error mode "{value}" (ignore, propagate, silent)')
+
+
+class ContextConditions(Body):
+    context: Str = ""
+    conditions: StrList | None = None
+    error_mode: Str = ""
+
+
+def _basic_or_advanced(value: Any, item_key: str) -> Any:
+    # A list of plain strings is the "basic" style: one group without an explicit context.
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return [{item_key: value}]
+    if isinstance(value, list) and any(isinstance(v, str) for v in value):
+        raise _fail("component-conflicting-fields",
+                    "configuring multiple configuration styles is not supported, please use only "
+                    "Basic configuration or only Advanced configuration")
+    return value
+
+
+_FILTER_CONTEXTS = {
+    "trace_conditions": {"resource", "scope", "span", "spanevent"},
+    "metric_conditions": {"resource", "scope", "metric", "datapoint"},
+    "log_conditions": {"resource", "scope", "log"},
+    "profile_conditions": {"resource", "scope", "profile"},
+}
+
+
+class FilterTraces(Body):
+    resource: StrList | None = None
+    span: StrList | None = None
+    spanevent: StrList | None = None
+
+
+class FilterMetrics(Body):
+    include: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+    regexp: dict[str, Any] | None = None
+    resource: StrList | None = None
+    metric: StrList | None = None
+    datapoint: StrList | None = None
+
+
+class FilterLogs(Body):
+    include: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+    resource: StrList | None = None
+    log_record: StrList | None = None
+
+
+class FilterProfiles(Body):
+    resource: StrList | None = None
+    profile: StrList | None = None
+
+
+class FilterSpans(Body):
+    include: dict[str, Any] | None = None
+    exclude: dict[str, Any] | None = None
+
+
+class FilterProcessorConfig(Body):
+    """`filter`: OTTL conditions per signal (not parsed here) or legacy include/exclude."""
+
+    error_mode: Str = "propagate"
+    spans: FilterSpans | None = None
+    traces: FilterTraces | None = None
+    metrics: FilterMetrics | None = None
+    logs: FilterLogs | None = None
+    profiles: FilterProfiles | None = None
+    trace_conditions: list[ContextConditions] | None = None
+    metric_conditions: list[ContextConditions] | None = None
+    log_conditions: list[ContextConditions] | None = None
+    profile_conditions: list[ContextConditions] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in _FILTER_CONTEXTS:
+                if key in data:
+                    data[key] = _basic_or_advanced(data[key], "conditions")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> FilterProcessorConfig:
+        _check_error_mode(self.error_mode)
+        t, m, lg = self.traces, self.metrics, self.logs
+        conflict = "component-conflicting-fields"
+        if t and (t.resource or t.span or t.spanevent) and self.spans and (self.spans.include or self.spans.exclude):
+            raise _fail(conflict, 'cannot use "traces.*" conditions and "spans.include/exclude" together')
+        if m and (m.resource or m.metric or m.datapoint) and (m.include or m.exclude):
+            raise _fail(conflict, 'cannot use "metrics.*" conditions and "metrics.include/exclude" together')
+        if lg and (lg.resource or lg.log_record) and (lg.include or lg.exclude):
+            raise _fail(conflict, 'cannot use "logs.*" conditions and "logs.include/exclude" together')
+        if self.trace_conditions and t and (t.resource or t.span or t.spanevent):
+            raise _fail(conflict, 'cannot use "trace_conditions" and "traces.*" together')
+        if self.metric_conditions and m and (m.resource or m.metric or m.datapoint or m.include or m.exclude):
+            raise _fail(conflict, 'cannot use "metric_conditions" and "metrics.*" together')
+        if self.log_conditions and lg and (lg.resource or lg.log_record or lg.include or lg.exclude):
+            raise _fail(conflict, 'cannot use "log_conditions" and "logs.*" together')
+        for key, contexts in _FILTER_CONTEXTS.items():
+            for group in getattr(self, key) or ():
+                if group.context and group.context.lower() not in contexts:
+                    raise _fail("component-invalid-value", f'{key}: unknown context "{group.context}"')
+                _check_error_mode(group.error_mode, key)
+        return self
+
+
+class ContextStatements(Body):
+    context: Str = ""
+    conditions: StrList | None = None
+    statements: StrList | None = None
+    error_mode: Str = ""
+    shared_cache: Bool = False
+
+
+_TRANSFORM_CONTEXTS = {
+    "trace_statements": {"resource", "scope", "span", "spanevent"},
+    "metric_statements": {"resource", "scope", "metric", "datapoint", "exemplar"},
+    "log_statements": {"resource", "scope", "log"},
+    "profile_statements": {"resource", "scope", "profile"},
+}
+
+
+class TransformProcessorConfig(Body):
+    """`transform`: OTTL statements per signal, in contexts valid for that signal."""
+
+    error_mode: Str = "propagate"
+    trace_statements: list[ContextStatements] | None = None
+    metric_statements: list[ContextStatements] | None = None
+    log_statements: list[ContextStatements] | None = None
+    profile_statements: list[ContextStatements] | None = None
+    flatten_data: Bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in _TRANSFORM_CONTEXTS:
+                if isinstance(data.get(key), list) and any(isinstance(v, str) for v in data[key]):
+                    strings = [v for v in data[key] if isinstance(v, str)]
+                    others = [v for v in data[key] if not isinstance(v, str)]
+                    if others:
+                        raise _fail("component-conflicting-fields",
+                                    "configuring multiple configuration styles is not supported, please "
+                                    "use only Basic configuration or only Advanced configuration")
+                    data[key] = [{"statements": strings}]
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> TransformProcessorConfig:
+        _check_error_mode(self.error_mode)
+        for key, contexts in _TRANSFORM_CONTEXTS.items():
+            for group in getattr(self, key) or ():
+                if group.context and group.context.lower() not in contexts:
+                    raise _fail("component-invalid-value", f'{key}: unknown context "{group.context}" '
+                                f"(one of {', '.join(sorted(contexts))})")
+                _check_error_mode(group.error_mode, key)
+        if self.flatten_data:
+            raise _fail("component-invalid-value",
+                        "'flatten_data' requires the 'transform.flatten.logs' feature gate to be enabled")
+        return self
+
+
+# tail_sampling: policies are only built when the processor starts, so their problems are
+# "startup" problems (`otelcol validate` accepts them; the collector then fails to start).
+
+_STATUS_CODES = {"OK", "ERROR", "UNSET"}
+
+
+class LatencyPolicy(Body):
+    threshold_ms: Int = 0
+    upper_threshold_ms: Int = 0
+
+
+class NumericAttributePolicy(Body):
+    key: Str = ""
+    min_value: Int = 0
+    max_value: Int = 0
+    invert_match: Bool = False
+
+
+class ProbabilisticPolicy(Body):
+    hash_salt: Str = ""
+    sampling_percentage: Float64 = 0.0
+
+
+class StatusCodePolicy(Body):
+    status_codes: StrList | None = None
+
+
+class StringAttributePolicy(Body):
+    key: Str = ""
+    values: StrList | None = None
+    enabled_regex_matching: Bool = False
+    cache_max_size: Int = 0
+    invert_match: Bool = False
+
+
+class RateLimitingPolicy(Body):
+    spans_per_second: Int = 0
+    burst_capacity: Int = 0
+
+
+class BytesLimitingPolicy(Body):
+    bytes_per_second: Int = 0
+    burst_capacity: Int = 0
+
+
+class SpanCountPolicy(Body):
+    min_spans: Int32 = 0
+    max_spans: Int32 = 0
+
+
+class TraceStatePolicy(Body):
+    key: Str = ""
+    values: StrList | None = None
+
+
+class BooleanAttributePolicy(Body):
+    key: Str = ""
+    value: Bool = False
+    invert_match: Bool = False
+
+
+class OTTLConditionPolicy(Body):
+    error_mode: Str = ""
+    span: StrList | None = None
+    spanevent: StrList | None = None
+
+
+_LEAF_POLICIES = ("always_sample", "latency", "numeric_attribute", "probabilistic", "status_code",
+                  "string_attribute", "rate_limiting", "bytes_limiting", "span_count", "trace_state",
+                  "boolean_attribute", "ottl_condition", "trace_flags")
+
+
+class _SharedPolicy(Body):
+    name: Str = ""
+    type: Str = ""
+    # Keys the collector does not know are kept as settings of a policy extension (its
+    # `,remain` field) when their value is a mapping; anything else fails to decode.
+    extensions: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    latency: LatencyPolicy | None = None
+    numeric_attribute: NumericAttributePolicy | None = None
+    probabilistic: ProbabilisticPolicy | None = None
+    status_code: StatusCodePolicy | None = None
+    string_attribute: StringAttributePolicy | None = None
+    rate_limiting: RateLimitingPolicy | None = None
+    bytes_limiting: BytesLimitingPolicy | None = None
+    span_count: SpanCountPolicy | None = None
+    trace_state: TraceStatePolicy | None = None
+    boolean_attribute: BooleanAttributePolicy | None = None
+    ottl_condition: OTTLConditionPolicy | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extension_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {f.alias or name for name, f in cls.model_fields.items()} - {"extensions"}
+        out = {k: v for k, v in data.items() if k in known}
+        out["extensions"] = {k: v for k, v in data.items() if k not in known}
+        return out
+
+    def leaf_problem(self) -> tuple[str, str] | None:
+        """(rule, detail) for a leaf policy the collector cannot build, else None."""
+        kind = self.type
+        if kind == "status_code":
+            codes = (self.status_code.status_codes if self.status_code else None) or []
+            if not codes:
+                return "component-missing-required-field", "expected at least one status code to filter on"
+            for code in codes:
+                if code not in _STATUS_CODES:
+                    return "component-invalid-value", f'unknown status code "{code}", supported: OK, ERROR, UNSET'
+        elif kind == "string_attribute":
+            cfg = self.string_attribute
+            if cfg is not None and cfg.enabled_regex_matching:
+                for value in cfg.values or ():
+                    if _regex_error(value):
+                        return "component-invalid-value", f"invalid regex `{value}`"
+        elif kind == "ottl_condition":
+            cfg_o = self.ottl_condition
+            if cfg_o is None or not (cfg_o.span or cfg_o.spanevent):
+                return "component-missing-required-field", "expected at least one OTTL condition to filter on"
+            if cfg_o.error_mode and cfg_o.error_mode.lower() not in _ERROR_MODES:
+                return "component-invalid-value", f'unknown error mode "{cfg_o.error_mode}"'
+        elif kind not in _LEAF_POLICIES:
+            return "component-invalid-value", f"unknown sampling policy type {kind or '(empty)'}"
+        return None
+
+
+class NotSubPolicy(_SharedPolicy):
+    pass
+
+
+class NotPolicy(Body):
+    not_sub_policy: NotSubPolicy | None = None
+
+
+class AndSubPolicy(_SharedPolicy):
+    not_: NotPolicy | None = Field(default=None, alias="not")
+
+    def sub_problem(self) -> tuple[str, str] | None:
+        """(rule, detail) for this `and`/`drop` sub-policy, or None."""
+        if self.type == "not":
+            sub = self.not_.not_sub_policy if self.not_ else None
+            return (sub or NotSubPolicy()).leaf_problem()
+        return self.leaf_problem()
+
+
+class AndPolicy(Body):
+    and_sub_policy: list[AndSubPolicy] | None = None
+
+
+class DropPolicy(Body):
+    drop_sub_policy: list[AndSubPolicy] | None = None
+
+
+class CompositeSubPolicy(_SharedPolicy):
+    and_: AndPolicy | None = Field(default=None, alias="and")
+
+    def sub_problem(self) -> tuple[str, str] | None:
+        """(rule, detail) for this composite sub-policy, or None."""
+        if self.type == "and":
+            subs = (self.and_.and_sub_policy if self.and_ else None) or []
+            return _first(sub.sub_problem() for sub in subs)
+        return self.leaf_problem()
+
+
+class RateAllocation(Body):
+    policy: Str = ""
+    percent: Int = 0
+
+
+class CompositePolicy(Body):
+    max_total_spans_per_second: Int = 0
+    policy_order: StrList | None = None
+    composite_sub_policy: list[CompositeSubPolicy] | None = None
+    rate_allocation: list[RateAllocation] | None = None
+
+
+class TailSamplingPolicy(_SharedPolicy):
+    """One `policies` entry: a unique non-empty name and a known type with its settings."""
+
+    composite: CompositePolicy | None = None
+    and_: AndPolicy | None = Field(default=None, alias="and")
+    not_: NotPolicy | None = Field(default=None, alias="not")
+    drop: DropPolicy | None = None
+
+    def problem(self) -> tuple[str, str] | None:
+        """(rule, detail) for this policy and its sub-policies, as the collector's start-up reports."""
+        if self.type == "composite":
+            comp = (self.composite.composite_sub_policy if self.composite else None) or []
+            return _first(sub.sub_problem() for sub in comp)
+        if self.type == "and":
+            ands = (self.and_.and_sub_policy if self.and_ else None) or []
+            return _first(sub.sub_problem() for sub in ands)
+        if self.type == "drop":
+            drops = (self.drop.drop_sub_policy if self.drop else None) or []
+            return _first(sub.sub_problem() for sub in drops)
+        if self.type == "not":
+            sub = self.not_.not_sub_policy if self.not_ else None
+            return (sub or NotSubPolicy()).leaf_problem()
+        return self.leaf_problem()
+
+
+def _first(items: Iterable[tuple[str, str] | None]) -> tuple[str, str] | None:
+    return next((item for item in items if item is not None), None)
+
+
+class DecisionCacheConfig(Body):
+    sampled_cache_size: Int = 0
+    non_sampled_cache_size: Int = 0
+
+
+class TailSamplingConfig(Body):
+    """`tail_sampling` (traces only): policies with unique names and known types."""
+
+    decision_wait: Duration = 30 * _SECOND
+    decision_wait_after_root_received: Duration = 0
+    num_traces: UInt64 = 50000
+    block_on_overflow: Bool = False
+    expected_new_traces_per_sec: UInt64 = 0
+    policies: list[TailSamplingPolicy] | None = None
+    decision_cache: DecisionCacheConfig | None = None
+    tail_storage: ComponentRef | None = None
+    sample_on_first_match: Bool = False
+    sampling_strategy: Str = "trace-complete"
+    drop_pending_traces_on_shutdown: Bool = False
+    maximum_trace_size_bytes: UInt64 = 0
+    num_shards: UInt32 = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> TailSamplingConfig:
+        if self.sampling_strategy not in ("trace-complete", "span-ingest"):
+            raise _fail("component-invalid-value", f'invalid sampling_strategy "{self.sampling_strategy}", '
+                        'expected one of "trace-complete" or "span-ingest"')
+        if self.num_shards > 256:
+            raise _fail("component-value-out-of-range", f"num_shards ({self.num_shards}) must not exceed 256")
+        if self.tail_storage is not None:
+            raise _fail("component-invalid-value",
+                        "'tail_storage' requires a feature gate that otelcol-obsctl does not enable")
+        names: set[str] = set()
+        for policy in self.policies or ():
+            if not policy.name:
+                raise _fail("component-missing-required-field", "policy name cannot be empty", "startup")
+            if policy.name in names:
+                raise _fail("component-duplicate-entry", f'duplicate policy name "{policy.name}"', "startup")
+            names.add(policy.name)
+            found = policy.problem()
+            if found is not None:
+                rule, detail = found
+                raise _fail(rule, f'failed to create policy evaluator for "{policy.name}": {detail}', "startup")
+        return self
+
+
+# --------------------------------------------------------------------------- exporters
+
+
+def _grpc_endpoint_problem(endpoint: str) -> str | None:
+    """What configgrpc.ClientConfig.Validate says about an endpoint (host:port after any scheme)."""
+    if endpoint.startswith("unix://"):
+        return None if endpoint[len("unix://"):] else "unix socket path cannot be empty"
+    if endpoint.startswith("http://"):
+        address = endpoint[len("http://"):]
+    elif endpoint.startswith("https://"):
+        address = endpoint[len("https://"):]
+    elif "://" in endpoint:
+        address = endpoint.split("://", 1)[1]
+        address = address.split("/", 1)[1] if "/" in address else ""
+    else:
+        address = endpoint
+    if not address:
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        return f"address {address}: missing port in address"
+    if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+        return f"address {address}: too many colons in address"
+    if not port.isdigit():
+        return f'invalid port "{port}"'
+    return None
+
+
+class OTLPExporterConfig(GRPCClientConfig):
+    """`otlp` / `otlp_grpc` exporter: a host:port endpoint."""
+
+    timeout: Duration = 5 * _SECOND
+    sending_queue: SendingQueueConfig | None = None
+    retry_on_failure: BackOffConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> OTLPExporterConfig:
+        address = self.endpoint
+        for prefix in ("http://", "https://"):
+            if address.startswith(prefix):
+                address = address[len(prefix):]
+        if address.startswith("dns://"):
+            address = re.sub(r"^dns:///?", "", address)
+        if not address:
+            raise _fail("component-missing-required-field", 'requires a non-empty "endpoint"')
+        problem = _grpc_endpoint_problem(self.endpoint)
+        if problem is not None:
+            raise _fail("component-invalid-value", f"endpoint: {problem}")
+        return self
+
+
+class OTLPHTTPExporterConfig(HTTPClientConfig):
+    """`otlphttp` / `otlp_http` exporter: a base endpoint or per-signal endpoints."""
+
+    sending_queue: SendingQueueConfig | None = None
+    retry_on_failure: BackOffConfig | None = None
+    traces_endpoint: Str = ""
+    metrics_endpoint: Str = ""
+    logs_endpoint: Str = ""
+    profiles_endpoint: Str = ""
+    encoding: Str = "proto"
+
+    @model_validator(mode="after")
+    def _check(self) -> OTLPHTTPExporterConfig:
+        if self.encoding not in ("proto", "json"):
+            raise _fail("component-invalid-value", f'invalid encoding type: {self.encoding} (proto or json)')
+        if not any((self.endpoint, self.traces_endpoint, self.metrics_endpoint, self.logs_endpoint,
+                    self.profiles_endpoint)):
+            raise _fail("component-missing-required-field", "at least one endpoint must be specified")
+        return self
+
+
+def _request_uri_ok(text: str) -> bool:
+    """Go's url.ParseRequestURI: an absolute URI (scheme://...) or an absolute path."""
+    if text.startswith("/"):
+        return True
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", text)
+    return match is not None and match.group(2).startswith("/") and " " not in text
+
+
+class ResourceToTelemetry(Body):
+    enabled: Bool = False
+    exclude_service_attributes: Bool = False
+    included: StrList | None = None
+    excluded: StrList | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.enabled or self.exclude_service_attributes or self.included or self.excluded)
+
+
+class RemoteWriteQueue(Body):
+    enabled: Bool = True
+    queue_size: Int = 10000
+    num_consumers: Int = 5
+
+
+class PRWWALConfig(OptionalBody):
+    directory: Str = ""
+    buffer_size: Int = 0
+    truncate_frequency: Duration = 0
+    lag_record_frequency: Duration = 0
+
+
+class TargetInfo(Body):
+    enabled: Bool = True
+
+
+_TRANSLATION = {"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes",
+                "NoUTF8EscapingWithSuffixes", "NoTranslation"}
+_RESERVED_RW_HEADERS = {"content-encoding", "content-type", "user-agent", "x-prometheus-remote-write-version"}
+
+
+class PrometheusRemoteWriteConfig(HTTPClientConfig):
+    """`prometheusremotewrite` / `prometheus_remote_write` exporter (metrics only)."""
+
+    timeout: Duration = 5 * _SECOND
+    retry_on_failure: BackOffConfig | None = None
+    namespace: Str = ""
+    remote_write_queue: RemoteWriteQueue | None = None
+    external_labels: dict[str, Str] | None = None
+    http: HTTPClientConfig | None = None
+    max_batch_size_bytes: Int = 3_000_000
+    max_batch_request_parallelism: Int | None = None
+    resource_to_telemetry_conversion: ResourceToTelemetry | None = None
+    resource_constant_labels: ResourceToTelemetry | None = None
+    wal: PRWWALConfig | None = None
+    target_info: TargetInfo | None = None
+    disable_scope_info: Bool = False
+    add_metric_suffixes: Bool = True
+    translation_strategy: Str = ""
+    send_metadata: Bool = False
+    protobuf_message: Str = "prometheus.WriteRequest"
+    include_metadata_keys: StrList | None = None
+    convert_explicit_histograms_to_nhcb: Bool = False
+    keep_classic_histograms: Bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> PrometheusRemoteWriteConfig:
+        rng, bad = "component-value-out-of-range", "component-invalid-value"
+        r2t = self.resource_to_telemetry_conversion or ResourceToTelemetry()
+        rcl = self.resource_constant_labels or ResourceToTelemetry()
+        if rcl.enabled or rcl.exclude_service_attributes:
+            raise _fail("component-conflicting-fields",
+                        "enabled and exclude_service_attributes are not supported under resource_constant_labels")
+        if not r2t.is_empty() and not rcl.is_empty():
+            raise _fail("component-conflicting-fields",
+                        "cannot configure both resource_to_telemetry_conversion and resource_constant_labels")
+        if (r2t.enabled or r2t.exclude_service_attributes) and (r2t.included or r2t.excluded):
+            raise _fail("component-conflicting-fields",
+                        "cannot configure both legacy enabled/exclude_service_attributes and included/excluded")
+        if self.max_batch_request_parallelism is not None and self.max_batch_request_parallelism < 1:
+            raise _fail(rng, "max_batch_request_parallelism can't be set to below 1")
+        queue = self.remote_write_queue or RemoteWriteQueue()
+        if queue.queue_size < 0:
+            raise _fail(rng, "remote write queue size can't be negative")
+        if queue.enabled and queue.queue_size == 0:
+            raise _fail(rng, "a 0 size queue will drop all the data")
+        if queue.num_consumers < 0:
+            raise _fail(rng, "remote write consumer number can't be negative")
+        if self.max_batch_size_bytes < 0:
+            raise _fail(rng, "max_batch_size_bytes must be greater than 0")
+        client = self.http if self.http is not None else self
+        if client.compression and client.compression != "snappy":
+            raise _fail(bad, "compression type must be snappy")
+        if self.protobuf_message not in ("prometheus.WriteRequest", "io.prometheus.write.v2.Request"):
+            raise _fail(bad, f'unknown remote write protobuf message "{self.protobuf_message}"')
+        if self.protobuf_message == "io.prometheus.write.v2.Request":
+            raise _fail(bad, "remote write v2 needs a feature gate that otelcol-obsctl does not enable")
+        if self.translation_strategy and self.translation_strategy not in _TRANSLATION:
+            raise _fail(bad, f"invalid translation_strategy: {self.translation_strategy}")
+        if self.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
+            raise _fail(bad, f"translation strategy {self.translation_strategy} requires Prometheus Remote Write 2.0")
+        for key in self.include_metadata_keys or ():
+            if key.lower() in _RESERVED_RW_HEADERS:
+                raise _fail(bad, f'include_metadata_keys entry "{key}" collides with a reserved remote write header')
+        if not client.endpoint:
+            raise _fail("component-missing-required-field",
+                        "invalid endpoint: an endpoint URL (…/api/v1/write) is required", "build")
+        if not _request_uri_ok(client.endpoint):
+            raise _fail(bad, f'invalid endpoint "{client.endpoint}": not an absolute URL', "build")
+        return self
+
+
+class DebugExporterConfig(Body):
+    """`debug` exporter: verbosity basic|normal|detailed."""
+
+    verbosity: Str = "basic"
+    sampling_initial: Int = 2
+    sampling_thereafter: Int = 1
+    use_internal_logger: Bool = True
+    output_paths: StrList | None = None
+    sending_queue: SendingQueueConfig | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DebugExporterConfig:
+        level = self.verbosity.lower()
+        if level not in ("none", "basic", "normal", "detailed"):
+            raise _fail("component-invalid-value", f'unknown metrics level "{level}"')
+        if level == "none":
+            raise _fail("component-invalid-value", f'verbosity level "{self.verbosity}" is not supported')
+        if self.use_internal_logger and self.output_paths is not None:
+            raise _fail("component-conflicting-fields",
+                        "output_paths is not supported when use_internal_logger is true")
+        if not self.use_internal_logger and self.output_paths is not None and not self.output_paths:
+            raise _fail("component-missing-required-field",
+                        "output_paths must not be empty when use_internal_logger is false")
+        return self
+
+
+# --------------------------------------------------------------------------- extensions, connectors
+
+
+class HealthCheckPathConfig(Body):
+    enabled: Bool = True
+    path: Str = ""
+    include_attributes: Bool = False
+
+
+class HealthCheckHTTPConfig(HTTPServerFields):
+    status: HealthCheckPathConfig | None = None
+    config_: HealthCheckPathConfig | None = Field(default=None, alias="config")
+
+
+class ResponseBody(Body):
+    healthy: Str = ""
+    unhealthy: Str = ""
+
+
+class CheckCollectorPipeline(Body):
+    enabled: Bool = False
+    interval: Str = ""
+    exporter_failure_threshold: Int = 0
+
+
+class ComponentHealth(Body):
+    include_permanent_errors: Bool = False
+    include_recoverable_errors: Bool = False
+    recovery_duration: Duration = 0
+
+
+class HealthCheckConfig(HTTPServerFields):
+    """`health_check` extension (legacy v1 form): an endpoint and a path starting with '/'."""
+
+    endpoint: Str = "localhost:13133"
+    path: Str = "/"
+    response_body: ResponseBody | None = None
+    check_collector_pipeline: CheckCollectorPipeline | None = None
+    use_v2: Bool = False
+    grpc: GRPCServerFields | None = None
+    http: HealthCheckHTTPConfig | None = None
+    component_health: ComponentHealth | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> HealthCheckConfig:
+        if self.http is not None or self.grpc is not None:
+            raise _fail("component-invalid-value",
+                        "v2 healthcheck configuration (http/grpc fields) needs the "
+                        "extension.healthcheck.useComponentStatus feature gate, which otelcol-obsctl "
+                        "does not enable")
+        if self.use_v2:
+            raise _fail("component-missing-required-field", "must specify at least one protocol")
+        if not self.endpoint:
+            raise _fail("component-missing-required-field", "http endpoint required")
+        if not self.path.startswith("/"):
+            raise _fail("component-invalid-value", "path must start with /")
+        return self
+
+
+class PprofConfig(Body):
+    """`pprof` extension."""
+
+    endpoint: Str = "localhost:1777"
+    dialer: DialerConfig | None = None
+    block_profile_fraction: Int = 0
+    mutex_profile_fraction: Int = 0
+    save_to_file: Str = ""
+
+
+class ZPagesExpvar(Body):
+    enabled: Bool = False
+
+
+class ZPagesConfig(HTTPServerFields):
+    """`zpages` extension: an endpoint is required."""
+
+    endpoint: Str = "localhost:55679"
+    expvar: ZPagesExpvar | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ZPagesConfig:
+        if not self.endpoint:
+            raise _fail("component-missing-required-field",
+                        '"endpoint" is required when using the "zpages" extension')
+        return self
+
+
+class Dimension(Body):
+    name: Str = ""
+    default: Str | None = None
+    glob: Str = ""
+
+
+class ExponentialHistogram(OptionalBody):
+    max_size: Int32 = 160
+
+
+class ExplicitHistogram(OptionalBody):
+    buckets: list[Duration] | None = None
+
+
+class SpanMetricsHistogram(Body):
+    disable: Bool = False
+    unit: Str = "ms"
+    exponential: ExponentialHistogram | None = None
+    explicit: ExplicitHistogram | None = None
+    dimensions: list[Dimension] | None = None
+
+
+class SpanMetricsExemplars(Body):
+    enabled: Bool = False
+    max_per_data_point: Int = 0
+
+
+class SpanMetricsEvents(Body):
+    enabled: Bool = False
+    dimensions: list[Dimension] | None = None
+
+
+_SPANMETRICS_BUILTIN = {"service.name", "span.kind", "status.code", "span.name"}
+
+
+def _dimension_problem(dimensions: Sequence[Dimension] | None) -> str | None:
+    names = set(_SPANMETRICS_BUILTIN)
+    for dim in dimensions or ():
+        if dim.name and dim.glob:
+            return f"dimension entry must set only one of `name` or `glob`, got both: name={dim.name!r}"
+        if not dim.name and not dim.glob:
+            return "dimension entry must set one of `name` or `glob`"
+        if dim.name:
+            if dim.name in names:
+                return f'duplicate dimension name "{dim.name}"'
+            names.add(dim.name)
+        elif dim.default is not None:
+            return f"`default` is not supported on `glob` dimension {dim.glob!r}"
+    return None
+
+
+class SpanMetricsConfig(Body):
+    """`spanmetrics` / `span_metrics` connector (traces -> metrics)."""
+
+    dimensions: list[Dimension] | None = None
+    calls_dimensions: list[Dimension] | None = None
+    exclude_dimensions: StrList | None = None
+    dimensions_cache_size: Int = 0
+    resource_metrics_cache_size: Int = 1000
+    resource_metrics_key_attributes: StrList | None = None
+    aggregation_temporality: Str = "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    histogram: SpanMetricsHistogram | None = None
+    metrics_flush_interval: Duration = 60 * _SECOND
+    metrics_expiration: Duration = 0
+    series_expiration: Duration = 0
+    metric_timestamp_cache_size: Int | None = None
+    namespace: Str = "traces.span.metrics"
+    exemplars: SpanMetricsExemplars | None = None
+    events: SpanMetricsEvents | None = None
+    include_instrumentation_scope: StrList | None = None
+    aggregation_cardinality_limit: Int = 0
+    add_resource_attributes: Bool = False
+    enable_metrics_sampling_method: Bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> SpanMetricsConfig:
+        histogram = self.histogram or SpanMetricsHistogram()
+        for label, dims in (("dimensions", self.dimensions), ("calls dimensions", self.calls_dimensions),
+                            ("histogram dimensions", histogram.dimensions)):
+            found = _dimension_problem(dims)
+            if found is not None:
+                rule = "component-duplicate-entry" if "duplicate" in found else "component-invalid-value"
+                raise _fail(rule, f"failed validating {label}: {found}")
+        events = self.events or SpanMetricsEvents()
+        if events.enabled:
+            found = "no dimensions configured for events" if not events.dimensions else _dimension_problem(
+                events.dimensions)
+            if found is not None:
+                raise _fail("component-invalid-value", f"failed validating event dimensions: {found}")
+        if histogram.unit not in ("ms", "s"):
+            raise _fail("component-invalid-value", f'unknown unit "{histogram.unit}" (ms or s)')
+        exp_on = histogram.exponential is not None and histogram.exponential.enabled
+        explicit_on = histogram.explicit is not None and histogram.explicit.enabled
+        if exp_on and explicit_on:
+            raise _fail("component-conflicting-fields", "use either `explicit` or `exponential` buckets histogram")
+        for field in ("metrics_flush_interval", "metrics_expiration", "series_expiration"):
+            if getattr(self, field) < 0:
+                raise _fail("component-value-out-of-range", f"invalid {field}: the duration should be positive")
+        delta = self.aggregation_temporality == "AGGREGATION_TEMPORALITY_DELTA"
+        cache = 1000 if self.metric_timestamp_cache_size is None else self.metric_timestamp_cache_size
+        if delta and cache <= 0:
+            raise _fail("component-value-out-of-range", f"invalid delta timestamp cache size: {cache}")
+        if self.aggregation_cardinality_limit < 0:
+            raise _fail("component-value-out-of-range", "invalid aggregation_cardinality_limit: should be positive")
+        exemplars = self.exemplars or SpanMetricsExemplars()
+        if exemplars.enabled and exemplars.max_per_data_point < 0:
+            raise _fail("component-value-out-of-range", "invalid max_per_data_point: should be positive")
+        return self
+
+
+class ForwardConfig(Body):
+    """`forward` connector: no settings."""
+
+
+# --------------------------------------------------------------------------- component registry
+
+_ALL = frozenset(Signal)
+_SAME_SIGNAL = frozenset((s, s) for s in Signal)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    model: type[Body]
+    signals: frozenset[Signal] = _ALL
+    connects: frozenset[tuple[Signal, Signal]] = frozenset()
+
+
+_R, _P, _E, _C, _X = (ComponentKind.RECEIVER, ComponentKind.PROCESSOR, ComponentKind.EXPORTER,
+                      ComponentKind.CONNECTOR, ComponentKind.EXTENSION)
+
+# Canonical type names as `otelcol-obsctl components` lists them.
+_SPECS: dict[tuple[ComponentKind, str], _Spec] = {
+    (_R, "otlp"): _Spec(OTLPReceiverConfig),
+    (_P, "memory_limiter"): _Spec(MemoryLimiterConfig),
+    (_P, "batch"): _Spec(BatchConfig),
+    (_P, "resource"): _Spec(ResourceProcessorConfig),
+    (_P, "attributes"): _Spec(AttributesProcessorConfig),
+    (_P, "filter"): _Spec(FilterProcessorConfig),
+    (_P, "transform"): _Spec(TransformProcessorConfig),
+    (_P, "tail_sampling"): _Spec(TailSamplingConfig, frozenset({Signal.TRACES})),
+    (_E, "otlp_grpc"): _Spec(OTLPExporterConfig),
+    (_E, "otlp_http"): _Spec(OTLPHTTPExporterConfig),
+    (_E, "prometheus_remote_write"): _Spec(PrometheusRemoteWriteConfig, frozenset({Signal.METRICS})),
+    (_E, "debug"): _Spec(DebugExporterConfig),
+    (_X, "health_check"): _Spec(HealthCheckConfig),
+    (_X, "pprof"): _Spec(PprofConfig),
+    (_X, "zpages"): _Spec(ZPagesConfig),
+    (_C, "span_metrics"): _Spec(SpanMetricsConfig, connects=frozenset({(Signal.TRACES, Signal.METRICS)})),
+    (_C, "forward"): _Spec(ForwardConfig, connects=_SAME_SIGNAL),
+}
+
+TYPE_ALIASES: Mapping[tuple[ComponentKind, str], str] = {
+    (_E, "otlp"): "otlp_grpc",
+    (_E, "otlphttp"): "otlp_http",
+    (_E, "prometheusremotewrite"): "prometheus_remote_write",
+    (_C, "spanmetrics"): "span_metrics",
+}
+"""Deprecated type names the pinned collector still accepts, mapped to the canonical name."""
+
+COMPONENT_MODELS: Mapping[tuple[ComponentKind, str], type[Body]] = {
+    key: spec.model for key, spec in _SPECS.items()
+} | {alias: _SPECS[(alias[0], canonical)].model for alias, canonical in TYPE_ALIASES.items()}
+"""The pydantic model for each (kind, type), aliases included."""
+
+
+def known_component_types() -> frozenset[tuple[ComponentKind, str]]:
+    """(kind, canonical type) of every component compiled into otelcol-obsctl (the OCB manifest)."""
+    return frozenset(_SPECS)
+
+
+def _spec(kind: ComponentKind, type_name: str) -> _Spec | None:
+    canonical = TYPE_ALIASES.get((kind, type_name), type_name)
+    return _SPECS.get((kind, canonical))
+
+
+def _valid_type_names(kind: ComponentKind) -> list[str]:
+    names = [t for (k, t) in _SPECS if k == kind] + [t for (k, t) in TYPE_ALIASES if k == kind]
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------- env expansion
+
+_ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+
+
+def _yaml_scalar(text: str) -> Any:
+    # The collector re-parses a value that is exactly one reference as YAML; scalars suffice here.
+    low = text.strip().lower()
+    if low in ("", "null", "~"):
+        return None if low else ""
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT_RE.match(text.strip()):
+        return int(text.replace("_", ""))
+    if _FLOAT_RE.match(text.strip()):
+        return float(text)
+    return text
+
+
+def _expand(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        found = env.get(name)
+        return found if found else (default or "")
+
+    whole = _ENV_REF.fullmatch(value)
+    if whole is not None and whole.group(0) != "$$":
+        return _yaml_scalar(sub(whole))
+    return _ENV_REF.sub(sub, value)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    """A pydantic location as the collector prints it: `policies[1].latency.threshold_ms`."""
+    out = ""
+    for part in loc:
+        if part == "extensions":  # tail_sampling's bag of extension settings is not a real key
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _pydantic_problems(component: str, err: ValidationError) -> list[CollectorConfigProblem]:
+    problems: list[CollectorConfigProblem] = []
+    extras: dict[str, list[str]] = {}
+    for item in err.errors(include_url=False):
+        loc = list(item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            parent = _dotted(loc[:-1])
+            extras.setdefault(parent, []).append(str(loc[-1]))
+            continue
+        where = _dotted(loc)
+        ctx = item.get("ctx") or {}
+        stage: Stage = ctx.get("stage", "decode") if kind in RULES else "decode"
+        if kind in RULES and kind not in ("invalid-value-type", "invalid-component-id"):
+            detail = item["msg"] if not where else f"{where}: {item['msg']}"
+            problems.append(_problem(component, kind, detail, stage))
+        elif kind in ("invalid-value-type", "invalid-component-id"):
+            problems.append(_problem(component, kind, f"'{where}' {item['msg']}", "decode"))
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(_problem(component, "invalid-value-type",
+                                     f"'{where or '(body)'}' expected a mapping, got {_go_type_name(item['input'])}",
+                                     "decode"))
+        elif kind == "list_type":
+            problems.append(_problem(component, "invalid-value-type",
+                                     f"'{where}' expected a list, got {_go_type_name(item['input'])}", "decode"))
+        else:
+            problems.append(_problem(component, "invalid-value-type", f"'{where}' {item['msg']}", "decode"))
+    for parent, keys in sorted(extras.items()):
+        label = parent or "(body)"
+        problems.insert(0, _problem(component, "invalid-keys", f"'{label}' has invalid keys: {', '.join(sorted(keys))}",
+                                    "decode"))
+    return problems
+
+
+@dataclass
+class _Defined:
+    ids: dict[ComponentKind, dict[ComponentID, Any]]
+    # Only ids whose type is known (unknown ones are reported once and then ignored).
+    known: dict[ComponentKind, set[ComponentID]]
+
+
+def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigProblem]) -> _Defined:
+    ids: dict[ComponentKind, dict[ComponentID, Any]] = {kind: {} for kind in ComponentKind}
+    known: dict[ComponentKind, set[ComponentID]] = {kind: set() for kind in ComponentKind}
+    for kind in ComponentKind:
+        section = config.get(kind.section)
+        if section is None:
+            continue
+        if not isinstance(section, Mapping):
+            problems.append(_problem(kind.section, "invalid-value-type",
+                                     f"expected a mapping of component ids, got {_go_type_name(section)}", "decode"))
+            continue
+        for raw_id, body in section.items():
+            try:
+                cid = ComponentID.parse(str(raw_id))
+            except ValueError as err:
+                problems.append(_problem(kind.section, "invalid-component-id", str(err), "decode"))
+                continue
+            if cid in ids[kind]:
+                problems.append(_problem(f"{kind.section}::{cid}", "invalid-component-id",
+                                         f'duplicate id "{cid}" (after trimming spaces)', "decode"))
+                continue
+            ids[kind][cid] = body
+            component = f"{kind.section}::{cid}"
+            spec = _spec(kind, cid.type)
+            if spec is None:
+                problems.append(_problem(component, "unknown-component-type",
+                                         f'unknown type: "{cid.type}" for id: "{cid}" '
+                                         f"(valid values: {' '.join(_valid_type_names(kind))})", "decode"))
+                continue
+            known[kind].add(cid)
+            if body is not None and not isinstance(body, Mapping):
+                problems.append(_problem(component, "invalid-value-type",
+                                         f"expected a mapping, got {_go_type_name(body)}", "decode"))
+                continue
+            try:
+                spec.model.model_validate(dict(body or {}))
+            except ValidationError as err:
+                problems.extend(_pydantic_problems(component, err))
+    return _Defined(ids, known)
+
+
+_SERVICE_KEYS = {"extensions", "pipelines", "telemetry"}
+_PIPELINE_KEYS = {"receivers", "processors", "exporters"}
+_TELEMETRY_KEYS = {"logs", "metrics", "traces", "resource"}
+_TOP_KEYS = {"receivers", "processors", "exporters", "connectors", "extensions", "service"}
+
+
+def _id_list(value: Any, where: str, problems: list[CollectorConfigProblem], component: str) -> list[ComponentID]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [] if value == "" else value.split(",")
+    if not isinstance(value, list):
+        problems.append(_problem(component, "invalid-value-type",
+                                 f"'{where}' expected a list of component ids, got {_go_type_name(value)}", "decode"))
+        return []
+    out: list[ComponentID] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            problems.append(_problem(component, "invalid-value-type",
+                                     f"'{where}[{index}]' expected a component id, got {_go_type_name(item)}",
+                                     "decode"))
+            continue
+        try:
+            out.append(ComponentID.parse(item))
+        except ValueError as err:
+            problems.append(_problem(component, "invalid-component-id", f"'{where}[{index}]' {err}", "decode"))
+    return out
+
+
+@dataclass
+class _Pipeline:
+    id: _PipelineID
+    signal: Signal
+    receivers: list[ComponentID]
+    processors: list[ComponentID]
+    exporters: list[ComponentID]
+
+    @property
+    def component(self) -> str:
+        return f"service::pipelines::{self.id}"
+
+
+def _parse_pipelines(service: Mapping[str, Any], problems: list[CollectorConfigProblem]) -> list[_Pipeline]:
+    raw = service.get("pipelines")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.append(_problem("service::pipelines", "invalid-value-type",
+                                 f"expected a mapping of pipeline ids, got {_go_type_name(raw)}", "decode"))
+        return []
+    pipelines: list[_Pipeline] = []
+    for raw_id, raw_body in raw.items():
+        text = str(raw_id)
+        signal_text, sep, name = text.partition("/")
+        component = f"service::pipelines::{text}"
+        if sep and not name.strip():
+            problems.append(_problem(component, "invalid-pipeline-id",
+                                     f'in "{text}" id: the part after / should not be empty', "decode"))
+            continue
+        if signal_text == "profiles":
+            problems.append(_problem(component, "invalid-pipeline-id",
+                                     f'pipeline "{text}": profiling signal support is at alpha level, gated '
+                                     'under the "service.profilesSupport" feature gate'))
+            continue
+        if signal_text not in {s.value for s in Signal}:
+            problems.append(_problem(component, "invalid-pipeline-id",
+                                     f'in "{text}" id: unknown pipeline signal: "{signal_text}" '
+                                     "(traces, metrics or logs)", "decode"))
+            continue
+        if name and not all(_name_char_ok(ch) for ch in name.strip()):
+            problems.append(_problem(component, "invalid-pipeline-id",
+                                     f'in "{text}" id: invalid character(s) in name "{name}"', "decode"))
+            continue
+        body = {} if raw_body is None else raw_body
+        if not isinstance(body, Mapping):
+            problems.append(_problem(component, "invalid-value-type",
+                                     f"expected a mapping with receivers/processors/exporters, got "
+                                     f"{_go_type_name(body)}", "decode"))
+            continue
+        extra = sorted(set(body) - _PIPELINE_KEYS)
+        if extra:
+            problems.append(_problem(component, "invalid-keys",
+                                     f"'service.pipelines[{text}]' has invalid keys: {', '.join(extra)}", "decode"))
+        pipelines.append(_Pipeline(
+            _PipelineID(signal_text, name.strip()),
+            Signal(signal_text),
+            _id_list(body.get("receivers"), f"service.pipelines[{text}].receivers", problems, component),
+            _id_list(body.get("processors"), f"service.pipelines[{text}].processors", problems, component),
+            _id_list(body.get("exporters"), f"service.pipelines[{text}].exporters", problems, component),
+        ))
+    return pipelines
+
+
+def _check_pipeline_refs(p: _Pipeline, defined: _Defined, problems: list[CollectorConfigProblem]) -> None:
+    ids = defined.ids
+    if not p.receivers:
+        problems.append(_problem(p.component, "pipeline-no-receivers", "must have at least one receiver"))
+    if not p.exporters:
+        problems.append(_problem(p.component, "pipeline-no-exporters", "must have at least one exporter"))
+    seen: set[ComponentID] = set()
+    for ref in p.processors:
+        if ref in seen:
+            problems.append(_problem(p.component, "pipeline-duplicate-processor",
+                                     f'references processor "{ref}" multiple times'))
+        seen.add(ref)
+    rule = "pipeline-references-undefined-component"
+    for role, refs, kinds in (("receiver", p.receivers, (_R, _C)), ("processor", p.processors, (_P,)),
+                              ("exporter", p.exporters, (_E, _C))):
+        for ref in refs:
+            if not any(ref in ids[k] for k in kinds):
+                problems.append(_problem(p.component, rule, f'references {role} "{ref}" which is not configured'))
+                continue
+            # A signal check needs a known, non-connector component.
+            kind = next(k for k in kinds if ref in ids[k])
+            if kind is _C or ref not in defined.known[kind]:
+                continue
+            spec = _spec(kind, ref.type)
+            if spec is not None and p.signal not in spec.signals:
+                problems.append(_problem(p.component, "pipeline-signal-unsupported",
+                                         f'{role} "{ref}" does not support {p.signal} '
+                                         f"(supports {', '.join(sorted(spec.signals))}): telemetry type is not "
+                                         "supported", "build"))
+
+
+def _check_connectors(pipelines: list[_Pipeline], defined: _Defined,
+                      problems: list[CollectorConfigProblem]) -> dict[_PipelineID, set[_PipelineID]]:
+    """Connector usage rules; return the pipeline graph edges the connectors create."""
+    edges: dict[_PipelineID, set[_PipelineID]] = {p.id: set() for p in pipelines}
+    for cid in sorted(defined.ids[_C]):
+        component = f"connectors::{cid}"
+        for kind in (_E, _R):
+            if cid in defined.ids[kind]:
+                problems.append(_problem(component, "connector-ambiguous-id",
+                                         f'ambiguous ID: found both "{cid}" {kind.value} and "{cid}" connector; '
+                                         f'rename one (e.g. "{cid}/connector")'))
+        if cid not in defined.known[_C]:
+            continue
+        spec = _spec(_C, cid.type)
+        assert spec is not None
+        as_exporter = [p for p in pipelines if cid in p.exporters]
+        as_receiver = [p for p in pipelines if cid in p.receivers]
+        if not as_exporter and not as_receiver:
+            continue
+        for exp in as_exporter:
+            if not any((exp.signal, rec.signal) in spec.connects for rec in as_receiver):
+                names = [str(p.id) for p in as_exporter if p.signal == exp.signal]
+                problems.append(_problem(component, "connector-not-used-as-receiver",
+                                         f'connector "{cid}" used as exporter in [{" ".join(names)}] pipeline but '
+                                         "not used in any supported receiver pipeline", "build"))
+                break
+        for rec in as_receiver:
+            if not any((exp.signal, rec.signal) in spec.connects for exp in as_exporter):
+                names = [str(p.id) for p in as_receiver if p.signal == rec.signal]
+                problems.append(_problem(component, "connector-not-used-as-exporter",
+                                         f'connector "{cid}" used as receiver in [{" ".join(names)}] pipeline but '
+                                         "not used in any supported exporter pipeline", "build"))
+                break
+        for exp in as_exporter:
+            for rec in as_receiver:
+                if (exp.signal, rec.signal) in spec.connects:
+                    edges[exp.id].add(rec.id)
+    return edges
+
+
+def _find_cycle(edges: Mapping[_PipelineID, set[_PipelineID]]) -> list[_PipelineID] | None:
+    state: dict[_PipelineID, int] = {}
+    stack: list[_PipelineID] = []
+
+    def visit(node: _PipelineID) -> list[_PipelineID] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _check_policy(pipelines: list[_Pipeline], defined: _Defined, problems: list[CollectorConfigProblem]) -> None:
+    for p in pipelines:
+        types = [ref.type for ref in p.processors]
+        ingests = any(ref in defined.ids[_R] for ref in p.receivers)
+        if ingests and (not types or types[0] != "memory_limiter"):
+            problems.append(_problem(p.component, "policy-memory-limiter-first",
+                                     "the first processor must be memory_limiter (obsctl policy; "
+                                     f"processors are [{', '.join(map(str, p.processors))}])", "policy"))
+        elif "memory_limiter" in types[1:]:
+            problems.append(_problem(p.component, "policy-memory-limiter-first",
+                                     "memory_limiter may only be the first processor (obsctl policy)", "policy"))
+        if not types or types[-1] != "batch":
+            problems.append(_problem(p.component, "policy-batch-last",
+                                     "the last processor must be batch (obsctl policy; processors are "
+                                     f"[{', '.join(map(str, p.processors))}])", "policy"))
+        elif "batch" in types[:-1]:
+            problems.append(_problem(p.component, "policy-batch-last",
+                                     "batch may only be the last processor (obsctl policy)", "policy"))
+
+
+def validate_collector_config(
+    config: Mapping[str, Any] | None, *, env: Mapping[str, str] | None = None, policy: bool = True
+) -> list[CollectorConfigProblem]:
+    """Check a parsed collector config; return every problem found (empty list: valid).
+
+    `env`, when given, expands `${env:NAME}`, `${NAME}` and `${NAME:-default}` first, as the
+    collector does; without it references stay literal strings. `policy=False` leaves out
+    obsctl's policy rules (memory_limiter first, batch last).
+    """
+    problems: list[CollectorConfigProblem] = []
+    if config is None or (isinstance(config, Mapping) and not config):
+        return [_problem("config", "config-empty", "empty configuration file")]
+    if not isinstance(config, Mapping):
+        return [_problem("config", "invalid-value-type",
+                         f"expected a mapping at the top level, got {_go_type_name(config)}", "decode")]
+    if env is not None:
+        config = _expand(dict(config), env)
+    extra = sorted(str(k) for k in set(config) - _TOP_KEYS)
+    if extra:
+        problems.append(_problem("config", "invalid-keys", f"top level has invalid keys: {', '.join(extra)}",
+                                 "decode"))
+    defined = _check_sections(config, problems)
+
+    service = config.get("service") or {}
+    if not isinstance(service, Mapping):
+        problems.append(_problem("service", "invalid-value-type",
+                                 f"expected a mapping, got {_go_type_name(service)}", "decode"))
+        service = {}
+    extra = sorted(str(k) for k in set(service) - _SERVICE_KEYS)
+    if extra:
+        problems.append(_problem("service", "invalid-keys", f"'service' has invalid keys: {', '.join(extra)}",
+                                 "decode"))
+    telemetry = service.get("telemetry")
+    if telemetry is not None:
+        if not isinstance(telemetry, Mapping):
+            problems.append(_problem("service::telemetry", "invalid-value-type",
+                                     f"expected a mapping, got {_go_type_name(telemetry)}", "decode"))
+        elif set(telemetry) - _TELEMETRY_KEYS:
+            problems.append(_problem("service::telemetry", "invalid-keys",
+                                     f"'service.telemetry' has invalid keys: "
+                                     f"{', '.join(sorted(set(telemetry) - _TELEMETRY_KEYS))}", "decode"))
+    extension_refs = _id_list(service.get("extensions"), "service.extensions", problems, "service::extensions")
+    pipelines = _parse_pipelines(service, problems)
+    if not any(defined.ids.values()):
+        problems.append(_problem("config", "config-empty", "empty configuration file (no component defined)"))
+        return problems
+    if not defined.ids[_R]:
+        problems.append(_problem("receivers", "config-no-receivers", "no receiver configuration specified in config"))
+    if not defined.ids[_E]:
+        problems.append(_problem("exporters", "config-no-exporters", "no exporter configuration specified in config"))
+    for ref in extension_refs:
+        if ref not in defined.ids[_X]:
+            problems.append(_problem("service::extensions", "service-extension-not-configured",
+                                     f'references extension "{ref}" which is not configured'))
+    raw_pipelines = service.get("pipelines")
+    if not raw_pipelines:
+        problems.append(_problem("service::pipelines", "service-no-pipelines",
+                                 "service must have at least one pipeline"))
+    for p in pipelines:
+        _check_pipeline_refs(p, defined, problems)
+    edges = _check_connectors(pipelines, defined, problems)
+    cycle = _find_cycle(edges)
+    if cycle is not None:
+        path = " -> ".join(f'pipeline "{node}"' for node in cycle)
+        problems.append(_problem("service::pipelines", "pipeline-cycle",
+                                 f"cycle detected through connectors: {path}", "build"))
+    if policy:
+        _check_policy(pipelines, defined, problems)
+    return problems
