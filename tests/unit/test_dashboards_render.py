@@ -1,0 +1,327 @@
+"""Dashboards renderer: every dashboard validates against Grafana's schemas, output is deterministic,
+uids fit, tags select, catalog values are escaped, and template mistakes fail loudly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+from jsonschema import Draft7Validator
+
+from obsctl.errors import SpecError
+from obsctl.model import conventions as cv
+from obsctl.model.artifact import Artifact, Kind
+from obsctl.model.entities import (
+    SLO,
+    AvailabilitySLI,
+    Catalog,
+    EntityRef,
+    EventsSLI,
+    LatencySLI,
+    Links,
+    Protocol,
+    Runtime,
+    Service,
+    Team,
+)
+from obsctl.render import dashboards
+from obsctl.render.options import RenderOptions
+from obsctl.sources.directory import read_directory, read_template_tree
+from obsctl.spec.load import load_catalog
+from obsctl.spec.templates import Templates, parse_templates
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = Path(os.environ.get("OBSCTL_GRAFANA_REFERENCE", "/work/shared/reference/grafana")) / \
+    "foundation-sdk-jsonschema"
+UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def _schema(name: str, definition: str | None = None) -> Draft7Validator:
+    path = REFERENCE / name
+    if not path.is_file():
+        reason = f"Grafana JSON schema missing: {path} (set OBSCTL_GRAFANA_REFERENCE)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: the reference data is required)", pytrace=False)
+        pytest.skip(reason)
+    schema = json.loads(path.read_text())
+    if definition:
+        schema = {**schema, "$ref": f"#/definitions/{definition}"}
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema)
+
+
+@pytest.fixture(scope="module")
+def validators() -> dict[str, Draft7Validator]:
+    return {
+        "dashboard": _schema("dashboard.v11.6.jsonschema.json"),
+        "timeseries.options": _schema("timeseries.main-v0.0.18.jsonschema.json", "Options"),
+        "timeseries.custom": _schema("timeseries.main-v0.0.18.jsonschema.json", "FieldConfig"),
+        "stat.options": _schema("stat.main-v0.0.18.jsonschema.json", "Options"),
+        "target": _schema("prometheus.main-v0.0.18.jsonschema.json", "Dataquery"),
+    }
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return parse_templates(read_template_tree(ROOT))
+
+
+@pytest.fixture(scope="module")
+def sample(templates: Templates) -> Catalog:
+    return load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
+
+
+def hostile_catalog() -> Catalog:
+    """Values a catalog should never be able to smuggle into PromQL, JSON or a link."""
+    evil = 'we"ird\\name\n}) or vector(1) #'
+    team = EntityRef("group", "ns-\u00e9", 'team "x"')
+    slos = (
+        SLO("availability", 0.999, AvailabilitySLI(),
+            description='quote " backslash \\ newline\n@{service} $datasource'),
+        SLO("latency", 0.95, LatencySLI(0.25), period_days=28),
+        SLO("events", 0.99, EventsSLI('sum(rate(x{a="b"}[{{window}}]))', error_query="sum(rate(y[{{window}}]))"),
+            period_days=7),
+    )
+    services = [
+        Service(EntityRef("component", "default", evil), team, slos, protocol=Protocol.GRPC, runtime=Runtime.NODEJS,
+                title='</script><img src=x onerror=alert(1)> "T" @{service_title} ${datasource}\n\tnext',
+                description="x" * 10_000,
+                links=Links(runbook="javascript:alert(1)", source="https://git.example/a b\"c",
+                            catalog="data:text/html,<b>x</b>")),
+        Service(EntityRef("component", "a" * 63, "b" * 63), team, slos[:1], runtime=Runtime.GO, title="   "),
+        Service(EntityRef("component", "default", "\u00fcml\u00e4ut-\u2603"), EntityRef("group", "default", "t2"),
+                slos, runtime=Runtime.JVM),
+        Service(EntityRef("component", "default", "plain"), EntityRef("group", "default", "t2"), (),
+                runtime=Runtime.PYTHON),
+    ]
+    return Catalog(tuple(services), (Team(team, title='Team "X" \u2014 <b>'),))
+
+
+def _dashboards(arts: list[Artifact]) -> list[dict[str, Any]]:
+    return [json.loads(a.body) for a in arts if a.kind is Kind.GRAFANA_DASHBOARD]
+
+
+def _validate_all(arts: list[Artifact], validators: dict[str, Draft7Validator]) -> int:
+    checked = 0
+    for dash in _dashboards(arts):
+        errors = [f"{dash['uid']}: {e.json_path}: {e.message[:200]}" for e in validators["dashboard"].iter_errors(dash)]
+        for panel in dash["panels"]:
+            where = f"{dash['uid']} panel {panel['id']} ({panel.get('title')})"
+            if panel["type"] in ("timeseries", "stat"):
+                errors += [f"{where} options: {e.message}"
+                           for e in validators[f"{panel['type']}.options"].iter_errors(panel["options"])]
+            if panel["type"] == "timeseries":
+                errors += [f"{where} custom: {e.message}" for e in
+                           validators["timeseries.custom"].iter_errors(panel["fieldConfig"]["defaults"]["custom"])]
+            for target in panel.get("targets", []):
+                errors += [f"{where} target: {e.message}" for e in validators["target"].iter_errors(target)]
+        assert errors == []
+        checked += 1
+    return checked
+
+
+def test_every_sample_dashboard_validates_against_grafanas_schemas(
+        sample: Catalog, templates: Templates, validators: dict[str, Draft7Validator]) -> None:
+    arts = dashboards.render(sample, templates, RenderOptions())
+    # 5 services + 2 team overviews + the org overview.
+    assert _validate_all(arts, validators) == len(sample.services) + len(sample.teams_in_use()) + 1
+
+
+def test_every_hostile_dashboard_validates_too(templates: Templates, validators: dict[str, Draft7Validator]) -> None:
+    catalog = hostile_catalog()
+    arts = dashboards.render(catalog, templates, RenderOptions())
+    assert _validate_all(arts, validators) == len(catalog.services) + 2 + 1
+
+
+def test_rendering_is_deterministic_and_order_independent(sample: Catalog, templates: Templates) -> None:
+    first = dashboards.render(sample, templates, RenderOptions())
+    shuffled = list(sample.services)
+    random.Random(4).shuffle(shuffled)
+    second = dashboards.render(dataclasses.replace(sample, services=tuple(shuffled)), templates, RenderOptions())
+    assert [(a.id, a.path, a.body) for a in first] == [(a.id, a.path, a.body) for a in second]
+    for art in first:
+        if art.kind is not Kind.GRAFANA_PROVIDER:
+            assert art.body == cv.grafana_json(json.loads(art.body))  # sorted keys, fixed indentation
+
+
+def test_uids_fit_grafana_and_are_unique(templates: Templates, sample: Catalog) -> None:
+    for catalog in (sample, hostile_catalog()):
+        arts = dashboards.render(catalog, templates, RenderOptions())
+        uids = [a.key for a in arts if a.kind in (Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_FOLDER)]
+        assert len(uids) == len(set(uids))
+        assert all(UID_RE.match(u) for u in uids), uids
+        for art in arts:
+            if art.kind is Kind.GRAFANA_DASHBOARD:
+                assert json.loads(art.body)["uid"] == art.key
+                folder = art.path.split("/")[-2]
+                assert art.path == cv.dashboard_path(folder, art.key)
+
+
+def test_tags_let_backstage_select_and_mark_ownership(sample: Catalog, templates: Templates) -> None:
+    arts = {a.key: json.loads(a.body) for a in dashboards.render(sample, templates, RenderOptions())
+            if a.kind is Kind.GRAFANA_DASHBOARD}
+    for svc in sample.services:
+        dash = arts[cv.service_dashboard_uid(svc)]
+        assert dash["tags"] == cv.dashboard_tags(svc)
+        assert {cv.MANAGED_TAG, f"service:{svc.name}"} <= set(dash["tags"])
+    for team in sample.teams_in_use():
+        assert arts[cv.team_overview_uid(team)]["tags"] == cv.team_overview_tags(team)
+    assert arts[cv.ORG_OVERVIEW_UID]["tags"] == cv.org_overview_tags()
+
+
+def test_folders_nest_team_folders_under_the_root_and_the_provider_loads_them(
+        sample: Catalog, templates: Templates) -> None:
+    arts = dashboards.render(sample, templates, RenderOptions(grafana_dashboards_dir="/srv/g"))
+    folders = {a.key: json.loads(a.body) for a in arts if a.kind is Kind.GRAFANA_FOLDER}
+    assert folders[cv.ROOT_FOLDER_UID] == {"uid": cv.ROOT_FOLDER_UID, "title": cv.ROOT_FOLDER_TITLE,
+                                           "description": cv.folder_description(cv.ROOT_FOLDER_TITLE)}
+    teams = {cv.team_folder_uid(t): t for t in sample.teams_in_use()}
+    assert set(folders) == {cv.ROOT_FOLDER_UID, *teams}
+    assert folders[cv.team_folder_uid(EntityRef("group", "default", "team-payments"))]["title"] == "Payments"
+    assert all(f["parentUid"] == cv.ROOT_FOLDER_UID for uid, f in folders.items() if uid != cv.ROOT_FOLDER_UID)
+    (provider,) = [a for a in arts if a.kind is Kind.GRAFANA_PROVIDER]
+    assert provider.path == cv.GRAFANA_PROVIDER_PATH
+    doc = yaml.safe_load(provider.body)
+    assert {(p["folderUid"], p["options"]["path"]) for p in doc["providers"]} == \
+        {(uid, f"/srv/g/{uid}") for uid in folders}
+    for art in arts:  # every dashboard file lies in a directory some provider reads
+        if art.kind is Kind.GRAFANA_DASHBOARD:
+            assert art.path.split("/")[-2] in folders
+
+
+def _exprs(dash: dict[str, Any]) -> list[str]:
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+
+
+def _label_values(expr: str, label: str) -> set[str]:
+    """Every value a parsed PromQL expression matches `label` against."""
+    found: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.update(m.value for m in node.matchers.matchers if m.name == label)
+        for attr in ("expr", "lhs", "rhs", "vector_selector", "param"):
+            child = getattr(node, attr, None)
+            if child is not None and not isinstance(child, str | int | float):
+                visit(child)
+        for arg in getattr(node, "args", None) or []:
+            visit(arg)
+
+    visit(promql_parser.parse(expr.replace("$__rate_interval", "5m").replace("$environment", "x")))
+    return found
+
+
+def test_catalog_values_are_escaped_for_promql_json_and_links(templates: Templates) -> None:
+    catalog = hostile_catalog()
+    arts = dashboards.render(catalog, templates, RenderOptions(catalog_url="https://backstage.example"))
+    evil = catalog.services[0]
+    dash = json.loads(next(a.body for a in arts if a.key == cv.service_dashboard_uid(evil)))
+    slo_exprs = [e for e in _exprs(dash) if e.startswith(("obsctl:", "1 - obsctl:"))]
+    assert slo_exprs
+    for expr in slo_exprs:  # parsed back, the label value is exactly the catalog's name
+        assert _label_values(expr, "service") == {evil.name}
+        assert _label_values(expr, "namespace") == {"default"}
+    assert all(_label_values(e, "service_name") == {evil.name} for e in _exprs(dash) if "service_name" in e)
+    # Placeholders are filled once: catalog text that looks like one stays literal text.
+    assert dash["title"].startswith('</script><img src=x onerror=alert(1)> "T" @{service_title} ${datasource} next')
+    assert len(dash["description"]) <= 2000
+    urls = {link["title"]: link.get("url", "") for link in dash["links"]}
+    assert "Runbook" not in urls and "Source" not in urls  # javascript: and a URL with a quote are dropped
+    assert "Catalog" not in urls  # the catalog's own data: link wins over the default and is dropped
+    umlaut = json.loads(next(a.body for a in arts if a.key == cv.service_dashboard_uid(catalog.services[2])))
+    assert {link["title"]: link.get("url") for link in umlaut["links"]}["Catalog"] == \
+        "https://backstage.example/catalog/default/component/%C3%BCml%C3%A4ut-%E2%98%83"
+    team_overview = json.loads(next(a.body for a in arts if a.key == cv.team_overview_uid(evil.team)))
+    assert all(_label_values(e, "team") == {evil.team.name} for e in _exprs(team_overview))
+    assert team_overview["title"] == 'Team "X" \u2014 <b>: SLO overview'
+    blank = json.loads(next(a.body for a in arts if a.key == cv.service_dashboard_uid(catalog.services[1])))
+    assert blank["title"] == "b" * 63  # a blank title falls back to the name
+
+
+def test_service_dashboard_has_red_slo_and_runtime_panels(sample: Catalog, templates: Templates) -> None:
+    arts = {a.key: json.loads(a.body) for a in dashboards.render(sample, templates, RenderOptions())
+            if a.kind is Kind.GRAFANA_DASHBOARD}
+    checkout = next(s for s in sample.services if s.name == "checkout")
+    dash = arts[cv.service_dashboard_uid(checkout)]
+    rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
+    assert rows == ["Requests (http)", "SLO availability: 99.9% over 30d", "SLO latency: 99% over 30d",
+                    "Runtime (python)"]
+    exprs = "\n".join(_exprs(dash))
+    for q in ("0.5", "0.9", "0.99"):
+        assert f"histogram_quantile({q}, sum by (le) (rate(http_server_request_duration_seconds_bucket" in exprs
+    assert 'http_response_status_code=~"5.."' in exprs and "cpython_gc_collections_total" in exprs
+    assert f'{cv.SERIES_BUDGET_REMAINING}{{service="checkout",namespace="default",slo="availability"}}' in exprs
+    burn = next(p for p in dash["panels"] if p.get("title", "").startswith("Burn rate"))
+    table = templates.windows[30]
+    assert [t["legendFormat"] for t in burn["targets"]] == [cv.window_name(w) for w in table.windows_s]
+    assert [t["expr"].split("{")[0] for t in burn["targets"]] == \
+        [cv.series(cv.SERIES_BURN_RATE, cv.window_name(w)) for w in table.windows_s]
+    steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps[1:]] == sorted(t.burn_rate for t in table.tiers)  # 1, 3, 6, 14.4
+    assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "dashed"}
+    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "environment"}
+    titles = {link["title"] for link in dash["links"]}
+    assert {"Runbook", "Source", "Alerting rules", "Team SLO overview"} <= titles
+    ledger = arts[cv.service_dashboard_uid(next(s for s in sample.services if s.name == "ledger"))]
+    assert "jvm_memory_used_bytes" in "\n".join(_exprs(ledger))
+    freshness = next(p for p in ledger["panels"] if p.get("title", "").startswith("Burn rate")
+                     and "freshness" in "".join(t["expr"] for t in p["targets"]))
+    # freshness alerts on ticket tiers only: only their thresholds are drawn.
+    assert [s["value"] for s in freshness["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]] == [1.0, 3.0]
+
+
+def test_org_overview_lists_every_slo_worst_budget_first(sample: Catalog, templates: Templates) -> None:
+    arts = {a.key: json.loads(a.body) for a in dashboards.render(sample, templates, RenderOptions())
+            if a.kind is Kind.GRAFANA_DASHBOARD}
+    org = arts[cv.ORG_OVERVIEW_UID]
+    table = next(p for p in org["panels"] if p["type"] == "table")
+    assert table["targets"][0]["expr"] == f"sort({cv.SERIES_BUDGET_REMAINING}{{}})"
+    assert {"id": "sortBy", "options": {"sort": [{"field": "Budget remaining", "desc": False}]}} in \
+        table["transformations"]
+    assert table["options"]["sortBy"] == [{"displayName": "Budget remaining", "desc": False}]
+
+
+def _with_file(templates: Templates, path: str, edit: Any) -> Templates:
+    files = dict(templates.files)
+    files[path] = edit(files[path].decode()).encode()
+    return dataclasses.replace(templates, files=files)
+
+
+def test_an_undefined_placeholder_fails_loudly(sample: Catalog, templates: Templates) -> None:
+    broken = _with_file(templates, dashboards.PANELS, lambda s: s.replace("title: Request rate",
+                                                                          "title: Request rate @{nope}"))
+    with pytest.raises(SpecError) as err:
+        dashboards.render(sample, broken, RenderOptions())
+    assert "undefined placeholder @{nope}" in str(err.value) and "red_request_rate" in str(err.value)
+
+
+def test_template_mistakes_are_reported_with_their_place(sample: Catalog, templates: Templates) -> None:
+    broken = _with_file(templates, dashboards.LAYOUT, lambda s: s.replace("red_latency]", "red_latncy]"))
+    with pytest.raises(SpecError) as err:
+        dashboards.render(sample, broken, RenderOptions())
+    assert "unknown panel 'red_latncy'" in str(err.value)
+    bad_promql = _with_file(templates, dashboards.PANELS, lambda s: s.replace(
+        "expr: sum(rate(@{count_metric}{@{selector}}[$__rate_interval]))",
+        "expr: sum(rate(@{count_metric}{@{selector}}[$__rate_interval])"))
+    with pytest.raises(SpecError) as err:
+        dashboards.render(sample, bad_promql, RenderOptions())
+    assert "PromQL does not parse" in str(err.value)
+    malformed = _with_file(templates, dashboards.PANELS, lambda s: s.replace("title: Request rate",
+                                                                             "title: Request rate @{bad-name}"))
+    with pytest.raises(SpecError, match="malformed placeholder"):
+        dashboards.render(sample, malformed, RenderOptions())
+
+
+def test_promql_string_escaping() -> None:
+    assert dashboards.promql_string('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    parsed = promql_parser.parse(f'up{{x="{dashboards.promql_string(chr(34) + chr(92) + chr(10))}"}}')
+    assert isinstance(parsed, promql_parser.VectorSelector)
+    assert [m.value for m in parsed.matchers.matchers if m.name == "x"] == ['"\\\n']
