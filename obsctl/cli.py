@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
             c.add_argument("--no-diff", action="store_true")
             c.add_argument("--exit-code", action="store_true", help="exit 2 when there are changes")
+    srv = sub.add_parser("serve", help="run the control service: watch the catalog, keep every artifact converged")
+    srv.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="platform settings file (YAML)")
     return p
 
 
@@ -182,6 +184,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return cmd_render(args, settings, out, err)
         if args.command == "plan":
             return cmd_plan(args, settings, out, err)
+        if args.command == "serve":
+            from obsctl.service.server import serve  # the service stack loads only for serve
+
+            return serve(settings, out)
     except PruneRefused as exc:
         err.write(f"obsctl: {exc}\n")
         return 3

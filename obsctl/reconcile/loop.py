@@ -246,11 +246,18 @@ class Reconciler:
         self.last_catalog_ok_at: float | None = None
         self.ready = threading.Event()
         self.rounds = 0
-        if recorder is not None:
-            for st in recorder.load_statuses():
-                self.statuses[st.key] = st
-            baseline = recorder.get_meta("baseline_services")
-            self._baseline_services = int(baseline) if isinstance(baseline, int) else None
+        self.reload()
+
+    def reload(self) -> None:
+        """Start from the recorded statuses and shrink baseline (at start, and on becoming leader)."""
+        if self._recorder is None:
+            return
+        with self._round_lock:
+            statuses = self._recorder.load_statuses()
+            baseline = self._recorder.get_meta("baseline_services")
+            with self._lock:
+                self.statuses = {st.key: st for st in statuses}
+                self._baseline_services = int(baseline) if isinstance(baseline, int) else None
 
     # -- waking ------------------------------------------------------------------------------
 
@@ -491,10 +498,12 @@ class Reconciler:
             state = ArtifactState.APPLIED if o.state is OutcomeState.APPLIED else ArtifactState.UNCHANGED
             if prev is not None and prev.state is ArtifactState.APPLIED and prev.applied_digest == o.digest:
                 state = ArtifactState.APPLIED  # still what obsctl last wrote
+                drifted = drifted or prev.drifted  # "the last write repaired drift" stays visible
             # an unchanged row keeps its last write's action, so status says how it got there
             action = o.action.value if o.state is OutcomeState.APPLIED else (prev.action if prev else "unchanged")
-            return ArtifactStatus(sink, o.id, owner, path, action, state, o.digest, o.digest,
-                                  drifted if state is ArtifactState.UNCHANGED else False, "", "", 0, None, now)
+            # drifted: the last round found it edited outside obsctl (and, when applied, overwrote it)
+            return ArtifactStatus(sink, o.id, owner, path, action, state, o.digest, o.digest, drifted, "", "", 0,
+                                  None, now)
         failures = (prev.failures if prev else 0) + 1
         permanent = o.state is OutcomeState.FAILED_PERMANENT
         next_retry: float | None = None

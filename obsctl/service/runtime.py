@@ -1,0 +1,144 @@
+"""Everything `obsctl serve` runs, built from settings: store, leader election, sources and
+watchers, sinks, the reconcile loop, metrics, traces. `start()` and `stop()` bracket its life."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from obsctl import app
+from obsctl.config import Settings
+from obsctl.model.status import ArtifactStatus
+from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
+from obsctl.service.auth import Tokens, load_tokens
+from obsctl.service.metrics import ServiceMetrics
+from obsctl.sinks.base import Sink
+from obsctl.sources.base import CombinedSource
+from obsctl.spec.templates import Templates
+from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
+from obsctl.store.state import StateStore, sqlite_path
+
+log = logging.getLogger("obsctl.service")
+
+
+def make_tracer(otlp_endpoint: str, exporter: SpanExporter | None = None) -> tuple[trace.Tracer, TracerProvider]:
+    """A tracer for reconcile rounds and sink calls; spans leave the process only when an OTLP
+    endpoint (or an exporter, in tests) is given."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "obsctl"}))
+    if exporter is None and otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.rstrip("/")
+        exporter = OTLPSpanExporter(endpoint=endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces")
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+    return provider.get_tracer("obsctl"), provider
+
+
+@dataclass
+class Runtime:
+    """The running service's parts."""
+
+    settings: Settings
+    span_exporter: SpanExporter | None = None
+    store: StateStore = field(init=False)
+    elector: Elector = field(init=False)
+    templates: Templates = field(init=False)
+    source: CombinedSource = field(init=False)
+    sinks: list[Sink] = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    metrics: ServiceMetrics = field(init=False)
+    tokens: Tokens = field(init=False)
+    tracer_provider: TracerProvider = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.tokens = load_tokens([t.get_secret_value() for t in s.serve.read_tokens],
+                                  [t.get_secret_value() for t in s.serve.write_tokens], s.serve.tokens_file)
+        self.store = StateStore(s.state_url)
+        self.store.migrate()
+        self.templates = app.load_templates(s)
+        self.metrics = ServiceMetrics()
+        tracer, self.tracer_provider = make_tracer(s.serve.otlp_endpoint, self.span_exporter)
+        if self.store.is_sqlite:
+            self.elector = AlwaysLeader()
+        else:
+            self.elector = PostgresLeader(s.state_url, key=s.serve.leader_lock_key, on_change=self._leadership)
+        self.source = app.build_source(s, self.store)
+        self.sinks = app.build_sinks(s)
+        self.reconciler = Reconciler(
+            self.source, app.catalog_loader(self.templates), app.catalog_renderer(s, self.templates), self.sinks,
+            config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,
+                              allow_mass_delete=s.serve.allow_mass_delete),
+            recorder=self.store, is_leader=self.elector.is_leader, tracer=tracer,
+            on_error=self.metrics.sink_error, on_round=self._round_done)
+        self.metrics.bind(self.reconciler.queue_depth, lambda: self.reconciler.last_catalog_ok_at,
+                          self.elector.is_leader, self.is_ready)
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _leadership(self, leader: bool) -> None:
+        if leader:
+            # the previous leader's outcomes and baseline are in the store: start from them
+            self.reconciler.reload()
+            self.reconciler.wake("leadership acquired")
+
+    def _round_done(self, report: RoundReport) -> None:
+        self.metrics.observe_round(report, self.reconciler.snapshot())
+
+    def is_ready(self) -> bool:
+        """Leader: after the first complete reconcile. Follower: when the store answers and a leader
+        has reconciled at least once (reads are then meaningful)."""
+        if self.elector.is_leader():
+            return self.reconciler.ready.is_set()
+        return self.store.ping() and self.store.get_meta("last_round") is not None
+
+    def statuses(self) -> list[ArtifactStatus]:
+        """Artifact statuses as the leader recorded them (from the store: right on every replica)."""
+        return self.store.load_statuses()
+
+    def start(self) -> None:
+        """Campaign, watch, reconcile."""
+        self.elector.start()
+        if self.settings.serve.watch:
+            self._watcher = threading.Thread(target=self.source.watch, args=(self.reconciler.wake, self._watch_stop),
+                                             name="obsctl-watch", daemon=True)
+            self._watcher.start()
+        self.reconciler.start()
+
+    def stop(self) -> None:
+        """Finish the in-flight round, stop watching, release the leader lock, flush traces."""
+        log.info("shutting down: finishing the in-flight reconcile")
+        self.reconciler.stop(timeout=120)
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
+        self.elector.stop()
+        self.tracer_provider.shutdown()
+        self.store.close()
+        log.info("stopped")
+
+    def describe(self) -> dict[str, str]:
+        """Where everything is, for the start-up banner."""
+        s = self.settings
+        db = sqlite_path(s.state_url)
+        listen = s.serve.listen
+        return {
+            "api": f"http://{listen}/  (OpenAPI: http://{listen}/openapi.json, docs: http://{listen}/docs)",
+            "status": f"http://{listen}/status   metrics: http://{listen}/metrics",
+            "catalog": ", ".join(src.name for src in self.source.sources) or "(no sources)",
+            "state": str(db.resolve()) if db else s.state_url.split("@")[-1],
+            "leader": "always (SQLite)" if isinstance(self.elector, AlwaysLeader) else "PostgreSQL advisory lock",
+            "sinks": ", ".join(f"{k.name} -> {Path(getattr(k, 'root', '')).resolve() if hasattr(k, 'root') else ''}"
+                               for k in self.sinks),
+            "auth": "bearer tokens (read/write)" if self.tokens.enabled else
+                    "OFF: no tokens configured (set serve.read_tokens / serve.write_tokens)",
+            "traces": f"OTLP/HTTP -> {s.serve.otlp_endpoint}" if s.serve.otlp_endpoint else "off",
+        }

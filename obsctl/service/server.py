@@ -1,0 +1,46 @@
+"""`obsctl serve`: run the HTTP API and the reconcile loop until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+from typing import TextIO
+
+import uvicorn
+
+from obsctl.config import Settings
+from obsctl.errors import ConfigError
+from obsctl.service.http import create_app
+from obsctl.service.logs import configure_logging
+from obsctl.service.runtime import Runtime
+
+log = logging.getLogger("obsctl.service")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port` -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"serve.listen {listen!r} must be host:port")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(settings: Settings, out: TextIO) -> int:
+    """Build the runtime, print where everything is, serve until a signal; shut down gracefully.
+
+    uvicorn turns SIGTERM/SIGINT into a graceful exit: it stops accepting connections, finishes
+    requests, then runs the lifespan shutdown, which waits for the in-flight reconcile round and
+    releases the leader lock.
+    """
+    configure_logging()
+    host, port = parse_listen(settings.serve.listen)
+    runtime = Runtime(settings)
+    app = create_app(runtime)
+    out.write("obsctl serve\n")
+    for key, value in runtime.describe().items():
+        out.write(f"  {key:8} {value}\n")
+    out.flush()
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
