@@ -46,6 +46,7 @@ from grafana_client.client import (
     GrafanaServerError,
     GrafanaTimeoutError,
 )
+from niquests.exceptions import RequestException
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model import conventions as cv
@@ -227,8 +228,10 @@ class GrafanaSink:
                 raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)") \
                     from None
             raise _HttpError(status, message) from None
-        except GrafanaException as exc:  # connection refused, reset, DNS: no HTTP status at all
+        except GrafanaException as exc:  # no HTTP status at all
             raise TemporaryError(f"grafana: {what}: {exc.message}") from None
+        except (RequestException, OSError) as exc:  # refused, reset, dropped: grafana-client lets these through
+            raise TemporaryError(f"grafana: {what}: connection failed ({exc})") from None
 
     def _read(self, method: Callable[[], T]) -> T:
         """A read with a few quick retries: list_owned must be complete or fail."""
@@ -337,17 +340,18 @@ class GrafanaSink:
     def _observe_dashboard(self, uid: str) -> tuple[Observed, _Seen] | None:
         try:
             got = self._http("GET", f"/dashboards/uid/{uid}")
-            message = self._last_message(uid)
+            model, meta = got.get("dashboard") or {}, got.get("meta") or {}
+            version = int(meta.get("version") or model.get("version") or 0)
+            # Version 1 is the creating save: nobody edited it since. Only later versions need their message.
+            message = self._last_message(uid) if version > 1 else ""
         except _HttpError as exc:
             if exc.status == 404:  # deleted between search and read: not there, not ours to plan
                 return None
             raise PermanentError(f"grafana: reading dashboard {uid}: {exc}") from None
-        model, meta = got.get("dashboard") or {}, got.get("meta") or {}
         if cv.MANAGED_TAG not in (model.get("tags") or []):
             return None
         body = cv.grafana_json(normalise_dashboard(model))
         digest = hashlib.sha256(body).hexdigest()
-        version = int(meta.get("version") or model.get("version") or 0)
         drifted = version > 1 and message != cv.dashboard_message(digest)
         seen = _Seen(version, str(meta.get("folderUid") or ""), drifted)
         return Observed(_dashboard_id(uid), body, digest, drifted), seen
