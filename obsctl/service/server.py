@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 from typing import TextIO
 
 import uvicorn
@@ -42,5 +44,15 @@ def serve(settings: Settings, out: TextIO) -> int:
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal after its graceful shutdown; a handled SIGTERM is a clean exit (0)
+    received: list[int] = []
+
+    def _after_shutdown(sig: int, _frame: FrameType | None) -> None:
+        received.append(sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_shutdown)
     server.run()
+    if received:
+        log.info("exiting after %s", signal.Signals(received[0]).name)
     return 0 if server.started else 1

@@ -157,6 +157,14 @@ class ServeProcess:
         got = self.client.get("/status").json().get("last_round")
         return got if isinstance(got, dict) else None
 
+    def wait_round_after(self, wall: float, timeout: float = 30.0) -> dict[str, Any]:
+        """Until a reconcile round that started after `wall` (time.time()) has finished; returns it."""
+        def done() -> dict[str, Any] | None:
+            last = self.last_round()
+            return last if last and last.get("started_at", 0) > wall else None
+        result: dict[str, Any] = self.wait_for(done, timeout, what=f"a round after {wall}")
+        return result
+
     def send(self, sig: int) -> None:
         """Send a signal to the process."""
         assert self.proc is not None
