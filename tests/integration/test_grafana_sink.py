@@ -248,7 +248,7 @@ def test_5xx_and_dropped_connections_are_retried_without_loss_or_duplicates(
     emu.inject_fault(503, count=3, path_prefix=DASH_POST, method="POST")
     emu.inject_fault(500, count=1, path_prefix="/api/folders", method="POST")
     emu.inject_fault(0, count=2, path_prefix=DASH_POST, method="POST", delay_s=0.05)
-    run = apply(make_sink(emu), desired)
+    run = apply(make_sink(emu), desired, attempts=6)  # 5 faults on one route: any one save may meet them all
     _all_ok_and_converged(run, emu, desired)
     assert sum(o.attempts - 1 for o in run.result.outcomes) >= 5
     posts = [r for r in emu.request_log if r.path == DASH_POST]
