@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obsctl.config import Settings
+from obsctl.errors import ConfigError
 from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog
 from obsctl.render import render_all
@@ -14,6 +15,7 @@ from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sinks.base import Sink
 from obsctl.sinks.collectors import collector_sink
 from obsctl.sinks.files import FilesSink
+from obsctl.sinks.grafana import GrafanaSink
 from obsctl.sources.backstage import BackstageSource
 from obsctl.sources.base import CatalogSource, CombinedSource
 from obsctl.sources.directory import DirectorySource, read_directory, read_template_tree
@@ -79,6 +81,8 @@ def build_sinks(settings: Settings) -> list[Sink]:
     """
     sinks: list[Sink] = []
     sinks.append(collector_sink(settings.out_dir))
+    if settings.grafana.url:
+        sinks.append(grafana_sink_from_settings(settings))
     claimed: set[Kind] = set()
     for sink in sinks:
         claimed |= sink.kinds
@@ -86,6 +90,15 @@ def build_sinks(settings: Settings) -> list[Sink]:
     if rest:
         sinks.append(FilesSink(settings.out_dir, rest, name="files"))
     return sinks
+
+
+def grafana_sink_from_settings(settings: Settings) -> GrafanaSink:
+    """The Grafana API sink (folders and dashboards) from settings.grafana; url must be set."""
+    g = settings.grafana
+    if not g.url:
+        raise ConfigError("grafana.url is not set (OBSCTL_GRAFANA__URL)")
+    return GrafanaSink(g.url, g.api_token(), org_id=g.org_id, drift_policy=g.drift_policy,
+                       parallelism=g.parallelism)
 
 
 def build_source(settings: Settings, registrations: RegistrationReader | None = None) -> CombinedSource:
