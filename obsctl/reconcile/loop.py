@@ -5,8 +5,9 @@ whole catalog and every sink, and a periodic full resync always runs. Safety rul
 
 - no catalog (outage) -> no writes at all; an incomplete catalog -> no deletes;
 - a sink whose listing fails is skipped this round (never pruned from a partial view);
-- a catalog that shrinks past `max_delete_fraction` (or a sink plan that would delete past it)
-  is refused, reported, and not pruned until allowed;
+- a catalog that shrinks past `max_delete_fraction` is refused and reported, and nothing is written
+  until it recovers or the deletion is allowed; a sink plan that would delete past it is applied
+  without its deletes;
 - a service skipped for spec errors (or whose file broke) keeps its last-known-good model, so
   its artifacts stay as they were instead of being deleted;
 - a permanently failing artifact is retried only when its desired digest changes or on the next
@@ -378,8 +379,11 @@ class Reconciler:
         prune = fetched.complete
         refusal = self._catalog_refusal(report.services) if prune else ""
         if refusal:
+            # A catalog that suddenly lost most of its services is not trusted for anything: writing
+            # the rest would rewrite shared artifacts (team dashboards, routes) without the missing ones.
             report.prune_refused.append(refusal)
-            prune = False
+            report.prune = False
+            return
         report.prune = prune
         with self._lock:
             self._last_good = d.last_good

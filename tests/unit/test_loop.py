@@ -204,16 +204,18 @@ def test_incomplete_catalog_never_prunes_and_keeps_missing_services(tmp_path: Pa
 def test_mass_delete_is_refused_and_reported_until_allowed(tmp_path: Path) -> None:
     r, src, _sink, _clock, rec = make(tmp_path)
     r.run_once()
-    src.docs = {"a": doc("a")}
+    before = files(tmp_path / "out")
+    src.docs = {"a": doc("a", 99.0)}
     report = r.run_once()
     assert report.prune_refused and "shrank from 5 to 1" in report.prune_refused[0]
-    assert len(files(tmp_path / "out")) == 6
+    assert files(tmp_path / "out") == before  # not trusted for anything: no deletes, no rewrites
     # still refused on the next round: the baseline does not move on a refused shrink
     assert r.run_once().prune_refused
     assert rec.meta["baseline_services"] == 5
     r.config.allow_mass_delete = True
     report = r.run_once()
     assert not report.prune_refused and report.sinks[0].summary["delete"] == 4
+    assert report.sinks[0].summary["update"] == 2  # a's new objective, the team dashboard
     assert set(files(tmp_path / "out")) == {"rules/a.yml", "dash/team-a.json"}
 
 
