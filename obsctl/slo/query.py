@@ -230,16 +230,20 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
         rd.instant("error ratios", f'{{__name__=~"{names}"}}', now, sub=window_of)
     rd.instant("objective", conv.SERIES_OBJECTIVE, now)
 
+    # Events over a range: a subquery at the short resolution tiles the range with the recorded
+    # 5m rates (each covers the 5m before it), so sum x 300 s is the count of events, exact and
+    # traffic-weighted, and a series that exists for part of the range only counts that part.
+    res = f"{conv.SHORT_RESOLUTION}"
+    res_s = parse_duration(res)
     if period.is_calendar:
         range_s = max(0, math.floor(read_end - float(period.start or 0.0)))
-        if range_s > 0:
+        if range_s >= res_s:
             at = _fmt_ts(read_end)
-            rd.instant("errors", f"sum_over_time({errors_5m}[{range_s}s] @ {at})", read_end)
-            rd.instant("requests", f"sum_over_time({total_5m}[{range_s}s] @ {at})", read_end)
-            rd.instant("request rate", f"avg_over_time({total_5m}[{range_s}s] @ {at})", read_end)
+            rd.instant("errors", f"sum_over_time({errors_5m}[{range_s}s:{res}] @ {at})", read_end)
+            rd.instant("requests", f"sum_over_time({total_5m}[{range_s}s:{res}] @ {at})", read_end)
     else:
         for days in sorted({slo.period_days for _, slo in slos if slo.budgeting is BudgetingMethod.OCCURRENCES}):
-            rd.instant(f"request rate {days}d", f"avg_over_time({total_5m}[{days}d])", now)
+            rd.instant(f"requests {days}d", f"sum_over_time({total_5m}[{days}d:{res}])", now)
 
     chart_start = 0.0
     step = 0.0
@@ -278,17 +282,16 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
             if slo.budgeting is BudgetingMethod.TIMESLICES:
                 problems.append("calendar periods are not computed for timeslices budgeting")
             else:
-                err, tot, rate = v.get(key, "errors"), v.get(key, "requests"), v.get(key, "request rate")
+                err, tot = v.get(key, "errors"), v.get(key, "requests")
                 if err is not None and tot is not None:
                     period_ratio = err / tot if tot > 0 else math.nan
+                    events = tot * res_s
                 elif any(m in out.partial for m in ("errors", "requests")):
                     problems.append("Prometheus answered only in part")
-                if rate is not None:
-                    events = rate * (read_end - float(period.start or 0.0))
         else:
             period_ratio = v.get(key, "period")
-            rate = v.get(key, f"request rate {slo.period_days}d")
-            events = None if rate is None else rate * slo.period_days * 86400.0
+            tot = v.get(key, f"requests {slo.period_days}d")
+            events = None if tot is None else tot * res_s
             if "error ratios" in out.partial:
                 problems.append("Prometheus answered only in part")
         if period_ratio is None and not problems and key not in seen:
