@@ -23,6 +23,8 @@ from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service
 from obsctl.model.windows import WindowTable
 from obsctl.render.options import RenderOptions
+from obsctl.render.sli import promql_escape
+from obsctl.slo.math import can_fire
 from obsctl.spec.templates import SliShape, Templates
 
 LAYOUT = "dashboards/layout.yaml"
@@ -47,8 +49,8 @@ _PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "mi
 # ----------------------------------------------------------------------------- escaping and filling
 
 def promql_string(value: str) -> str:
-    """Escape text for the inside of a double-quoted PromQL string (label matcher value)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    """Escape text for the inside of a double-quoted PromQL string (label matcher value): render/sli.py's rules."""
+    return promql_escape(value)
 
 
 def _url_quote(value: str) -> str:
@@ -405,6 +407,7 @@ def _common_vars(options: RenderOptions) -> dict[str, Var]:
         "series_error_budget": cv.SERIES_ERROR_BUDGET,
         "series_period_burn_rate": cv.SERIES_PERIOD_BURN_RATE,
         "series_period_total": cv.SERIES_PERIOD_TOTAL,
+        "series_info": cv.SERIES_INFO,
         "environment_default": options.environment,
     }
     return {k: Var.fragment(v) for k, v in names.items()}
@@ -518,10 +521,11 @@ def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, opt
 
 
 def _enabled_tiers(slo: SLO, table: WindowTable) -> list[Any]:
+    """The tiers the rule renderer alerts on for this SLO (enabled by its policy and able to fire)."""
     chosen = slo.alerting.tiers or tuple(t.name for t in table.tiers)
     return [t for t in table.tiers if t.name in chosen and
             not (t.severity == "page" and not slo.alerting.page) and
-            not (t.severity == "ticket" and not slo.alerting.ticket)]
+            not (t.severity == "ticket" and not slo.alerting.ticket) and can_fire(t, slo.objective)]
 
 
 def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:
@@ -538,6 +542,9 @@ def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:
         "budgeting": Var.fragment(slo.budgeting.value),
         "sli_kind": Var.fragment(slo.sli.kind),
         "timeslices": Var.fragment("true" if slo.budgeting is BudgetingMethod.TIMESLICES else "false"),
+        # What the period's budget is counted on: bad slices for timeslices, bad events otherwise.
+        "series_period_bad_ratio": Var.fragment(cv.SERIES_PERIOD_BAD_SLICES if slo.budgeting is
+                                                BudgetingMethod.TIMESLICES else cv.SERIES_PERIOD_ERROR_RATIO),
     }
 
 
@@ -557,10 +564,16 @@ def _overview(lib: Library, kind: str, uid: str, tags: list[str], *, values: dic
                       variables=[_datasource_var(options)], links=links)
 
 
+def _info_join(info_matchers: str) -> str:
+    """Join an SLO series with the info series: it brings the team label (and filters by it, when asked)."""
+    on = ", ".join((cv.LABEL_SERVICE, cv.LABEL_NAMESPACE, cv.LABEL_SLO))
+    return f"* on({on}) group_left({cv.LABEL_TEAM}) {cv.SERIES_INFO}{info_matchers}"
+
+
 def _team_overview(ref: EntityRef, catalog: Catalog, options: RenderOptions, lib: Library) -> dict[str, Any]:
     values = {**_common_vars(options), "team": Var.label(ref.name), "team_namespace": Var.label(ref.namespace),
               "team_title": Var.label(_team_title(catalog, ref))}
-    values["overview_selector"] = Var.fragment(f'{cv.LABEL_TEAM}="{promql_string(ref.name)}"')
+    values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{promql_string(ref.name)}"}}'))
     links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, f"team:{ref.name}"]),
              _link("SLO overview", f"/d/{cv.ORG_OVERVIEW_UID}", "dashboard")]
     return _overview(lib, "team", cv.team_overview_uid(ref), cv.team_overview_tags(ref), values=values,
@@ -568,7 +581,7 @@ def _team_overview(ref: EntityRef, catalog: Catalog, options: RenderOptions, lib
 
 
 def _org_overview(options: RenderOptions, lib: Library) -> dict[str, Any]:
-    values = {**_common_vars(options), "overview_selector": Var.fragment("")}
+    values = {**_common_vars(options), "overview_join": Var.fragment(_info_join(""))}
     links = [_tag_link("Team SLO overviews", [cv.MANAGED_TAG, cv.OVERVIEW_TAG])]
     return _overview(lib, "org", cv.ORG_OVERVIEW_UID, cv.org_overview_tags(), values=values, options=options,
                      links=links)

@@ -283,7 +283,8 @@ def test_org_overview_lists_every_slo_worst_budget_first(sample: Catalog, templa
             if a.kind is Kind.GRAFANA_DASHBOARD}
     org = arts[cv.ORG_OVERVIEW_UID]
     table = next(p for p in org["panels"] if p["type"] == "table")
-    assert table["targets"][0]["expr"] == f"sort({cv.SERIES_BUDGET_REMAINING}{{}})"
+    assert table["targets"][0]["expr"] == \
+        f"sort({cv.SERIES_BUDGET_REMAINING} * on(service, namespace, slo) group_left(team) {cv.SERIES_INFO})"
     assert {"id": "sortBy", "options": {"sort": [{"field": "Budget remaining", "desc": False}]}} in \
         table["transformations"]
     assert table["options"]["sortBy"] == [{"displayName": "Budget remaining", "desc": False}]
@@ -325,3 +326,48 @@ def test_promql_string_escaping() -> None:
     parsed = promql_parser.parse(f'up{{x="{dashboards.promql_string(chr(34) + chr(92) + chr(10))}"}}')
     assert isinstance(parsed, promql_parser.VectorSelector)
     assert [m.value for m in parsed.matchers.matchers if m.name == "x"] == ['"\\\n']
+
+
+def _selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, equality matchers) of every vector selector in a parsed expression."""
+    found: list[tuple[str, dict[str, str]]] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append((node.name or "", {m.name: m.value for m in node.matchers.matchers}))
+        for attr in ("expr", "lhs", "rhs", "vector_selector", "param"):
+            child = getattr(node, attr, None)
+            if child is not None and not isinstance(child, str | int | float):
+                visit(child)
+        for arg in getattr(node, "args", None) or []:
+            visit(arg)
+
+    visit(promql_parser.parse(expr.replace("$__rate_interval", "5m").replace("$environment", "x")))
+    return found
+
+
+def test_slo_panels_read_exactly_what_the_rule_renderer_records(sample: Catalog, templates: Templates) -> None:
+    from obsctl.render import rules
+
+    recorded: dict[str, list[dict[str, str]]] = {}
+    for art in rules.render(sample, templates, RenderOptions()):
+        if art.kind is Kind.PROMETHEUS_RULES:
+            for group in yaml.safe_load(art.body)["groups"]:
+                for rule in group["rules"]:
+                    if "record" in rule:
+                        recorded.setdefault(rule["record"], []).append(rule.get("labels") or {})
+    checked = 0
+    for dash in _dashboards(dashboards.render(sample, templates, RenderOptions())):
+        for expr in _exprs(dash):
+            for name, matchers in _selectors(expr):
+                if not name.startswith("obsctl") and name != cv.SERIES_INFO:
+                    continue
+                assert name in recorded, f"{dash['uid']}: {name} is not recorded by any rule"
+                # Some recorded series carries every label the panel matches on, with that value.
+                assert any(all(labels.get(k) == v for k, v in matchers.items()) for labels in recorded[name]), \
+                    f"{dash['uid']}: no {name} series has {matchers}"
+                checked += 1
+    assert checked > 100
+    ledger = next(d for d in _dashboards(dashboards.render(sample, templates, RenderOptions()))
+                  if d["uid"] == "obsctl-svc-default-ledger")
+    assert any(e.startswith(f"1 - {cv.SERIES_PERIOD_BAD_SLICES}") and 'slo="freshness"' in e for e in _exprs(ledger))
