@@ -51,7 +51,7 @@ def _ts(year: int, month: int) -> float:
 
 def _month(year: int, month: int) -> PeriodSpec:
     if not 1 <= month <= 12:
-        raise ValueError(f"no month {month:02d}")
+        raise ValueError(f"unknown period {year:04d}-{month:02d}: no month {month:02d}")
     ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
     return PeriodSpec("calendar", f"{year:04d}-{month:02d}", _ts(year, month), _ts(ny, nm))
 

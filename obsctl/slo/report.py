@@ -25,6 +25,7 @@ from obsctl.slo.periods import PeriodSpec
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
+EXHAUSTED_EPSILON = 1e-9  # 1 - 0.001 / (1 - 0.999) is 9e-16 in floats: that budget is spent
 Key = tuple[str, str, str]
 """(namespace, service, slo): how recorded series name an SLO."""
 
@@ -246,7 +247,7 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
 
     if remaining is None:
         status = Status.NO_DATA
-    elif remaining <= 0:
+    elif remaining <= EXHAUSTED_EPSILON:
         status = Status.EXHAUSTED
     elif any(t.firing for t in tiers):
         status = Status.BURNING
