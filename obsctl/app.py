@@ -47,6 +47,9 @@ def render_options(settings: Settings) -> RenderOptions:
         teams=teams,
         default_routing=_routing(list(settings.alerting.default.page), list(settings.alerting.default.ticket)),
         collector=tuple(sorted(settings.collector.items())),
+        group_wait=settings.alerting.group_wait,
+        group_interval=settings.alerting.group_interval,
+        repeat_interval=settings.alerting.repeat_interval,
     )
 
 
@@ -83,12 +86,30 @@ def build_sinks(settings: Settings) -> list[Sink]:
     sinks.append(collector_sink(settings.out_dir))
     if settings.grafana.url:
         sinks.append(grafana_sink_from_settings(settings))
+    sinks.extend(alerting_sinks(settings))
     claimed: set[Kind] = set()
     for sink in sinks:
         claimed |= sink.kinds
     rest = frozenset(Kind) - claimed
     if rest:
         sinks.append(FilesSink(settings.out_dir, rest, name="files"))
+    return sinks
+
+
+def alerting_sinks(settings: Settings) -> list[Sink]:
+    """Rule files (+ Prometheus reload), the ruler API and the Alertmanager config, where configured."""
+    from obsctl.sinks.alertmanager import AlertmanagerSink
+    from obsctl.sinks.rulefiles import RuleFilesSink
+    from obsctl.sinks.ruler import RulerSink
+
+    sinks: list[Sink] = []
+    p, a, r = settings.prometheus, settings.alerting, settings.ruler
+    if p.rules_dir is not None:
+        sinks.append(RuleFilesSink(p.rules_dir, p.url, p.promtool))
+    if r.url:
+        sinks.append(RulerSink(r.url, r.tenant, r.api_token()))
+    if a.config_dir is not None:
+        sinks.append(AlertmanagerSink(a.config_dir, a.alertmanager_url, a.amtool))
     return sinks
 
 

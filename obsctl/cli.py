@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from obsctl import cli_slo
+from obsctl import cli_apply, cli_slo
 from obsctl.app import load_path, load_templates, render_options
 from obsctl.config import Settings, load_settings
 from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--no-diff", action="store_true")
             c.add_argument("--exit-code", action="store_true", help="exit 2 when there are changes")
     cli_slo.add_parser(sub)
+    cli_apply.add_parser(sub)
     srv = sub.add_parser("serve", help="run the control service: watch the catalog, keep every artifact converged")
     srv.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="platform settings file (YAML)")
     return p
@@ -186,6 +187,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return cmd_render(args, settings, out, err)
         if args.command == "plan":
             return cmd_plan(args, settings, out, err)
+        if args.command == "apply":
+            return cli_apply.run(args, settings, out, err)
         if args.command == "slo":
             return cli_slo.run(args, settings, out, err)
         if args.command == "serve":

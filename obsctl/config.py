@@ -98,6 +98,25 @@ class AlertingSettings(_Strict):
 
     teams: dict[str, TeamRoutingSettings] = {}
     default: TeamRoutingSettings = TeamRoutingSettings()
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    alertmanager_url: str = ""  # POST /-/reload after a config change
+    config_dir: Path | None = None  # where alertmanager.yml is written (the Alertmanager sink is off without it)
+    amtool: str = "amtool"
+
+
+class RulerSettings(_Strict):
+    """The Mimir/Cortex ruler API sink; off unless url is set. Ruler namespace = owning team."""
+
+    url: str = ""
+    tenant: str = "anonymous"  # X-Scope-OrgID
+    token: SecretStr | None = None
+    token_file: Path | None = None
+
+    def api_token(self) -> str:
+        """The bearer token (optional), from env/settings or its file."""
+        return _read_secret(self.token, self.token_file, "ruler.token")
 
 
 class ServeSettings(_Strict):
@@ -130,6 +149,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     backstage: BackstageSettings = BackstageSettings()
     alerting: AlertingSettings = AlertingSettings()
+    ruler: RulerSettings = RulerSettings()
     serve: ServeSettings = ServeSettings()
     collector: dict[str, str] = {}
 

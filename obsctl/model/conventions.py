@@ -239,7 +239,7 @@ def rule_crd_name(svc: Service) -> str:
 
 def ruler_group_name(svc: Service) -> str:
     """The Mimir/Cortex ruler group of a service; reversible (`:` never occurs in entity names)."""
-    return f"{RULER_GROUP_PREFIX}{svc.namespace}:{svc.name}"
+    return ruler_group_name_of(svc.namespace, svc.name)
 
 
 def parse_ruler_group_name(name: str) -> tuple[str, str] | None:
@@ -258,3 +258,15 @@ def ruler_group_key(team: str, namespace: str, service: str) -> str:
 def receiver_name(team: EntityRef, severity: str) -> str:
     """The Alertmanager receiver of a team for one severity."""
     return f"obsctl-{team.name}-{severity}"
+
+
+def canonical_yaml(obj: object) -> bytes:
+    """Canonical YAML of plain data (sorted keys, block style, no folding): the ruler group wire form."""
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 20).encode()
+
+
+def ruler_group_name_of(namespace: str, service: str) -> str:
+    """The ruler group name of a service given by catalog namespace and name."""
+    return f"{RULER_GROUP_PREFIX}{namespace}:{service}"

@@ -34,6 +34,9 @@ class RenderOptions:
     teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing
     default_routing: TeamRouting = field(default_factory=TeamRouting)
     collector: tuple[tuple[str, str], ...] = ()  # collector endpoint settings (key -> value)
+    group_wait: str = "30s"  # Alertmanager route timing
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
     grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
 
     def routing(self, team: str) -> TeamRouting:

@@ -295,7 +295,7 @@ def ruler_group(svc: Service, groups: list[dict[str, Any]]) -> dict[str, Any]:
 
 def ruler_body(group: Mapping[str, Any]) -> bytes:
     """The canonical bytes of a ruler group: what the ruler sink compares with what the ruler returns."""
-    return dump_yaml(dict(group), sort_keys=True)
+    return cv.canonical_yaml(dict(group))
 
 
 def _crd(svc: Service, groups: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""`obsctl apply`: render the catalog and converge the configured alerting backends once.
+
+Backends (each on when its settings are present): Prometheus rule files + reload
+(prometheus.rules_dir, prometheus.url), the Mimir/Cortex ruler (ruler.url), the Alertmanager
+config + reload (alerting.config_dir, alerting.alertmanager_url).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TextIO
+
+from obsctl.app import alerting_sinks, load_path, load_templates, render_options
+from obsctl.config import Settings
+from obsctl.errors import ConfigError
+from obsctl.reconcile.apply import apply_plan
+from obsctl.reconcile.plan import make_plan
+from obsctl.render import render_all
+
+
+def add_parser(sub: Any) -> None:
+    """Register the `apply` subcommand."""
+    a = sub.add_parser("apply", help="apply SLO rules and alert routes to Prometheus, the ruler and Alertmanager")
+    a.add_argument("path")
+    a.add_argument("--only", help="comma-separated renderers: rules,alertmanager")
+    a.add_argument("--no-prune", action="store_true", help="never delete owned rules or files")
+    a.add_argument("--allow-mass-delete", action="store_true")
+
+
+def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Render, then plan and apply per configured sink; exit 1 on any failure."""
+    sinks = alerting_sinks(settings)
+    if not sinks:
+        raise ConfigError("nothing to apply to: set prometheus.rules_dir, ruler.url or alerting.config_dir")
+    templates = load_templates(settings)
+    result = load_path(Path(args.path), settings, templates)
+    for p in result.problems:
+        err.write(str(p) + "\n")
+    only = args.only.split(",") if args.only else None
+    desired = render_all(result.catalog, templates, render_options(settings), only)
+    failed = False
+    for sink in sinks:
+        mine = {aid: art for aid, art in desired.items() if art.kind in sink.kinds}
+        # prune only after a complete, error-free read of the catalog
+        plan = make_plan(mine, sink.list_owned(), prune=not args.no_prune and not result.errors,
+                         max_delete_fraction=settings.serve.max_delete_fraction,
+                         allow_mass_delete=args.allow_mass_delete)
+        applied = apply_plan(sink, plan)
+        for o in applied.failed:
+            err.write(f"{sink.name}: failed: {o.id}: {o.error}\n")
+        s = plan.summary()
+        out.write(f"{sink.name}: {s['create']} created, {s['update']} updated, {s['delete']} deleted, "
+                  f"{s['unchanged']} unchanged, {len(applied.failed)} failed\n")
+        failed = failed or bool(applied.failed)
+    return 1 if failed or result.errors else 0
