@@ -11,7 +11,8 @@ No version churn. `list_owned` reads each owned dashboard and returns it normali
 unchanged catalog makes no writes. Every save carries the message `obsctl apply sha256=<digest>`.
 
 Drift. A dashboard whose newest version was not saved by obsctl with the digest of what it now
-holds was edited outside obsctl (in the UI, by another tool). `drift_policy` decides:
+holds was edited outside obsctl (in the UI, by another tool); so was one moved out of obsctl's
+folders. `drift_policy` decides:
 
 - `overwrite` (default): obsctl's rendering wins; the edit stays in Grafana's version history.
 - `keep`: the edited dashboard is left as it is (no write, no delete) until the edit is reverted
@@ -27,9 +28,11 @@ are temporary, retried by apply_plan with backoff.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -117,6 +120,14 @@ def _folder_of(artifact: Artifact) -> str:
 
 
 @dataclass
+class _Client:
+    """One pooled grafana-client instance and the Retry-After of its last answer."""
+
+    api: GrafanaApi
+    retry_after: str | None = None
+
+
+@dataclass
 class _Seen:
     """What list_owned found about one dashboard, for the writes that follow."""
 
@@ -169,10 +180,9 @@ class GrafanaSink:
         self.drift_policy = drift_policy
         self.parallelism = max(1, parallelism)
         self.page_size = page_size
-        self._local = threading.local()
+        self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._folder_lock = threading.RLock()  # folder writes are few: serialise them, no racing creates
-        self._apis: list[GrafanaApi] = []
         self._seen: dict[str, _Seen] = {}
         self._folders_ok: set[str] = set()
         self._folder_specs: dict[str, _FolderSpec] = {
@@ -181,49 +191,59 @@ class GrafanaSink:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _api(self) -> GrafanaApi:
-        api: GrafanaApi | None = getattr(self._local, "api", None)
-        if api is None:
-            api = GrafanaApi(self._auth, host=self._host, port=self._port, url_path_prefix=self._prefix,
-                             protocol=self._scheme, verify=self._verify, timeout=self._timeout,
-                             organization_id=self._org_id, session_pool_size=2)
+    def _new_client(self) -> _Client:
+        api = GrafanaApi(self._auth, host=self._host, port=self._port, url_path_prefix=self._prefix,
+                         protocol=self._scheme, verify=self._verify, timeout=self._timeout,
+                         organization_id=self._org_id, session_pool_size=2)
+        client = _Client(api)
 
-            def remember(response: Any, **_: Any) -> Any:
-                self._local.retry_after = response.headers.get("Retry-After")
-                return response
+        def remember(response: Any, **_: Any) -> Any:
+            client.retry_after = response.headers.get("Retry-After")
+            return response
 
-            api.client.s.hooks["response"].append(remember)
-            self._local.api = api
-            with self._lock:
-                self._apis.append(api)
-        return api
+        api.client.s.hooks["response"].append(remember)
+        return client
 
     def close(self) -> None:
         """Close every HTTP session this sink opened."""
-        with self._lock:
-            apis, self._apis = self._apis, []
-        for api in apis:
-            api.client.s.close()
+        while True:
+            try:
+                client = self._clients.get_nowait()
+            except queue.Empty:
+                return
+            client.api.client.s.close()
 
     def _http(self, method: str, path: str, *, json_body: Any = None,
               params: Mapping[str, Any] | None = None) -> Any:
-        """One API call, mapped: temporary errors raise TemporaryError, 401/403 PermanentError, other 4xx _HttpError."""
-        client = self._api().client
-        self._local.retry_after = None
+        """One API call, mapped: temporary errors raise TemporaryError, 401/403 PermanentError, other 4xx _HttpError.
+
+        Clients are pooled (one borrower at a time each), so the pool never outgrows the concurrency.
+        """
+        try:
+            client = self._clients.get_nowait()
+        except queue.Empty:
+            client = self._new_client()
+        try:
+            return self._call(client, method, path, json_body, params)
+        finally:
+            self._clients.put(client)
+
+    def _call(self, client: _Client, method: str, path: str, json_body: Any,
+              params: Mapping[str, Any] | None) -> Any:
+        client.retry_after = None
         what = f"{method} {path}"
         try:
-            return getattr(client, method)(path, json=json_body, params=dict(params) if params else None)
+            return getattr(client.api.client, method)(path, json=json_body, params=dict(params) if params else None)
         except GrafanaTimeoutError as exc:
             raise TemporaryError(f"grafana: {what}: timeout ({exc.message})") from None
         except GrafanaServerError as exc:
             raise TemporaryError(f"grafana: {what}: {exc.status_code} {_message_of(exc)}",
-                                 _retry_after(self._local.retry_after)) from None
+                                 _retry_after(client.retry_after)) from None
         except GrafanaClientError as exc:
             status = exc.status_code
             message = _message_of(exc)
             if status == 429:
-                raise TemporaryError(f"grafana: {what}: 429 {message}", _retry_after(self._local.retry_after)) \
-                    from None
+                raise TemporaryError(f"grafana: {what}: 429 {message}", _retry_after(client.retry_after)) from None
             if status in (401, 403):
                 raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)") \
                     from None
@@ -361,6 +381,7 @@ class GrafanaSink:
         with self._lock:
             self._stats = _Stats()
         owned = self._list_folders()
+        owned_folders = {oid.split("/", 1)[1] for oid in owned}
         hits = self._search_owned()
         found = self._map(lambda h: self._read(lambda: self._observe_dashboard(str(h["uid"]))), hits)
         seen: dict[str, _Seen] = {}
@@ -368,6 +389,9 @@ class GrafanaSink:
             if item is None:
                 continue
             observed, s = item
+            if s.folder_uid not in owned_folders:  # moved out of obsctl's folders by hand: drift too
+                s.drifted = True
+                observed = dataclasses.replace(observed, drifted=True)
             owned[observed.id] = observed
             seen[observed.id.split("/", 1)[1]] = s
         with self._lock:

@@ -455,3 +455,20 @@ def test_two_thousand_dashboards_apply_with_bounded_parallelism(
     with capsys.disabled():
         print(f"\n[grafana sink scale] {n} dashboards: render {render_s:.1f}s, first apply {create_s:.1f}s, "
               f"no-op apply {noop_s:.1f}s ({reads} reads) at latency 10 ms, parallelism 16")
+
+
+def test_a_dashboard_moved_out_of_obsctls_folders_is_drift_and_overwrite_moves_it_back(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    uid = cv.service_dashboard_uid(catalog.services[0])
+    home = emu.dashboard_folder(uid)
+    emu.seed_folder("someones", "Someone's folder")
+    moved = httpx.post(f"{emu.url}{DASH_POST}", headers={"Authorization": "Bearer admin-token"},
+                       json={"dashboard": emu.dashboards[uid], "folderUid": "someones", "overwrite": True})
+    assert moved.status_code == 200
+    assert emu.dashboard_folder(uid) == "someones"
+    run = apply(make_sink(emu), desired)
+    assert [c.id for c in run.plan.writes] == [f"grafana-dashboard/{uid}"] and run.result.failed == []
+    assert emu.dashboard_folder(uid) == home
+    assert "someones" in emu.folders
