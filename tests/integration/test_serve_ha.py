@@ -1,0 +1,69 @@
+"""Two `obsctl serve` replicas on a real PostgreSQL: one leader reconciles, the follower serves reads
+and accepts registrations; SIGKILL the leader and the follower takes over within seconds."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import PostgresServer
+from tests.support.serve import EXAMPLES, ServeProcess, service_doc
+
+pytestmark = pytest.mark.integration
+
+TAKEOVER_LIMIT_S = 10.0
+
+
+def _files_for(out: Path, name: str) -> list[Path]:
+    return [p for p in out.rglob(f"*{name}*") if p.is_file()]
+
+
+def test_leader_killed_follower_takes_over(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(EXAMPLES, catalog)
+    out = tmp_path / "out"
+    with PostgresServer(tmp_path / "pg") as pg:
+        shared = {"state_url": pg.dsn, "out_dir": str(out), "catalog": {"path": str(catalog)},
+                  "serve": {"sources": ["directory", "api"]}}
+        a = ServeProcess(tmp_path / "a", shared, copy_catalog=False, name="a")
+        b = ServeProcess(tmp_path / "b", shared, copy_catalog=False, name="b")
+        try:
+            a.start()
+            assert a.is_leader()
+            b.start()  # ready as a follower: the store answers and a leader has reconciled
+            assert not b.is_leader()
+            assert "obsctl_leader 0.0" in b.client.get("/metrics").text
+
+            # a registration through the follower is reconciled by the leader
+            assert b.client.put("/v1/services/default/ha-one", json=service_doc("ha-one")).status_code == 201
+            a.wait_for(lambda: _files_for(out, "ha-one"), what="ha-one artifacts by the leader")
+            st = b.service_status("default", "ha-one")  # the follower reads the leader's outcomes
+            assert st and st["artifacts"] and st["in_sync"]
+
+            # kill the leader hard: no clean unlock, PostgreSQL drops its session
+            killed_at = time.monotonic()
+            a.stop(signal.SIGKILL)
+            b.wait_for(b.is_leader, timeout=TAKEOVER_LIMIT_S + 5, interval=0.02, what="follower takeover")
+            takeover = time.monotonic() - killed_at
+            print(f"leader SIGKILLed -> follower leads after {takeover:.2f}s")
+            assert takeover < TAKEOVER_LIMIT_S
+
+            # the new leader reconciles
+            assert b.client.put("/v1/services/default/ha-two", json=service_doc("ha-two")).status_code == 201
+            b.wait_for(lambda: _files_for(out, "ha-two"), what="ha-two artifacts by the new leader")
+            assert "obsctl_leader 1.0" in b.client.get("/metrics").text
+
+            # the old leader comes back as a follower; a clean SIGTERM of the leader hands over the lock
+            a.start()
+            assert not a.is_leader()
+            handed = time.monotonic()
+            assert b.stop(signal.SIGTERM) == 0
+            a.wait_for(a.is_leader, timeout=TAKEOVER_LIMIT_S, interval=0.02, what="handover after SIGTERM")
+            print(f"leader SIGTERMed -> other replica leads after {time.monotonic() - handed:.2f}s")
+        finally:
+            a.close()
+            b.close()
