@@ -1,0 +1,93 @@
+"""The Alertmanager routes renderer: routing tree, receivers, inhibition, secrets by file only."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from obsctl.errors import ConfigError
+from obsctl.model.artifact import Kind
+from obsctl.model.entities import Catalog, EntityRef
+from obsctl.render import routes
+from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
+from tests.support.slo_promtool import availability_service, repo_templates
+
+TEMPLATES = repo_templates()
+
+
+def _catalog() -> Catalog:
+    a = availability_service(0.999, 30, name="checkout")
+    b = availability_service(0.99, 30, name="search")
+    b = b.__class__(**{**b.__dict__, "team": EntityRef("group", "default", "team-search")})
+    return Catalog((a, b))
+
+
+def _options() -> RenderOptions:
+    pay = TeamRouting(
+        page=(ReceiverSpec("pd", "pagerduty", (("routing_key_file", "/etc/am/pd-key"),)),
+              ReceiverSpec("chat", "slack", (("api_url_file", "/etc/am/slack"), ("channel", "#pay-oncall")))),
+        ticket=(ReceiverSpec("hook", "webhook", (("url", "http://tickets.internal/hook"),
+                                                  ("send_resolved", "false"))),),
+    )
+    return RenderOptions(teams=(("team-payments", pay),),
+                         default_routing=TeamRouting(ticket=(ReceiverSpec("og", "opsgenie",
+                                                                          (("api_key_file", "/etc/og"),)),)))
+
+
+def test_one_config_with_team_routes_and_receivers() -> None:
+    [art] = routes.render(_catalog(), TEMPLATES, _options())
+    assert art.kind is Kind.ALERTMANAGER_CONFIG and art.path == "alertmanager/alertmanager.yml"
+    doc = yaml.safe_load(art.body)
+    route = doc["route"]
+    assert route["group_by"] == ["alertname", "namespace", "service", "slo"]
+    teams = {r["matchers"][0]: r for r in route["routes"]}
+    assert set(teams) == {'team="team-payments"', 'team="team-search"'}
+    pay = teams['team="team-payments"']["routes"]
+    assert pay == [{"matchers": ['severity="page"'], "receiver": "obsctl-team-payments-page"},
+                   {"matchers": ['severity="ticket"'], "receiver": "obsctl-team-payments-ticket"}]
+    recv = {r["name"]: r for r in doc["receivers"]}
+    assert recv["obsctl-team-payments-page"]["pagerduty_configs"] == [{"routing_key_file": "/etc/am/pd-key"}]
+    assert recv["obsctl-team-payments-page"]["slack_configs"][0]["channel"] == "#pay-oncall"
+    assert recv["obsctl-team-payments-ticket"]["webhook_configs"] == [
+        {"send_resolved": False, "url": "http://tickets.internal/hook"}]
+    # a team without routing falls back to the default routing (no page receiver there: dropped)
+    assert recv["obsctl-team-search-ticket"]["opsgenie_configs"] == [{"api_key_file": "/etc/og"}]
+    assert set(recv["obsctl-team-search-page"]) == {"name"}
+    assert art.body == routes.render(_catalog(), TEMPLATES, _options())[0].body
+
+
+def test_inhibition_page_mutes_ticket_and_fast_mutes_slow() -> None:
+    doc = yaml.safe_load(routes.render(_catalog(), TEMPLATES, _options())[0].body)
+    rules = doc["inhibit_rules"]
+    assert {"source_matchers": ['severity="page"', 'slo=~".+"'], "target_matchers": ['severity="ticket"'],
+            "equal": ["namespace", "service", "slo"]} in rules
+    pairs = {(r["source_matchers"][0], r["target_matchers"][0]) for r in rules[1:]}
+    assert pairs == {('tier="page-fast"', 'tier="page-slow"'), ('tier="ticket-fast"', 'tier="ticket-slow"')}
+
+
+@pytest.mark.parametrize(("kind", "key"), [("pagerduty", "routing_key"), ("pagerduty", "service_key"),
+                                           ("opsgenie", "api_key"), ("slack", "api_url")])
+def test_inlined_secrets_are_refused(kind: str, key: str) -> None:
+    opts = RenderOptions(default_routing=TeamRouting(ticket=(ReceiverSpec("r", kind, ((key, "s3cret"),)),)))
+    with pytest.raises(ConfigError, match=f"{key} would inline a secret.*{key}_file"):
+        routes.render(_catalog(), TEMPLATES, opts)
+
+
+def test_webhook_url_with_credentials_and_unknown_types_are_refused() -> None:
+    bad = RenderOptions(default_routing=TeamRouting(ticket=(ReceiverSpec("r", "webhook",
+                                                                         (("url", "https://u:p@h/x"),)),)))
+    with pytest.raises(ConfigError, match="credentials"):
+        routes.render(_catalog(), TEMPLATES, bad)
+    with pytest.raises(ConfigError, match="unknown type"):
+        routes.render(_catalog(), TEMPLATES, RenderOptions(default_routing=TeamRouting(
+            ticket=(ReceiverSpec("r", "email", ()),))))
+    with pytest.raises(ConfigError, match="needs routing_key_file or service_key_file"):
+        routes.render(_catalog(), TEMPLATES, RenderOptions(default_routing=TeamRouting(
+            ticket=(ReceiverSpec("r", "pagerduty", (("severity", "critical"),)),))))
+
+
+def test_hostile_team_name_stays_inside_its_matcher() -> None:
+    svc = availability_service(0.999, 30)
+    svc = svc.__class__(**{**svc.__dict__, "team": EntityRef("group", "default", 'x", severity="page')})
+    doc = yaml.safe_load(routes.render(Catalog((svc,)), TEMPLATES, RenderOptions())[0].body)
+    assert doc["route"]["routes"][0]["matchers"] == ['team="x\\", severity=\\"page"']
