@@ -1,8 +1,9 @@
-"""`obsctl apply`: render the catalog and converge the configured alerting backends once.
+"""`obsctl apply`: render the catalog and converge the configured backends once.
 
 Backends (each on when its settings are present): Prometheus rule files + reload
 (prometheus.rules_dir, prometheus.url), the Mimir/Cortex ruler (ruler.url), the Alertmanager
-config + reload (alerting.config_dir, alerting.alertmanager_url).
+config + reload (alerting.config_dir, alerting.alertmanager_url), Grafana folders and dashboards
+(grafana.url, grafana.token, grafana.drift_policy).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
-from obsctl.app import alerting_sinks, load_path, load_templates, render_options
+from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_path, load_templates, render_options
 from obsctl.config import Settings
 from obsctl.errors import ConfigError
 from obsctl.reconcile.apply import apply_plan
@@ -21,9 +22,10 @@ from obsctl.render import render_all
 
 def add_parser(sub: Any) -> None:
     """Register the `apply` subcommand."""
-    a = sub.add_parser("apply", help="apply SLO rules and alert routes to Prometheus, the ruler and Alertmanager")
+    a = sub.add_parser("apply", help="apply SLO rules, alert routes and dashboards to Prometheus, the ruler, "
+                                     "Alertmanager and Grafana")
     a.add_argument("path")
-    a.add_argument("--only", help="comma-separated renderers: rules,alertmanager")
+    a.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards")
     a.add_argument("--no-prune", action="store_true", help="never delete owned rules or files")
     a.add_argument("--allow-mass-delete", action="store_true")
 
@@ -31,8 +33,11 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Render, then plan and apply per configured sink; exit 1 on any failure."""
     sinks = alerting_sinks(settings)
+    if settings.grafana.url:
+        sinks.append(grafana_sink_from_settings(settings))
     if not sinks:
-        raise ConfigError("nothing to apply to: set prometheus.rules_dir, ruler.url or alerting.config_dir")
+        raise ConfigError("nothing to apply to: set prometheus.rules_dir, ruler.url, alerting.config_dir "
+                          "or grafana.url")
     templates = load_templates(settings)
     result = load_path(Path(args.path), settings, templates)
     for p in result.problems:
@@ -42,11 +47,14 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
     failed = False
     for sink in sinks:
         mine = {aid: art for aid, art in desired.items() if art.kind in sink.kinds}
+        prepare = getattr(sink, "prepare", None)  # the Grafana sink learns folder titles before dashboards land
+        if prepare is not None:
+            prepare(mine.values())
         # prune only after a complete, error-free read of the catalog
         plan = make_plan(mine, sink.list_owned(), prune=not args.no_prune and not result.errors,
                          max_delete_fraction=settings.serve.max_delete_fraction,
                          allow_mass_delete=args.allow_mass_delete)
-        applied = apply_plan(sink, plan)
+        applied = apply_plan(sink, plan, parallelism=max(1, int(getattr(sink, "parallelism", 1))))
         for o in applied.failed:
             err.write(f"{sink.name}: failed: {o.id}: {o.error}\n")
         s = plan.summary()

@@ -472,3 +472,26 @@ def test_a_dashboard_moved_out_of_obsctls_folders_is_drift_and_overwrite_moves_i
     assert [c.id for c in run.plan.writes] == [f"grafana-dashboard/{uid}"] and run.result.failed == []
     assert emu.dashboard_folder(uid) == home
     assert "someones" in emu.folders
+
+
+def test_obsctl_apply_converges_grafana_from_settings(
+        emu: GrafanaEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from obsctl.cli import main
+
+    monkeypatch.setenv("OBSCTL_GRAFANA__URL", emu.url)
+    monkeypatch.setenv("OBSCTL_GRAFANA__TOKEN", "editor-token")
+    monkeypatch.setenv("OBSCTL_GRAFANA__DRIFT_POLICY", "report")
+    catalog_dir = str(ROOT / "examples" / "catalog")
+    assert main(["apply", catalog_dir, "--only", "dashboards"]) == 0
+    assert "grafana: 11 created, 0 updated, 0 deleted, 0 unchanged, 0 failed" in capsys.readouterr().out
+    titles = {f["title"] for f in emu.folders.values()}
+    assert {"obsctl", "Payments", "Search"} <= titles  # folder titles right although dashboards may land first
+    emu.clear_log()
+    assert main(["apply", catalog_dir, "--only", "dashboards"]) == 0
+    assert "grafana: 0 created, 0 updated, 0 deleted, 11 unchanged, 0 failed" in capsys.readouterr().out
+    assert emu.writes() == []
+    uid = "obsctl-svc-default-checkout"
+    emu.ui_edit(uid, _ui_retitle)
+    assert main(["apply", catalog_dir, "--only", "dashboards"]) == 1  # report: the drift fails the run
+    assert "edited outside obsctl" in capsys.readouterr().err
+    assert emu.dashboards[uid]["title"] == "Edited in the UI"
