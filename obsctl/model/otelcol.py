@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self, cast
+from typing import Annotated, Any, ClassVar, Literal, Self, cast, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -139,6 +139,12 @@ RULES: Mapping[str, RuleInfo] = {
     "policy-batch-last": RuleInfo(
         "batch must be the last processor of every pipeline",
         "obsctl policy (README B.2 component table: batch after memory_limiter/samplers)",
+        policy=True,
+    ),
+    "policy-explicit-endpoint": RuleInfo(
+        "prometheusremotewrite must name its endpoint as an http(s) URL (the collector silently defaults "
+        "to a placeholder URL and accepts opaque URIs)",
+        "obsctl policy (README B.2 component table: prometheusremotewrite endpoint)",
         policy=True,
     ),
 }
@@ -372,6 +378,10 @@ class Body(BaseModel):
 
     # Keys whose `null` means "present with defaults" (configoptional sections with a default).
     _null_means_empty: ClassVar[frozenset[str]] = frozenset()
+    # True for blocks that squash-embed confighttp's Client/ServerConfig: the collector decodes
+    # those (and the plain blocks nested in them) ignoring unknown keys; strictness resumes in
+    # optional sections (OptionalBody), which decode on their own.
+    _lenient: ClassVar[bool] = False
 
     @model_validator(mode="before")
     @classmethod
@@ -385,7 +395,39 @@ class Body(BaseModel):
                     out[key] = {}
                 continue
             out[key] = value
-        return out
+        return _strip_unknown(cls, out) if cls._lenient else out
+
+
+def _nested_body(annotation: Any) -> tuple[type[Body] | None, bool]:
+    """The Body class inside a field annotation (through Optional/Annotated/list), and if a list."""
+    if isinstance(annotation, type) and issubclass(annotation, Body):
+        return annotation, False
+    origin = get_origin(annotation)
+    for arg in get_args(annotation):
+        found, is_list = _nested_body(arg)
+        if found is not None:
+            return found, is_list or origin is list
+    return None, False
+
+
+def _strip_unknown(cls: type[Body], data: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys `cls` does not know, recursively into plain (non-optional) nested blocks."""
+    fields = {f.alias or name: f for name, f in cls.model_fields.items()}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            continue
+        nested, is_list = _nested_body(field.annotation)
+        if nested is None or issubclass(nested, OptionalBody):
+            out[key] = value
+        elif is_list and isinstance(value, list):
+            out[key] = [_strip_unknown(nested, v) if isinstance(v, dict) else v for v in value]
+        elif not is_list and isinstance(value, dict):
+            out[key] = _strip_unknown(nested, value)
+        else:
+            out[key] = value
+    return out
 
 
 class OptionalBody(Body):
@@ -583,6 +625,8 @@ class HTTPKeepaliveServerConfig(OptionalBody):
 class HTTPServerFields(Body):
     """confighttp.ServerConfig (an HTTP listener)."""
 
+    _lenient = True
+
     endpoint: Str = ""
     transport: Str = "tcp"
     dialer: DialerConfig | None = None
@@ -605,6 +649,11 @@ class HTTPServerFields(Body):
     def _check_transport(self) -> Self:
         if self.transport not in _TRANSPORTS:
             raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
+        legacy = self.idle_timeout or ("keep_alives_enabled" in self.model_fields_set and not self.keep_alives_enabled)
+        if self.keepalive is not None and legacy:
+            raise _fail("component-conflicting-fields",
+                        "cannot use deprecated keepalive fields (idle_timeout, keep_alives_enabled) alongside "
+                        "the 'keepalive' section")
         return self
 
 
@@ -665,6 +714,8 @@ class CookiesConfig(OptionalBody):
 class HTTPClientConfig(Body):
     """confighttp.ClientConfig (an exporter's HTTP client)."""
 
+    _lenient = True
+
     endpoint: Str = ""
     proxy_url: Str = ""
     tls: TLSClientConfig | None = None
@@ -688,8 +739,14 @@ class HTTPClientConfig(Body):
     disable_keep_alives: Bool = False
 
     @model_validator(mode="after")
-    def _check_client(self) -> HTTPClientConfig:
+    def _check_client(self) -> Self:
         _check_compression(self.compression)
+        legacy = (self.idle_conn_timeout or self.max_idle_conns or self.max_idle_conns_per_host
+                  or self.disable_keep_alives)
+        if self.keepalive is not None and legacy:
+            raise _fail("component-conflicting-fields",
+                        "cannot use deprecated keepalive fields (idle_conn_timeout, max_idle_conns, "
+                        "max_idle_conns_per_host, disable_keep_alives) alongside the 'keepalive' section")
         return self
 
 
@@ -1026,15 +1083,79 @@ class AttributesProcessorConfig(Body):
 _ERROR_MODES = {"ignore", "propagate", "silent"}
 
 
-def _check_error_mode(value: str, where: str = "error_mode") -> None:
-    if value and value.lower() not in _ERROR_MODES:
+def _check_error_mode(value: str | None, where: str = "error_mode") -> None:
+    if value is not None and value.lower() not in _ERROR_MODES:
         raise _fail("component-invalid-value", f'{where}: unknown error mode "{value}" (ignore, propagate, silent)')
 
 
+# OTTL's lexer tokens (pkg/ottl grammar), tried in order like the collector's lexer. Only a lexical
+# check: a statement that lexes may still not parse (OTTL grammar and functions are not modelled).
+_OTTL_TOKEN = re.compile(
+    r'0x[a-fA-F0-9]+|(\d+\.\d*|\d*\.\d+)([eE][-+]?\d+)?|\d+|"(\\.|[^\\"])*"'
+    r"|==|!=|>=|<=|=>|[><=+\-/*(){}:,.\[\]]|[A-Za-z_][A-Za-z0-9_]*|\s+"
+)
+_OTTL_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def ottl_lexical_problem(text: str) -> str | None:
+    """Why OTTL's lexer (or bracket matching) rejects `text`, or None if it lexes cleanly."""
+    if not text.strip():
+        return "statement has invalid syntax: empty statement"
+    stack: list[str] = []
+    pos = 0
+    while pos < len(text):
+        match = _OTTL_TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            return f'statement has invalid syntax: 1:{pos + 1}: lexer: invalid input text "{text[pos:pos + 10]}"'
+        lexeme = match.group(0)
+        if lexeme in ("(", "[", "{"):
+            stack.append(lexeme)
+        elif lexeme in _OTTL_PAIRS and (not stack or stack.pop() != _OTTL_PAIRS[lexeme]):
+            return f"statement has invalid syntax: 1:{pos + 1}: unexpected {lexeme!r}"
+        pos = match.end()
+    if stack:
+        return f"statement has invalid syntax: unclosed {stack[-1]!r}"
+    return None
+
+
+_OTTL_KEYWORDS = {"and", "or", "not", "true", "false", "nil", "where"}
+
+
+def ottl_path_roots(text: str) -> list[str]:
+    """First segments of the paths in an OTTL statement (`span` in `span.attributes["x"]`)."""
+    tokens = [m.group(0) for m in _OTTL_TOKEN.finditer(text) if not m.group(0).isspace()]
+    roots: list[str] = []
+    for index, token in enumerate(tokens):
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", token) or token in _OTTL_KEYWORDS:
+            continue
+        before = tokens[index - 1] if index else ""
+        after = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if before == "." or after in ("(", "="):
+            continue  # a later path segment, a function call or a named argument
+        roots.append(token)
+    return roots
+
+
+def _check_inferred_context(where: str, texts: Sequence[str], contexts: set[str]) -> None:
+    # Without `context`, the collector infers it from the paths' first segments.
+    roots = [root for text in texts for root in ottl_path_roots(text)]
+    if not roots or any(root not in contexts for root in roots):
+        raise _fail("component-missing-required-field",
+                    f"{where}: unable to infer context from {list(texts)!r}: without `context`, every path "
+                    f"must start with a context name ({', '.join(sorted(contexts))})")
+
+
+def _check_ottl(where: str, texts: Sequence[str] | None, stage: Stage = "validate") -> None:
+    for text in texts or ():
+        found = ottl_lexical_problem(text)
+        if found is not None:
+            raise _fail("component-invalid-value", f"{where}: unable to parse OTTL {text!r}: {found}", stage)
+
+
 class ContextConditions(Body):
-    context: Str = ""
+    context: Str | None = None
     conditions: StrList | None = None
-    error_mode: Str = ""
+    error_mode: Str | None = None
 
 
 def _basic_or_advanced(value: Any, item_key: str) -> Any:
@@ -1091,7 +1212,7 @@ class FilterSpans(Body):
 class FilterProcessorConfig(Body):
     """`filter`: OTTL conditions per signal (not parsed here) or legacy include/exclude."""
 
-    error_mode: Str = "propagate"
+    error_mode: Str | None = None
     spans: FilterSpans | None = None
     traces: FilterTraces | None = None
     metrics: FilterMetrics | None = None
@@ -1130,18 +1251,28 @@ class FilterProcessorConfig(Body):
         if self.log_conditions and lg and (lg.resource or lg.log_record or lg.include or lg.exclude):
             raise _fail(conflict, 'cannot use "log_conditions" and "logs.*" together')
         for key, contexts in _FILTER_CONTEXTS.items():
-            for group in getattr(self, key) or ():
-                if group.context and group.context.lower() not in contexts:
-                    raise _fail("component-invalid-value", f'{key}: unknown context "{group.context}"')
-                _check_error_mode(group.error_mode, key)
+            for index, group in enumerate(getattr(self, key) or ()):
+                if group.context is not None and group.context.lower() not in contexts:
+                    raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
+                                f'"{group.context}" (one of {", ".join(sorted(contexts))})')
+                _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
+                _check_ottl(f"{key}[{index}]", group.conditions)
+                if group.context is None and group.conditions:
+                    _check_inferred_context(f"{key}[{index}]", group.conditions, contexts)
+        for section, names in (("traces", ("resource", "span", "spanevent")),
+                               ("metrics", ("resource", "metric", "datapoint")),
+                               ("logs", ("resource", "log_record")), ("profiles", ("resource", "profile"))):
+            block = getattr(self, section)
+            for name in names:
+                _check_ottl(f"{section}.{name}", getattr(block, name) if block is not None else None)
         return self
 
 
 class ContextStatements(Body):
-    context: Str = ""
+    context: Str | None = None
     conditions: StrList | None = None
     statements: StrList | None = None
-    error_mode: Str = ""
+    error_mode: Str | None = None
     shared_cache: Bool = False
 
 
@@ -1156,7 +1287,7 @@ _TRANSFORM_CONTEXTS = {
 class TransformProcessorConfig(Body):
     """`transform`: OTTL statements per signal, in contexts valid for that signal."""
 
-    error_mode: Str = "propagate"
+    error_mode: Str | None = None
     trace_statements: list[ContextStatements] | None = None
     metric_statements: list[ContextStatements] | None = None
     log_statements: list[ContextStatements] | None = None
@@ -1183,11 +1314,16 @@ class TransformProcessorConfig(Body):
     def _check(self) -> TransformProcessorConfig:
         _check_error_mode(self.error_mode)
         for key, contexts in _TRANSFORM_CONTEXTS.items():
-            for group in getattr(self, key) or ():
-                if group.context and group.context.lower() not in contexts:
-                    raise _fail("component-invalid-value", f'{key}: unknown context "{group.context}" '
-                                f"(one of {', '.join(sorted(contexts))})")
-                _check_error_mode(group.error_mode, key)
+            for index, group in enumerate(getattr(self, key) or ()):
+                if group.context is not None and group.context.lower() not in contexts:
+                    raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
+                                f'"{group.context}" (one of {", ".join(sorted(contexts))})')
+                _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
+                _check_ottl(f"{key}[{index}].statements", group.statements)
+                _check_ottl(f"{key}[{index}].conditions", group.conditions)
+                texts = [*(group.statements or ()), *(group.conditions or ())]
+                if group.context is None and texts:
+                    _check_inferred_context(f"{key}[{index}]", texts, contexts)
         if self.flatten_data:
             raise _fail("component-invalid-value",
                         "'flatten_data' requires the 'transform.flatten.logs' feature gate to be enabled")
@@ -1256,7 +1392,7 @@ class BooleanAttributePolicy(Body):
 
 
 class OTTLConditionPolicy(Body):
-    error_mode: Str = ""
+    error_mode: Str | None = None
     span: StrList | None = None
     spanevent: StrList | None = None
 
@@ -1314,8 +1450,12 @@ class _SharedPolicy(Body):
             cfg_o = self.ottl_condition
             if cfg_o is None or not (cfg_o.span or cfg_o.spanevent):
                 return "component-missing-required-field", "expected at least one OTTL condition to filter on"
-            if cfg_o.error_mode and cfg_o.error_mode.lower() not in _ERROR_MODES:
+            if cfg_o.error_mode is not None and cfg_o.error_mode.lower() not in _ERROR_MODES:
                 return "component-invalid-value", f'unknown error mode "{cfg_o.error_mode}"'
+            for text in [*(cfg_o.span or ()), *(cfg_o.spanevent or ())]:
+                found = ottl_lexical_problem(text)
+                if found is not None:
+                    return "component-invalid-value", f"unable to parse OTTL condition {text!r}: {found}"
         elif kind not in _LEAF_POLICIES:
             return "component-invalid-value", f"unknown sampling policy type {kind or '(empty)'}"
         return None
@@ -1519,11 +1659,8 @@ class OTLPHTTPExporterConfig(HTTPClientConfig):
 
 
 def _request_uri_ok(text: str) -> bool:
-    """Go's url.ParseRequestURI: an absolute URI (scheme://...) or an absolute path."""
-    if text.startswith("/"):
-        return True
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(.*)$", text)
-    return match is not None and match.group(2).startswith("/") and " " not in text
+    """What Go's url.ParseRequestURI accepts: an absolute path, or anything after a `scheme:`."""
+    return text.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) is not None
 
 
 class ResourceToTelemetry(Body):
@@ -1618,14 +1755,24 @@ class PrometheusRemoteWriteConfig(HTTPClientConfig):
             raise _fail(bad, f"invalid translation_strategy: {self.translation_strategy}")
         if self.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
             raise _fail(bad, f"translation strategy {self.translation_strategy} requires Prometheus Remote Write 2.0")
+        for name, value in (self.external_labels or {}).items():
+            if not name or not value:
+                raise _fail(bad, "external labels configuration contains an empty key or value", "build")
         for key in self.include_metadata_keys or ():
             if key.lower() in _RESERVED_RW_HEADERS:
                 raise _fail(bad, f'include_metadata_keys entry "{key}" collides with a reserved remote write header')
+        if "endpoint" not in client.model_fields_set:
+            raise _fail("policy-explicit-endpoint",
+                        "no endpoint set: the collector would send to its placeholder "
+                        "http://some.url:9411/api/prom/push (obsctl policy)", "policy")
         if not client.endpoint:
             raise _fail("component-missing-required-field",
-                        "invalid endpoint: an endpoint URL (…/api/v1/write) is required", "build")
+                        "invalid endpoint: an endpoint URL (…/api/v1/push) is required", "build")
         if not _request_uri_ok(client.endpoint):
-            raise _fail(bad, f'invalid endpoint "{client.endpoint}": not an absolute URL', "build")
+            raise _fail(bad, f'invalid endpoint "{client.endpoint}": not an absolute URL or path', "build")
+        if not re.match(r"^https?://[^/]", client.endpoint):
+            raise _fail("policy-explicit-endpoint",
+                        f'endpoint "{client.endpoint}" is not an http(s) URL (obsctl policy)', "policy")
         return self
 
 
@@ -1688,6 +1835,9 @@ class ComponentHealth(Body):
 
 class HealthCheckConfig(HTTPServerFields):
     """`health_check` extension (legacy v1 form): an endpoint and a path starting with '/'."""
+
+    # Its listener settings are squashed two levels deep, so the collector decodes it strictly.
+    _lenient = False
 
     endpoint: Str = "localhost:13133"
     path: Str = "/"
@@ -2337,4 +2487,6 @@ def validate_collector_config(
                                  f"cycle detected through connectors: {path}", "build"))
     if policy:
         _check_policy(pipelines, defined, problems)
+    else:
+        problems = [p for p in problems if not p.policy]
     return problems
