@@ -48,6 +48,8 @@ def eta(s: SLOReport) -> str:
         return "exhausted"
     if s.exhaustion_s is None:
         return "never" if s.current_burn is not None else "-"
+    if s.exhaustion_s > 365 * 86400:
+        return "> 1 year"
     return humanize_seconds(s.exhaustion_s)
 
 

@@ -79,7 +79,7 @@ def line_chart(series: Mapping[str, Sequence[Point]], *, t0: float, t1: float, y
                hlines: Sequence[tuple[str, float, str]] = (), area: bool = False,
                guide: Sequence[Point] = (), width: int = 560, height: int = 210) -> str:
     """An inline SVG line chart; hlines are (label, y, colour) dashed thresholds, guide a dotted reference."""
-    left, right, top, bottom = 48, 14, 12, 26
+    left, right, top, bottom = 48, 14, 24, 26
     pw, ph = width - left - right, height - top - bottom
     span = max(t1 - t0, 1.0)
     yspan = max(y_max - y_min, 1e-12)
@@ -127,9 +127,9 @@ def line_chart(series: Mapping[str, Sequence[Point]], *, t0: float, t1: float, y
         lx = left
         for i, name in enumerate(series):
             color = SERIES_COLORS[i % len(SERIES_COLORS)]
-            parts.append(f'<rect x="{lx}" y="{top - 10}" width="10" height="3" fill="{color}"/>'
-                         f'<text x="{lx + 13}" y="{top - 6}" font-size="10" fill="#52606d">{_e(name)}</text>')
-            lx += 22 + 7 * len(name)
+            parts.append(f'<rect x="{lx}" y="{top - 13}" width="12" height="3" fill="{color}"/>'
+                         f'<text x="{lx + 16}" y="{top - 8}" font-size="11" fill="#52606d">{_e(name)}</text>')
+            lx += 26 + 6 * len(name)
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d5dbe1"/></svg>')
     return "".join(parts)
 
@@ -159,7 +159,7 @@ def budget_chart(s: SLOReport) -> str:
     guide = [(s.period_start, 1.0), (s.period_end, 0.0)]
     return line_chart({"budget left": pts}, t0=s.period_start, t1=s.period_end, y_min=lo, y_max=1.0,
                       y_fmt="{:.0%}", css_class="chart-budget", title=f"{s.service}/{s.slo} error budget burn-down",
-                      area=True, guide=guide)
+                      area=True, guide=guide, height=210)
 
 
 def _tier(t: TierState) -> str:

@@ -201,9 +201,12 @@ def _chart_step(range_s: float) -> float:
     return max(base, math.ceil(range_s / CHART_POINTS / base) * base)
 
 
-def _ratio_regex() -> str:
-    prefix = conv.series(conv.SERIES_ERROR_RATIO, "")
-    return f"{re.escape(prefix)}.+|{re.escape(conv.SERIES_PERIOD_ERROR_RATIO)}"
+def _ratio_regex(with_period: bool) -> str:
+    names = [re.escape(conv.series(conv.SERIES_ERROR_RATIO, "")) + ".+",
+             re.escape(conv.series(conv.SERIES_BAD_SLICES, "")) + ".+"]
+    if with_period:
+        names += [re.escape(conv.SERIES_PERIOD_ERROR_RATIO), re.escape(conv.SERIES_PERIOD_BAD_SLICES)]
+    return "|".join(names)
 
 
 def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Mapping[int, WindowTable],
@@ -217,17 +220,24 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
     in_progress = period.in_progress(now)
     read_end = period.read_end(now)
 
+    slices_prefix = conv.series(conv.SERIES_BAD_SLICES, "")
+
     def window_of(labels: Mapping[str, str]) -> str | None:
+        # error ratios (w:) and, for timeslices budgeting, bad-slice ratios (s:) per window
         name = labels.get("__name__", "")
         if name == conv.SERIES_PERIOD_ERROR_RATIO:
-            return "period" if not period.is_calendar else None
+            return "w:period"
+        if name == conv.SERIES_PERIOD_BAD_SLICES:
+            return "s:period"
         if name.startswith(ratio_prefix):
             return "w:" + name[len(ratio_prefix):]
+        if name.startswith(slices_prefix):
+            return "s:" + name[len(slices_prefix):]
         return None
 
     if in_progress:
-        names = _ratio_regex() if not period.is_calendar else f"{re.escape(ratio_prefix)}.+"
-        rd.instant("error ratios", f'{{__name__=~"{names}"}}', now, sub=window_of)
+        # one query for every window's ratio (and, for rolling periods, the period's) of every SLO
+        rd.instant("error ratios", f'{{__name__=~"{_ratio_regex(not period.is_calendar)}"}}', now, sub=window_of)
     rd.instant("objective", conv.SERIES_OBJECTIVE, now)
 
     # Events over a range: a subquery at the short resolution tiles the range with the recorded
@@ -241,6 +251,8 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
             at = _fmt_ts(read_end)
             rd.instant("errors", f"sum_over_time({errors_5m}[{range_s}s:{res}] @ {at})", read_end)
             rd.instant("requests", f"sum_over_time({total_5m}[{range_s}s:{res}] @ {at})", read_end)
+            if any(slo.budgeting is BudgetingMethod.TIMESLICES for _, slo in slos):
+                rd.instant("bad slices", f"avg_over_time({conv.SERIES_SLICE_BAD}[{range_s}s] @ {at})", read_end)
     else:
         for days in sorted({slo.period_days for _, slo in slos if slo.budgeting is BudgetingMethod.OCCURRENCES}):
             rd.instant(f"requests {days}d", f"sum_over_time({total_5m}[{days}d:{res}])", now)
@@ -274,13 +286,16 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
                     for m in [out.values.conflicts.get(key, set())] if m]
         table = tables.get(slo.period_days)
         windows = {conv.window_name(s) for s in table.windows_s} if table else set()
-        window_ratios = {w: float(v.get(key, "w:" + w)) for w in windows if v.get(key, "w:" + w) is not None}
+        kind = "s:" if slo.budgeting is BudgetingMethod.TIMESLICES else "w:"
+        window_ratios = {w: float(v.get(key, kind + w)) for w in windows if v.get(key, kind + w) is not None}
         period_ratio: float | None
         events: float | None
         if period.is_calendar:
             period_ratio, events = None, None
             if slo.budgeting is BudgetingMethod.TIMESLICES:
-                problems.append("calendar periods are not computed for timeslices budgeting")
+                period_ratio = v.get(key, "bad slices")  # the share of the range spent in bad slices
+                if period_ratio is None and "bad slices" in out.partial:
+                    problems.append("Prometheus answered only in part")
             else:
                 err, tot = v.get(key, "errors"), v.get(key, "requests")
                 if err is not None and tot is not None:
@@ -289,7 +304,7 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
                 elif any(m in out.partial for m in ("errors", "requests")):
                     problems.append("Prometheus answered only in part")
         else:
-            period_ratio = v.get(key, "period")
+            period_ratio = v.get(key, kind + "period")
             tot = v.get(key, f"requests {slo.period_days}d")
             events = None if tot is None else tot * res_s
             if "error ratios" in out.partial:
