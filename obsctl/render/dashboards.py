@@ -49,8 +49,9 @@ _PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "mi
 # ----------------------------------------------------------------------------- escaping and filling
 
 def promql_string(value: str) -> str:
-    """Escape text for the inside of a double-quoted PromQL string (label matcher value): render/sli.py's rules."""
-    return promql_escape(value)
+    """Escape text for the inside of a double-quoted PromQL string (label matcher value): render/sli.py's rules,
+    plus `$` as `\\x24`, so Grafana never reads a catalog value as one of its variables."""
+    return promql_escape(value).replace("$", "\\x24")
 
 
 def _url_quote(value: str) -> str:

@@ -81,7 +81,7 @@ def sample(templates: Templates) -> Catalog:
 
 def hostile_catalog() -> Catalog:
     """Values a catalog should never be able to smuggle into PromQL, JSON or a link."""
-    evil = 'we"ird\\name\n}) or vector(1) #'
+    evil = 'we"ird\\name\n}) or vector(1) # $datasource ${environment}'
     team = EntityRef("group", "ns-\u00e9", 'team "x"')
     slos = (
         SLO("availability", 0.999, AvailabilitySLI(),
@@ -230,6 +230,8 @@ def test_catalog_values_are_escaped_for_promql_json_and_links(templates: Templat
         assert _label_values(expr, "service") == {evil.name}
         assert _label_values(expr, "namespace") == {"default"}
     assert all(_label_values(e, "service_name") == {evil.name} for e in _exprs(dash) if "service_name" in e)
+    # Grafana interpolates $variables inside queries: only obsctl's own may remain.
+    assert all("$" not in re.sub(r"\$(__rate_interval|environment)\b", "", e) for e in _exprs(dash))
     # Placeholders are filled once: catalog text that looks like one stays literal text.
     assert dash["title"].startswith('</script><img src=x onerror=alert(1)> "T" @{service_title} ${datasource} next')
     assert len(dash["description"]) <= 2000
@@ -322,7 +324,7 @@ def test_template_mistakes_are_reported_with_their_place(sample: Catalog, templa
 
 
 def test_promql_string_escaping() -> None:
-    assert dashboards.promql_string('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert dashboards.promql_string('a"b\\c\nd$') == 'a\\"b\\\\c\\nd\\x24'
     parsed = promql_parser.parse(f'up{{x="{dashboards.promql_string(chr(34) + chr(92) + chr(10))}"}}')
     assert isinstance(parsed, promql_parser.VectorSelector)
     assert [m.value for m in parsed.matchers.matchers if m.name == "x"] == ['"\\\n']
