@@ -255,6 +255,16 @@ def test_5xx_and_dropped_connections_are_retried_without_loss_or_duplicates(
     assert len([r for r in posts if r.status == 200]) == len(dashboard_uids(desired))
 
 
+def test_a_client_timeout_is_temporary_and_the_retry_lands_once(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    emu.inject_fault(0, count=1, path_prefix=DASH_POST, method="POST", delay_s=1.5)  # answers after the timeout
+    run = apply(make_sink(emu, timeout=0.5), desired, parallelism=1)
+    _all_ok_and_converged(run, emu, desired)
+    retried = [o for o in run.result.outcomes if o.attempts > 1]
+    assert len(retried) == 1 and retried[0].id.startswith("grafana-dashboard/")
+
+
 def test_429_is_temporary_and_retry_after_is_honoured(
         emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
     desired = render(catalog, templates)
