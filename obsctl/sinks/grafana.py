@@ -20,6 +20,11 @@ folders. `drift_policy` decides:
 - `report`: nothing is written or deleted and the change fails permanently with a drift message,
   so status and exit codes show it until someone decides.
 
+Folders obsctl owns are always put back as rendered (title, description, parent); a folder is
+deleted only when it holds nothing but obsctl's own dashboards and folders, which go first.
+Use either this sink or the file-provisioning output on one Grafana, not both: Grafana refuses API
+saves of file-provisioned dashboards (400), which this sink reports as permanent.
+
 Answers are mapped as Grafana gives them: 400 "folder not found" ensures the folder and retries
 once; 412 (version-mismatch, plugin-dashboard) and 409 (uid taken) are permanent and never lead
 to a delete; 401/403 are permanent; 5xx, timeouts, connection errors and 429 (with Retry-After)
