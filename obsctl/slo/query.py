@@ -203,7 +203,8 @@ def _chart_step(range_s: float) -> float:
 
 def _ratio_regex(with_period: bool) -> str:
     names = [re.escape(conv.series(conv.SERIES_ERROR_RATIO, "")) + ".+",
-             re.escape(conv.series(conv.SERIES_BAD_SLICES, "")) + ".+"]
+             re.escape(conv.series(conv.SERIES_BAD_SLICES, "")) + ".+",
+             re.escape(conv.series(conv.SERIES_TOTAL, "")) + ".+"]
     if with_period:
         names += [re.escape(conv.SERIES_PERIOD_ERROR_RATIO), re.escape(conv.SERIES_PERIOD_BAD_SLICES)]
     return "|".join(names)
@@ -221,6 +222,7 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
     read_end = period.read_end(now)
 
     slices_prefix = conv.series(conv.SERIES_BAD_SLICES, "")
+    total_prefix = conv.series(conv.SERIES_TOTAL, "")
 
     def window_of(labels: Mapping[str, str]) -> str | None:
         # error ratios (w:) and, for timeslices budgeting, bad-slice ratios (s:) per window
@@ -233,6 +235,8 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
             return "w:" + name[len(ratio_prefix):]
         if name.startswith(slices_prefix):
             return "s:" + name[len(slices_prefix):]
+        if name.startswith(total_prefix):
+            return "t:" + name[len(total_prefix):]  # event rates, for the minimum-events guard
         return None
 
     if in_progress:
@@ -288,6 +292,7 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
         windows = {conv.window_name(s) for s in table.windows_s} if table else set()
         kind = "s:" if slo.budgeting is BudgetingMethod.TIMESLICES else "w:"
         window_ratios = {w: float(v.get(key, kind + w)) for w in windows if v.get(key, kind + w) is not None}
+        window_rates = {w: float(v.get(key, "t:" + w)) for w in windows if v.get(key, "t:" + w) is not None}
         period_ratio: float | None
         events: float | None
         if period.is_calendar:
@@ -319,7 +324,8 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
             tot_at = dict(tots)
             history = tuple((t, e, tot_at[t]) for t, e in errs if t in tot_at and math.isfinite(e)
                             and math.isfinite(tot_at[t]))
-        result[key] = SLOData(window_ratios=window_ratios, period_ratio=period_ratio, period_events=events,
+        result[key] = SLOData(window_ratios=window_ratios, window_rates=window_rates, period_ratio=period_ratio,
+                              period_events=events,
                               recorded_objective=v.get(key, "objective"),
                               burn_history={w: h for w, h in burn_history.items() if h},
                               rate_history=history, history_step=step, problems=tuple(problems))

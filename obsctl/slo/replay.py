@@ -114,10 +114,11 @@ def _grid(samples: Sequence[HistorySample], step: float | None) -> tuple[float, 
     return t0, step, errs, tots
 
 
-def _enabled(table: WindowTable, policy: AlertPolicy | None) -> list[AlertTier]:
+def _enabled(table: WindowTable, policy: AlertPolicy | None, objective: float) -> list[AlertTier]:
+    """The tiers the SLO's alert rules include: chosen by the policy, and able to fire at all."""
     pol = policy or AlertPolicy()
     return [t for t in table.tiers if (pol.tiers is None or t.name in pol.tiers)
-            and (pol.page if t.severity == "page" else pol.ticket)]
+            and (pol.page if t.severity == "page" else pol.ticket) and slomath.can_fire(t, objective)]
 
 
 def replay(samples: Sequence[HistorySample], objective: float, table: WindowTable,
@@ -138,7 +139,7 @@ def replay(samples: Sequence[HistorySample], objective: float, table: WindowTabl
 
     episodes: list[Episode] = []
     firing_at: dict[str, list[bool]] = {}
-    tiers = _enabled(table, policy)
+    tiers = _enabled(table, policy, objective)
     for tier in tiers:
         flags = []
         open_start: float | None = None

@@ -18,7 +18,7 @@ from typing import Any
 from obsctl.model.conventions import window_name
 from obsctl.model.durations import parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Service, Team
-from obsctl.model.windows import WindowTable
+from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.slo import math as slomath
 from obsctl.slo.periods import PeriodSpec
 
@@ -56,6 +56,7 @@ class SLOData:
     """What Prometheus said about one SLO; None or empty where it said nothing usable."""
 
     window_ratios: Mapping[str, float] = field(default_factory=dict)  # window name (5m, 1h) -> error ratio
+    window_rates: Mapping[str, float] = field(default_factory=dict)  # window name -> events per second
     period_ratio: float | None = None  # error ratio over the period read
     period_events: float | None = None  # events (requests) over the period read
     recorded_objective: float | None = None
@@ -161,11 +162,23 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-def _policy_enables(slo: SLO, name: str, severity: str) -> bool:
+def _policy_enables(slo: SLO, tier: AlertTier) -> bool:
+    """Whether the SLO's alert rules include this tier (as render.rules decides)."""
     pol = slo.alerting
-    if pol.tiers is not None and name not in pol.tiers:
+    if pol.tiers is not None and tier.name not in pol.tiers:
         return False
-    return pol.page if severity == "page" else pol.ticket
+    if not (pol.page if tier.severity == "page" else pol.ticket):
+        return False
+    return slomath.can_fire(tier, slo.objective)
+
+
+def _enough_events(slo: SLO, tier: AlertTier, data: SLOData) -> bool:
+    """The minimum-events guard: the long window must have seen `min_events` events."""
+    need = slo.alerting.min_events
+    if not need:
+        return True
+    rate = _finite(data.window_rates.get(window_name(tier.long_window_s)))
+    return rate is not None and rate * tier.long_window_s >= need
 
 
 def _budget_chart(data: SLOData, start: float, budget: float) -> tuple[Point, ...]:
@@ -228,11 +241,11 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
         if missing and ratio is not None:
             reasons.append("no recent data for window(s) " + ", ".join(missing))
         for tier in table.tiers:
-            enabled = _policy_enables(slo, tier.name, tier.severity)
+            enabled = _policy_enables(slo, tier)
             lb, sb = burns.get(tier.long_window_s), burns.get(tier.short_window_s)
+            firing = enabled and slomath.tier_fires(tier, lb, sb) and _enough_events(slo, tier, data)
             tiers.append(TierState(tier.name, tier.severity, window_name(tier.long_window_s),
-                                   window_name(tier.short_window_s), tier.burn_rate, lb, sb, enabled,
-                                   enabled and slomath.tier_fires(tier, lb, sb)))
+                                   window_name(tier.short_window_s), tier.burn_rate, lb, sb, enabled, firing))
         if table.tiers:
             fastest = min(table.tiers, key=lambda t: t.long_window_s)
             current_window, current = window_name(fastest.long_window_s), burns.get(fastest.long_window_s)

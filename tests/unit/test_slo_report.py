@@ -262,3 +262,24 @@ def test_html_escapes_catalog_text() -> None:
     r = report_of(s, SLOData())
     page = render_html(Report.build(NOW, ROLLING, "http://x", [r]))
     assert "<script>" not in page and "&lt;script&gt;" in page and "<b>Evil" not in page
+
+
+def test_min_events_guard_in_the_report() -> None:
+    # page-fast burns at 16x/20x, but only 12 events per hour (0.0033/s) reached the long window
+    quiet = SLOData(window_ratios=BURNING.window_ratios, window_rates={"1h": 12 / 3600}, period_ratio=0.0005,
+                    period_events=1e6)
+    guarded = svc(policy=AlertPolicy(min_events=20))
+    assert report_of(guarded, quiet).firing == ()
+    busy = SLOData(window_ratios=BURNING.window_ratios, window_rates={"1h": 20 / 3600}, period_ratio=0.0005,
+                   period_events=1e6)
+    assert report_of(guarded, busy).firing == ("page-fast",)
+    assert report_of(svc(), quiet).firing == ("page-fast",)  # no guard: fires
+
+
+def test_tier_that_cannot_fire_is_not_enabled() -> None:
+    # 90 %: the 14.4x tier would need 144 % errors, so the rules leave it out
+    r = report_of(svc(objective=0.9), SLOData(window_ratios={w: 1.0 for w in BURNING.window_ratios},
+                                              period_ratio=0.05, period_events=100.0))
+    states = {t.name: (t.enabled, t.firing) for t in r.tiers}
+    assert states["page-fast"] == (False, False)
+    assert states["page-slow"] == (True, True)  # 6 x 10 % = 60 % < 100 %
