@@ -71,7 +71,7 @@ def period_text(report: Report) -> str:
 def _row(s: SLOReport) -> list[str]:
     return [f"{s.service}/{s.slo}", s.status.value, f"{pct(s.objective)} {s.period_label}", pct(s.sli, 4),
             pct(s.budget_remaining, 1), minutes(s.budget_minutes_remaining),
-            f"{burn(s.current_burn)} {s.current_burn_window}".strip() if s.current_burn_window else "-",
+            f"{burn(s.current_burn)} {s.current_burn_window}" if s.current_burn is not None else "-",
             ",".join(s.firing) or "-", eta(s)]
 
 
@@ -123,7 +123,7 @@ def render_markdown(report: Report) -> str:
                 cells = [sg.service, s.slo, f"**{s.status.value}**", f"{pct(s.objective)} ({s.period_label})",
                          pct(s.sli, 4), pct(s.budget_remaining, 1), minutes(s.budget_minutes_remaining),
                          events(s.budget_events_remaining),
-                         f"{burn(s.current_burn)} ({s.current_burn_window})" if s.current_burn_window else "-",
+                         f"{burn(s.current_burn)} ({s.current_burn_window})" if s.current_burn is not None else "-",
                          ", ".join(s.firing) or "-", eta(s)]
                 out.append("| " + " | ".join(_md(c) for c in cells) + " |\n")
         notes = [(s, r) for sg in g.services for s in sg.slos for r in s.reasons]

@@ -193,7 +193,7 @@ def _slo_card(s: SLOReport) -> str:
         _kpi("Burn now", burn(s.current_burn), f"over {s.current_burn_window}" if s.current_burn_window else ""),
         _kpi("Exhausted in", eta(s), "at the current burn" if s.in_progress else "period closed"),
     ])
-    tiers = "".join(_tier(t) for t in s.tiers)
+    tiers = "".join(_tier(t) for t in s.tiers) if s.in_progress else ""
     reasons = "".join(f"<li>{_e(r)}</li>" for r in s.reasons)
     return (
         f'<section class="slo status-{s.status.value}" style="border-left-color:{color}" '

@@ -240,15 +240,16 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
         missing = [w.window for w in windows if w.burn_rate is None]
         if missing and ratio is not None:
             reasons.append("no recent data for window(s) " + ", ".join(missing))
-        for tier in table.tiers:
-            enabled = _policy_enables(slo, tier)
-            lb, sb = burns.get(tier.long_window_s), burns.get(tier.short_window_s)
-            firing = enabled and slomath.tier_fires(tier, lb, sb) and _enough_events(slo, tier, data)
-            tiers.append(TierState(tier.name, tier.severity, window_name(tier.long_window_s),
-                                   window_name(tier.short_window_s), tier.burn_rate, lb, sb, enabled, firing))
         if table.tiers:
             fastest = min(table.tiers, key=lambda t: t.long_window_s)
             current_window, current = window_name(fastest.long_window_s), burns.get(fastest.long_window_s)
+    # A closed period keeps its tiers (thresholds for the charts) with no current burn and nothing firing.
+    for tier in table.tiers if table is not None else ():
+        enabled = _policy_enables(slo, tier)
+        lb, sb = burns.get(tier.long_window_s), burns.get(tier.short_window_s)
+        firing = in_progress and enabled and slomath.tier_fires(tier, lb, sb) and _enough_events(slo, tier, data)
+        tiers.append(TierState(tier.name, tier.severity, window_name(tier.long_window_s),
+                               window_name(tier.short_window_s), tier.burn_rate, lb, sb, enabled, firing))
 
     exhaustion = None
     if remaining is not None and in_progress and current is not None:

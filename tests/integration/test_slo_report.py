@@ -115,7 +115,8 @@ def test_calendar_periods_equal_raw_counters(prom: Prometheus, period: str, star
         assert by["checkout"].status is Status.BURNING  # tiers fire now, in the month in progress
         assert by["checkout"].period_s == 30 * 86400  # November's budget
     else:
-        assert by["checkout"].status is Status.HEALTHY and by["checkout"].tiers == ()
+        assert by["checkout"].status is Status.HEALTHY and by["checkout"].firing == ()
+        assert by["checkout"].current_burn is None
         assert by["checkout"].budget_minutes == pytest.approx(0.001 * 31 * 1440)
 
 
@@ -147,6 +148,9 @@ def test_charts_come_from_range_queries(prom: Prometheus) -> None:
     assert checkout.budget_chart[-1][1] == pytest.approx(checkout.budget_remaining, abs=0.02)
     assert checkout.budget_chart[0][1] == 1.0
     assert by[MISSING_SERVICE].burn_chart == {} and by[MISSING_SERVICE].budget_chart == ()
+    doc = json.loads(rep.to_json())
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert Report.from_json(doc) == rep  # a stored snapshot renders the same report later
 
 
 # --------------------------------------------------------------------------- faults

@@ -103,7 +103,9 @@ def test_closed_calendar_period() -> None:
     october = parse_period("2026-10", NOW)
     r = report_of(svc(), SLOData(period_ratio=0.0004, period_events=2e6, window_ratios={"1h": 0.5}), october)
     assert not r.in_progress
-    assert r.windows == () and r.tiers == () and r.exhaustion_s is None
+    assert r.windows == () and r.exhaustion_s is None and r.current_burn is None
+    assert [t.name for t in r.tiers] == ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
+    assert not any(t.firing or t.long_burn is not None for t in r.tiers)
     assert r.period_s == 31 * DAY
     assert r.budget_minutes == pytest.approx(44.64)  # 0.1 % of 31 days
     assert r.budget_remaining == pytest.approx(0.6)
