@@ -1,7 +1,8 @@
 """Prometheus rule files: checked with `promtool check rules` before they replace the old file, then reloaded.
 
-Files land under `root` without the `prometheus/rules/` prefix of the artifact path
-(`root/<namespace>/<service>.rules.yml`): point Prometheus at `rule_files: [<root>/*/*.rules.yml]`.
+Files land flat under `root` as `<namespace>__<service>.rules.yml` (catalog namespaces hold no
+`_`, so the name is unambiguous): Prometheus globs only the last path element, so point it at
+`rule_files: [<root>/*.rules.yml]`.
 Prometheus is reloaded (POST /-/reload) once per batch, only when something was written.
 """
 
@@ -16,7 +17,7 @@ from obsctl.model.artifact import Artifact, Kind
 from obsctl.sinks.files import FilesSink
 from obsctl.sinks.reload import check_with, reloader
 
-PREFIX = "prometheus/rules/"
+SUFFIX = ".rules.yml"
 
 
 class RuleFilesSink(FilesSink):
@@ -29,6 +30,10 @@ class RuleFilesSink(FilesSink):
                          after_write=reloader(prometheus_url, "Prometheus", client) if prometheus_url else None)
 
     def put(self, artifact: Artifact) -> None:
-        """Validate and write one rule file (path relative to the rules directory)."""
-        path = artifact.path[len(PREFIX):] if artifact.path.startswith(PREFIX) else artifact.path
-        super().put(replace(artifact, path=path))
+        """Validate and write one rule file, flat in the rules directory."""
+        super().put(replace(artifact, path=rule_file_name(artifact.key)))
+
+
+def rule_file_name(key: str) -> str:
+    """The file name of a service's rules from its artifact key `<namespace>/<service>`."""
+    return key.replace("/", "__") + SUFFIX
