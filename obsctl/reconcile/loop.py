@@ -338,7 +338,7 @@ class Reconciler:
                 self.rounds += 1
             if report.complete:
                 self.ready.set()
-            if self._recorder is not None:
+            if self._recorder is not None and report.leader:  # a follower never overwrites the leader's record
                 try:
                     self._recorder.set_meta("last_round", report.as_dict())
                 except Exception:

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from obsctl.errors import TemporaryError
 from obsctl.model.status import FAILED_STATES, ArtifactStatus, owner_key
 from obsctl.service.auth import READ, WRITE, token_id
 from obsctl.service.runtime import Runtime
@@ -65,6 +66,12 @@ def create_app(rt: Runtime) -> FastAPI:
     api = FastAPI(title="obsctl", version="1", lifespan=lifespan,
                   description="Observability control service: registrations in, dashboards, SLO rules, alert routes "
                               "and collector configs out, kept converged.")
+
+    @api.exception_handler(TemporaryError)
+    async def temporary(_request: Request, exc: TemporaryError) -> JSONResponse:
+        """The state store (or another dependency) is unavailable: 503, try again."""
+        headers = {"Retry-After": str(int(exc.retry_after or 1))}
+        return JSONResponse({"detail": f"temporarily unavailable: {exc}"}, status_code=503, headers=headers)
 
     def scope(required: str) -> Callable[[Request], str]:
         def check(request: Request) -> str:

@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -40,6 +41,19 @@ def make_tracer(otlp_endpoint: str, exporter: SpanExporter | None = None) -> tup
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     return provider.get_tracer("obsctl"), provider
+
+
+def _where(sink: Sink) -> str:
+    """A sink's directory or URL, for the banner (never a credential)."""
+    root = getattr(sink, "root", None)
+    if root is not None:
+        return str(Path(root).resolve())
+    for attr in ("url", "base_url", "api_url"):
+        value = getattr(sink, attr, None)
+        if isinstance(value, str) and value:
+            parts = urlsplit(value)
+            return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no userinfo
+    return type(sink).__name__
 
 
 @dataclass
@@ -136,8 +150,7 @@ class Runtime:
             "catalog": ", ".join(src.name for src in self.source.sources) or "(no sources)",
             "state": str(db.resolve()) if db else s.state_url.split("@")[-1],
             "leader": "always (SQLite)" if isinstance(self.elector, AlwaysLeader) else "PostgreSQL advisory lock",
-            "sinks": ", ".join(f"{k.name} -> {Path(getattr(k, 'root', '')).resolve() if hasattr(k, 'root') else ''}"
-                               for k in self.sinks),
+            "sinks": ", ".join(f"{k.name} -> {_where(k)}" for k in self.sinks),
             "auth": "bearer tokens (read/write)" if self.tokens.enabled else
                     "OFF: no tokens configured (set serve.read_tokens / serve.write_tokens)",
             "traces": f"OTLP/HTTP -> {s.serve.otlp_endpoint}" if s.serve.otlp_endpoint else "off",

@@ -31,7 +31,9 @@ def test_catalog_outage_deletes_nothing(tmp_path: Path) -> None:
         assert not rnd["catalog"]["ok"] and "does not exist" in rnd["catalog"]["error"]
         assert snapshot(srv.out_dir) == before
         metrics = srv.client.get("/metrics").text
-        assert "obsctl_catalog_errors_total 1.0" in metrics or "obsctl_catalog_errors_total 2.0" in metrics
+        errors = next(float(line.split()[-1]) for line in metrics.splitlines()
+                      if line.startswith("obsctl_catalog_errors_total"))
+        assert errors >= 1  # the retry timer may have tried again already
         # an empty (but readable) catalog is a mass deletion: refused as well
         srv.catalog_dir.mkdir()
         wall = time.time()
