@@ -389,6 +389,10 @@ class Reconciler:
             self._last_good = d.last_good
         all_listed = True
         for sink in self.sinks:
+            if not self._is_leader():  # lost the lock mid-round: stop writing now
+                report.leader = False
+                report.error = "leadership lost during the round"
+                return
             sr = self._reconcile_sink(sink, d, prune, full)
             report.sinks.append(sr)
             all_listed = all_listed and sr.listed

@@ -371,3 +371,19 @@ def test_renderer_bug_is_reported_not_raised(tmp_path: Path) -> None:
     r = Reconciler(MemSource(FIVE), load, broken, [FilesSink(tmp_path)], config=LoopConfig(retry=NO_RETRY))
     report = r.run_once()
     assert "two artifacts share the id" in report.error and not r.ready.is_set()
+
+
+def test_follower_does_nothing_and_lost_leadership_stops_writing(tmp_path: Path) -> None:
+    answers = [False]
+    rules = FilesSink(tmp_path / "rules", kinds=[Kind.PROMETHEUS_RULES], name="rules")
+    dash = FilesSink(tmp_path / "dash", kinds=[Kind.GRAFANA_DASHBOARD], name="dash")
+    rec = MemRecorder()
+    r = Reconciler(MemSource(FIVE), load, render, [rules, dash], config=LoopConfig(retry=NO_RETRY), recorder=rec,
+                   is_leader=lambda: answers.pop(0) if answers else False)
+    report = r.run_once()
+    assert not report.leader and report.sinks == [] and "last_round" not in rec.meta
+    assert not (tmp_path / "rules").exists()
+    answers[:] = [True, True]  # leader at the start and for the first sink, then the lock is gone
+    report = r.run_once()
+    assert [s.name for s in report.sinks] == ["rules"] and "leadership lost" in report.error
+    assert (tmp_path / "rules").exists() and not (tmp_path / "dash").exists()
