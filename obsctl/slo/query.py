@@ -247,19 +247,21 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
     # Events over a range: a subquery at the short resolution tiles the range with the recorded
     # 5m rates (each covers the 5m before it), so sum x 300 s is the count of events, exact and
     # traffic-weighted, and a series that exists for part of the range only counts that part.
+    # Ranges are 1s short of the period: Prometheus 2.x selects both ends, and the step at the
+    # period's start covers the 5m before it.
     res = f"{conv.SHORT_RESOLUTION}"
     res_s = parse_duration(res)
     if period.is_calendar:
         range_s = max(0, math.floor(read_end - float(period.start or 0.0)))
         if range_s >= res_s:
             at = _fmt_ts(read_end)
-            rd.instant("errors", f"sum_over_time({errors_5m}[{range_s}s:{res}] @ {at})", read_end)
-            rd.instant("requests", f"sum_over_time({total_5m}[{range_s}s:{res}] @ {at})", read_end)
+            rd.instant("errors", f"sum_over_time({errors_5m}[{range_s - 1}s:{res}] @ {at})", read_end)
+            rd.instant("requests", f"sum_over_time({total_5m}[{range_s - 1}s:{res}] @ {at})", read_end)
             if any(slo.budgeting is BudgetingMethod.TIMESLICES for _, slo in slos):
                 rd.instant("bad slices", f"avg_over_time({conv.SERIES_SLICE_BAD}[{range_s}s] @ {at})", read_end)
     else:
         for days in sorted({slo.period_days for _, slo in slos if slo.budgeting is BudgetingMethod.OCCURRENCES}):
-            rd.instant(f"requests {days}d", f"sum_over_time({total_5m}[{days}d:{res}])", now)
+            rd.instant(f"requests {days}d", f"sum_over_time({total_5m}[{days * 86400 - 1}s:{res}])", now)
 
     chart_start = 0.0
     step = 0.0
