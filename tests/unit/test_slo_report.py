@@ -9,6 +9,8 @@ from html.parser import HTMLParser
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from obsctl.app import load_templates
 from obsctl.config import load_settings
@@ -285,3 +287,14 @@ def test_tier_that_cannot_fire_is_not_enabled() -> None:
     states = {t.name: (t.enabled, t.firing) for t in r.tiers}
     assert states["page-fast"] == (False, False)
     assert states["page-slow"] == (True, True)  # 6 x 10 % = 60 % < 100 %
+
+
+@given(objective=st.floats(min_value=0.5, max_value=0.9999), ratio=st.floats(min_value=0, max_value=1),
+       events=st.floats(min_value=1, max_value=1e12))
+def test_report_budget_views_agree(objective: float, ratio: float, events: float) -> None:
+    r = report_of(svc(objective=objective), SLOData(period_ratio=ratio, period_events=events))
+    assert r.budget_remaining is not None and r.budget_events and r.budget_events_remaining is not None
+    assert r.budget_remaining == pytest.approx(1 - ratio / (1 - objective))
+    assert r.budget_events_remaining / r.budget_events == pytest.approx(r.budget_remaining, rel=1e-6, abs=1e-6)
+    assert r.budget_minutes_remaining == pytest.approx(r.budget_remaining * r.budget_minutes)
+    assert (r.status is Status.EXHAUSTED) == (r.budget_remaining <= 1e-9)
