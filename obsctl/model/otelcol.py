@@ -37,7 +37,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "COMPONENT_MODELS",
@@ -439,8 +439,25 @@ class OptionalBody(Body):
     @classmethod
     def _skip_when_disabled(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         if isinstance(data, dict) and data.get("enabled") is False:
+            # The collector still decodes a disabled section (keys, types) but never validates it.
+            try:
+                handler(data)
+            except ValidationError as err:
+                kept = [e for e in err.errors(include_url=False) if e["type"] not in _SEMANTIC_RULES]
+                if kept:
+                    raise ValidationError.from_exception_data(err.title, [_reraise(e) for e in kept]) from None
             return cast(Self, cls.model_construct(enabled=False))
         return handler(data)
+
+
+_SEMANTIC_RULES = frozenset(RULES) - {"invalid-value-type", "invalid-component-id", "invalid-keys"}
+
+
+def _reraise(error: ErrorDetails) -> InitErrorDetails:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return InitErrorDetails(type="extra_forbidden", loc=error["loc"], input=error["input"])
+    return InitErrorDetails(type=PydanticCustomError(kind, error["msg"]), loc=error["loc"], input=error["input"])
 
 
 # --------------------------------------------------------------------------- shared blocks
@@ -543,11 +560,18 @@ def _headers(value: Any) -> Any:
 
 
 class HeaderPair(Body):
-    name: Str
+    name: Str = ""
     value: Str = ""
 
 
 Headers = Annotated[list[HeaderPair], BeforeValidator(_headers)]
+
+
+def _check_headers(field: str, headers: Sequence[HeaderPair] | None) -> None:
+    names = [pair.name for pair in headers or ()]
+    dups = sorted({name for name in names if names.count(name) > 1})
+    if dups:
+        raise _fail("component-duplicate-entry", f"{field}: duplicate keys in map-style list: [{' '.join(dups)}]")
 
 
 class DialerConfig(Body):
@@ -649,6 +673,7 @@ class HTTPServerFields(Body):
     def _check_transport(self) -> Self:
         if self.transport not in _TRANSPORTS:
             raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
+        _check_headers("response_headers", self.response_headers)
         legacy = self.idle_timeout or ("keep_alives_enabled" in self.model_fields_set and not self.keep_alives_enabled)
         if self.keepalive is not None and legacy:
             raise _fail("component-conflicting-fields",
@@ -692,6 +717,7 @@ class GRPCClientConfig(Body):
     @model_validator(mode="after")
     def _check_client(self) -> GRPCClientConfig:
         _check_compression(self.compression)
+        _check_headers("headers", self.headers)
         if self.balancer_name not in ("", "pick_first", "round_robin"):
             raise _fail("component-invalid-value", f"invalid balancer_name: {self.balancer_name}")
         return self
@@ -741,6 +767,7 @@ class HTTPClientConfig(Body):
     @model_validator(mode="after")
     def _check_client(self) -> Self:
         _check_compression(self.compression)
+        _check_headers("headers", self.headers)
         legacy = (self.idle_conn_timeout or self.max_idle_conns or self.max_idle_conns_per_host
                   or self.disable_keep_alives)
         if self.keepalive is not None and legacy:
@@ -803,6 +830,8 @@ class QueueBatchConfig(OptionalBody):
 class SendingQueueConfig(OptionalBody):
     """exporterhelper.QueueBatchConfig (`sending_queue`)."""
 
+    _null_means_empty = frozenset({"batch"})
+
     wait_for_result: Bool = False
     sizer: Str = "requests"
     queue_size: Int = 1000
@@ -826,7 +855,9 @@ class SendingQueueConfig(OptionalBody):
             )
         batch = self.batch
         if batch is not None and batch.enabled:
-            sizer = batch.sizer if batch.sizer is not None else self.sizer
+            # The batch inherits the queue's sizer only when the queue names one explicitly.
+            inherited = self.sizer if "sizer" in self.model_fields_set else "items"
+            sizer = batch.sizer if batch.sizer is not None else inherited
             if sizer not in ("items", "bytes"):
                 raise _fail(
                     "component-invalid-value",
@@ -1065,12 +1096,102 @@ class ResourceProcessorConfig(Body):
         return self
 
 
+class RegexpCacheConfig(Body):
+    cacheenabled: Bool = False
+    cachemaxnumentries: Int = 0
+
+
+class MatchAttribute(Body):
+    key: Str = ""
+    value: Any = None
+
+
+class MatchLibrary(Body):
+    name: Str = ""
+    version: Str | None = None
+
+
+class SeverityNumberMatch(Body):
+    min: Any = None
+    match_undefined: Bool = False
+
+
+def _check_match_type(where: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise _fail("component-invalid-value", f"{where}: unrecognized match_type: '{value}', valid types are: "
+                    f"[{' '.join(allowed)}]", "build")
+
+
+class MatchProperties(Body):
+    """filterconfig.MatchProperties: the legacy include/exclude block (attributes, filter spans)."""
+
+    match_type: Str = ""
+    regexp: RegexpCacheConfig | None = None
+    services: StrList | None = None
+    span_names: StrList | None = None
+    span_kinds: StrList | None = None
+    log_bodies: StrList | None = None
+    log_severity_texts: StrList | None = None
+    log_severity_number: SeverityNumberMatch | None = None
+    metric_names: StrList | None = None
+    attributes: list[MatchAttribute] | None = None
+    resources: list[MatchAttribute] | None = None
+    libraries: list[MatchLibrary] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MatchProperties:
+        _check_match_type("match", self.match_type, ("regexp", "strict"))
+        criteria = (self.services, self.span_names, self.span_kinds, self.log_bodies, self.log_severity_texts,
+                    self.log_severity_number, self.metric_names, self.attributes, self.resources, self.libraries)
+        if not any(criteria):
+            raise _fail("component-missing-required-field",
+                        "an include/exclude block needs at least one matching criterion "
+                        "(attributes, resources, libraries, services, span_names, ...)", "build")
+        return self
+
+
+class MetricMatchProperties(Body):
+    """filter processor `metrics.include/exclude` (legacy)."""
+
+    match_type: Str = ""
+    regexp: RegexpCacheConfig | None = None
+    metric_names: StrList | None = None
+    expressions: StrList | None = None
+    resource_attributes: list[MatchAttribute] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MetricMatchProperties:
+        _check_match_type("metrics", self.match_type, ("regexp", "strict", "expr"))
+        return self
+
+
+class LogSeverityMatch(Body):
+    min: Str = ""
+    match_undefined: Bool = False
+
+
+class LogMatchProperties(Body):
+    """filter processor `logs.include/exclude` (legacy)."""
+
+    match_type: Str = ""
+    resource_attributes: list[MatchAttribute] | None = None
+    record_attributes: list[MatchAttribute] | None = None
+    severity_texts: StrList | None = None
+    severity_number: LogSeverityMatch | None = None
+    bodies: StrList | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LogMatchProperties:
+        _check_match_type("logs", self.match_type, ("regexp", "strict"))
+        return self
+
+
 class AttributesProcessorConfig(Body):
     """`attributes`: a non-empty `actions` list, optional include/exclude match blocks."""
 
     actions: list[AttributeAction] | None = None
-    include: dict[str, Any] | None = None
-    exclude: dict[str, Any] | None = None
+    include: MatchProperties | None = None
+    exclude: MatchProperties | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AttributesProcessorConfig:
@@ -1184,17 +1305,17 @@ class FilterTraces(Body):
 
 
 class FilterMetrics(Body):
-    include: dict[str, Any] | None = None
-    exclude: dict[str, Any] | None = None
-    regexp: dict[str, Any] | None = None
+    include: MetricMatchProperties | None = None
+    exclude: MetricMatchProperties | None = None
+    regexp: RegexpCacheConfig | None = None
     resource: StrList | None = None
     metric: StrList | None = None
     datapoint: StrList | None = None
 
 
 class FilterLogs(Body):
-    include: dict[str, Any] | None = None
-    exclude: dict[str, Any] | None = None
+    include: LogMatchProperties | None = None
+    exclude: LogMatchProperties | None = None
     resource: StrList | None = None
     log_record: StrList | None = None
 
@@ -1205,8 +1326,8 @@ class FilterProfiles(Body):
 
 
 class FilterSpans(Body):
-    include: dict[str, Any] | None = None
-    exclude: dict[str, Any] | None = None
+    include: MatchProperties | None = None
+    exclude: MatchProperties | None = None
 
 
 class FilterProcessorConfig(Body):
@@ -1906,9 +2027,17 @@ class ExplicitHistogram(OptionalBody):
     buckets: list[Duration] | None = None
 
 
+def _int8_or_text(value: Any) -> str:
+    # Go enums declared as int8 with a text form (spanmetrics Unit, zap Level) also decode from a
+    # plain YAML integer; keep it as "#<n>" so the text checks can tell it apart.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"#{_int_in('int8', -128, 127)(value)}"
+    return _strict_str(value)
+
+
 class SpanMetricsHistogram(Body):
     disable: Bool = False
-    unit: Str = "ms"
+    unit: Annotated[str, BeforeValidator(_int8_or_text)] = "ms"
     exponential: ExponentialHistogram | None = None
     explicit: ExplicitHistogram | None = None
     dimensions: list[Dimension] | None = None
@@ -1981,7 +2110,7 @@ class SpanMetricsConfig(Body):
                 events.dimensions)
             if found is not None:
                 raise _fail("component-invalid-value", f"failed validating event dimensions: {found}")
-        if histogram.unit not in ("ms", "s"):
+        if histogram.unit not in ("ms", "s") and not histogram.unit.startswith("#"):
             raise _fail("component-invalid-value", f'unknown unit "{histogram.unit}" (ms or s)')
         exp_on = histogram.exponential is not None and histogram.exponential.enabled
         explicit_on = histogram.explicit is not None and histogram.explicit.enabled
@@ -2209,9 +2338,63 @@ def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigPro
     return _Defined(ids, known)
 
 
+class TelemetryLogsSampling(Body):
+    enabled: Bool = True
+    tick: Duration = 10 * _SECOND
+    initial: Int = 10
+    thereafter: Int = 100
+
+
+_ZAP_LEVELS = {"debug", "info", "warn", "error", "dpanic", "panic", "fatal"}
+_TELEMETRY_LEVELS = {"none", "basic", "normal", "detailed"}
+
+
+class TelemetryLogs(Body):
+    """`service.telemetry.logs`: the collector's own logger."""
+
+    level: Annotated[str, BeforeValidator(_int8_or_text)] = "info"
+    development: Bool = False
+    encoding: Str = "console"
+    disable_caller: Bool = False
+    disable_stacktrace: Bool = False
+    sampling: TelemetryLogsSampling | None = None
+    output_paths: StrList | None = None
+    error_output_paths: StrList | None = None
+    initial_fields: dict[str, Any] | None = None
+    processors: list[Any] | None = None
+    disable_zap_resource: Bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> TelemetryLogs:
+        if self.level and not self.level.startswith("#") and self.level.lower() not in _ZAP_LEVELS:
+            raise _fail("invalid-value-type", f'level: unrecognized level: "{self.level}"')
+        return self
+
+
+class TelemetryLevel(Body):
+    """`service.telemetry.metrics/traces`: only `level` is checked; the rest follows otelconf."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    level: Str = "basic"
+
+    @model_validator(mode="after")
+    def _check(self) -> TelemetryLevel:
+        if self.level.lower() not in _TELEMETRY_LEVELS:
+            raise _fail("invalid-value-type", f'level: unknown metrics level "{self.level}"')
+        return self
+
+
+class TelemetryConfig(Body):
+    """`service.telemetry`."""
+
+    logs: TelemetryLogs | None = None
+    metrics: TelemetryLevel | None = None
+    traces: TelemetryLevel | None = None
+    resource: dict[str, Any] | None = None
+
+
 _SERVICE_KEYS = {"extensions", "pipelines", "telemetry"}
 _PIPELINE_KEYS = {"receivers", "processors", "exporters"}
-_TELEMETRY_KEYS = {"logs", "metrics", "traces", "resource"}
 _TOP_KEYS = {"receivers", "processors", "exporters", "connectors", "extensions", "service"}
 
 
@@ -2456,10 +2639,11 @@ def validate_collector_config(
         if not isinstance(telemetry, Mapping):
             problems.append(_problem("service::telemetry", "invalid-value-type",
                                      f"expected a mapping, got {_go_type_name(telemetry)}", "decode"))
-        elif set(telemetry) - _TELEMETRY_KEYS:
-            problems.append(_problem("service::telemetry", "invalid-keys",
-                                     f"'service.telemetry' has invalid keys: "
-                                     f"{', '.join(sorted(set(telemetry) - _TELEMETRY_KEYS))}", "decode"))
+        else:
+            try:
+                TelemetryConfig.model_validate(dict(telemetry))
+            except ValidationError as err:
+                problems.extend(_pydantic_problems("service::telemetry", err))
     extension_refs = _id_list(service.get("extensions"), "service.extensions", problems, "service::extensions")
     pipelines = _parse_pipelines(service, problems)
     if not any(defined.ids.values()):
