@@ -57,11 +57,14 @@ class RegistrationSource:
     def __init__(self, store: RegistrationReader, poll_seconds: float = 1.0) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
+        self._fetched_revision: int | None = None
 
     def fetch(self) -> FetchResult:
         """Every registration as a document."""
         try:
+            revision = self.store.registrations_revision()  # before the listing: a later change is newer
             regs = self.store.list_registrations()
+            self._fetched_revision = revision
         except TemporaryError:
             raise
         except Exception as exc:  # a database driver error: an outage, never an empty catalog
@@ -69,7 +72,7 @@ class RegistrationSource:
         return FetchResult([SourceFile(origin(r.namespace, r.name), r.document) for r in regs], True)
 
     def watch(self, wake: Wake, stop: threading.Event) -> None:
-        """Wake when the revision moves."""
+        """Wake when the revision moves past what the loop already read (another replica wrote)."""
         last: int | None = None
         while not stop.is_set():
             rev: int | None
@@ -77,7 +80,8 @@ class RegistrationSource:
                 rev = self.store.registrations_revision()
             except Exception:  # the database is down: the loop's own reads report it
                 rev = last
-            if last is not None and rev is not None and rev != last:
+            seen = self._fetched_revision
+            if last is not None and rev is not None and rev != last and (seen is None or rev > seen):
                 wake("registration changed")
             last = rev
             stop.wait(self.poll_seconds)

@@ -102,3 +102,20 @@ def test_reports_and_meta(store: StateStore) -> None:
     store.set_meta("k", [1, 2])
     assert store.get_meta("k") == [1, 2] and store.get_meta("missing") is None
     assert store.ping()
+
+
+def test_registration_watch_ignores_changes_the_loop_already_read(store: StateStore) -> None:
+    src = RegistrationSource(store, poll_seconds=1.0)
+    woke: list[str] = []
+    stop = threading.Event()
+    t = threading.Thread(target=src.watch, args=(woke.append, stop), daemon=True)
+    t.start()
+    try:
+        stop.wait(0.3)  # the watcher has read the revision once
+        store.put_registration("default", "mine", b"a: 1\n", "t")
+        src.fetch()  # the leader's own round read it (the API woke the loop directly)
+        stop.wait(1.2)  # past the watcher's next poll
+        assert woke == []
+    finally:
+        stop.set()
+        t.join(5)
