@@ -239,6 +239,7 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._pending_reasons: list[str] = []
         self._last_good: dict[str, Service] = {}
+        self._render_cache: tuple[Catalog, DesiredState] | None = None
         self._baseline_services: int | None = None
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None
@@ -299,7 +300,13 @@ class Reconciler:
         services = tuple(v for _, v in sorted(current.items()))
         catalog = Catalog(services, result.catalog.teams)
         with self._tracer.start_as_current_span("render") as span:
-            desired = self._render(catalog)
+            cached = self._render_cache
+            if cached is not None and cached[0] == catalog:
+                desired = cached[1]  # renderers are pure: the same catalog renders the same bytes
+                span.set_attribute("obsctl.cached", True)
+            else:
+                desired = self._render(catalog)
+                self._render_cache = (catalog, desired)
             span.set_attribute("obsctl.artifacts", len(desired))
         protected = {k for k in skipped_keys if k not in current}
         return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,

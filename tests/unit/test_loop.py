@@ -387,3 +387,20 @@ def test_follower_does_nothing_and_lost_leadership_stops_writing(tmp_path: Path)
     report = r.run_once()
     assert [s.name for s in report.sinks] == ["rules"] and "leadership lost" in report.error
     assert (tmp_path / "rules").exists() and not (tmp_path / "dash").exists()
+
+
+def test_an_unchanged_catalog_is_not_rendered_again(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def counting(catalog: Catalog) -> DesiredState:
+        calls.append(len(catalog.services))
+        return render(catalog)
+
+    src = MemSource(FIVE)
+    r = Reconciler(src, load, counting, [FilesSink(tmp_path)], config=LoopConfig(retry=NO_RETRY))
+    r.run_once()
+    r.run_once()
+    assert calls == [5]
+    src.docs["f"] = doc("f")
+    r.run_once()
+    assert calls == [5, 6]
