@@ -118,3 +118,27 @@ def test_restart_mid_apply_converges(tmp_path: Path) -> None:
         print(f"killed after {partial}/{len(expected)} artifacts; converged after restart")
     finally:
         srv.close()
+
+
+def test_sigterm_mid_apply_finishes_the_round(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    _many_services(catalog, 30)
+    expected_dir = tmp_path / "expected"
+    subprocess.run([sys.executable, "-m", "obsctl.cli", "render", str(catalog), "--out", str(expected_dir)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    expected = snapshot(expected_dir)
+    srv = ServeProcess(tmp_path, DIRECTORY_ONLY, copy_catalog=False)
+    try:
+        srv.start(wait_ready=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            n = len(snapshot(srv.out_dir)) if srv.out_dir.exists() else 0
+            if len(expected) * 0.1 < n < len(expected) * 0.7:
+                break
+            time.sleep(0.01)
+        partial = len(snapshot(srv.out_dir))
+        assert srv.stop(signal.SIGTERM, timeout=120) == 0
+        assert partial < len(expected) and snapshot(srv.out_dir) == expected  # the in-flight apply finished
+    finally:
+        srv.close()
