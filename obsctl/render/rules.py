@@ -26,7 +26,7 @@ import promql_parser
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.durations import format_duration
+from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.options import RenderOptions
@@ -36,7 +36,10 @@ from obsctl.slo.math import can_fire
 from obsctl.spec.templates import Templates
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
-SHORT_S = 300.0  # the short resolution of the recorded rates (conventions.SHORT_RESOLUTION)
+SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
+# The meta group scans the whole period per SLO (4 recorded series): once a minute is plenty for
+# reports and the budget-exhausted alert, and well inside Prometheus' 5m lookback.
+META_INTERVAL = "1m"
 NO_DATA_FOR = "15m"
 BUDGET_EXHAUSTED_FOR = "5m"
 TICKET = "ticket"
@@ -265,7 +268,13 @@ def service_groups(svc: Service, templates: Templates, options: RenderOptions) -
         parts["sli"].extend(b.sli_rules())
         parts["meta"].extend(b.meta_rules())
         parts["alerts"].extend(b.alert_rules())
-    groups = [{"name": cv.rule_group_name(svc, part), "rules": rules} for part, rules in parts.items() if rules]
+    groups: list[dict[str, Any]] = []
+    for part, rules in parts.items():
+        if rules:
+            group: dict[str, Any] = {"name": cv.rule_group_name(svc, part)}
+            if part == "meta":
+                group["interval"] = META_INTERVAL
+            groups.append({**group, "rules": rules})
     _validate(svc, groups)
     return groups
 

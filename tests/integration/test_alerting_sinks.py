@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx
 import pytest
 import yaml
 
+from obsctl.cli import main
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import Artifact, desired_state
 from obsctl.model.entities import Catalog
@@ -175,3 +177,33 @@ def test_alertmanager_sink_validates_with_amtool_and_reloads(tmp_path: Path) -> 
         with pytest.raises(PermanentError, match="amtool check-config failed"):
             sink.put(replace(art, body=art.body.replace(b"receiver: obsctl-default", b"receiver: nowhere", 1)))
         assert yaml.safe_load((tmp_path / "alertmanager.yml").read_text()) == written
+
+
+# --------------------------------------------------------------------------- obsctl apply
+
+
+def test_cli_apply_converges_rule_files_ruler_and_alertmanager(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    require_binary("promtool")
+    require_binary("amtool")
+    catalog = str(REPO_ROOT / "examples" / "catalog")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["apply", catalog], out, err) == 1
+    assert "nothing to apply to" in err.getvalue()
+    with RulerEmulator() as ruler:
+        monkeypatch.setenv("OBSCTL_PROMETHEUS__RULES_DIR", str(tmp_path / "rules"))
+        monkeypatch.setenv("OBSCTL_ALERTING__CONFIG_DIR", str(tmp_path / "am"))
+        monkeypatch.setenv("OBSCTL_RULER__URL", ruler.url)
+        monkeypatch.setenv("OBSCTL_RULER__TENANT", "ops")
+        out = io.StringIO()
+        assert main(["apply", catalog], out, io.StringIO()) == 0
+        assert out.getvalue().splitlines() == [
+            "prometheus-rules: 5 created, 0 updated, 0 deleted, 0 unchanged, 0 failed",
+            "ruler: 5 created, 0 updated, 0 deleted, 0 unchanged, 0 failed",
+            "alertmanager: 1 created, 0 updated, 0 deleted, 0 unchanged, 0 failed"]
+        assert len(list((tmp_path / "rules").glob("*.rules.yml"))) == 5
+        assert (tmp_path / "am" / "alertmanager.yml").exists()
+        assert set(ruler.groups("ops", "team-search")) == {"obsctl:default:inventory", "obsctl:default:search-api"}
+        out = io.StringIO()
+        assert main(["apply", catalog], out, io.StringIO()) == 0
+        assert all("0 created, 0 updated, 0 deleted" in line for line in out.getvalue().splitlines())
