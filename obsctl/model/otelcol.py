@@ -298,33 +298,37 @@ def _str_list(value: Any) -> list[str]:
 
 _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9,
                    "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_NUMBER = re.compile(r"(\d*)(?:\.(\d*))?")
+_DURATION_UNIT = re.compile(r"[^\d.]*")
 
 
 def parse_go_duration(text: str) -> int:
-    """Parse a Go duration ("1s", "1m30s", "250ms", "-2h") into nanoseconds (time.ParseDuration)."""
-    body = text
+    """Parse a Go duration ("1s", "1m30s", "250ms", "-2h") into nanoseconds, like time.ParseDuration."""
+    rest = text
     sign = 1
-    if body[:1] in "+-" and body:
-        sign = -1 if body[0] == "-" else 1
-        body = body[1:]
-    if body == "0":
+    if rest[:1] in ("+", "-") and rest:
+        sign = -1 if rest[0] == "-" else 1
+        rest = rest[1:]
+    if rest == "0":
         return 0
-    if not body:
+    if not rest:
         raise ValueError(f'time: invalid duration "{text}"')
-    pos = 0
     total = 0.0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if match is None:
-            rest = body[pos:]
-            if re.match(r"(\d+\.?\d*|\.\d+)$", rest):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            if re.match(r"(\d+\.?\d*|\.\d+)", rest):
-                raise ValueError(f'time: unknown unit in duration "{text}"')
+    while rest:
+        number = _DURATION_NUMBER.match(rest)
+        assert number is not None  # the pattern also matches the empty string
+        whole, frac = number.group(1), number.group(2)
+        if not whole and not frac:
             raise ValueError(f'time: invalid duration "{text}"')
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
+        rest = rest[number.end():]
+        unit_match = _DURATION_UNIT.match(rest)
+        unit = unit_match.group(0) if unit_match else ""
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        rest = rest[len(unit):]
+        total += float(f"{whole or 0}.{frac or 0}") * _DURATION_UNITS[unit]
     return sign * round(total)
 
 
