@@ -64,6 +64,12 @@ def le_matcher(threshold: float) -> str:
     return f"le={promql_string(repr(float(threshold)))}"
 
 
+def latency_bound(threshold: float, buckets: tuple[float, ...]) -> float:
+    """The histogram bound a latency SLI reads: the threshold, or the largest bucket bound below it."""
+    below = [b for b in buckets if b <= threshold]
+    return max(below) if below else threshold
+
+
 @dataclass(frozen=True)
 class SliQueries:
     """PromQL for one SLO at one window: bad events per second and all events per second."""
@@ -103,6 +109,7 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> Sl
         bad = f"sum(rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}]))"
         return SliQueries(_with_zero(bad, total), total)
     if isinstance(sli, LatencySLI):
-        good = f"sum(rate({shape.bucket_metric}{{{sel},{le_matcher(sli.threshold_seconds)}}}[{window}]))"
+        bound = latency_bound(sli.threshold_seconds, svc.latency_buckets or shape.buckets)
+        good = f"sum(rate({shape.bucket_metric}{{{sel},{le_matcher(bound)}}}[{window}]))"
         return SliQueries(f"{total} - {good}", total)
     raise ValueError(f"{svc.ref}: SLO {slo.name}: unknown SLI kind {type(sli).__name__}")

@@ -16,6 +16,7 @@ from obsctl.model.entities import (
     BudgetingMethod,
     Catalog,
     EventsSLI,
+    LatencySLI,
     Links,
 )
 from obsctl.render import rules
@@ -210,3 +211,15 @@ def test_unparseable_custom_query_is_a_spec_error() -> None:
     with pytest.raises(Exception, match="does not parse"):
         rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
 
+
+
+def test_latency_sli_reads_the_bucket_bound_at_or_below_the_threshold() -> None:
+    svc = availability_service(0.99, 30)
+    slo = replace(svc.slos[0], sli=LatencySLI(0.3))
+    groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
+    errors = next(r["expr"] for r in groups[0]["rules"] if r["record"] == "obsctl:slo_errors:rate5m")
+    assert 'le="0.25"' in errors and "http_server_request_duration_seconds_bucket" in errors
+    slo = replace(svc.slos[0], sli=LatencySLI(1.0))
+    groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
+    errors = next(r["expr"] for r in groups[0]["rules"] if r["record"] == "obsctl:slo_errors:rate5m")
+    assert 'le=~"1(\\\\.0)?"' in errors
