@@ -175,3 +175,15 @@ def test_rules_render_for_catalog_with_hostile_values_is_accepted_by_promtool(tm
     path.write_bytes(art.body)
     check = promtool_check_rules(path)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize(("min_events", "fires"), [(1000.0, True), (1e6, False)])
+def test_min_events_guard_holds_back_low_traffic_pages(tmp_path: Path, min_events: float, fires: bool) -> None:
+    """10 req/s is 36000 events per hour: a full outage pages with a 1000-event guard, not with 10^6."""
+    svc = availability_service(0.999, 30, ["page-fast"], min_events=min_events)
+    groups = rule_groups(svc, TEMPLATES)
+    scenario = Scenario(10.0, [(3600.0, 0.0), (600.0, 1.0)])
+    suite = Suite(groups, evaluation_interval_s=10.0)
+    suite.add(scenario, [Check(4200.0, ["page-fast"] if fires else [])])
+    result = run_promtool_test(suite.write(tmp_path, "guard"))
+    assert result.returncode == 0, result.stdout + result.stderr
