@@ -120,3 +120,69 @@ def test_known_component_types_match_the_binary(otelcol: Path) -> None:
              "connectors": "connector", "extensions": "extension"}
     from_binary = {(kinds[section], item["name"]) for section in kinds for item in listed.get(section) or ()}
     assert {(kind.value, name) for kind, name in known_component_types()} == from_binary
+
+
+# --------------------------------------------------------------------------- mutation sample
+# Single-change variants of the good corpus (delete a key, retype or empty a value, add an unknown
+# key, duplicate a list entry). The full set (~2200 variants) agreed completely when the model was
+# written; a fixed, evenly spread sample keeps that honest on every run.
+
+_SAMPLE_EVERY = 15
+
+
+def _walk(node: Any, prefix: tuple[Any, ...] = ()) -> Any:
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield (*prefix, key), value
+        yield from _walk(value, (*prefix, key))
+
+
+def _variants(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, bool):
+        return [("str", "yes")]
+    if isinstance(value, int):
+        return [("neg", -value - 1), ("zero", 0), ("str", str(value))]
+    if isinstance(value, str):
+        return [("empty", ""), ("int", 7), ("junk", value + "x!")]
+    if isinstance(value, dict):
+        return [("list", [1])]
+    if isinstance(value, list):
+        return [("emptylist", [])] + ([("dup", [*value, value[0]])] if value else [])
+    return []
+
+
+def _mutations() -> list[tuple[str, Path, tuple[Any, ...], str, Any]]:
+    out: list[tuple[str, Path, tuple[Any, ...], str, Any]] = []
+    for path in GOOD:
+        for where, value in _walk(_load(path)):
+            if where[0] == "service" and len(where) < 3:
+                continue
+            label = "/".join(map(str, where))
+            out.append((f"{path.stem}:{label}:del", path, where, "del", None))
+            if isinstance(value, dict):
+                out.append((f"{path.stem}:{label}:bogus-key", path, (*where, "bogus_key"), "set", 1))
+            out += [(f"{path.stem}:{label}:{name}", path, where, "set", new) for name, new in _variants(value)]
+    return out[::_SAMPLE_EVERY]
+
+
+_MUTATIONS = _mutations()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "where", "op", "value"), [m[1:] for m in _MUTATIONS], ids=[m[0] for m in _MUTATIONS])
+def test_mutated_good_config_verdicts_agree(
+    path: Path, where: tuple[Any, ...], op: str, value: Any, otelcol: Path, tmp_path: Path
+) -> None:
+    config = _load(path)
+    node = config
+    for key in where[:-1]:
+        node = node[key]
+    if op == "del":
+        del node[where[-1]]
+    else:
+        node[where[-1]] = value
+    mutated = tmp_path / path.name
+    mutated.write_text(yaml.safe_dump(config, sort_keys=False))
+    problems = [p for p in validate_collector_config(config) if not p.policy]
+    theirs, evidence = _collector_rejects(otelcol, mutated, try_start=bool(problems))
+    assert bool(problems) == theirs, f"model: {[p.message for p in problems]}; collector: {evidence}"
