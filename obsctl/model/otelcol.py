@@ -8,14 +8,22 @@ does at start-up, so `obsctl validate` works where no collector is installed:
 - the service graph: pipelines per signal, references, connectors, extensions, cycles;
 - each known component's own checks (required fields, ranges, enums), on pydantic models that
   mirror the collector's config structs;
-- obsctl's policy on top (memory_limiter first, batch last), reported with `policy=True`.
+- obsctl's policy on top (memory_limiter first, batch last, explicit prometheusremotewrite
+  endpoint), reported with `policy=True`.
 
 Each problem carries a stable rule id from `RULES`; tests/collector proves the verdicts agree with
 `otelcol-obsctl validate` (and with a real start-up for the checks only start-up performs).
 
-Known gaps (documented, not guessed): OTTL statements/conditions (filter, transform,
-tail_sampling ottl_condition) are not parsed; legacy filter `include`/`exclude` match blocks and
-`service.telemetry` sub-sections are only checked for their shape one level deep.
+Decoding follows the collector's quirks on purpose: a float into an integer field is truncated,
+"a,b" into a string list is split, blocks that squash confighttp settings (otlphttp,
+prometheusremotewrite, the otlp receiver's http protocol, zpages) ignore unknown keys, and a
+section with `enabled: false` is decoded but not validated.
+
+Known gaps: OTTL is only lexed (tokens, brackets) and its context inferred from path roots, not
+parsed against the grammar and function signatures; the legacy include/exclude match blocks are
+checked without their per-signal rules; `service.telemetry.metrics/traces` check only `level`.
+Problems in a component that no pipeline uses are reported even when only building the pipeline
+would reveal them to the collector (stage "build").
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ __all__ = [
     "RuleInfo",
     "Signal",
     "known_component_types",
+    "ottl_lexical_problem",
+    "ottl_path_roots",
+    "parse_go_duration",
     "validate_collector_config",
 ]
 
