@@ -114,8 +114,8 @@ class DirectorySource:
             except Exception as exc:  # no inotify, limits, missing root: fall back to polling
                 log.warning("watching %s with inotify failed (%s); polling every %.1fs", self.root, exc,
                             self.poll_seconds)
-        self.watch_mode = "polling"
         last = self.fingerprint()
+        self.watch_mode = "polling"
         while not stop.wait(self.poll_seconds):
             now = self.fingerprint()
             if now != last:

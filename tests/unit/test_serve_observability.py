@@ -148,9 +148,10 @@ def test_directory_watch_falls_back_to_polling(tmp_path: Path) -> None:
         assert src.watch_mode == "polling"
         missing.mkdir()
         (missing / "a.yaml").write_text("a: 1\n")
+        deadline = time.monotonic() + 5
         while not woke and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert woke == ["file changed (polling)"]
+        assert woke[:1] == ["file changed (polling)"]
     finally:
         stop.set()
         t.join(5)
