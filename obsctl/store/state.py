@@ -17,7 +17,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Text,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -113,6 +126,12 @@ class StateStore:
 
     def put_registration(self, namespace: str, name: str, document: bytes, actor: str) -> bool:
         """Create or replace a registration; True when it was created. Bumps the revision."""
+        try:
+            return self._put_registration(namespace, name, document, actor)
+        except IntegrityError:  # another replica created the same registration a moment ago
+            return self._put_registration(namespace, name, document, actor)
+
+    def _put_registration(self, namespace: str, name: str, document: bytes, actor: str) -> bool:
         now = time.time()
         digest = hashlib.sha256(document).hexdigest()
         with self._begin() as conn:
@@ -162,11 +181,16 @@ class StateStore:
         return int(value) if isinstance(value, int) else 0
 
     def _bump(self, conn: Connection) -> None:
-        row = conn.execute(select(meta.c.value).where(meta.c.key == _REG_REVISION)).first()
-        if row is None:
-            conn.execute(insert(meta).values(key=_REG_REVISION, value="1"))
-        else:
-            conn.execute(update(meta).where(meta.c.key == _REG_REVISION).values(value=str(int(row.value) + 1)))
+        # one atomic UPDATE: concurrent replicas never lose an increment (the row lock serialises them)
+        res = conn.execute(update(meta).where(meta.c.key == _REG_REVISION).values(
+            value=cast(cast(meta.c.value, Integer) + 1, Text)))
+        if not res.rowcount:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(meta).values(key=_REG_REVISION, value="1"))
+            except IntegrityError:  # another replica created it first
+                conn.execute(update(meta).where(meta.c.key == _REG_REVISION).values(
+                    value=cast(cast(meta.c.value, Integer) + 1, Text)))
 
     # -- artifact status ---------------------------------------------------------------------
 

@@ -89,3 +89,31 @@ def test_advisory_lock_election(pg: PostgresServer, tmp_path: Path) -> None:
     finally:
         e1.stop()
         e2.stop()
+
+
+def test_concurrent_registrations_never_lose_a_revision(pg: PostgresServer) -> None:
+    pg.create_database("store2")
+    url = pg.dsn_for("store2")
+    StateStore(url).migrate()
+    stores = [StateStore(url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def register(i: int, s: StateStore) -> None:
+        try:
+            for j in range(10):
+                s.put_registration("default", f"svc-{i}-{j}", b"a: 1\n", f"replica-{i}")
+                s.put_registration("default", "shared", f"b: {i}-{j}\n".encode(), f"replica-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    # 40 creations, and each of the 40 writes of "shared" changed its bytes
+    assert stores[0].registrations_revision() == 80
+    assert len(stores[0].list_registrations()) == 41
+    for s in stores:
+        s.close()
