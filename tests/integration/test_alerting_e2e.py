@@ -35,6 +35,7 @@ from tests.support.prom import (
     Alertmanager,
     Prometheus,
     WebhookReceiver,
+    amtool_check_config,
     amtool_routes_test,
     wait_alertmanager_discovered,
 )
@@ -215,4 +216,15 @@ def test_amtool_routes_every_team(tmp_path: Path) -> None:
             wrong = amtool_routes_test(path, labels, [cv.DEFAULT_RECEIVER])
             assert wrong.returncode != 0  # the check can fail
     result = amtool_routes_test(path, {"team": "nobody", "severity": "page"}, [cv.DEFAULT_RECEIVER])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hostile_team_name_yields_a_valid_config_that_does_not_widen_routing(tmp_path: Path) -> None:
+    svc = replace(availability_service(0.999, 30), team=EntityRef("group", "default", 'x", severity=~".*'))
+    path = tmp_path / "alertmanager.yml"
+    path.write_bytes(routes.render(Catalog((svc,)), TEMPLATES, RenderOptions())[0].body)
+    check = amtool_check_config(path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # a page of another team must not match the hostile team's route
+    result = amtool_routes_test(path, {"team": "x", "severity": "page"}, [cv.DEFAULT_RECEIVER])
     assert result.returncode == 0, result.stdout + result.stderr
