@@ -79,11 +79,23 @@ class BackstageSettings(_Strict):
 
 
 class ReceiverSettings(_Strict):
-    """An Alertmanager receiver; secrets by file path (routing_key_file, api_key_file, url_file)."""
+    """An Alertmanager receiver; secrets only by file path (routing_key_file, api_key_file, api_url_file)."""
 
     name: str
     type: str
     settings: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> ReceiverSettings:
+        # the routes renderer owns the rules (known types, no inlined secrets): refuse bad settings at load
+        from obsctl.render.options import ReceiverSpec
+        from obsctl.render.routes import integration
+
+        try:
+            integration(ReceiverSpec(self.name, self.type, tuple(sorted(self.settings.items()))))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class TeamRoutingSettings(_Strict):

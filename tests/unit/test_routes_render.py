@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from obsctl.config import load_settings
 from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import Catalog, EntityRef
@@ -91,3 +92,11 @@ def test_hostile_team_name_stays_inside_its_matcher() -> None:
     svc = svc.__class__(**{**svc.__dict__, "team": EntityRef("group", "default", 'x", severity="page')})
     doc = yaml.safe_load(routes.render(Catalog((svc,)), TEMPLATES, RenderOptions())[0].body)
     assert doc["route"]["routes"][0]["matchers"] == ['team="x\\", severity=\\"page"']
+
+
+def test_settings_refuse_inlined_secrets_at_load() -> None:
+    team = {"page": [{"name": "pd", "type": "pagerduty", "settings": {"routing_key": "abc"}}]}
+    with pytest.raises(ConfigError, match=r"alerting\.teams\.pay\.page\.0: .*routing_key_file"):
+        load_settings(alerting={"teams": {"pay": team}})
+    ok = {"page": [{"name": "pd", "type": "pagerduty", "settings": {"routing_key_file": "/run/secrets/pd"}}]}
+    assert load_settings(alerting={"teams": {"pay": ok}}).alerting.teams["pay"].page[0].type == "pagerduty"
