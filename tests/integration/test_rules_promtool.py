@@ -12,7 +12,7 @@ import pytest
 
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Kind
-from obsctl.model.entities import AlertPolicy, Catalog, Links
+from obsctl.model.entities import AlertPolicy, Catalog, EventsSLI, LatencySLI, Links
 from obsctl.render import rules
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_directory
@@ -25,6 +25,7 @@ from tests.support.slo_promtool import (
     Check,
     Scenario,
     Suite,
+    alert_labels,
     availability_service,
     repo_templates,
     rule_groups,
@@ -186,4 +187,41 @@ def test_min_events_guard_holds_back_low_traffic_pages(tmp_path: Path, min_event
     suite = Suite(groups, evaluation_interval_s=10.0)
     suite.add(scenario, [Check(4200.0, ["page-fast"] if fires else [])])
     result = run_promtool_test(suite.write(tmp_path, "guard"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _custom_case(suite: Suite, series: dict[str, str], checks: list[Check], interval: float) -> None:
+    """A test case with hand-written input series (promtool notation)."""
+    suite.tests.append({
+        "interval": f"{interval:g}s",
+        "input_series": [{"series": k, "values": v} for k, v in series.items()],
+        "alert_rule_test": [{"eval_time": f"{c.at_s:g}s", "alertname": c.alertname,
+                             "exp_alerts": [{"exp_labels": alert_labels(suite.groups, t)} for t in c.tiers]}
+                            for c in checks],
+    })
+
+
+def test_latency_and_good_events_slis_fire_on_real_series(tmp_path: Path) -> None:
+    """Latency reads the `le` bucket; a good-events SLI pages even when its good counter never existed."""
+    latency = availability_service(0.99, 30, ["page-fast"])
+    latency = replace(latency, slos=(replace(latency.slos[0], name="latency", sli=LatencySLI(0.25)),))
+    suite = Suite(rule_groups(latency, TEMPLATES), evaluation_interval_s=10.0)
+    sel = 'service_name="checkout"'
+    # 10 req/s, all fast for an hour, then all slow for 10 minutes
+    _custom_case(suite, {
+        f"http_server_request_duration_seconds_count{{{sel}}}": "0+100x420",
+        f'http_server_request_duration_seconds_bucket{{{sel},le="0.25"}}': "0+100x360 36000+0x60",
+        f'http_server_request_duration_seconds_bucket{{{sel},le="+Inf"}}': "0+100x420",
+    }, [Check(3590.0), Check(4200.0, ["page-fast"])], 10.0)
+    result = run_promtool_test(suite.write(tmp_path, "latency"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    events = availability_service(0.99, 30, ["page-fast"])
+    events = replace(events, slos=(replace(events.slos[0], name="jobs", sli=EventsSLI(
+        total_query="sum(rate(jobs_total[{{window}}]))",
+        good_query='sum(rate(jobs_total{outcome="ok"}[{{window}}]))')),))
+    suite = Suite(rule_groups(events, TEMPLATES), evaluation_interval_s=10.0)
+    # only failing jobs ever ran: the good series does not exist at all
+    _custom_case(suite, {'jobs_total{outcome="failed"}': "0+100x120"}, [Check(600.0, ["page-fast"])], 10.0)
+    result = run_promtool_test(suite.write(tmp_path, "events"))
     assert result.returncode == 0, result.stdout + result.stderr
