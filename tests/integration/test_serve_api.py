@@ -169,8 +169,11 @@ def test_drift_is_repaired_and_reported(server: ServeProcess) -> None:
     path.write_bytes(original + b"# edited by hand\n")
     server.client.post("/reconcile")
     server.wait_for(lambda: path.read_bytes() == original, what="drift repaired")
-    rows = server.service_status("default", "search-api")["artifacts"]
-    assert any(a["drift"] and a["path"] == "prometheus/rules/default/search-api.rules.yml" for a in rows)
+    # the status rows are written when the sink's apply completes, just after the file
+    server.wait_for(lambda: any(a["drift"] and a["path"] == "prometheus/rules/default/search-api.rules.yml"
+                                for a in server.service_status("default", "search-api")["artifacts"]),
+                    what="drift reported")
+    assert path.read_bytes() == original
 
 
 def test_sigterm_shuts_down_gracefully(tmp_path: Path) -> None:
