@@ -14,6 +14,7 @@ Resolution: 10s for 1h windows, 1m for 6h, 5m for day-long windows (the recorded
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,17 +81,17 @@ def test_tier_detects_and_resets_on_time(tmp_path: Path, period: int, tier_name:
     ])
     asserted.add(partial, [Check(baseline + _floor(det2 - step, step)),
                            Check(baseline + _ceil(det2 + step, step), [tier_name])])
-    result = run_promtool_test(asserted.write(tmp_path, "assert"))
-    assert result.returncode == 0, result.stdout + result.stderr
-
     full_times = [baseline + k * step for k in range(full.steps(outage + after) + 1)]
     partial_times = [baseline + k * step for k in range(partial.steps(partial.end_s - baseline) + 1)]
     probe_full = Suite(groups, evaluation_interval_s=step)
     probe_full.add(full, [Check(t) for t in full_times])
     probe_partial = Suite(groups, evaluation_interval_s=step)
     probe_partial.add(partial, [Check(t) for t in partial_times])
-    r1 = run_promtool_test(probe_full.write(tmp_path, "probe-full"))
-    r2 = run_promtool_test(probe_partial.write(tmp_path, "probe-partial"))
+    files = [asserted.write(tmp_path, "assert"), probe_full.write(tmp_path, "probe-full"),
+             probe_partial.write(tmp_path, "probe-partial")]
+    with ThreadPoolExecutor(max_workers=3) as pool:  # independent promtool runs
+        result, r1, r2 = pool.map(run_promtool_test, files)
+    assert result.returncode == 0, result.stdout + result.stderr
     timing = measure(firing_from_probe(r1.stdout + r1.stderr), tier_name, baseline, end, full_times)
     timing2 = measure(firing_from_probe(r2.stdout + r2.stderr), tier_name, baseline, None, partial_times)
     print(f"\nTIMING {OBJECTIVE * 100:g}%/{period}d {tier_name} (burn {tier.burn_rate:g}x, step {step:g}s): "
