@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -140,7 +141,17 @@ def test_openapi_lists_the_api(server: ServeProcess) -> None:
     assert set(put["requestBody"]["content"]) == {"application/json", "application/yaml"}
 
 
+def _converged(srv: ServeProcess) -> dict[str, Any] | None:
+    plan = srv.client.get("/plan").json()
+    quiet = all(s["summary"]["create"] == s["summary"]["update"] == s["summary"]["delete"] == 0
+                for s in plan["sinks"].values())
+    return plan if quiet else None
+
+
 def test_status_plan_and_metrics(server: ServeProcess) -> None:
+    # earlier tests' deregistrations may still be in flight: converged means the plan goes quiet
+    plan = server.wait_for(lambda: _converged(server), what="a quiet plan")
+    assert plan["catalog"]["ok"] and plan["catalog"]["services"] >= 5
     st = server.client.get("/status").json()
     assert st["leader"] and st["ready"] and st["last_round"]["complete"]
     assert st["artifacts"]["by_state"].get("applied", 0) > 0 and st["failing"] == []
@@ -148,10 +159,6 @@ def test_status_plan_and_metrics(server: ServeProcess) -> None:
     assert svc and svc["in_sync"] and {a["sink"] for a in svc["artifacts"]} >= {"files"}
     assert all(a["applied_digest"] == a["desired_digest"] and len(a["applied_digest"]) == 64
                for a in svc["artifacts"])
-    plan = server.client.get("/plan").json()
-    assert plan["catalog"]["ok"] and plan["catalog"]["services"] >= 5
-    assert all(s["summary"]["create"] == s["summary"]["update"] == s["summary"]["delete"] == 0
-               for s in plan["sinks"].values())
     resp = server.client.post("/reconcile")
     assert resp.status_code == 202 and resp.json()["leader"]
     text = server.client.get("/metrics").text
