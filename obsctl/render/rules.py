@@ -5,8 +5,9 @@ Per SLO (labels service, namespace, slo on every series; volatile metadata on `o
 - windows up to RAW_WINDOW_MAX_S (5m ... 6h): error and request rates on the raw counters and
   their ratio;
 - longer windows (1d, 3d) and the period: the ratio of the sums of the recorded 5m rates,
-  `sum_over_time(errors[1d]) / sum_over_time(requests[1d])`, which weights every 5m by its
-  traffic (exact for occurrences budgeting) and scans one recorded series instead of raw counters;
+  `sum_over_time(errors[1d-1s:5m]) / sum_over_time(requests[1d-1s:5m])` (see `_tiles`), which
+  weights every 5m by its traffic (exact for occurrences budgeting) and reads one recorded sample per
+  5m instead of raw counters;
 - timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
 - burn rate per window and for the period, objective, budget, remaining budget;
 - one alert per enabled MWMB tier, a no-data alert and an optional budget-exhausted alert.
@@ -62,6 +63,17 @@ def template_literal(text: str) -> str:
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: v for k, v in sorted(pairs)}
+
+
+def _tiles(seconds: float) -> str:
+    """A subquery range that tiles a long window with the recorded 5m rates, each 5m counted once.
+
+    Steps are aligned to multiples of 5m and the range stops one second short of the window, because
+    Prometheus 2 includes both ends of a range: this reads window/5m samples, exactly once each.
+    Raw `[30d]` over a 5m rate recorded every minute would count each minute five times except the
+    last few, and read five times the samples.
+    """
+    return f"[{int(seconds) - 1}s:{_win(SHORT_S)}]"
 
 
 def _win(seconds: float) -> str:
@@ -128,10 +140,11 @@ class _SloRules:
                 rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
                                          f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(cv.SERIES_TOTAL, w)}"))
             else:
-                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), f"avg_over_time({errors5}[{w}])"))
-                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), f"avg_over_time({total5}[{w}])"))
+                tiles = _tiles(seconds)
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), f"avg_over_time({errors5}{tiles})"))
+                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), f"avg_over_time({total5}{tiles})"))
                 rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
-                                         f"sum_over_time({errors5}[{w}])\n/\nsum_over_time({total5}[{w}])"))
+                                         f"sum_over_time({errors5}{tiles})\n/\nsum_over_time({total5}{tiles})"))
         if self.timeslices:
             slice_w = _win(self.slo.timeslice_seconds)
             q = sli_queries(self.svc, self.slo, self.templates, slice_w)
@@ -154,6 +167,7 @@ class _SloRules:
         errors5 = self.ref(cv.SERIES_ERRORS, short)
         total5 = self.ref(cv.SERIES_TOTAL, short)
         p = self.period
+        tiles = _tiles(self.period_s)
         svc, slo = self.svc, self.slo
         info = {
             cv.LABEL_TEAM: svc.team.name,
@@ -169,10 +183,10 @@ class _SloRules:
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
             self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
-            self.record(cv.SERIES_PERIOD_ERRORS, f"avg_over_time({errors5}[{p}])"),
-            self.record(cv.SERIES_PERIOD_TOTAL, f"avg_over_time({total5}[{p}])"),
+            self.record(cv.SERIES_PERIOD_ERRORS, f"avg_over_time({errors5}{tiles})"),
+            self.record(cv.SERIES_PERIOD_TOTAL, f"avg_over_time({total5}{tiles})"),
             self.record(cv.SERIES_PERIOD_ERROR_RATIO,
-                        f"sum_over_time({errors5}[{p}])\n/\nsum_over_time({total5}[{p}])"),
+                        f"sum_over_time({errors5}{tiles})\n/\nsum_over_time({total5}{tiles})"),
         ]
         ratio = cv.SERIES_PERIOD_ERROR_RATIO
         if self.timeslices:
