@@ -1,0 +1,121 @@
+"""Render benchmark: N synthetic services (three SLOs each) through `render_all`, every artifact kind.
+
+Each N runs in a fresh child process (`python -m bench.render --child N SEED`) so its wall time
+and peak RSS are its own. Target: 10,000 services in under 10 s and 300 MB.
+The desired state of the apply benchmark's N is pickled for it (after the timing).
+When a target is missed, the same render is profiled with pyinstrument (if installed) and the
+top frames are printed and kept in the notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+
+from bench.common import Context, Row, fmt_s, run_child, say, synthetic_catalog, templates, verdict
+
+NAME = "render"
+TARGET_S = 10.0
+TARGET_MB = 300.0
+
+
+def _child(n: int, seed: int, profile: bool, save: str | None) -> None:
+    t0 = time.perf_counter()
+    from obsctl.render import render_all
+    from obsctl.render.options import RenderOptions
+
+    tpl = templates()
+    catalog = synthetic_catalog(n, seed)
+    setup = time.perf_counter() - t0
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        profiler.start()
+    t1 = time.perf_counter()
+    desired = render_all(catalog, tpl, RenderOptions())
+    wall = time.perf_counter() - t1
+    if profiler is not None:
+        profiler.stop()
+        sys.stderr.write(profiler.output_text(unicode=False, color=False, show_all=False))
+    kinds = Counter(a.kind.value for a in desired.values())
+    size = sum(len(a.body) for a in desired.values())
+    if save:  # the apply benchmark reuses this desired state instead of rendering it again
+        import pickle
+
+        with open(save, "wb") as fh:
+            pickle.dump(dict(desired), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    print(json.dumps({"render_s": wall, "setup_s": setup, "artifacts": len(desired), "bytes": size,
+                      "kinds": dict(sorted(kinds.items())), "rss_before_render_mb": rss_before}))
+
+
+def run(ctx: Context) -> list[Row]:
+    """Render 1,000 and 10,000 services (100 and 500 with --quick)."""
+    from bench.apply import APPLY_N, QUICK_APPLY_N, desired_cache
+
+    sizes = (20, 50) if ctx.quick else (1000, 10000)
+    apply_n = QUICK_APPLY_N if ctx.quick else APPLY_N
+    rows: list[Row] = []
+    for n in sizes:
+        inputs = f"N={n} services x 3 SLOs, seed={ctx.seed}"
+        say(f"[render] {inputs}")
+        args = ["bench.render", "--child", str(n), str(ctx.seed)]
+        if n == apply_n:
+            args += ["--save", str(desired_cache(ctx, n))]
+        res = run_child(args)
+        d = res.data
+        say(f"[render]   {d['artifacts']} artifacts ({d['bytes'] / 1e6:.1f} MB) in {fmt_s(d['render_s'])}, "
+            f"peak RSS {res.max_rss_mb:.0f} MB (kinds: {d['kinds']})")
+        big = n >= 10000
+        t_ok = d["render_s"] < TARGET_S if big else None
+        m_ok = res.max_rss_mb < TARGET_MB if big else None
+        rows.append(Row(NAME, inputs, "render_all wall time", fmt_s(d["render_s"]),
+                        f"< {TARGET_S:g} s" if big else "", verdict(t_ok) if big else ""))
+        rows.append(Row(NAME, inputs, "peak RSS (process, incl. catalog)", f"{res.max_rss_mb:.0f} MB",
+                        f"< {TARGET_MB:g} MB" if big else "", verdict(m_ok) if big else ""))
+        rows.append(Row(NAME, inputs, "artifacts rendered", f"{d['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
+        ctx.note(f"render N={n}: catalog built and templates parsed in {fmt_s(d['setup_s'])} (not timed); "
+                 f"RSS before rendering {d['rss_before_render_mb']:.0f} MB; artifacts by kind {d['kinds']}")
+        if big and not (t_ok and m_ok):
+            _profile(ctx, n)
+    return rows
+
+
+def _profile(ctx: Context, n: int) -> None:
+    try:
+        import pyinstrument  # noqa: F401
+    except ImportError:
+        ctx.note("render missed a target; pyinstrument is not installed, so no profile was taken")
+        return
+    import subprocess
+
+    from bench.common import REPO
+
+    say(f"[render] profiling N={n} with pyinstrument")
+    out = subprocess.run([sys.executable, "-m", "bench.render", "--child", str(n), str(ctx.seed), "--profile"],
+                         cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
+    text = out.stderr
+    path = ctx.work / f"render-profile-{n}.txt"
+    path.write_text(text)
+    say(text[:6000])
+    ctx.note(f"render profile for N={n} written to {path}")
+
+
+def main() -> None:
+    """Child entry point: `python -m bench.render --child N SEED [--profile]`."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child", nargs=2, type=int, required=True, metavar=("N", "SEED"))
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--save", help="pickle the desired state here (for the apply benchmark)")
+    args = ap.parse_args()
+    _child(args.child[0], args.child[1], args.profile, args.save)
+
+
+if __name__ == "__main__":
+    main()

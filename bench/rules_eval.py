@@ -1,0 +1,594 @@
+"""Rule evaluation cost and accuracy in a real Prometheus: obsctl vs Sloth (optimized, unoptimized) vs Pyrra-style.
+
+1. Traffic: `services` availability SLOs over `http_server_request_duration_seconds_count` with labels
+   service_name, http_route, http_response_status_code (200, 404, 500, 503) and instance, at 1-min
+   resolution for 30 days, ending at the current minute. Each service has a diurnal shape (day peak
+   100x the night), more errors at night, and random bursts (traffic spikes with error storms).
+   The exact traffic-weighted error ratio over the period is summed in Python from the increments.
+2. Backfill with `promtool tsdb create-blocks-from openmetrics` (tests/support/prom.py), start
+   Prometheus (retention 400d), then backfill the short recorded series the period rules read
+   (obsctl's 5m error and request rates, Sloth's 5m error ratio) with
+   `promtool tsdb create-blocks-from rules` over the same 30 days, and restart.
+3. Accuracy: each rule set's period expression as an instant query at the end of the data,
+   against the exact value (before any rule is loaded, so no live sample mixes in).
+4. Cost: each rule set loaded alone; `prometheus_rule_group_last_duration_seconds` read from
+   /metrics after every evaluation (several per rule set), plus samples touched per evaluation:
+   the sum of `totalQueryableSamples` (`stats=all`) over every rule expression, queried once
+   (Prometheus 2.42 has no `prometheus_engine_query_samples_total`).
+
+Rule sets: obsctl's (`obsctl.render.rules.service_groups`), Sloth's real output (`sloth generate`
+at the pinned version; unoptimized through its sli_rules plugin's `disableOptimized`), and
+Pyrra-style rules reproduced from Pyrra's published shapes (its Go module cannot be fetched here).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import sloth as sloth_bin
+from bench.common import Context, Row, fmt_s, say, verdict
+
+NAME = "rules"
+PERIOD_S = 30 * 86400
+STEP_S = 60
+OBJECTIVE = 0.999
+CODES = ("200", "404", "500", "503")
+METRIC = "http_server_request_duration_seconds_count"
+EVAL_INTERVAL_S = 20
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How much traffic: services x routes x instances x status codes, 30 days at STEP_S."""
+
+    services: int
+    routes: int
+    instances: int
+    evaluations: int  # live evaluations measured per rule set
+
+    @property
+    def series_per_slo(self) -> int:
+        return self.routes * self.instances * len(CODES)
+
+
+@dataclass
+class RuleSet:
+    """A named rule file and how to read its period error ratio for one service."""
+
+    name: str
+    text: str
+    period_expr: dict[str, str]  # service -> PromQL giving the period error ratio
+    origin: str
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+def _service_profile(rnd: random.Random, minutes: int) -> tuple[list[float], list[float]]:
+    """Per-minute total rate (req/s) and error fraction of one service."""
+    peak = math.exp(rnd.uniform(math.log(20), math.log(800)))  # day peak, req/s
+    night_floor = 0.01
+    day_err = rnd.uniform(0.0002, 0.0015)
+    night_err = rnd.uniform(0.01, 0.06)
+    phase = rnd.uniform(-1.5, 1.5)  # hours
+    rate = [0.0] * minutes
+    err = [0.0] * minutes
+    for m in range(minutes):
+        hour = (m / 60.0 + phase) % 24.0
+        day = max(0.0, math.sin(math.pi * (hour - 6.0) / 16.0)) if 6.0 <= hour <= 22.0 else 0.0
+        level = night_floor + (1 - night_floor) * day ** 1.5
+        rate[m] = peak * level
+        err[m] = night_err + (day_err - night_err) * min(1.0, day * 3)
+    # bursts: traffic spikes (x2..x5) with error storms (10..60 %), 5..90 minutes, ~4 per 30 days
+    for _ in range(rnd.randint(2, 6)):
+        start = rnd.randrange(minutes)
+        length = rnd.randint(5, 90)
+        spike = rnd.uniform(1.0, 5.0)
+        storm = rnd.uniform(0.1, 0.6)
+        for m in range(start, min(minutes, start + length)):
+            rate[m] *= spike
+            err[m] = max(err[m], storm)
+    return rate, err
+
+
+def _traffic(shape: Shape, seed: int, t_start: int, exact: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """OpenMetrics families (one-shot iterables) and, filled as they are consumed, exact sums."""
+    minutes = PERIOD_S // STEP_S
+    rnd = random.Random(seed)
+    series: list[tuple[dict[str, str], Iterator[tuple[float, float]]]] = []
+    for s in range(shape.services):
+        svc = f"svc-{s:03d}"
+        rate, err = _service_profile(rnd, minutes)
+        route_w = [rnd.uniform(0.5, 2.0) for _ in range(shape.routes)]
+        inst_w = [rnd.uniform(0.8, 1.2) for _ in range(shape.instances)]
+        rsum, isum = sum(route_w), sum(inst_w)
+        exact[svc] = (0.0, 0.0)
+        for r in range(shape.routes):
+            for i in range(shape.instances):
+                share = route_w[r] / rsum * inst_w[i] / isum
+                for code in CODES:
+                    labels = {"service_name": svc, "http_route": f"/api/v1/r{r}", "instance": f"10.0.{s}.{i}:8080",
+                              "job": svc, "http_response_status_code": code}
+                    initial = float(rnd.randrange(1000, 100000))
+                    series.append((labels, _series(svc, code, share, rate, err, t_start, initial, exact)))
+    return {METRIC: series}
+
+
+def _series(svc: str, code: str, share: float, rate: list[float], err: list[float], t_start: int, initial: float,
+            exact: dict[str, tuple[float, float]]) -> Iterator[tuple[float, float]]:
+    value = initial
+    inc_sum = 0.0
+    yield float(t_start), value
+    for m in range(len(rate)):
+        e = err[m]
+        frac = (1 - e) * 0.98 if code == "200" else (1 - e) * 0.02 if code == "404" else \
+            e * 0.7 if code == "500" else e * 0.3
+        inc = rate[m] * STEP_S * share * frac
+        value += inc
+        inc_sum += inc
+        yield float(t_start + (m + 1) * STEP_S), value
+    errors, total = exact[svc]
+    exact[svc] = (errors + (inc_sum if code in ("500", "503") else 0.0), total + inc_sum)
+
+
+# --------------------------------------------------------------------------- rule sets
+
+
+def _sel(svc: str, extra: str = "") -> str:
+    return f'{METRIC}{{service_name="{svc}"{"," + extra if extra else ""}}}'
+
+
+ERR_MATCH = 'http_response_status_code=~"5.."'
+
+
+def obsctl_rules(services: list[str]) -> tuple[str, dict[str, str], str]:
+    """obsctl's rules for the availability SLOs (its default http SLI shape reads exactly our metric)."""
+    from bench.common import templates
+    from obsctl.model import conventions as cv
+    from obsctl.model.entities import SLO, AvailabilitySLI, EntityRef, Service
+    from obsctl.render.options import RenderOptions
+    from obsctl.render.rules import service_groups
+
+    tpl = templates()
+    groups: list[dict[str, Any]] = []
+    period: dict[str, str] = {}
+    short: list[dict[str, Any]] = []
+    for name in services:
+        svc = Service(EntityRef("component", "default", name), EntityRef("group", "default", "bench"),
+                      (SLO("availability", OBJECTIVE, AvailabilitySLI(), period_days=30),))
+        gs = service_groups(svc, tpl, RenderOptions())
+        groups.extend(gs)
+        for g in gs:
+            for rule in g["rules"]:
+                if rule.get("record") == cv.SERIES_PERIOD_ERROR_RATIO:
+                    period[name] = rule["expr"]
+                if rule.get("record") in (cv.series(cv.SERIES_ERRORS, "5m"), cv.series(cv.SERIES_TOTAL, "5m")):
+                    short.append(rule)
+    return _dump(groups), period, _dump([{"name": "obsctl-backfill-5m", "rules": short}])
+
+
+def sloth_spec(services: list[str]) -> str:
+    """A Sloth prometheus/v1 spec per service (several YAML documents), same SLI queries as obsctl's."""
+    docs = []
+    for name in services:
+        docs.append({
+            "version": "prometheus/v1", "service": name, "labels": {"owner": "bench"},
+            "slos": [{
+                "name": "availability", "objective": OBJECTIVE * 100,
+                "sli": {"events": {
+                    "error_query": f"sum(rate({_sel(name, ERR_MATCH)}[{{{{.window}}}}]))",
+                    "total_query": f"sum(rate({_sel(name)}[{{{{.window}}}}]))"}},
+                "alerting": {"name": "SLOErrorBudgetBurn", "page_alert": {"labels": {"severity": "page"}},
+                             "ticket_alert": {"labels": {"severity": "ticket"}}}}],
+        })
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+SLOTH_UNOPTIMIZED_CHAIN = (
+    '{"id":"sloth.dev/core/validate/v1","priority":-1000}',
+    '{"id":"sloth.dev/core/sli_rules/v1","priority":0,"config":{"disableOptimized":true}}',
+    '{"id":"sloth.dev/core/metadata_rules/v1","priority":100}',
+    '{"id":"sloth.dev/core/alert_rules/v1","priority":200}',
+)
+
+
+def sloth_rules(exe: Path, services: list[str], work: Path, optimized: bool) -> tuple[str, dict[str, str], str]:
+    """Run the real `sloth generate`; return the rule text, period expressions, the 5m-ratio rules."""
+    work.mkdir(parents=True, exist_ok=True)
+    spec_dir = work / "sloth-specs"
+    spec_dir.mkdir(exist_ok=True)
+    texts = []
+    period: dict[str, str] = {}
+    short: list[dict[str, Any]] = []
+    for name, doc in zip(services, sloth_spec(services).split("\n---\n"), strict=True):
+        spec = spec_dir / f"{name}.yml"
+        spec.write_text(doc)
+        out = work / f"sloth-{'opt' if optimized else 'unopt'}-{name}.yml"
+        args = [str(exe), "generate", "-i", str(spec), "-o", str(out), "--no-log"]
+        if not optimized:
+            args.append("--disable-default-slo-plugins")
+            for plugin in SLOTH_UNOPTIMIZED_CHAIN:
+                args += ["-s", plugin]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"sloth generate failed: {res.stdout}{res.stderr}")
+        text = out.read_text()
+        texts.append(text)
+        for g in yaml.safe_load(text)["groups"]:
+            for rule in g["rules"]:
+                if rule.get("record") == "slo:sli_error:ratio_rate30d":
+                    period[name] = rule["expr"]
+                if rule.get("record") == "slo:sli_error:ratio_rate5m":
+                    short.append(rule)
+    groups = [g for t in texts for g in yaml.safe_load(t)["groups"]]
+    return _dump(groups), period, _dump([{"name": "sloth-backfill-5m", "rules": short}])
+
+
+def _pyrra_window(seconds_28d: int) -> str:
+    """Pyrra scales its 28d window table to the SLO window, rounded to the minute."""
+    s = round(seconds_28d * 30 / 28 / 60) * 60
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m = rem // 60
+    return "".join(f"{v}{u}" for v, u in ((d, "d"), (h, "h"), (m, "m")) if v) or "0m"
+
+
+def pyrra_rules(services: list[str]) -> tuple[str, dict[str, str]]:
+    """Pyrra-style rules reproduced from its published shapes (not generated by Pyrra).
+
+    Per SLO: an increase group recording `sum by (status) (increase(counter[30d]))`, the
+    availability from it, and a burn-rate group over the raw counters at Pyrra's windows
+    (5m, 30m, 1h, 2h, 6h, 1d, 4d for 28d, scaled to 30d) with its four MWMB alerts.
+    """
+    groups = []
+    period: dict[str, str] = {}
+    windows = [_pyrra_window(s) for s in (300, 1800, 3600, 7200, 21600, 86400, 4 * 86400)]
+    short_long = [(windows[0], windows[2], 14), (windows[1], windows[4], 7), (windows[3], windows[5], 2),
+                  (windows[4], windows[6], 1)]
+    for name in services:
+        slo = f"{name}-availability"
+        inc = "http_server_request_duration_seconds:increase30d"
+        groups.append({"name": f"{slo}-increase", "rules": [
+            {"record": inc, "expr": f"sum by (http_response_status_code) (increase({_sel(name)}[30d]))",
+             "labels": {"slo": slo}},
+            {"alert": "SLOMetricAbsent", "expr": f"absent({_sel(name)}) == 1", "for": "10m",
+             "labels": {"slo": slo, "severity": "critical"}},
+        ]})
+        rules: list[dict[str, Any]] = []
+        for w in windows:
+            rules.append({"record": f"http_server_request_duration_seconds:burnrate{w}",
+                          "expr": f"sum(rate({_sel(name, ERR_MATCH)}[{w}])) / sum(rate({_sel(name)}[{w}]))",
+                          "labels": {"slo": slo}})
+        for short, long, factor in short_long:
+            rules.append({"alert": "ErrorBudgetBurn",
+                          "expr": f'http_server_request_duration_seconds:burnrate{short}{{slo="{slo}"}} > '
+                                  f"({factor} * (1-{OBJECTIVE})) and "
+                                  f'http_server_request_duration_seconds:burnrate{long}{{slo="{slo}"}} > '
+                                  f"({factor} * (1-{OBJECTIVE}))",
+                          "labels": {"slo": slo, "severity": "critical" if factor >= 7 else "warning",
+                                     "short": short, "long": long}})
+        groups.append({"name": slo, "rules": rules})
+        groups.append({"name": f"{slo}-generic", "rules": [
+            {"record": "pyrra_availability",
+             "expr": f'1 - sum({inc}{{slo="{slo}",http_response_status_code=~"5.."}} or vector(0)) / '
+                     f'sum({inc}{{slo="{slo}"}})',
+             "labels": {"slo": slo}},
+            {"record": "pyrra_objective", "expr": f"vector({OBJECTIVE})", "labels": {"slo": slo}},
+        ]})
+        # the recorded increase, inlined: what pyrra_availability reads at the end of the data
+        period[name] = (f"sum(increase({_sel(name, ERR_MATCH)}[30d])) / sum(increase({_sel(name)}[30d]))")
+    return _dump(groups), period
+
+
+def _by_service(expr_of_selector: str, label: str) -> str:
+    """`sum by (label) (...)` over every service at once, the service name copied into `label`."""
+    return f'sum by ({label}) (label_replace({expr_of_selector}, "{label}", "$1", "service_name", "(.*)"))'
+
+
+def vectorised_backfill_rules() -> str:
+    """One rule per recorded 5m series for all services at once: the per-service rules' values and labels.
+
+    `promtool tsdb create-blocks-from rules` runs one range query per rule and 2h block; with one rule
+    per service that is services x 360 queries per series. These equivalents compute the same sums
+    grouped by service (checked against the generated per-service expressions after the backfill).
+    """
+    from obsctl.model import conventions as cv
+
+    err = f"rate({METRIC}{{{ERR_MATCH}}}[5m])"
+    tot = f"rate({METRIC}[5m])"
+    obs_labels = {cv.LABEL_NAMESPACE: "default", cv.LABEL_SLO: "availability"}
+    sloth_ratio = (f'sum by (sloth_service) (label_replace(sum by (service_name) ({err}) / '
+                   f'sum by (service_name) ({tot}), "sloth_service", "$1", "service_name", "(.*)"))')
+    rules = [
+        {"record": cv.series(cv.SERIES_ERRORS, "5m"),
+         "expr": f"{_by_service(err, cv.LABEL_SERVICE)} or (0 * {_by_service(tot, cv.LABEL_SERVICE)})",
+         "labels": dict(obs_labels)},
+        {"record": cv.series(cv.SERIES_TOTAL, "5m"), "expr": _by_service(tot, cv.LABEL_SERVICE),
+         "labels": dict(obs_labels)},
+        {"record": "slo:sli_error:ratio_rate5m",
+         "expr": f'label_replace({sloth_ratio}, "sloth_id", "$1-availability", "sloth_service", "(.*)")',
+         "labels": {"owner": "bench", "sloth_slo": "availability", "sloth_window": "5m"}},
+    ]
+    return _dump([{"name": "bench-backfill-5m", "rules": rules}])
+
+
+def _dump(groups: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump({"groups": groups}, sort_keys=False, width=1 << 20)
+
+
+# --------------------------------------------------------------------------- Prometheus helpers
+
+
+def _query(url: str, expr: str, at: float, stats: bool = False) -> dict[str, Any]:
+    params = {"query": expr, "time": repr(float(at))}
+    if stats:
+        params["stats"] = "all"
+    req = urllib.request.Request(f"{url}/api/v1/query", data=urllib.parse.urlencode(params).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=300) as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+    if doc.get("status") != "success":
+        raise RuntimeError(f"query {expr!r}: {doc}")
+    return doc["data"]
+
+
+def _scalar(data: dict[str, Any]) -> float | None:
+    result = data.get("result") or []
+    if not result:
+        return None
+    return float(result[0]["value"][1])
+
+
+_METRIC_LINE = re.compile(r'^(prometheus_rule_group_last_(?:duration_seconds|evaluation_timestamp_seconds))'
+                          r'\{rule_group="(?:[^";]*;)?([^"]*)"\} (\S+)$')
+
+
+def _group_metrics(url: str) -> dict[str, dict[str, float]]:
+    """{rule_group: {"duration": s, "ts": unix}} from /metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        m = _METRIC_LINE.match(line)
+        if m:
+            key = "duration" if m.group(1).endswith("duration_seconds") else "ts"
+            out.setdefault(m.group(2), {})[key] = float(m.group(3))
+    return out
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def run(ctx: Context) -> list[Row]:
+    """Backfill, load each rule set, measure cost and accuracy."""
+    from tests.support.prom import Prometheus, backfill_counters
+
+    if not shutil.which("prometheus") or not shutil.which("promtool"):
+        ctx.note("rules: prometheus/promtool not installed (scripts/setup.sh apt); skipped")
+        return [Row(NAME, "", "skipped", "prometheus/promtool missing", "", "n/a")]
+    shape = Shape(services=4, routes=1, instances=1, evaluations=2) if ctx.quick else \
+        Shape(services=20, routes=3, instances=2, evaluations=4)
+    seed = ctx.seed + 3
+    services = [f"svc-{s:03d}" for s in range(shape.services)]
+    work = ctx.work / "rules"
+    work.mkdir(parents=True, exist_ok=True)
+    t_end = int(time.time()) // STEP_S * STEP_S
+    t_start = t_end - PERIOD_S
+    n_series = shape.services * shape.series_per_slo
+    n_samples = n_series * (PERIOD_S // STEP_S + 1)
+    inputs = (f"N={shape.services} SLOs x {shape.series_per_slo} series ({shape.routes} routes x "
+              f"{shape.instances} instances x {len(CODES)} codes), 30d @ {STEP_S}s, seed={seed}")
+    say(f"[rules] {inputs}: {n_series} series, {n_samples / 1e6:.1f} M samples, data ends {t_end}")
+
+    # rule sets first: a Sloth build failure is reported, the rest still runs
+    sets: list[RuleSet] = []
+    backfill_rules: list[str] = []
+    text, period, short = obsctl_rules(services)
+    sets.append(RuleSet("obsctl", text, period, "obsctl.render.rules"))
+    backfill_rules.append(short)
+    exe, how = sloth_bin.ensure()
+    say(f"[rules] sloth {sloth_bin.VERSION}: {how}")
+    if exe is not None:
+        text, period, short = sloth_rules(exe, services, work, optimized=True)
+        sets.append(RuleSet("sloth-optimized", text, period, f"sloth generate {sloth_bin.VERSION}"))
+        backfill_rules.append(short)
+        text, period, _ = sloth_rules(exe, services, work, optimized=False)
+        sets.append(RuleSet("sloth-unoptimized", text, period,
+                            f"sloth generate {sloth_bin.VERSION} (sli_rules disableOptimized)"))
+    else:
+        ctx.note(f"rules: Sloth could not be built ({how}); Sloth rows are missing")
+    text, period = pyrra_rules(services)
+    sets.append(RuleSet("pyrra-style", text, period, "Pyrra's published shapes, reproduced (Pyrra not fetchable)"))
+    ctx.note("rules: Pyrra could not be built (the Go module proxy answers 403 for github.com/pyrra-dev/pyrra); "
+             "its rules are reproduced from its published shapes: sum by(code)(increase(counter[30d])) recorded per "
+             "SLO, availability from it, raw-counter burn rates at 5m..4d (scaled to 30d) and four MWMB alerts")
+
+    exact: dict[str, tuple[float, float]] = {}
+    prom = Prometheus(work / "prom", evaluation_interval=f"{EVAL_INTERVAL_S}s", scrape_interval="15s")
+    t0 = time.monotonic()
+    bf = backfill_counters(prom.data_dir, _traffic(shape, seed, t_start, exact), work_dir=work / "om")
+    say(f"[rules] raw backfill: {bf.samples / 1e6:.1f} M samples, {len(bf.files)} files, generated in "
+        f"{bf.write_seconds:.0f} s, promtool {bf.promtool_seconds:.0f} s")
+    rows = [Row(NAME, inputs, "raw backfill (generate + promtool)", f"{bf.write_seconds + bf.promtool_seconds:.0f} s")]
+    try:
+        prom.start(timeout=120)
+        # recorded 5m series the period rules read, backfilled over the same 30 days
+        rb = work / "recorded"
+        path = work / "backfill.yml"
+        path.write_text(vectorised_backfill_rules())
+        files = [str(path)]
+        t1 = time.monotonic()
+        res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--start={t_start}",
+                              f"--end={t_end}", f"--url={prom.url}", f"--output-dir={rb}", f"--eval-interval={STEP_S}s",
+                              *files], capture_output=True, text=True, timeout=3600, check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"promtool create-blocks-from rules failed: {res.stdout[-1500:]}{res.stderr[-1500:]}")
+        rules_bf = time.monotonic() - t1
+        say(f"[rules] recorded-series backfill (promtool create-blocks-from rules, 3 vectorised rules standing "
+            f"for {sum(t.count('record:') for t in backfill_rules)} per-service rules): {rules_bf:.0f} s")
+        rows.append(Row(NAME, inputs, "recorded 5m series backfill (promtool rules)", f"{rules_bf:.0f} s"))
+        prom.stop()
+        for block in rb.iterdir():
+            if block.is_dir():
+                shutil.move(str(block), prom.data_dir / block.name)
+        prom.start(timeout=120)
+        _check_backfill(ctx, prom.url, backfill_rules, t_end - 3600)
+        _accuracy(ctx, prom.url, sets, exact, t_end)
+        for rs in sets:
+            _cost(ctx, prom, rs, shape)
+    finally:
+        prom.stop()
+        shutil.rmtree(prom.data_dir, ignore_errors=True)
+    say(f"[rules] done in {time.monotonic() - t0:.0f} s")
+    return rows + _rows(ctx, sets, inputs)
+
+
+def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) -> None:
+    """The generated per-service 5m rules, evaluated near the end of the data, against what was backfilled."""
+    worst = 0.0
+    for text in backfill_rules:
+        for g in yaml.safe_load(text)["groups"]:
+            for rule in g["rules"]:
+                want = _scalar(_query(url, rule["expr"], at))
+                sel = ",".join(f'{k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
+                got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", at))
+                if want is None or got is None:
+                    raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing (want {want}, got {got})")
+                worst = max(worst, abs(got - want) / abs(want) if want else abs(got))
+    ctx.note(f"rules: the 5m series were backfilled with vectorised equivalents of the generated per-service "
+             f"rules (one promtool query per block instead of one per service); at the end of the data they match "
+             f"the generated expressions within {worst:.2e} (relative, 1 h before the end)")
+    if worst > 1e-9:
+        raise RuntimeError(f"vectorised backfill differs from the generated rules by {worst:.3e}")
+
+
+def _accuracy(ctx: Context, url: str, sets: list[RuleSet], exact: dict[str, tuple[float, float]],
+              t_end: int) -> None:
+    for rs in sets:
+        errs = []
+        samples = 0
+        t = time.perf_counter()
+        for svc, expr in rs.period_expr.items():
+            e, tot = exact[svc]
+            truth = e / tot
+            data = _query(url, expr, t_end, stats=True)
+            got = _scalar(data)
+            samples += int(data.get("stats", {}).get("samples", {}).get("totalQueryableSamples", 0))
+            errs.append(math.inf if got is None else abs(got - truth) / truth)
+        rs.results["period_query_s"] = time.perf_counter() - t
+        rs.results["period_samples"] = samples
+        rs.results["rel_err_max"] = max(errs)
+        rs.results["rel_err_mean"] = statistics.fmean(errs)
+        rs.results["sli_abs_err_max"] = max(
+            abs(e) for e in [err * exact[s][0] / exact[s][1] for s, err in zip(rs.period_expr, errs, strict=True)])
+        say(f"[rules] accuracy {rs.name}: period error ratio vs exact: max {rs.results['rel_err_max']:.4%}, "
+            f"mean {rs.results['rel_err_mean']:.4%} relative; period queries read {samples / 1e6:.2f} M samples")
+
+
+def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
+    for old in prom.rules_dir.glob("*.yml"):
+        old.unlink()
+    prom.write_rule_file(f"{rs.name}.yml", rs.text, reload=True)
+    doc = yaml.safe_load(rs.text)
+    names = [g["name"] for g in doc["groups"]]
+    prom.wait_rules_loaded(names, timeout=EVAL_INTERVAL_S * 6 + 120)
+    seen: dict[str, float] = {}
+    skip: dict[str, int] = {n: 2 for n in names}  # the first readings may predate the poll or run cold
+    durations: dict[str, list[float]] = {n: [] for n in names}
+    deadline = time.monotonic() + EVAL_INTERVAL_S * (shape.evaluations + 4) + 300
+    while time.monotonic() < deadline:
+        for group, m in _group_metrics(prom.url).items():
+            if group in durations and m.get("ts", 0) > seen.get(group, 0):
+                if skip[group] > 0:
+                    skip[group] -= 1
+                else:
+                    durations[group].append(m["duration"])
+                seen[group] = m["ts"]
+        if all(len(v) >= shape.evaluations for v in durations.values()):
+            break
+        time.sleep(1.0)
+    per_eval = sum(statistics.fmean(v) for v in durations.values() if v)
+    # samples touched per evaluation: every expression once, with query stats
+    samples = 0
+    now = time.time()
+    for g in doc["groups"]:
+        for rule in g["rules"]:
+            samples += int(_query(prom.url, rule["expr"], now, stats=True).get("stats", {})
+                           .get("samples", {}).get("totalQueryableSamples", 0))
+    rules_n = sum(len(g["rules"]) for g in doc["groups"])
+    kinds: dict[str, float] = {}
+    for group, values in durations.items():
+        if values:
+            kind = _group_kind(group)
+            kinds[kind] = kinds.get(kind, 0.0) + statistics.fmean(values)
+    rs.results["by_kind"] = kinds
+    slowest = max(durations.items(), key=lambda kv: statistics.fmean(kv[1]) if kv[1] else 0.0)
+    rs.results.update({"eval_s": per_eval, "groups": len(names), "rules": rules_n, "samples": samples,
+                       "evals": min(len(v) for v in durations.values()),
+                       "slowest_group": slowest[0], "slowest_s": statistics.fmean(slowest[1]) if slowest[1] else 0.0})
+    say(f"[rules] cost {rs.name}: {len(names)} groups, {rules_n} rules; evaluation {fmt_s(per_eval)} per cycle "
+        f"(sum of group means over {rs.results['evals']}+ evaluations); {samples / 1e6:.2f} M samples touched; "
+        f"slowest group {slowest[0]} {fmt_s(rs.results['slowest_s'])}")
+    ctx.note(f"rules: {rs.name} evaluation time per cycle by group kind: "
+             + ", ".join(f"{k} {fmt_s(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+
+
+def _group_kind(group: str) -> str:
+    """sli/meta/alerts (obsctl), sli-recordings/meta-recordings/alerts (Sloth), increase/burnrates/generic (Pyrra)."""
+    for suffix in ("-sli", "-meta", "-alerts", "-increase", "-generic"):
+        if group.endswith(suffix):
+            return suffix[1:]
+    for part in ("sli-recordings", "meta-recordings", "alerts"):
+        if f"-slo-{part}-" in group:
+            return part
+    return "burnrates" if group.endswith("-availability") else "other"
+
+
+def _rows(ctx: Context, sets: list[RuleSet], inputs: str) -> list[Row]:
+    rows: list[Row] = []
+    by = {rs.name: rs.results for rs in sets}
+    ob = by.get("obsctl", {})
+    for rs in sets:
+        r = rs.results
+        if "eval_s" not in r:
+            continue
+        label = f"{rs.name} ({rs.origin})"
+        tgt, ok = "", None
+        if rs.name == "obsctl":
+            ref = by.get("sloth-optimized", {})
+            if "eval_s" in ref:
+                tgt, ok = "<= sloth-optimized", r["samples"] <= ref["samples"]
+        rows.append(Row(NAME, label, "samples touched per evaluation", f"{r['samples'] / 1e6:.2f} M", tgt,
+                        verdict(ok) if tgt else ""))
+        rows.append(Row(NAME, label, "rule group evaluation time per cycle (sum of groups)", fmt_s(r["eval_s"]),
+                        tgt, verdict(r["eval_s"] <= by["sloth-optimized"]["eval_s"]) if tgt else ""))
+        rows.append(Row(NAME, label, "period error ratio vs exact (max / mean rel. error)",
+                        f"{r['rel_err_max']:.4%} / {r['rel_err_mean']:.4%}",
+                        "<= 0.1 %" if rs.name == "obsctl" else "",
+                        verdict(r["rel_err_max"] <= 0.001) if rs.name == "obsctl" else ""))
+        rows.append(Row(NAME, label, "max |SLI - exact SLI|", f"{r['sli_abs_err_max'] * 100:.4f} pp"))
+    for full in ("pyrra-style", "sloth-unoptimized"):
+        f = by.get(full, {})
+        if "samples" in f and "samples" in ob and ob["samples"]:
+            ratio_s = f["samples"] / ob["samples"]
+            ratio_t = f["eval_s"] / ob["eval_s"] if ob["eval_s"] else math.inf
+            rows.append(Row(NAME, inputs, f"{full} / obsctl: samples touched", f"{ratio_s:.1f}x", ">= 20x",
+                            verdict(ratio_s >= 20)))
+            rows.append(Row(NAME, inputs, f"{full} / obsctl: evaluation time", f"{ratio_t:.1f}x", ">= 20x",
+                            verdict(ratio_t >= 20)))
+    return rows
