@@ -109,6 +109,7 @@ def machine() -> dict[str, str]:
         "memory": _mem_total(),
         "cpu": _cpu_model(),
         "os": f"{platform.system()} {platform.release()}",
+        "load average (1/5/15 min) at start": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
         "prometheus": _version_of(["prometheus", "--version"]),
         "promtool": _version_of(["promtool", "--version"]),

@@ -464,9 +464,12 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
     for text in backfill_rules:
         for g in yaml.safe_load(text)["groups"]:
             for rule in g["rules"]:
-                want = _scalar(_query(url, rule["expr"], at))
                 sel = ",".join(f'{k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
-                got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", at))
+                stamp = _scalar(_query(url, f"timestamp({rule['record']}{{{sel}}})", at))
+                if stamp is None:
+                    raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing")
+                got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", stamp))
+                want = _scalar(_query(url, rule["expr"], stamp))  # at the sample's own time
                 if want is None or got is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing (want {want}, got {got})")
                 worst = max(worst, abs(got - want) / abs(want) if want else abs(got))

@@ -3,7 +3,8 @@
 Usage (from the repository root):
 
     .venv/bin/python -m bench.run                  # everything, full sizes (~15 min on 2 cores)
-    .venv/bin/python -m bench.run --quick          # small sizes: checks the harness in a minute or two
+    .venv/bin/python -m bench.run --quick          # small sizes, a harness check (writes no results file
+                                                   # unless --results PATH is given)
     .venv/bin/python -m bench.run --only render,reports
     .venv/bin/python -m bench.run --no-write       # do not rewrite bench/RESULTS.md
 
@@ -21,7 +22,8 @@ Benchmarks (modules under bench/, each `run(ctx) -> list[Row]`):
                 file, API call, Backstage entity) to all its artifacts in place, in a running `obsctl serve`
 
 Every benchmark prints its inputs (N, seed, versions). The table goes to stdout and, with the
-machine description and the notes, to bench/RESULTS.md. Nothing here asserts times: a missed
+machine description and the notes, to bench/RESULTS.md (rows are kept per benchmark in
+bench/RESULTS.json, so `--only X` refreshes X's rows and keeps the others'). Nothing here asserts times: a missed
 target shows as MISS in the table, the command still exits 0 (it exits 1 only when a benchmark
 crashed).
 """
@@ -30,13 +32,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import signal
 import sys
 import tempfile
 import time
 import traceback
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.common import REPO, SEED, Context, Row, machine, say
 
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a harness check, not a measurement)")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
-    ap.add_argument("--results", type=Path, default=RESULTS, help="where to write the markdown results")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="where to write the markdown results (default bench/RESULTS.md; --quick writes only here)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -125,10 +131,51 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()  # versions may have appeared during the run (Sloth built)
     elapsed = time.monotonic() - t0
     say("\n" + table(rows))
-    if not args.no_write:
+    if args.results is None and not args.quick:
+        args.results = RESULTS
+    if not args.no_write and args.results is not None:
+        rows, notes, errors = merge(args.results.with_suffix(".json"), names, rows, notes, errors, args.quick)
         args.results.write_text(markdown(rows, info, args, notes, errors, elapsed))
         say(f"\nwrote {args.results}")
     return 1 if errors else 0
+
+
+def merge(path: Path, names: list[str], rows: list[Row], notes: list[str], errors: list[str],
+          quick: bool) -> tuple[list[Row], list[str], list[str]]:
+    """Keep the other benchmarks' latest rows (from `path`, a JSON sidecar) when only some ran.
+
+    Each benchmark's rows, notes and errors are stored under its name with the time it ran, so
+    `--only rules` refreshes the rules rows and leaves the others as they were.
+    """
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        stored = {}
+    if stored.get("quick") != quick:
+        stored = {}  # never mix quick figures with full ones
+    stored["quick"] = quick
+    bench = stored.setdefault("benchmarks", {})
+    for name in names:
+        prefix = f"{name}: "
+        bench[name] = {"ran": stamp,
+                       "rows": [asdict(r) for r in rows if r.benchmark == name],
+                       "notes": [n for n in notes if n.startswith(prefix)],
+                       "errors": [e for e in errors if e.startswith(prefix)]}
+    path.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+    all_rows: list[Row] = []
+    all_notes: list[str] = []
+    all_errors: list[str] = []
+    for name in BENCHMARKS:
+        if name not in bench:
+            continue
+        entry = bench[name]
+        all_rows += [Row(**r) for r in entry["rows"]]
+        all_notes += [f"{n} ({name} ran {entry['ran']})" if i == 0 else n for i, n in enumerate(entry["notes"])]
+        if not entry["notes"]:
+            all_notes.append(f"{name}: ran {entry['ran']}")
+        all_errors += entry["errors"]
+    return all_rows, all_notes, all_errors
 
 
 if __name__ == "__main__":
