@@ -262,9 +262,9 @@ def receiver_name(team: EntityRef, severity: str) -> str:
 
 def canonical_yaml(obj: object) -> bytes:
     """Canonical YAML of plain data (sorted keys, block style, no folding): the ruler group wire form."""
-    import yaml
+    from obsctl.model import yamltext
 
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 20).encode()
+    return yamltext.dump(obj, sort_keys=True).encode()
 
 
 def ruler_group_name_of(namespace: str, service: str) -> str:

@@ -11,14 +11,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as conv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.otelcol import validate_collector_config
 from obsctl.render.options import RenderOptions
+from obsctl.render.yamlout import dump_yaml
 from obsctl.spec.templates import Templates
 
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
@@ -69,9 +68,7 @@ def _latency_threshold_ms(svc: Service) -> int:
 
 
 def _dump(config: Mapping[str, Any], owner: str) -> bytes:
-    header = conv.FILE_HEADER.format(owner=owner.replace("\n", " "))
-    return (header + "\n" + yaml.safe_dump(config, sort_keys=True, default_flow_style=False,
-                                           allow_unicode=True, width=1000)).encode()
+    return dump_yaml(config, header=conv.FILE_HEADER.format(owner=owner), sort_keys=True)
 
 
 def _check(config: Mapping[str, Any], what: str) -> None:
@@ -93,7 +90,7 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
         "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
         "scrub_actions": _scrub_actions(settings),
     })
-    config: dict[str, Any] = fill(yaml.safe_load(templates.text("collectors/agent.yaml")), values, "agent")
+    config: dict[str, Any] = fill(templates.yaml("collectors/agent.yaml"), values, "agent")
     if not latency_ms:
         # No latency objective: drop the latency policy rather than keep every trace slower than 0 ms.
         policies = config["processors"]["tail_sampling"]["policies"]
@@ -107,7 +104,7 @@ def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
     values.update({"team": team.name, "environment": options.environment, "scrub_actions": _scrub_actions(settings)})
-    config: dict[str, Any] = fill(yaml.safe_load(templates.text("collectors/gateway.yaml")), values, "gateway")
+    config: dict[str, Any] = fill(templates.yaml("collectors/gateway.yaml"), values, "gateway")
     _check(config, f"collectors/gateway.yaml for {team}")
     return config
 

@@ -1,32 +1,20 @@
-"""Deterministic YAML output for generated artifacts (safe dumper, block style, no line folding)."""
+"""Deterministic YAML output for generated artifacts: block style, literal blocks, no line folding."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import yaml
+from obsctl.model import yamltext
 
 
-class _Dumper(yaml.SafeDumper):
-    """SafeDumper that prints multi-line strings as literal blocks and never wraps long lines."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # PyYAML falls back to a quoted scalar when a literal block cannot hold the text exactly.
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
+def header_line(header: str) -> bytes:
+    """A one-line YAML comment (newlines removed) ending with a newline; empty for an empty header."""
+    if not header:
+        return b""
+    line = " ".join(header.splitlines()).strip()
+    return (line if line.startswith("#") else "# " + line).encode() + b"\n"
 
 
 def dump_yaml(data: Any, *, header: str = "", sort_keys: bool = False) -> bytes:
-    """YAML bytes of plain data; `header` (one line, newlines removed) becomes a leading comment."""
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=sort_keys, default_flow_style=False,
-                     allow_unicode=True, width=1 << 20, indent=2)
-    if header:
-        line = " ".join(header.splitlines()).strip()
-        if not line.startswith("#"):
-            line = "# " + line
-        body = line + "\n" + body
-    return body.encode()
+    """YAML bytes of plain data; `header` becomes a leading comment line."""
+    return header_line(header) + yamltext.dump(data, sort_keys=sort_keys).encode()

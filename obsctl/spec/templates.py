@@ -12,6 +12,8 @@ from obsctl.errors import Problem, SpecError
 from obsctl.model.durations import parse_duration
 from obsctl.model.windows import AlertTier, WindowTable
 
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class SliShape:
@@ -44,6 +46,7 @@ class Templates:
     sli_shapes: Mapping[str, SliShape]
     default_owner: str = "group:default/unowned"
     files: Mapping[str, bytes] = field(default_factory=dict)
+    _parsed: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def text(self, path: str) -> str:
         """A template file's text by its path relative to the template root."""
@@ -53,8 +56,10 @@ class Templates:
             raise SpecError([Problem(path, 0, "", "", "template file missing")]) from None
 
     def yaml(self, path: str) -> Any:
-        """A template file parsed as YAML (safe loader)."""
-        return yaml.safe_load(self.text(path))
+        """A template file parsed as YAML (safe loader), parsed once: callers must not mutate it."""
+        if path not in self._parsed:
+            self._parsed[path] = yaml.load(self.text(path), Loader=_LOADER)  # noqa: S506 - a safe loader
+        return self._parsed[path]
 
 
 def _period_days(text: str) -> int:

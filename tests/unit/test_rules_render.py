@@ -224,3 +224,21 @@ def test_latency_sli_reads_the_bucket_bound_at_or_below_the_threshold() -> None:
     groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
     errors = next(r["expr"] for r in groups[0]["rules"] if r["record"] == "obsctl:slo_errors:rate5m")
     assert 'le=~"1(\\\\.0)?"' in errors
+
+
+def test_rule_file_and_manifest_text_equal_a_whole_dump() -> None:
+    """The renderer writes the groups once and embeds the text; it must equal dumping each document whole."""
+    from obsctl.render.yamlout import dump_yaml
+
+    templates = repo_templates()
+    catalog = _sample_catalog()
+    hostile = replace(catalog.services[0], ref=replace(catalog.services[0].ref, name="hostile"),
+                      links=replace(catalog.services[0].links, runbook="https://x/\n  a: |\n    b"))
+    catalog = replace(catalog, services=(*catalog.services, hostile))
+    arts = {a.id: a for a in rules.render(catalog, templates, RenderOptions())}
+    for svc in catalog.services:
+        groups = rules.service_groups(svc, templates, RenderOptions())
+        header = cv.FILE_HEADER.format(owner=str(svc.ref))
+        key = cv.service_key(svc.ref)
+        assert arts[f"prometheus-rules/{key}"].body == dump_yaml({"groups": groups}, header=header)
+        assert arts[f"prometheus-rule-crd/{key}"].body == dump_yaml(rules._crd(svc, groups), header=header)
