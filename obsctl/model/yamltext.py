@@ -28,7 +28,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 def _plain_ok(text: str) -> bool:
     if not text or not _PLAIN.fullmatch(text) or text[-1] in " :" or ": " in text or " #" in text:
         return False
-    return bool(_RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG)
+    return bool(_RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG)  # type: ignore[no-untyped-call]
 
 
 _ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')
@@ -113,7 +113,8 @@ def _emit(value: Any, indent: int, out: list[str], sort_keys: bool) -> None:
             _entry(f"{pad}-", item, out, sort_keys, indent + 2, indent + 2)
 
 
-def _entry(prefix: str, item: Any, out: list[str], sort_keys: bool, nested_indent: int, list_indent: int) -> None:
+def _entry(prefix: str, item: Any, out: list[str], sort_keys: bool, nested_indent: int,  # noqa: PLR0917
+           list_indent: int) -> None:
     kind = type(item)
     if kind is str:
         if "\n" in item and _literal_ok(item):
