@@ -200,10 +200,13 @@ def dashboard_message(digest: str) -> str:
 
 
 def grafana_json(obj: object) -> bytes:
-    """Canonical JSON of a Grafana object (dashboard, folder): sorted keys, 2-space indent, ASCII."""
-    import json
+    """Canonical JSON of a Grafana object (dashboard, folder): sorted keys, 2-space indent, UTF-8.
 
-    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
+    orjson, because the standard library's indented encoder is pure Python and was a third of render time.
+    """
+    import orjson
+
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 # --------------------------------------------------------------------------- SLO rules and routes (issue 3)

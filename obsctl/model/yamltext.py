@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-_PLAIN = re.compile(r"[A-Za-z0-9_./(][A-Za-z0-9 _./:=+@(),%<>*$~^-]*")
+# Block-context plain scalars: a safe first character, then any printable ASCII; ": ", " #", a
+# trailing ":" or space, and anything the resolver would read as another type are quoted instead.
+_PLAIN = re.compile(r"[A-Za-z0-9_./(][\x20-\x7e]*")
 _PRINTABLE_BLOCK = re.compile(r"[\t\n\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]*")
 _RESOLVER = yaml.resolver.Resolver()
 _STR_TAG = "tag:yaml.org,2002:str"

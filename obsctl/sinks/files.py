@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from obsctl.errors import PermanentError
@@ -49,13 +50,21 @@ class FilesSink:
 
     def __init__(self, root: Path, kinds: Iterable[Kind] | None = None, name: str = "files",
                  validate: Callable[[Artifact, Path], None] | None = None,
-                 after_write: Callable[[], None] | None = None) -> None:
+                 after_write: Callable[[], None] | None = None, *, flush_every: int = 500) -> None:
         self.root = root
         self.kinds = frozenset(kinds) if kinds is not None else frozenset(Kind)
         self.name = name
         self._validate = validate
         self._after_write = after_write
         self._dirty = False
+        self._flush_every = flush_every
+        self._lock = threading.Lock()
+        # Manifest changes not yet saved: path -> entry (None: removed). Saved in finish() and every
+        # flush_every writes, merged into what is on disk, so sinks sharing a root keep each other's
+        # entries. A crash between a file write and the save at worst leaves a file unlisted (rewritten
+        # by the next create) or listed but missing (seen as drift): never a foreign file deleted.
+        self._pending: dict[str, dict[str, str] | None] = {}
+        self._by_id: dict[str, str] | None = None
 
     def _manifest(self) -> dict[str, dict[str, str]]:
         path = self.root / MANIFEST
@@ -67,14 +76,49 @@ class FilesSink:
             raise PermanentError(f"{path}: unreadable manifest ({exc}); refusing to guess what obsctl owns") from exc
         return {str(k): dict(v) for k, v in data.get("files", {}).items()}
 
-    def _save_manifest(self, manifest: Mapping[str, Mapping[str, str]]) -> None:
+    def _current(self) -> dict[str, dict[str, str]]:
+        manifest = self._manifest()
+        for rel, entry in self._pending.items():
+            if entry is None:
+                manifest.pop(rel, None)
+            else:
+                manifest[rel] = entry
+        return manifest
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        manifest = self._current()
         body = json.dumps({"owner": "obsctl", "files": dict(sorted(manifest.items()))}, indent=2, sort_keys=True)
         atomic_write(self.root / MANIFEST, body.encode() + b"\n")
+        self._pending.clear()
+
+    def _paths_of(self, aid: str) -> list[str]:
+        if self._by_id is None:
+            self._by_id = {}
+            for path, entry in self._current().items():
+                self._by_id.setdefault(entry["id"], path)
+        found = self._by_id.get(aid)
+        return [found] if found is not None else []
+
+    def _record(self, rel: str, entry: dict[str, str] | None) -> None:
+        self._pending[rel] = entry
+        if self._by_id is not None:
+            if entry is None:
+                self._by_id = {k: v for k, v in self._by_id.items() if v != rel}
+            else:
+                self._by_id[entry["id"]] = rel
+        self._dirty = True
+        if len(self._pending) >= self._flush_every:
+            self._flush()
 
     def list_owned(self) -> dict[str, Observed]:
         """Files in the manifest whose kind this sink handles."""
         out: dict[str, Observed] = {}
-        for rel, entry in self._manifest().items():
+        with self._lock:
+            manifest = self._current()
+            self._by_id = None
+        for rel, entry in manifest.items():
             aid = entry["id"]
             if not any(aid.startswith(k.value + "/") for k in self.kinds):
                 continue
@@ -95,33 +139,30 @@ class FilesSink:
                 self._validate(artifact, Path(tmp))
             finally:
                 Path(tmp).unlink(missing_ok=True)
-        manifest = self._manifest()
-        for rel, entry in list(manifest.items()):
-            if entry["id"] == artifact.id and rel != artifact.path:
-                safe_join(self.root, rel).unlink(missing_ok=True)
-                del manifest[rel]
-        atomic_write(target, artifact.body)
-        manifest[artifact.path] = {"id": artifact.id, "digest": artifact.digest}
-        self._save_manifest(manifest)
-        self._dirty = True
+        with self._lock:
+            for rel in self._paths_of(artifact.id):
+                if rel != artifact.path:
+                    safe_join(self.root, rel).unlink(missing_ok=True)
+                    self._record(rel, None)
+            atomic_write(target, artifact.body)
+            self._record(artifact.path, {"id": artifact.id, "digest": artifact.digest})
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file and its manifest entry; empty directories are removed too."""
-        manifest = self._manifest()
-        for rel, entry in list(manifest.items()):
-            if entry["id"] == observed.id:
+        with self._lock:
+            for rel in self._paths_of(observed.id):
                 path = safe_join(self.root, rel)
                 path.unlink(missing_ok=True)
-                del manifest[rel]
+                self._record(rel, None)
                 parent = path.parent
                 while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
                     parent.rmdir()
                     parent = parent.parent
-        self._save_manifest(manifest)
-        self._dirty = True
 
     def finish(self) -> None:
-        """Run the after-write hook once if anything changed."""
+        """Save the manifest, then run the after-write hook once if anything changed."""
+        with self._lock:
+            self._flush()
         if self._dirty and self._after_write is not None:
             self._after_write()
         self._dirty = False

@@ -13,7 +13,9 @@ from obsctl.model.yamltext import dump
 HOSTILE = ['"} or vector(1)', "{{ .Value }}", "a: b", "- x", "#c", "x #c", "true", "no", "~", "null", "0x1f", "1e5",
            "1_000", "2026-11-26", ".inf", "*alias", "&anchor", "!tag", "%dir", "@at", "`tick`", "'q'", " lead",
            "trail ", "tab\tin", "line\nbreak", "\n", "", "crlf\r\n", "\x00nul", "\u2028sep", "\u0085nel", "ü", "€",
-           "emoji \U0001f600", "x:", "a\n b", "  \n", "a\n\n\n", "|", ">", "? q", "[1]", "{a: 1}", ",", "http://x/y?z=1#f"]
+           "emoji \U0001f600", "x:", "a\n b", "  \n", "a\n\n\n", "|", ">", "? q", "[1]", "{a: 1}", ",", "http://x/y?z=1#f",
+           'sum(rate(x{a="b",c=~"5.."}[5m]))', "a{b}", "x, y", "a [b]: c", "a\\b", "p: q", "a #b", "a:b",
+           "(x) or vector(1)", "x'y", "k=v,k2=v2"]
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                     st.floats(allow_nan=False, allow_infinity=True, width=64), st.text(max_size=40),
