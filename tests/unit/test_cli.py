@@ -23,7 +23,8 @@ def test_validate_prints_the_workbook_tier_table() -> None:
     code, out, _ = run("validate", str(CATALOG))
     assert code == 0
     assert "5 services valid, 0 skipped; 0 errors" in out
-    row = next(line for line in out.splitlines() if "checkout" in line and "availability" in line and "page-fast" in line)
+    row = next(line for line in out.splitlines()
+               if "checkout" in line and "availability" in line and "page-fast" in line)
     # 99.9 % over 30 days, 14.4x over 1h/5m: fires after 51.8 s of full outage having spent 2 % of the budget.
     assert row.split() == ["component:default/checkout", "availability", "99.9%/30d", "page-fast", "(page)", "14.4x",
                            "1h/5m", "2.0%", "51.8s", "4.9m"]
