@@ -429,6 +429,9 @@ class Reconciler:
     def _reconcile_sink(self, sink: TracedSink, d: _Desired, prune: bool, full: bool) -> SinkReport:
         sr = SinkReport(sink.name)
         desired = {aid: a for aid, a in d.desired.items() if a.kind in sink.kinds}
+        prepare = getattr(sink.inner, "prepare", None)  # e.g. Grafana learns folder titles before dashboards land
+        if prepare is not None:
+            prepare(desired.values())
         try:
             owned = dict(sink.list_owned())
         except (TemporaryError, PermanentError, OSError) as exc:
