@@ -1,4 +1,5 @@
-"""Golden files: examples/catalog renders byte for byte to the committed examples/_gen.
+"""Golden files: examples/catalog (with the platform settings examples/obsctl.yaml) renders byte for
+byte to the committed examples/_gen.
 
 Update after a reviewed change with: OBSCTL_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/golden
 """
@@ -14,6 +15,7 @@ from obsctl.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "examples" / "catalog"
 GOLDEN = ROOT / "examples" / "_gen"
+SETTINGS = ["--config", str(ROOT / "examples" / "obsctl.yaml")]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -22,7 +24,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_sample_catalog_matches_golden_files(tmp_path: Path) -> None:
     out = tmp_path / "gen"
-    assert main(["render", str(CATALOG), "--out", str(out)]) == 0
+    assert main([*SETTINGS, "render", str(CATALOG), "--out", str(out)]) == 0
     rendered = _tree(out)
     assert rendered, "render wrote nothing"
     if os.environ.get("OBSCTL_UPDATE_GOLDEN") == "1":
@@ -36,10 +38,10 @@ def test_sample_catalog_matches_golden_files(tmp_path: Path) -> None:
 
 def test_render_is_deterministic_and_idempotent(tmp_path: Path, capsys: object) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(["render", str(CATALOG), "--out", str(a)]) == 0
-    assert main(["render", str(CATALOG), "--out", str(b)]) == 0
+    assert main([*SETTINGS, "render", str(CATALOG), "--out", str(a)]) == 0
+    assert main([*SETTINGS, "render", str(CATALOG), "--out", str(b)]) == 0
     assert _tree(a) == _tree(b)
     before = {p: p.stat().st_mtime_ns for p in a.rglob("*") if p.is_file()}
-    assert main(["render", str(CATALOG), "--out", str(a)]) == 0
+    assert main([*SETTINGS, "render", str(CATALOG), "--out", str(a)]) == 0
     after = {p: p.stat().st_mtime_ns for p in a.rglob("*") if p.is_file()}
     assert before == after, "a second render with nothing changed must write nothing"
