@@ -15,6 +15,7 @@ The desired state is read from the render benchmark's cache when it ran in the s
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -66,6 +67,17 @@ def _desired(ctx: Context, n: int) -> dict[str, Any]:
     return desired
 
 
+def _cpu_of(pid: int | None) -> float:
+    """User + system CPU seconds of a process (Linux /proc), 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _sync(sink: Any, desired: dict[str, Any], parallelism: int) -> tuple[float, float, int, int, int]:
     """(list seconds, total seconds, writes, failures, unchanged) of one list -> plan -> apply."""
     from obsctl.reconcile.apply import apply_plan
@@ -95,16 +107,24 @@ def run(ctx: Context) -> list[Row]:
     desired = _desired(ctx, n)
     rows: list[Row] = []
 
-    def record(sink_name: str, sink: Any, parallelism: int, extra: str = "") -> None:
+    def record(sink_name: str, sink: Any, parallelism: int, extra: str = "", peer: int | None = None) -> None:
         mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
         if hasattr(sink, "prepare"):
             sink.prepare(mine.values())
         label = f"{inputs}; {sink_name}: {len(mine)} artifacts{extra}"
         say(f"[apply] {sink_name}: {len(mine)} artifacts, parallelism {parallelism}")
+        cpu0, peer0 = sum(os.times()[:2]), _cpu_of(peer)
         _l1, first, w1, f1, _u1 = _sync(sink, mine, parallelism)
+        cpu1, peer1 = sum(os.times()[:2]), _cpu_of(peer)
         say(f"[apply]   first apply {fmt_s(first)}: {w1} writes, {f1} failures")
         l2, second, w2, f2, u2 = _sync(sink, mine, parallelism)
+        cpu2, peer2 = sum(os.times()[:2]), _cpu_of(peer)
         say(f"[apply]   resync {fmt_s(second)} (listing {fmt_s(l2)}): {w2} writes, {f2} failures, {u2} unchanged")
+        cpu_note = (f"obsctl process CPU {cpu1 - cpu0:.1f} s / {cpu2 - cpu1:.1f} s"
+                    + (f", emulator process CPU {peer1 - peer0:.1f} s / {peer2 - peer1:.1f} s" if peer else ""))
+        say(f"[apply]   CPU (first apply / resync): {cpu_note}")
+        ctx.note(f"apply: {sink_name}: first apply {fmt_s(first)}, resync {fmt_s(second)}; CPU (first apply / "
+                 f"resync): {cpu_note} on {os.cpu_count()} cores")
         rows.extend([
             Row(NAME, label, "first apply: wall time", f"{fmt_s(first)} ({w1} writes, {f1} failed)",
                 f"< {TARGET_APPLY_S:g} s", verdict(first < TARGET_APPLY_S and f1 == 0)),
@@ -126,7 +146,7 @@ def run(ctx: Context) -> list[Row]:
             url = emu.stdout.readline().strip()
             sink = GrafanaSink(url, TOKEN)
             try:
-                record("Grafana emulator (10 ms/call)", sink, sink.parallelism)
+                record("Grafana emulator (10 ms/call)", sink, sink.parallelism, peer=emu.pid)
             finally:
                 sink.close()
             emu.stdin.close()

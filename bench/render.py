@@ -47,6 +47,9 @@ def _child(n: int, seed: int, profile: bool, save: str | None) -> None:
         profiler.stop()
         sys.stderr.write(profiler.output_text(unicode=False, color=False, show_all=False))
     kinds = Counter(a.kind.value for a in desired.values())
+    kind_mb: Counter[str] = Counter()
+    for a in desired.values():
+        kind_mb[a.kind.value] += len(a.body)
     size = sum(len(a.body) for a in desired.values())
     rss_render = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # before pickling adds its own
     if save:  # the apply benchmark reuses this desired state instead of rendering it again
@@ -56,6 +59,7 @@ def _child(n: int, seed: int, profile: bool, save: str | None) -> None:
             pickle.dump(dict(desired), fh, protocol=pickle.HIGHEST_PROTOCOL)
     print(json.dumps({"render_s": wall, "setup_s": setup, "artifacts": len(desired), "bytes": size,
                       "kinds": dict(sorted(kinds.items())), "rss_before_render_mb": rss_before,
+                      "mb_by_kind": {k: round(v / 1e6, 1) for k, v in sorted(kind_mb.items())},
                       "rss_after_render_mb": rss_render}))
 
 
@@ -90,7 +94,8 @@ def run(ctx: Context) -> list[Row]:
                         f"< {TARGET_MB:g} MB" if big else "", verdict(m_ok) if big else ""))
         rows.append(Row(NAME, inputs, "artifacts rendered", f"{d['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
         ctx.note(f"render N={n}: catalog built and templates parsed in {fmt_s(d['setup_s'])} (not timed); "
-                 f"RSS before rendering {d['rss_before_render_mb']:.0f} MB; artifacts by kind {d['kinds']}")
+                 f"RSS before rendering {d['rss_before_render_mb']:.0f} MB; artifacts by kind {d['kinds']}; "
+                 f"body MB by kind {d.get('mb_by_kind')}")
         if big and not (t_ok and m_ok):
             _profile(ctx, PROFILE_N)
     return rows
@@ -113,9 +118,18 @@ def _profile(ctx: Context, n: int) -> None:
     path = ctx.work / f"render-profile-{n}.txt"
     path.write_text(text)
     say(text[:8000])
-    top = [ln.strip() for ln in text.splitlines() if re.match(r"^\s*[\d.]+\s+\S", ln)][:25]
-    ctx.note(f"render: profile of N={n} (pyinstrument; the cost per service is linear in N), top frames: "
-             + " | ".join(top))
+    frames = []
+    total = 0.0
+    for ln in text.splitlines():
+        m = re.search(r"([\d.]+) (\S+)\s+(\S+:\d+)", ln)
+        if m:
+            secs = float(m.group(1))
+            total = max(total, secs)
+            if "obsctl/" in m.group(3) or "[self]" in ln:
+                frames.append((secs, f"{m.group(2)} {m.group(3)}"))
+    hot = [f"{name} {secs:.2f} s ({secs / total:.0%})" for secs, name in frames if total and secs >= 0.04 * total]
+    ctx.note(f"render: pyinstrument profile of N={n} ({total:.1f} s; the cost per service is linear in N), "
+             f"frames over 4 %: " + "; ".join(hot[:30]))
 
 
 def main() -> None:

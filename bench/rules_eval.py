@@ -447,6 +447,7 @@ def run(ctx: Context) -> list[Row]:
             if block.is_dir():
                 shutil.move(str(block), prom.data_dir / block.name)
         prom.start(timeout=120)
+        _wait_complete(ctx, prom.url, t_end)
         _check_backfill(ctx, prom.url, backfill_rules, t_end - 3600)
         _accuracy(ctx, prom.url, sets, exact, t_end)
         for rs in sets:
@@ -456,6 +457,27 @@ def run(ctx: Context) -> list[Row]:
         shutil.rmtree(prom.data_dir, ignore_errors=True)
     say(f"[rules] done in {time.monotonic() - t0:.0f} s")
     return rows + _rows(ctx, sets, inputs)
+
+
+def _wait_complete(ctx: Context, url: str, t_end: int, timeout: float = 600.0) -> None:
+    """Wait until every backfilled series shows (nearly) all its 30 days at the end of the data.
+
+    Right after a start on hundreds of overlapping backfilled blocks, Prometheus compacts them;
+    measured here, queries in that phase saw a fifth of the recorded samples. Accuracy is read
+    only once every raw and recorded series is complete.
+    """
+    want = PERIOD_S // STEP_S - 10
+    names = ("obsctl:slo_errors:rate5m", "obsctl:slo_requests:rate5m", "slo:sli_error:ratio_rate5m", METRIC)
+    t0 = time.monotonic()
+    got: float | None = None
+    while time.monotonic() - t0 < timeout:
+        counts = [_scalar(_query(url, f"min(count_over_time({name}[30d]))", t_end)) for name in names]
+        got = None if None in counts else min(c for c in counts if c is not None)
+        if got is not None and got >= want:
+            say(f"[rules] all series complete ({got:.0f} samples each at least) after {time.monotonic() - t0:.0f} s")
+            return
+        time.sleep(5)
+    raise RuntimeError(f"backfilled series still incomplete after {timeout:.0f}s (min {got} samples, want {want})")
 
 
 def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) -> None:
@@ -509,11 +531,12 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
     prom.write_rule_file(f"{rs.name}.yml", rs.text, reload=True)
     doc = yaml.safe_load(rs.text)
     names = [g["name"] for g in doc["groups"]]
-    prom.wait_rules_loaded(names, timeout=EVAL_INTERVAL_S * 6 + 120)
+    loaded = prom.wait_rules_loaded(names, timeout=EVAL_INTERVAL_S * 6 + 120)
+    interval = {g["name"]: float(g.get("interval") or EVAL_INTERVAL_S) for g in loaded["groups"]}
     seen: dict[str, float] = {}
     skip: dict[str, int] = {n: 2 for n in names}  # the first readings may predate the poll or run cold
     durations: dict[str, list[float]] = {n: [] for n in names}
-    deadline = time.monotonic() + EVAL_INTERVAL_S * (shape.evaluations + 4) + 300
+    deadline = time.monotonic() + max(interval.values()) * (shape.evaluations + 3) + 300
     while time.monotonic() < deadline:
         for group, m in _group_metrics(prom.url).items():
             if group in durations and m.get("ts", 0) > seen.get(group, 0):
@@ -526,13 +549,18 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
             break
         time.sleep(1.0)
     per_eval = sum(statistics.fmean(v) for v in durations.values() if v)
+    # groups may have their own interval (obsctl's meta group: 1m): cost per minute of wall clock
+    per_min = sum(statistics.fmean(v) * 60.0 / interval[g] for g, v in durations.items() if v)
     # samples touched per evaluation: every expression once, with query stats
     samples = 0
+    samples_min = 0.0
     now = time.time()
     for g in doc["groups"]:
         for rule in g["rules"]:
-            samples += int(_query(prom.url, rule["expr"], now, stats=True).get("stats", {})
-                           .get("samples", {}).get("totalQueryableSamples", 0))
+            n = int(_query(prom.url, rule["expr"], now, stats=True).get("stats", {})
+                    .get("samples", {}).get("totalQueryableSamples", 0))
+            samples += n
+            samples_min += n * 60.0 / interval[g["name"]]
     rules_n = sum(len(g["rules"]) for g in doc["groups"])
     kinds: dict[str, float] = {}
     for group, values in durations.items():
@@ -541,11 +569,15 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
             kinds[kind] = kinds.get(kind, 0.0) + statistics.fmean(values)
     rs.results["by_kind"] = kinds
     slowest = max(durations.items(), key=lambda kv: statistics.fmean(kv[1]) if kv[1] else 0.0)
-    rs.results.update({"eval_s": per_eval, "groups": len(names), "rules": rules_n, "samples": samples,
+    rs.results.update({"eval_s": per_min, "eval_cycle_s": per_eval, "groups": len(names), "rules": rules_n,
+                       "samples": samples_min, "samples_cycle": samples,
+                       "intervals": sorted({f"{v:g}s" for v in interval.values()}),
                        "evals": min(len(v) for v in durations.values()),
                        "slowest_group": slowest[0], "slowest_s": statistics.fmean(slowest[1]) if slowest[1] else 0.0})
-    say(f"[rules] cost {rs.name}: {len(names)} groups, {rules_n} rules; evaluation {fmt_s(per_eval)} per cycle "
-        f"(sum of group means over {rs.results['evals']}+ evaluations); {samples / 1e6:.2f} M samples touched; "
+    say(f"[rules] cost {rs.name}: {len(names)} groups (intervals {', '.join(rs.results['intervals'])}), "
+        f"{rules_n} rules; evaluation {fmt_s(per_min)} per minute ({fmt_s(per_eval)} per pass over every group; "
+        f"group means over {rs.results['evals']}+ evaluations); samples touched {samples_min / 1e6:.2f} M per minute "
+        f"({samples / 1e6:.2f} M per pass); "
         f"slowest group {slowest[0]} {fmt_s(rs.results['slowest_s'])}")
     ctx.note(f"rules: {rs.name} evaluation time per cycle by group kind: "
              + ", ".join(f"{k} {fmt_s(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
@@ -576,9 +608,10 @@ def _rows(ctx: Context, sets: list[RuleSet], inputs: str) -> list[Row]:
             ref = by.get("sloth-optimized", {})
             if "eval_s" in ref:
                 tgt, ok = "<= sloth-optimized", r["samples"] <= ref["samples"]
-        rows.append(Row(NAME, label, "samples touched per evaluation", f"{r['samples'] / 1e6:.2f} M", tgt,
-                        verdict(ok) if tgt else ""))
-        rows.append(Row(NAME, label, "rule group evaluation time per cycle (sum of groups)", fmt_s(r["eval_s"]),
+        rows.append(Row(NAME, label, "samples touched per minute (stats=all per rule x evaluations/min)",
+                        f"{r['samples'] / 1e6:.2f} M", tgt, verdict(ok) if tgt else ""))
+        rows.append(Row(NAME, label, "rule evaluation time per minute (prometheus_rule_group_last_duration_seconds)",
+                        fmt_s(r["eval_s"]),
                         tgt, verdict(r["eval_s"] <= by["sloth-optimized"]["eval_s"]) if tgt else ""))
         rows.append(Row(NAME, label, "period error ratio vs exact (max / mean rel. error)",
                         f"{r['rel_err_max']:.4%} / {r['rel_err_mean']:.4%}",
