@@ -276,6 +276,12 @@ class Reconciler:
                           or s.state is ArtifactState.FAILED_TEMPORARY)
             return len(self._pending_reasons) + waiting
 
+    @property
+    def catalog(self) -> Catalog | None:
+        """The catalog of the last successful load and render (None before the first one)."""
+        cached = self._render_cache
+        return cached[0] if cached is not None else None
+
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
         with self._lock:

@@ -1,22 +1,26 @@
-"""The HTTP API of `obsctl serve`: registrations, status, plan, reconcile trigger, health, metrics."""
+"""The HTTP API of `obsctl serve`: registrations, status, plan, reconcile trigger, SLO reports, health,
+metrics."""
 
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from obsctl.errors import TemporaryError
+from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.status import FAILED_STATES, ArtifactStatus, owner_key
 from obsctl.service.auth import READ, WRITE, token_id
+from obsctl.service.reports import FORMATS, NoPrometheus, ReportService, current_catalog
 from obsctl.service.runtime import Runtime
+from obsctl.slo.report import ReportFilter
 from obsctl.sources.registrations import origin
 from obsctl.spec import native
 from obsctl.spec.load import SourceFile, load_catalog
@@ -52,8 +56,11 @@ def _registration_dict(reg: Registration, with_document: bool = False) -> dict[s
     return out
 
 
-def create_app(rt: Runtime) -> FastAPI:
-    """The FastAPI application over a runtime. The lifespan starts and stops the runtime."""
+def create_app(rt: Runtime, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The FastAPI application over a runtime. The lifespan starts and stops the runtime.
+
+    `clock` is the reports' notion of now (tests pin it to their data).
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -253,5 +260,47 @@ def create_app(rt: Runtime) -> FastAPI:
         """The newest audit entries (registrations, deregistrations, triggers)."""
         return {"items": [{"at": e.at, "actor": e.actor, "action": e.action, "target": e.target,
                            "detail": e.detail} for e in rt.store.list_audit(min(max(limit, 1), 1000))]}
+
+    # -- SLO reports -------------------------------------------------------------------------
+
+    reports = ReportService(rt.store, lambda: current_catalog(rt.reconciler, rt.source, rt.templates),
+                            rt.templates, rt.settings.prometheus.url, clock=clock)
+
+    @api.get("/v1/reports", tags=["reports"], response_class=Response,
+             responses={200: {"content": {ctype: {} for ctype, _ in FORMATS.values()},
+                              "description": "the report in the asked format"},
+                        503: {"description": "no Prometheus URL configured, or Prometheus unreachable"}})
+    def get_report(request: Request, _actor: Reader, *, team: str | None = None, service: str | None = None,
+                   slo: str | None = None, period: str = "rolling",
+                   format: Literal["json", "markdown", "html", "table"] = "json",
+                   charts: bool = False, refresh: bool = False) -> Response:
+        """Error budgets, burn rates and status of every SLO (the `obsctl slo report` of the service).
+
+        A closed calendar month or quarter is served from its snapshot in the state store (taken
+        the first time it is asked for); `refresh=true` (write scope) rebuilds the snapshot.
+        """
+        if refresh:
+            scope(WRITE)(request)
+        filters = ReportFilter(team or None, service or None, slo or None)
+        try:
+            served = reports.get(filters, period, charts=charts, refresh=refresh)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+        except NoPrometheus as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503)
+        except PermanentError as exc:
+            return JSONResponse({"detail": f"cannot build the report: {exc}"}, status_code=502)
+        if not served.report.slos and (team or service or slo):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no SLO matches the filters")
+        ctype, render = FORMATS[format]
+        headers = {"X-Obsctl-Report-Origin": served.origin}
+        if served.snapshot_key:
+            headers["X-Obsctl-Snapshot"] = served.snapshot_key
+        return Response(render(served.report), media_type=ctype, headers=headers)
+
+    @api.get("/v1/reports/snapshots", tags=["reports"])
+    def list_report_snapshots(_actor: Reader) -> dict[str, Any]:
+        """The stored report snapshots (closed calendar periods), by key such as `calendar:2026-10`."""
+        return {"items": [{"key": key, "period": key.partition(":")[2]} for key in reports.snapshots()]}
 
     return api
