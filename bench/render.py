@@ -127,7 +127,13 @@ def _profile(ctx: Context, n: int) -> None:
             total = max(total, secs)
             if "obsctl/" in m.group(3) or "[self]" in ln:
                 frames.append((secs, f"{m.group(2)} {m.group(3)}"))
-    hot = [f"{name} {secs:.2f} s ({secs / total:.0%})" for secs, name in frames if total and secs >= 0.04 * total]
+    hot: list[str] = []
+    seen: set[str] = set()
+    for secs, name in frames:  # outermost occurrence of each function only (recursive emitters repeat)
+        func = name.split(" ")[0]
+        if total and secs >= 0.04 * total and func not in seen:
+            seen.add(func)
+            hot.append(f"{name} {secs:.2f} s ({secs / total:.0%})")
     ctx.note(f"render: pyinstrument profile of N={n} ({total:.1f} s; the cost per service is linear in N), "
              f"frames over 4 %: " + "; ".join(hot[:30]))
 
