@@ -137,7 +137,7 @@ def test_sloth_reference_examples_load(templates: Templates) -> None:
     ("doc", "expected"),
     [
         ("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: x\n",
-         "bad.yaml:4: error: invalid YAML: expected ',' or '}', but got '<stream end>'"),
+         "bad.yaml:4: error: invalid YAML: did not find expected ',' or '}'"),
         (component(annotations='obsctl.dev/tire: "1"\n'),
          "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/tire: error: unknown obsctl "
          "annotation 'obsctl.dev/tire'; did you mean obsctl.dev/tier?"),
