@@ -64,6 +64,37 @@ def _query_seconds(url: str, expr: str, at: float) -> float:
     return time.perf_counter() - t
 
 
+def _profile(ctx: Context, fn: Any) -> None:
+    """Where a slow report spends its time (pyinstrument), into the notes."""
+    import re
+
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        ctx.note("reports: over target; pyinstrument is not installed, no profile")
+        return
+    prof = Profiler(interval=0.002)
+    prof.start()
+    fn()
+    prof.stop()
+    text = prof.output_text(unicode=False, color=False)
+    say(text[:6000])
+    frames: list[str] = []
+    seen: set[str] = set()
+    total = 0.0
+    for ln in text.splitlines():
+        m = re.search(r"([\d.]+) (\S+)\s+(\S+:\d+)", ln)
+        if not m:
+            continue
+        secs = float(m.group(1))
+        total = max(total, secs)
+        if ("obsctl/" in m.group(3) or "httpx" in m.group(3)) and m.group(2) not in seen and secs >= 0.04 * total:
+            seen.add(m.group(2))
+            frames.append(f"{m.group(2)} {m.group(3)} {secs:.2f} s ({secs / total:.0%})")
+    ctx.note(f"reports: pyinstrument profile of one build_report ({total:.1f} s), frames over 4 %: "
+             + "; ".join(frames[:25]))
+
+
 def run(ctx: Context) -> list[Row]:
     """Backfill recorded series for N SLOs, build one report, time slo-generator's pattern."""
     from obsctl.model import conventions as cv
@@ -91,6 +122,8 @@ def run(ctx: Context) -> list[Row]:
         t = time.perf_counter()
         report = build_report(catalog, tpl, prom.url, now=float(now), timeout=120)
         wall = time.perf_counter() - t
+        if wall >= 5.0:
+            _profile(ctx, lambda: build_report(catalog, tpl, prom.url, now=float(now), timeout=120))
         with_data = sum(1 for s in report.slos if s.sli is not None)
         say(f"[reports] obsctl report: {report.queries} queries, {fmt_s(wall)}, {with_data}/{n} SLOs with data")
         rows += [
