@@ -450,14 +450,14 @@ def run(ctx: Context) -> list[Row]:
         prom.start(timeout=120)
         _wait_complete(ctx, prom.url, t_end)
         _check_backfill(ctx, prom.url, backfill_rules, t_end - 3600)
-        _accuracy(ctx, prom.url, sets, exact, t_end)
+        diag = _accuracy(ctx, prom.url, sets, exact, t_end)
         for rs in sets:
             _cost(ctx, prom, rs, shape)
     finally:
         prom.stop()
         shutil.rmtree(prom.data_dir, ignore_errors=True)
     say(f"[rules] done in {time.monotonic() - t0:.0f} s")
-    return rows + _rows(ctx, sets, inputs)
+    return rows + _rows(ctx, sets, inputs, diag)
 
 
 def _wait_complete(ctx: Context, url: str, t_end: int, timeout: float = 600.0) -> None:
@@ -508,16 +508,19 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
 
 
 def _accuracy(ctx: Context, url: str, sets: list[RuleSet], exact: dict[str, tuple[float, float]],
-              t_end: int) -> None:
+              t_end: int) -> RuleSet | None:
+    diag: RuleSet | None = None
     ob = next((rs for rs in sets if rs.name == "obsctl"), None)
     if ob is not None and any(_SUBQUERY.search(e) for e in ob.period_expr.values()):
         # diagnostic: the same ratio over every recorded sample instead of a [P:5m] subquery
         full = RuleSet("obsctl-full-resolution", "", {k: _SUBQUERY.sub(r"[\1]", e) for k, e in ob.period_expr.items()},
                        "obsctl's period expression without its :5m subquery step (diagnostic, not loaded)")
         _accuracy(ctx, url, [full], exact, t_end)
+        diag = full
         ctx.note(f"rules: obsctl's period rule reads its recorded 5m rates through a [P:5m] subquery (one sample "
                  f"per 5 minutes): max relative error {full.results['rel_err_max']:.4%} without that step, reading "
-                 f"{full.results['period_samples'] / 1e6:.2f} M samples instead of the subquery's (see obsctl row)")
+                 f"{full.results['period_samples'] / 1e6:.2f} M samples in {fmt_s(full.results['period_query_s'])} "
+                 f"for all SLOs instead of the subquery's (see the obsctl period-query row)")
     for rs in sets:
         errs = []
         samples = 0
@@ -536,7 +539,9 @@ def _accuracy(ctx: Context, url: str, sets: list[RuleSet], exact: dict[str, tupl
         rs.results["sli_abs_err_max"] = max(
             abs(e) for e in [err * exact[s][0] / exact[s][1] for s, err in zip(rs.period_expr, errs, strict=True)])
         say(f"[rules] accuracy {rs.name}: period error ratio vs exact: max {rs.results['rel_err_max']:.4%}, "
-            f"mean {rs.results['rel_err_mean']:.4%} relative; period queries read {samples / 1e6:.2f} M samples")
+            f"mean {rs.results['rel_err_mean']:.4%} relative; period queries read {samples / 1e6:.2f} M samples in "
+            f"{fmt_s(rs.results['period_query_s'])} ({len(rs.period_expr)} instant queries)")
+    return diag
 
 
 def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
@@ -608,7 +613,7 @@ def _group_kind(group: str) -> str:
     return "burnrates" if group.endswith("-availability") else "other"
 
 
-def _rows(ctx: Context, sets: list[RuleSet], inputs: str) -> list[Row]:
+def _rows(ctx: Context, sets: list[RuleSet], inputs: str, diag: RuleSet | None) -> list[Row]:
     rows: list[Row] = []
     by = {rs.name: rs.results for rs in sets}
     ob = by.get("obsctl", {})
@@ -633,6 +638,15 @@ def _rows(ctx: Context, sets: list[RuleSet], inputs: str) -> list[Row]:
                         "<= 0.1 %" if rs.name == "obsctl" else "",
                         verdict(r["rel_err_max"] <= 0.001) if rs.name == "obsctl" else ""))
         rows.append(Row(NAME, label, "max |SLI - exact SLI|", f"{r['sli_abs_err_max'] * 100:.4f} pp"))
+        rows.append(Row(NAME, label, "period SLI queries at the end of the data (all SLOs): samples, time",
+                        f"{r['period_samples'] / 1e6:.2f} M, {fmt_s(r['period_query_s'])}"))
+    if diag is not None:
+        r = diag.results
+        label = f"{diag.name} ({diag.origin})"
+        rows.append(Row(NAME, label, "period error ratio vs exact (max / mean rel. error)",
+                        f"{r['rel_err_max']:.4%} / {r['rel_err_mean']:.4%}"))
+        rows.append(Row(NAME, label, "period SLI queries at the end of the data (all SLOs): samples, time",
+                        f"{r['period_samples'] / 1e6:.2f} M, {fmt_s(r['period_query_s'])}"))
     for full in ("pyrra-style", "sloth-unoptimized"):
         f = by.get(full, {})
         if "samples" in f and "samples" in ob and ob["samples"]:
