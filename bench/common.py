@@ -172,15 +172,18 @@ def run_child(args: Sequence[str], timeout: float = 1800.0, env: dict[str, str] 
                threading.Thread(target=drain, args=(proc.stderr, err_chunks), daemon=True)]
     for t in threads:
         t.start()
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.wait4(proc.pid, 0)
-            raise TimeoutError(f"{' '.join(cmd)} did not finish within {timeout}s")
-        time.sleep(0.02)
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{' '.join(cmd)} did not finish within {timeout}s")
+            time.sleep(0.02)
+    except BaseException:  # timeout, Ctrl-C, SIGTERM: never leave the child behind
+        proc.kill()
+        os.wait4(proc.pid, 0)
+        raise
     proc.returncode = os.waitstatus_to_exitcode(status)
     for t in threads:
         t.join(timeout=10)

@@ -156,12 +156,14 @@ def merge(path: Path, names: list[str], rows: list[Row], notes: list[str], error
         stored = {}  # never mix quick figures with full ones
     stored["quick"] = quick
     bench = stored.setdefault("benchmarks", {})
+    def mine(text: str, name: str) -> bool:
+        return text.startswith((f"{name}:", f"{name} "))
+
     for name in names:
-        prefix = f"{name}: "
         bench[name] = {"ran": stamp,
                        "rows": [asdict(r) for r in rows if r.benchmark == name],
-                       "notes": [n for n in notes if n.startswith(prefix)],
-                       "errors": [e for e in errors if e.startswith(prefix)]}
+                       "notes": [n for n in notes if mine(n, name)],
+                       "errors": [e for e in errors if mine(e, name)]}
     path.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
     all_rows: list[Row] = []
     all_notes: list[str] = []
