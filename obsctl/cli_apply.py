@@ -50,6 +50,9 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         prepare = getattr(sink, "prepare", None)  # the Grafana sink learns folder titles before dashboards land
         if prepare is not None:
             prepare(mine.values())
+        set_depth = getattr(sink, "set_depth", None)  # one-off applies always read everything (finds drift)
+        if set_depth is not None:
+            set_depth(True)
         # prune only after a complete, error-free read of the catalog
         plan = make_plan(mine, sink.list_owned(), prune=not args.no_prune and not result.errors,
                          max_delete_fraction=settings.serve.max_delete_fraction,

@@ -273,3 +273,33 @@ def canonical_yaml(obj: object) -> bytes:
 def ruler_group_name_of(namespace: str, service: str) -> str:
     """The ruler group name of a service given by catalog namespace and name."""
     return f"{RULER_GROUP_PREFIX}{namespace}:{service}"
+
+
+# --------------------------------------------------------------------------- Grafana fast listing (issue 8)
+
+# Every dashboard obsctl saves also carries DIGEST_TAG_PREFIX + the first DIGEST_TAG_HEX hex digits of
+# the sha256 of the artifact body as rendered, i.e. of the stored dashboard without `id`, `version` and
+# this tag. Search hits list tags, so a listing can tell what obsctl last wrote without reading it.
+DIGEST_TAG_PREFIX = "obsctl-sha:"
+DIGEST_TAG_HEX = 16
+_DIGEST_TAG_VALUE = re.compile(f"[0-9a-f]{{{DIGEST_TAG_HEX}}}")
+
+
+def digest_tag(digest: str) -> str:
+    """The tag recording which artifact digest obsctl saved in a dashboard."""
+    return f"{DIGEST_TAG_PREFIX}{digest[:DIGEST_TAG_HEX]}"
+
+
+def is_digest_tag(tag: object) -> bool:
+    """Whether a tag is (or poses as) a digest tag: these are stripped before comparing content."""
+    return isinstance(tag, str) and tag.startswith(DIGEST_TAG_PREFIX)
+
+
+def digest_tag_value(tags: object) -> str | None:
+    """The digest prefix of a dashboard's tags; None when missing, repeated or malformed."""
+    if not isinstance(tags, list):
+        return None
+    found = [str(t)[len(DIGEST_TAG_PREFIX):] for t in tags if is_digest_tag(t)]
+    if len(found) != 1 or not _DIGEST_TAG_VALUE.fullmatch(found[0]):
+        return None
+    return found[0]

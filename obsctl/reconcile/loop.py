@@ -12,6 +12,11 @@ whole catalog and every sink, and a periodic full resync always runs. Safety rul
   its artifacts stay as they were instead of being deleted;
 - a permanently failing artifact is retried only when its desired digest changes or on the next
   full resync; a temporarily failing one after an exponential backoff (or its Retry-After).
+
+Listing depth: a sink with a `set_depth(deep)` method (Grafana) is told before each listing whether
+to read everything it owns (deep: finds edits made outside obsctl) or only what its cheap index says
+(fast). Deep on a full resync when the sink's last deep listing is at least its
+`deep_check_seconds` old (0 or absent: every full resync); fast on every other round.
 """
 
 from __future__ import annotations
@@ -243,6 +248,7 @@ class Reconciler:
         self._baseline_services: int | None = None
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None
+        self._last_deep: dict[str, float] = {}  # sink name -> monotonic time of its last deep listing
         self.statuses: dict[tuple[str, str], ArtifactStatus] = {}
         self.last_report: RoundReport | None = None
         self.last_catalog_ok_at: float | None = None
@@ -432,14 +438,28 @@ class Reconciler:
     def _interruptible_sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    def _choose_depth(self, sink: TracedSink, full: bool) -> bool:
+        """Tell a sink that lists at two depths which one this round needs; True when deep."""
+        set_depth = getattr(sink.inner, "set_depth", None)
+        if set_depth is None:
+            return False
+        every = float(getattr(sink.inner, "deep_check_seconds", 0.0) or 0.0)
+        last = self._last_deep.get(sink.name)
+        deep = full and (last is None or time.monotonic() - last >= every)
+        set_depth(deep)
+        return deep
+
     def _reconcile_sink(self, sink: TracedSink, d: _Desired, prune: bool, full: bool) -> SinkReport:
         sr = SinkReport(sink.name)
         desired = {aid: a for aid, a in d.desired.items() if a.kind in sink.kinds}
         prepare = getattr(sink.inner, "prepare", None)  # e.g. Grafana learns folder titles before dashboards land
         if prepare is not None:
             prepare(desired.values())
+        deep = self._choose_depth(sink, full)
         try:
             owned = dict(sink.list_owned())
+            if deep:
+                self._last_deep[sink.name] = time.monotonic()
         except (TemporaryError, PermanentError, OSError) as exc:
             sr.listed, sr.error = False, f"list_owned failed: {exc}"
             now = self._clock()

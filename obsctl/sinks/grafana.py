@@ -6,13 +6,32 @@ are needed: a folder someone else named `obsctl-x` is never touched). Nothing el
 edited or deleted: a create that finds its uid taken by someone else's dashboard or folder fails
 permanently instead of overwriting it.
 
-No version churn. `list_owned` reads each owned dashboard and returns it normalised (Grafana's
-`id` and `version` stripped, canonical JSON): the plan compares that with the rendered body, so an
-unchanged catalog makes no writes. Every save carries the message `obsctl apply sha256=<digest>`.
+No version churn. Every save carries the message `obsctl apply sha256=<digest>` and the tag
+`obsctl-sha:<first 16 hex of digest>` (conventions.digest_tag), where digest is the sha256 of the
+rendered artifact body, which never holds that tag. A dashboard read back is normalised (Grafana's
+`id` and `version` and the digest tag stripped, canonical JSON), so its content hashes to the same
+digest; the plan compares digests, so an unchanged catalog makes no writes. A dashboard whose digest
+tag is missing or does not match its content (saved by an older obsctl) is rewritten once, with it.
 
-Drift. A dashboard whose newest version was not saved by obsctl with the digest of what it now
-holds was edited outside obsctl (in the UI, by another tool); so was one moved out of obsctl's
-folders. `drift_policy` decides:
+Listing depth. `list_owned` is fast or deep:
+
+- fast (the default once `prepare` told the sink the desired state): one paginated search
+  (`tag=obsctl`, `type=dash-db`) and the folder list; no per-dashboard read. A hit whose single
+  digest tag names the desired artifact and whose folderUid is that artifact's (owned) folder is
+  listed as holding exactly that artifact. Every other hit (digest tag missing, repeated or garbled,
+  another digest (the catalog changed), another folder, or not desired any more) is read as in a
+  deep listing, so updates and deletes always see the dashboard's real content, version and drift.
+- deep (`set_depth(True)`; also whenever `prepare` was never called): every owned dashboard is read
+  and its last version message checked, as below.
+
+Trade-off: an edit outside obsctl that keeps the digest tag and the folder (a UI edit of panels or
+title) is invisible to fast listings; the next deep listing finds it. `obsctl apply` always lists
+deep; the reconcile loop lists deep on full resyncs at most every `deep_check_seconds` (setting
+grafana.deep_check_seconds, default 600; 0 = every full resync) and fast otherwise.
+
+Drift (found by deep listings, and by fast ones for what they read). A dashboard whose newest
+version was not saved by obsctl with the digest of what it now holds was edited outside obsctl (in
+the UI, by another tool); so was one moved out of obsctl's folders. `drift_policy` decides:
 
 - `overwrite` (default): obsctl's rendering wins; the edit stays in Grafana's version history.
 - `keep`: the edited dashboard is left as it is (no write, no delete) until the edit is reverted
@@ -98,8 +117,11 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def normalise_dashboard(model: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored dashboard without the fields Grafana assigns (id, version)."""
-    return {k: v for k, v in model.items() if k not in _SERVER_FIELDS}
+    """A stored dashboard as rendered: without the fields Grafana assigns (id, version) and the digest tag."""
+    out = {k: v for k, v in model.items() if k not in _SERVER_FIELDS}
+    if isinstance(out.get("tags"), list):
+        out["tags"] = [t for t in out["tags"] if not cv.is_digest_tag(t)]
+    return out
 
 
 def folder_body(uid: str, title: str, description: str, parent_uid: str) -> dict[str, Any]:
@@ -136,7 +158,7 @@ class _Client:
 class _Seen:
     """What list_owned found about one dashboard, for the writes that follow."""
 
-    version: int
+    version: int | None  # None: listed from a search hit alone (fast), not read yet
     folder_uid: str
     drifted: bool
 
@@ -169,7 +191,8 @@ class GrafanaSink:
     kinds = frozenset({Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD})
 
     def __init__(self, url: str, token: str | tuple[str, str], *, org_id: int = 1, drift_policy: str = "overwrite",
-                 parallelism: int = 8, timeout: float = 10.0, page_size: int = 1000, verify: bool = True) -> None:
+                 parallelism: int = 8, timeout: float = 10.0, page_size: int = 1000, verify: bool = True,
+                 deep_check_seconds: float = 600.0) -> None:
         if drift_policy not in DRIFT_POLICIES:
             raise ValueError(f"drift_policy must be one of {', '.join(DRIFT_POLICIES)}")
         parts = urlsplit(url)
@@ -185,6 +208,9 @@ class GrafanaSink:
         self.drift_policy = drift_policy
         self.parallelism = max(1, parallelism)
         self.page_size = page_size
+        self.deep_check_seconds = deep_check_seconds  # read by the reconcile loop (how often full rounds go deep)
+        self._deep = False
+        self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from prepare()
         self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._folder_lock = threading.RLock()  # folder writes are few: serialise them, no racing creates
@@ -283,13 +309,24 @@ class GrafanaSink:
             return list(self._stats.drift)
 
     def prepare(self, desired: Iterable[Artifact]) -> None:
-        """Learn the desired folders' titles and parents, so a dashboard that lands first can create them."""
+        """Learn the desired state: folders' titles and parents (so a dashboard that lands first can create
+        them) and the dashboards a fast listing compares search hits with. Each call replaces the last."""
+        expected: dict[str, Artifact] = {}
         for art in desired:
-            if art.kind is Kind.GRAFANA_FOLDER:
+            if art.kind is Kind.GRAFANA_DASHBOARD:
+                expected[art.key] = art
+            elif art.kind is Kind.GRAFANA_FOLDER:
                 body = json.loads(art.body)
                 with self._lock:
                     self._folder_specs[art.key] = _FolderSpec(art.key, str(body["title"]),
                                                               str(body.get("parentUid", "")))
+        with self._lock:
+            self._expected = expected
+
+    def set_depth(self, deep: bool) -> None:
+        """Make the following listings deep (read every dashboard) or fast (search hits; see the module doc)."""
+        with self._lock:
+            self._deep = deep
 
     # ------------------------------------------------------------------ reading
 
@@ -379,17 +416,49 @@ class GrafanaSink:
         digest = hashlib.sha256(body).hexdigest()
         drifted = version > 1 and message != cv.dashboard_message(digest)
         seen = _Seen(version, str(meta.get("folderUid") or ""), drifted)
+        if cv.digest_tag_value(model.get("tags")) != digest[:cv.DIGEST_TAG_HEX]:
+            # The digest tag does not vouch for this content: a digest no rendering has makes the plan
+            # rewrite it once with the right tag, or every fast listing would have to read it again.
+            digest = f"untagged:{digest}"
         return Observed(_dashboard_id(uid), body, digest, drifted), seen
 
+    def _trusted_hit(self, hit: Mapping[str, Any], expected: Mapping[str, Artifact],
+                     owned_folders: set[str]) -> Artifact | None:
+        """The desired artifact a search hit vouches for holding (right digest tag, right folder), else None."""
+        want = expected.get(str(hit.get("uid", "")))
+        if want is None:
+            return None
+        folder = str(hit.get("folderUid") or "")
+        tag = cv.digest_tag_value(hit.get("tags"))
+        if tag is None or tag != want.digest[:cv.DIGEST_TAG_HEX]:
+            return None
+        if folder != _folder_of(want) or folder not in owned_folders:
+            return None
+        return want
+
     def list_owned(self) -> dict[str, Observed]:
-        """Every owned folder and dashboard, normalised. Raises TemporaryError when the read is incomplete."""
+        """Every owned folder and dashboard, normalised. Raises TemporaryError when the read is incomplete.
+
+        Deep or fast as set by set_depth (deep until prepare() was called); see the module doc.
+        """
         with self._lock:
             self._stats = _Stats()
+            expected = self._expected
+            deep = self._deep or expected is None
         owned = self._list_folders()
         owned_folders = {oid.split("/", 1)[1] for oid in owned}
         hits = self._search_owned()
-        found = self._map(lambda h: self._read(lambda: self._observe_dashboard(str(h["uid"]))), hits)
         seen: dict[str, _Seen] = {}
+        to_read: list[str] = []
+        for hit in hits:
+            uid = str(hit["uid"])
+            want = None if deep or expected is None else self._trusted_hit(hit, expected, owned_folders)
+            if want is None:
+                to_read.append(uid)
+                continue
+            owned[want.id] = Observed(want.id, want.body, want.digest)
+            seen[uid] = _Seen(None, _folder_of(want), False)
+        found = self._map(lambda uid: self._read(lambda: self._observe_dashboard(uid)), to_read)
         for item in found:
             if item is None:
                 continue
@@ -545,7 +614,8 @@ class GrafanaSink:
         model = got.get("dashboard") or {}
         if cv.MANAGED_TAG not in (model.get("tags") or []):
             return False
-        same = cv.grafana_json(normalise_dashboard(model)) == artifact.body
+        same = cv.grafana_json(normalise_dashboard(model)) == artifact.body and \
+            cv.digest_tag_value(model.get("tags")) == artifact.digest[:cv.DIGEST_TAG_HEX]
         folder = str((got.get("meta") or {}).get("folderUid") or "")
         if same and folder == _folder_of(artifact):
             with self._lock:
@@ -553,12 +623,30 @@ class GrafanaSink:
             return True
         return False
 
+    def _resolve_seen(self, uid: str) -> None:
+        """Read a dashboard a fast listing vouched for but did not read (its version, its drift) before writing."""
+        with self._lock:
+            seen = self._seen.get(uid)
+            folders = set(self._folders_ok)
+        if seen is None or seen.version is not None:
+            return
+        got = self._read(lambda: self._observe_dashboard(uid))
+        with self._lock:
+            if got is None:
+                self._seen.pop(uid, None)
+                return
+            fresh = got[1]
+            fresh.drifted = fresh.drifted or fresh.folder_uid not in folders
+            self._seen[uid] = fresh
+
     def _put_dashboard(self, artifact: Artifact) -> None:
         uid = artifact.key
+        self._resolve_seen(uid)
         if not self._drift_gate(uid, "overwriting"):
             return
         folder = _folder_of(artifact)
         model = json.loads(artifact.body)
+        model["tags"] = [*(model.get("tags") or []), cv.digest_tag(artifact.digest)]
         with self._lock:
             seen = self._seen.get(uid)
         if seen is not None:
@@ -591,6 +679,7 @@ class GrafanaSink:
                 raise PermanentError(f"grafana: saving dashboard {uid}: {exc}") from None
 
     def _delete_dashboard(self, uid: str) -> None:
+        self._resolve_seen(uid)
         if not self._drift_gate(uid, "deleting"):
             return
         try:
