@@ -36,6 +36,23 @@ def _routing(page: list[object], ticket: list[object]) -> TeamRouting:
     return TeamRouting(conv(page), conv(ticket))
 
 
+def rendered_kinds(settings: Settings) -> frozenset[Kind]:
+    """settings.outputs plus every kind a configured backend sink applies.
+
+    A sink whose kinds were not rendered would find nothing desired and prune everything it owns.
+    """
+    kinds = set(settings.outputs)
+    if settings.ruler.url:
+        kinds.add(Kind.RULER_GROUP)
+    if settings.prometheus.rules_dir is not None:
+        kinds.add(Kind.PROMETHEUS_RULES)
+    if settings.alerting.config_dir is not None:
+        kinds.add(Kind.ALERTMANAGER_CONFIG)
+    if settings.grafana.url:
+        kinds |= {Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD}
+    return frozenset(kinds)
+
+
 def render_options(settings: Settings) -> RenderOptions:
     """Plain values for the renderers."""
     teams = tuple(sorted((name, _routing(list(t.page), list(t.ticket)))
@@ -50,6 +67,7 @@ def render_options(settings: Settings) -> RenderOptions:
         group_wait=settings.alerting.group_wait,
         group_interval=settings.alerting.group_interval,
         repeat_interval=settings.alerting.repeat_interval,
+        outputs=rendered_kinds(settings),
     )
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from obsctl.errors import ConfigError
+from obsctl.model.artifact import Kind
+from obsctl.render.options import DEFAULT_OUTPUTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,6 +166,20 @@ class Settings(BaseSettings):
     ruler: RulerSettings = RulerSettings()
     serve: ServeSettings = ServeSettings()
     collector: dict[str, str] = {}
+    # Artifact kinds to render (Kind values); app.rendered_kinds adds those a configured backend applies.
+    outputs: list[Kind] = [k for k in Kind if k in DEFAULT_OUTPUTS]
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _known_kinds(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            known = [k.value for k in Kind]
+            for item in value:
+                if isinstance(item, Kind):
+                    continue
+                if item not in known:
+                    raise ValueError(f"unknown output kind {item!r}; known kinds: {', '.join(known)}")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

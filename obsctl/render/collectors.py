@@ -124,27 +124,34 @@ def _operator_manifest(name: str, namespace: str, mode: str, config: Mapping[str
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Agent configs per service, gateway configs per team, and their operator manifests."""
+    """Agent configs per service, gateway configs per team, their operator manifests (those in `options.outputs`)."""
+    agents, gateways, crds = (k in options.outputs for k in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY,
+                                                              Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
-    for svc in catalog.services:
+    for svc in catalog.services if agents or crds else ():
         config = agent_config(svc, templates, options)
         owner = str(svc.ref)
         key = conv.service_key(svc.ref)
-        out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner), owner))
-        manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar", config,
-                                      owner)
-        out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
-                            f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
-                            _dump(manifest, owner), owner))
-    for team in catalog.teams_in_use():
+        if agents:
+            out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner),
+                                owner))
+        if crds:
+            manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar",
+                                          config, owner)
+            out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
+                                f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
+                                _dump(manifest, owner), owner))
+    for team in catalog.teams_in_use() if gateways or crds else ():
         config = gateway_config(team, templates, options)
         owner = str(team)
         key = conv.team_key(team)
-        body = _dump(config, owner)
-        out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team), body, owner))
-        manifest = _operator_manifest(conv.fit(f"otel-gateway-{team.name}", 63, owner), team.namespace, "deployment",
-                                      config, owner)
-        out.append(Artifact(Kind.COLLECTOR_CRD, f"gateway/{key}",
-                            f"kubernetes/opentelemetrycollectors/{team.namespace}/otel-gateway-{team.name}.yaml",
-                            _dump(manifest, owner), owner))
+        if gateways:
+            out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team), _dump(config, owner),
+                                owner))
+        if crds:
+            manifest = _operator_manifest(conv.fit(f"otel-gateway-{team.name}", 63, owner), team.namespace,
+                                          "deployment", config, owner)
+            out.append(Artifact(Kind.COLLECTOR_CRD, f"gateway/{key}",
+                                f"kubernetes/opentelemetrycollectors/{team.namespace}/otel-gateway-{team.name}.yaml",
+                                _dump(manifest, owner), owner))
     return out

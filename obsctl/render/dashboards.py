@@ -670,13 +670,18 @@ def _provider(folders: Sequence[tuple[str, str]], options: RenderOptions) -> Art
 # ----------------------------------------------------------------------------- entry point
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Every Grafana artifact of the catalog: folders, dashboards and the file-provisioning provider."""
+    """Every Grafana artifact of the catalog in `options.outputs`: folders, dashboards, the file provider."""
+    if not options.wants(Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER):
+        return []
+    dashboards = Kind.GRAFANA_DASHBOARD in options.outputs
     lib = Library.load(templates)
     out: list[Artifact] = [_folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER)]
     folders: list[tuple[str, str]] = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
     problems: list[Problem] = []
 
     def guard(build: Callable[[], dict[str, Any]], folder_uid: str, owner: str) -> None:
+        if not dashboards:
+            return
         try:
             out.append(_artifact_for(build(), folder_uid, owner))
         except SpecError as exc:
@@ -688,13 +693,16 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
         out.append(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref)))
         folders.append((uid, title))
         guard(functools.partial(_team_overview, ref, catalog, options, lib), uid, str(ref))
-    for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
+    for svc in sorted(catalog.services, key=lambda s: str(s.ref)) if dashboards else ():
         guard(functools.partial(_service_dashboard, svc, catalog, templates, options, lib),
               _team_folder(svc.team), str(svc.ref))
     guard(functools.partial(_org_overview, options, lib), cv.ROOT_FOLDER_UID, cv.OWNER)
     if problems:
         raise SpecError(problems)
-    out.append(_provider(folders, options))
+    if Kind.GRAFANA_PROVIDER in options.outputs:
+        out.append(_provider(folders, options))
+    if Kind.GRAFANA_FOLDER not in options.outputs:  # built anyway (a few bytes): the provider needs the titles
+        out = [a for a in out if a.kind is not Kind.GRAFANA_FOLDER]
     return sorted(out, key=lambda a: a.id)
 
 

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from obsctl.model.artifact import Kind
+
+# What a platform renders unless its settings say otherwise: one delivery path per artifact family.
+# The Kubernetes manifests (PrometheusRule, OpenTelemetryCollector) and the ruler groups are opt-in.
+DEFAULT_OUTPUTS: frozenset[Kind] = frozenset({
+    Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG, Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD,
+    Kind.GRAFANA_PROVIDER, Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY,
+})
+
 
 @dataclass(frozen=True)
 class ReceiverSpec:
@@ -38,6 +47,11 @@ class RenderOptions:
     group_interval: str = "5m"
     repeat_interval: str = "4h"
     grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
+    outputs: frozenset[Kind] = DEFAULT_OUTPUTS  # the artifact kinds to render; renderers build nothing else
+
+    def wants(self, *kinds: Kind) -> bool:
+        """Whether any of `kinds` is to be rendered."""
+        return any(k in self.outputs for k in kinds)
 
     def routing(self, team: str) -> TeamRouting:
         """A team's routing, or the platform default."""

@@ -138,7 +138,9 @@ def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> di
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """One Alertmanager config for the whole catalog."""
+    """One Alertmanager config for the whole catalog (none when it is not in `options.outputs`)."""
+    if Kind.ALERTMANAGER_CONFIG not in options.outputs:
+        return []
     body = dump_yaml(config(catalog, templates, options), header=cv.FILE_HEADER.format(owner="the catalog"))
     return [Artifact(Kind.ALERTMANAGER_CONFIG, cv.ALERTMANAGER_CONFIG_KEY, cv.ALERTMANAGER_CONFIG_PATH, body,
                      cv.OWNER)]

@@ -1,4 +1,4 @@
-"""SLO recording and alerting rules: a Prometheus rule file, a PrometheusRule and a ruler group per service.
+"""SLO recording and alerting rules: a Prometheus rule file, a PrometheusRule and/or a ruler group per service.
 
 Per SLO (labels service, namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
 
@@ -341,8 +341,12 @@ def _indent(text: bytes, pad: bytes) -> bytes:
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Rule files, PrometheusRule manifests and ruler groups for every service with SLOs."""
+    """Rule files, PrometheusRule manifests and ruler groups (those in `options.outputs`) per service with SLOs."""
+    want_file, want_crd, want_ruler = (k in options.outputs for k in
+                                       (Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP))
     out: list[Artifact] = []
+    if not (want_file or want_crd or want_ruler):
+        return out
     for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
         groups = service_groups(svc, templates, options)
         if not groups:
@@ -350,13 +354,18 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
         owner = str(svc.ref)
         header = cv.FILE_HEADER.format(owner=owner)
         key = cv.service_key(svc.ref)
-        # The groups are written once; the manifest embeds the same text two columns deeper, which is
-        # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
-        groups_text = dump_yaml(groups)
-        out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
-                            header_line(header) + b"groups:\n" + groups_text, owner))
-        crd = dump_yaml(_crd(svc), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
-        out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
-        rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
-        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)), owner))
+        if want_file or want_crd:
+            # The groups are written once; the manifest embeds the same text two columns deeper, which is
+            # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
+            groups_text = dump_yaml(groups)
+            if want_file:
+                out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
+                                    header_line(header) + b"groups:\n" + groups_text, owner))
+            if want_crd:
+                crd = dump_yaml(_crd(svc), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
+                out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
+        if want_ruler:
+            rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
+            out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)),
+                                owner))
     return out

@@ -13,7 +13,7 @@ import yaml
 
 from obsctl.cli import main
 from obsctl.errors import PermanentError, TemporaryError
-from obsctl.model.artifact import Artifact, desired_state
+from obsctl.model.artifact import Artifact, Kind, desired_state
 from obsctl.model.entities import Catalog
 from obsctl.reconcile.apply import OutcomeState, RetryPolicy, apply_plan
 from obsctl.reconcile.plan import Action, make_plan
@@ -40,7 +40,8 @@ def _catalog() -> Catalog:
 
 
 def _desired(sink: Sink, catalog: Catalog) -> dict[str, Artifact]:
-    arts = rules.render(catalog, TEMPLATES, RenderOptions()) + routes.render(catalog, TEMPLATES, RenderOptions())
+    options = RenderOptions(outputs=frozenset(Kind))  # ruler groups are opt-in
+    arts = rules.render(catalog, TEMPLATES, options) + routes.render(catalog, TEMPLATES, options)
     return desired_state([a for a in arts if a.kind in sink.kinds])
 
 

@@ -36,7 +36,7 @@ def body(raw: bytes) -> dict[str, object]:
 
 def test_every_service_gets_an_agent_and_every_team_a_gateway(templates: Templates) -> None:
     catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
-    arts = collectors.render(catalog, templates, RenderOptions())
+    arts = collectors.render(catalog, templates, RenderOptions(outputs=frozenset(Kind)))  # manifests are opt-in
     kinds = sorted((a.kind.value, a.key) for a in arts if a.kind is not Kind.COLLECTOR_CRD)
     assert kinds == sorted(
         [("collector-agent", f"default/{s.name}") for s in catalog.services]

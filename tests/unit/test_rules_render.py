@@ -54,8 +54,9 @@ def _all_rules(body: bytes) -> list[dict[str, Any]]:
 
 def test_sample_catalog_renders_three_artifacts_per_service_deterministically() -> None:
     catalog = _sample_catalog()
-    first = rules.render(catalog, TEMPLATES, RenderOptions())
-    second = rules.render(catalog, TEMPLATES, RenderOptions())
+    every_kind = RenderOptions(outputs=frozenset(Kind))  # the manifests and ruler groups are opt-in
+    first = rules.render(catalog, TEMPLATES, every_kind)
+    second = rules.render(catalog, TEMPLATES, every_kind)
     assert [(a.id, a.body) for a in first] == [(a.id, a.body) for a in second]
     kinds = sorted(a.kind.value for a in first)
     assert kinds.count(Kind.PROMETHEUS_RULES.value) == len(catalog.services)
@@ -235,7 +236,7 @@ def test_rule_file_and_manifest_text_equal_a_whole_dump() -> None:
     hostile = replace(catalog.services[0], ref=replace(catalog.services[0].ref, name="hostile"),
                       links=replace(catalog.services[0].links, runbook="https://x/\n  a: |\n    b"))
     catalog = replace(catalog, services=(*catalog.services, hostile))
-    arts = {a.id: a for a in rules.render(catalog, templates, RenderOptions())}
+    arts = {a.id: a for a in rules.render(catalog, templates, RenderOptions(outputs=frozenset(Kind)))}
     for svc in catalog.services:
         groups = rules.service_groups(svc, templates, RenderOptions())
         header = cv.FILE_HEADER.format(owner=str(svc.ref))
