@@ -438,6 +438,165 @@ def test_an_untagged_dashboard_is_never_listed_and_a_dashboard_losing_its_tag_is
     assert f"grafana-dashboard/{uid}" not in make_sink(emu).list_owned()
 
 
+# ----------------------------------------------------------------------------- fast and deep listings
+
+def dashboard_reads(emu: GrafanaEmulator) -> set[str]:
+    """Uids of the dashboards read one by one (GET /api/dashboards/uid/<uid>) in the request log."""
+    prefix = "/api/dashboards/uid/"
+    return {r.path[len(prefix):] for r in emu.request_log
+            if r.method == "GET" and r.path.startswith(prefix) and not r.path.endswith("/versions")}
+
+
+def test_a_no_change_fast_resync_reads_no_dashboard_and_a_deep_one_agrees(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    emu.clear_log()
+    sink = make_sink(emu)
+    fast = apply(sink, desired)  # the default once prepared
+    assert fast.plan.writes == [] and fast.result.failed == []
+    assert len(fast.plan.of(Action.UNCHANGED)) == len(desired_for(sink, desired))
+    assert emu.writes() == [] and dashboard_reads(emu) == set()
+    assert not [r for r in emu.request_log if r.path.endswith("/versions")]
+    # Deep reads every dashboard; its digests (content without the digest tag) equal the rendered ones.
+    emu.clear_log()
+    deep = apply(make_sink(emu), desired, deep=True)
+    assert deep.plan.writes == [] and emu.writes() == []
+    assert dashboard_reads(emu) == dashboard_uids(desired)
+
+
+def test_a_ui_edit_is_missed_by_a_fast_resync_and_found_by_a_deep_one(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    uid = cv.service_dashboard_uid(catalog.services[0])
+    emu.ui_edit(uid, _ui_retitle, message="tweak")
+    emu.clear_log()
+    # The documented trade-off: the edit kept the digest tag and the folder, so the search hit vouches for it.
+    fast = apply(make_sink(emu), desired)
+    assert fast.plan.writes == [] and emu.writes() == [] and dashboard_reads(emu) == set()
+    assert emu.dashboards[uid]["title"] == "Edited in the UI"
+    sink = make_sink(emu)
+    deep = apply(sink, desired, deep=True)
+    assert [c.id for c in deep.plan.writes] == [f"grafana-dashboard/{uid}"] and deep.result.failed == []
+    assert [(r.uid, r.action) for r in sink.drifted] == [(uid, "overwritten")]
+    assert_converged(emu, desired)
+    emu.clear_log()
+    assert apply(make_sink(emu), desired).plan.writes == [] and dashboard_reads(emu) == set()
+
+
+def test_a_changed_catalog_in_a_fast_resync_reads_and_updates_only_what_changed(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    services = [dataclasses.replace(s, title="Checkout v2") if s.name == "checkout" else s
+                for s in catalog.services]
+    changed = render(dataclasses.replace(catalog, services=tuple(services)), templates)
+    checkout_uid = cv.service_dashboard_uid(next(s for s in catalog.services if s.name == "checkout"))
+    emu.clear_log()
+    run = apply(make_sink(emu), changed)
+    assert [(c.action, c.id) for c in run.plan.writes] == [(Action.UPDATE, f"grafana-dashboard/{checkout_uid}")]
+    assert "Checkout v2" in run.plan.writes[0].diff()  # the changed dashboard was read: a real diff
+    assert dashboard_reads(emu) == {checkout_uid}
+    writes = emu.writes()
+    assert [(w.method, w.body["dashboard"]["uid"]) for w in writes] == [("POST", checkout_uid)]
+    assert cv.digest_tag(changed[f"grafana-dashboard/{checkout_uid}"].digest) in writes[0].body["dashboard"]["tags"]
+    assert_converged(emu, changed)
+
+
+def test_a_fast_resync_still_finds_drift_on_a_dashboard_it_must_update(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    checkout = next(s for s in catalog.services if s.name == "checkout")
+    uid = cv.service_dashboard_uid(checkout)
+    emu.ui_edit(uid, _ui_retitle, message="tweak")
+    services = tuple(dataclasses.replace(s, title="Checkout v2") if s is checkout else s for s in catalog.services)
+    changed = render(dataclasses.replace(catalog, services=services), templates)
+    emu.clear_log()
+    run = apply(make_sink(emu, drift_policy="report"), changed)
+    assert [o.id for o in run.result.failed] == [f"grafana-dashboard/{uid}"]
+    assert "edited outside obsctl" in run.result.failed[0].error
+    assert emu.writes() == [] and emu.dashboards[uid]["title"] == "Edited in the UI"
+
+
+def _drop_digest_tag(model: dict[str, Any]) -> None:
+    model["tags"] = [t for t in model["tags"] if not t.startswith(cv.DIGEST_TAG_PREFIX)]
+
+
+@pytest.mark.parametrize("tags", [
+    pytest.param(_drop_digest_tag, id="missing"),
+    pytest.param(lambda m: m["tags"].append("obsctl-sha:0123"), id="repeated"),
+    pytest.param(lambda m: (_drop_digest_tag(m), m["tags"].append("obsctl-sha:NOT-HEX-AT-ALL!")), id="garbled"),
+])
+def test_a_ui_edit_of_the_digest_tag_is_read_and_is_drift(
+        tags: Callable[[dict[str, Any]], Any], emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink],
+        catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    uid = cv.service_dashboard_uid(catalog.services[1])
+
+    def edit(model: dict[str, Any]) -> None:
+        tags(model)
+        _ui_retitle(model)
+
+    emu.ui_edit(uid, edit, message="tweak")
+    emu.clear_log()
+    sink = make_sink(emu, drift_policy="keep")
+    run = apply(sink, desired)
+    assert dashboard_reads(emu) == {uid}
+    assert [c.id for c in run.plan.writes] == [f"grafana-dashboard/{uid}"]
+    assert [(r.uid, r.action) for r in sink.drifted] == [(uid, "kept")]
+    assert emu.writes() == [] and emu.dashboards[uid]["title"] == "Edited in the UI"
+
+
+def test_a_dashboard_saved_without_a_digest_tag_is_tagged_once(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    uid = cv.service_dashboard_uid(catalog.services[0])
+    art = desired[f"grafana-dashboard/{uid}"]
+    # What an obsctl from before digest tags left: its own save (its message), no digest tag.
+    emu.ui_edit(uid, _drop_digest_tag, message=cv.dashboard_message(art.digest))
+    emu.clear_log()
+    sink = make_sink(emu, drift_policy="report")
+    run = apply(sink, desired)
+    assert run.result.failed == [] and sink.drifted == []  # not an edit outside obsctl
+    assert [c.id for c in run.plan.writes] == [f"grafana-dashboard/{uid}"]
+    assert dashboard_reads(emu) == {uid}
+    assert_converged(emu, desired)
+    emu.clear_log()
+    assert apply(make_sink(emu), desired).plan.writes == [] and dashboard_reads(emu) == set()
+
+
+def test_the_loop_lists_deep_on_full_resyncs_at_most_every_deep_check_seconds(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], templates: Templates) -> None:
+    from obsctl.reconcile.loop import Reconciler
+    from obsctl.sources.directory import DirectorySource
+
+    sink = make_sink(emu, deep_check_seconds=600)
+    loop = Reconciler(DirectorySource(ROOT / "examples" / "catalog"), lambda f: load_catalog(f, templates),
+                      lambda c: render(c, templates), [sink])
+
+    def round_reads(full: bool) -> set[str]:
+        emu.clear_log()
+        report = loop.run_once(full=full)
+        assert report.complete and report.sinks[0].failed == 0, report.as_dict()
+        return dashboard_reads(emu)
+
+    round_reads(True)  # deep (nothing there yet): creates everything
+    owned = {uid for uid, m in emu.dashboards.items() if cv.MANAGED_TAG in m["tags"]}
+    uid = "obsctl-svc-default-checkout"
+    emu.ui_edit(uid, _ui_retitle, message="tweak")
+    assert round_reads(False) == set()  # event-triggered round: fast
+    assert round_reads(True) == set()  # full, but the last deep listing is younger than 600 s: fast
+    assert emu.dashboards[uid]["title"] == "Edited in the UI"
+    sink.deep_check_seconds = 0  # every full resync goes deep
+    assert round_reads(True) == owned
+    assert emu.dashboards[uid]["title"] != "Edited in the UI"  # found and overwritten (drift_policy=overwrite)
+    assert round_reads(False) == set() and emu.writes() == []
+
+
 # ----------------------------------------------------------------------------- scale
 
 def big_catalog(n: int, teams: int = 20) -> Catalog:
@@ -486,7 +645,9 @@ def test_a_dashboard_moved_out_of_obsctls_folders_is_drift_and_overwrite_moves_i
                        json={"dashboard": emu.dashboards[uid], "folderUid": "someones", "overwrite": True})
     assert moved.status_code == 200
     assert emu.dashboard_folder(uid) == "someones"
-    run = apply(make_sink(emu), desired)
+    emu.clear_log()
+    run = apply(make_sink(emu), desired)  # a fast resync: the search hit's folder gives the move away
+    assert dashboard_reads(emu) == {uid}
     assert [c.id for c in run.plan.writes] == [f"grafana-dashboard/{uid}"] and run.result.failed == []
     assert emu.dashboard_folder(uid) == home
     assert "someones" in emu.folders
