@@ -137,7 +137,7 @@ def grafana_sink_from_settings(settings: Settings) -> GrafanaSink:
     if not g.url:
         raise ConfigError("grafana.url is not set (OBSCTL_GRAFANA__URL)")
     return GrafanaSink(g.url, g.api_token(), org_id=g.org_id, drift_policy=g.drift_policy,
-                       parallelism=g.parallelism)
+                       parallelism=g.parallelism, deep_check_seconds=g.deep_check_seconds)
 
 
 def build_source(settings: Settings, registrations: RegistrationReader | None = None) -> CombinedSource:

@@ -52,6 +52,9 @@ class GrafanaSettings(_Strict):
     org_id: int = 1
     parallelism: int = 8
     drift_policy: str = "overwrite"
+    # serve: a full resync reads every dashboard (finds UI edits) at most this often; other rounds
+    # trust the search hits' digest tags (0 = every full resync; `obsctl apply` always reads all)
+    deep_check_seconds: float = Field(600.0, ge=0)
 
     def api_token(self) -> str:
         """The token, from env/settings or its file."""
