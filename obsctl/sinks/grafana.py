@@ -20,7 +20,9 @@ Listing depth. `list_owned` is fast or deep:
   digest tag names the desired artifact and whose folderUid is that artifact's (owned) folder is
   listed as holding exactly that artifact. Every other hit (digest tag missing, repeated or garbled,
   another digest (the catalog changed), another folder, or not desired any more) is read as in a
-  deep listing, so updates and deletes always see the dashboard's real content, version and drift.
+  deep listing, so updates and deletes always see the dashboard's real content, version and drift;
+  so is a dashboard an earlier listing of this sink found drifted and obsctl has not rewritten since
+  (drift kept or reported stays visible between deep listings).
 - deep (`set_depth(True)`; also whenever `prepare` was never called): every owned dashboard is read
   and its last version message checked, as below.
 
@@ -211,6 +213,7 @@ class GrafanaSink:
         self.deep_check_seconds = deep_check_seconds  # read by the reconcile loop (how often full rounds go deep)
         self._deep = False
         self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from prepare()
+        self._drifted_uids: set[str] = set()  # found drifted by a read and not rewritten since: fast listings read them
         self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._folder_lock = threading.RLock()  # folder writes are few: serialise them, no racing creates
@@ -445,6 +448,7 @@ class GrafanaSink:
             self._stats = _Stats()
             expected = self._expected
             deep = self._deep or expected is None
+            known_drift = set(self._drifted_uids)
         owned = self._list_folders()
         owned_folders = {oid.split("/", 1)[1] for oid in owned}
         hits = self._search_owned()
@@ -452,7 +456,8 @@ class GrafanaSink:
         to_read: list[str] = []
         for hit in hits:
             uid = str(hit["uid"])
-            want = None if deep or expected is None else self._trusted_hit(hit, expected, owned_folders)
+            want = None if deep or expected is None or uid in known_drift else \
+                self._trusted_hit(hit, expected, owned_folders)
             if want is None:
                 to_read.append(uid)
                 continue
@@ -470,6 +475,8 @@ class GrafanaSink:
             seen[observed.id.split("/", 1)[1]] = s
         with self._lock:
             self._seen = seen
+            # Drift stays visible between deep listings (keep/report leave it in place): re-read those each time.
+            self._drifted_uids = {uid for uid, s in seen.items() if s.drifted}
         return dict(sorted(owned.items()))
 
     # ------------------------------------------------------------------ folders
@@ -659,6 +666,7 @@ class GrafanaSink:
                 answer = self._http("POST", "/dashboards/db", json_body=payload)
                 with self._lock:
                     self._seen[uid] = _Seen(int(answer.get("version") or 0), folder, False)
+                    self._drifted_uids.discard(uid)
                 return
             except _HttpError as exc:
                 if exc.status == 400 and "folder not found" in exc.message.lower() and attempt == 1:

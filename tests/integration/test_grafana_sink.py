@@ -485,6 +485,20 @@ def test_a_ui_edit_is_missed_by_a_fast_resync_and_found_by_a_deep_one(
     assert apply(make_sink(emu), desired).plan.writes == [] and dashboard_reads(emu) == set()
 
 
+def test_drift_a_deep_listing_found_stays_reported_by_the_fast_ones_after_it(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    assert apply(make_sink(emu), desired).result.failed == []
+    uid = cv.service_dashboard_uid(catalog.services[0])
+    emu.ui_edit(uid, _ui_retitle, message="tweak")
+    sink = make_sink(emu, drift_policy="report")
+    assert [o.id for o in apply(sink, desired, deep=True).result.failed] == [f"grafana-dashboard/{uid}"]
+    emu.clear_log()
+    fast = apply(sink, desired, deep=False)  # the same sink (as in serve): it re-reads what it found drifted
+    assert [o.id for o in fast.result.failed] == [f"grafana-dashboard/{uid}"]
+    assert dashboard_reads(emu) == {uid} and emu.writes() == []
+
+
 def test_a_changed_catalog_in_a_fast_resync_reads_and_updates_only_what_changed(
         emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
     desired = render(catalog, templates)
