@@ -29,7 +29,8 @@ Listing depth. `list_owned` is fast or deep:
 Trade-off: an edit outside obsctl that keeps the digest tag and the folder (a UI edit of panels or
 title) is invisible to fast listings; the next deep listing finds it. `obsctl apply` always lists
 deep; the reconcile loop lists deep on full resyncs at most every `deep_check_seconds` (setting
-grafana.deep_check_seconds, default 600; 0 = every full resync) and fast otherwise.
+grafana.deep_check_seconds, default 600; 0 = every full resync) and fast otherwise. The digest
+tags also show in Grafana's tag filter (one distinct tag per dashboard content).
 
 Drift (found by deep listings, and by fast ones for what they read). A dashboard whose newest
 version was not saved by obsctl with the digest of what it now holds was edited outside obsctl (in
