@@ -25,10 +25,19 @@ TARGET_MB = 300.0
 PROFILE_N = 1000  # per-service cost is linear: a profile of 1,000 shows where 10,000 spends its time
 
 
-def _child(n: int, seed: int, profile: bool, save: str | None) -> None:
+def _options(outputs: str) -> object:
+    """RenderOptions for every artifact kind ("all") or the default outputs ("default")."""
+    from obsctl.model.artifact import Kind
+    from obsctl.render.options import RenderOptions
+
+    if outputs == "all" and "outputs" in RenderOptions.__dataclass_fields__:
+        return RenderOptions(outputs=frozenset(Kind))  # type: ignore[call-arg]
+    return RenderOptions()
+
+
+def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "all") -> None:
     t0 = time.perf_counter()
     from obsctl.render import render_all
-    from obsctl.render.options import RenderOptions
 
     tpl = templates()
     catalog = synthetic_catalog(n, seed)
@@ -41,7 +50,7 @@ def _child(n: int, seed: int, profile: bool, save: str | None) -> None:
         profiler = Profiler(interval=0.005)
         profiler.start()
     t1 = time.perf_counter()
-    desired = render_all(catalog, tpl, RenderOptions())
+    desired = render_all(catalog, tpl, _options(outputs))  # type: ignore[arg-type]
     wall = time.perf_counter() - t1
     if profiler is not None:
         profiler.stop()
@@ -67,20 +76,22 @@ def run(ctx: Context) -> list[Row]:
     """Render 1,000 and 10,000 services (100 and 500 with --quick)."""
     from bench.apply import APPLY_N, QUICK_APPLY_N, desired_cache
 
-    sizes = (20, 50) if ctx.quick else (1000, 10000)
+    sizes = [(20, "all"), (50, "all")] if ctx.quick else [(1000, "all"), (10000, "all"), (10000, "default")]
     apply_n = QUICK_APPLY_N if ctx.quick else APPLY_N
     rows: list[Row] = []
-    for n in sizes:
-        inputs = f"N={n} services x 3 SLOs, seed={ctx.seed}"
+    for n, outputs in sizes:
+        inputs = f"N={n} services x 3 SLOs, {'every artifact kind' if outputs == 'all' else 'default outputs'}, " \
+                 f"seed={ctx.seed}"
         say(f"[render] {inputs}")
-        args = ["bench.render", "--child", str(n), str(ctx.seed)]
-        if n == apply_n:
+        args = ["bench.render", "--child", str(n), str(ctx.seed), "--outputs", outputs]
+        if n == apply_n and outputs == "all":
             args += ["--save", str(desired_cache(ctx, n))]
         res = run_child(args)
         d = res.data
         rss = d["rss_after_render_mb"] if "--save" in args else res.max_rss_mb
         if "--save" in args:
-            ctx.note(f"render N={n}: peak RSS is the child's ru_maxrss right after render_all ({rss:.0f} MB); "
+            ctx.note(f"render N={n} ({outputs}): peak RSS is the child's ru_maxrss right after render_all "
+                     f"({rss:.0f} MB); "
                      f"with pickling the desired state for the apply benchmark afterwards the child peaked at "
                      f"{res.max_rss_mb:.0f} MB (os.wait4)")
         say(f"[render]   {d['artifacts']} artifacts ({d['bytes'] / 1e6:.1f} MB) in {fmt_s(d['render_s'])}, "
@@ -93,10 +104,10 @@ def run(ctx: Context) -> list[Row]:
         rows.append(Row(NAME, inputs, "peak RSS (process, incl. catalog)", f"{rss:.0f} MB",
                         f"< {TARGET_MB:g} MB" if big else "", verdict(m_ok) if big else ""))
         rows.append(Row(NAME, inputs, "artifacts rendered", f"{d['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
-        ctx.note(f"render N={n}: catalog built and templates parsed in {fmt_s(d['setup_s'])} (not timed); "
+        ctx.note(f"render N={n} ({outputs}): catalog built and templates parsed in {fmt_s(d['setup_s'])} (not timed); "
                  f"RSS before rendering {d['rss_before_render_mb']:.0f} MB; artifacts by kind {d['kinds']}; "
                  f"body MB by kind {d.get('mb_by_kind')}")
-        if big and not (t_ok and m_ok):
+        if big and outputs == "all" and not (t_ok and m_ok):
             _profile(ctx, PROFILE_N)
     return rows
 
@@ -112,7 +123,8 @@ def _profile(ctx: Context, n: int) -> None:
     from bench.common import REPO
 
     say(f"[render] profiling N={n} with pyinstrument")
-    out = subprocess.run([sys.executable, "-m", "bench.render", "--child", str(n), str(ctx.seed), "--profile"],
+    out = subprocess.run([sys.executable, "-m", "bench.render", "--child", str(n), str(ctx.seed), "--profile",
+                          "--outputs", "all"],
                          cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
     text = out.stderr
     path = ctx.work / f"render-profile-{n}.txt"
@@ -144,8 +156,9 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, type=int, required=True, metavar=("N", "SEED"))
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--save", help="pickle the desired state here (for the apply benchmark)")
+    ap.add_argument("--outputs", choices=("all", "default"), default="all")
     args = ap.parse_args()
-    _child(args.child[0], args.child[1], args.profile, args.save)
+    _child(args.child[0], args.child[1], args.profile, args.save, args.outputs)
 
 
 if __name__ == "__main__":
