@@ -366,7 +366,8 @@ class GrafanaSink:
         frontier = [""]
         depth = 0
         while frontier and depth < 5:
-            candidates = [f for parent in frontier for f in self._folder_page(parent)
+            pages = self._map(self._folder_page, frontier)  # one page walk per parent, in parallel
+            candidates = [f for page in pages for f in page
                           if str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX)]
             details = self._map(lambda f: self._read(lambda: self._get_folder(str(f["uid"]))), candidates)
             frontier = []
