@@ -26,6 +26,11 @@ Listing depth. `list_owned` is fast or deep:
 - deep (`set_depth(True)`; also whenever `prepare` was never called): every owned dashboard is read
   and its last version message checked, as below.
 
+Folders are walked level by level (`GET /api/folders?parentUid=`) at both depths. A deep listing
+reads every `obsctl-` folder for its description (the ownership mark); a fast one reuses what this
+sink last read or wrote of a folder while the list shows the same title and parent (writes and
+deletes of folders always read the folder again first).
+
 Trade-off: an edit outside obsctl that keeps the digest tag and the folder (a UI edit of panels or
 title) is invisible to fast listings; the next deep listing finds it. `obsctl apply` always lists
 deep; the reconcile loop lists deep on full resyncs at most every `deep_check_seconds` (setting
@@ -195,7 +200,7 @@ class GrafanaSink:
 
     def __init__(self, url: str, token: str | tuple[str, str], *, org_id: int = 1, drift_policy: str = "overwrite",
                  parallelism: int = 8, timeout: float = 10.0, page_size: int = 1000, verify: bool = True,
-                 deep_check_seconds: float = 600.0) -> None:
+                 deep_check_seconds: float = 600.0, search_page_size: int = 5000) -> None:
         if drift_policy not in DRIFT_POLICIES:
             raise ValueError(f"drift_policy must be one of {', '.join(DRIFT_POLICIES)}")
         parts = urlsplit(url)
@@ -210,10 +215,12 @@ class GrafanaSink:
         self._verify = verify
         self.drift_policy = drift_policy
         self.parallelism = max(1, parallelism)
-        self.page_size = page_size
+        self.page_size = page_size  # folder list pages
+        self.search_page_size = min(5000, search_page_size)  # Grafana answers 422 above 5000
         self.deep_check_seconds = deep_check_seconds  # read by the reconcile loop (how often full rounds go deep)
         self._deep = False
         self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from prepare()
+        self._folder_cache: dict[str, dict[str, Any]] = {}  # owned folders as last read or written
         self._drifted_uids: set[str] = set()  # found drifted by a read and not rewritten since: fast listings read them
         self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -361,20 +368,40 @@ class GrafanaSink:
         return str(folder.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX) and \
             cv.FOLDER_OWNER_MARK in str(folder.get("description", ""))
 
-    def _list_folders(self) -> dict[str, Observed]:
+    def _remember_folder(self, uid: str, title: str, description: str, parent_uid: str) -> None:
+        with self._lock:
+            self._folder_cache[uid] = {"uid": uid, "title": title, "description": description,
+                                       "parentUid": parent_uid}
+
+    def _cached_folder(self, listed: Mapping[str, Any], parent: str) -> dict[str, Any] | None:
+        """What obsctl last read or wrote of a listed folder, when the listing still agrees (uid, title, parent)."""
+        with self._lock:
+            cached = self._folder_cache.get(str(listed.get("uid", "")))
+        if cached is None or cached["title"] != listed.get("title") or cached["parentUid"] != parent:
+            return None
+        return cached
+
+    def _list_folders(self, deep: bool) -> dict[str, Observed]:
         owned: dict[str, Observed] = {}
         frontier = [""]
         depth = 0
         while frontier and depth < 5:
             pages = self._map(self._folder_page, frontier)  # one page walk per parent, in parallel
-            candidates = [f for page in pages for f in page
+            candidates = [(parent, f) for parent, page in zip(frontier, pages, strict=True) for f in page
                           if str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX)]
-            details = self._map(lambda f: self._read(lambda: self._get_folder(str(f["uid"]))), candidates)
+            # Fast listings take the description (the ownership mark) from the last read or write when
+            # the folder list still shows the same title and parent; deep ones read every candidate.
+            known = [None if deep else self._cached_folder(f, parent) for parent, f in candidates]
+            read = self._map(lambda f: self._read(lambda: self._get_folder(str(f["uid"]))),
+                             [f for (_, f), k in zip(candidates, known, strict=True) if k is None])
+            details = [k for k in known if k is not None] + read
             frontier = []
             for folder in details:
                 if folder is None or not self._owns_folder(folder):
                     continue
                 uid = str(folder["uid"])
+                self._remember_folder(uid, str(folder.get("title", "")), str(folder.get("description", "")),
+                                      str(folder.get("parentUid", "")))
                 body = cv.grafana_json(folder_body(uid, str(folder.get("title", "")),
                                                    str(folder.get("description", "")),
                                                    str(folder.get("parentUid", ""))))
@@ -389,10 +416,10 @@ class GrafanaSink:
         hits: list[dict[str, Any]] = []
         page = 1
         while True:
-            params = {"tag": cv.MANAGED_TAG, "type": "dash-db", "limit": self.page_size, "page": page}
+            params = {"tag": cv.MANAGED_TAG, "type": "dash-db", "limit": self.search_page_size, "page": page}
             batch = self._read(lambda params=params: self._http("GET", "/search", params=params))  # type: ignore[misc]
             hits.extend(h for h in batch if cv.MANAGED_TAG in (h.get("tags") or []))
-            if len(batch) < self.page_size:
+            if len(batch) < self.search_page_size:
                 break
             page += 1
         unique = {str(h["uid"]): h for h in hits}  # a page boundary shifting under a concurrent write repeats hits
@@ -451,7 +478,7 @@ class GrafanaSink:
             expected = self._expected
             deep = self._deep or expected is None
             known_drift = set(self._drifted_uids)
-        owned = self._list_folders()
+        owned = self._list_folders(deep)
         owned_folders = {oid.split("/", 1)[1] for oid in owned}
         hits = self._search_owned()
         seen: dict[str, _Seen] = {}
@@ -519,6 +546,7 @@ class GrafanaSink:
             payload["parentUid"] = spec.parent_uid
         try:
             created: dict[str, Any] = self._http("POST", "/folders", json_body=payload)
+            self._remember_folder(spec.uid, spec.title, payload["description"], spec.parent_uid)
             return created
         except _HttpError as exc:
             if exc.status == 404 and spec.parent_uid and depth < 4:  # the parent is missing: make it, once
@@ -543,6 +571,7 @@ class GrafanaSink:
         spec = _FolderSpec(artifact.key, str(body["title"]), str(body.get("parentUid", "")))
         with self._lock:
             self._folder_specs[spec.uid] = spec
+            self._folder_cache.pop(spec.uid, None)  # until this put is through
         if spec.parent_uid:
             self._ensure_folder(spec.parent_uid)
         existing = self._get_folder(spec.uid)
@@ -565,8 +594,11 @@ class GrafanaSink:
                 self._http("POST", f"/folders/{spec.uid}/move", json_body={"parentUid": spec.parent_uid})
             except _HttpError as exc:
                 raise PermanentError(f"grafana: moving folder {spec.uid}: {exc}") from None
+        self._remember_folder(spec.uid, spec.title, want_desc, spec.parent_uid)
 
     def _delete_folder(self, uid: str) -> None:
+        with self._lock:
+            self._folder_cache.pop(uid, None)
         existing = self._get_folder(uid)
         if existing is None:
             return

@@ -133,7 +133,7 @@ def assert_converged(emu: GrafanaEmulator, desired: DesiredState) -> None:
 def test_first_apply_creates_everything_and_the_second_writes_nothing(
         emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
     desired = render(catalog, templates)
-    sink = make_sink(emu, page_size=3)  # small pages: listing must paginate
+    sink = make_sink(emu, page_size=3, search_page_size=3)  # small pages: listing must paginate
     first = apply(sink, desired)
     assert first.result.failed == []
     assert first.plan.summary()["create"] == len(desired_for(sink, desired))
@@ -141,7 +141,7 @@ def test_first_apply_creates_everything_and_the_second_writes_nothing(
     assert emu.folders[cv.team_folder_uid(EntityRef("group", "default", "team-payments"))]["parentUid"] == \
         cv.ROOT_FOLDER_UID
     emu.clear_log()
-    second = apply(make_sink(emu, page_size=3), desired)
+    second = apply(make_sink(emu, page_size=3, search_page_size=3), desired)
     assert second.plan.writes == [] and second.result.failed == []
     assert emu.writes() == []
     searches = [r for r in emu.request_log if r.path == "/api/search"]
@@ -463,6 +463,35 @@ def test_a_no_change_fast_resync_reads_no_dashboard_and_a_deep_one_agrees(
     deep = apply(make_sink(emu), desired, deep=True)
     assert deep.plan.writes == [] and emu.writes() == []
     assert dashboard_reads(emu) == dashboard_uids(desired)
+
+
+def folder_reads(emu: GrafanaEmulator) -> set[str]:
+    """Uids of the folders read one by one (GET /api/folders/<uid>) in the request log."""
+    prefix = "/api/folders/"
+    return {r.path[len(prefix):] for r in emu.request_log if r.method == "GET" and r.path.startswith(prefix)}
+
+
+def test_a_long_lived_sink_resyncs_fast_without_reading_folders_and_rereads_a_renamed_one(
+        emu: GrafanaEmulator, make_sink: Callable[..., GrafanaSink], catalog: Catalog, templates: Templates) -> None:
+    desired = render(catalog, templates)
+    sink = make_sink(emu)  # one sink across rounds, as in serve
+    assert apply(sink, desired).result.failed == []
+    emu.clear_log()
+    again = apply(sink, desired)
+    assert again.plan.writes == [] and emu.writes() == []
+    assert folder_reads(emu) == set() and dashboard_reads(emu) == set()
+    team_folder = cv.team_folder_uid(EntityRef("group", "default", "team-payments"))
+    renamed = httpx.put(f"{emu.url}/api/folders/{team_folder}", headers={"Authorization": "Bearer admin-token"},
+                        json={"title": "Renamed in the UI", "overwrite": True})
+    assert renamed.status_code == 200
+    emu.clear_log()
+    fixed = apply(sink, desired)
+    assert team_folder in folder_reads(emu)  # the list shows another title: the cached details are not trusted
+    assert [c.id for c in fixed.plan.writes] == [f"grafana-folder/{team_folder}"] and fixed.result.failed == []
+    assert_converged(emu, desired)
+    emu.clear_log()
+    deep = apply(sink, desired, deep=True)
+    assert deep.plan.writes == [] and folder_reads(emu) == {u for u in emu.folders}
 
 
 def test_a_ui_edit_is_missed_by_a_fast_resync_and_found_by_a_deep_one(
