@@ -26,10 +26,12 @@ Listing depth. `list_owned` is fast or deep:
 - deep (`set_depth(True)`; also whenever `prepare` was never called): every owned dashboard is read
   and its last version message checked, as below.
 
-Folders are walked level by level (`GET /api/folders?parentUid=`) at both depths. A deep listing
-reads every `obsctl-` folder for its description (the ownership mark); a fast one reuses what this
-sink last read or wrote of a folder while the list shows the same title and parent (writes and
-deletes of folders always read the folder again first).
+Folders are walked level by level (`GET /api/folders?parentUid=`). A deep listing walks the whole
+tree and reads every `obsctl-` folder for its description (the ownership mark). A fast one does not
+descend into a folder this sink last saw (or created) without `obsctl-` subfolders, and reuses what
+it last read or wrote of a folder while the list shows the same title and parent; writes and deletes
+of folders always read the folder again first. An obsctl-marked folder someone else creates inside
+a team folder is only seen (and pruned) by the next deep listing.
 
 Trade-off: an edit outside obsctl that keeps the digest tag and the folder (a UI edit of panels or
 title) is invisible to fast listings; the next deep listing finds it. `obsctl apply` always lists
@@ -221,6 +223,8 @@ class GrafanaSink:
         self._deep = False
         self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from prepare()
         self._folder_cache: dict[str, dict[str, Any]] = {}  # owned folders as last read or written
+        self._digests: dict[str, tuple[bytes, str]] = {}  # artifact id -> (body, digest): hash each body once
+        self._leaf_folders: set[str] = set()  # owned folders last seen (or created) without obsctl subfolders
         self._drifted_uids: set[str] = set()  # found drifted by a read and not rewritten since: fast listings read them
         self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -333,6 +337,8 @@ class GrafanaSink:
                                                               str(body.get("parentUid", "")))
         with self._lock:
             self._expected = expected
+            ids = {a.id for a in expected.values()}
+            self._digests = {aid: d for aid, d in self._digests.items() if aid in ids}
 
     def set_depth(self, deep: bool) -> None:
         """Make the following listings deep (read every dashboard) or fast (search hits; see the module doc)."""
@@ -387,6 +393,12 @@ class GrafanaSink:
         depth = 0
         while frontier and depth < 5:
             pages = self._map(self._folder_page, frontier)  # one page walk per parent, in parallel
+            with self._lock:
+                for parent, page in zip(frontier, pages, strict=True):
+                    if any(str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX) for f in page):
+                        self._leaf_folders.discard(parent)
+                    elif parent:
+                        self._leaf_folders.add(parent)
             candidates = [(parent, f) for parent, page in zip(frontier, pages, strict=True) for f in page
                           if str(f.get("uid", "")).startswith(cv.FOLDER_UID_PREFIX)]
             # Fast listings take the description (the ownership mark) from the last read or write when
@@ -407,6 +419,9 @@ class GrafanaSink:
                                                    str(folder.get("parentUid", ""))))
                 owned[_folder_id(uid)] = Observed(_folder_id(uid), body, hashlib.sha256(body).hexdigest())
                 frontier.append(uid)
+            if not deep:  # fast: skip folders known to hold no obsctl folder (the deep listing walks everything)
+                with self._lock:
+                    frontier = [uid for uid in frontier if uid not in self._leaf_folders]
             depth += 1
         with self._lock:
             self._folders_ok.update(oid.split("/", 1)[1] for oid in owned)
@@ -454,19 +469,29 @@ class GrafanaSink:
             digest = f"untagged:{digest}"
         return Observed(_dashboard_id(uid), body, digest, drifted), seen
 
+    def _digest_of(self, art: Artifact) -> str:
+        """art.digest, remembered while the body is the same object (the loop reuses unchanged renderings)."""
+        with self._lock:
+            known = self._digests.get(art.id)
+        if known is not None and known[0] is art.body:
+            return known[1]
+        digest = art.digest
+        with self._lock:
+            self._digests[art.id] = (art.body, digest)
+        return digest
+
     def _trusted_hit(self, hit: Mapping[str, Any], expected: Mapping[str, Artifact],
-                     owned_folders: set[str]) -> Artifact | None:
-        """The desired artifact a search hit vouches for holding (right digest tag, right folder), else None."""
+                     owned_folders: set[str]) -> tuple[Artifact, str] | None:
+        """The desired artifact (and its digest) a search hit vouches for holding: right digest tag, right folder."""
         want = expected.get(str(hit.get("uid", "")))
         if want is None:
             return None
         folder = str(hit.get("folderUid") or "")
         tag = cv.digest_tag_value(hit.get("tags"))
-        if tag is None or tag != want.digest[:cv.DIGEST_TAG_HEX]:
+        if tag is None or folder != _folder_of(want) or folder not in owned_folders:
             return None
-        if folder != _folder_of(want) or folder not in owned_folders:
-            return None
-        return want
+        digest = self._digest_of(want)
+        return (want, digest) if tag == digest[:cv.DIGEST_TAG_HEX] else None
 
     def list_owned(self) -> dict[str, Observed]:
         """Every owned folder and dashboard, normalised. Raises TemporaryError when the read is incomplete.
@@ -485,12 +510,13 @@ class GrafanaSink:
         to_read: list[str] = []
         for hit in hits:
             uid = str(hit["uid"])
-            want = None if deep or expected is None or uid in known_drift else \
+            trusted = None if deep or expected is None or uid in known_drift else \
                 self._trusted_hit(hit, expected, owned_folders)
-            if want is None:
+            if trusted is None:
                 to_read.append(uid)
                 continue
-            owned[want.id] = Observed(want.id, want.body, want.digest)
+            want, digest = trusted
+            owned[want.id] = Observed(want.id, want.body, digest)
             seen[uid] = _Seen(None, _folder_of(want), False)
         found = self._map(lambda uid: self._read(lambda: self._observe_dashboard(uid)), to_read)
         for item in found:
@@ -547,6 +573,9 @@ class GrafanaSink:
         try:
             created: dict[str, Any] = self._http("POST", "/folders", json_body=payload)
             self._remember_folder(spec.uid, spec.title, payload["description"], spec.parent_uid)
+            with self._lock:
+                self._leaf_folders.add(spec.uid)
+                self._leaf_folders.discard(spec.parent_uid)
             return created
         except _HttpError as exc:
             if exc.status == 404 and spec.parent_uid and depth < 4:  # the parent is missing: make it, once
@@ -591,6 +620,8 @@ class GrafanaSink:
                 raise PermanentError(f"grafana: updating folder {spec.uid}: {exc}") from None
         if str(existing.get("parentUid", "")) != spec.parent_uid:
             try:
+                with self._lock:
+                    self._leaf_folders.discard(spec.parent_uid)
                 self._http("POST", f"/folders/{spec.uid}/move", json_body={"parentUid": spec.parent_uid})
             except _HttpError as exc:
                 raise PermanentError(f"grafana: moving folder {spec.uid}: {exc}") from None

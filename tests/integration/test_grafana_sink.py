@@ -480,6 +480,9 @@ def test_a_long_lived_sink_resyncs_fast_without_reading_folders_and_rereads_a_re
     again = apply(sink, desired)
     assert again.plan.writes == [] and emu.writes() == []
     assert folder_reads(emu) == set() and dashboard_reads(emu) == set()
+    # The folder tree is walked only where obsctl puts folders: the top level and obsctl's root folder.
+    walked = [r.query.get("parentUid", [""])[0] for r in emu.request_log if r.path == "/api/folders"]
+    assert sorted(walked) == ["", cv.ROOT_FOLDER_UID]
     team_folder = cv.team_folder_uid(EntityRef("group", "default", "team-payments"))
     renamed = httpx.put(f"{emu.url}/api/folders/{team_folder}", headers={"Authorization": "Bearer admin-token"},
                         json={"title": "Renamed in the UI", "overwrite": True})
