@@ -119,9 +119,29 @@ def run(ctx: Context) -> list[Row]:
     try:
         prom.start(timeout=120)
         build_report(catalog, tpl, prom.url, now=float(now), timeout=120)  # warm-up: page cache, postings
+        import httpx
+
+        timings: list[tuple[str, float]] = []
+        started: dict[int, float] = {}
+
+        def on_request(request: httpx.Request) -> None:
+            started[id(request)] = time.perf_counter()
+
+        def on_response(response: httpx.Response) -> None:  # headers in: Prometheus has evaluated the query
+            form = urllib.parse.parse_qs(response.request.content.decode())
+            timings.append((form.get("query", ["?"])[0][:70],
+                            time.perf_counter() - started.pop(id(response.request), time.perf_counter())))
+
+        client = httpx.Client(timeout=120, event_hooks={"request": [on_request], "response": [on_response]})
         t = time.perf_counter()
-        report = build_report(catalog, tpl, prom.url, now=float(now), timeout=120)
+        try:
+            report = build_report(catalog, tpl, prom.url, now=float(now), timeout=120, client=client)
+        finally:
+            client.close()
         wall = time.perf_counter() - t
+        ctx.note("reports: obsctl's queries, time to Prometheus's answer headers (evaluation; the body transfer "
+                 "and parsing follow): " + "; ".join(f"{q!r} {fmt_s(dt)}" for q, dt in timings)
+                 + f"; the whole report {fmt_s(wall)}")
         if wall >= 5.0:
             _profile(ctx, lambda: build_report(catalog, tpl, prom.url, now=float(now), timeout=120))
         with_data = sum(1 for s in report.slos if s.sli is not None)
