@@ -718,13 +718,14 @@ class GrafanaSink:
             return
         folder = _folder_of(artifact)
         model = json.loads(artifact.body)
-        model["tags"] = [*(model.get("tags") or []), cv.digest_tag(artifact.digest)]
+        digest = self._digest_of(artifact)  # remembered: the next fast listing compares hits with it
+        model["tags"] = [*(model.get("tags") or []), cv.digest_tag(digest)]
         with self._lock:
             seen = self._seen.get(uid)
         if seen is not None:
             model["version"] = seen.version  # optimistic: a concurrent edit answers 412 instead of being lost
         payload = {"dashboard": model, "folderUid": folder, "overwrite": False,
-                   "message": cv.dashboard_message(artifact.digest)}
+                   "message": cv.dashboard_message(digest)}
         self._ensure_folder(folder)
         for attempt in (1, 2):
             try:
