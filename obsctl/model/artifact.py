@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from dataclasses import dataclass
 from enum import Enum
 
@@ -41,9 +42,9 @@ class Artifact:
         """The artifact's identity across plan and sinks."""
         return f"{self.kind.value}/{self.key}"
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        """sha256 of the body, the unit of change detection."""
+        """sha256 of the body, the unit of change detection (hashed once: plans ask for it often)."""
         return hashlib.sha256(self.body).hexdigest()
 
 
