@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from functools import cached_property
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 
 class Kind(str, Enum):
