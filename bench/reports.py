@@ -171,7 +171,7 @@ def run(ctx: Context) -> list[Row]:
         sample = [rnd.choice(pairs) for _ in range(SAMPLE_QUERIES // (2 * len(SLO_GENERATOR_WINDOWS)) + 1)]
         lat: list[float] = []
         for svc, slo in sample:
-            sel = f'{{service="{svc.name}",namespace="{svc.namespace}",slo="{slo.name}"}}'
+            sel = f'{{service="{svc.name}",{cv.LABEL_NAMESPACE}="{svc.namespace}",slo="{slo.name}"}}'
             for w in SLO_GENERATOR_WINDOWS:
                 lat.append(_query_seconds(prom.url, f"sum(sum_over_time({total5}{sel}[{w}]))", now))
                 lat.append(_query_seconds(prom.url, f"sum(sum_over_time({errors5}{sel}[{w}]))", now))

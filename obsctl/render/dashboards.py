@@ -410,6 +410,7 @@ def _common_vars(options: RenderOptions) -> dict[str, Var]:
         "series_period_total": cv.SERIES_PERIOD_TOTAL,
         "series_info": cv.SERIES_INFO,
         "environment_default": options.environment,
+        "slo_identity": ", ".join((cv.LABEL_SERVICE, cv.LABEL_NAMESPACE, cv.LABEL_SLO)),
     }
     return {k: Var.fragment(v) for k, v in names.items()}
 

@@ -1,6 +1,6 @@
 """SLO recording and alerting rules: a Prometheus rule file, a PrometheusRule and/or a ruler group per service.
 
-Per SLO (labels service, namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
+Per SLO (labels service, catalog_namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
 
 - windows up to RAW_WINDOW_MAX_S (5m ... 6h): error and request rates on the raw counters and
   their ratio;

@@ -174,9 +174,9 @@ def test_page_and_ticket_reach_their_receivers_and_inhibition_holds(stack: dict[
     assert {a["labels"]["tier"] for a in alerts} == {"page-fast"}  # page-slow muted by page-fast
     a = alerts[0]
     assert a["status"] == "firing"
-    assert {k: a["labels"][k] for k in ("alertname", "service", "namespace", "slo", "team", "severity",
+    assert {k: a["labels"][k] for k in ("alertname", "service", "catalog_namespace", "slo", "team", "severity",
                                         "long_window", "short_window")} == {
-        "alertname": cv.ALERT_BURN, "service": "checkout", "namespace": "default", "slo": "availability",
+        "alertname": cv.ALERT_BURN, "service": "checkout", "catalog_namespace": "default", "slo": "availability",
         "team": "team-payments", "severity": "page", "long_window": "1h", "short_window": "5m"}
     svc: Service = catalog.services[0]
     assert a["annotations"]["runbook_url"] == "https://runbooks.test/checkout"

@@ -228,7 +228,7 @@ def test_catalog_values_are_escaped_for_promql_json_and_links(templates: Templat
     assert slo_exprs
     for expr in slo_exprs:  # parsed back, the label value is exactly the catalog's name
         assert _label_values(expr, "service") == {evil.name}
-        assert _label_values(expr, "namespace") == {"default"}
+        assert _label_values(expr, "catalog_namespace") == {"default"}
     assert all(_label_values(e, "service_name") == {evil.name} for e in _exprs(dash) if "service_name" in e)
     # Grafana interpolates $variables inside queries: only obsctl's own may remain.
     assert all("$" not in re.sub(r"\$(__rate_interval|environment)\b", "", e) for e in _exprs(dash))
@@ -260,7 +260,7 @@ def test_service_dashboard_has_red_slo_and_runtime_panels(sample: Catalog, templ
     for q in ("0.5", "0.9", "0.99"):
         assert f"histogram_quantile({q}, sum by (le) (rate(http_server_request_duration_seconds_bucket" in exprs
     assert 'http_response_status_code=~"5.."' in exprs and "cpython_gc_collections_total" in exprs
-    assert f'{cv.SERIES_BUDGET_REMAINING}{{service="checkout",namespace="default",slo="availability"}}' in exprs
+    assert f'{cv.SERIES_BUDGET_REMAINING}{{service="checkout",catalog_namespace="default",slo="availability"}}' in exprs
     burn = next(p for p in dash["panels"] if p.get("title", "").startswith("Burn rate"))
     table = templates.windows[30]
     assert [t["legendFormat"] for t in burn["targets"]] == [cv.window_name(w) for w in table.windows_s]
@@ -286,7 +286,7 @@ def test_org_overview_lists_every_slo_worst_budget_first(sample: Catalog, templa
     org = arts[cv.ORG_OVERVIEW_UID]
     table = next(p for p in org["panels"] if p["type"] == "table")
     assert table["targets"][0]["expr"] == \
-        f"sort({cv.SERIES_BUDGET_REMAINING} * on(service, namespace, slo) group_left(team) {cv.SERIES_INFO})"
+        f"sort({cv.SERIES_BUDGET_REMAINING} * on(service, catalog_namespace, slo) group_left(team) {cv.SERIES_INFO})"
     assert {"id": "sortBy", "options": {"sort": [{"field": "Budget remaining", "desc": False}]}} in \
         table["transformations"]
     assert table["options"]["sortBy"] == [{"displayName": "Budget remaining", "desc": False}]

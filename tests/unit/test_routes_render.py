@@ -40,7 +40,7 @@ def test_one_config_with_team_routes_and_receivers() -> None:
     assert art.kind is Kind.ALERTMANAGER_CONFIG and art.path == "alertmanager/alertmanager.yml"
     doc = yaml.safe_load(art.body)
     route = doc["route"]
-    assert route["group_by"] == ["alertname", "namespace", "service", "slo"]
+    assert route["group_by"] == ["alertname", "catalog_namespace", "service", "slo"]
     teams = {r["matchers"][0]: r for r in route["routes"]}
     assert set(teams) == {'team="team-payments"', 'team="team-search"'}
     pay = teams['team="team-payments"']["routes"]
@@ -61,7 +61,7 @@ def test_inhibition_page_mutes_ticket_and_fast_mutes_slow() -> None:
     doc = yaml.safe_load(routes.render(_catalog(), TEMPLATES, _options())[0].body)
     rules = doc["inhibit_rules"]
     assert {"source_matchers": ['severity="page"', 'slo=~".+"'], "target_matchers": ['severity="ticket"'],
-            "equal": ["namespace", "service", "slo"]} in rules
+            "equal": ["catalog_namespace", "service", "slo"]} in rules
     pairs = {(r["source_matchers"][0], r["target_matchers"][0]) for r in rules[1:]}
     assert pairs == {('tier="page-fast"', 'tier="page-slow"'), ('tier="ticket-fast"', 'tier="ticket-slow"')}
 

@@ -80,9 +80,9 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     all_rules = _all_rules(body[Kind.PROMETHEUS_RULES])
     records = [r for r in all_rules if "record" in r]
     for r in records:
-        assert {"service", "namespace", "slo"} <= set(r["labels"])
+        assert {"service", "catalog_namespace", "slo"} <= set(r["labels"])
         if r["record"] != cv.SERIES_INFO:
-            assert set(r["labels"]) == {"service", "namespace", "slo"}, r["record"]
+            assert set(r["labels"]) == {"service", "catalog_namespace", "slo"}, r["record"]
     names = {r["record"] for r in records}
     for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
         assert f"obsctl:slo_error_ratio:rate{w}" in names and f"obsctl:slo_burn_rate:rate{w}" in names
@@ -156,7 +156,7 @@ def test_hostile_values_cannot_escape_promql_yaml_or_templates(hostile: str) -> 
         _selectors(promql_parser.parse(rule["expr"]), selectors)  # PromQL: parses ...
         for matchers in selectors:
             for name, value in matchers:
-                if name in ("service", "namespace", "slo"):
+                if name in ("service", "catalog_namespace", "slo"):
                     assert value == hostile  # ... and the matcher holds the value, nothing more
                 if name == "service_name":
                     assert value == hostile
