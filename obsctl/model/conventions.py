@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 
 from obsctl.model.durations import format_duration
 from obsctl.model.entities import SLO, EntityRef, Service
@@ -27,6 +28,10 @@ LABEL_SEVERITY = "severity"
 LABEL_TIER = "tier"  # the MWMB tier name on alerts (e.g. page-fast); service tier goes on the info series
 LABEL_WINDOW = "window"
 LABEL_OWNER = "obsctl_owner"
+# The page/ticket class on every alert: what Alertmanager routes and inhibits on. Always present and
+# namespaced, so a spec's own `severity` (critical, warning, P1...) reaches the alert unchanged.
+LABEL_SEVERITY_CLASS = "obsctl_severity"
+RESERVED_LABEL_PREFIX = "obsctl_"  # label names obsctl keeps for itself; a spec may not set them
 
 # Recorded series (level:metric:operation).
 SERIES_ERRORS = "obsctl:slo_errors:rate{window}"
@@ -138,6 +143,20 @@ def rule_group_name(svc: Service, part: str) -> str:
 def alert_selector(svc: Service, slo: SLO) -> dict[str, str]:
     """The stable labels identifying one SLO's series."""
     return {LABEL_SERVICE: svc.name, LABEL_NAMESPACE: svc.namespace, LABEL_SLO: slo.name}
+
+
+def own_label(name: str, user_labels: Collection[str]) -> str:
+    """The name obsctl writes its label `name` under: `obsctl_<name>` when a spec set `name` itself."""
+    return f"{RESERVED_LABEL_PREFIX}{name}" if name in user_labels else name
+
+
+def group_label(name: str) -> str:
+    """The series label of an SLI grouping label: `exported_<name>` where it would collide with the SLO identity.
+
+    The recorded series carry `service`, `namespace` and `slo` to identify the SLO; a grouping by one of
+    those (a Kubernetes `namespace`, say) is renamed the way Prometheus renames colliding target labels.
+    """
+    return f"exported_{name}" if name in (LABEL_SERVICE, LABEL_NAMESPACE, LABEL_SLO) else name
 
 
 def rules_path(svc: Service) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from obsctl.model.windows import AlertTier
+
 
 class Protocol(str, Enum):
     """How a service is called; decides the default SLI queries."""
@@ -70,16 +72,22 @@ class LatencySLI:
     """Ratio of requests served faster than a threshold, from a duration histogram."""
 
     threshold_seconds: float
+    native: bool = False  # a Prometheus native histogram (histogram_fraction) instead of classic buckets
     kind: str = "latency"
 
 
 @dataclass(frozen=True)
 class EventsSLI:
-    """Custom events: PromQL for bad (or good) and total events, with `{{window}}` in each."""
+    """Custom events: PromQL for bad (or good) and total events, with `{{window}}` in each.
+
+    `error_ratio_query` instead is a ratio already computed (Sloth's raw SLI): every series and every
+    step weighs the same, as there are no event counts.
+    """
 
     total_query: str
     error_query: str | None = None
     good_query: str | None = None
+    error_ratio_query: str | None = None
     kind: str = "events"
 
 
@@ -101,6 +109,10 @@ class AlertPolicy:
     annotations: tuple[tuple[str, str], ...] = ()
     page_labels: tuple[tuple[str, str], ...] = ()
     ticket_labels: tuple[tuple[str, str], ...] = ()
+    page_annotations: tuple[tuple[str, str], ...] = ()
+    ticket_annotations: tuple[tuple[str, str], ...] = ()
+    # Tiers a spec describes that no row of the window table matches (an OpenSLO burn-rate condition).
+    custom_tiers: tuple[AlertTier, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,8 @@ class SLO:
     timeslice_target: float = 0.95  # a slice is good when its success ratio reaches this
     description: str = ""
     alerting: AlertPolicy = field(default_factory=AlertPolicy)
-    labels: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # on every recorded series and alert of the SLO
+    group_by: tuple[str, ...] = ()  # the SLI's grouping labels: each group burns and alerts on its own
 
     @property
     def error_budget(self) -> float:

@@ -1,6 +1,7 @@
 """The Alertmanager config: a routing tree from catalog ownership, receivers from platform settings.
 
-Every team that owns a service gets a route on its `team` label with a page and a ticket receiver
+Every team that owns a service gets a route on its `team` label with a page and a ticket receiver,
+chosen by obsctl's own class label `obsctl_severity` (a spec's `severity: critical` stays as written)
 (PagerDuty, Opsgenie, Slack, webhook integrations from `options.routing(team)`). Alerts are grouped
 per SLO. Inhibition: a firing page mutes the same SLO's tickets, and a faster tier mutes a slower
 tier of the same severity. Secrets are only referenced by file (`routing_key_file`,
@@ -101,7 +102,7 @@ def _tier_inhibitions(templates: Templates) -> list[dict[str, Any]]:
         if ok:
             rules.append({"source_matchers": [matcher(cv.LABEL_TIER, fast)],
                           "target_matchers": [matcher(cv.LABEL_TIER, slow)],
-                          "equal": [*SLO_IDENTITY, cv.LABEL_SEVERITY]})
+                          "equal": [*SLO_IDENTITY, cv.LABEL_SEVERITY_CLASS]})
     return rules
 
 
@@ -120,11 +121,11 @@ def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> di
         routes.append({
             "matchers": [matcher(cv.LABEL_TEAM, team.name)],
             "receiver": ticket,
-            "routes": [{"matchers": [matcher(cv.LABEL_SEVERITY, "page")], "receiver": page},
-                       {"matchers": [matcher(cv.LABEL_SEVERITY, "ticket")], "receiver": ticket}],
+            "routes": [{"matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page")], "receiver": page},
+                       {"matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")], "receiver": ticket}],
         })
-    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY, "page"), matcher(cv.LABEL_SLO, ".+", "=~")],
-                "target_matchers": [matcher(cv.LABEL_SEVERITY, "ticket")],
+    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_SLO, ".+", "=~")],
+                "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")],
                 "equal": SLO_IDENTITY}]
     inhibit += _tier_inhibitions(templates)
     return {

@@ -31,7 +31,7 @@ from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.options import RenderOptions
-from obsctl.render.sli import number, selector, sli_queries
+from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.math import can_fire
 from obsctl.spec.templates import Templates
@@ -98,19 +98,25 @@ class _SloRules:
         self.period_s = slo.period_days * 86400.0
         self.period = format_duration(self.period_s)
         self.timeslices = slo.budgeting is BudgetingMethod.TIMESLICES
+        self.groups = group_labels(slo)
 
     # -- helpers -----------------------------------------------------------
 
     def windows(self) -> list[float]:
-        """Every window the tiers use, plus the short resolution, ascending."""
-        return sorted({SHORT_S, *self.table.windows_s})
+        """Every window the tiers use (a spec's custom tiers too), plus the short resolution, ascending."""
+        custom = {w for t in self.slo.alerting.custom_tiers for w in (t.long_window_s, t.short_window_s)}
+        return sorted({SHORT_S, *self.table.windows_s, *custom})
 
     def ref(self, template: str, window: str) -> str:
         """A recorded windowed series of this SLO as a selector."""
         return cv.series(template, window) + self.sel
 
     def record(self, name: str, expr: str, labels: Mapping[str, str] | None = None) -> Rule:
-        return {"record": name, "expr": expr, "labels": _labels({**self.stable, **(labels or {})}.items())}
+        # The spec's SLO labels go on every series, as Sloth puts them; they never replace the SLO's
+        # identity or a grouping label (the loader warns about those).
+        user = {k: v for k, v in self.slo.labels if k not in self.stable and k not in self.groups}
+        own = {cv.own_label(k, user): v for k, v in (labels or {}).items()}
+        return {"record": name, "expr": expr, "labels": _labels({**user, **self.stable, **own}.items())}
 
     def tiers(self) -> list[AlertTier]:
         """The enabled tiers that can fire for this objective."""
@@ -125,6 +131,7 @@ class _SloRules:
                 continue
             if can_fire(tier, self.slo.objective):
                 out.append(tier)
+        out.extend(t for t in policy.custom_tiers if can_fire(t, self.slo.objective))
         return out
 
     # -- recording rules ---------------------------------------------------
@@ -204,19 +211,29 @@ class _SloRules:
     # -- alerts ------------------------------------------------------------
 
     def _alert_labels(self, severity: str, extra: Mapping[str, str]) -> dict[str, str]:
+        """The spec's labels as written (SLO, alerting, page or ticket: the most specific wins), then
+        obsctl's own: under `obsctl_<name>` where the spec set that name, and the routing class always."""
         policy = self.slo.alerting
-        labels: dict[str, str] = dict(policy.labels)
-        labels.update(policy.page_labels if severity == PAGE else policy.ticket_labels)
-        labels.update({**self.stable, cv.LABEL_TEAM: self.svc.team.name, cv.LABEL_SEVERITY: severity, **extra})
+        user: dict[str, str] = dict(self.slo.labels)
+        user.update(policy.labels)
+        user.update(policy.page_labels if severity == PAGE else policy.ticket_labels)
+        own = {**self.stable, cv.LABEL_TEAM: self.svc.team.name, cv.LABEL_SEVERITY: severity, **extra}
+        labels = dict(user)
+        for name, value in own.items():
+            labels[cv.own_label(name, user)] = value
+        labels[cv.LABEL_SEVERITY_CLASS] = severity
         return {k: template_literal(v) for k, v in sorted(labels.items())}
 
-    def _annotations(self, summary: str, description: str) -> dict[str, str]:
+    def _annotations(self, summary: str, description: str, severity: str = TICKET) -> dict[str, str]:
         ann = {cv.ANNOTATION_SUMMARY: summary, cv.ANNOTATION_DESCRIPTION: description}
         if self.svc.links.runbook:
             ann[cv.ANNOTATION_RUNBOOK] = template_literal(self.svc.links.runbook)
         ann[cv.ANNOTATION_DASHBOARD] = template_literal(
             f"{self.options.grafana_url.rstrip('/')}/d/{cv.service_dashboard_uid(self.svc)}")
-        ann.update({k: template_literal(v) for k, v in self.slo.alerting.annotations})
+        policy = self.slo.alerting
+        ann.update({k: template_literal(v) for k, v in policy.annotations})
+        ann.update({k: template_literal(v) for k, v in
+                    (policy.page_annotations if severity == PAGE else policy.ticket_annotations)})
         return dict(sorted(ann.items()))
 
     def _what(self) -> str:
@@ -236,7 +253,7 @@ class _SloRules:
                     f"and\n{self.ref(cv.SERIES_BURN_RATE, short_w)} > {burn}")
             if policy.min_events:
                 events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
-                expr += f"\nand on()\n({events} >= {number(policy.min_events)})"
+                expr += f"\nand on({', '.join(self.groups)})\n({events} >= {number(policy.min_events)})"
             kind = "bad slices" if self.timeslices else "errors"
             rules.append({
                 "alert": name,
@@ -249,7 +266,7 @@ class _SloRules:
                     f"The {kind} of {self._what()} burn its error budget "
                     f"{{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the last {long_w}, and still "
                     f"over {burn}x in the last {short_w}. At {burn}x, {number(tier.budget_percent)}% of the "
-                    f"period's budget is gone in {long_w}."),
+                    f"period's budget is gone in {long_w}.", tier.severity),
             })
         if policy.no_data:
             rules.append({

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from obsctl.model import conventions as cv
 from obsctl.model.entities import SLO, AvailabilitySLI, EventsSLI, LatencySLI, Service
 from obsctl.spec.templates import Templates
 
@@ -87,15 +88,35 @@ def _with_zero(errors: str, total: str) -> str:
     return f"({errors}) or (0 * ({total}))"
 
 
+def group_labels(slo: SLO) -> tuple[str, ...]:
+    """The labels each group of a grouped SLO carries on its series and alerts (renamed where they collide)."""
+    return tuple(cv.group_label(g) for g in slo.group_by)
+
+
+def _sum(slo: SLO, query: str, op: str = "sum") -> str:
+    """`sum(query)`, or `sum by (groups)(query)` for a grouped SLO; colliding labels are copied to their new name."""
+    if not slo.group_by:
+        return f"{op}({query})"
+    for name in slo.group_by:
+        renamed = cv.group_label(name)
+        if renamed != name:
+            query = f"label_replace({query}, {promql_string(renamed)}, \"$1\", {promql_string(name)}, \"(.*)\")"
+    return f"{op} by ({', '.join(group_labels(slo))}) ({query})"
+
+
 def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> SliQueries:
-    """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), label-free."""
+    """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), with only the group labels."""
     sli = slo.sli
     if isinstance(sli, EventsSLI):
-        total = f"sum({sli.total_query.replace(WINDOW_PLACEHOLDER, window)})"
+        if sli.error_ratio_query is not None:
+            ratio = sli.error_ratio_query.replace(WINDOW_PLACEHOLDER, window)
+            # A ratio has no event counts: each series counts as one event per second.
+            return SliQueries(_sum(slo, ratio), _sum(slo, ratio, "count"))
+        total = _sum(slo, sli.total_query.replace(WINDOW_PLACEHOLDER, window))
         if sli.error_query is not None:
-            bad = f"sum({sli.error_query.replace(WINDOW_PLACEHOLDER, window)})"
+            bad = _sum(slo, sli.error_query.replace(WINDOW_PLACEHOLDER, window))
         elif sli.good_query is not None:
-            good = f"sum({sli.good_query.replace(WINDOW_PLACEHOLDER, window)})"
+            good = _sum(slo, sli.good_query.replace(WINDOW_PLACEHOLDER, window))
             bad = f"{total} - ({good} or (0 * {total}))"
         else:
             raise ValueError(f"{svc.ref}: SLO {slo.name}: events SLI needs an error or a good query")
@@ -104,12 +125,19 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> Sl
     if shape is None:
         raise ValueError(f"{svc.ref}: no SLI shape for protocol {svc.protocol.value!r} in alert-rules/sli.yaml")
     sel = _fill(shape.selector, svc)
-    total = f"sum(rate({shape.count_metric}{{{sel}}}[{window}]))"
+    if isinstance(sli, LatencySLI) and sli.native:
+        # A native histogram: the share of observations up to the threshold, times their count.
+        metric = shape.bucket_metric.removesuffix("_bucket")
+        hist = _sum(slo, f"rate({metric}{{{sel}}}[{window}])")
+        total = f"histogram_count({hist})"
+        good = f"histogram_fraction(0, {number(sli.threshold_seconds)}, {hist}) * {total}"
+        return SliQueries(f"{total} - {good}", total)
+    total = _sum(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])")
     if isinstance(sli, AvailabilitySLI):
-        bad = f"sum(rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}]))"
+        bad = _sum(slo, f"rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}])")
         return SliQueries(_with_zero(bad, total), total)
     if isinstance(sli, LatencySLI):
         bound = latency_bound(sli.threshold_seconds, svc.latency_buckets or shape.buckets)
-        good = f"sum(rate({shape.bucket_metric}{{{sel},{le_matcher(bound)}}}[{window}]))"
+        good = _sum(slo, f"rate({shape.bucket_metric}{{{sel},{le_matcher(bound)}}}[{window}])")
         return SliQueries(f"{total} - {good}", total)
     raise ValueError(f"{svc.ref}: SLO {slo.name}: unknown SLI kind {type(sli).__name__}")

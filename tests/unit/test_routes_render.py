@@ -44,8 +44,8 @@ def test_one_config_with_team_routes_and_receivers() -> None:
     teams = {r["matchers"][0]: r for r in route["routes"]}
     assert set(teams) == {'team="team-payments"', 'team="team-search"'}
     pay = teams['team="team-payments"']["routes"]
-    assert pay == [{"matchers": ['severity="page"'], "receiver": "obsctl-team-payments-page"},
-                   {"matchers": ['severity="ticket"'], "receiver": "obsctl-team-payments-ticket"}]
+    assert pay == [{"matchers": ['obsctl_severity="page"'], "receiver": "obsctl-team-payments-page"},
+                   {"matchers": ['obsctl_severity="ticket"'], "receiver": "obsctl-team-payments-ticket"}]
     recv = {r["name"]: r for r in doc["receivers"]}
     assert recv["obsctl-team-payments-page"]["pagerduty_configs"] == [{"routing_key_file": "/etc/am/pd-key"}]
     assert recv["obsctl-team-payments-page"]["slack_configs"][0]["channel"] == "#pay-oncall"
@@ -60,7 +60,7 @@ def test_one_config_with_team_routes_and_receivers() -> None:
 def test_inhibition_page_mutes_ticket_and_fast_mutes_slow() -> None:
     doc = yaml.safe_load(routes.render(_catalog(), TEMPLATES, _options())[0].body)
     rules = doc["inhibit_rules"]
-    assert {"source_matchers": ['severity="page"', 'slo=~".+"'], "target_matchers": ['severity="ticket"'],
+    assert {"source_matchers": ['obsctl_severity="page"', 'slo=~".+"'], "target_matchers": ['obsctl_severity="ticket"'],
             "equal": ["catalog_namespace", "service", "slo"]} in rules
     pairs = {(r["source_matchers"][0], r["target_matchers"][0]) for r in rules[1:]}
     assert pairs == {('tier="page-fast"', 'tier="page-slow"'), ('tier="ticket-fast"', 'tier="ticket-slow"')}
