@@ -9,9 +9,11 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check obsctl tests bench
 echo "== mypy (strict)"; mypy
 echo "== import contracts"; lint-imports --no-cache
+echo "== wheel: build, install into a fresh venv, render the sample catalog from another directory"
+python -m pytest -q -p no:cacheprovider tests/packaging
 echo "== pytest"
 set +e
-python -m pytest -q "$@"
+python -m pytest -q --ignore=tests/packaging "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi

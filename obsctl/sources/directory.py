@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from obsctl.errors import PermanentError, TemporaryError
@@ -45,18 +47,37 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
 
 
 TEMPLATE_DIRS = ("alert-rules", "dashboards", "collectors")
+TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json", ".tmpl", ".j2")
 
 
-def read_template_tree(root: Path) -> dict[str, bytes]:
-    """The platform data folders under root, as relative path -> bytes."""
+def packaged_templates() -> Traversable:
+    """The template folders shipped inside the package (obsctl/templates), wherever it is installed."""
+    return resources.files("obsctl") / "templates"
+
+
+def read_template_tree(root: Traversable | Path | None = None) -> dict[str, bytes]:
+    """The platform data folders as relative path -> bytes: root's, else the packaged ones.
+
+    root (the `templates_dir` setting) overrides per folder: a folder it lacks (say it holds only
+    alert-rules/) comes from the package. Paths always use `/` (`alert-rules/windows/30d.yaml`).
+    A root that is not a directory is a permanent error, never an empty set of templates.
+    """
+    packaged = packaged_templates()
+    if root is not None and not root.is_dir():
+        raise PermanentError(f"templates_dir {root} is not a directory")
     out: dict[str, bytes] = {}
+
+    def walk(node: Traversable, rel: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            path = f"{rel}/{child.name}"
+            if child.is_dir():
+                walk(child, path)
+            elif child.is_file() and child.name.endswith(TEMPLATE_SUFFIXES):
+                out[path] = child.read_bytes()
+
     for top in TEMPLATE_DIRS:
-        base = root / top
-        if not base.is_dir():
-            continue
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and path.suffix in (".yaml", ".yml", ".json", ".tmpl", ".j2"):
-                out[str(path.relative_to(root))] = path.read_bytes()
+        own = None if root is None else root / top
+        walk(own if own is not None and own.is_dir() else packaged / top, top)
     return out
 
 
