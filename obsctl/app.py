@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from obsctl.config import Settings
 from obsctl.errors import ConfigError
@@ -12,16 +13,15 @@ from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog
 from obsctl.render import render_all
 from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
-from obsctl.sinks.base import Sink
-from obsctl.sinks.collectors import collector_sink
-from obsctl.sinks.files import FilesSink
-from obsctl.sinks.grafana import GrafanaSink
-from obsctl.sources.backstage import BackstageSource
-from obsctl.sources.base import CatalogSource, CombinedSource
-from obsctl.sources.directory import DirectorySource, read_directory, read_template_tree
-from obsctl.sources.registrations import RegistrationReader, RegistrationSource
+from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import LoadResult, SourceFile, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
+
+if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
+    from obsctl.sinks.base import Sink
+    from obsctl.sinks.grafana import GrafanaSink
+    from obsctl.sources.base import CombinedSource
+    from obsctl.sources.registrations import RegistrationReader
 
 
 def load_templates(settings: Settings) -> Templates:
@@ -100,6 +100,9 @@ def build_sinks(settings: Settings) -> list[Sink]:
     A backend sink registers itself here with one line (it then owns its kinds); every kind no
     sink claims goes to plain files under settings.out_dir. Sink names must be unique.
     """
+    from obsctl.sinks.collectors import collector_sink
+    from obsctl.sinks.files import FilesSink
+
     sinks: list[Sink] = []
     sinks.append(collector_sink(settings.out_dir))
     if settings.grafana.url:
@@ -133,6 +136,8 @@ def alerting_sinks(settings: Settings) -> list[Sink]:
 
 def grafana_sink_from_settings(settings: Settings) -> GrafanaSink:
     """The Grafana API sink (folders and dashboards) from settings.grafana; url must be set."""
+    from obsctl.sinks.grafana import GrafanaSink
+
     g = settings.grafana
     if not g.url:
         raise ConfigError("grafana.url is not set (OBSCTL_GRAFANA__URL)")
@@ -142,6 +147,11 @@ def grafana_sink_from_settings(settings: Settings) -> GrafanaSink:
 
 def build_source(settings: Settings, registrations: RegistrationReader | None = None) -> CombinedSource:
     """The catalog sources named in settings.serve.sources, read as one catalog."""
+    from obsctl.sources.backstage import BackstageSource
+    from obsctl.sources.base import CatalogSource, CombinedSource
+    from obsctl.sources.directory import DirectorySource
+    from obsctl.sources.registrations import RegistrationSource
+
     parts: list[CatalogSource] = []
     for name in settings.serve.sources:
         if name == "directory":

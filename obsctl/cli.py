@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import yaml
-
-from obsctl import cli_apply, cli_slo
-from obsctl.app import load_path, load_templates, render_options
-from obsctl.config import Settings, load_settings
+from obsctl import __version__, cli_apply, cli_slo
+from obsctl.cli_args import CONFIG_HELP, OUTPUT_HELP, add_config_option
 from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
-from obsctl.model.durations import format_duration, humanize_seconds
-from obsctl.model.entities import Catalog
-from obsctl.reconcile.apply import apply_plan
-from obsctl.reconcile.plan import Action, Plan, make_plan
-from obsctl.render import render_all
-from obsctl.sinks.files import FilesSink
-from obsctl.slo.math import tier_timing
-from obsctl.spec.load import LoadResult
-from obsctl.spec.templates import Templates
+
+if TYPE_CHECKING:  # the CLI starts fast: what a subcommand needs is imported when it runs
+    from obsctl.config import Settings
+    from obsctl.model.entities import Catalog
+    from obsctl.reconcile.plan import Plan
+    from obsctl.sinks.files import FilesSink
+    from obsctl.spec.load import LoadResult
+    from obsctl.spec.templates import Templates
 
 
 def _dump(data: Any, fmt: str, out: TextIO) -> None:
+    import json
+
+    import yaml
+
     if fmt == "json":
         out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
@@ -35,6 +34,9 @@ def _dump(data: Any, fmt: str, out: TextIO) -> None:
 
 def tier_rows(catalog: Catalog, templates: Templates) -> list[dict[str, Any]]:
     """One row per (service, SLO, enabled tier): the Workbook arithmetic for a full outage."""
+    from obsctl.model.durations import format_duration
+    from obsctl.slo.math import tier_timing
+
     rows: list[dict[str, Any]] = []
     for svc in catalog.services:
         for slo in svc.slos:
@@ -58,6 +60,8 @@ def tier_rows(catalog: Catalog, templates: Templates) -> list[dict[str, Any]]:
 
 
 def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    from obsctl.model.durations import humanize_seconds
+
     head = ["SERVICE", "SLO", "OBJECTIVE", "TIER", "BURN", "LONG/SHORT", "BUDGET@FIRE", "DETECT", "RESET"]
     body = [[r["service"], r["slo"], f"{r['objective']}%/{r['period']}", f"{r['tier']} ({r['severity']})",
              f"{r['burn_rate']:g}x", f"{r['long_window']}/{r['short_window']}",
@@ -71,6 +75,8 @@ def _print_table(rows: list[dict[str, Any]], out: TextIO) -> None:
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Check a catalog: every problem at once, then each SLO's alert tiers."""
+    from obsctl.app import load_path, load_templates
+
     templates = load_templates(settings)
     result = load_path(Path(args.path), settings, templates)
     rows = tier_rows(result.catalog, templates)
@@ -93,6 +99,9 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, dict[str, Any]]:
+    from obsctl.app import load_path, load_templates, render_options
+    from obsctl.render import render_all
+
     templates = load_templates(settings)
     result = load_path(Path(args.path), settings, templates)
     only = args.only.split(",") if getattr(args, "only", None) else None
@@ -101,6 +110,9 @@ def _render(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, d
 
 
 def _plan_for_dir(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, FilesSink, Plan]:
+    from obsctl.reconcile.plan import make_plan
+    from obsctl.sinks.files import FilesSink
+
     result, desired = _render(args, settings)
     sink = FilesSink(Path(args.out))
     plan = make_plan(desired, sink.list_owned(), prune=not args.no_prune,
@@ -116,6 +128,8 @@ def _report_problems(result: LoadResult, err: TextIO) -> None:
 
 def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Write the desired artifacts under --out (only what changed is written)."""
+    from obsctl.reconcile.apply import apply_plan
+
     result, sink, plan = _plan_for_dir(args, settings)
     _report_problems(result, err)
     applied = apply_plan(sink, plan)
@@ -129,6 +143,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
 
 def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Show what render would change under --out, with diffs, without writing."""
+    from obsctl.reconcile.plan import Action
+
     result, _sink, plan = _plan_for_dir(args, settings)
     _report_problems(result, err)
     if args.output in ("json", "yaml"):
@@ -150,27 +166,35 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="obsctl", description=__doc__)
-    p.add_argument("--config", type=Path, help="platform settings file (YAML); OBSCTL_* env vars override it")
-    sub = p.add_subparsers(dest="command", required=True)
-    v = sub.add_parser("validate", help="check a catalog and print each SLO's alert tiers")
-    v.add_argument("path")
-    v.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
+    p.add_argument("--version", action="version", version=f"obsctl {__version__}")
+    p.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    v = sub.add_parser("validate", help="check a catalog and print each SLO's alert tiers",
+                       description="Check a catalog (every problem at once, with file, entity and field) and "
+                                   "print each SLO's alert tiers: burn rate, windows, detection and reset time.")
+    v.add_argument("path", help="catalog directory or file")
+    v.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text", help=OUTPUT_HELP)
+    add_config_option(v)
     for name, helptext in (("render", "write the desired artifacts to a directory"),
                            ("plan", "show what render would change in a directory")):
-        c = sub.add_parser(name, help=helptext)
-        c.add_argument("path")
-        c.add_argument("--out", required=True)
+        c = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        c.add_argument("path", help="catalog directory or file")
+        c.add_argument("--out", required=True, metavar="DIR", help="output directory (obsctl owns what it writes)")
         c.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards,collectors")
         c.add_argument("--no-prune", action="store_true", help="never delete owned files")
-        c.add_argument("--allow-mass-delete", action="store_true")
+        c.add_argument("--allow-mass-delete", action="store_true",
+                       help="allow deleting more than serve.max_delete_fraction of the owned files")
         if name == "plan":
-            c.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
-            c.add_argument("--no-diff", action="store_true")
+            c.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text", help=OUTPUT_HELP)
+            c.add_argument("--no-diff", action="store_true", help="list the changed files without their diffs")
             c.add_argument("--exit-code", action="store_true", help="exit 2 when there are changes")
+        add_config_option(c)
     cli_slo.add_parser(sub)
     cli_apply.add_parser(sub)
-    srv = sub.add_parser("serve", help="run the control service: watch the catalog, keep every artifact converged")
-    srv.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="platform settings file (YAML)")
+    srv = sub.add_parser("serve", help="run the control service: watch the catalog, keep every artifact converged",
+                         description="Run the control service: watch the catalog, keep every artifact converged "
+                                     "and serve the HTTP API (settings.serve.listen).")
+    add_config_option(srv)
     return p
 
 
@@ -180,6 +204,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
     try:
+        from obsctl.config import load_settings
+
         settings = load_settings(args.config)
         if args.command == "validate":
             return cmd_validate(args, settings, out)

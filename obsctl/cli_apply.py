@@ -10,28 +10,34 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_path, load_templates, render_options
-from obsctl.config import Settings
+from obsctl.cli_args import add_config_option
 from obsctl.errors import ConfigError
-from obsctl.reconcile.apply import apply_plan
-from obsctl.reconcile.plan import make_plan
-from obsctl.render import render_all
+
+if TYPE_CHECKING:
+    from obsctl.config import Settings
 
 
 def add_parser(sub: Any) -> None:
     """Register the `apply` subcommand."""
     a = sub.add_parser("apply", help="apply SLO rules, alert routes and dashboards to Prometheus, the ruler, "
                                      "Alertmanager and Grafana")
-    a.add_argument("path")
+    a.add_argument("path", help="catalog directory or file")
     a.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards")
     a.add_argument("--no-prune", action="store_true", help="never delete owned rules or files")
-    a.add_argument("--allow-mass-delete", action="store_true")
+    a.add_argument("--allow-mass-delete", action="store_true",
+                   help="allow deleting more than serve.max_delete_fraction of what obsctl owns in a backend")
+    add_config_option(a)
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Render, then plan and apply per configured sink; exit 1 on any failure."""
+    from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_path, load_templates, render_options
+    from obsctl.reconcile.apply import apply_plan
+    from obsctl.reconcile.plan import make_plan
+    from obsctl.render import render_all
+
     sinks = alerting_sinks(settings)
     if settings.grafana.url:
         sinks.append(grafana_sink_from_settings(settings))

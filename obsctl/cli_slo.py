@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from obsctl.app import load_path, load_templates
-from obsctl.config import Settings
+from obsctl.cli_args import OUTPUT_HELP, add_config_option
 from obsctl.errors import ConfigError
-from obsctl.model.entities import SLO, Catalog, Service
-from obsctl.slo.formats import render_json, render_markdown, render_table
-from obsctl.slo.html import render_html
-from obsctl.slo.query import build_report
-from obsctl.slo.replay import ReplayResult, parse_history, render_replay_text, replay, window_table_from_yaml
-from obsctl.slo.report import ReportFilter
 
-RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": render_html}
+if TYPE_CHECKING:  # loaded when a command runs, so the CLI starts fast
+    from obsctl.config import Settings
+    from obsctl.model.entities import SLO, Catalog, Service
+    from obsctl.slo.replay import ReplayResult
+
+REPORT_FORMATS = ("html", "json", "markdown", "table")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,12 +25,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r = ssub.add_parser("report", help="error budgets, burn rates and status of every SLO, from Prometheus")
     r.add_argument("--catalog", type=Path, help="catalog directory or file (default: catalog.path setting)")
     r.add_argument("--prometheus", help="Prometheus base URL (default: prometheus.url setting)")
-    r.add_argument("--team")
+    r.add_argument("--team", help="only this team's services")
     r.add_argument("--service", help="service name or namespace/name")
     r.add_argument("--slo", help="SLO name")
     r.add_argument("--period", default="rolling",
                    help="rolling (default), this-month, last-month, this-quarter, last-quarter, YYYY-MM, YYYY-Qn")
-    r.add_argument("-o", "--output", choices=sorted(RENDERERS), default="table")
+    r.add_argument("-o", "--output", choices=REPORT_FORMATS, default="table", help=OUTPUT_HELP)
     r.add_argument("--out", type=Path, help="write to this file instead of stdout")
     r.add_argument("--timeout", type=float, default=15.0, help="seconds per Prometheus query")
     r.add_argument("--now", type=float, help=argparse.SUPPRESS)  # unix seconds; for reproducible reports
@@ -42,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--slo", required=True, help="service/slo (service may be namespace/name)")
     p.add_argument("--windows", type=Path, action="append", default=[],
                    help="an alternative window table (alert-rules/windows format) to compare; repeatable")
-    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text", help=OUTPUT_HELP)
+    for parser in (r, p):
+        add_config_option(parser)
 
 
 def _find(catalog: Catalog, ref: str) -> tuple[Service, SLO]:
@@ -63,6 +63,13 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
 
 
 def _report(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from obsctl.app import load_path, load_templates
+    from obsctl.slo.formats import render_json, render_markdown, render_table
+    from obsctl.slo.html import render_html
+    from obsctl.slo.query import build_report
+    from obsctl.slo.report import ReportFilter
+
+    renderers = {"table": render_table, "json": render_json, "markdown": render_markdown, "html": render_html}
     url = args.prometheus or settings.prometheus.url
     if not url:
         raise ConfigError("no Prometheus URL: pass --prometheus or set prometheus.url (OBSCTL_PROMETHEUS__URL)")
@@ -75,7 +82,7 @@ def _report(args: argparse.Namespace, settings: Settings, out: TextIO, err: Text
                               args.period, args.now, charts=args.output == "html", timeout=args.timeout)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    text = RENDERERS[args.output](report)
+    text = renderers[args.output](report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
@@ -89,6 +96,9 @@ def _report(args: argparse.Namespace, settings: Settings, out: TextIO, err: Text
 
 
 def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from obsctl.app import load_path, load_templates
+    from obsctl.slo.replay import parse_history, render_replay_text, replay, window_table_from_yaml
+
     templates = load_templates(settings)
     result = load_path(args.catalog or settings.catalog.path, settings, templates)
     svc, slo = _find(result.catalog, args.slo)

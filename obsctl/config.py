@@ -1,17 +1,22 @@
 """Platform settings: one YAML file plus OBSCTL_* environment variables (env wins).
 
-Nested fields use `__` in env names: OBSCTL_GRAFANA__URL. Secrets are read from env or from a
-file path (`*_file`), never logged.
+Nested fields use `__` in env names: OBSCTL_GRAFANA__URL. A list or mapping is given as JSON
+(OBSCTL_OUTPUTS='["prometheus-rules"]'). Secrets are read from env or from a file path
+(`*_file`), never logged.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
@@ -152,12 +157,11 @@ class ServeSettings(_Strict):
     leader_lock_key: int = 0x0B5C7100  # PostgreSQL advisory lock id shared by all replicas
 
 
-class Settings(BaseSettings):
-    """All platform settings."""
+class Settings(_Strict):
+    """All platform settings (load_settings adds the file and the environment)."""
 
-    model_config = SettingsConfigDict(env_prefix="OBSCTL_", env_nested_delimiter="__", extra="forbid")
-
-    templates_dir: Path = REPO_ROOT
+    # alert-rules/, dashboards/, collectors/ overriding the packaged ones (per folder); None = packaged
+    templates_dir: Path | None = None
     out_dir: Path = Path("out")
     environment: str = "production"
     state_url: str = "sqlite:///.obsctl/state.db"
@@ -190,13 +194,67 @@ class Settings(BaseSettings):
             raise ValueError("grafana.drift_policy must be overwrite, keep or report")
         return self
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return env_settings, init_settings
+
+ENV_PREFIX = "OBSCTL_"
+_TEXT_TYPES = (str, SecretStr, Path)
+
+
+def _is_text(annotation: Any) -> bool:
+    """str, SecretStr, Path, or an optional one: the env value is taken as it is, never as JSON."""
+    if annotation in _TEXT_TYPES:
+        return True
+    return isinstance(annotation, types.UnionType) and any(arg in _TEXT_TYPES for arg in typing.get_args(annotation))
+
+
+def _leaf_annotation(path: list[str]) -> Any:
+    model: Any = Settings
+    annotation: Any = None
+    for key in path:
+        fields = getattr(model, "model_fields", None)
+        if not fields or key not in fields:
+            return None
+        annotation = fields[key].annotation
+        model = annotation
+    return annotation
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """OBSCTL_* variables as nested settings: OBSCTL_GRAFANA__URL=u -> {"grafana": {"url": "u"}}.
+
+    Names are case-insensitive; a variable whose first part names no setting is not ours (say
+    OBSCTL_CACHE) and is ignored; a value for a list, mapping or model field is parsed as JSON.
+    """
+    out: dict[str, Any] = {}
+    for name, value in sorted(environ.items()):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        if path[0] not in Settings.model_fields or not all(path):
+            continue
+        parsed: Any = value
+        if value.lstrip().startswith(("[", "{")) and not _is_text(_leaf_annotation(path)):
+            try:
+                parsed = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: not valid JSON: {exc}") from None
+        node = out
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: conflicts with {ENV_PREFIX}{key.upper()}")
+            node = child
+        node[path[-1]] = parsed
+    return out
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
@@ -211,6 +269,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{path}: settings must be a mapping")
         data.update(loaded)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    data = _deep_merge(data, env_settings(os.environ))
     try:
         return Settings(**data)
     except ValidationError as exc:
