@@ -155,6 +155,16 @@ class ServeSettings(_Strict):
     sources: list[str] = ["directory", "api", "backstage"]  # backstage only when backstage.url is set
     watch: bool = True  # wake on catalog changes (inotify, polling fallback) besides the periodic resync
     leader_lock_key: int = 0x0B5C7100  # PostgreSQL advisory lock id shared by all replicas
+    # a leader that cannot renew its lease stops writing within this; a frozen leader's lease expires after it
+    leader_lease_seconds: float = Field(10.0, gt=0)
+    # with no token configured writes are refused; this opens them to anyone reaching `listen` (banner says so)
+    allow_unauthenticated_writes: bool = False
+    team_write_tokens: dict[str, list[SecretStr]] = {}  # team -> tokens that write only that team's services
+    allowed_hosts: list[str] = []  # Host names served besides IP literals and localhost ("*": any)
+    allowed_origins: list[str] = []  # browser origins that may write ("*": any); same-host origins always may
+    registrations_may_override_catalog: bool = False  # a registration may replace a catalog-owned service
+    # a service absent from the catalog leaves only after this long and two complete reads (API DELETE: at once)
+    deletion_grace_seconds: float = Field(120.0, ge=0)
 
 
 class Settings(_Strict):

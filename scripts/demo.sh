@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh python apt
 export PATH="$PWD/.venv/bin:$PATH"
 obsctl validate examples/catalog
+# the write API is closed without a token; the demo's token (any caller on this machine may use it)
+export OBSCTL_SERVE__WRITE_TOKENS="${OBSCTL_SERVE__WRITE_TOKENS:-[\"demo-write-token-0001\"]}"
+echo "write token for the demo: Authorization: Bearer $(echo "$OBSCTL_SERVE__WRITE_TOKENS" | tr -d '[]\"')"
 exec obsctl serve

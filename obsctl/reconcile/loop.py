@@ -288,6 +288,16 @@ class Reconciler:
         cached = self._render_cache
         return cached[0] if cached is not None else None
 
+    def desired_state(self) -> DesiredState | None:
+        """The desired state of the last render (None before the first)."""
+        cached = self._render_cache
+        return cached[1] if cached is not None else None
+
+    def forget(self, key: str) -> None:
+        """A service removed on purpose (`namespace/name`): never carry it forward or keep it for a grace."""
+        with self._lock:
+            self._last_good.pop(key, None)
+
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
         with self._lock:

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from obsctl import app
 from obsctl.config import Settings
+from obsctl.errors import TemporaryError
 from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
 from obsctl.service.auth import Tokens, load_tokens
@@ -27,6 +28,8 @@ from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
 from obsctl.store.state import StateStore, sqlite_path
 
 log = logging.getLogger("obsctl.service")
+
+FAILING_ROUNDS = 3  # consecutive failed rounds before /readyz says not ready
 
 
 def make_tracer(otlp_endpoint: str, exporter: SpanExporter | None = None) -> tuple[trace.Tracer, TracerProvider]:
@@ -75,9 +78,13 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         self.tokens = load_tokens([t.get_secret_value() for t in s.serve.read_tokens],
-                                  [t.get_secret_value() for t in s.serve.write_tokens], s.serve.tokens_file)
+                                  [t.get_secret_value() for t in s.serve.write_tokens], s.serve.tokens_file,
+                                  {team: [t.get_secret_value() for t in toks]
+                                   for team, toks in s.serve.team_write_tokens.items()})
         self.store = StateStore(s.state_url)
         self.store.migrate()
+        self._db_identity = self.store.file_identity()
+        self._failed_rounds = 0
         self.templates = app.load_templates(s)
         self.metrics = ServiceMetrics()
         tracer, self.tracer_provider = make_tracer(s.serve.otlp_endpoint, self.span_exporter)
@@ -105,14 +112,45 @@ class Runtime:
             self.reconciler.wake("leadership acquired")
 
     def _round_done(self, report: RoundReport) -> None:
+        failed = bool(report.error or not report.catalog_ok or any(not s.listed for s in report.sinks))
+        self._failed_rounds = self._failed_rounds + 1 if failed else 0
         self.metrics.observe_round(report, self.reconciler.snapshot())
 
-    def is_ready(self) -> bool:
-        """Leader: after the first complete reconcile. Follower: when the store answers and a leader
-        has reconciled at least once (reads are then meaningful)."""
+    def state_lost(self) -> bool:
+        """True when the SQLite state file was removed or replaced under the running process: writes
+        would be answered and then lost on restart."""
+        return self._db_identity is not None and self.store.file_identity() != self._db_identity
+
+    def require_writable(self) -> None:
+        """Raise TemporaryError (503) when writes must be refused: the state database is lost."""
+        if self.state_lost():
+            raise TemporaryError("the state database file was removed or replaced while obsctl ran; writes are "
+                                 "refused until obsctl restarts and rebuilds its state from the catalog and targets",
+                                 retry_after=30)
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not). Leader: after the first complete reconcile, and not while rounds keep
+        failing. Follower: when the store answers and a leader has reconciled at least once."""
+        if self.state_lost():
+            return False, "state database lost"
         if self.elector.is_leader():
-            return self.reconciler.ready.is_set()
-        return self.store.ping() and self.store.get_meta("last_round") is not None
+            if not self.reconciler.ready.is_set():
+                return False, "no complete reconcile yet"
+            if self._failed_rounds >= FAILING_ROUNDS:
+                return False, f"the last {self._failed_rounds} reconcile rounds failed"
+            return True, ""
+        if self.store.ping() and self.store.get_meta("last_round") is not None:
+            return True, ""
+        return False, "no leader has reconciled yet (or the state store is unreachable)"
+
+    def is_ready(self) -> bool:
+        """readiness()[0]."""
+        return self.readiness()[0]
+
+    def deregistered(self, namespace: str, name: str) -> None:
+        """An explicit API delete: its artifacts go at the next round, with no grace period."""
+        self.reconciler.forget(f"{namespace}/{name}")
+        self.reconciler.wake(f"deregistration {namespace}/{name}")
 
     def statuses(self) -> list[ArtifactStatus]:
         """Artifact statuses as the leader recorded them (from the store: right on every replica)."""
@@ -139,6 +177,17 @@ class Runtime:
         self.store.close()
         log.info("stopped")
 
+    def _auth_banner(self) -> str:
+        s = self.settings.serve
+        if self.tokens.enabled:
+            scoped = " (some limited to their teams)" if self.tokens.team_write else ""
+            return "bearer tokens (read/write)" + scoped
+        if s.allow_unauthenticated_writes:
+            return (f"OPEN: no tokens, and serve.allow_unauthenticated_writes lets ANYONE who reaches {s.listen} "
+                    "register, change and delete services")
+        return ("reads open, writes CLOSED: no token configured (set serve.write_tokens, serve.team_write_tokens "
+                "or serve.tokens_file)")
+
     def describe(self) -> dict[str, str]:
         """Where everything is, for the start-up banner."""
         s = self.settings
@@ -151,7 +200,6 @@ class Runtime:
             "state": str(db.resolve()) if db else s.state_url.split("@")[-1],
             "leader": "always (SQLite)" if isinstance(self.elector, AlwaysLeader) else "PostgreSQL advisory lock",
             "sinks": ", ".join(f"{k.name} -> {_where(k)}" for k in self.sinks),
-            "auth": "bearer tokens (read/write)" if self.tokens.enabled else
-                    "OFF: no tokens configured (set serve.read_tokens / serve.write_tokens)",
+            "auth": self._auth_banner(),
             "traces": f"OTLP/HTTP -> {s.serve.otlp_endpoint}" if s.serve.otlp_endpoint else "off",
         }

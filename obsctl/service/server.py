@@ -10,20 +10,12 @@ from typing import TextIO
 import uvicorn
 
 from obsctl.config import Settings
-from obsctl.errors import ConfigError
+from obsctl.service.guard import parse_listen
 from obsctl.service.http import create_app
 from obsctl.service.logs import configure_logging
 from obsctl.service.runtime import Runtime
 
 log = logging.getLogger("obsctl.service")
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` -> (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"serve.listen {listen!r} must be host:port")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def serve(settings: Settings, out: TextIO) -> int:

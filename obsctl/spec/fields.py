@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +13,16 @@ from obsctl.spec.yamlsafe import Document
 
 FieldPath = tuple[str | int, ...]
 
+# C0/C1 control characters (tab and newline allowed in prose), and the Unicode line/paragraph separators
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in text, shown escaped, or None."""
+    m = _CONTROL.search(text)
+    return repr(m.group())[1:-1] if m else None
+
 
 def dotted(path: FieldPath) -> str:
     """Render a field path as `spec.slos[0].objective`."""
@@ -18,6 +30,9 @@ def dotted(path: FieldPath) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+MAX_NUMBER = 1e12  # far above any objective, tier, threshold or event count; keeps renderers' arithmetic finite
 
 
 class Reader:
@@ -74,7 +89,12 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.problem((*path, key), f"must be a string, not {type(value).__name__}")
             return default
-        return str(value)
+        text = str(value)
+        bad = control_character(text)
+        if bad is not None:
+            self.problem((*path, key), f"contains the control character {bad}")
+            return default
+        return text
 
     def number(self, m: dict[str, Any], key: str, path: FieldPath, required: bool = False) -> float | None:
         """A number field; numeric strings are accepted ("99.9", "99.9%")."""
@@ -86,13 +106,15 @@ class Reader:
         if isinstance(value, bool):
             self.problem((*path, key), "must be a number, not a boolean")
             return None
-        if isinstance(value, int | float):
-            return float(value)
         try:
-            return float(str(value).strip().rstrip("%"))
-        except ValueError:
-            self.problem((*path, key), f"must be a number, not {value!r}")
+            number = float(value) if isinstance(value, int | float) else float(str(value).strip().rstrip("%"))
+        except (ValueError, OverflowError):
+            self.problem((*path, key), f"must be a number, not {str(value)[:40]!r}")
             return None
+        if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+            self.problem((*path, key), f"must be a finite number of at most {MAX_NUMBER:g}")
+            return None
+        return number
 
     def flag(self, m: dict[str, Any], key: str, path: FieldPath, default: bool) -> bool:
         """A boolean field ("true"/"false" strings accepted, as annotations are strings)."""
@@ -108,13 +130,22 @@ class Reader:
         self.problem((*path, key), f"must be true or false, not {value!r}")
         return default
 
-    def string_map(self, value: Any, path: FieldPath) -> tuple[tuple[str, str], ...]:
-        """A string -> string mapping as sorted pairs."""
+    def string_map(self, value: Any, path: FieldPath, label_names: bool = False) -> tuple[tuple[str, str], ...]:
+        """A string -> string mapping as sorted pairs; with `label_names`, keys must be Prometheus label names."""
         m = self.mapping(value, path)
         out = []
         for k, v in m.items():
             if isinstance(v, dict | list) or v is None:
                 self.problem((*path, k), "must be a string")
                 continue
-            out.append((str(k), str(v)))
+            key, text = str(k), str(v)
+            bad = control_character(key + text)
+            if bad is not None:
+                self.problem((*path, k), f"contains the control character {bad}")
+                continue
+            if label_names and (not LABEL_NAME.match(key) or key.startswith("__")):
+                self.problem((*path, k), f"{key!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
+                                         "with __)")
+                continue
+            out.append((key, text))
         return tuple(sorted(out))

@@ -5,6 +5,7 @@ One bad entity is reported and skipped; every other entity still loads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from obsctl.model.entities import (
     Team,
 )
 from obsctl.spec import backstage, native, openslo, sloth
-from obsctl.spec.fields import Reader
+from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
 from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
 from obsctl.spec.templates import Templates
 from obsctl.spec.yamlsafe import Document, load_documents
@@ -269,6 +270,10 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
                                     "(or the Component's spec.owner, or an owner label)")
         return None
     owner = EntityRef.parse(owner_text, "group", ref.namespace)
+    if not all(backstage.NAME_RE.match(part) and len(part) <= 63 for part in (owner.namespace, owner.name)):
+        (dr if sdoc else r).problem((*spec_path, "owner") if sdoc else (), f"owner {owner_text[:80]!r} must name a "
+                                    "team as [kind:][namespace/]name, each part 1-63 letters, digits, '-', '_' or '.'")
+        return None
     if owner not in teams and owner_text != templates.default_owner:
         r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses its name as the team")
     tier_text, tr, tpath = pick("tier", "tier")
@@ -280,7 +285,7 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
                 raise ValueError
         except ValueError:
             known = ", ".join(map(str, sorted(templates.tier_defaults)))
-            tr.problem(tpath, f"tier {tier_text!r} must be one of {known}")
+            tr.problem(tpath, f"tier {tier_text[:20]!r} must be one of {known}")
     text, pr, ppath = pick("protocol", "protocol")
     protocol = _enum(pr, ppath, text, Protocol, Protocol.HTTP)
     text, rr, rpath = pick("runtime", "runtime")
@@ -298,8 +303,11 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
     if "latencyBuckets" in f:
         try:
             buckets = tuple(float(b) for b in f["latencyBuckets"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             dr.problem((*spec_path, "latencyBuckets"), "must be a list of numbers (seconds)")
+        if not all(math.isfinite(b) and 0 < b <= MAX_NUMBER for b in buckets):
+            dr.problem((*spec_path, "latencyBuckets"), f"every bucket must be a finite number of seconds in "
+                                                       f"(0, {MAX_NUMBER:g}]")
     if sdoc is not None and sdoc.slos is not None:
         slos: tuple[SLO, ...] = sdoc.slos
     elif e.extra_slos:
@@ -311,11 +319,30 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
     names = [s.name for s in slos]
     for name in sorted({n for n in names if names.count(n) > 1}):
         r.problem(("spec", "slos"), f"duplicate SLO name {name!r} across the documents for {ref}")
-    if r.failed or dr.failed:
-        return None
     labels = dict(comp.labels) if comp else {}
     if "labels" in f and isinstance(f["labels"], dict):
         labels.update({str(k): str(v) for k, v in f["labels"].items()})
+    for key in ("title", "description", "system", "lifecycle", "environment"):
+        bad = control_character(str(f.get(key, "")))
+        if bad is not None:
+            dr.problem((*spec_path, key), f"contains the control character {bad}")
+    for key, value in sorted(labels.items()):
+        bad = control_character(key + value)
+        if bad is not None:
+            (dr if "labels" in f else r).problem((*spec_path, "labels", key), f"contains the control character {bad}")
+    for key, value in sorted(ann.items()):
+        bad = control_character(value)
+        if bad is not None:
+            r.problem((*ann_path, key), f"contains the control character {bad}")
+    if comp is not None:
+        for key, value in (("title", comp.title), ("description", comp.description), ("system", comp.system),
+                           ("lifecycle", comp.lifecycle)):
+            bad = control_character(value or "")
+            if bad is not None:
+                r.problem(("metadata" if key in ("title", "description") else "spec", key),
+                          f"contains the control character {bad}")
+    if r.failed or dr.failed:
+        return None
     source = ann.get("backstage.io/source-location", "")
     source = source.split(":", 1)[1] if source.startswith(("url:", "dir:")) else source
     return Service(

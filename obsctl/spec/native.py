@@ -20,6 +20,7 @@ from obsctl.spec.slos import check_name, check_objective, check_period, check_qu
 from obsctl.spec.templates import Templates
 
 API_VERSION = "obsctl.dev/v1"
+MAX_DURATION_SECONDS = 366 * 86400
 SERVICE_FIELDS = {"component", "owner", "tier", "protocol", "runtime", "system", "environment", "lifecycle",
                   "title", "description", "runbook", "labels", "latencyBuckets", "slos"}
 SLO_FIELDS = {"name", "objective", "period", "budgeting", "timeslice", "description", "sli", "alerting", "labels"}
@@ -42,13 +43,16 @@ class ServiceDoc:
 
 def parse_duration_field(r: Reader, path: FieldPath, value: Any) -> float | None:
     """A duration given as "300ms"/"1m" or a number of seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
     try:
-        return parse_duration(str(value))
-    except ValueError as exc:
+        seconds = float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else parse_duration(str(value))
+    except (ValueError, OverflowError) as exc:
         r.problem(path, str(exc))
         return None
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        r.problem(path, f"must be more than 0 and at most {MAX_DURATION_SECONDS:.0f} seconds (a year)")
+        return None
+    return seconds
 
 
 def parse_sli(r: Reader, path: FieldPath, raw: Any) -> SLI | None:
@@ -107,10 +111,10 @@ def parse_alerting(r: Reader, path: FieldPath, raw: Any) -> AlertPolicy:
         no_data=r.flag(m, "noData", path, True),
         budget_exhausted=r.flag(m, "budgetExhausted", path, False),
         name=r.text(m, "name", path) or None,
-        labels=r.string_map(m.get("labels"), (*path, "labels")),
-        annotations=r.string_map(m.get("annotations"), (*path, "annotations")),
-        page_labels=r.string_map(m.get("pageLabels"), (*path, "pageLabels")),
-        ticket_labels=r.string_map(m.get("ticketLabels"), (*path, "ticketLabels")),
+        labels=r.string_map(m.get("labels"), (*path, "labels"), label_names=True),
+        annotations=r.string_map(m.get("annotations"), (*path, "annotations"), label_names=True),
+        page_labels=r.string_map(m.get("pageLabels"), (*path, "pageLabels"), label_names=True),
+        ticket_labels=r.string_map(m.get("ticketLabels"), (*path, "ticketLabels"), label_names=True),
     )
 
 
@@ -152,7 +156,7 @@ def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates) -> tu
         slo = SLO(name=name, objective=objective, sli=sli, period_days=period, budgeting=budgeting,
                   timeslice_seconds=slice_s, timeslice_target=slice_target / 100.0,
                   description=r.text(m, "description", p), alerting=alerting,
-                  labels=r.string_map(m.get("labels"), (*p, "labels")))
+                  labels=r.string_map(m.get("labels"), (*p, "labels"), label_names=True))
         if check_slo(r, p, slo, templates):
             out.append(slo)
     return tuple(out)

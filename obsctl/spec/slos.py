@@ -34,7 +34,9 @@ def check_query(r: Reader, path: FieldPath, query: str) -> str | None:
         r.problem(path, "query lacks the window placeholder {{window}} (Sloth's {{.window}} works too)")
         return None
     try:
-        promql_parser.parse(query.replace(WINDOW_PLACEHOLDER, "5m"))
+        filled = query.replace(WINDOW_PLACEHOLDER, "5m")
+        promql_parser.parse(filled)
+        promql_parser.parse(f"({filled})")  # renderers wrap it: a trailing `# comment` would swallow the `)`
     except ValueError as exc:
         r.problem(path, f"query is not valid PromQL: {exc}")
         return None

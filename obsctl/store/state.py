@@ -95,6 +95,17 @@ class StateStore:
         if self.backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
+    def file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the SQLite file; None for other databases, or when the file is gone."""
+        path = sqlite_path(self.url)
+        if path is None:
+            return None
+        try:
+            st = path.stat()
+        except OSError:
+            return (0, 0)
+        return (st.st_dev, st.st_ino)
+
     @property
     def is_sqlite(self) -> bool:
         """True for the embedded default (always leader)."""
@@ -124,14 +135,18 @@ class StateStore:
 
     # -- registrations -----------------------------------------------------------------------
 
-    def put_registration(self, namespace: str, name: str, document: bytes, actor: str) -> bool:
-        """Create or replace a registration; True when it was created. Bumps the revision."""
-        try:
-            return self._put_registration(namespace, name, document, actor)
-        except IntegrityError:  # another replica created the same registration a moment ago
-            return self._put_registration(namespace, name, document, actor)
+    def put_registration(self, namespace: str, name: str, document: bytes, actor: str,
+                         detail: Mapping[str, Any] | None = None) -> bool:
+        """Create or replace a registration; True when it was created. Bumps the revision.
 
-    def _put_registration(self, namespace: str, name: str, document: bytes, actor: str) -> bool:
+        `detail` goes into the audit entry (for instance what catalog service it overrides)."""
+        try:
+            return self._put_registration(namespace, name, document, actor, detail or {})
+        except IntegrityError:  # another replica created the same registration a moment ago
+            return self._put_registration(namespace, name, document, actor, detail or {})
+
+    def _put_registration(self, namespace: str, name: str, document: bytes, actor: str,
+                          detail: Mapping[str, Any]) -> bool:
         now = time.time()
         digest = hashlib.sha256(document).hexdigest()
         with self._begin() as conn:
@@ -148,7 +163,7 @@ class StateStore:
             if row is None or row.digest != digest:
                 self._bump(conn)
             self._audit(conn, actor, "register" if row is None else "update", f"{namespace}/{name}",
-                        {"digest": digest, "changed": row is None or row.digest != digest})
+                        {"digest": digest, "changed": row is None or row.digest != digest, **detail})
         return row is None
 
     def get_registration(self, namespace: str, name: str) -> Registration | None:

@@ -48,7 +48,7 @@ class Service:
     def __init__(self, work: Path, prometheus_url: str) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.rt = Runtime(_settings(work, prometheus_url))
-        self.client = TestClient(create_app(self.rt, clock=lambda: END))
+        self.client = TestClient(create_app(self.rt, clock=lambda: END), base_url="http://127.0.0.1")
 
     def __enter__(self) -> Service:
         self.client.__enter__()

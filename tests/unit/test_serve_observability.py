@@ -37,7 +37,7 @@ def settings(tmp_path: Path, **serve: Any) -> Settings:
 def test_reconcile_and_sink_calls_are_traced(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
     rt = Runtime(settings(tmp_path), span_exporter=exporter)
-    with TestClient(create_app(rt)) as client:
+    with TestClient(create_app(rt), base_url="http://127.0.0.1") as client:
         assert rt.reconciler.ready.wait(30)
         assert client.get("/readyz").json() == {"ready": True, "leader": True}
         rt.tracer_provider.force_flush()
