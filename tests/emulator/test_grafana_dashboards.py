@@ -9,19 +9,19 @@ import pytest
 
 from tests.grafana_emulator import GrafanaEmulator
 
-from .conftest import Api, OpenApi, http_client, minimal_dashboard
+from .conftest import Api, Contract, http_client, minimal_dashboard
 
 
 def save(client: httpx.Client, dashboard: dict[str, Any], **fields: Any) -> httpx.Response:
     return client.post("/api/dashboards/db", json={"dashboard": dashboard, **fields})
 
 
-def test_create_get_update_roundtrip_matches_spec(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None:
+def test_create_get_update_roundtrip_matches_spec(emu: GrafanaEmulator, api: Api, contract: Contract) -> None:
     api.admin.post("/api/folders", json={"uid": "team-a", "title": "Team A"}).raise_for_status()
     created = save(api.editor, minimal_dashboard("Checkout  Latency!", tags=["svc", "obsctl"]), folderUid="team-a")
     assert created.status_code == 200
     body = created.json()
-    openapi.check("/dashboards/db", "post", body, extra_keys=frozenset({"slug"}))
+    contract.check("/dashboards/db", "post", body, extra_keys=frozenset({"slug"}))
     uid = body["uid"]
     assert body["id"] > 0 and body["version"] == 1 and body["status"] == "success"
     assert body["slug"] == "checkout-latency" and body["url"] == f"/d/{uid}/checkout-latency"
@@ -30,7 +30,7 @@ def test_create_get_update_roundtrip_matches_spec(emu: GrafanaEmulator, api: Api
 
     got = api.viewer.get(f"/api/dashboards/uid/{uid}")
     assert got.status_code == 200
-    openapi.check("/dashboards/uid/{uid}", "get", got.json())
+    contract.check("/dashboards/uid/{uid}", "get", got.json())
     dash, meta = got.json()["dashboard"], got.json()["meta"]
     assert (dash["id"], dash["uid"], dash["version"], dash["title"]) == (body["id"], uid, 1, "Checkout  Latency!")
     assert meta["folderUid"] == "team-a" and meta["folderTitle"] == "Team A"
@@ -57,13 +57,13 @@ def test_title_and_uid_are_trimmed_and_ids_autoincrement(api: Api) -> None:
     assert api.admin.get("/api/dashboards/uid/given-uid").json()["dashboard"]["title"] == "Spaced"
 
 
-def test_version_mismatch_412_and_overwrite_adopts_stored(api: Api, openapi: OpenApi) -> None:
+def test_version_mismatch_412_and_overwrite_adopts_stored(api: Api, contract: Contract) -> None:
     uid = save(api.admin, minimal_dashboard(uid="ver")).json()["uid"]
     save(api.admin, minimal_dashboard(uid=uid, version=1)).raise_for_status()  # now version 2
     stale = save(api.admin, minimal_dashboard(uid=uid, version=1))
     assert stale.status_code == 412
     assert stale.json() == {"status": "version-mismatch", "message": "The dashboard has been changed by someone else"}
-    openapi.check("/dashboards/db", "post", stale.json(), status="412")
+    contract.check("/dashboards/db", "post", stale.json(), status="412")
     missing_version = save(api.admin, minimal_dashboard(uid=uid))
     assert missing_version.status_code == 412  # no version means 0, as in Grafana
     forced = save(api.admin, minimal_dashboard(uid=uid, version=1), overwrite=True)
@@ -186,10 +186,10 @@ def test_unique_titles_switch(make_emu: Any) -> None:
             assert client.post("/api/folders", json={"title": "F"}).status_code == 409
 
 
-def test_get_and_delete_errors(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None:
+def test_get_and_delete_errors(emu: GrafanaEmulator, api: Api, contract: Contract) -> None:
     missing = api.admin.get("/api/dashboards/uid/nope")
     assert (missing.status_code, missing.json()) == (404, {"message": "Dashboard not found"})
-    openapi.check("/dashboards/uid/{uid}", "get", missing.json(), status="404")
+    contract.check("/dashboards/uid/{uid}", "get", missing.json(), status="404")
     assert api.admin.delete("/api/dashboards/uid/nope").status_code == 404
     emu.seed_dashboard(minimal_dashboard("Prov", uid="prov"))
     emu.mark_provisioned("prov")
@@ -202,24 +202,24 @@ def test_get_and_delete_errors(emu: GrafanaEmulator, api: Api, openapi: OpenApi)
     assert folder_as_dash["meta"]["isFolder"] is True
 
 
-def test_delete_dashboard_drops_versions_and_tags(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None:
+def test_delete_dashboard_drops_versions_and_tags(emu: GrafanaEmulator, api: Api, contract: Contract) -> None:
     uid = save(api.admin, minimal_dashboard("Gone", tags=["x"])).json()["uid"]
     deleted = api.editor.delete(f"/api/dashboards/uid/{uid}")
     assert deleted.status_code == 200
-    openapi.check("/dashboards/uid/{uid}", "delete", deleted.json(), extra_keys=frozenset({"id"}))
+    contract.check("/dashboards/uid/{uid}", "delete", deleted.json(), extra_keys=frozenset({"id"}))
     assert deleted.json()["message"] == "Dashboard Gone deleted" and deleted.json()["uid"] == uid
     assert uid not in emu.dashboards and emu.versions(uid) == []
     assert api.admin.get("/api/dashboards/tags").json() == []
     assert api.admin.get(f"/api/dashboards/uid/{uid}/versions").status_code == 404
 
 
-def test_versions_list(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None:
+def test_versions_list(emu: GrafanaEmulator, api: Api, contract: Contract) -> None:
     uid = save(api.admin, minimal_dashboard(uid="v"), message="first").json()["uid"]
     for n in (1, 2, 3):
         save(api.admin, minimal_dashboard(uid=uid, version=n), message=f"save {n + 1}").raise_for_status()
     listed = api.editor.get(f"/api/dashboards/uid/{uid}/versions")
     assert listed.status_code == 200
-    openapi.check("/dashboards/uid/{uid}/versions", "get", listed.json())
+    contract.check("/dashboards/uid/{uid}/versions", "get", listed.json())
     versions = listed.json()
     assert [v["version"] for v in versions] == [4, 3, 2, 1]
     assert [v["parentVersion"] for v in versions] == [3, 2, 1, 0]
@@ -228,17 +228,17 @@ def test_versions_list(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None
     page = api.editor.get(f"/api/dashboards/uid/{uid}/versions", params={"limit": 2, "start": 1}).json()
     assert [v["version"] for v in page] == [3, 2]
     one = api.editor.get(f"/api/dashboards/uid/{uid}/versions/2").json()
-    openapi.check("/dashboards/uid/{uid}/versions/{DashboardVersionID}", "get", one)
+    contract.check("/dashboards/uid/{uid}/versions/{DashboardVersionID}", "get", one)
     assert one["data"]["version"] == 2 and one["message"] == "save 2"
     denied = api.viewer.get(f"/api/dashboards/uid/{uid}/versions")
     assert (denied.status_code, denied.json()) == (403, {"message": "Access denied to this dashboard"})
 
 
-def test_tag_cloud(api: Api, openapi: OpenApi) -> None:
+def test_tag_cloud(api: Api, contract: Contract) -> None:
     save(api.admin, minimal_dashboard("A", tags=["b", "a"])).raise_for_status()
     save(api.admin, minimal_dashboard("B", tags=["a"])).raise_for_status()
     tags = api.viewer.get("/api/dashboards/tags")
-    openapi.check("/dashboards/tags", "get", tags.json())
+    contract.check("/dashboards/tags", "get", tags.json())
     assert tags.json() == [{"term": "a", "count": 2}, {"term": "b", "count": 1}]
 
 
@@ -264,9 +264,9 @@ def _uids(resp: httpx.Response) -> list[str]:
     return [hit["uid"] for hit in resp.json()]
 
 
-def test_search_filters(api: Api, catalog: dict[str, int], openapi: OpenApi) -> None:
+def test_search_filters(api: Api, catalog: dict[str, int], contract: Contract) -> None:
     everything = api.viewer.get("/api/search")
-    openapi.check("/search", "get", everything.json())
+    contract.check("/search", "get", everything.json())
     # No sort given: each page lists folders first, then dashboards, each by title.
     assert _uids(everything) == ["ops-db", "ops", "d-alpha", "d-beta", "d-gamma", "d-omega"]
     assert _uids(api.viewer.get("/api/search", params={"sort": "alpha-asc"})) == [
@@ -319,7 +319,7 @@ def test_search_hit_shapes(api: Api, catalog: dict[str, int]) -> None:
     assert hits["ops-db"]["folderUid"] == "ops"
 
 
-def test_search_limits_and_pages(emu: GrafanaEmulator, api: Api, openapi: OpenApi) -> None:
+def test_search_limits_and_pages(emu: GrafanaEmulator, api: Api, contract: Contract) -> None:
     for n in range(7):
         emu.seed_dashboard(minimal_dashboard(f"Dash {n}", uid=f"d{n}"))
     pages = [_uids(api.viewer.get("/api/search", params={"limit": 3, "page": p})) for p in (1, 2, 3, 4)]
@@ -331,7 +331,7 @@ def test_search_limits_and_pages(emu: GrafanaEmulator, api: Api, openapi: OpenAp
     assert too_many.json() == {
         "message": "Limit is above maximum allowed (5000), use page parameter to access hits beyond limit"
     }
-    openapi.check("/search", "get", too_many.json(), status="422")
+    contract.check("/search", "get", too_many.json(), status="422")
     both = api.viewer.get("/api/search", params={"dashboardIds": 1, "dashboardUIDs": "d1"})
     assert (both.status_code, both.json()) == (400, {"message": "search supports UIDs or IDs, not both"})
 

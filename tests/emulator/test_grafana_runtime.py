@@ -16,7 +16,7 @@ from grafana_client.client import GrafanaClientError, GrafanaServerError, Grafan
 
 from tests.grafana_emulator import GrafanaEmulator, RequestRecord
 
-from .conftest import Api, OpenApi, http_client, minimal_dashboard
+from .conftest import Api, Contract, http_client, minimal_dashboard
 
 AUTHENTICATED_READS = [
     "/api/frontend/settings",
@@ -54,7 +54,7 @@ def test_frontend_settings(api: Api) -> None:
 
 
 @pytest.mark.parametrize("path", AUTHENTICATED_READS)
-def test_reads_need_credentials(api: Api, openapi: OpenApi, path: str) -> None:
+def test_reads_need_credentials(api: Api, contract: Contract, path: str) -> None:
     resp = api.anonymous.get(path)
     assert (resp.status_code, resp.json()) == (401, {"message": "Unauthorized"})
     bad = api.anonymous.get(path, headers={"Authorization": "Bearer wrong"})

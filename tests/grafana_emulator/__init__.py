@@ -22,16 +22,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._schema import DashboardSchema, reference_dir, resolve_schema_path
+from ._schema import SCHEMA_DIR, DashboardSchema, resolve_schema_path
 from ._server import EmulatorHTTPServer, Reply
 from ._store import ROLE_RANK, ApiError, Json, Principal, Query, Store, bad_request_data
 
 __all__ = [
     "DEFAULT_TOKENS",
+    "SCHEMA_DIR",
     "Fault",
     "GrafanaEmulator",
     "RequestRecord",
-    "reference_dir",
     "resolve_schema_path",
 ]
 

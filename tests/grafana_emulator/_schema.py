@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError, relevance
 
-REFERENCE_ENV = "OBSCTL_GRAFANA_REFERENCE"
-DEFAULT_REFERENCE_DIR = Path("/work/shared/reference/grafana")
+# Grafana foundation SDK dashboard schemas (Apache-2.0), vendored with their origin: tests/data/README.md
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "data" / "grafana-foundation-sdk"
 SCHEMA_ALIASES = {
     "v11.6": "dashboard.v11.6.jsonschema.json",
     "main": "dashboard.main-v0.0.18.jsonschema.json",
@@ -22,24 +22,13 @@ DEFAULT_SCHEMA = "v11.6"
 _MAX_MESSAGE = 400
 
 
-def reference_dir() -> Path:
-    """Directory holding api-merged.json and foundation-sdk-jsonschema/.
-
-    Env OBSCTL_GRAFANA_REFERENCE wins; else shared/ beside the repository (as CI lays it out); else /work/shared.
-    """
-    if REFERENCE_ENV in os.environ:
-        return Path(os.environ[REFERENCE_ENV])
-    beside_repo = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "grafana"
-    return beside_repo if beside_repo.is_dir() else DEFAULT_REFERENCE_DIR
-
-
 def resolve_schema_path(schema_path: str | os.PathLike[str] | None) -> Path:
     """Turn None, an alias ("v11.6", "main") or a path into the path of a dashboard JSON schema."""
     if schema_path is None:
         schema_path = DEFAULT_SCHEMA
     name = os.fspath(schema_path)
     if name in SCHEMA_ALIASES:
-        return reference_dir() / "foundation-sdk-jsonschema" / SCHEMA_ALIASES[name]
+        return SCHEMA_DIR / SCHEMA_ALIASES[name]
     return Path(name)
 
 
@@ -98,8 +87,7 @@ class DashboardSchema:
         self.path = resolve_schema_path(schema_path)
         if not self.path.is_file():
             raise FileNotFoundError(
-                f"dashboard JSON schema not found at {self.path}; set {REFERENCE_ENV} to the directory holding "
-                "foundation-sdk-jsonschema/, pass schema_path=, or use strict_schema=False"
+                f"dashboard JSON schema not found at {self.path}; pass schema_path= or use strict_schema=False"
             )
         self._validator = _validator(str(self.path.resolve()))
         self._fast = _fast_check(str(self.path.resolve()))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 import re
 from pathlib import Path
@@ -39,19 +38,12 @@ from obsctl.spec.load import load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = Path(os.environ.get("OBSCTL_GRAFANA_REFERENCE", "/work/shared/reference/grafana")) / \
-    "foundation-sdk-jsonschema"
+REFERENCE = ROOT / "tests" / "data" / "grafana-foundation-sdk"  # vendored, Apache-2.0: tests/data/README.md
 UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 def _schema(name: str, definition: str | None = None) -> Draft7Validator:
-    path = REFERENCE / name
-    if not path.is_file():
-        reason = f"Grafana JSON schema missing: {path} (set OBSCTL_GRAFANA_REFERENCE)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: the reference data is required)", pytrace=False)
-        pytest.skip(reason)
-    schema = json.loads(path.read_text())
+    schema = json.loads((REFERENCE / name).read_text())
     if definition:
         schema = {**schema, "$ref": f"#/definitions/{definition}"}
     Draft7Validator.check_schema(schema)

@@ -14,7 +14,7 @@ from obsctl.spec.load import LoadResult, SourceFile, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-SLOTH = ROOT.parent / "shared" / "reference" / "sloth" / "examples"
+SLOTH = ROOT / "tests" / "data" / "sloth"  # vendored Sloth examples (Apache-2.0), see tests/data/README.md
 
 TEAM = """
 apiVersion: backstage.io/v1alpha1
