@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
@@ -17,11 +19,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from obsctl import app
 from obsctl.config import Settings
 from obsctl.errors import TemporaryError
+from obsctl.model.artifact import Artifact
 from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
-from obsctl.sinks.base import Sink
+from obsctl.sinks.base import Observed, Sink
 from obsctl.sources.base import CombinedSource
 from obsctl.spec.templates import Templates
 from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
@@ -59,6 +62,44 @@ def _where(sink: Sink) -> str:
     return type(sink).__name__
 
 
+class FencedSink:
+    """A sink that refuses every write once this replica is no longer the leader (a lost or expired
+    lease), so a deposed leader stops writing at its next artifact, not at the end of its round."""
+
+    def __init__(self, inner: Sink, is_leader: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kinds = inner.kinds
+        self._is_leader = is_leader
+
+    def __getattr__(self, attr: str) -> Any:
+        # optional sink features (prepare, set_depth, parallelism, root) pass through unchanged
+        return getattr(self.inner, attr)
+
+    def _fence(self) -> None:
+        if not self._is_leader():
+            raise TemporaryError("not the leader any more: write refused")
+
+    def list_owned(self) -> Mapping[str, Observed]:
+        """The inner sink's listing (reads are not fenced)."""
+        return self.inner.list_owned()
+
+    def put(self, artifact: Artifact) -> None:
+        """Write, only while leading."""
+        self._fence()
+        self.inner.put(artifact)
+
+    def delete(self, observed: Observed) -> None:
+        """Delete, only while leading."""
+        self._fence()
+        self.inner.delete(observed)
+
+    def finish(self) -> None:
+        """Finish (a reload or an index write), only while leading."""
+        self._fence()
+        self.inner.finish()
+
+
 @dataclass
 class Runtime:
     """The running service's parts."""
@@ -91,9 +132,10 @@ class Runtime:
         if self.store.is_sqlite:
             self.elector = AlwaysLeader()
         else:
-            self.elector = PostgresLeader(s.state_url, key=s.serve.leader_lock_key, on_change=self._leadership)
+            self.elector = PostgresLeader(s.state_url, key=s.serve.leader_lock_key, on_change=self._leadership,
+                                          lease_seconds=s.serve.leader_lease_seconds)
         self.source = app.build_source(s, self.store)
-        self.sinks = app.build_sinks(s)
+        self.sinks = [FencedSink(sink, self.elector.is_leader) for sink in app.build_sinks(s)]
         self.reconciler = Reconciler(
             self.source, app.catalog_loader(self.templates), app.catalog_renderer(s, self.templates), self.sinks,
             config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,

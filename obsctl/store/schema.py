@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -56,4 +56,13 @@ meta = Table(
     "meta", metadata,
     Column("key", String(200), primary_key=True),
     Column("value", Text, nullable=False),  # JSON
+)
+
+leader_lease = Table(
+    "leader_lease", metadata,
+    Column("lock_key", BigInteger, primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("backend_pid", Integer, nullable=False),  # the holder's PostgreSQL session (gone: it died)
+    Column("epoch", BigInteger, nullable=False),  # +1 on every change of holder
+    Column("expires_at", Float, nullable=False),  # database clock, epoch seconds
 )

@@ -67,3 +67,40 @@ def test_leader_killed_follower_takes_over(tmp_path: Path) -> None:
         finally:
             a.close()
             b.close()
+
+
+def test_frozen_leader_is_replaced_and_stays_out(tmp_path: Path) -> None:
+    """SIGSTOP the leader: its database session stays open (the old advisory lock was never released),
+    but its lease runs out and the follower takes over; resumed, the old leader knows it lost."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(EXAMPLES, catalog)
+    out = tmp_path / "out"
+    lease = 3.0
+    with PostgresServer(tmp_path / "pg") as pg:
+        shared = {"state_url": pg.dsn, "out_dir": str(out), "catalog": {"path": str(catalog)},
+                  "serve": {"sources": ["directory", "api"], "leader_lease_seconds": lease}}
+        a = ServeProcess(tmp_path / "a", shared, copy_catalog=False, name="a")
+        b = ServeProcess(tmp_path / "b", shared, copy_catalog=False, name="b")
+        try:
+            a.start()
+            assert a.is_leader()
+            b.start()
+            assert not b.is_leader()
+            assert a.proc is not None
+            frozen = time.monotonic()
+            a.proc.send_signal(signal.SIGSTOP)
+            b.wait_for(b.is_leader, timeout=lease * 4, interval=0.05, what="takeover from a frozen leader")
+            took = time.monotonic() - frozen
+            print(f"leader SIGSTOPped -> follower leads after {took:.2f}s (lease {lease:.0f}s)")
+            assert took >= lease * 0.5
+            a.proc.send_signal(signal.SIGCONT)
+            assert not a.is_leader()
+            assert b.client.put("/v1/services/default/ha-frozen", json=service_doc("ha-frozen")).status_code == 201
+            b.wait_for(lambda: _files_for(out, "ha-frozen"), what="ha-frozen artifacts by the new leader")
+            time.sleep(lease)
+            assert b.is_leader() and not a.is_leader()
+        finally:
+            if a.proc is not None and a.alive():
+                a.proc.send_signal(signal.SIGCONT)
+            a.close()
+            b.close()

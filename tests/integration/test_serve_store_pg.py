@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -61,32 +60,76 @@ def _wait(cond: object, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-def test_advisory_lock_election(pg: PostgresServer, tmp_path: Path) -> None:
-    changes: list[tuple[str, bool]] = []
-    e1 = PostgresLeader(pg.dsn, key=4242, on_change=lambda v: changes.append(("e1", v)))
-    e2 = PostgresLeader(pg.dsn, key=4242, retry_seconds=0.2, on_change=lambda v: changes.append(("e2", v)))
+def _elector(pg: PostgresServer, name: str, changes: list[tuple[str, bool, float]], **kw: float) -> PostgresLeader:
+    return PostgresLeader(pg.dsn, key=4242, retry_seconds=0.2,
+                          on_change=lambda v: changes.append((name, v, time.monotonic())), **kw)
+
+
+def test_lease_election_handover_and_killed_session(pg: PostgresServer) -> None:
+    StateStore(pg.dsn).migrate()
+    changes: list[tuple[str, bool, float]] = []
+    e1 = _elector(pg, "e1", changes)
+    e2 = _elector(pg, "e2", changes)
     try:
         e1.start()
         assert e1.wait_leader(10)
         e2.start()
         time.sleep(0.5)
         assert not e2.is_leader()
-        # a clean stop releases the lock; the follower takes it at its next attempt
+        # a clean stop expires the lease; the follower takes it at its next attempt
         e1.stop()
         took = _wait(e2.is_leader, 5)
         assert took < 2
-        # the leader's session is killed server-side: it notices at its next check and steps down
-        e1 = PostgresLeader(pg.dsn, key=4242, retry_seconds=0.2, on_change=lambda v: changes.append(("e1", v)))
+        # the leader's session is killed server-side: the follower takes over at once (the holder's
+        # session is gone: no waiting for the lease to expire), and the old leader steps down
+        e1 = _elector(pg, "e1", changes)
         e1.start()
+        killed = time.monotonic()
         with psycopg.connect(pg.libpq_dsn, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE application_name = 'obsctl-leader' AND pid IN "
-                         "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)")
+            conn.execute("SELECT pg_terminate_backend(backend_pid) FROM leader_lease WHERE lock_key = 4242")
+        _wait(e1.is_leader, 5)
+        assert time.monotonic() - killed < e1.lease_seconds / 2
         _wait(lambda: not e2.is_leader(), 5)
-        _wait(lambda: e1.is_leader() or e2.is_leader(), 5)
         assert e1.is_leader() != e2.is_leader()
-        assert ("e2", False) in changes
+        assert ("e2", False) in [(n, v) for n, v, _ in changes]
     finally:
+        e1.stop()
+        e2.stop()
+
+
+def test_frozen_leader_loses_its_lease_and_stops_first(pg: PostgresServer) -> None:
+    """A leader that cannot renew (frozen: its session stays open, it sends nothing) counts itself out
+    before its lease expires; the follower takes over after the expiry; the old leader, resumed, stays out."""
+    StateStore(pg.dsn).migrate()
+    changes: list[tuple[str, bool, float]] = []
+    e1 = _elector(pg, "e1", changes, lease_seconds=2.0)
+    e2 = _elector(pg, "e2", changes, lease_seconds=2.0)
+    thaw = threading.Event()
+    try:
+        e1.start()
+        assert e1.wait_leader(10)
+        e2.start()
+        real_claim = e1._claim
+
+        def frozen() -> int | None:
+            thaw.wait()
+            return real_claim()
+
+        e1._claim = frozen  # type: ignore[method-assign]
+        frozen_at = time.monotonic()
+        # the writer asks before every write (as the fenced sinks do): it is told no within the lease
+        stepped_down = frozen_at + _wait(lambda: not e1.is_leader(), 5)
+        assert stepped_down - frozen_at <= 2.0
+        _wait(e2.is_leader, 10)
+        took = time.monotonic() - frozen_at
+        assert 1.0 < took < 5.0, took  # after the 2 s lease expired, well before forever
+        took_over = next(t for n, v, t in changes if n == "e2" and v)
+        assert stepped_down < took_over  # never two writers
+        thaw.set()
+        time.sleep(1.0)
+        assert e2.is_leader() and not e1.is_leader()
+    finally:
+        thaw.set()
         e1.stop()
         e2.stop()
 
