@@ -32,7 +32,7 @@ def test_migrations_create_the_schema_and_are_idempotent(store: StateStore, tmp_
     for name, table in metadata.tables.items():
         assert {c["name"] for c in insp.get_columns(name)} == {c.name for c in table.columns}, name
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
 
 
 def test_registrations_revision_and_audit(store: StateStore) -> None:
