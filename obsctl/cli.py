@@ -35,17 +35,14 @@ def _dump(data: Any, fmt: str, out: TextIO) -> None:
 def tier_rows(catalog: Catalog, templates: Templates) -> list[dict[str, Any]]:
     """One row per (service, SLO, enabled tier): the Workbook arithmetic for a full outage."""
     from obsctl.model.durations import format_duration
+    from obsctl.slo.alerts import enabled_tiers
     from obsctl.slo.math import tier_timing
 
     rows: list[dict[str, Any]] = []
     for svc in catalog.services:
         for slo in svc.slos:
             table = templates.windows[slo.period_days]
-            chosen = slo.alerting.tiers or tuple(t.name for t in table.tiers)
-            for tier in table.tiers:
-                if tier.name not in chosen or (tier.severity == "page" and not slo.alerting.page) or \
-                        (tier.severity == "ticket" and not slo.alerting.ticket):
-                    continue
+            for tier in enabled_tiers(slo, table):
                 t = tier_timing(tier, slo.objective)
                 rows.append({
                     "service": str(svc.ref), "slo": slo.name, "objective": slo.objective_percent,

@@ -24,7 +24,7 @@ from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Serv
 from obsctl.model.windows import WindowTable
 from obsctl.render.options import RenderOptions
 from obsctl.render.sli import promql_escape
-from obsctl.slo.math import can_fire
+from obsctl.slo.alerts import enabled_tiers
 from obsctl.spec.templates import SliShape, Templates
 
 LAYOUT = "dashboards/layout.yaml"
@@ -490,7 +490,7 @@ def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, opt
                 tiers = [{"tier": Var.fragment(t.name), "tier_burn_rate": Var.fragment(repr(t.burn_rate)),
                           "tier_severity": Var.fragment(t.severity),
                           "tier_color": Var.fragment(str(colors.get(t.severity, "red")))}
-                         for t in _enabled_tiers(slo, table)]
+                         for t in enabled_tiers(slo, table)]
                 windows = [cv.window_name(w) for w in table.windows_s]
                 ctx = _Ctx(lib, _Filler(PANELS), slo_values, windows, tiers)
                 rows.append((_clean_text(filler.fill(str(row.get("title", "")), slo_values, "text", where),
@@ -520,14 +520,6 @@ def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, opt
                       _clean_text(desc, _MAX_TEXT), cv.dashboard_tags(svc),
                       panels=_layout_rows(rows, int(lib.settings.get("panel_height", 8))), variables=variables,
                       links=links)
-
-
-def _enabled_tiers(slo: SLO, table: WindowTable) -> list[Any]:
-    """The tiers the rule renderer alerts on for this SLO (enabled by its policy and able to fire)."""
-    chosen = slo.alerting.tiers or tuple(t.name for t in table.tiers)
-    return [t for t in table.tiers if t.name in chosen and
-            not (t.severity == "page" and not slo.alerting.page) and
-            not (t.severity == "ticket" and not slo.alerting.ticket) and can_fire(t, slo.objective)]
 
 
 def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:

@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from obsctl.model.durations import format_duration, parse_duration
-from obsctl.model.entities import AlertPolicy
+from obsctl.model.entities import SLO, AlertPolicy, AvailabilitySLI
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.slo import math as slomath
+from obsctl.slo.alerts import enabled_tiers
 
 DEFAULT_STEP_S = 300.0
 
@@ -115,10 +116,9 @@ def _grid(samples: Sequence[HistorySample], step: float | None) -> tuple[float, 
 
 
 def _enabled(table: WindowTable, policy: AlertPolicy | None, objective: float) -> list[AlertTier]:
-    """The tiers the SLO's alert rules include: chosen by the policy, and able to fire at all."""
-    pol = policy or AlertPolicy()
-    return [t for t in table.tiers if (pol.tiers is None or t.name in pol.tiers)
-            and (pol.page if t.severity == "page" else pol.ticket) and slomath.can_fire(t, objective)]
+    """The tiers the SLO's alert rules include (obsctl.slo.alerts decides)."""
+    probe = SLO("replay", objective, AvailabilitySLI(), table.period_days, alerting=policy or AlertPolicy())
+    return list(enabled_tiers(probe, table))
 
 
 def replay(samples: Sequence[HistorySample], objective: float, table: WindowTable,

@@ -20,6 +20,7 @@ from obsctl.model.durations import parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Service, Team
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.slo import math as slomath
+from obsctl.slo.alerts import enabled_tiers
 from obsctl.slo.periods import PeriodSpec
 
 SCHEMA_VERSION = 1
@@ -162,16 +163,6 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-def _policy_enables(slo: SLO, tier: AlertTier) -> bool:
-    """Whether the SLO's alert rules include this tier (as render.rules decides)."""
-    pol = slo.alerting
-    if pol.tiers is not None and tier.name not in pol.tiers:
-        return False
-    if not (pol.page if tier.severity == "page" else pol.ticket):
-        return False
-    return slomath.can_fire(tier, slo.objective)
-
-
 def _enough_events(slo: SLO, tier: AlertTier, data: SLOData) -> bool:
     """The minimum-events guard: the long window must have seen `min_events` events."""
     need = slo.alerting.min_events
@@ -244,8 +235,9 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
             fastest = min(table.tiers, key=lambda t: t.long_window_s)
             current_window, current = window_name(fastest.long_window_s), burns.get(fastest.long_window_s)
     # A closed period keeps its tiers (thresholds for the charts) with no current burn and nothing firing.
+    on = enabled_tiers(slo, table) if table is not None else ()
     for tier in table.tiers if table is not None else ():
-        enabled = _policy_enables(slo, tier)
+        enabled = tier in on
         lb, sb = burns.get(tier.long_window_s), burns.get(tier.short_window_s)
         firing = in_progress and enabled and slomath.tier_fires(tier, lb, sb) and _enough_events(slo, tier, data)
         tiers.append(TierState(tier.name, tier.severity, window_name(tier.long_window_s),

@@ -8,7 +8,7 @@ import promql_parser
 
 from obsctl.model.conventions import SLO_NAME_RE
 from obsctl.model.entities import SLO, EventsSLI
-from obsctl.slo.math import can_fire
+from obsctl.slo.alerts import dropped_tiers
 from obsctl.spec.fields import FieldPath, Reader
 from obsctl.spec.templates import Templates
 
@@ -84,28 +84,23 @@ def check_name(r: Reader, path: FieldPath, name: str) -> bool:
     return True
 
 
-def check_slo(r: Reader, path: FieldPath, slo: SLO, templates: Templates) -> bool:
-    """Cross-field checks of a complete SLO: tiers exist and can fire, events SLI is complete."""
+def check_slo(r: Reader, path: FieldPath, slo: SLO, templates: Templates,
+              objective_path: FieldPath | None = None) -> bool:
+    """Cross-field checks of a complete SLO: tiers exist, events SLI is complete.
+
+    A tier that can never fire at the objective is not an error: it is dropped with a warning on
+    `objective_path` (default `<path>.objective`) saying why and what would make it reachable.
+    """
     ok = True
     table = templates.windows[slo.period_days]
     names = [t.name for t in table.tiers]
-    chosen = slo.alerting.tiers if slo.alerting.tiers is not None else tuple(names)
-    for name in chosen:
+    for name in slo.alerting.tiers or ():
         if name not in names:
             r.problem((*path, "alerting", "tiers"), f"unknown alert tier {name!r}; the {slo.period_days}d table has "
                                                     f"{', '.join(names)}")
             ok = False
-            continue
-        tier = table.tier(name)
-        enabled = slo.alerting.page if tier.severity == "page" else slo.alerting.ticket
-        if not enabled:
-            continue
-        if not can_fire(tier, slo.objective):
-            r.problem((*path, "objective"),
-                      f"alert tier {name} can never fire: burn {tier.burn_rate:g} x budget "
-                      f"{slo.error_budget:.4g} >= 1; lower the objective's strictness or disable the tier "
-                      f"(alerting.tiers)")
-            ok = False
+    for dropped in dropped_tiers(slo, table):
+        r.warn(objective_path or (*path, "objective"), f"SLO {slo.name}: {dropped.reason}")
     if isinstance(slo.sli, EventsSLI) and not (slo.sli.error_query or slo.sli.good_query):
         r.problem((*path, "sli"), "an events SLI needs error_query or good_query beside total_query")
         ok = False

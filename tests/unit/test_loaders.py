@@ -204,8 +204,11 @@ def test_native_document_reports_every_problem_at_once(templates: Templates) -> 
         "placeholder {{window}} (Sloth's {{.window}} works too)",
         "svc.yaml:18: service:default/checkout spec.slos[2].sli.events.total_query: error: query is not valid "
         "PromQL: unclosed left parenthesis",
-        "svc.yaml:20: service:default/checkout spec.slos[3].objective: error: alert tier page-fast can never fire: "
-        "burn 14.4 x budget 0.1 >= 1; lower the objective's strictness or disable the tier (alerting.tiers)",
+        "svc.yaml:20: service:default/checkout spec.slos[3].objective: warning: SLO loose: alert tier page-fast "
+        "(page) can never fire at objective 90%: it needs an error ratio above 144% (burn 14.4x the 10% budget); "
+        "dropped, the SLO's other tiers still alert. It becomes reachable with an objective above 93.06%, or with "
+        "a 30d window table whose page-fast tier has a lower burn rate (a smaller budget share over a longer long "
+        "window)",
     ]
     for line in expected:
         assert line in got
