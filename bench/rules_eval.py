@@ -123,7 +123,8 @@ def _traffic(shape: Shape, seed: int, t_start: int, exact: dict[str, tuple[float
             for i in range(shape.instances):
                 share = route_w[r] / rsum * inst_w[i] / isum
                 for code in CODES:
-                    labels = {"service_name": svc, "http_route": f"/api/v1/r{r}", "instance": f"10.0.{s}.{i}:8080",
+                    labels = {"service_name": svc, "deployment_environment_name": "production",
+                              "http_route": f"/api/v1/r{r}", "instance": f"10.0.{s}.{i}:8080",
                               "job": svc, "http_response_status_code": code}
                     initial = float(rnd.randrange(1000, 100000))
                     series.append((labels, _series(svc, code, share, rate, err, t_start, initial, exact)))

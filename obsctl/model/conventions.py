@@ -32,6 +32,7 @@ LABEL_OWNER = "obsctl_owner"
 # namespaced, so a spec's own `severity` (critical, warning, P1...) reaches the alert unchanged.
 LABEL_SEVERITY_CLASS = "obsctl_severity"
 RESERVED_LABEL_PREFIX = "obsctl_"  # label names obsctl keeps for itself; a spec may not set them
+LABEL_ENVIRONMENT = "environment"  # on alerts: the service's deployment environment
 
 # Recorded series (level:metric:operation).
 SERIES_ERRORS = "obsctl:slo_errors:rate{window}"
@@ -138,6 +139,11 @@ def dashboard_selector(svc: Service) -> str:
 def rule_group_name(svc: Service, part: str) -> str:
     """A Prometheus rule group name for one part (sli, meta, alerts) of a service's rules."""
     return f"obsctl-{svc.namespace}-{svc.name}-{part}"
+
+
+def service_environment(svc: Service, platform_environment: str) -> str:
+    """The environment a service's SLIs count and its alerts carry: its obsctl.dev/environment, else the platform's."""
+    return svc.environment if svc.environment and svc.environment != "production" else platform_environment
 
 
 def alert_selector(svc: Service, slo: SLO) -> dict[str, str]:

@@ -180,6 +180,7 @@ class Service:
     protocol: Protocol = Protocol.HTTP
     runtime: Runtime = Runtime.OTHER
     lifecycle: str = "production"
+    paging: str = "page"  # page, ticket or none: from the lifecycle's policy or the entity's override
     system: str = ""
     environment: str = "production"
     title: str = ""

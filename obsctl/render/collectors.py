@@ -85,7 +85,7 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
     latency_ms = _latency_threshold_ms(svc)
     values.update({
         "service_name": svc.name, "service_namespace": svc.namespace, "team": svc.team.name,
-        "environment": svc.environment if svc.environment != "production" else options.environment,
+        "environment": conv.service_environment(svc, options.environment),
         "tier": str(svc.tier), "latency_threshold_ms": latency_ms,
         "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
         "scrub_actions": _scrub_actions(settings),

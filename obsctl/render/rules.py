@@ -33,7 +33,7 @@ from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.options import RenderOptions
 from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
-from obsctl.slo.math import can_fire
+from obsctl.slo.alerts import enabled_tiers
 from obsctl.spec.templates import Templates
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
@@ -99,6 +99,7 @@ class _SloRules:
         self.period = format_duration(self.period_s)
         self.timeslices = slo.budgeting is BudgetingMethod.TIMESLICES
         self.groups = group_labels(slo)
+        self.environment = cv.service_environment(svc, options.environment)
 
     # -- helpers -----------------------------------------------------------
 
@@ -118,21 +119,9 @@ class _SloRules:
         own = {cv.own_label(k, user): v for k, v in (labels or {}).items()}
         return {"record": name, "expr": expr, "labels": _labels({**user, **self.stable, **own}.items())}
 
-    def tiers(self) -> list[AlertTier]:
-        """The enabled tiers that can fire for this objective."""
-        policy = self.slo.alerting
-        out = []
-        for tier in self.table.tiers:
-            if tier.severity == PAGE and not policy.page:
-                continue
-            if tier.severity == TICKET and not policy.ticket:
-                continue
-            if policy.tiers is not None and tier.name not in policy.tiers:
-                continue
-            if can_fire(tier, self.slo.objective):
-                out.append(tier)
-        out.extend(t for t in policy.custom_tiers if can_fire(t, self.slo.objective))
-        return out
+    def tiers(self) -> tuple[AlertTier, ...]:
+        """The enabled tiers (obsctl.slo.alerts decides)."""
+        return enabled_tiers(self.slo, self.table)
 
     # -- recording rules ---------------------------------------------------
 
@@ -145,7 +134,7 @@ class _SloRules:
         for seconds in self.windows():
             w = _win(seconds)
             if seconds <= RAW_WINDOW_MAX_S:
-                q = sli_queries(self.svc, self.slo, self.templates, w)
+                q = sli_queries(self.svc, self.slo, self.templates, w, self.environment)
                 rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
                 rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), q.total))
                 rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
@@ -158,7 +147,7 @@ class _SloRules:
                                          f"sum_over_time({errors5}{tiles})\n/\nsum_over_time({total5}{tiles})"))
         if self.timeslices:
             slice_w = _win(self.slo.timeslice_seconds)
-            q = sli_queries(self.svc, self.slo, self.templates, slice_w)
+            q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
             bad = number(1.0 - self.slo.timeslice_target)
             rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
             for seconds in self.windows():
@@ -222,6 +211,7 @@ class _SloRules:
         for name, value in own.items():
             labels[cv.own_label(name, user)] = value
         labels[cv.LABEL_SEVERITY_CLASS] = severity
+        labels.setdefault(cv.LABEL_ENVIRONMENT, self.environment)
         return {k: template_literal(v) for k, v in sorted(labels.items())}
 
     def _annotations(self, summary: str, description: str, severity: str = TICKET) -> dict[str, str]:
@@ -246,7 +236,10 @@ class _SloRules:
         policy = self.slo.alerting
         name = policy.name or cv.ALERT_BURN
         rules: list[Rule] = []
-        for tier in self.tiers():
+        tiers = self.tiers()
+        if not tiers:  # alerting off: no alert of any kind
+            return rules
+        for tier in tiers:
             long_w, short_w = _win(tier.long_window_s), _win(tier.short_window_s)
             burn = number(tier.burn_rate)
             expr = (f"{self.ref(cv.SERIES_BURN_RATE, long_w)} > {burn}\n"

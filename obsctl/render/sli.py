@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from obsctl.model import conventions as cv
 from obsctl.model.entities import SLO, AvailabilitySLI, EventsSLI, LatencySLI, Service
-from obsctl.spec.templates import Templates
+from obsctl.spec.templates import SliShape, Templates
 
 WINDOW_PLACEHOLDER = "{{window}}"
 
@@ -83,6 +83,14 @@ def _fill(template: str, svc: Service) -> str:
     return template.replace("{service}", promql_escape(svc.name)).replace("{namespace}", promql_escape(svc.namespace))
 
 
+def shape_selector(shape: SliShape, svc: Service, environment: str) -> str:
+    """The matchers selecting a service's default-SLI series in one environment (none when it is empty)."""
+    sel = _fill(shape.selector, svc)
+    if shape.environment_label and environment:
+        sel += f",{shape.environment_label}={promql_string(environment)}"
+    return sel
+
+
 def _with_zero(errors: str, total: str) -> str:
     # A counter of failures that never failed has no series: report 0 while there is traffic.
     return f"({errors}) or (0 * ({total}))"
@@ -104,8 +112,11 @@ def _sum(slo: SLO, query: str, op: str = "sum") -> str:
     return f"{op} by ({', '.join(group_labels(slo))}) ({query})"
 
 
-def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> SliQueries:
-    """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), with only the group labels."""
+def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, environment: str = "") -> SliQueries:
+    """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), with only the group labels.
+
+    Default SLIs count only the series of `environment` (custom events queries are the user's own).
+    """
     sli = slo.sli
     if isinstance(sli, EventsSLI):
         if sli.error_ratio_query is not None:
@@ -124,7 +135,7 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str) -> Sl
     shape = templates.sli_shapes.get(svc.protocol.value)
     if shape is None:
         raise ValueError(f"{svc.ref}: no SLI shape for protocol {svc.protocol.value!r} in alert-rules/sli.yaml")
-    sel = _fill(shape.selector, svc)
+    sel = shape_selector(shape, svc, environment)
     if isinstance(sli, LatencySLI) and sli.native:
         # A native histogram: the share of observations up to the threshold, times their count.
         metric = shape.bucket_metric.removesuffix("_bucket")

@@ -28,15 +28,23 @@ class DroppedTier:
 
 
 def selected(policy: AlertPolicy, tier: AlertTier) -> bool:
-    """Whether the policy asks for this tier (severity switched on, listed when a list is given)."""
-    if policy.tiers is not None and tier.name not in policy.tiers:
+    """Whether the policy asks for this tier (severity switched on, listed when a list is given).
+
+    A spec's custom tier (policy.custom_tiers) is selected by its severity switch alone.
+    """
+    if policy.tiers is not None and tier.name not in policy.tiers and tier not in policy.custom_tiers:
         return False
     return policy.page if tier.severity == PAGE else policy.ticket
 
 
+def candidate_tiers(slo: SLO, table: WindowTable) -> tuple[AlertTier, ...]:
+    """The table's tiers, then the spec's custom ones."""
+    return (*table.tiers, *slo.alerting.custom_tiers)
+
+
 def enabled_tiers(slo: SLO, table: WindowTable) -> tuple[AlertTier, ...]:
-    """The tiers the SLO alerts on, in table order: selected by its policy and able to fire."""
-    return tuple(t for t in table.tiers if selected(slo.alerting, t) and can_fire(t, slo.objective))
+    """The tiers the SLO alerts on, table order then custom tiers: selected by its policy and able to fire."""
+    return tuple(t for t in candidate_tiers(slo, table) if selected(slo.alerting, t) and can_fire(t, slo.objective))
 
 
 def alerting_enabled(slo: SLO, table: WindowTable) -> bool:
@@ -61,7 +69,7 @@ def reachable_above(tier: AlertTier) -> float:
 def dropped_tiers(slo: SLO, table: WindowTable) -> tuple[DroppedTier, ...]:
     """The selected tiers that can never fire at the objective, each with the reason and the way out."""
     out = []
-    for tier in table.tiers:
+    for tier in candidate_tiers(slo, table):
         if not selected(slo.alerting, tier) or can_fire(tier, slo.objective):
             continue
         budget = error_budget(slo.objective)

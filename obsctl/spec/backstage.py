@@ -16,7 +16,7 @@ from obsctl.spec.fields import Reader
 API_VERSION = "backstage.io/v1alpha1"
 PREFIX = "obsctl.dev/"
 ANNOTATIONS = {"tier", "protocol", "runtime", "availability", "latency", "period", "environment", "runbook",
-               "enabled", "latency-buckets"}
+               "enabled", "latency-buckets", "paging"}
 SERVICE_TYPES = {"service", "website"}
 NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from obsctl.errors import Problem, Severity
@@ -28,7 +28,7 @@ from obsctl.model.entities import (
 from obsctl.spec import backstage, native, openslo, sloth
 from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
 from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
-from obsctl.spec.templates import Templates
+from obsctl.spec.templates import PAGING_MODES, Templates
 from obsctl.spec.yamlsafe import Document, load_documents
 
 
@@ -221,7 +221,9 @@ def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, p
             description=f"{lat_percent:g}% of requests are served within {lat_seconds * 1000:g}ms"),
     )
     for slo in slos:
-        check_slo(r, path, slo, templates)
+        key = backstage.PREFIX + slo.name  # obsctl.dev/availability, obsctl.dev/latency
+        where = (*path, key) if key in ann else (*path, backstage.PREFIX + "tier")
+        check_slo(r, path, slo, templates, objective_path=where)
     shape = templates.sli_shapes.get(protocol.value)
     if shape and lat_seconds not in shape.buckets:
         r.warn((*path, backstage.PREFIX + "latency"),
@@ -316,6 +318,12 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         slos = _golden_slos(r, comp, tier, protocol, templates)
     for extra, _file in e.extra_slos:
         slos = slos + extra
+    lifecycle = (comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production"
+    paging, pgr, pgpath = pick("paging", "paging")
+    if paging and paging not in PAGING_MODES:
+        pgr.problem(pgpath, f"paging {paging!r} must be one of {', '.join(PAGING_MODES)}")
+    paging = paging or templates.paging.get(lifecycle, templates.paging["default"])
+    slos = tuple(_apply_paging(s, paging) for s in slos)
     names = [s.name for s in slos]
     for name in sorted({n for n in names if names.count(n) > 1}):
         r.problem(("spec", "slos"), f"duplicate SLO name {name!r} across the documents for {ref}")
@@ -347,7 +355,7 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
     source = source.split(":", 1)[1] if source.startswith(("url:", "dir:")) else source
     return Service(
         ref=ref, team=owner, slos=slos, tier=tier, protocol=protocol, runtime=runtime,
-        lifecycle=(comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production",
+        lifecycle=lifecycle, paging=paging,
         system=(comp.system if comp else str(f.get("system", ""))),
         environment=environment,
         title=(comp.title if comp else str(f.get("title", ""))) or ref.name,
@@ -358,6 +366,15 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         latency_buckets=buckets,
         origin=e.origin or Origin(""),
     )
+
+
+def _apply_paging(slo: SLO, paging: str) -> SLO:
+    """The SLO's alert policy under the service's paging mode: ticket drops the page tiers, none every alert."""
+    if paging == "ticket" and slo.alerting.page:
+        return replace(slo, alerting=replace(slo.alerting, page=False))
+    if paging == "none" and (slo.alerting.page or slo.alerting.ticket):
+        return replace(slo, alerting=replace(slo.alerting, page=False, ticket=False))
+    return slo
 
 
 def parse_duration_or_none(text: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,9 @@ from obsctl.model.windows import AlertTier, WindowTable
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+PAGING_MODES = ("page", "ticket", "none")  # page: every tier; ticket: ticket tiers only; none: no alert
+
+
 @dataclass(frozen=True)
 class SliShape:
     """How the default SLIs of one protocol read its metrics."""
@@ -24,6 +28,7 @@ class SliShape:
     bucket_metric: str
     error_matcher: str
     buckets: tuple[float, ...]
+    environment_label: str = ""  # the SLI only counts series whose label equals the service's environment
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class Templates:
     sli_shapes: Mapping[str, SliShape]
     default_owner: str = "group:default/unowned"
     files: Mapping[str, bytes] = field(default_factory=dict)
+    # lifecycle -> paging mode (page, ticket, none); `default` for lifecycles not listed
+    paging: Mapping[str, str] = field(default_factory=lambda: {"default": "page"})
     _parsed: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def text(self, path: str) -> str:
@@ -97,12 +104,18 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
         except (KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
             problems.append(Problem(path, 0, "", "", f"bad window table: {exc}"))
     tier_defaults: dict[int, TierDefaults] = {}
+    paging: dict[str, str] = {"default": "page"}
     default_tier, default_period, default_owner = 2, 30, "group:default/unowned"
     try:
         doc = yaml.safe_load(files["alert-rules/defaults.yaml"])
         default_tier = int(doc.get("default_tier", 2))
         default_period = _period_days(doc.get("default_period", "30d"))
         default_owner = str(doc.get("default_owner", default_owner))
+        paging = {str(k): str(v) for k, v in (doc.get("paging") or {"default": "page"}).items()}
+        bad = sorted(f"{k}: {v}" for k, v in paging.items() if v not in PAGING_MODES)
+        if bad:
+            raise ValueError(f"paging modes must be one of {', '.join(PAGING_MODES)}: {', '.join(bad)}")
+        paging.setdefault("default", "page")
         for tier, spec in doc["tiers"].items():
             tier_defaults[int(tier)] = TierDefaults(
                 availability=float(spec["availability"]),
@@ -123,11 +136,15 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
                 bucket_metric=str(spec["bucket_metric"]),
                 error_matcher=str(spec["error_matcher"]),
                 buckets=tuple(float(b) for b in spec["buckets"]),
+                environment_label=str(spec.get("environment_label", "")),
             )
+            if shapes[str(proto)].environment_label and \
+                    not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", shapes[str(proto)].environment_label):
+                raise ValueError(f"{proto}.environment_label is not a Prometheus label name")
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
         problems.append(Problem("alert-rules/sli.yaml", 0, "", "", f"bad SLI shapes: {exc}"))
     if default_period not in windows and not problems:
         problems.append(Problem("alert-rules/defaults.yaml", 0, "", "default_period", "no window table for it"))
     if problems:
         raise SpecError(problems)
-    return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, dict(files))
+    return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, dict(files), paging)

@@ -109,8 +109,9 @@ def raw_families() -> dict[str, list[tuple[dict[str, str], list[tuple[float, flo
             ok += (s.total(t) - s.errors(t)) * RAW_STEP
             ok_samples.append((t, ok))
             err_samples.append((t, err))
-        series.append(({"service_name": s.service, "http_response_status_code": "200"}, ok_samples))
-        series.append(({"service_name": s.service, "http_response_status_code": "500"}, err_samples))
+        env = {"service_name": s.service, "deployment_environment_name": "production"}
+        series.append(({**env, "http_response_status_code": "200"}, ok_samples))
+        series.append(({**env, "http_response_status_code": "500"}, err_samples))
     return {COUNT: series}
 
 

@@ -86,7 +86,8 @@ class Exporter:
             bad = self.RATE * (now - since) if since is not None else 0.0
             for code, value in (("200", ok), ("500", bad)):
                 lines.append(f'http_server_request_duration_seconds_count{{service_name="{svc}",'
-                             f'http_response_status_code="{code}"}} {value!r}')
+                             f'deployment_environment_name="production",http_response_status_code="{code}"}} '
+                             f'{value!r}')
         return "\n".join(lines) + "\n"
 
     def __enter__(self) -> Exporter:

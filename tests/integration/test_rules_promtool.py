@@ -125,9 +125,11 @@ class _WeightedScenario(Scenario):
         bad = [f"{r * w * RATE * self.interval_s!r}" for (_s, r), w in zip(self.segments, weights, strict=True)]
         return [
             {"series": f'http_server_request_duration_seconds_count{{service_name="{self.service}",'
-                       'http_response_status_code="200"}', "values": _cumulative(ok)},
+                       'deployment_environment_name="production",http_response_status_code="200"}',
+             "values": _cumulative(ok)},
             {"series": f'http_server_request_duration_seconds_count{{service_name="{self.service}",'
-                       'http_response_status_code="500"}', "values": _cumulative(bad)},
+                       'deployment_environment_name="production",http_response_status_code="500"}',
+             "values": _cumulative(bad)},
         ]
 
 
@@ -206,7 +208,7 @@ def test_latency_and_good_events_slis_fire_on_real_series(tmp_path: Path) -> Non
     latency = availability_service(0.99, 30, ["page-fast"])
     latency = replace(latency, slos=(replace(latency.slos[0], name="latency", sli=LatencySLI(0.25)),))
     suite = Suite(rule_groups(latency, TEMPLATES), evaluation_interval_s=10.0)
-    sel = 'service_name="checkout"'
+    sel = 'service_name="checkout",deployment_environment_name="production"'
     # 10 req/s, all fast for an hour, then all slow for 10 minutes
     _custom_case(suite, {
         f"http_server_request_duration_seconds_count{{{sel}}}": "0+100x420",
@@ -224,4 +226,20 @@ def test_latency_and_good_events_slis_fire_on_real_series(tmp_path: Path) -> Non
     # only failing jobs ever ran: the good series does not exist at all
     _custom_case(suite, {'jobs_total{outcome="failed"}': "0+100x120"}, [Check(600.0, ["page-fast"])], 10.0)
     result = run_promtool_test(suite.write(tmp_path, "events"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_other_environments_traffic_never_burns_the_budget(tmp_path: Path) -> None:
+    """Staging fails completely under the same service name: production's SLO stays quiet, then pages on its own."""
+    svc = availability_service(0.999, 30, ["page-fast"])
+    suite = Suite(rule_groups(svc, TEMPLATES), evaluation_interval_s=10.0)
+    metric = "http_server_request_duration_seconds_count"
+    prod, staging = ('service_name="checkout",deployment_environment_name="production"',
+                     'service_name="checkout",deployment_environment_name="staging"')
+    _custom_case(suite, {
+        f'{metric}{{{prod},http_response_status_code="200"}}': "0+100x360 36000+0x60",
+        f'{metric}{{{prod},http_response_status_code="500"}}': "0+0x360 0+100x60",
+        f'{metric}{{{staging},http_response_status_code="500"}}': "0+1000x420",  # staging: all errors, 10x prod's load
+    }, [Check(3590.0), Check(4200.0, ["page-fast"])], 10.0)
+    result = run_promtool_test(suite.write(tmp_path, "environment"))
     assert result.returncode == 0, result.stdout + result.stderr

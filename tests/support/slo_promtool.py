@@ -110,7 +110,7 @@ class Scenario:
         per_step = RATE * self.interval_s
         ok = [(self.steps(s), (1 - r) * per_step) for s, r in self.segments]
         bad = [(self.steps(s), r * per_step) for s, r in self.segments]
-        sel = f'service_name="{self.service}"'
+        sel = f'service_name="{self.service}",deployment_environment_name="production"'
         return [
             {"series": f'{COUNT_METRIC}{{{sel},http_response_status_code="200"}}', "values": counter_values(ok)},
             {"series": f'{COUNT_METRIC}{{{sel},http_response_status_code="500"}}', "values": counter_values(bad)},
