@@ -53,8 +53,13 @@ def desired_cache(ctx: Context, n: int) -> Path:
 def _desired(ctx: Context, n: int) -> dict[str, Any]:
     cache = desired_cache(ctx, n)
     if cache.exists():
-        with cache.open("rb") as fh:
-            desired: dict[str, Any] = pickle.load(fh)
+        desired: dict[str, Any] = {}
+        with cache.open("rb") as fh:  # the render benchmark's chunks, one pickle each
+            while True:
+                try:
+                    desired.update((a.id, a) for a in pickle.load(fh))
+                except EOFError:
+                    break
         say(f"[apply] desired state from the render benchmark's cache ({len(desired)} artifacts)")
         return desired
     from bench.render import _options

@@ -94,8 +94,14 @@ def _literal(text: str, indent: int) -> list[str]:
 
 def _key(key: Any) -> str:
     if type(key) is str:
-        return key if _plain_ok(key) else _quoted(key)
+        return _str_scalar(key)
     return _scalar(key)
+
+
+@lru_cache(maxsize=65536)
+def _str_scalar(text: str) -> str:
+    """A string on one line: plain when safe, else double-quoted."""
+    return text if _plain_ok(text) else _quoted(text)
 
 
 def _emit(value: Any, indent: int, out: list[str], sort_keys: bool) -> None:
@@ -104,13 +110,20 @@ def _emit(value: Any, indent: int, out: list[str], sort_keys: bool) -> None:
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: str(kv[0])) if sort_keys else value.items()
         for key, item in items:
-            _entry(f"{pad}{_key(key)}:", item, out, sort_keys, indent + 2, indent)
+            prefix = f"{pad}{_str_scalar(key) if type(key) is str else _scalar(key)}:"
+            if type(item) is str and "\n" not in item:  # most entries: inline, no call per scalar
+                out.append(f"{prefix} {_str_scalar(item)}")
+            else:
+                _entry(prefix, item, out, sort_keys, indent + 2, indent)
         return
     for item in value:
-        if type(item) in (dict, list, tuple) and item:
+        kind = type(item)
+        if (kind is dict or kind is list or kind is tuple) and item:
             first = len(out)
             _emit(item, indent + 2, out, sort_keys)
             out[first] = f"{pad}- " + out[first][indent + 2:]
+        elif kind is str and "\n" not in item:
+            out.append(f"{pad}- {_str_scalar(item)}")
         else:
             _entry(f"{pad}-", item, out, sort_keys, indent + 2, indent + 2)
 
@@ -124,7 +137,7 @@ def _entry(prefix: str, item: Any, out: list[str], sort_keys: bool, nested_inden
             out.append(f"{prefix} {block[0]}")
             out.extend(block[1:])
         else:
-            out.append(f"{prefix} {item if _plain_ok(item) else _quoted(item)}")
+            out.append(f"{prefix} {_str_scalar(item)}")
     elif kind is dict or (kind is not list and kind is not tuple and isinstance(item, Mapping)):
         if not item:
             out.append(prefix + " {}")

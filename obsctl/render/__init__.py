@@ -1,40 +1,172 @@
-"""Pure renderers: (catalog, templates, options) -> artifacts. No I/O, no clock, no randomness."""
+"""Pure renderers: (catalog, templates, options) -> artifacts. No I/O, no clock, no randomness.
+
+Rendering is per service: `render_service(service, ctx)` gives one service's artifacts and the
+summary the shared artifacts (team folders and overviews, team gateways, the Alertmanager config,
+the Grafana provider) are built from by `render_shared`. `render_all` renders a whole catalog into a
+desired state; `render_chunks` streams the same artifacts chunk by chunk, the services spread over
+worker processes, so a large catalog never has all its bodies in memory at once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
 
+from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState, desired_state
-from obsctl.model.entities import Catalog
+from obsctl.model.entities import Catalog, EntityRef, Service
+from obsctl.render.context import RENDERER_NAMES, RenderContext, ServiceSummary, summary_of, teams_in_use
 from obsctl.render.options import RenderOptions
 from obsctl.spec.templates import Templates
 
+__all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared"]
+
 Renderer = Callable[[Catalog, Templates, RenderOptions], list[Artifact]]
+_MODULES = {"rules": "obsctl.render.rules", "alertmanager": "obsctl.render.routes",
+            "dashboards": "obsctl.render.dashboards", "collectors": "obsctl.render.collectors"}
 
 
-def renderers() -> dict[str, Renderer]:
-    """Every renderer obsctl has, by name. Imported lazily so one module's bug names itself."""
-    found: dict[str, Renderer] = {}
-    import importlib
-
-    for name, module in (("rules", "obsctl.render.rules"), ("alertmanager", "obsctl.render.routes"),
-                         ("dashboards", "obsctl.render.dashboards"), ("collectors", "obsctl.render.collectors")):
+def _modules(names: Sequence[str]) -> list[ModuleType]:
+    """The renderer modules, imported lazily so one module's bug names itself."""
+    found = []
+    for name in names:
+        module = _MODULES[name]
         try:
-            mod = importlib.import_module(module)
+            found.append(importlib.import_module(module))
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-            continue
-        found[name] = mod.render
     return found
+
+
+def renderers() -> dict[str, Renderer]:
+    """Every whole-catalog renderer obsctl has, by name."""
+    return {name: mod.render for name, mod in zip(RENDERER_NAMES, _modules(RENDERER_NAMES), strict=False)}
+
+
+def render_service(service: Service, ctx: RenderContext) -> tuple[list[Artifact], ServiceSummary]:
+    """Every artifact of one service (the selected renderers, the kinds in the outputs) and its summary.
+
+    Raises SpecError naming the service when a generated artifact fails its checks.
+    """
+    artifacts: list[Artifact] = []
+    for mod in _modules(ctx.renderers):
+        fn = getattr(mod, "render_service", None)
+        if fn is not None:
+            artifacts.extend(fn(service, ctx))
+    return artifacts, summary_of(service)
+
+
+def render_shared(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
+    """The team- and org-level artifacts of the services summarised."""
+    teams: tuple[EntityRef, ...] = teams_in_use(tuple(summaries))
+    artifacts: list[Artifact] = []
+    for mod in _modules(ctx.renderers):
+        fn = getattr(mod, "render_shared", None)
+        if fn is not None:
+            artifacts.extend(fn(teams, ctx))
+    return artifacts
 
 
 def render_all(catalog: Catalog, templates: Templates, options: RenderOptions,
                only: Sequence[str] | None = None) -> DesiredState:
-    """Run every renderer (or those named) and index the artifacts by id."""
+    """Run every renderer (or those named) and index the artifacts by id; every problem at once."""
+    ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
     artifacts: list[Artifact] = []
-    for name, fn in renderers().items():
-        if only and name not in only:
-            continue
-        artifacts.extend(fn(catalog, templates, options))
+    for chunk in _render_serial(sorted(catalog.services, key=lambda s: str(s.ref)), ctx):
+        artifacts.extend(chunk)
     return desired_state(artifacts)
+
+
+def _render_range(services: Sequence[Service], ctx: RenderContext
+                  ) -> tuple[list[Artifact], list[ServiceSummary], list[Problem]]:
+    artifacts: list[Artifact] = []
+    summaries: list[ServiceSummary] = []
+    problems: list[Problem] = []
+    for svc in services:
+        try:
+            arts, summary = render_service(svc, ctx)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        artifacts.extend(arts)
+        summaries.append(summary)
+    return artifacts, summaries, problems
+
+
+def _render_serial(services: Sequence[Service], ctx: RenderContext) -> Iterator[list[Artifact]]:
+    artifacts, summaries, problems = _render_range(services, ctx)
+    yield artifacts
+    yield from _finish(summaries, problems, ctx)
+
+
+def _finish(summaries: list[ServiceSummary], problems: list[Problem], ctx: RenderContext) -> Iterator[list[Artifact]]:
+    try:
+        shared = render_shared(summaries, ctx)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        shared = []
+    if problems:
+        raise SpecError(problems)
+    yield shared
+
+
+# Filled in the parent right before the worker processes fork: they inherit it instead of unpickling it.
+_WORK: list[tuple[Sequence[Service], RenderContext]] = []
+
+
+def _render_slice(bounds: tuple[int, int]) -> tuple[list[Artifact], list[ServiceSummary], list[Problem]]:
+    services, ctx = _WORK[0]
+    out = _render_range(services[bounds[0]:bounds[1]], ctx)
+    for art in out[0]:
+        art.digest  # noqa: B018 - hashed here, in parallel, not in the parent
+    return out
+
+
+def default_workers() -> int:
+    """Worker processes for a full render: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions,
+                  only: Sequence[str] | None = None, *, workers: int | None = None,
+                  chunk: int = 100) -> Iterator[list[Artifact]]:
+    """The artifacts of `render_all`, streamed in chunks (services in ref order, then the shared ones).
+
+    With more than one worker the services are rendered by forked worker processes, `chunk` at a
+    time, each artifact already hashed. Only a single-threaded process forks (a fork copies no other
+    thread and could inherit a lock one of them held); otherwise the render runs here, chunk by chunk.
+    A SpecError with every problem is raised after the last chunk of services.
+    """
+    ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
+    services = sorted(catalog.services, key=lambda s: str(s.ref))
+    workers = default_workers() if workers is None else workers
+    bounds = [(i, min(i + chunk, len(services))) for i in range(0, len(services), chunk)]
+    summaries: list[ServiceSummary] = []
+    problems: list[Problem] = []
+    fork = (workers > 1 and len(bounds) > 1 and threading.active_count() == 1
+            and "fork" in multiprocessing.get_all_start_methods())
+    if not fork:
+        for lo, hi in bounds:
+            arts, sums, probs = _render_range(services[lo:hi], ctx)
+            summaries.extend(sums)
+            problems.extend(probs)
+            yield arts
+    else:
+        _WORK[:] = [(services, ctx)]
+        try:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(bounds))) as pool:
+                for arts, sums, probs in pool.imap(_render_slice, bounds):
+                    summaries.extend(sums)
+                    problems.extend(probs)
+                    yield arts
+        finally:
+            _WORK.clear()
+    yield from _finish(summaries, problems, ctx)

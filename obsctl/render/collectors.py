@@ -16,6 +16,7 @@ from obsctl.model import conventions as conv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.otelcol import validate_collector_config
+from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.yamlout import dump_yaml
 from obsctl.spec.templates import Templates
@@ -123,26 +124,32 @@ def _operator_manifest(name: str, namespace: str, mode: str, config: Mapping[str
     }
 
 
-def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Agent configs per service, gateway configs per team, their operator manifests (those in `options.outputs`)."""
-    agents, gateways, crds = (k in options.outputs for k in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY,
-                                                              Kind.COLLECTOR_CRD))
+def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
+    """The agent config of one service and its operator manifest (those in the outputs)."""
+    agents, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
-    for svc in catalog.services if agents or crds else ():
-        config = agent_config(svc, templates, options)
-        owner = str(svc.ref)
-        key = conv.service_key(svc.ref)
-        if agents:
-            out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner),
-                                owner))
-        if crds:
-            manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar",
-                                          config, owner)
-            out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
-                                f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
-                                _dump(manifest, owner), owner))
-    for team in catalog.teams_in_use() if gateways or crds else ():
-        config = gateway_config(team, templates, options)
+    if not (agents or crds):
+        return out
+    config = agent_config(svc, ctx.templates, ctx.options)
+    owner = str(svc.ref)
+    key = conv.service_key(svc.ref)
+    if agents:
+        out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner), owner))
+    if crds:
+        manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar",
+                                      config, owner)
+        out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
+                            f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
+                            _dump(manifest, owner), owner))
+    return out
+
+
+def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
+    """The gateway config of every team in `teams` and its operator manifest (those in the outputs)."""
+    gateways, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_GATEWAY, Kind.COLLECTOR_CRD))
+    out: list[Artifact] = []
+    for team in teams if gateways or crds else ():
+        config = gateway_config(team, ctx.templates, ctx.options)
         owner = str(team)
         key = conv.team_key(team)
         if gateways:
@@ -155,3 +162,10 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
                                 f"kubernetes/opentelemetrycollectors/{team.namespace}/otel-gateway-{team.name}.yaml",
                                 _dump(manifest, owner), owner))
     return out
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """Agent configs per service, gateway configs per team, their operator manifests (those in `options.outputs`)."""
+    ctx = RenderContext.of(catalog, templates, options)
+    out = [a for svc in catalog.services for a in render_service(svc, ctx)]
+    return out + render_shared(catalog.teams_in_use(), ctx)

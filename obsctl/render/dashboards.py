@@ -7,22 +7,22 @@ for where they land: PromQL label values inside `expr`, JSON strings everywhere 
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import promql_parser
 import yaml
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service
+from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service, Team
 from obsctl.model.windows import WindowTable
+from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
+from obsctl.render.promql import parse_error
 from obsctl.render.sli import promql_escape
 from obsctl.slo.alerts import enabled_tiers
 from obsctl.spec.templates import SliShape, Templates
@@ -207,10 +207,19 @@ def _number(text: Any, where: str, source: str) -> float:
         raise SpecError([Problem(source, 0, "", where, f"not a number: {text!r}")]) from None
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of parsed template data (dicts, lists, immutable scalars), without deepcopy's bookkeeping."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
+
+
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
+    out: dict[str, Any] = _copy(dict(base))
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else _copy(v)
     return out
 
 
@@ -420,8 +429,11 @@ def _shape_selector(shape: SliShape, svc: Service) -> str:
         "{namespace}", promql_string(svc.namespace))
 
 
-def _team_title(catalog: Catalog, ref: EntityRef) -> str:
-    team = catalog.team(ref)
+TeamLookup = Callable[[EntityRef], Team | None]
+
+
+def _team_title(team_of: TeamLookup, ref: EntityRef) -> str:
+    team = team_of(ref)
     return _clean_text(team.title if team and team.title else ref.name, _MAX_TITLE) or ref.name
 
 
@@ -438,7 +450,7 @@ def _catalog_url(svc: Service, options: RenderOptions) -> str:
     return ""
 
 
-def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, options: RenderOptions,
+def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, options: RenderOptions,
                        lib: Library) -> dict[str, Any]:
     filler = _Filler(LAYOUT)
     shape = templates.sli_shapes.get(svc.protocol.value)
@@ -449,7 +461,7 @@ def _service_dashboard(svc: Service, catalog: Catalog, templates: Templates, opt
     base = _shape_selector(shape, svc)
     env_matcher = f'{env_label}=~"${ENVIRONMENT_VAR}"'
     title = _clean_text(svc.title or svc.name, _MAX_TITLE) or svc.name
-    team_title = _team_title(catalog, svc.team)
+    team_title = _team_title(team_of, svc.team)
     values: dict[str, Var] = {
         **_common_vars(options),
         "service": Var.label(svc.name),
@@ -564,9 +576,9 @@ def _info_join(info_matchers: str) -> str:
     return f"* on({on}) group_left({cv.LABEL_TEAM}) {cv.SERIES_INFO}{info_matchers}"
 
 
-def _team_overview(ref: EntityRef, catalog: Catalog, options: RenderOptions, lib: Library) -> dict[str, Any]:
+def _team_overview(ref: EntityRef, team_of: TeamLookup, options: RenderOptions, lib: Library) -> dict[str, Any]:
     values = {**_common_vars(options), "team": Var.label(ref.name), "team_namespace": Var.label(ref.namespace),
-              "team_title": Var.label(_team_title(catalog, ref))}
+              "team_title": Var.label(_team_title(team_of, ref))}
     values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{promql_string(ref.name)}"}}'))
     links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, f"team:{ref.name}"]),
              _link("SLO overview", f"/d/{cv.ORG_OVERVIEW_UID}", "dashboard")]
@@ -586,12 +598,7 @@ def _org_overview(options: RenderOptions, lib: Library) -> dict[str, Any]:
 def _promql_check(expr: str) -> str | None:
     """Parse an expression with Grafana's variables stood in for; the error text when it does not parse."""
     probe = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m").replace("$__range", "1h")
-    probe = _GRAFANA_VAR.sub("x", probe)
-    try:
-        promql_parser.parse(probe)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return parse_error(_GRAFANA_VAR.sub("x", probe))
 
 
 def self_check(dashboard: Mapping[str, Any]) -> list[str]:
@@ -662,12 +669,29 @@ def _provider(folders: Sequence[tuple[str, str]], options: RenderOptions) -> Art
 
 # ----------------------------------------------------------------------------- entry point
 
-def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Every Grafana artifact of the catalog in `options.outputs`: folders, dashboards, the file provider."""
+def _library(ctx: RenderContext) -> Library:
+    """The dashboard library of the context, parsed once."""
+    lib = ctx.memo.get("dashboards.library")
+    if lib is None:
+        lib = ctx.memo["dashboards.library"] = Library.load(ctx.templates)
+    return lib
+
+
+def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
+    """The dashboard of one service (none when dashboards are not in the outputs)."""
+    if Kind.GRAFANA_DASHBOARD not in ctx.options.outputs:
+        return []
+    board = _service_dashboard(svc, ctx.team, ctx.templates, ctx.options, _library(ctx))
+    return [_artifact_for(board, _team_folder(svc.team), str(svc.ref))]
+
+
+def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
+    """The folders (root, one per team in `teams`), team and org overviews, the file provider (those in the outputs)."""
+    options = ctx.options
     if not options.wants(Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER):
         return []
     dashboards = Kind.GRAFANA_DASHBOARD in options.outputs
-    lib = Library.load(templates)
+    lib = _library(ctx)
     out: list[Artifact] = [_folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER)]
     folders: list[tuple[str, str]] = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
     problems: list[Problem] = []
@@ -680,15 +704,12 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
         except SpecError as exc:
             problems.extend(exc.problems)
 
-    for ref in catalog.teams_in_use():
+    for ref in teams:
         uid = _team_folder(ref)
-        title = _team_title(catalog, ref)
+        title = _team_title(ctx.team, ref)
         out.append(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref)))
         folders.append((uid, title))
-        guard(functools.partial(_team_overview, ref, catalog, options, lib), uid, str(ref))
-    for svc in sorted(catalog.services, key=lambda s: str(s.ref)) if dashboards else ():
-        guard(functools.partial(_service_dashboard, svc, catalog, templates, options, lib),
-              _team_folder(svc.team), str(svc.ref))
+        guard(functools.partial(_team_overview, ref, ctx.team, options, lib), uid, str(ref))
     guard(functools.partial(_org_overview, options, lib), cv.ROOT_FOLDER_UID, cv.OWNER)
     if problems:
         raise SpecError(problems)
@@ -696,6 +717,27 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
         out.append(_provider(folders, options))
     if Kind.GRAFANA_FOLDER not in options.outputs:  # built anyway (a few bytes): the provider needs the titles
         out = [a for a in out if a.kind is not Kind.GRAFANA_FOLDER]
+    return out
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """Every Grafana artifact of the catalog in `options.outputs`: folders, dashboards, the file provider."""
+    ctx = RenderContext.of(catalog, templates, options)
+    if not options.wants(Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER):
+        return []
+    out: list[Artifact] = []
+    problems: list[Problem] = []
+    for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
+        try:
+            out.extend(render_service(svc, ctx))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    try:
+        out.extend(render_shared(catalog.teams_in_use(), ctx))
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
     return sorted(out, key=lambda a: a.id)
 
 

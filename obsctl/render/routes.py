@@ -17,7 +17,8 @@ from typing import Any
 from obsctl.errors import ConfigError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import Catalog
+from obsctl.model.entities import Catalog, EntityRef
+from obsctl.render.context import RenderContext
 from obsctl.render.options import ReceiverSpec, RenderOptions
 from obsctl.render.sli import promql_string
 from obsctl.render.yamlout import dump_yaml
@@ -108,10 +109,15 @@ def _tier_inhibitions(templates: Templates) -> list[dict[str, Any]]:
 
 def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> dict[str, Any]:
     """The Alertmanager configuration document."""
+    return teams_config(catalog.teams_in_use(), templates, options)
+
+
+def teams_config(teams: tuple[EntityRef, ...], templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    """The Alertmanager configuration document routing the given teams (those owning a service, sorted)."""
     receivers = [receiver(cv.DEFAULT_RECEIVER, options.default_routing.ticket)]
     routes = []
     seen: set[str] = set()
-    for team in catalog.teams_in_use():
+    for team in teams:
         if team.name in seen:
             continue
         seen.add(team.name)
@@ -138,10 +144,16 @@ def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> di
     }
 
 
-def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """One Alertmanager config for the whole catalog (none when it is not in `options.outputs`)."""
-    if Kind.ALERTMANAGER_CONFIG not in options.outputs:
+def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
+    """One Alertmanager config routing `teams` (none when it is not in the outputs)."""
+    if Kind.ALERTMANAGER_CONFIG not in ctx.options.outputs:
         return []
-    body = dump_yaml(config(catalog, templates, options), header=cv.FILE_HEADER.format(owner="the catalog"))
+    body = dump_yaml(teams_config(teams, ctx.templates, ctx.options),
+                     header=cv.FILE_HEADER.format(owner="the catalog"))
     return [Artifact(Kind.ALERTMANAGER_CONFIG, cv.ALERTMANAGER_CONFIG_KEY, cv.ALERTMANAGER_CONFIG_PATH, body,
                      cv.OWNER)]
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """One Alertmanager config for the whole catalog (none when it is not in `options.outputs`)."""
+    return render_shared(catalog.teams_in_use(), RenderContext.of(catalog, templates, options))

@@ -22,15 +22,15 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import promql_parser
-
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.windows import AlertTier, WindowTable
+from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
+from obsctl.render.promql import parse_error
 from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.alerts import enabled_tiers
@@ -312,11 +312,10 @@ def _validate(svc: Service, groups: list[dict[str, Any]]) -> None:
     for group in groups:
         for rule in group["rules"]:
             name = rule.get("record") or rule.get("alert")
-            try:
-                promql_parser.parse(rule["expr"])
-            except ValueError as exc:
+            error = parse_error(rule["expr"])
+            if error is not None:
                 problems.append(Problem(svc.origin.file, svc.origin.line, str(svc.ref), f"rules.{name}",
-                                        f"generated PromQL does not parse: {exc}"))
+                                        f"generated PromQL does not parse: {error}"))
             for label in rule.get("labels", {}):
                 if not cv.LABEL_NAME_RE.match(label):
                     problems.append(Problem(svc.origin.file, svc.origin.line, str(svc.ref), f"rules.{name}",
@@ -354,32 +353,38 @@ def _indent(text: bytes, pad: bytes) -> bytes:
     return b"".join(pad + line if line.strip(b"\n") else line for line in text.splitlines(keepends=True))
 
 
-def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Rule files, PrometheusRule manifests and ruler groups (those in `options.outputs`) per service with SLOs."""
+def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
+    """The rule file, PrometheusRule manifest and ruler group (those in the outputs) of one service with SLOs."""
+    options = ctx.options
     want_file, want_crd, want_ruler = (k in options.outputs for k in
                                        (Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP))
     out: list[Artifact] = []
     if not (want_file or want_crd or want_ruler):
         return out
-    for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
-        groups = service_groups(svc, templates, options)
-        if not groups:
-            continue
-        owner = str(svc.ref)
-        header = cv.FILE_HEADER.format(owner=owner)
-        key = cv.service_key(svc.ref)
-        if want_file or want_crd:
-            # The groups are written once; the manifest embeds the same text two columns deeper, which is
-            # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
-            groups_text = dump_yaml(groups)
-            if want_file:
-                out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
-                                    header_line(header) + b"groups:\n" + groups_text, owner))
-            if want_crd:
-                crd = dump_yaml(_crd(svc), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
-                out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
-        if want_ruler:
-            rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
-            out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)),
-                                owner))
+    groups = service_groups(svc, ctx.templates, options)
+    if not groups:
+        return out
+    owner = str(svc.ref)
+    header = cv.FILE_HEADER.format(owner=owner)
+    key = cv.service_key(svc.ref)
+    if want_file or want_crd:
+        # The groups are written once; the manifest embeds the same text two columns deeper, which is
+        # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
+        groups_text = dump_yaml(groups)
+        if want_file:
+            out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
+                                header_line(header) + b"groups:\n" + groups_text, owner))
+        if want_crd:
+            crd = dump_yaml(_crd(svc), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
+            out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
+    if want_ruler:
+        rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
+        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)),
+                            owner))
     return out
+
+
+def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
+    """Rule files, PrometheusRule manifests and ruler groups (those in `options.outputs`) per service with SLOs."""
+    ctx = RenderContext.of(catalog, templates, options)
+    return [a for svc in sorted(catalog.services, key=lambda s: str(s.ref)) for a in render_service(svc, ctx)]

@@ -1,0 +1,69 @@
+"""What every per-service render reads besides the service itself, and what it leaves for the shared artifacts.
+
+A service's artifacts depend on the service, its team's entity (the title on its dashboard), the
+platform data (templates) and the render options: `RenderContext` holds exactly those, so a render
+of one service never needs the whole catalog. Team- and org-level artifacts (team folders and
+overviews, team gateways, the Alertmanager config, the Grafana file provider) are built from the
+per-service `ServiceSummary` values and the context alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from obsctl.model.entities import Catalog, EntityRef, Service, Team
+from obsctl.render.options import RenderOptions
+from obsctl.spec.templates import Templates
+
+# The renderers, by the names `only` selects them with, in the order they run.
+RENDERER_NAMES = ("rules", "alertmanager", "dashboards", "collectors")
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    """What the shared artifacts need to know of one rendered service."""
+
+    ref: str
+    team: EntityRef
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Templates, options, the catalog's team entities and the selected renderers."""
+
+    templates: Templates
+    options: RenderOptions
+    teams: Mapping[EntityRef, Team] = field(default_factory=dict)
+    renderers: tuple[str, ...] = RENDERER_NAMES
+    # Values derived once per context (the parsed dashboard library, collector settings), by name.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, catalog: Catalog, templates: Templates, options: RenderOptions,
+           only: tuple[str, ...] | list[str] | None = None) -> RenderContext:
+        """The context of a catalog (its teams by ref), with the renderers `only` names (all by default)."""
+        names = tuple(n for n in RENDERER_NAMES if not only or n in only)
+        teams: dict[EntityRef, Team] = {}
+        for team in catalog.teams:
+            teams.setdefault(team.ref, team)  # the first wins, as Catalog.team answers
+        return cls(templates, options, teams, names)
+
+    def team(self, ref: EntityRef) -> Team | None:
+        """The team entity with that ref, if the catalog has it."""
+        return self.teams.get(ref)
+
+    def wants(self, renderer: str) -> bool:
+        """Whether the named renderer is selected."""
+        return renderer in self.renderers
+
+
+def summary_of(svc: Service) -> ServiceSummary:
+    """The summary of a service (what the shared artifacts read)."""
+    return ServiceSummary(str(svc.ref), svc.team)
+
+
+def teams_in_use(summaries: list[ServiceSummary] | tuple[ServiceSummary, ...]) -> tuple[EntityRef, ...]:
+    """Every team that owns at least one of the services, sorted (as `Catalog.teams_in_use`)."""
+    return tuple(sorted({s.team for s in summaries}, key=str))

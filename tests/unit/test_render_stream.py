@@ -1,0 +1,91 @@
+"""Per-service rendering: the streamed, multi-process render gives exactly the whole-catalog render,
+problems are collected per service, and the cheap PromQL check agrees with the parser."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import promql_parser
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.common import synthetic_catalog, templates
+from obsctl.errors import SpecError
+from obsctl.model.artifact import Kind
+from obsctl.model.entities import Catalog, EventsSLI
+from obsctl.render import RenderContext, render_all, render_chunks, render_service, render_shared
+from obsctl.render.options import RenderOptions
+from obsctl.render.promql import parse_error, shape
+
+TEMPLATES = templates()
+EVERYTHING = RenderOptions(outputs=frozenset(Kind))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streamed_render_is_the_whole_render(workers: int) -> None:
+    catalog = synthetic_catalog(130, 7)
+    whole = render_all(catalog, TEMPLATES, EVERYTHING)
+    streamed = [a for chunk in render_chunks(catalog, TEMPLATES, EVERYTHING, workers=workers, chunk=40)
+                for a in chunk]
+    assert len(streamed) == len(whole)
+    assert {a.id: a.body for a in streamed} == {k: a.body for k, a in whole.items()}
+    assert all(a.digest == whole[a.id].digest for a in streamed)
+
+
+def test_service_and_shared_parts_make_the_whole() -> None:
+    catalog = synthetic_catalog(45, 3)
+    ctx = RenderContext.of(catalog, TEMPLATES, EVERYTHING)
+    parts = []
+    summaries = []
+    for svc in catalog.services:
+        arts, summary = render_service(svc, ctx)
+        assert {a.owner for a in arts} == {str(svc.ref)}
+        parts += arts
+        summaries.append(summary)
+    parts += render_shared(summaries, ctx)
+    assert {a.id: a.body for a in parts} == {k: a.body for k, a in render_all(catalog, TEMPLATES, EVERYTHING).items()}
+
+
+def test_problems_of_every_bad_service_come_together() -> None:
+    catalog = synthetic_catalog(250, 5)
+    services = list(catalog.services)
+    for i in (3, 180):
+        slo = services[i].slos[2]
+        bad = replace(slo, sli=EventsSLI(total_query="rate(x[{{window}}])", error_query="rate(x{[{{window}}])"))
+        services[i] = replace(services[i], slos=(*services[i].slos[:2], bad))
+    broken = Catalog(tuple(services), catalog.teams)
+    with pytest.raises(SpecError) as whole:
+        render_all(broken, TEMPLATES, RenderOptions())
+    with pytest.raises(SpecError) as streamed:
+        for _ in render_chunks(broken, TEMPLATES, RenderOptions(), workers=2, chunk=50):
+            pass
+    for exc in (whole.value, streamed.value):
+        assert {p.entity for p in exc.problems} == {str(services[3].ref), str(services[180].ref)}
+
+
+def _parses(expr: str) -> bool:
+    try:
+        promql_parser.parse(expr)
+    except ValueError:
+        return False
+    return True
+
+
+_PIECES = st.sampled_from(['x', '{', '}', 'a="b"', 'a!="c d"', 'a=~"("', ',', '"', '="', "'q'", '`r`', '#c\n',
+                           ' ', '(', ')', 'sum', 'rate', '[5m]', ' / ', '=', '\\', 'f("a=", "b")', '"="', '1'])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_shape_check_agrees_with_the_parser(expr: str) -> None:
+    assert (parse_error(expr) is None) == _parses(expr)
+    assert (parse_error(expr) is None) == (parse_error(expr + "") is None)
+
+
+def test_shapes_share_one_parse_across_services() -> None:
+    one = 'sum(rate(m{service="a",namespace="default",code=~"5.."}[5m]))'
+    two = 'sum(rate(m{service="b-2",namespace="other",code=~"5.."}[5m]))'
+    assert shape(one) == shape(two)
+    assert shape('m{a=~"x"}') == 'm{a=~"x"}'  # regex values are part of the shape
+    assert shape("m{a='x'}") == "m{a='x'}"  # other quoting: left as it is
