@@ -6,6 +6,7 @@ written outside the output directory."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,7 +57,7 @@ def _send(client: TestClient, doc: Any, fmt: str) -> Any:
         body = yaml.safe_dump(doc, allow_unicode=True).encode("utf-8", "surrogatepass")
     meta = doc.get("metadata") if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) else {}
     name = str(meta.get("name", "fuzz")) if meta else "fuzz"
-    if "/" in name or not name.strip() or name in (".", "..") or "?" in name or "#" in name or "%" in name:
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name):  # not addressable in a URL path: POST it
         return client.post("/v1/services", content=body, headers={"Content-Type": f"application/{fmt}"})
     return client.put(f"/v1/services/default/{name}", content=body, headers={"Content-Type": f"application/{fmt}"})
 
