@@ -7,40 +7,30 @@ value is only ever a YAML scalar. Every config is checked against obsctl's colle
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as conv
+from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
+from obsctl.model.escape import otelcol
 from obsctl.model.otelcol import validate_collector_config
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.yamlout import dump_yaml
 from obsctl.spec.templates import Templates
 
-_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 OPERATOR_API = "opentelemetry.io/v1beta1"
 
 
 def fill(node: Any, values: Mapping[str, Any], where: str) -> Any:
-    """Replace ${name} in every string of a parsed tree. A whole-value placeholder keeps the value's type."""
-    if isinstance(node, dict):
-        return {k: fill(v, values, f"{where}.{k}") for k, v in node.items()}
-    if isinstance(node, list):
-        return [fill(v, values, f"{where}[{i}]") for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
-    missing = [n for n in _PLACEHOLDER.findall(node) if n not in values]
-    if missing:
-        message = f"undefined template variable ${{{missing[0]}}}"
-        raise SpecError([Problem(where.split(".", 1)[0], 0, "", where, message)])
-    whole = _PLACEHOLDER.fullmatch(node)
-    if whole:
-        return values[whole.group(1)]
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), node)
+    """Replace @{name} in every string of a parsed tree. A whole-value placeholder keeps the value's type."""
+    def problem(path: str, exc: placeholders.PlaceholderError) -> SpecError:
+        return SpecError([Problem(where, 0, "", f"{where}.{path}" if path else where, str(exc))])
+
+    return placeholders.fill_tree(node, values, problem, dollar_names=True)
 
 
 def _settings(templates: Templates, options: RenderOptions) -> dict[str, Any]:
@@ -53,7 +43,8 @@ def _endpoint_values(settings: Mapping[str, Any], team: EntityRef) -> dict[str, 
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, str):
-            out[key] = value.replace("{team}", team.name).replace("{namespace}", team.namespace)
+            out[key] = placeholders.fill(value, {"team": otelcol.value(team.name),
+                                                 "namespace": otelcol.value(team.namespace)})
         elif not isinstance(value, dict | list):
             out[key] = value
     return out
@@ -84,9 +75,11 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
     values = _endpoint_values(settings, EntityRef("group", svc.namespace, svc.team.name))
     by_tier = settings.get("baseline_sampling_percent_by_tier", {}) or {}
     latency_ms = _latency_threshold_ms(svc)
+    environment = conv.service_environment(svc, options.environment)
     values.update({
-        "service_name": svc.name, "service_namespace": svc.namespace, "team": svc.team.name,
-        "environment": conv.service_environment(svc, options.environment),
+        # identity values come from the catalog: escaped, so the collector never expands them
+        "service_name": otelcol.value(svc.name), "service_namespace": otelcol.value(svc.namespace),
+        "team": otelcol.value(svc.team.name), "environment": otelcol.value(environment),
         "tier": str(svc.tier), "latency_threshold_ms": latency_ms,
         "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
         "scrub_actions": _scrub_actions(settings),
@@ -104,7 +97,8 @@ def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions
     """The gateway config of one team."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
-    values.update({"team": team.name, "environment": options.environment, "scrub_actions": _scrub_actions(settings)})
+    values.update({"team": otelcol.value(team.name), "environment": otelcol.value(options.environment),
+                   "scrub_actions": _scrub_actions(settings)})
     config: dict[str, Any] = fill(templates.yaml("collectors/gateway.yaml"), values, "gateway")
     _check(config, f"collectors/gateway.yaml for {team}")
     return config

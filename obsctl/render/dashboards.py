@@ -17,13 +17,15 @@ import yaml
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
+from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service, Team
+from obsctl.model.escape import promql
 from obsctl.model.windows import WindowTable
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.promql import parse_error
-from obsctl.render.sli import promql_escape
+from obsctl.render.sli import shape_selector
 from obsctl.slo.alerts import enabled_tiers
 from obsctl.spec.templates import SliShape, Templates
 
@@ -32,7 +34,6 @@ PANELS = "dashboards/panels.yaml"
 RUNTIMES = "dashboards/runtimes.yaml"
 DEFAULTS = "dashboards/defaults.yaml"
 
-_PLACEHOLDER = re.compile(r"@\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _GRAFANA_VAR = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\[\[[^\]]*\]\]")
 _MAX_TITLE = 200
@@ -47,12 +48,6 @@ _PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "mi
 
 
 # ----------------------------------------------------------------------------- escaping and filling
-
-def promql_string(value: str) -> str:
-    """Escape text for the inside of a double-quoted PromQL string (label matcher value): render/sli.py's rules,
-    plus `$` as `\\x24`, so Grafana never reads a catalog value as one of its variables."""
-    return promql_escape(value).replace("$", "\\x24")
-
 
 def _url_quote(value: str) -> str:
     """Percent-encode everything but unreserved characters (urllib is off limits to pure stages)."""
@@ -80,7 +75,7 @@ class Var:
     @classmethod
     def label(cls, value: str) -> Var:
         """A catalog value: verbatim in text, escaped inside a PromQL string."""
-        return cls(value, promql_string(value))
+        return cls(value, promql.grafana_string_body(value))
 
     @classmethod
     def fragment(cls, value: str) -> Var:
@@ -98,18 +93,14 @@ class _Filler:
         self.source = source
 
     def fill(self, template: str, values: Vars, context: str, where: str) -> str:
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in values:
-                known = ", ".join(sorted(values))
-                raise SpecError([Problem(self.source, 0, "", where,
-                                         f"undefined placeholder @{{{name}}} (known here: {known})")])
-            var = values[name]
-            return var.expr if context == "expr" else var.text
+        def lookup(name: str) -> str | None:
+            var = values.get(name)
+            return None if var is None else (var.expr if context == "expr" else var.text)
 
-        if "@{" in _PLACEHOLDER.sub("", template):
-            raise SpecError([Problem(self.source, 0, "", where, f"malformed placeholder in {template!r}")])
-        return _PLACEHOLDER.sub(sub, template)
+        try:
+            return placeholders.fill_text(template, lookup, lambda: sorted(values))
+        except placeholders.PlaceholderError as exc:
+            raise SpecError([Problem(self.source, 0, "", where, str(exc))]) from None
 
     def deep(self, value: Any, values: Vars, where: str) -> Any:
         """Fill every string inside a nested structure (text context)."""
@@ -425,8 +416,8 @@ def _common_vars(options: RenderOptions) -> dict[str, Var]:
 
 
 def _shape_selector(shape: SliShape, svc: Service) -> str:
-    return shape.selector.replace("{service}", promql_string(svc.name)).replace(
-        "{namespace}", promql_string(svc.namespace))
+    # without an environment matcher: the dashboard adds its own, on the $environment variable
+    return shape_selector(shape, svc, "", promql.grafana_string_body)
 
 
 TeamLookup = Callable[[EntityRef], Team | None]
@@ -535,7 +526,7 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
 
 
 def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:
-    selector = ",".join(f'{k}="{promql_string(v)}"' for k, v in cv.alert_selector(svc, slo).items())
+    selector = ",".join(f'{k}="{promql.grafana_string_body(v)}"' for k, v in cv.alert_selector(svc, slo).items())
     return {
         "slo_name": Var.label(slo.name),
         "slo_description": Var.label(_clean_text(slo.description, _MAX_TEXT)),
@@ -579,7 +570,8 @@ def _info_join(info_matchers: str) -> str:
 def _team_overview(ref: EntityRef, team_of: TeamLookup, options: RenderOptions, lib: Library) -> dict[str, Any]:
     values = {**_common_vars(options), "team": Var.label(ref.name), "team_namespace": Var.label(ref.namespace),
               "team_title": Var.label(_team_title(team_of, ref))}
-    values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{promql_string(ref.name)}"}}'))
+    values["overview_join"] = Var.fragment(
+        _info_join(f'{{{cv.LABEL_TEAM}="{promql.grafana_string_body(ref.name)}"}}'))
     links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, f"team:{ref.name}"]),
              _link("SLO overview", f"/d/{cv.ORG_OVERVIEW_UID}", "dashboard")]
     return _overview(lib, "team", cv.team_overview_uid(ref), cv.team_overview_tags(ref), values=values,
@@ -741,4 +733,4 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
     return sorted(out, key=lambda a: a.id)
 
 
-__all__ = ["Library", "promql_string", "render", "self_check"]
+__all__ = ["Library", "render", "self_check"]

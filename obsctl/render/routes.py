@@ -18,9 +18,9 @@ from obsctl.errors import ConfigError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef
+from obsctl.model.escape import promql
 from obsctl.render.context import RenderContext
 from obsctl.render.options import ReceiverSpec, RenderOptions
-from obsctl.render.sli import promql_string
 from obsctl.render.yamlout import dump_yaml
 from obsctl.spec.templates import Templates
 
@@ -45,7 +45,7 @@ _USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 
 def matcher(label: str, value: str, op: str = "=") -> str:
     """An Alertmanager matcher with the value quoted and escaped."""
-    return f"{label}{op}{promql_string(value)}"
+    return f"{label}{op}{promql.string(value)}"
 
 
 def integration(spec: ReceiverSpec) -> tuple[str, dict[str, Any]]:

@@ -12,13 +12,12 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - burn rate per window and for the period, objective, budget, remaining budget;
 - one alert per enabled MWMB tier, a no-data alert and an optional budget-exhausted alert.
 
-Every catalog value is escaped for its target: PromQL strings (`sli.promql_string`), Go
-templates in alert labels and annotations (`template_literal`), YAML (`yaml` dumper from dicts).
+Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
+templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
+from obsctl.model.escape.gotemplate import literal as template_literal
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
@@ -47,18 +47,6 @@ TICKET = "ticket"
 PAGE = "page"
 
 Rule = dict[str, Any]
-
-
-def template_literal(text: str) -> str:
-    """`text` as Prometheus alert templating prints it: verbatim, whatever braces it holds.
-
-    Text with a brace becomes one Go template action printing a string constant
-    (`{{ "..." }}`; JSON string escapes are valid Go escapes), so `{{ .Value }}` or a stray `{`
-    next to our own actions can never start an action.
-    """
-    if "{" not in text and "}" not in text:
-        return text
-    return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

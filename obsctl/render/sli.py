@@ -1,52 +1,29 @@
 """SLI -> PromQL: the error and total rate of an SLO over a window, plus the escaping every query needs.
 
 Pure functions, shared by the rule and dashboard renderers. Every catalog value that reaches a
-query goes through `promql_escape`/`promql_string`; the templates' selector shapes are trusted
+query goes through `obsctl.model.escape.promql`; the templates' selector shapes are trusted
 platform data with `{service}`/`{namespace}` placeholders inside their own quotes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from obsctl.model import conventions as cv
+from obsctl.model import placeholders
 from obsctl.model.entities import SLO, AvailabilitySLI, EventsSLI, LatencySLI, Service
+from obsctl.model.escape import promql
 from obsctl.spec.templates import SliShape, Templates
 
 WINDOW_PLACEHOLDER = "{{window}}"
 
 
-def promql_escape(value: str) -> str:
-    """Escape text for the inside of a double-quoted PromQL string (Go string-literal rules)."""
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def promql_string(value: str) -> str:
-    """A double-quoted PromQL string literal holding exactly `value`."""
-    return f'"{promql_escape(value)}"'
-
-
 def selector(labels: dict[str, str] | list[tuple[str, str]]) -> str:
     """A label-matcher list `{a="x",b="y"}` with escaped values, in the given order."""
     items = labels.items() if isinstance(labels, dict) else labels
-    return "{" + ",".join(f"{k}={promql_string(v)}" for k, v in items) + "}"
+    return "{" + ",".join(f"{k}={promql.string(v)}" for k, v in items) + "}"
 
 
 def number(value: float) -> str:
@@ -61,8 +38,8 @@ def le_matcher(threshold: float) -> str:
     """The `le` matcher of a bucket bound; integral bounds match both `1` and `1.0` spellings."""
     if float(threshold).is_integer():
         pattern = str(int(threshold)) + r"(\.0)?"
-        return f"le=~{promql_string(pattern)}"
-    return f"le={promql_string(repr(float(threshold)))}"
+        return f"le=~{promql.string(pattern)}"
+    return f"le={promql.string(repr(float(threshold)))}"
 
 
 def latency_bound(threshold: float, buckets: tuple[float, ...]) -> float:
@@ -79,15 +56,14 @@ class SliQueries:
     total: str
 
 
-def _fill(template: str, svc: Service) -> str:
-    return template.replace("{service}", promql_escape(svc.name)).replace("{namespace}", promql_escape(svc.namespace))
-
-
-def shape_selector(shape: SliShape, svc: Service, environment: str) -> str:
-    """The matchers selecting a service's default-SLI series in one environment (none when it is empty)."""
-    sel = _fill(shape.selector, svc)
+def shape_selector(shape: SliShape, svc: Service, environment: str,
+                   escape: Callable[[str], str] = promql.string_body) -> str:
+    """The matchers selecting a service's default-SLI series in one environment (none when it is empty):
+    the shape's selector (alert-rules/sli.yaml) with @{service}, @{namespace} filled with the catalog
+    values escaped for a PromQL string by `escape` (Grafana's variant for dashboards)."""
+    sel = placeholders.fill(shape.selector, {"service": escape(svc.name), "namespace": escape(svc.namespace)})
     if shape.environment_label and environment:
-        sel += f",{shape.environment_label}={promql_string(environment)}"
+        sel += f',{shape.environment_label}="{escape(environment)}"'
     return sel
 
 
@@ -108,7 +84,7 @@ def _sum(slo: SLO, query: str, op: str = "sum") -> str:
     for name in slo.group_by:
         renamed = cv.group_label(name)
         if renamed != name:
-            query = f"label_replace({query}, {promql_string(renamed)}, \"$1\", {promql_string(name)}, \"(.*)\")"
+            query = f"label_replace({query}, {promql.string(renamed)}, \"$1\", {promql.string(name)}, \"(.*)\")"
     return f"{op} by ({', '.join(group_labels(slo))}) ({query})"
 
 

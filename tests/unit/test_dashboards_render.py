@@ -31,6 +31,7 @@ from obsctl.model.entities import (
     Service,
     Team,
 )
+from obsctl.model.escape.promql import grafana_string_body
 from obsctl.render import dashboards
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_directory, read_template_tree
@@ -316,8 +317,8 @@ def test_template_mistakes_are_reported_with_their_place(sample: Catalog, templa
 
 
 def test_promql_string_escaping() -> None:
-    assert dashboards.promql_string('a"b\\c\nd$') == 'a\\"b\\\\c\\nd\\x24'
-    parsed = promql_parser.parse(f'up{{x="{dashboards.promql_string(chr(34) + chr(92) + chr(10))}"}}')
+    assert grafana_string_body('a"b\\c\nd$') == 'a\\"b\\\\c\\nd\\x24'
+    parsed = promql_parser.parse(f'up{{x="{grafana_string_body(chr(34) + chr(92) + chr(10))}"}}')
     assert isinstance(parsed, promql_parser.VectorSelector)
     assert [m.value for m in parsed.matchers.matchers if m.name == "x"] == ['"\\\n']
 

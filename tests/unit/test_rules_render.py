@@ -19,9 +19,9 @@ from obsctl.model.entities import (
     LatencySLI,
     Links,
 )
+from obsctl.model.escape.promql import string as promql_string
 from obsctl.render import rules
 from obsctl.render.options import RenderOptions
-from obsctl.render.sli import promql_string
 from obsctl.sources.directory import read_directory
 from obsctl.spec.load import load_catalog
 from tests.support.slo_promtool import REPO_ROOT, availability_service, repo_templates
