@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +251,23 @@ def test_poison_registration_is_refused_with_the_field(scoped: tuple[TestClient,
     fields = {p["field"] for p in problems(resp)}
     assert any(f.startswith(field) for f in fields), (case, fields)
     assert rt.store.get_registration("default", name) is None
+
+
+def test_collector_expansions_in_a_registration_reach_the_config_escaped(scoped: tuple[TestClient, Runtime]) -> None:
+    """`${env:…}` and `${file:…}` in catalog values would be expanded by the collector (reading its
+    environment or any file it can read); they must arrive as `$${…}`, the collector's literal `$`."""
+    client, rt = scoped
+    hostile = doc("hostile-env", environment="${env:OBSCTL_SECRET}-${file:/etc/shadow}")
+    resp = client.put("/v1/services/default/hostile-env", json=hostile)
+    if resp.status_code == 422:  # refused at the door is as safe as escaped
+        return
+    assert resp.status_code == 201, resp.text
+    report = rt.reconciler.run_once(full=True, reason="test")
+    assert not report.error, report.error
+    agents = [p for p in rt.settings.out_dir.rglob("*hostile-env*") if "otel" in str(p)]
+    assert agents, sorted(str(p) for p in rt.settings.out_dir.rglob("*hostile-env*"))
+    for path in agents:
+        text = path.read_text()
+        assert "OBSCTL_SECRET" in text and "/etc/shadow" in text
+        assert not re.search(r"(?<!\$)\$\{(env|file):", text), text
+    assert client.delete("/v1/services/default/hostile-env").status_code == 204
