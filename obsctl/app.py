@@ -11,10 +11,11 @@ from obsctl.config import Settings
 from obsctl.errors import ConfigError
 from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog
+from obsctl.model.source import SourceFile
 from obsctl.render import render_all
 from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
-from obsctl.spec.load import LoadResult, SourceFile, load_catalog
+from obsctl.spec.load import LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast

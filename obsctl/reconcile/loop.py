@@ -34,12 +34,13 @@ from opentelemetry import trace
 from obsctl.errors import PermanentError, PruneRefused, Severity, TemporaryError
 from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog, Service
+from obsctl.model.source import SourceFile
 from obsctl.model.status import ArtifactState, ArtifactStatus, owner_key
 from obsctl.reconcile.apply import Outcome, OutcomeState, RetryPolicy, apply_plan
 from obsctl.reconcile.plan import Action, Change, Plan, make_plan
 from obsctl.sinks.base import Observed, Sink
 from obsctl.sources.base import CatalogSource
-from obsctl.spec.load import LoadResult, SourceFile
+from obsctl.spec.load import LoadResult
 
 log = logging.getLogger("obsctl.reconcile")
 

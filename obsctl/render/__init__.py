@@ -19,9 +19,9 @@ from types import ModuleType
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState, desired_state
 from obsctl.model.entities import Catalog, EntityRef, Service
+from obsctl.model.platform import Templates
 from obsctl.render.context import RENDERER_NAMES, RenderContext, ServiceSummary, summary_of, teams_in_use
 from obsctl.render.options import RenderOptions
-from obsctl.spec.templates import Templates
 
 __all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared"]
 

@@ -17,10 +17,10 @@ from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.escape import otelcol
 from obsctl.model.otelcol import validate_collector_config
+from obsctl.model.platform import Templates
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.yamlout import dump_yaml
-from obsctl.spec.templates import Templates
 
 OPERATOR_API = "opentelemetry.io/v1beta1"
 
@@ -34,7 +34,7 @@ def fill(node: Any, values: Mapping[str, Any], where: str) -> Any:
 
 
 def _settings(templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    base: dict[str, Any] = dict(templates.yaml("collectors/settings.yaml") or {})
+    base: dict[str, Any] = dict(templates.collectors.settings)
     base.update(dict(options.collector))
     return base
 
@@ -84,7 +84,7 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
         "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
         "scrub_actions": _scrub_actions(settings),
     })
-    config: dict[str, Any] = fill(templates.yaml("collectors/agent.yaml"), values, "agent")
+    config: dict[str, Any] = fill(templates.collectors.agent, values, "agent")
     if not latency_ms:
         # No latency objective: drop the latency policy rather than keep every trace slower than 0 ms.
         policies = config["processors"]["tail_sampling"]["policies"]
@@ -99,7 +99,7 @@ def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions
     values = _endpoint_values(settings, team)
     values.update({"team": otelcol.value(team.name), "environment": otelcol.value(options.environment),
                    "scrub_actions": _scrub_actions(settings)})
-    config: dict[str, Any] = fill(templates.yaml("collectors/gateway.yaml"), values, "gateway")
+    config: dict[str, Any] = fill(templates.collectors.gateway, values, "gateway")
     _check(config, f"collectors/gateway.yaml for {team}")
     return config
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
+from obsctl.model.platform import Templates
 from obsctl.render.options import RenderOptions
-from obsctl.spec.templates import Templates
 
 # The renderers, by the names `only` selects them with, in the order they run.
 RENDERER_NAMES = ("rules", "alertmanager", "dashboards", "collectors")

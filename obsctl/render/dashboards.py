@@ -13,21 +13,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service, Team
 from obsctl.model.escape import promql
+from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.promql import parse_error
 from obsctl.render.sli import shape_selector
+from obsctl.render.yamlout import dump_yaml
 from obsctl.slo.alerts import enabled_tiers
-from obsctl.spec.templates import SliShape, Templates
 
 LAYOUT = "dashboards/layout.yaml"
 PANELS = "dashboards/panels.yaml"
@@ -131,11 +130,7 @@ class Library:
         problems: list[Problem] = []
 
         def doc(path: str) -> dict[str, Any]:
-            try:
-                data = templates.yaml(path)
-            except yaml.YAMLError as exc:
-                problems.append(Problem(path, 0, "", "", f"not YAML: {exc}"))
-                return {}
+            data = templates.yaml(path)  # parsed (and its YAML syntax checked) when the templates loaded
             if not isinstance(data, dict):
                 problems.append(Problem(path, 0, "", "", "must be a mapping"))
                 return {}
@@ -653,10 +648,9 @@ def _provider(folders: Sequence[tuple[str, str]], options: RenderOptions) -> Art
         "disableDeletion": False, "allowUiUpdates": False, "updateIntervalSeconds": 60,
         "options": {"path": f"{base}/{uid}", "foldersFromFilesStructure": False},
     } for uid, title in folders]
-    text = cv.FILE_HEADER.format(owner="the catalog") + "\n" + yaml.safe_dump(
-        {"apiVersion": 1, "providers": providers}, sort_keys=True, default_flow_style=False, allow_unicode=False)
-    return Artifact(Kind.GRAFANA_PROVIDER, cv.GRAFANA_PROVIDER_KEY, cv.GRAFANA_PROVIDER_PATH, text.encode(),
-                    cv.OWNER)
+    body = dump_yaml({"apiVersion": 1, "providers": providers}, header=cv.FILE_HEADER.format(owner="the catalog"),
+                     sort_keys=True)
+    return Artifact(Kind.GRAFANA_PROVIDER, cv.GRAFANA_PROVIDER_KEY, cv.GRAFANA_PROVIDER_PATH, body, cv.OWNER)
 
 
 # ----------------------------------------------------------------------------- entry point

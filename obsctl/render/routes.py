@@ -19,10 +19,10 @@ from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef
 from obsctl.model.escape import promql
+from obsctl.model.platform import Templates
 from obsctl.render.context import RenderContext
 from obsctl.render.options import ReceiverSpec, RenderOptions
 from obsctl.render.yamlout import dump_yaml
-from obsctl.spec.templates import Templates
 
 GROUP_BY = ["alertname", cv.LABEL_NAMESPACE, cv.LABEL_SERVICE, cv.LABEL_SLO]
 SLO_IDENTITY = [cv.LABEL_NAMESPACE, cv.LABEL_SERVICE, cv.LABEL_SLO]

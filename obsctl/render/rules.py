@@ -27,6 +27,7 @@ from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.escape.gotemplate import literal as template_literal
+from obsctl.model.platform import Templates
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
@@ -34,7 +35,6 @@ from obsctl.render.promql import parse_error
 from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.alerts import enabled_tiers
-from obsctl.spec.templates import Templates
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)

@@ -15,7 +15,7 @@ from obsctl.model import conventions as cv
 from obsctl.model import placeholders
 from obsctl.model.entities import SLO, AvailabilitySLI, EventsSLI, LatencySLI, Service
 from obsctl.model.escape import promql
-from obsctl.spec.templates import SliShape, Templates
+from obsctl.model.platform import SliShape, Templates
 
 WINDOW_PLACEHOLDER = "{{window}}"
 

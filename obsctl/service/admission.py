@@ -25,11 +25,12 @@ from fastapi import HTTPException, status
 from obsctl.errors import SpecError
 from obsctl.model.artifact import DesiredState
 from obsctl.model.entities import Catalog, Service
+from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.service.auth import Principal
 from obsctl.sources.registrations import ORIGIN_PREFIX, origin
 from obsctl.spec import native
-from obsctl.spec.load import LoadResult, SourceFile
+from obsctl.spec.load import LoadResult
 
 log = logging.getLogger("obsctl.service.admission")
 

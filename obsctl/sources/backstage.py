@@ -26,8 +26,8 @@ import httpx
 import yaml
 
 from obsctl.errors import PermanentError, TemporaryError
+from obsctl.model.source import SourceFile
 from obsctl.sources.base import FetchResult, Wake
-from obsctl.spec.load import SourceFile
 
 log = logging.getLogger("obsctl.sources.backstage")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from obsctl.errors import TemporaryError
-from obsctl.spec.load import SourceFile
+from obsctl.model.source import SourceFile
 
 Wake = Callable[[str], None]
 

@@ -10,8 +10,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from obsctl.errors import PermanentError, TemporaryError
+from obsctl.model.source import SourceFile
 from obsctl.sources.base import FetchResult, Wake
-from obsctl.spec.load import SourceFile
 
 log = logging.getLogger("obsctl.sources.directory")
 

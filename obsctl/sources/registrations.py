@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from obsctl.errors import TemporaryError
+from obsctl.model.source import SourceFile
 from obsctl.sources.base import FetchResult, Wake
-from obsctl.spec.load import SourceFile
 
 ORIGIN_PREFIX = "registration:"
 

@@ -25,19 +25,12 @@ from obsctl.model.entities import (
     Service,
     Team,
 )
+from obsctl.model.source import SourceFile
 from obsctl.spec import backstage, native, openslo, sloth
 from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
 from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
 from obsctl.spec.templates import PAGING_MODES, Templates
 from obsctl.spec.yamlsafe import Document, load_documents
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A catalog document's bytes and where they came from."""
-
-    path: str
-    data: bytes
 
 
 @dataclass

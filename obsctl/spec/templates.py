@@ -1,72 +1,21 @@
-"""The platform team's data folders (alert-rules/, dashboards/, collectors/) parsed into typed values."""
+"""Loading the platform data folders (alert-rules/, dashboards/, collectors/) into obsctl.model.platform values."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.durations import parse_duration
+from obsctl.model.platform import PAGING_MODES, CollectorTemplates, SliShape, Templates, TierDefaults
 from obsctl.model.windows import AlertTier, WindowTable
 
+__all__ = ["PAGING_MODES", "SliShape", "Templates", "TierDefaults", "parse_templates"]
+
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-PAGING_MODES = ("page", "ticket", "none")  # page: every tier; ticket: ticket tiers only; none: no alert
-
-
-@dataclass(frozen=True)
-class SliShape:
-    """How the default SLIs of one protocol read its metrics."""
-
-    selector: str
-    count_metric: str
-    bucket_metric: str
-    error_matcher: str
-    buckets: tuple[float, ...]
-    environment_label: str = ""  # the SLI only counts series whose label equals the service's environment
-
-
-@dataclass(frozen=True)
-class TierDefaults:
-    """Golden-path objectives for one service tier."""
-
-    availability: float  # percent
-    latency_percent: float
-    latency_threshold_s: float
-
-
-@dataclass(frozen=True)
-class Templates:
-    """Everything the platform team tunes without touching Python."""
-
-    windows: Mapping[int, WindowTable]
-    tier_defaults: Mapping[int, TierDefaults]
-    default_tier: int
-    default_period_days: int
-    sli_shapes: Mapping[str, SliShape]
-    default_owner: str = "group:default/unowned"
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    # lifecycle -> paging mode (page, ticket, none); `default` for lifecycles not listed
-    paging: Mapping[str, str] = field(default_factory=lambda: {"default": "page"})
-    _parsed: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
-
-    def text(self, path: str) -> str:
-        """A template file's text by its path relative to the template root."""
-        try:
-            return self.files[path].decode()
-        except KeyError:
-            raise SpecError([Problem(path, 0, "", "", "template file missing")]) from None
-
-    def yaml(self, path: str) -> Any:
-        """A template file parsed as YAML (safe loader), parsed once: callers must not mutate it."""
-        if path not in self._parsed:
-            self._parsed[path] = yaml.load(self.text(path), Loader=_LOADER)  # noqa: S506 - a safe loader
-        return self._parsed[path]
 
 
 def _period_days(text: str) -> int:
@@ -145,6 +94,20 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
         problems.append(Problem("alert-rules/sli.yaml", 0, "", "", f"bad SLI shapes: {exc}"))
     if default_period not in windows and not problems:
         problems.append(Problem("alert-rules/defaults.yaml", 0, "", "default_period", "no window table for it"))
+    documents: dict[str, Any] = {}
+    for path in sorted(p for p in files if p.endswith((".yaml", ".yml"))):
+        try:
+            documents[path] = yaml.load(files[path], Loader=_LOADER)  # noqa: S506 - a safe loader
+        except yaml.YAMLError as exc:
+            problems.append(Problem(path, 0, "", "", f"not YAML: {exc}"))
+    collector_docs: list[Mapping[str, Any]] = []
+    for path in ("collectors/settings.yaml", "collectors/agent.yaml", "collectors/gateway.yaml"):
+        doc = documents.get(path)
+        if not isinstance(doc, dict):
+            problems.append(Problem(path, 0, "", "", "missing" if path not in files else "must be a mapping"))
+            doc = {}
+        collector_docs.append(doc)
     if problems:
         raise SpecError(problems)
-    return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, dict(files), paging)
+    return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, documents, paging,
+                     CollectorTemplates(*collector_docs))

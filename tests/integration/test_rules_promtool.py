@@ -15,7 +15,7 @@ from obsctl.model.artifact import Kind
 from obsctl.model.entities import AlertPolicy, Catalog, EventsSLI, LatencySLI, Links
 from obsctl.render import rules
 from obsctl.render.options import RenderOptions
-from obsctl.sources.directory import read_directory
+from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 from tests.support.prom import promtool_check_rules
@@ -51,7 +51,7 @@ def test_every_sample_rule_file_passes_promtool_check_rules(tmp_path: Path) -> N
 
 def _short_period_templates(days: int) -> Templates:
     """The repository's templates plus a test-only window table with a short period (cheap for promtool)."""
-    files = dict(TEMPLATES.files)
+    files = read_template_tree()
     files[f"alert-rules/windows/{days}d.yaml"] = (
         f"period: {days}d\ntiers:\n"
         "  - {name: page-fast, severity: page, long_window: 1h, short_window: 5m, budget_percent: 2}\n").encode()

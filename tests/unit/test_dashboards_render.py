@@ -286,9 +286,9 @@ def test_org_overview_lists_every_slo_worst_budget_first(sample: Catalog, templa
 
 
 def _with_file(templates: Templates, path: str, edit: Any) -> Templates:
-    files = dict(templates.files)
+    files = read_template_tree(ROOT)
     files[path] = edit(files[path].decode()).encode()
-    return dataclasses.replace(templates, files=files)
+    return parse_templates(files)
 
 
 def test_an_undefined_placeholder_fails_loudly(sample: Catalog, templates: Templates) -> None:
