@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from obsctl.errors import SpecError
 from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog
+from obsctl.model.platform import Templates
 from obsctl.model.status import owner_key
 from obsctl.render import render_service, render_shared
 from obsctl.render.context import RenderContext, ServiceSummary
 from obsctl.render.options import RenderOptions
-from obsctl.spec.templates import Templates
 
 log = logging.getLogger("obsctl.render")
 
