@@ -20,6 +20,7 @@ from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
     from obsctl.sinks.base import Sink
+    from obsctl.sinks.files import FilesSink
     from obsctl.sinks.grafana import GrafanaSink
     from obsctl.sources.base import CombinedSource
     from obsctl.sources.registrations import RegistrationReader
@@ -105,7 +106,7 @@ def build_sinks(settings: Settings) -> list[Sink]:
     from obsctl.sinks.files import FilesSink
 
     sinks: list[Sink] = []
-    sinks.append(collector_sink(settings.out_dir))
+    sinks.append(collector_sink(settings.out_dir, settings.otelcol_binary or None))
     if settings.grafana.url:
         sinks.append(grafana_sink_from_settings(settings))
     sinks.extend(alerting_sinks(settings))
@@ -116,6 +117,15 @@ def build_sinks(settings: Settings) -> list[Sink]:
     if rest:
         sinks.append(FilesSink(settings.out_dir, rest, name="files"))
     return sinks
+
+
+def directory_sink(settings: Settings, out: Path) -> FilesSink:
+    """Every artifact as a file under out (`render --out`); collector configs checked by the real
+    collector first when settings.otelcol_binary is set."""
+    from obsctl.sinks.collectors import otelcol_validator
+    from obsctl.sinks.files import FilesSink
+
+    return FilesSink(out, validate=otelcol_validator(settings.otelcol_binary) if settings.otelcol_binary else None)
 
 
 def alerting_sinks(settings: Settings) -> list[Sink]:

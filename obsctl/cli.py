@@ -107,11 +107,11 @@ def _render(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, d
 
 
 def _plan_for_dir(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, FilesSink, Plan]:
+    from obsctl.app import directory_sink
     from obsctl.reconcile.plan import make_plan
-    from obsctl.sinks.files import FilesSink
 
     result, desired = _render(args, settings)
-    sink = FilesSink(Path(args.out))
+    sink = directory_sink(settings, Path(args.out))
     plan = make_plan(desired, sink.list_owned(), prune=not args.no_prune,
                      max_delete_fraction=settings.serve.max_delete_fraction,
                      allow_mass_delete=args.allow_mass_delete)

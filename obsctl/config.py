@@ -183,6 +183,9 @@ class Settings(_Strict):
     ruler: RulerSettings = RulerSettings()
     serve: ServeSettings = ServeSettings()
     collector: dict[str, str] = {}
+    # an otelcol binary (e.g. otelcol-contrib): when set, every collector config is checked with
+    # `<binary> validate` before it is written, as promtool and amtool check rules and routes
+    otelcol_binary: str = ""
     # Artifact kinds to render (Kind values); app.rendered_kinds adds those a configured backend applies.
     outputs: list[Kind] = [k for k in Kind if k in DEFAULT_OUTPUTS]
 

@@ -130,3 +130,13 @@ def test_validate_and_render_load_no_backend_stack(argv: list[str], tmp_path: Pa
     modules = json.loads(proc.stderr.strip().splitlines()[-1])
     loaded = [m for m in modules if m.split(".")[0] in HEAVY or any(m.startswith(h + ".") or m == h for h in HEAVY)]
     assert loaded == []
+
+
+def test_render_checks_collector_configs_with_the_configured_binary(tmp_path: Path) -> None:
+    settings = tmp_path / "s.yaml"
+    settings.write_text(SETTINGS.read_text() + f"otelcol_binary: {tmp_path / 'no-such-otelcol'}\n")
+    out = tmp_path / "out"
+    code, _, err = run("render", str(CATALOG), "--out", str(out), "--config", str(settings))
+    assert code == 1 and "collector binary" in err and "not found" in err
+    written = {p.relative_to(out).parts[0] for p in out.rglob("*") if p.is_file()}
+    assert "otel" not in written and "prometheus" in written  # no unchecked collector config lands; the rest does
