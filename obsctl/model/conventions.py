@@ -49,6 +49,12 @@ SERIES_BURN_RATE = "obsctl:slo_burn_rate:rate{window}"
 SERIES_PERIOD_BURN_RATE = "obsctl:slo_burn_rate:period"
 SERIES_BUDGET_REMAINING = "obsctl:slo_error_budget_remaining:ratio"
 SERIES_INFO = "obsctl_slo_info"
+# Tile sums of the recorded 5m rates (and how many samples each tile holds): long windows and the
+# period add up whole tiles instead of scanning every recorded rate (obsctl/render/rules.py).
+SERIES_ERRORS_SUM = "obsctl:slo_errors:sum{window}"
+SERIES_TOTAL_SUM = "obsctl:slo_requests:sum{window}"
+SERIES_RATE_SAMPLES = "obsctl:slo_rate_samples:count{window}"
+SERIES_PERIOD_EVENTS = "obsctl:slo_events:period"  # requests counted over the period (hourly tiles)
 SHORT_RESOLUTION = "5m"
 
 ALERT_BURN = "SLOErrorBudgetBurn"

@@ -4,10 +4,13 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 
 - windows up to RAW_WINDOW_MAX_S (5m ... 6h): error and request rates on the raw counters and
   their ratio;
-- longer windows (1d, 3d) and the period: the ratio of the sums of the recorded 5m rates,
-  `sum_over_time(errors[1d]) / sum_over_time(requests[1d])` (see `_tiles`), which weights every
-  scrape interval by its traffic (exact for occurrences budgeting) and scans one recorded series
-  instead of raw counters;
+- tiles: sums of the recorded 5m rates over the 5m and the hour before each evaluation, and how many
+  rates each holds (`tile_rules`);
+- longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
+  added up from abutting tiles (5m tiles for the windows, hourly ones for the period; see
+  `_tiled`), which weights every scrape interval by its traffic (exact for occurrences budgeting)
+  and reads one tile per step instead of every recorded rate; the period's request count from the
+  hourly tiles;
 - timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
 - burn rate per window and for the period, objective, budget, remaining budget;
 - one alert per enabled MWMB tier, a no-data alert and an optional budget-exhausted alert.
@@ -53,21 +56,36 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {k: v for k, v in sorted(pairs)}
 
 
-def _tiles(seconds: float) -> str:
-    """The range over which a long window sums the recorded 5m rates: every recorded sample in it.
+# Long windows and the period add up tiles: sums of the recorded 5m rates over a fixed span, recorded
+# in the sli group next to the rates. A window of W reads W/TILE tiles through a subquery stepped by
+# the tile (a day: 288 points instead of 4,320 rates at a 20 s interval; the period: 720 hourly tiles
+# instead of 129,600), see `_tiled`.
+TILE_S = SHORT_S  # the tile of the windows longer than RAW_WINDOW_MAX_S (1d, 3d)
+PERIOD_TILE_S = 3600.0  # the tile of the period
 
-    Recorded at each evaluation, consecutive 5m rates overlap, so every scrape interval's traffic lies
-    in the same number of them and weighs the same: the ratio of the sums is traffic-weighted (exact for
-    occurrences budgeting) but for the window's first and last few minutes. Two alternatives measured
-    worse: a 5m-step subquery (`[P:5m]`, a fifth of the samples) tiles the window only when rule
-    evaluation lines up with the scrapes; offset, as in a real Prometheus, each rate misses one scrape
-    interval and the period ratio erred by up to 1.5 % on spiky traffic against 0.002 % here
-    (bench/RESULTS.md). A 1m-step subquery under-weights the newest sample when rules evaluate less
-    often than every minute and delayed the 1d ticket tier by a full interval.
+
+def _under(seconds: float) -> str:
+    """A range 1 ms shorter than `seconds` (`4m59s999ms`).
+
+    Prometheus 2.x selects both ends of a range and 3.x only the right one; a range a millisecond
+    short holds the same samples under both when the samples lie on an evaluation grid (every
+    interval of a second or more), so consecutive tiles never share a sample.
     """
-    return f"[{_win(seconds)}]"
+    return f"{format_duration(seconds - 1)}999ms" if seconds > 1 else "999ms"
 
 
+def _tiled(series_sel: str, window_s: float, tile_s: float) -> str:
+    """The sum, over a window, of a tile series: `sum_over_time(tile[W-1ms:tile])`.
+
+    Tiles are sums over the `tile_s` before each evaluation, recorded at every evaluation of their
+    group. The subquery reads one tile per step; its steps are `tile_s` apart, so when the group's
+    interval divides `tile_s` the tiles read abut exactly: their sum is the sum of every recorded 5m
+    rate in the window, traffic-weighted as before, at a fraction of the samples. Subquery steps
+    are aligned to multiples of the step since the epoch, so the window ends at the last tile
+    boundary read: up to one tile (plus one evaluation interval) before the evaluation time.
+    A series that exists for part of the window sums the tiles it has.
+    """
+    return f"sum_over_time({series_sel}[{_under(window_s)}:{_win(tile_s)}])"
 def _win(seconds: float) -> str:
     return cv.window_name(seconds)
 
@@ -113,26 +131,46 @@ class _SloRules:
 
     # -- recording rules ---------------------------------------------------
 
-    def sli_rules(self) -> list[Rule]:
-        """Windowed rates, ratios, bad slices and burn rates (the `sli` group)."""
-        rules: list[Rule] = []
+    def tile_rules(self) -> list[Rule]:
+        """Tile sums of the 5m error and request rates and their sample counts, per tile the SLO reads."""
         short = _win(SHORT_S)
         errors5 = self.ref(cv.SERIES_ERRORS, short)
         total5 = self.ref(cv.SERIES_TOTAL, short)
+        tiles = {PERIOD_TILE_S}
+        if any(w > RAW_WINDOW_MAX_S for w in self.windows()):
+            tiles.add(TILE_S)
+        rules: list[Rule] = []
+        for tile_s in sorted(tiles):
+            t, span = _win(tile_s), _under(tile_s)
+            rules.append(self.record(cv.series(cv.SERIES_ERRORS_SUM, t), f"sum_over_time({errors5}[{span}])"))
+            rules.append(self.record(cv.series(cv.SERIES_TOTAL_SUM, t), f"sum_over_time({total5}[{span}])"))
+            rules.append(self.record(cv.series(cv.SERIES_RATE_SAMPLES, t), f"count_over_time({total5}[{span}])"))
+        return rules
+
+    def tiled_rates(self, window_s: float, tile_s: float) -> tuple[str, str]:
+        """(errors, requests) as average rates over a window, from the tiles of `tile_s`."""
+        t = _win(tile_s)
+        count = _tiled(self.ref(cv.SERIES_RATE_SAMPLES, t), window_s, tile_s)
+        return (f"{_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s, tile_s)}\n/\n{count}",
+                f"{_tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s, tile_s)}\n/\n{count}")
+
+    def sli_rules(self) -> list[Rule]:
+        """Windowed rates, ratios, tiles, bad slices and burn rates (the `sli` group)."""
+        rules: list[Rule] = []
         for seconds in self.windows():
             w = _win(seconds)
             if seconds <= RAW_WINDOW_MAX_S:
                 q = sli_queries(self.svc, self.slo, self.templates, w, self.environment)
                 rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
                 rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), q.total))
-                rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
-                                         f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(cv.SERIES_TOTAL, w)}"))
             else:
-                tiles = _tiles(seconds)
-                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), f"avg_over_time({errors5}{tiles})"))
-                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), f"avg_over_time({total5}{tiles})"))
-                rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
-                                         f"sum_over_time({errors5}{tiles})\n/\nsum_over_time({total5}{tiles})"))
+                errors, total = self.tiled_rates(seconds, TILE_S)
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), errors))
+                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), total))
+            rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
+                                     f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(cv.SERIES_TOTAL, w)}"))
+            if seconds == SHORT_S:
+                rules.extend(self.tile_rules())
         if self.timeslices:
             slice_w = _win(self.slo.timeslice_seconds)
             q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
@@ -151,11 +189,11 @@ class _SloRules:
 
     def meta_rules(self) -> list[Rule]:
         """Objective, budget, info, the period's ratio, burn rate and remaining budget (the `meta` group)."""
-        short = _win(SHORT_S)
-        errors5 = self.ref(cv.SERIES_ERRORS, short)
-        total5 = self.ref(cv.SERIES_TOTAL, short)
         p = self.period
-        tiles = _tiles(self.period_s)
+        errors, total = self.tiled_rates(self.period_s, PERIOD_TILE_S)
+        hourly = _win(PERIOD_TILE_S)
+        hour_events = (f"{self.ref(cv.SERIES_TOTAL_SUM, hourly)} / {self.ref(cv.SERIES_RATE_SAMPLES, hourly)}"
+                       f" * {number(PERIOD_TILE_S)}")
         svc, slo = self.svc, self.slo
         info = {
             cv.LABEL_TEAM: svc.team.name,
@@ -171,10 +209,12 @@ class _SloRules:
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
             self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
-            self.record(cv.SERIES_PERIOD_ERRORS, f"avg_over_time({errors5}{tiles})"),
-            self.record(cv.SERIES_PERIOD_TOTAL, f"avg_over_time({total5}{tiles})"),
+            self.record(cv.SERIES_PERIOD_ERRORS, errors),
+            self.record(cv.SERIES_PERIOD_TOTAL, total),
             self.record(cv.SERIES_PERIOD_ERROR_RATIO,
-                        f"sum_over_time({errors5}{tiles})\n/\nsum_over_time({total5}{tiles})"),
+                        f"{cv.SERIES_PERIOD_ERRORS}{self.sel}\n/\n{cv.SERIES_PERIOD_TOTAL}{self.sel}"),
+            # each hour's requests (its average rate x 1h), summed over the period's hours
+            self.record(cv.SERIES_PERIOD_EVENTS, _tiled(f"({hour_events})", self.period_s, PERIOD_TILE_S)),
         ]
         ratio = cv.SERIES_PERIOD_ERROR_RATIO
         if self.timeslices:

@@ -89,12 +89,20 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     info = next(r for r in records if r["record"] == cv.SERIES_INFO)
     assert info["labels"]["objective"] == "99.9" and info["labels"]["team"] == "team-payments"
     by_name = {r["record"]: r["expr"] for r in records}
-    # long windows: ratio of sums of the recorded 5m rates, never an average of ratios or raw counters
-    assert by_name["obsctl:slo_error_ratio:rate1d"].startswith("sum_over_time(obsctl:slo_errors:rate5m{")
-    # every recorded 5m rate of the day (see rules._tiles for the subquery forms measured worse)
-    assert "[1d])" in by_name["obsctl:slo_error_ratio:rate1d"]
+    # long windows: ratio of sums of the recorded 5m rates, never an average of ratios or raw counters;
+    # the sums add up abutting tiles (sums of the 5m rates over 5m, or an hour for the period)
+    sel = '{service="checkout",catalog_namespace="default",slo="availability"}'
+    assert by_name["obsctl:slo_error_ratio:rate1d"] == \
+        f"obsctl:slo_errors:rate1d{sel}\n/\nobsctl:slo_requests:rate1d{sel}"
+    assert by_name["obsctl:slo_errors:rate1d"] == (
+        f"sum_over_time(obsctl:slo_errors:sum5m{sel}[23h59m59s999ms:5m])\n/\n"
+        f"sum_over_time(obsctl:slo_rate_samples:count5m{sel}[23h59m59s999ms:5m])")
+    assert by_name["obsctl:slo_errors:sum5m"] == f"sum_over_time(obsctl:slo_errors:rate5m{sel}[4m59s999ms])"
+    assert by_name["obsctl:slo_rate_samples:count1h"] == \
+        f"count_over_time(obsctl:slo_requests:rate5m{sel}[59m59s999ms])"
     assert "http_server" not in by_name["obsctl:slo_error_ratio:period"]
-    assert "[30d])" in by_name["obsctl:slo_error_ratio:period"]
+    assert "sum_over_time(obsctl:slo_errors:sum1h" in by_name["obsctl:slo_errors:period"]
+    assert "[29d23h59m59s999ms:1h])" in by_name["obsctl:slo_errors:period"]
     # short windows: the raw counters
     assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_errors:rate1h"]
     alerts = [r for r in all_rules if "alert" in r]
