@@ -17,6 +17,7 @@ from ._util import (
     dashboard_url,
     folder_url,
     iso_time,
+    json_copy,
     parse_duration,
     slugify,
     uid_problem,
@@ -319,7 +320,7 @@ class Store:
         if body.get("isFolder") is True:
             raise _error(400, "Use folders endpoint for saving folders.")
 
-        model: Json = copy.deepcopy(body["dashboard"])
+        model: Json = body["dashboard"]  # parsed for this request alone: owned here, no copy needed
         title = model["title"].strip() if isinstance(model.get("title"), str) else ""
         uid = model["uid"].strip() if isinstance(model.get("uid"), str) else ""
         dash_id = model["id"] if _is_int(model.get("id")) else 0
@@ -463,7 +464,7 @@ class Store:
                 created=rec.updated,
                 created_by=login,
                 message=message,
-                data=copy.deepcopy(rec.model),
+                data=json_copy(rec.model),
             )
         )
         self._next_version_id += 1

@@ -6,6 +6,7 @@ import random
 import re
 import string
 import time
+from typing import Any
 
 UID_PATTERN = re.compile(r"^[A-Za-z0-9_-]*$")
 MAX_UID_LENGTH = 40
@@ -16,6 +17,20 @@ _DATE_UNIT = re.compile(r"^(\d+)([dwMy])$")
 _DATE_UNIT_SECONDS = {"d": 86400, "w": 7 * 86400, "M": 30 * 86400, "y": 365 * 86400}
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): what copy.deepcopy gives, several times faster.
+
+    Saving a dashboard copies its model twice (the stored model and its version); with deepcopy that
+    was most of the emulator's CPU when obsctl applies thousands of dashboards.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [json_copy(v) for v in value]
+    return value
 
 
 def slugify(title: str) -> str:
