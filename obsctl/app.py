@@ -182,5 +182,7 @@ def catalog_loader(templates: Templates) -> Callable[[list[SourceFile]], LoadRes
 
 def catalog_renderer(settings: Settings, templates: Templates) -> Callable[[Catalog], DesiredState]:
     """Catalog -> desired artifacts, with templates and render options bound."""
-    options = render_options(settings)
-    return lambda catalog: render_all(catalog, templates, options)
+    from obsctl.render.incremental import IncrementalRenderer
+
+    # serve renders on every event: only the services whose inputs changed are rendered again
+    return IncrementalRenderer(templates, render_options(settings))

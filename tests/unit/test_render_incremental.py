@@ -1,0 +1,111 @@
+"""Incremental rendering equals a full render, byte for byte, over random sequences of catalog edits,
+and re-renders only the services whose inputs changed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.common import synthetic_catalog, templates
+from obsctl.errors import SpecError
+from obsctl.model.artifact import Kind
+from obsctl.model.entities import Catalog, EntityRef, EventsSLI, Team
+from obsctl.render import render_all
+from obsctl.render.incremental import IncrementalRenderer
+from obsctl.render.options import RenderOptions
+
+TEMPLATES = templates()
+OPTIONS = RenderOptions(outputs=frozenset(Kind))
+BASE = synthetic_catalog(16, 11)
+
+
+def _edit(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
+    services = list(catalog.services)
+    teams = list(catalog.teams)
+    if not services:
+        return catalog
+    k = i % len(services)
+    svc = services[k]
+    if op == "objective":
+        slo = svc.slos[0]
+        services[k] = replace(svc, slos=(replace(slo, objective=0.99 if slo.objective != 0.99 else 0.995),
+                                         *svc.slos[1:]))
+    elif op == "move":
+        services[k] = replace(svc, team=teams[j % len(teams)].ref if teams else svc.team)
+    elif op == "new-team":
+        ref = EntityRef("group", "default", f"team-new-{j}")
+        teams.append(Team(ref, title=f"New {j}"))
+        services[k] = replace(svc, team=ref)
+    elif op == "retitle-team" and teams:
+        t = j % len(teams)
+        teams[t] = replace(teams[t], title=f"Retitled {j}")
+    elif op == "drop-team" and teams:
+        teams.pop(j % len(teams))
+    elif op == "remove":
+        services.pop(k)
+    elif op == "add":
+        services.append(replace(svc, ref=EntityRef("component", "default", f"copy-{j}-{svc.name}")))
+    elif op == "title":
+        services[k] = replace(svc, title=f"Title {j}")
+    seen: set[EntityRef] = set()
+    unique = []
+    for s in services:
+        if s.ref not in seen:
+            seen.add(s.ref)
+            unique.append(s)
+    team_seen: set[EntityRef] = set()
+    unique_teams = []
+    for t in teams:
+        if t.ref not in team_seen:
+            team_seen.add(t.ref)
+            unique_teams.append(t)
+    return Catalog(tuple(unique), tuple(unique_teams))
+
+
+_OPS = st.tuples(st.sampled_from(["objective", "move", "new-team", "retitle-team", "drop-team", "remove", "add",
+                                  "title"]), st.integers(0, 100), st.integers(0, 100))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(_OPS, min_size=1, max_size=6))
+def test_incremental_render_equals_full_render(ops: list[tuple[str, int, int]]) -> None:
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    catalog = BASE
+    inc(catalog)
+    for op, i, j in ops:
+        catalog = _edit(catalog, op, i, j)
+        got = inc(catalog)
+        want = render_all(catalog, TEMPLATES, OPTIONS)
+        assert list(got) == list(want)
+        assert all(got[k].body == want[k].body for k in want)
+
+
+def test_one_changed_service_renders_one_service() -> None:
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    inc(BASE)
+    assert inc.stats.rendered == len(BASE.services) and inc.stats.shared_rebuilt
+    inc(BASE)
+    assert inc.stats.rendered == 0 and inc.stats.reused == len(BASE.services) and not inc.stats.shared_rebuilt
+    changed = _edit(BASE, "objective", 5, 0)
+    inc(changed)
+    assert inc.stats.rendered == 1 and not inc.stats.shared_rebuilt
+    retitled = _edit(changed, "retitle-team", 0, 0)  # team-0000: the title on its services' dashboards
+    inc(retitled)
+    assert inc.stats.rendered == sum(1 for s in BASE.services if s.team == BASE.teams[0].ref)
+    assert inc.stats.shared_rebuilt
+
+
+def test_a_bad_service_raises_and_leaves_the_cache_as_it_was() -> None:
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    before = inc(BASE)
+    svc = BASE.services[3]
+    bad = replace(svc.slos[2], sli=EventsSLI(total_query="rate(x[{{window}}])", error_query="rate(x{[{{window}}])"))
+    broken = Catalog(tuple(replace(s, slos=(*s.slos[:2], bad)) if s is svc else s for s in BASE.services), BASE.teams)
+    with pytest.raises(SpecError) as exc:
+        inc(broken)
+    assert {p.entity for p in exc.value.problems} == {str(svc.ref)}
+    after = inc(BASE)
+    assert inc.stats.rendered == 0 and {k: a.body for k, a in after.items()} == {k: a.body for k, a in before.items()}
