@@ -469,7 +469,8 @@ def run(ctx: Context) -> list[Row]:
                                   f"--eval-interval={STEP_S}s", str(path)],
                                  capture_output=True, text=True, timeout=3600, check=False)
             if res.returncode != 0:
-                raise RuntimeError(f"promtool create-blocks-from rules failed: {res.stdout[-1500:]}{res.stderr[-1500:]}")
+                raise RuntimeError("promtool create-blocks-from rules failed: "
+                                   f"{res.stdout[-1500:]}{res.stderr[-1500:]}")
             took = time.monotonic() - t1
             rules_bf += took
             say(f"[rules] recorded-series backfill, {stage} (promtool create-blocks-from rules, vectorised rules "

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
+from obsctl.model.platform import Templates
 from obsctl.render import render_service, render_shared
 from obsctl.render.context import RenderContext, ServiceSummary, teams_in_use
 from obsctl.render.options import RenderOptions
-from obsctl.spec.templates import Templates
 
 
 @dataclass(frozen=True)
