@@ -11,6 +11,14 @@ does at start-up, so `obsctl validate` works where no collector is installed:
 - obsctl's policy on top (memory_limiter first, batch last, explicit prometheusremotewrite
   endpoint), reported with `policy=True`.
 
+What changes with a collector release lives in one table, `COMPONENTS`: one row per component
+(kind, canonical type and deprecated aliases, Go module of the builder manifest, signals,
+connector pairs, config model), pinned by `COLLECTOR_VERSION`; tests check the rows against the
+builder manifest and against `otelcol-obsctl components`. New component configs are field tables
+(`table_config`: key -> (type, default), plus a check function), not hand-written classes; the
+older components' classes share the decoding building blocks (TLS, HTTP/gRPC client and server,
+queues) that the tables reuse.
+
 Each problem carries a stable rule id from `RULES`; tests/collector proves the verdicts agree with
 `otelcol-obsctl validate` (and with a real start-up for the checks only start-up performs).
 
@@ -43,23 +51,29 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 __all__ = [
+    "COLLECTOR_VERSION",
+    "COMPONENTS",
     "COMPONENT_MODELS",
     "RULES",
     "TYPE_ALIASES",
     "CollectorConfigProblem",
+    "Component",
     "ComponentID",
     "ComponentKind",
     "RuleInfo",
     "Signal",
+    "component_for_module",
     "known_component_types",
     "ottl_lexical_problem",
     "ottl_path_roots",
     "parse_go_duration",
+    "table_config",
     "validate_collector_config",
 ]
 
@@ -2150,55 +2164,168 @@ class ForwardConfig(Body):
     """`forward` connector: no settings."""
 
 
-# --------------------------------------------------------------------------- component registry
+# --------------------------------------------------------------------------- field tables
+
+FieldRow = tuple[Any, Any]
+"""One row of a field table: (type, default), as the collector's config struct declares the key."""
+
+
+def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None,
+                 base: type[Body] = Body, doc: str = "") -> type[Body]:
+    """A config model from a field table: {key: (type, default)} plus an optional check of the decoded
+    values (raise with `_fail`). New components are written this way: data to copy from the next
+    release's config struct, not a class per component."""
+    validators: dict[str, Any] = {}
+    if check is not None:
+        def _run(self: Body) -> Body:
+            check(self)
+            return self
+
+        validators["_table_check"] = model_validator(mode="after")(_run)
+    model: type[Body] = create_model(  # type: ignore[call-overload]
+        name, __base__=base, __doc__=doc or f"`{name}` (field table)", __validators__=validators,
+        **{key: (annotation, default) for key, (annotation, default) in fields.items()})
+    return model
+
+
+def _check_probabilistic_sampler(cfg: Any) -> None:
+    if cfg.sampling_percentage < 0:
+        raise _fail("component-value-out-of-range", f"sampling rate is negative: {cfg.sampling_percentage:f}%")
+    if cfg.mode not in ("", "hash_seed", "equalizing", "proportional"):
+        raise _fail("component-invalid-value", f"unknown sampler mode: {cfg.mode!r}")
+    if cfg.attribute_source not in ("", "traceID", "record"):
+        raise _fail("component-invalid-value", f"invalid attribute source: {cfg.attribute_source}")
+    if cfg.sampling_precision == 0:
+        raise _fail("component-value-out-of-range", "invalid sampling precision: 0")
+    if cfg.sampling_precision > 14:
+        raise _fail("component-value-out-of-range",
+                    f"sampling precision is too great, should be <= 14: {cfg.sampling_precision}")
+
+
+ProbabilisticSamplerConfig = table_config("probabilistic_sampler", {
+    "sampling_percentage": (Float64, 0.0),
+    "hash_seed": (UInt32, 0),
+    "mode": (Str, ""),
+    "fail_closed": (Bool, True),
+    "sampling_precision": (Int, 4),
+    "attribute_source": (Str, "traceID"),
+    "from_attribute": (Str, ""),
+    "sampling_priority": (Str, ""),
+}, _check_probabilistic_sampler, doc="`probabilistic_sampler` processor: percentage >= 0, known mode, precision 1..14.")
+
+_LoadBalancingStatic = table_config("static", {"hostnames": (StrList | None, None)})
+_LoadBalancingDNS = table_config("dns", {"hostname": (Str, ""), "port": (Str, ""), "interval": (Duration, 0),
+                                         "timeout": (Duration, 0), "quarantine": (dict[str, Any] | None, None)})
+_LoadBalancingK8s = table_config("k8s", {"service": (Str, ""), "ports": (list[Int] | None, None),
+                                         "timeout": (Duration, 0), "return_hostnames": (Bool, False)})
+
+
+def _check_resolver(cfg: Any) -> None:
+    chosen = [name for name in ("static", "dns", "k8s", "aws_cloud_map") if getattr(cfg, name) is not None]
+    if not chosen:
+        raise _fail("component-missing-required-field", "no resolvers specified for the exporter")
+    if len(chosen) > 1:
+        raise _fail("component-conflicting-fields", f"only one resolver may be specified, got {', '.join(chosen)}")
+
+
+_LoadBalancingResolver = table_config("resolver", {
+    "static": (_LoadBalancingStatic | None, None),
+    "dns": (_LoadBalancingDNS | None, None),
+    "k8s": (_LoadBalancingK8s | None, None),
+    "aws_cloud_map": (dict[str, Any] | None, None),
+}, _check_resolver)
+# the otlp exporter's settings without an endpoint: the resolver supplies one per backend
+_LoadBalancingOTLP = table_config("otlp", {"timeout": (Duration, 5 * _SECOND),
+                                           "sending_queue": (SendingQueueConfig | None, None),
+                                           "retry_on_failure": (BackOffConfig | None, None)}, base=GRPCClientConfig)
+_LoadBalancingProtocol = table_config("protocol", {"otlp": (_LoadBalancingOTLP | None, None)})
+
+
+def _check_loadbalancing(cfg: Any) -> None:
+    if cfg.resolver is None:
+        raise _fail("component-missing-required-field", "no resolvers specified for the exporter")
+    if cfg.routing_key not in ("", "traceID", "service", "resource", "metric", "streamID", "attributes"):
+        raise _fail("component-invalid-value", f"unsupported routing_key: {cfg.routing_key}")
+
+
+LoadBalancingExporterConfig = table_config("loadbalancing", {
+    "protocol": (_LoadBalancingProtocol | None, None),
+    "resolver": (_LoadBalancingResolver | None, None),
+    "routing_key": (Str, ""),
+    "routing_attributes": (StrList | None, None),
+    "timeout": (Duration, 0),
+    "retry_on_failure": (BackOffConfig | None, None),
+    "sending_queue": (SendingQueueConfig | None, None),
+}, _check_loadbalancing, doc="`loadbalancing` exporter: exactly one resolver, a known routing_key.")
+
+
+# --------------------------------------------------------------------------- the component table
 
 _ALL = frozenset(Signal)
 _SAME_SIGNAL = frozenset((s, s) for s in Signal)
+_R, _P, _E, _C, _X = (ComponentKind.RECEIVER, ComponentKind.PROCESSOR, ComponentKind.EXPORTER,
+                      ComponentKind.CONNECTOR, ComponentKind.EXTENSION)
+_CORE, _CONTRIB = "go.opentelemetry.io/collector", "github.com/open-telemetry/opentelemetry-collector-contrib"
 
 
 @dataclass(frozen=True)
-class _Spec:
-    model: type[Body]
+class Component:
+    """One row of the component table: what the pinned collector release ships, and how its config decodes."""
+
+    kind: ComponentKind
+    type_name: str  # canonical, as `otelcol-obsctl components` lists it
+    module: str  # Go module of the builder manifest (collectors/builder-config.yaml)
+    config: type[Body]
     signals: frozenset[Signal] = _ALL
     connects: frozenset[tuple[Signal, Signal]] = frozenset()
+    aliases: tuple[str, ...] = ()  # deprecated type names the release still accepts
 
 
-_R, _P, _E, _C, _X = (ComponentKind.RECEIVER, ComponentKind.PROCESSOR, ComponentKind.EXPORTER,
-                      ComponentKind.CONNECTOR, ComponentKind.EXTENSION)
+COLLECTOR_VERSION = "v0.161.0"
+"""The collector release this table describes; moving to the next one means revisiting the rows."""
 
-# Canonical type names as `otelcol-obsctl components` lists them.
-_SPECS: dict[tuple[ComponentKind, str], _Spec] = {
-    (_R, "otlp"): _Spec(OTLPReceiverConfig),
-    (_P, "memory_limiter"): _Spec(MemoryLimiterConfig),
-    (_P, "batch"): _Spec(BatchConfig),
-    (_P, "resource"): _Spec(ResourceProcessorConfig),
-    (_P, "attributes"): _Spec(AttributesProcessorConfig),
-    (_P, "filter"): _Spec(FilterProcessorConfig),
-    (_P, "transform"): _Spec(TransformProcessorConfig),
-    (_P, "tail_sampling"): _Spec(TailSamplingConfig, frozenset({Signal.TRACES})),
-    (_E, "otlp_grpc"): _Spec(OTLPExporterConfig),
-    (_E, "otlp_http"): _Spec(OTLPHTTPExporterConfig),
-    (_E, "prometheus_remote_write"): _Spec(PrometheusRemoteWriteConfig, frozenset({Signal.METRICS})),
-    (_E, "debug"): _Spec(DebugExporterConfig),
-    (_X, "health_check"): _Spec(HealthCheckConfig),
-    (_X, "pprof"): _Spec(PprofConfig),
-    (_X, "zpages"): _Spec(ZPagesConfig),
-    (_C, "span_metrics"): _Spec(SpanMetricsConfig, connects=frozenset({(Signal.TRACES, Signal.METRICS)})),
-    (_C, "forward"): _Spec(ForwardConfig, connects=_SAME_SIGNAL),
-}
+COMPONENTS: tuple[Component, ...] = (
+    Component(_R, "otlp", f"{_CORE}/receiver/otlpreceiver", OTLPReceiverConfig),
+    Component(_P, "memory_limiter", f"{_CORE}/processor/memorylimiterprocessor", MemoryLimiterConfig),
+    Component(_P, "batch", f"{_CORE}/processor/batchprocessor", BatchConfig),
+    Component(_P, "resource", f"{_CONTRIB}/processor/resourceprocessor", ResourceProcessorConfig),
+    Component(_P, "attributes", f"{_CONTRIB}/processor/attributesprocessor", AttributesProcessorConfig),
+    Component(_P, "filter", f"{_CONTRIB}/processor/filterprocessor", FilterProcessorConfig),
+    Component(_P, "transform", f"{_CONTRIB}/processor/transformprocessor", TransformProcessorConfig),
+    Component(_P, "tail_sampling", f"{_CONTRIB}/processor/tailsamplingprocessor", TailSamplingConfig,
+              frozenset({Signal.TRACES})),
+    Component(_P, "probabilistic_sampler", f"{_CONTRIB}/processor/probabilisticsamplerprocessor",
+              ProbabilisticSamplerConfig, frozenset({Signal.TRACES, Signal.LOGS})),
+    Component(_E, "otlp_grpc", f"{_CORE}/exporter/otlpexporter", OTLPExporterConfig, aliases=("otlp",)),
+    Component(_E, "otlp_http", f"{_CORE}/exporter/otlphttpexporter", OTLPHTTPExporterConfig, aliases=("otlphttp",)),
+    Component(_E, "debug", f"{_CORE}/exporter/debugexporter", DebugExporterConfig),
+    Component(_E, "prometheus_remote_write", f"{_CONTRIB}/exporter/prometheusremotewriteexporter",
+              PrometheusRemoteWriteConfig, frozenset({Signal.METRICS}), aliases=("prometheusremotewrite",)),
+    Component(_E, "load_balancing", f"{_CONTRIB}/exporter/loadbalancingexporter", LoadBalancingExporterConfig,
+              aliases=("loadbalancing",)),
+    Component(_X, "health_check", f"{_CONTRIB}/extension/healthcheckextension", HealthCheckConfig),
+    Component(_X, "pprof", f"{_CONTRIB}/extension/pprofextension", PprofConfig),
+    Component(_X, "zpages", f"{_CORE}/extension/zpagesextension", ZPagesConfig),
+    Component(_C, "span_metrics", f"{_CONTRIB}/connector/spanmetricsconnector", SpanMetricsConfig,
+              connects=frozenset({(Signal.TRACES, Signal.METRICS)}), aliases=("spanmetrics",)),
+    Component(_C, "forward", f"{_CORE}/connector/forwardconnector", ForwardConfig, connects=_SAME_SIGNAL),
+)
+
+_SPECS: dict[tuple[ComponentKind, str], Component] = {(c.kind, c.type_name): c for c in COMPONENTS}
 
 TYPE_ALIASES: Mapping[tuple[ComponentKind, str], str] = {
-    (_E, "otlp"): "otlp_grpc",
-    (_E, "otlphttp"): "otlp_http",
-    (_E, "prometheusremotewrite"): "prometheus_remote_write",
-    (_C, "spanmetrics"): "span_metrics",
-}
+    (c.kind, alias): c.type_name for c in COMPONENTS for alias in c.aliases}
 """Deprecated type names the pinned collector still accepts, mapped to the canonical name."""
 
 COMPONENT_MODELS: Mapping[tuple[ComponentKind, str], type[Body]] = {
-    key: spec.model for key, spec in _SPECS.items()
-} | {alias: _SPECS[(alias[0], canonical)].model for alias, canonical in TYPE_ALIASES.items()}
+    key: spec.config for key, spec in _SPECS.items()
+} | {alias: _SPECS[(alias[0], canonical)].config for alias, canonical in TYPE_ALIASES.items()}
 """The pydantic model for each (kind, type), aliases included."""
+
+
+def component_for_module(module: str) -> Component | None:
+    """The table row of a builder-manifest Go module (`.../processor/batchprocessor`), if known."""
+    return next((c for c in COMPONENTS if c.module == module), None)
 
 
 def known_component_types() -> frozenset[tuple[ComponentKind, str]]:
@@ -2206,7 +2333,7 @@ def known_component_types() -> frozenset[tuple[ComponentKind, str]]:
     return frozenset(_SPECS)
 
 
-def _spec(kind: ComponentKind, type_name: str) -> _Spec | None:
+def _spec(kind: ComponentKind, type_name: str) -> Component | None:
     canonical = TYPE_ALIASES.get((kind, type_name), type_name)
     return _SPECS.get((kind, canonical))
 
@@ -2347,7 +2474,7 @@ def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigPro
                                          f"expected a mapping, got {_go_type_name(body)}", "decode"))
                 continue
             try:
-                spec.model.model_validate(dict(body or {}))
+                spec.config.model_validate(dict(body or {}))
             except ValidationError as err:
                 problems.extend(_pydantic_problems(component, err))
     return _Defined(ids, known)

@@ -17,14 +17,15 @@ import pytest
 import yaml
 
 from obsctl.model.otelcol import (
+    COLLECTOR_VERSION,
     COMPONENT_MODELS,
     RULES,
     TYPE_ALIASES,
     BatchConfig,
     CollectorConfigProblem,
     ComponentID,
-    ComponentKind,
     MemoryLimiterConfig,
+    component_for_module,
     known_component_types,
     ottl_lexical_problem,
     ottl_path_roots,
@@ -498,39 +499,16 @@ def test_models_are_typed_and_keep_go_semantics() -> None:
     assert batch.send_batch_size == 8192
 
 
-# Module path -> (kind, canonical type) of every component the OCB manifest may list.
-_MODULE_TYPES = {
-    "receiver/otlpreceiver": (ComponentKind.RECEIVER, "otlp"),
-    "processor/memorylimiterprocessor": (ComponentKind.PROCESSOR, "memory_limiter"),
-    "processor/batchprocessor": (ComponentKind.PROCESSOR, "batch"),
-    "processor/resourceprocessor": (ComponentKind.PROCESSOR, "resource"),
-    "processor/attributesprocessor": (ComponentKind.PROCESSOR, "attributes"),
-    "processor/filterprocessor": (ComponentKind.PROCESSOR, "filter"),
-    "processor/transformprocessor": (ComponentKind.PROCESSOR, "transform"),
-    "processor/tailsamplingprocessor": (ComponentKind.PROCESSOR, "tail_sampling"),
-    "exporter/otlpexporter": (ComponentKind.EXPORTER, "otlp_grpc"),
-    "exporter/otlphttpexporter": (ComponentKind.EXPORTER, "otlp_http"),
-    "exporter/debugexporter": (ComponentKind.EXPORTER, "debug"),
-    "exporter/prometheusremotewriteexporter": (ComponentKind.EXPORTER, "prometheus_remote_write"),
-    "extension/healthcheckextension": (ComponentKind.EXTENSION, "health_check"),
-    "extension/pprofextension": (ComponentKind.EXTENSION, "pprof"),
-    "extension/zpagesextension": (ComponentKind.EXTENSION, "zpages"),
-    "connector/spanmetricsconnector": (ComponentKind.CONNECTOR, "span_metrics"),
-    "connector/forwardconnector": (ComponentKind.CONNECTOR, "forward"),
-}
-
-
 def test_known_component_types_equal_the_manifest() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     found = set()
     for section in ("receivers", "processors", "exporters", "extensions", "connectors"):
         for entry in manifest.get(section) or ():
             module, version = entry["gomod"].split()
-            assert version == "v0.161.0", entry
-            key = "/".join(module.split("/")[-2:])
-            assert key in _MODULE_TYPES, f"add {module} to _MODULE_TYPES and to obsctl.model.otelcol"
-            kind, type_name = _MODULE_TYPES[key]
-            assert section == f"{kind.value}s"
-            found.add((kind, type_name))
+            assert version == COLLECTOR_VERSION, entry
+            row = component_for_module(module)
+            assert row is not None, f"add a row for {module} to obsctl.model.otelcol.COMPONENTS"
+            assert section == f"{row.kind.value}s"
+            found.add((row.kind, row.type_name))
     assert known_component_types() == found
-    assert "# builder: go.opentelemetry.io/collector/cmd/builder v0.161.0" in MANIFEST.read_text()
+    assert f"# builder: go.opentelemetry.io/collector/cmd/builder {COLLECTOR_VERSION}" in MANIFEST.read_text()
