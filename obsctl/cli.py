@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from obsctl import __version__, cli_apply, cli_slo
 from obsctl.cli_args import CONFIG_HELP, OUTPUT_HELP, add_config_option
 from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
+from obsctl.progress import Progress
 
 if TYPE_CHECKING:  # the CLI starts fast: what a subcommand needs is imported when it runs
     from obsctl.config import Settings
@@ -95,22 +96,30 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     return 1 if result.errors else 0
 
 
-def _render(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, dict[str, Any]]:
+def _render(args: argparse.Namespace, settings: Settings, progress: Progress | None = None
+            ) -> tuple[LoadResult, dict[str, Any]]:
     from obsctl.app import load_path, load_templates, render_options
     from obsctl.render import render_all
 
+    if progress:
+        progress.phase("loading the catalog")
     templates = load_templates(settings)
     result = load_path(Path(args.path), settings, templates)
     only = args.only.split(",") if getattr(args, "only", None) else None
+    if progress:
+        progress.phase(f"rendering {len(result.catalog.services)} services")
     desired = render_all(result.catalog, templates, render_options(settings), only)
     return result, desired
 
 
-def _plan_for_dir(args: argparse.Namespace, settings: Settings) -> tuple[LoadResult, FilesSink, Plan]:
+def _plan_for_dir(args: argparse.Namespace, settings: Settings, progress: Progress | None = None
+                  ) -> tuple[LoadResult, FilesSink, Plan]:
     from obsctl.app import directory_sink
     from obsctl.reconcile.plan import make_plan
 
-    result, desired = _render(args, settings)
+    result, desired = _render(args, settings, progress)
+    if progress:
+        progress.phase(f"comparing {len(desired)} artifacts with {args.out}")
     sink = directory_sink(settings, Path(args.out))
     plan = make_plan(desired, sink.list_owned(), prune=not args.no_prune,
                      max_delete_fraction=settings.serve.max_delete_fraction,
@@ -127,9 +136,11 @@ def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
     """Write the desired artifacts under --out (only what changed is written)."""
     from obsctl.reconcile.apply import apply_plan
 
-    result, sink, plan = _plan_for_dir(args, settings)
+    with Progress(err) as progress:
+        result, sink, plan = _plan_for_dir(args, settings, progress)
+        progress.phase("writing", total=len(plan.writes))
+        applied = apply_plan(sink, plan, on_outcome=lambda _: progress.step())
     _report_problems(result, err)
-    applied = apply_plan(sink, plan)
     for o in applied.failed:
         err.write(f"failed: {o.id}: {o.error}\n")
     s = plan.summary()
@@ -142,7 +153,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
     """Show what render would change under --out, with diffs, without writing."""
     from obsctl.reconcile.plan import Action
 
-    result, _sink, plan = _plan_for_dir(args, settings)
+    with Progress(err) as progress:
+        result, _sink, plan = _plan_for_dir(args, settings, progress)
     _report_problems(result, err)
     if args.output in ("json", "yaml"):
         _dump({"summary": plan.summary(),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from obsctl.cli_args import add_config_option
 from obsctl.errors import ConfigError
+from obsctl.progress import Progress
 
 if TYPE_CHECKING:
     from obsctl.config import Settings
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         plan = make_plan(mine, sink.list_owned(), prune=not args.no_prune and not result.errors,
                          max_delete_fraction=settings.serve.max_delete_fraction,
                          allow_mass_delete=args.allow_mass_delete)
-        applied = apply_plan(sink, plan, parallelism=max(1, int(getattr(sink, "parallelism", 1))))
+        with Progress(err) as progress:
+            progress.phase(f"{sink.name}: applying", total=len(plan.writes))
+            applied = apply_plan(sink, plan, parallelism=max(1, int(getattr(sink, "parallelism", 1))),
+                                 on_outcome=lambda _: progress.step())
         for o in applied.failed:
             err.write(f"{sink.name}: failed: {o.id}: {o.error}\n")
         s = plan.summary()

@@ -91,8 +91,18 @@ def _apply_one(sink: Sink, change: Change, retry: RetryPolicy) -> Outcome:
             return Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, attempt, str(exc))
 
 
-def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, parallelism: int = 1) -> ApplyResult:
-    """Apply every write of the plan; one failure never blocks the others. Calls sink.finish() once."""
+def _reported(outcome: Outcome, on_outcome: Callable[[Outcome], None] | None) -> Outcome:
+    if on_outcome is not None:
+        on_outcome(outcome)
+    return outcome
+
+
+def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, parallelism: int = 1,
+               on_outcome: Callable[[Outcome], None] | None = None) -> ApplyResult:
+    """Apply every write of the plan; one failure never blocks the others. Calls sink.finish() once.
+
+    on_outcome (a progress report) hears each write's outcome as it lands, possibly from worker threads.
+    """
     retry = retry or RetryPolicy()
     result = ApplyResult([Outcome(c.id, c.action, OutcomeState.UNCHANGED, sink.name, 0,
                                   digest=c.artifact.digest if c.artifact else "")
@@ -100,9 +110,9 @@ def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, paralle
     writes = plan.writes
     if parallelism > 1 and len(writes) > 1:
         with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"apply-{sink.name}") as pool:
-            result.outcomes.extend(pool.map(lambda c: _apply_one(sink, c, retry), writes))
+            result.outcomes.extend(pool.map(lambda c: _reported(_apply_one(sink, c, retry), on_outcome), writes))
     else:
-        result.outcomes.extend(_apply_one(sink, c, retry) for c in writes)
+        result.outcomes.extend(_reported(_apply_one(sink, c, retry), on_outcome) for c in writes)
     try:
         if writes:
             sink.finish()
