@@ -403,7 +403,8 @@ ComponentRef = Annotated[str, BeforeValidator(_component_id_str)]
 class Body(BaseModel):
     """Base of every config block: strict keys (unknown keys are errors), null means unset."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model is built on first use, so a render builds only the components it meets
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     # Keys whose `null` means "present with defaults" (configoptional sections with a default).
     _null_means_empty: ClassVar[frozenset[str]] = frozenset()
