@@ -13,7 +13,7 @@ from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog
 from obsctl.model.source import SourceFile
 from obsctl.render import render_all
-from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
+from obsctl.render.options import KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
@@ -70,6 +70,11 @@ def render_options(settings: Settings) -> RenderOptions:
         group_interval=settings.alerting.group_interval,
         repeat_interval=settings.alerting.repeat_interval,
         outputs=rendered_kinds(settings),
+        kubernetes=KubernetesOptions(
+            rules_namespace=settings.kubernetes.rules_namespace,
+            labels=tuple(sorted(settings.kubernetes.labels.items())),
+            annotations=tuple(sorted(settings.kubernetes.annotations.items())),
+            collector_image=settings.kubernetes.collector_image),
     )
 
 

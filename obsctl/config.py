@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
-from obsctl.render.options import DEFAULT_OUTPUTS
+from obsctl.render.options import DEFAULT_COLLECTOR_IMAGE, DEFAULT_OUTPUTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,6 +142,40 @@ class RulerSettings(_Strict):
         return _read_secret(self.token, self.token_file, "ruler.token")
 
 
+_K8S_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_K8S_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+class KubernetesSettings(_Strict):
+    """What the Kubernetes manifests carry beyond the catalog (PrometheusRule, OpenTelemetryCollector).
+
+    kube-prometheus-stack's Prometheus selects PrometheusRules by `release: <helm release name>`:
+    set `labels: {release: <name>}` (and `rules_namespace` to a namespace it watches).
+    """
+
+    rules_namespace: str = ""  # PrometheusRule metadata.namespace; "" = the service's catalog namespace
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    collector_image: str = DEFAULT_COLLECTOR_IMAGE
+
+    @model_validator(mode="after")
+    def _check(self) -> KubernetesSettings:
+        for key, value in self.labels.items():
+            if not _K8S_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+                raise ValueError(f"kubernetes.labels: {key!r} is not a Kubernetes label key")
+            if len(value) > 63 or not _K8S_LABEL_VALUE.match(value):
+                raise ValueError(f"kubernetes.labels.{key}: {value!r} is not a Kubernetes label value")
+        for key in self.annotations:
+            if not _K8S_KEY.match(key):
+                raise ValueError(f"kubernetes.annotations: {key!r} is not a Kubernetes annotation key")
+        ns = self.rules_namespace
+        if ns and (len(ns) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", ns)):
+            raise ValueError(f"kubernetes.rules_namespace: {ns!r} is not a DNS label")
+        if not self.collector_image.strip() or any(c.isspace() for c in self.collector_image):
+            raise ValueError(f"kubernetes.collector_image: {self.collector_image!r} is not an image reference")
+        return self
+
+
 class ServeSettings(_Strict):
     """The long-running service."""
 
@@ -186,6 +221,7 @@ class Settings(_Strict):
     # an otelcol binary (e.g. otelcol-contrib): when set, every collector config is checked with
     # `<binary> validate` before it is written, as promtool and amtool check rules and routes
     otelcol_binary: str = ""
+    kubernetes: KubernetesSettings = KubernetesSettings()
     # Artifact kinds to render (Kind values); app.rendered_kinds adds those a configured backend applies.
     outputs: list[Kind] = [k for k in Kind if k in DEFAULT_OUTPUTS]
 

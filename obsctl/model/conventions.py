@@ -196,6 +196,45 @@ def collector_gateway_path(team: EntityRef) -> str:
     return f"otel/gateways/{team.namespace}/{team.name}.yaml"
 
 
+def collector_sampler_path(team: EntityRef) -> str:
+    """Output path of a team's sampler (tail-sampling tier) collector config."""
+    return f"otel/samplers/{team.namespace}/{team.name}.yaml"
+
+
+# OpenTelemetry Operator conventions: an OpenTelemetryCollector `<name>` gets the Services
+# `<name>-collector` and `<name>-collector-headless`; a pod joins a sidecar collector by annotation.
+OTEL_SERVICE_SUFFIX = "-collector"
+OTEL_HEADLESS_SUFFIX = "-collector-headless"
+OTEL_SIDECAR_ANNOTATION = "sidecar.opentelemetry.io/inject"
+# Names must leave room for the longest Service suffix within a DNS label (63).
+_OTEL_NAME_MAX = 63 - len(OTEL_HEADLESS_SUFFIX)
+
+
+def collector_agent_name(svc: Service) -> str:
+    """metadata.name of a service's sidecar OpenTelemetryCollector (the injection annotation's value)."""
+    return fit(slug(f"{svc.name}-agent"), _OTEL_NAME_MAX, str(svc.ref))
+
+
+def collector_gateway_name(team: EntityRef) -> str:
+    """metadata.name of a team's gateway OpenTelemetryCollector."""
+    return fit(slug(f"otel-gateway-{team.name}"), _OTEL_NAME_MAX, str(team))
+
+
+def collector_sampler_name(team: EntityRef) -> str:
+    """metadata.name of a team's sampler OpenTelemetryCollector."""
+    return fit(slug(f"otel-sampler-{team.name}"), _OTEL_NAME_MAX, str(team))
+
+
+def collector_crd_path(namespace: str, name: str) -> str:
+    """Output path of an OpenTelemetryCollector manifest."""
+    return f"kubernetes/opentelemetrycollectors/{namespace}/{name}.yaml"
+
+
+def sidecar_snippet_path(svc: Service) -> str:
+    """Output path of a service's pod-annotation snippet (sidecar injection)."""
+    return f"kubernetes/snippets/{svc.namespace}/{svc.name}.yaml"
+
+
 # Grafana (dashboards renderer and Grafana sink).
 GRAFANA_PROVIDER_KEY = "obsctl"
 GRAFANA_PROVIDER_PATH = "grafana/provisioning/dashboards/obsctl.yaml"

@@ -16,11 +16,12 @@ from obsctl.model.windows import WindowTable
 
 @dataclass(frozen=True)
 class CollectorTemplates:
-    """collectors/: the agent and gateway configs (parsed, placeholders unfilled) and the platform defaults."""
+    """collectors/: the agent, gateway and sampler configs (parsed, placeholders unfilled) and the platform defaults."""
 
     settings: Mapping[str, Any]
     agent: Mapping[str, Any]
     gateway: Mapping[str, Any]
+    sampler: Mapping[str, Any]
 
 
 PAGING_MODES = ("page", "ticket", "none")  # page: every tier; ticket: ticket tiers only; none: no alert
@@ -61,7 +62,7 @@ class Templates:
     documents: Mapping[str, Any] = field(default_factory=dict)
     # lifecycle -> paging mode (page, ticket, none); `default` for lifecycles not listed
     paging: Mapping[str, str] = field(default_factory=lambda: {"default": "page"})
-    collectors: CollectorTemplates = field(default_factory=lambda: CollectorTemplates({}, {}, {}))
+    collectors: CollectorTemplates = field(default_factory=lambda: CollectorTemplates({}, {}, {}, {}))
 
     def yaml(self, path: str) -> Any:
         """A template document by its path (`dashboards/layout.yaml`); callers must not mutate it."""

@@ -1,5 +1,6 @@
-"""OpenTelemetry collector configs: an agent (sidecar) per service and a gateway per team,
-plus OpenTelemetry Operator `OpenTelemetryCollector` manifests of both.
+"""OpenTelemetry collector configs: an agent (sidecar) per service; per team a gateway (load-balancing
+layer, traces routed by trace ID) and a sampler (tail-sampling layer); OpenTelemetry Operator
+`OpenTelemetryCollector` manifests of all three and a sidecar-injection snippet per service.
 
 Templates are parsed first and placeholders filled in the parsed tree afterwards, so a catalog
 value is only ever a YAML scalar. Every config is checked against obsctl's collector model.
@@ -7,18 +8,18 @@ value is only ever a YAML scalar. Every config is checked against obsctl's colle
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as conv
 from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
+from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.escape import otelcol
 from obsctl.model.otelcol import validate_collector_config
 from obsctl.model.platform import Templates
-from obsctl.render.context import RenderContext
+from obsctl.render.context import RenderContext, ServiceSummary, summary_of
 from obsctl.render.options import RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
@@ -40,11 +41,15 @@ def _settings(templates: Templates, options: RenderOptions) -> dict[str, Any]:
 
 
 def _endpoint_values(settings: Mapping[str, Any], team: EntityRef) -> dict[str, Any]:
+    names = {
+        "team": otelcol.value(team.name), "namespace": otelcol.value(team.namespace),
+        "gateway_service": otelcol.value(conv.collector_gateway_name(team) + conv.OTEL_SERVICE_SUFFIX),
+        "sampler_headless_service": otelcol.value(conv.collector_sampler_name(team) + conv.OTEL_HEADLESS_SUFFIX),
+    }
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if isinstance(value, str):
-            out[key] = placeholders.fill(value, {"team": otelcol.value(team.name),
-                                                 "namespace": otelcol.value(team.namespace)})
+            out[key] = placeholders.fill(value, names)
         elif not isinstance(value, dict | list):
             out[key] = value
     return out
@@ -52,11 +57,6 @@ def _endpoint_values(settings: Mapping[str, Any], team: EntityRef) -> dict[str, 
 
 def _scrub_actions(settings: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"key": str(k), "action": "delete"} for k in settings.get("scrub_keys", [])]
-
-
-def _latency_threshold_ms(svc: Service) -> int:
-    thresholds = [s.sli.threshold_seconds for s in svc.slos if isinstance(s.sli, LatencySLI)]
-    return round(min(thresholds) * 1000) if thresholds else 0
 
 
 def _dump(config: Mapping[str, Any], owner: str) -> bytes:
@@ -69,57 +69,123 @@ def _check(config: Mapping[str, Any], what: str) -> None:
         raise SpecError([Problem(what, 0, "", p.component, f"{p.rule}: {p.message}") for p in problems])
 
 
+def _percent(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number <= 100:
+        raise SpecError([Problem("collectors/settings.yaml", 0, "", what, f"{value!r} is not a percentage (0-100)")])
+    return number
+
+
 def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The sidecar config of one service."""
+    """The sidecar config of one service: no tail sampling (that needs whole traces: the sampler tier)."""
     settings = _settings(templates, options)
-    values = _endpoint_values(settings, EntityRef("group", svc.namespace, svc.team.name))
-    by_tier = settings.get("baseline_sampling_percent_by_tier", {}) or {}
-    latency_ms = _latency_threshold_ms(svc)
+    values = _endpoint_values(settings, svc.team)
+    head = _percent(settings.get("agent_sampling_percent", 100), "agent_sampling_percent")
     environment = conv.service_environment(svc, options.environment)
     values.update({
         # identity values come from the catalog: escaped, so the collector never expands them
         "service_name": otelcol.value(svc.name), "service_namespace": otelcol.value(svc.namespace),
         "team": otelcol.value(svc.team.name), "environment": otelcol.value(environment),
-        "tier": str(svc.tier), "latency_threshold_ms": latency_ms,
-        "baseline_sampling_percent": by_tier.get(svc.tier, by_tier.get(str(svc.tier), 5)),
+        "tier": str(svc.tier), "agent_sampling_percent": head,
         "scrub_actions": _scrub_actions(settings),
     })
     config: dict[str, Any] = fill(templates.collectors.agent, values, "agent")
-    if not latency_ms:
-        # No latency objective: drop the latency policy rather than keep every trace slower than 0 ms.
-        policies = config["processors"]["tail_sampling"]["policies"]
-        config["processors"]["tail_sampling"]["policies"] = [p for p in policies if p.get("type") != "latency"]
+    if head >= 100:
+        config["processors"].pop("probabilistic_sampler", None)
+        for pipeline in config["service"]["pipelines"].values():
+            pipeline["processors"] = [p for p in pipeline["processors"] if p != "probabilistic_sampler"]
     _check(config, f"collectors/agent.yaml for {svc.ref}")
     return config
 
 
+def _sampler_resolver(values: Mapping[str, Any]) -> dict[str, Any]:
+    static = [h.strip() for h in str(values.get("sampler_static_hostnames") or "").split(",") if h.strip()]
+    if static:
+        return {"static": {"hostnames": static}}
+    return {"dns": {"hostname": str(values["sampler_hostname"]), "port": str(values["sampler_port"])}}
+
+
 def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The gateway config of one team."""
+    """The gateway config of one team: metrics and logs to the backends, traces by trace ID to the samplers."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
     values.update({"team": otelcol.value(team.name), "environment": otelcol.value(options.environment),
-                   "scrub_actions": _scrub_actions(settings)})
+                   "scrub_actions": _scrub_actions(settings), "sampler_resolver": _sampler_resolver(values)})
     config: dict[str, Any] = fill(templates.collectors.gateway, values, "gateway")
     _check(config, f"collectors/gateway.yaml for {team}")
     return config
 
 
-def _operator_manifest(name: str, namespace: str, mode: str, config: Mapping[str, Any], owner: str) -> dict[str, Any]:
+def sampling_policies(services: Sequence[ServiceSummary], by_tier: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    """A team's tail-sampling policies: a trace is kept when any policy keeps it.
+
+    Errors anywhere in the trace; per service with a latency objective, a trace of that service
+    slower than its tightest threshold; per service tier, the tier's baseline share of the traces
+    that touch a service of that tier (by trace-ID hash, the same traces in every sampler).
+    """
+    policies: list[dict[str, Any]] = [
+        {"name": "keep-errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}]
+    tiers: dict[int, set[str]] = {}
+    unique = {(s.namespace, s.name): s for s in services}  # a service listed twice is decided once
+    for (namespace, name), svc in sorted(unique.items()):
+        if svc.latency_threshold_ms:
+            policies.append({"name": otelcol.value(f"slow-{namespace}/{name}"), "type": "and", "and": {
+                "and_sub_policy": [_service_match([name]), {"name": "latency", "type": "latency",
+                                                            "latency": {"threshold_ms": svc.latency_threshold_ms}}]}})
+        tiers.setdefault(svc.tier, set()).add(name)
+    for tier, names in sorted(tiers.items()):
+        percent = _percent(by_tier.get(tier, by_tier.get(str(tier), 5)), "baseline_sampling_percent_by_tier")
+        policies.append({"name": f"baseline-tier-{tier}", "type": "and", "and": {"and_sub_policy": [
+            _service_match(sorted(names)),
+            {"name": "baseline", "type": "probabilistic", "probabilistic": {"sampling_percentage": percent}}]}})
+    return policies
+
+
+def _service_match(names: list[str]) -> dict[str, Any]:
+    return {"name": "service", "type": "string_attribute",
+            "string_attribute": {"key": "service.name", "values": [otelcol.value(n) for n in names]}}
+
+
+def sampler_config(team: EntityRef, services: Sequence[Service | ServiceSummary], templates: Templates,
+                   options: RenderOptions) -> dict[str, Any]:
+    """The sampler config of one team: tail sampling on whole traces, kept traces to the traces backend."""
+    settings = _settings(templates, options)
+    values = _endpoint_values(settings, team)
+    summaries = [s if isinstance(s, ServiceSummary) else summary_of(s) for s in services]
+    values["sampling_policies"] = sampling_policies(summaries, settings.get("baseline_sampling_percent_by_tier") or {})
+    config: dict[str, Any] = fill(templates.collectors.sampler, values, "sampler")
+    _check(config, f"collectors/sampler.yaml for {team}")
+    return config
+
+
+def _operator_manifest(name: str, namespace: str, mode: str, config: Mapping[str, Any], *, owner: str,
+                       options: RenderOptions) -> dict[str, Any]:
     return {
         "apiVersion": OPERATOR_API,
         "kind": "OpenTelemetryCollector",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": conv.OWNER},
-            "annotations": {"obsctl.dev/owner": owner},
+            "labels": {**dict(options.kubernetes.labels), conv.K8S_MANAGED_BY: conv.OWNER},
+            "annotations": {**dict(options.kubernetes.annotations), "obsctl.dev/owner": owner},
         },
-        "spec": {"mode": mode, "config": dict(config)},
+        "spec": {"mode": mode, "image": options.kubernetes.collector_image, "config": dict(config)},
     }
 
 
+def _sidecar_snippet(svc: Service) -> bytes:
+    """The pod-template fragment that makes the operator inject a service's agent (merge it into the
+    Deployment, StatefulSet or DaemonSet of the service, in the namespace of the agent's manifest)."""
+    body = {"spec": {"template": {"metadata": {"annotations": {
+        conv.OTEL_SIDECAR_ANNOTATION: conv.collector_agent_name(svc)}}}}}
+    return _dump(body, str(svc.ref))
+
+
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
-    """The agent config of one service and its operator manifest (those in the outputs)."""
+    """The agent config of one service, its operator manifest and sidecar snippet (those in the outputs)."""
     agents, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
     if not (agents or crds):
@@ -130,36 +196,47 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     if agents:
         out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner), owner))
     if crds:
-        manifest = _operator_manifest(conv.fit(f"{svc.name}-agent", 63, owner), svc.namespace, "sidecar",
-                                      config, owner)
-        out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}",
-                            f"kubernetes/opentelemetrycollectors/{svc.namespace}/{svc.name}-agent.yaml",
+        name = conv.collector_agent_name(svc)
+        manifest = _operator_manifest(name, svc.namespace, "sidecar", config, owner=owner, options=ctx.options)
+        out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}", conv.collector_crd_path(svc.namespace, name),
                             _dump(manifest, owner), owner))
+        out.append(Artifact(Kind.COLLECTOR_CRD, f"snippet/{key}", conv.sidecar_snippet_path(svc),
+                            _sidecar_snippet(svc), owner))
     return out
 
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
-    """The gateway config of every team in `teams` and its operator manifest (those in the outputs)."""
+    """The gateway and sampler configs of every team in `teams` and their operator manifests (those in the
+    outputs); the samplers' policies come from the services summarised in `ctx.summaries`."""
     gateways, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_GATEWAY, Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
+    by_team: dict[EntityRef, list[ServiceSummary]] = {}
+    for summary in ctx.summaries:
+        by_team.setdefault(summary.team, []).append(summary)
     for team in teams if gateways or crds else ():
-        config = gateway_config(team, ctx.templates, ctx.options)
         owner = str(team)
         key = conv.team_key(team)
+        gateway = gateway_config(team, ctx.templates, ctx.options)
+        sampler = sampler_config(team, by_team.get(team, []), ctx.templates, ctx.options)
         if gateways:
-            out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team), _dump(config, owner),
-                                owner))
+            out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team),
+                                _dump(gateway, owner), owner))
+            out.append(Artifact(Kind.COLLECTOR_GATEWAY, f"sampler/{key}", conv.collector_sampler_path(team),
+                                _dump(sampler, owner), owner))
         if crds:
-            manifest = _operator_manifest(conv.fit(f"otel-gateway-{team.name}", 63, owner), team.namespace,
-                                          "deployment", config, owner)
-            out.append(Artifact(Kind.COLLECTOR_CRD, f"gateway/{key}",
-                                f"kubernetes/opentelemetrycollectors/{team.namespace}/otel-gateway-{team.name}.yaml",
-                                _dump(manifest, owner), owner))
+            for role, name, config in (("gateway", conv.collector_gateway_name(team), gateway),
+                                       ("sampler", conv.collector_sampler_name(team), sampler)):
+                manifest = _operator_manifest(name, team.namespace, "deployment", config, owner=owner,
+                                              options=ctx.options)
+                out.append(Artifact(Kind.COLLECTOR_CRD, f"{role}/{key}", conv.collector_crd_path(team.namespace, name),
+                                    _dump(manifest, owner), owner))
     return out
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Agent configs per service, gateway configs per team, their operator manifests (those in `options.outputs`)."""
+    """Agent configs per service; gateway and sampler configs per team; their operator manifests and a
+    sidecar-injection snippet per service (those in `options.outputs`)."""
     ctx = RenderContext.of(catalog, templates, options)
     out = [a for svc in catalog.services for a in render_service(svc, ctx)]
+    ctx = ctx.with_summaries([summary_of(s) for s in catalog.services])
     return out + render_shared(catalog.teams_in_use(), ctx)

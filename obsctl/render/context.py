@@ -9,11 +9,11 @@ per-service `ServiceSummary` values and the context alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from obsctl.model.entities import Catalog, EntityRef, Service, Team
+from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.render.options import RenderOptions
 
@@ -27,6 +27,11 @@ class ServiceSummary:
 
     ref: str
     team: EntityRef
+    # For the team's trace sampler: the service's identity, tier and tightest latency objective (ms, 0: none).
+    namespace: str = ""
+    name: str = ""
+    tier: int = 2
+    latency_threshold_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class RenderContext:
     renderers: tuple[str, ...] = RENDERER_NAMES
     # Values derived once per context (the parsed dashboard library, collector settings), by name.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The services summarised, when shared artifacts are rendered (render_shared sets them).
+    summaries: tuple[ServiceSummary, ...] = ()
 
     @classmethod
     def of(cls, catalog: Catalog, templates: Templates, options: RenderOptions,
@@ -54,6 +61,10 @@ class RenderContext:
         """The team entity with that ref, if the catalog has it."""
         return self.teams.get(ref)
 
+    def with_summaries(self, summaries: Sequence[ServiceSummary]) -> RenderContext:
+        """This context with the services' summaries, for the shared artifacts."""
+        return replace(self, summaries=tuple(summaries))
+
     def wants(self, renderer: str) -> bool:
         """Whether the named renderer is selected."""
         return renderer in self.renderers
@@ -61,7 +72,9 @@ class RenderContext:
 
 def summary_of(svc: Service) -> ServiceSummary:
     """The summary of a service (what the shared artifacts read)."""
-    return ServiceSummary(str(svc.ref), svc.team)
+    thresholds = [s.sli.threshold_seconds for s in svc.slos if isinstance(s.sli, LatencySLI)]
+    return ServiceSummary(str(svc.ref), svc.team, svc.namespace, svc.name, svc.tier,
+                          round(min(thresholds) * 1000) if thresholds else 0)
 
 
 def teams_in_use(summaries: list[ServiceSummary] | tuple[ServiceSummary, ...]) -> tuple[EntityRef, ...]:

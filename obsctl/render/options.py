@@ -31,6 +31,21 @@ class TeamRouting:
     ticket: tuple[ReceiverSpec, ...] = ()
 
 
+# The collector image of the OpenTelemetryCollector manifests: a distribution that has every
+# component obsctl renders (checked in tests against its manifest, tests/data/otelcol/).
+DEFAULT_COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.159.0"
+
+
+@dataclass(frozen=True)
+class KubernetesOptions:
+    """What Kubernetes manifests carry beyond the catalog (settings `kubernetes:`)."""
+
+    rules_namespace: str = ""  # PrometheusRule metadata.namespace; "" = the service's catalog namespace
+    labels: tuple[tuple[str, str], ...] = ()  # extra metadata.labels on every manifest (e.g. release)
+    annotations: tuple[tuple[str, str], ...] = ()
+    collector_image: str = DEFAULT_COLLECTOR_IMAGE
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """Everything renderers take from outside the catalog."""
@@ -48,6 +63,7 @@ class RenderOptions:
     repeat_interval: str = "4h"
     grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
     outputs: frozenset[Kind] = DEFAULT_OUTPUTS  # the artifact kinds to render; renderers build nothing else
+    kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)
 
     def wants(self, *kinds: Kind) -> bool:
         """Whether any of `kinds` is to be rendered."""

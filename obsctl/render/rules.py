@@ -362,16 +362,20 @@ def ruler_body(group: Mapping[str, Any]) -> bytes:
     return cv.canonical_yaml(dict(group))
 
 
-def _crd(svc: Service, groups: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    labels = {cv.K8S_MANAGED_BY: cv.OWNER}
+def _crd(svc: Service, options: RenderOptions, groups: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The PrometheusRule head: namespace and extra labels/annotations from settings (obsctl's own marks win)."""
+    k8s = options.kubernetes
+    labels = dict(k8s.labels)
+    labels[cv.K8S_MANAGED_BY] = cv.OWNER
     for key, value in (("obsctl.dev/service", svc.name), ("obsctl.dev/team", svc.team.name)):
         if cv.NAME_RE.match(value):
             labels[key] = value
+    annotations = {**dict(k8s.annotations), "obsctl.dev/owner": str(svc.ref)}
     return {
         "apiVersion": cv.PROMETHEUS_RULE_API_VERSION,
         "kind": "PrometheusRule",
-        "metadata": {"name": cv.rule_crd_name(svc), "labels": dict(sorted(labels.items())),
-                     "annotations": {"obsctl.dev/owner": str(svc.ref)}},
+        "metadata": {"name": cv.rule_crd_name(svc), "namespace": k8s.rules_namespace or svc.namespace,
+                     "labels": dict(sorted(labels.items())), "annotations": dict(sorted(annotations.items()))},
         **({"spec": {"groups": groups}} if groups is not None else {}),
     }
 
@@ -403,7 +407,7 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
             out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
                                 header_line(header) + b"groups:\n" + groups_text, owner))
         if want_crd:
-            crd = dump_yaml(_crd(svc), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
+            crd = dump_yaml(_crd(svc, options), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
             out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
     if want_ruler:
         rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)

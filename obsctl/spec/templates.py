@@ -101,7 +101,8 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
         except yaml.YAMLError as exc:
             problems.append(Problem(path, 0, "", "", f"not YAML: {exc}"))
     collector_docs: list[Mapping[str, Any]] = []
-    for path in ("collectors/settings.yaml", "collectors/agent.yaml", "collectors/gateway.yaml"):
+    for path in ("collectors/settings.yaml", "collectors/agent.yaml", "collectors/gateway.yaml",
+                 "collectors/sampler.yaml"):
         doc = documents.get(path)
         if not isinstance(doc, dict):
             problems.append(Problem(path, 0, "", "", "missing" if path not in files else "must be a mapping"))

@@ -47,6 +47,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometh
             ("gateway_http_listen", f"127.0.0.1:{gw_http}"), ("telemetry_host", "127.0.0.1"),
             ("metrics_remote_write_url", f"{prom.url}/api/v1/write"),
             ("traces_endpoint", f"127.0.0.1:{free_port()}"), ("logs_endpoint", f"http://127.0.0.1:{free_port()}"),
+            ("sampler_static_hostnames", f"127.0.0.1:{free_port()}"),
         ))
         agent_cfg = collectors.agent_config(checkout, templates, options)
         gateway_cfg = collectors.gateway_config(checkout.team, templates, options)
@@ -131,7 +132,7 @@ def test_every_generated_config_passes_otelcol_validate(tmp_path: Path) -> None:
     catalog = dataclasses.replace(catalog, services=(*catalog.services, hostile))
     arts = [a for a in collectors.render(catalog, templates, RenderOptions(environment="x: y"))
             if a.kind in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY)]
-    assert len(arts) == len(catalog.services) + len(catalog.teams_in_use())
+    assert len(arts) == len(catalog.services) + 2 * len(catalog.teams_in_use())  # a gateway and a sampler per team
     for art in arts:
         path = tmp_path / art.path.replace("/", "_")
         path.write_bytes(art.body)

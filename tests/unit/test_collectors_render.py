@@ -35,40 +35,84 @@ def body(raw: bytes) -> dict[str, object]:
     return data
 
 
-def test_every_service_gets_an_agent_and_every_team_a_gateway(templates: Templates) -> None:
+def test_every_service_gets_an_agent_and_every_team_a_gateway_and_a_sampler(templates: Templates) -> None:
     catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
     arts = collectors.render(catalog, templates, RenderOptions(outputs=frozenset(Kind)))  # manifests are opt-in
     kinds = sorted((a.kind.value, a.key) for a in arts if a.kind is not Kind.COLLECTOR_CRD)
+    teams = ("default/team-payments", "default/team-search")
     assert kinds == sorted(
         [("collector-agent", f"default/{s.name}") for s in catalog.services]
-        + [("collector-gateway", "default/team-payments"), ("collector-gateway", "default/team-search")])
+        + [("collector-gateway", t) for t in teams] + [("collector-gateway", f"sampler/{t}") for t in teams])
     checkout = body(next(a.body for a in arts if a.id == "collector-agent/default/checkout"))
     processors = checkout["processors"]
     assert isinstance(processors, dict)
     stamped = {a["key"]: a["value"] for a in processors["resource"]["attributes"]}
     assert stamped == {"service.name": "checkout", "service.namespace": "default", "team": "team-payments",
                        "deployment.environment.name": "production", "service.tier": "1"}
-    policies = {p["name"]: p for p in processors["tail_sampling"]["policies"]}
-    # Keep every error, every request slower than the tightest latency objective, 10 % baseline for tier 1.
-    assert policies["keep-errors"]["status_code"] == {"status_codes": ["ERROR"]}
-    assert policies["keep-slower-than-objective"]["latency"] == {"threshold_ms": 250}
-    assert policies["baseline"]["probabilistic"] == {"sampling_percentage": 10}
     for pipeline in checkout["service"]["pipelines"].values():  # type: ignore[index]
         assert pipeline["processors"][0] == "memory_limiter" and pipeline["processors"][-1] == "batch"
     assert validate_collector_config(checkout) == []
     for art in arts:
+        config = body(art.body)
         if art.kind is Kind.COLLECTOR_CRD:
-            manifest = body(art.body)
-            assert manifest["apiVersion"] == "opentelemetry.io/v1beta1"
-            assert manifest["kind"] == "OpenTelemetryCollector"
-            assert validate_collector_config(manifest["spec"]["config"]) == []  # type: ignore[index]
+            if art.key.startswith("snippet/"):
+                continue
+            assert config["apiVersion"] == "opentelemetry.io/v1beta1"
+            assert config["kind"] == "OpenTelemetryCollector"
+            config = config["spec"]["config"]  # type: ignore[assignment]
+        assert validate_collector_config(config) == []
 
 
-def test_service_without_latency_slo_keeps_no_latency_policy(templates: Templates) -> None:
+def test_agents_never_tail_sample_and_head_sample_only_when_asked(templates: Templates) -> None:
     catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
-    inventory = next(s for s in catalog.services if s.name == "inventory")
-    config = collectors.agent_config(inventory, templates, RenderOptions())
-    assert [p["type"] for p in config["processors"]["tail_sampling"]["policies"]] == ["status_code", "probabilistic"]
+    for svc in catalog.services:
+        config = collectors.agent_config(svc, templates, RenderOptions())
+        assert "tail_sampling" not in config["processors"] and "probabilistic_sampler" not in config["processors"]
+        gateway = f"otel-gateway-{svc.team.name}-collector.{svc.team.namespace}.svc:4317"
+        assert config["exporters"]["otlp/gateway"]["endpoint"] == gateway
+    head = collectors.agent_config(catalog.services[0], templates,
+                                   RenderOptions(collector=(("agent_sampling_percent", "25"),)))
+    assert head["processors"]["probabilistic_sampler"] == {"sampling_percentage": 25.0}
+    assert head["service"]["pipelines"]["traces"]["processors"] == [
+        "memory_limiter", "resource", "attributes/scrub", "probabilistic_sampler", "batch"]
+    with pytest.raises(SpecError, match="agent_sampling_percent"):
+        collectors.agent_config(catalog.services[0], templates, RenderOptions(collector=(("agent_sampling_percent",
+                                                                                          "150"),)))
+
+
+def test_gateway_routes_traces_by_trace_id_to_the_sampler_tier(templates: Templates) -> None:
+    catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
+    team = catalog.services[0].team
+    gateway = collectors.gateway_config(team, templates, RenderOptions())
+    lb = gateway["exporters"]["loadbalancing/sampler"]
+    assert lb["routing_key"] == "traceID"
+    assert lb["resolver"] == {"dns": {"hostname": f"otel-sampler-{team.name}-collector-headless.default.svc",
+                                      "port": "4317"}}
+    assert gateway["service"]["pipelines"]["traces"]["exporters"] == ["loadbalancing/sampler"]
+    assert gateway["service"]["pipelines"]["metrics"]["exporters"] == ["prometheusremotewrite"]
+    static = collectors.gateway_config(team, templates, RenderOptions(
+        collector=(("sampler_static_hostnames", "10.0.0.1:4317, 10.0.0.2:4317"),)))
+    assert static["exporters"]["loadbalancing/sampler"]["resolver"] == {
+        "static": {"hostnames": ["10.0.0.1:4317", "10.0.0.2:4317"]}}
+
+
+def test_sampler_keeps_errors_slow_traces_per_service_and_a_baseline_per_tier(templates: Templates) -> None:
+    catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
+    team = next(s.team for s in catalog.services if s.name == "checkout")
+    services = [s for s in catalog.services if s.team == team]
+    config = collectors.sampler_config(team, services, templates, RenderOptions())
+    policies = {p["name"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    assert policies["keep-errors"]["status_code"] == {"status_codes": ["ERROR"]}
+    slow = policies["slow-checkout"]["and"]["and_sub_policy"]
+    assert slow[0]["string_attribute"] == {"key": "service.name", "values": ["checkout"]}
+    assert slow[1]["latency"] == {"threshold_ms": 250}  # the tightest latency objective of checkout
+    tier1 = [s.name for s in services if s.tier == 1]
+    baseline = policies["baseline-tier-1"]["and"]["and_sub_policy"]
+    assert baseline[0]["string_attribute"]["values"] == sorted(tier1)
+    assert baseline[1]["probabilistic"] == {"sampling_percentage": 10.0}
+    # Services without a latency objective get no latency policy.
+    assert all(f"slow-{s.name}" not in policies for s in services if s.name == "inventory")
+    assert config["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
 
 
 HOSTILE = ['x"\n  injected: true', "true", "${telemetry_port}", "@{telemetry_port}", "${env:HOME}",

@@ -250,4 +250,5 @@ def test_rule_file_and_manifest_text_equal_a_whole_dump() -> None:
         header = cv.FILE_HEADER.format(owner=str(svc.ref))
         key = cv.service_key(svc.ref)
         assert arts[f"prometheus-rules/{key}"].body == dump_yaml({"groups": groups}, header=header)
-        assert arts[f"prometheus-rule-crd/{key}"].body == dump_yaml(rules._crd(svc, groups), header=header)
+        crd = rules._crd(svc, RenderOptions(), groups)
+        assert arts[f"prometheus-rule-crd/{key}"].body == dump_yaml(crd, header=header)
