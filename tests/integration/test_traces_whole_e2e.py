@@ -69,7 +69,7 @@ def sink() -> Iterator[tuple[_Sink, int]]:
     state = _Sink()
 
     class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the gRPC method name
+        def Export(self, request: Any, context: Any) -> Any:
             return state.export(request, context)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
