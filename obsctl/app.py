@@ -62,6 +62,7 @@ def render_options(settings: Settings) -> RenderOptions:
     return RenderOptions(
         grafana_url=settings.grafana.public_url.rstrip("/"),
         prometheus_url=settings.prometheus.public_url.rstrip("/"),
+        catalog_url=settings.backstage.public_url.rstrip("/"),
         environment=settings.environment,
         teams=teams,
         default_routing=_routing(list(settings.alerting.default.page), list(settings.alerting.default.ticket)),

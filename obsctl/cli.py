@@ -78,7 +78,11 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     templates = load_templates(settings)
     result = load_path(Path(args.path), settings, templates)
     rows = tier_rows(result.catalog, templates)
-    if args.output in ("json", "yaml"):
+    if args.output == "annotations":
+        from obsctl.cli_annotations import write_annotations
+
+        write_annotations(result, settings, out)
+    elif args.output in ("json", "yaml"):
         _dump({"problems": [{"file": p.file, "line": p.line, "entity": p.entity, "field": p.field,
                              "severity": p.severity.value, "message": p.message} for p in result.problems],
                "services": [str(s.ref) for s in result.catalog.services], "skipped": result.skipped,
@@ -182,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check a catalog (every problem at once, with file, entity and field) and "
                                    "print each SLO's alert tiers: burn rate, windows, detection and reset time.")
     v.add_argument("path", help="catalog directory or file")
-    v.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text", help=OUTPUT_HELP)
+    v.add_argument("-o", "--output", choices=["text", "json", "yaml", "annotations"], default="text",
+                   help=OUTPUT_HELP + "; annotations: the Backstage annotations to add to each entity")
     add_config_option(v)
     for name, helptext in (("render", "write the desired artifacts to a directory"),
                            ("plan", "show what render would change in a directory")):

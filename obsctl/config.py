@@ -52,7 +52,7 @@ class GrafanaSettings(_Strict):
     """The Grafana API sink; off unless url is set."""
 
     url: str = ""
-    public_url: str = "http://grafana.example.internal"
+    public_url: str = ""  # the Grafana users open: dashboard links in alerts and status; "" = no links
     token: SecretStr | None = None
     token_file: Path | None = None
     org_id: int = 1
@@ -71,15 +71,16 @@ class PrometheusSettings(_Strict):
     """Rule files and the Prometheus that loads them."""
 
     url: str = ""
-    public_url: str = "http://prometheus.example.internal"
+    public_url: str = ""  # the Prometheus UI users open: alert links on dashboards; "" = no links
     rules_dir: Path | None = None
     promtool: str = "promtool"
 
 
 class BackstageSettings(_Strict):
-    """The Backstage catalog source; off unless url is set."""
+    """The Backstage catalog source (off unless url is set) and the entity pages links point at."""
 
     url: str = ""
+    public_url: str = ""  # the Backstage UI users open (dashboard "Catalog" links, entity status links)
     token: SecretStr | None = None
     token_file: Path | None = None
     poll_seconds: float = 10.0

@@ -139,7 +139,41 @@ def dashboard_tags(svc: Service) -> list[str]:
 
 def dashboard_selector(svc: Service) -> str:
     """The `grafana/dashboard-selector` annotation value that finds this service's dashboards."""
-    return f"tags @> 'service:{svc.name}' && tags @> '{MANAGED_TAG}'"
+    return f"tags @> 'service:{svc.name}' && tags @> 'namespace:{svc.namespace}' && tags @> '{MANAGED_TAG}'"
+
+
+def backstage_entity_url(base_url: str, svc: Service) -> str:
+    """The Backstage entity page of a service: <backstage.public_url>/catalog/<namespace>/component/<name>."""
+    from urllib.parse import quote
+
+    return f"{base_url.rstrip('/')}/catalog/{quote(svc.namespace, safe='')}/component/{quote(svc.name, safe='')}"
+
+
+ALERT_NAMES = (ALERT_BURN, ALERT_NO_DATA, ALERT_BUDGET_EXHAUSTED)
+
+
+def alert_names(svc: Service) -> list[str]:
+    """Every alert name a service's rules can fire (an SLO may rename its burn alert)."""
+    return sorted({*ALERT_NAMES, *(slo.alerting.name for slo in svc.slos if slo.alerting.name)})
+
+
+def backstage_annotations(svc: Service, grafana_url: str = "") -> dict[str, str]:
+    """The annotations that make Backstage's Grafana and Prometheus plugins show this service's
+    dashboards and alerts (`obsctl validate -o annotations` prints them per entity).
+
+    grafana/dashboard-selector: the tags every service dashboard carries (dashboard_tags);
+    grafana/overview-dashboard: the service dashboard by uid (only with Grafana's public URL);
+    prometheus.io/alert: the alert names of obsctl's SLO rules; prometheus.io/labels: the labels
+    that pick this service's alerts out of them.
+    """
+    out = {
+        "grafana/dashboard-selector": dashboard_selector(svc),
+        "prometheus.io/alert": ",".join(alert_names(svc)),
+        "prometheus.io/labels": f"{LABEL_SERVICE}={svc.name},{LABEL_NAMESPACE}={svc.namespace}",
+    }
+    if grafana_url:
+        out["grafana/overview-dashboard"] = f"{grafana_url.rstrip('/')}/d/{service_dashboard_uid(svc)}?kiosk"
+    return out
 
 
 def rule_group_name(svc: Service, part: str) -> str:

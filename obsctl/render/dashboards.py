@@ -428,12 +428,8 @@ def _team_folder(ref: EntityRef) -> str:
 
 
 def _catalog_url(svc: Service, options: RenderOptions) -> str:
-    if svc.links.catalog:
-        return _safe_url(svc.links.catalog)
-    if options.catalog_url:
-        return _safe_url(f"{options.catalog_url.rstrip('/')}/catalog/{_url_quote(svc.namespace)}/component/"
-                         f"{_url_quote(svc.name)}")
-    return ""
+    """The service's Backstage entity page (backstage.public_url); none without that setting."""
+    return _safe_url(cv.backstage_entity_url(options.catalog_url, svc)) if options.catalog_url else ""
 
 
 def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, options: RenderOptions,
@@ -500,11 +496,12 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
                      [_build_panel(lib.panels[n], ctx, str(n)) for n in row["panels"]]))
     links: list[dict[str, Any]] = []
     for name, url, icon in (("Runbook", svc.links.runbook, "doc"), ("Source", svc.links.source, "external link"),
-                            ("Catalog", _catalog_url(svc, options), "info")):
+                            ("Catalog", _catalog_url(svc, options), "info"),
+                            ("Catalog file", svc.links.catalog, "external link")):
         if _safe_url(url):
             links.append(_link(name, _safe_url(url), icon))
     alerts_url = _safe_url(f"{options.prometheus_url.rstrip('/')}/alerts?search="
-                           f"{_url_quote(cv.rule_group_name(svc, '').rstrip('-'))}")
+                           f"{_url_quote(cv.rule_group_name(svc, '').rstrip('-'))}") if options.prometheus_url else ""
     if alerts_url:
         links.append(_link("Alerting rules", alerts_url, "bolt", "obsctl's SLO alerts for this service"))
     links.append(_link("Team SLO overview", f"/d/{cv.team_overview_uid(svc.team)}", "dashboard"))

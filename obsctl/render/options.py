@@ -50,9 +50,10 @@ class KubernetesOptions:
 class RenderOptions:
     """Everything renderers take from outside the catalog."""
 
-    grafana_url: str = "http://grafana.example.internal"
-    prometheus_url: str = "http://prometheus.example.internal"
-    catalog_url: str = ""
+    # Public URLs for links and alert annotations; "" leaves those links out (never a placeholder).
+    grafana_url: str = ""
+    prometheus_url: str = ""
+    catalog_url: str = ""  # Backstage's UI: entity pages
     environment: str = "production"
     datasource_uid: str = "prometheus"
     teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing

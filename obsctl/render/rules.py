@@ -246,8 +246,9 @@ class _SloRules:
         ann = {cv.ANNOTATION_SUMMARY: summary, cv.ANNOTATION_DESCRIPTION: description}
         if self.svc.links.runbook:
             ann[cv.ANNOTATION_RUNBOOK] = template_literal(self.svc.links.runbook)
-        ann[cv.ANNOTATION_DASHBOARD] = template_literal(
-            f"{self.options.grafana_url.rstrip('/')}/d/{cv.service_dashboard_uid(self.svc)}")
+        if self.options.grafana_url:  # no URL is better than a placeholder one (validate warns)
+            ann[cv.ANNOTATION_DASHBOARD] = template_literal(
+                f"{self.options.grafana_url.rstrip('/')}/d/{cv.service_dashboard_uid(self.svc)}")
         policy = self.slo.alerting
         ann.update({k: template_literal(v) for k, v in policy.annotations})
         ann.update({k: template_literal(v) for k, v in

@@ -18,7 +18,7 @@ from obsctl.service.admission import Admission
 from obsctl.service.bodies import MAX_DOCUMENT_BYTES
 from obsctl.service.guard import Access, HostOriginGuard, parse_listen
 from obsctl.service.reports import current_catalog
-from obsctl.service.routes import health, registrations, reports, status
+from obsctl.service.routes import entities, health, registrations, reports, status
 from obsctl.service.runtime import Runtime
 
 log = logging.getLogger("obsctl.service.http")
@@ -69,4 +69,5 @@ def create_app(rt: Runtime, *, clock: Callable[[], float] = time.time) -> FastAP
     api.include_router(registrations.router(rt, access, admission))
     api.include_router(status.router(rt, access))
     api.include_router(reports.router(rt, access, clock))
+    api.include_router(entities.router(rt, access, clock))
     return api

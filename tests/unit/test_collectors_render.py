@@ -103,7 +103,7 @@ def test_sampler_keeps_errors_slow_traces_per_service_and_a_baseline_per_tier(te
     config = collectors.sampler_config(team, services, templates, RenderOptions())
     policies = {p["name"]: p for p in config["processors"]["tail_sampling"]["policies"]}
     assert policies["keep-errors"]["status_code"] == {"status_codes": ["ERROR"]}
-    slow = policies["slow-checkout"]["and"]["and_sub_policy"]
+    slow = policies["slow-default/checkout"]["and"]["and_sub_policy"]
     assert slow[0]["string_attribute"] == {"key": "service.name", "values": ["checkout"]}
     assert slow[1]["latency"] == {"threshold_ms": 250}  # the tightest latency objective of checkout
     tier1 = [s.name for s in services if s.tier == 1]
@@ -111,7 +111,7 @@ def test_sampler_keeps_errors_slow_traces_per_service_and_a_baseline_per_tier(te
     assert baseline[0]["string_attribute"]["values"] == sorted(tier1)
     assert baseline[1]["probabilistic"] == {"sampling_percentage": 10.0}
     # Services without a latency objective get no latency policy.
-    assert all(f"slow-{s.name}" not in policies for s in services if s.name == "inventory")
+    assert all(f"slow-default/{s.name}" not in policies for s in services if s.name == "inventory")
     assert config["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
 
 
