@@ -144,9 +144,9 @@ def dashboard_selector(svc: Service) -> str:
 
 def backstage_entity_url(base_url: str, svc: Service) -> str:
     """The Backstage entity page of a service: <backstage.public_url>/catalog/<namespace>/component/<name>."""
-    from urllib.parse import quote
+    from obsctl.model.escape import url
 
-    return f"{base_url.rstrip('/')}/catalog/{quote(svc.namespace, safe='')}/component/{quote(svc.name, safe='')}"
+    return f"{base_url.rstrip('/')}/catalog/{url.component(svc.namespace)}/component/{url.component(svc.name)}"
 
 
 ALERT_NAMES = (ALERT_BURN, ALERT_NO_DATA, ALERT_BUDGET_EXHAUSTED)

@@ -19,6 +19,7 @@ from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service, Team
 from obsctl.model.escape import promql
+from obsctl.model.escape import url as url_escape
 from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
 from obsctl.render.context import RenderContext
@@ -49,9 +50,7 @@ _PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "mi
 # ----------------------------------------------------------------------------- escaping and filling
 
 def _url_quote(value: str) -> str:
-    """Percent-encode everything but unreserved characters (urllib is off limits to pure stages)."""
-    safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
-    return "".join(ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode()) for ch in value)
+    return url_escape.component(value)
 
 
 def _clean_text(value: str, limit: int) -> str:

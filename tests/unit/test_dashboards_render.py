@@ -230,7 +230,11 @@ def test_catalog_values_are_escaped_for_promql_json_and_links(templates: Templat
     assert len(dash["description"]) <= 2000
     urls = {link["title"]: link.get("url", "") for link in dash["links"]}
     assert "Runbook" not in urls and "Source" not in urls  # javascript: and a URL with a quote are dropped
-    assert "Catalog" not in urls  # the catalog's own data: link wins over the default and is dropped
+    # The Catalog link is the entity page (backstage.public_url), the name percent-encoded; the catalog's own
+    # data: view-url ("Catalog file") is dropped.
+    assert urls["Catalog"] == "https://backstage.example/catalog/default/component/" + \
+        "we%22ird%5Cname%0A%7D%29%20or%20vector%281%29%20%23%20%24datasource%20%24%7Benvironment%7D"
+    assert "Catalog file" not in urls
     umlaut = json.loads(next(a.body for a in arts if a.key == cv.service_dashboard_uid(catalog.services[2])))
     assert {link["title"]: link.get("url") for link in umlaut["links"]}["Catalog"] == \
         "https://backstage.example/catalog/default/component/%C3%BCml%C3%A4ut-%E2%98%83"
@@ -264,7 +268,8 @@ def test_service_dashboard_has_red_slo_and_runtime_panels(sample: Catalog, templ
     assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "dashed"}
     assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "environment"}
     titles = {link["title"] for link in dash["links"]}
-    assert {"Runbook", "Source", "Alerting rules", "Team SLO overview"} <= titles
+    assert {"Runbook", "Source", "Team SLO overview"} <= titles
+    assert "Alerting rules" not in titles and "Catalog" not in titles  # no public URLs set: no placeholder links
     ledger = arts[cv.service_dashboard_uid(next(s for s in sample.services if s.name == "ledger"))]
     assert "jvm_memory_used_bytes" in "\n".join(_exprs(ledger))
     freshness = next(p for p in ledger["panels"] if p.get("title", "").startswith("Burn rate")

@@ -110,7 +110,8 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     assert tiers == ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
     page = next(r for r in alerts if r["labels"].get("tier") == "page-fast")
     assert page["labels"]["severity"] == "page" and page["labels"]["long_window"] == "1h"
-    assert set(page["annotations"]) >= {"summary", "description", "dashboard_url"}
+    assert set(page["annotations"]) >= {"summary", "description"}
+    assert "dashboard_url" not in page["annotations"]  # no grafana public URL set: no link, never a placeholder
 
 
 def test_policy_filters_tiers_and_adds_guard_and_budget_alert() -> None:
