@@ -28,7 +28,7 @@ def _client(root: Path, **extra: Any) -> Iterator[TestClient]:
                         serve={"sources": ["directory"], "watch": False, "resync_seconds": 3600,
                                "read_tokens": ["status-read-token"]}, **extra)
     rt = Runtime(settings)
-    with TestClient(create_app(rt)) as client:
+    with TestClient(create_app(rt), base_url="http://127.0.0.1") as client:
         assert rt.reconciler.ready.wait(60)
         yield client
 
