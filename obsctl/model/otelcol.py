@@ -483,6 +483,31 @@ class OptionalBody(Body):
 _SEMANTIC_RULES = frozenset(RULES) - {"invalid-value-type", "invalid-component-id", "invalid-keys"}
 
 
+# --------------------------------------------------------------------------- field tables
+
+FieldRow = tuple[Any, Any]
+"""One row of a field table: (type, default), as the collector's config struct declares the key."""
+
+
+def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None,
+                 base: type[Body] = Body, doc: str = "") -> type[Body]:
+    """A config model from a field table: {key: (type, default)} plus an optional check of the decoded
+    values (raise with `_fail`). New components are written this way: data to copy from the next
+    release's config struct, not a class per component."""
+    validators: dict[str, Any] = {}
+    if check is not None:
+        def _run(self: Body) -> Body:
+            check(self)
+            return self
+
+        validators["_table_check"] = model_validator(mode="after")(_run)
+    model: type[Body] = create_model(  # type: ignore[call-overload]
+        name, __base__=base, __doc__=doc or f"`{name}` (field table)", __validators__=validators,
+        **{key: (annotation, default) for key, (annotation, default) in fields.items()})
+    return model
+
+
+
 def _reraise(error: ErrorDetails) -> InitErrorDetails:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -957,71 +982,67 @@ class OTLPReceiverConfig(Body):
 # --------------------------------------------------------------------------- processors
 
 
-class MemoryLimiterConfig(Body):
-    """`memory_limiter`: check_interval > 0, a limit, spike below limit, percentages <= 100."""
-
-    check_interval: Duration = 0
-    limit_mib: UInt32 = 0
-    spike_limit_mib: UInt32 = 0
-    limit_percentage: UInt32 = 0
-    spike_limit_percentage: UInt32 = 0
-    min_gc_interval_when_soft_limited: Duration = 10 * _SECOND
-    min_gc_interval_when_hard_limited: Duration = 0
-    max_gc_interval_when_soft_limited: Duration = 30 * _SECOND
-    max_gc_interval_when_hard_limited: Duration = 30 * _SECOND
-
-    @model_validator(mode="after")
-    def _check(self) -> MemoryLimiterConfig:
-        rng = "component-value-out-of-range"
-        soft_min, hard_min = self.min_gc_interval_when_soft_limited, self.min_gc_interval_when_hard_limited
-        soft_max, hard_max = self.max_gc_interval_when_soft_limited, self.max_gc_interval_when_hard_limited
-        if self.check_interval <= 0:
-            raise _fail(rng, "'check_interval' must be greater than zero")
-        if soft_min < hard_min:
-            raise _fail(rng, "'min_gc_interval_when_soft_limited' should be larger than "
-                             "'min_gc_interval_when_hard_limited'")
-        if soft_max < 0 or hard_max < 0:
-            raise _fail(rng, "'max_gc_interval_when_soft_limited' and 'max_gc_interval_when_hard_limited' "
-                             "must be non-negative")
-        if 0 < soft_max < soft_min or 0 < hard_max < hard_min:
-            raise _fail(rng, "a 'max_gc_interval_when_*_limited' must be at least its 'min_gc_interval_*' "
-                             "(or 0 to disable)")
-        if soft_max > 0 and hard_max > 0 and soft_max < hard_max:
-            raise _fail(rng, "'max_gc_interval_when_soft_limited' should be larger than or equal to "
-                             "'max_gc_interval_when_hard_limited'")
-        if self.limit_mib == 0 and self.limit_percentage == 0:
-            raise _fail("component-missing-required-field",
-                        "'limit_mib' or 'limit_percentage' must be greater than zero")
-        if self.limit_percentage > 100 or self.spike_limit_percentage > 100:
-            raise _fail(rng, "'limit_percentage' and 'spike_limit_percentage' must be greater than zero "
-                             "and less than or equal to hundred")
-        if 0 < self.limit_mib <= self.spike_limit_mib:
-            raise _fail(rng, "'spike_limit_mib' must be smaller than 'limit_mib'")
-        if 0 < self.limit_percentage <= self.spike_limit_percentage:
-            raise _fail(rng, "'spike_limit_percentage' must be smaller than 'limit_percentage'")
-        return self
+def _check_memory_limiter(cfg: Any) -> None:
+    rng = "component-value-out-of-range"
+    soft_min, hard_min = cfg.min_gc_interval_when_soft_limited, cfg.min_gc_interval_when_hard_limited
+    soft_max, hard_max = cfg.max_gc_interval_when_soft_limited, cfg.max_gc_interval_when_hard_limited
+    if cfg.check_interval <= 0:
+        raise _fail(rng, "'check_interval' must be greater than zero")
+    if soft_min < hard_min:
+        raise _fail(rng, "'min_gc_interval_when_soft_limited' should be larger than "
+                         "'min_gc_interval_when_hard_limited'")
+    if soft_max < 0 or hard_max < 0:
+        raise _fail(rng, "'max_gc_interval_when_soft_limited' and 'max_gc_interval_when_hard_limited' "
+                         "must be non-negative")
+    if 0 < soft_max < soft_min or 0 < hard_max < hard_min:
+        raise _fail(rng, "a 'max_gc_interval_when_*_limited' must be at least its 'min_gc_interval_*' "
+                         "(or 0 to disable)")
+    if soft_max > 0 and hard_max > 0 and soft_max < hard_max:
+        raise _fail(rng, "'max_gc_interval_when_soft_limited' should be larger than or equal to "
+                         "'max_gc_interval_when_hard_limited'")
+    if cfg.limit_mib == 0 and cfg.limit_percentage == 0:
+        raise _fail("component-missing-required-field",
+                    "'limit_mib' or 'limit_percentage' must be greater than zero")
+    if cfg.limit_percentage > 100 or cfg.spike_limit_percentage > 100:
+        raise _fail(rng, "'limit_percentage' and 'spike_limit_percentage' must be greater than zero "
+                         "and less than or equal to hundred")
+    if 0 < cfg.limit_mib <= cfg.spike_limit_mib:
+        raise _fail(rng, "'spike_limit_mib' must be smaller than 'limit_mib'")
+    if 0 < cfg.limit_percentage <= cfg.spike_limit_percentage:
+        raise _fail(rng, "'spike_limit_percentage' must be smaller than 'limit_percentage'")
 
 
-class BatchConfig(Body):
-    """`batch`: send_batch_max_size >= send_batch_size when set; unique metadata_keys."""
+MemoryLimiterConfig = table_config("memory_limiter", {
+    "check_interval": (Duration, 0),
+    "limit_mib": (UInt32, 0),
+    "spike_limit_mib": (UInt32, 0),
+    "limit_percentage": (UInt32, 0),
+    "spike_limit_percentage": (UInt32, 0),
+    "min_gc_interval_when_soft_limited": (Duration, 10 * _SECOND),
+    "min_gc_interval_when_hard_limited": (Duration, 0),
+    "max_gc_interval_when_soft_limited": (Duration, 30 * _SECOND),
+    "max_gc_interval_when_hard_limited": (Duration, 30 * _SECOND),
+}, _check_memory_limiter, doc='`memory_limiter`: check_interval > 0, a limit, spike below limit, percentages <= 100.')
 
-    timeout: Duration = 200 * 10**6
-    send_batch_size: UInt32 = 8192
-    send_batch_max_size: UInt32 = 0
-    metadata_keys: StrList | None = None
-    metadata_cardinality_limit: UInt32 = 1000
 
-    @model_validator(mode="after")
-    def _check(self) -> BatchConfig:
-        if 0 < self.send_batch_max_size < self.send_batch_size:
-            raise _fail("component-value-out-of-range",
-                        "send_batch_max_size must be greater or equal to send_batch_size")
-        dup = _duplicate_ci(self.metadata_keys)
-        if dup is not None:
-            raise _fail("component-duplicate-entry", f'duplicate entry in metadata_keys: "{dup}" (case-insensitive)')
-        if self.timeout < 0:
-            raise _fail("component-value-out-of-range", "timeout must be greater or equal to 0")
-        return self
+def _check_batch(cfg: Any) -> None:
+    if 0 < cfg.send_batch_max_size < cfg.send_batch_size:
+        raise _fail("component-value-out-of-range",
+                    "send_batch_max_size must be greater or equal to send_batch_size")
+    dup = _duplicate_ci(cfg.metadata_keys)
+    if dup is not None:
+        raise _fail("component-duplicate-entry", f'duplicate entry in metadata_keys: "{dup}" (case-insensitive)')
+    if cfg.timeout < 0:
+        raise _fail("component-value-out-of-range", "timeout must be greater or equal to 0")
+
+
+BatchConfig = table_config("batch", {
+    "timeout": (Duration, 200 * 10**6),
+    "send_batch_size": (UInt32, 8192),
+    "send_batch_max_size": (UInt32, 0),
+    "metadata_keys": (StrList | None, None),
+    "metadata_cardinality_limit": (UInt32, 1000),
+}, _check_batch, doc='`batch`: send_batch_max_size >= send_batch_size when set; unique metadata_keys.')
 
 
 _ACTIONS = ("insert", "update", "upsert", "delete", "hash", "extract", "convert")
@@ -1788,25 +1809,24 @@ class OTLPExporterConfig(GRPCClientConfig):
         return self
 
 
-class OTLPHTTPExporterConfig(HTTPClientConfig):
-    """`otlphttp` / `otlp_http` exporter: a base endpoint or per-signal endpoints."""
+def _check_otlp_http(cfg: Any) -> None:
+    if cfg.encoding not in ("proto", "json"):
+        raise _fail("component-invalid-value", f'invalid encoding type: {cfg.encoding} (proto or json)')
+    if not any((cfg.endpoint, cfg.traces_endpoint, cfg.metrics_endpoint, cfg.logs_endpoint,
+                cfg.profiles_endpoint)):
+        raise _fail("component-missing-required-field", "at least one endpoint must be specified")
 
-    sending_queue: SendingQueueConfig | None = None
-    retry_on_failure: BackOffConfig | None = None
-    traces_endpoint: Str = ""
-    metrics_endpoint: Str = ""
-    logs_endpoint: Str = ""
-    profiles_endpoint: Str = ""
-    encoding: Str = "proto"
 
-    @model_validator(mode="after")
-    def _check(self) -> OTLPHTTPExporterConfig:
-        if self.encoding not in ("proto", "json"):
-            raise _fail("component-invalid-value", f'invalid encoding type: {self.encoding} (proto or json)')
-        if not any((self.endpoint, self.traces_endpoint, self.metrics_endpoint, self.logs_endpoint,
-                    self.profiles_endpoint)):
-            raise _fail("component-missing-required-field", "at least one endpoint must be specified")
-        return self
+OTLPHTTPExporterConfig = table_config("otlp_http", {
+    "sending_queue": (SendingQueueConfig | None, None),
+    "retry_on_failure": (BackOffConfig | None, None),
+    "traces_endpoint": (Str, ""),
+    "metrics_endpoint": (Str, ""),
+    "logs_endpoint": (Str, ""),
+    "profiles_endpoint": (Str, ""),
+    "encoding": (Str, "proto"),
+}, _check_otlp_http, base=HTTPClientConfig,
+   doc='`otlphttp` / `otlp_http` exporter: a base endpoint or per-signal endpoints.')
 
 
 def _request_uri_ok(text: str) -> bool:
@@ -1927,30 +1947,28 @@ class PrometheusRemoteWriteConfig(HTTPClientConfig):
         return self
 
 
-class DebugExporterConfig(Body):
-    """`debug` exporter: verbosity basic|normal|detailed."""
+def _check_debug(cfg: Any) -> None:
+    level = cfg.verbosity.lower()
+    if level not in ("none", "basic", "normal", "detailed"):
+        raise _fail("component-invalid-value", f'unknown metrics level "{level}"')
+    if level == "none":
+        raise _fail("component-invalid-value", f'verbosity level "{cfg.verbosity}" is not supported')
+    if cfg.use_internal_logger and cfg.output_paths is not None:
+        raise _fail("component-conflicting-fields",
+                    "output_paths is not supported when use_internal_logger is true")
+    if not cfg.use_internal_logger and cfg.output_paths is not None and not cfg.output_paths:
+        raise _fail("component-missing-required-field",
+                    "output_paths must not be empty when use_internal_logger is false")
 
-    verbosity: Str = "basic"
-    sampling_initial: Int = 2
-    sampling_thereafter: Int = 1
-    use_internal_logger: Bool = True
-    output_paths: StrList | None = None
-    sending_queue: SendingQueueConfig | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> DebugExporterConfig:
-        level = self.verbosity.lower()
-        if level not in ("none", "basic", "normal", "detailed"):
-            raise _fail("component-invalid-value", f'unknown metrics level "{level}"')
-        if level == "none":
-            raise _fail("component-invalid-value", f'verbosity level "{self.verbosity}" is not supported')
-        if self.use_internal_logger and self.output_paths is not None:
-            raise _fail("component-conflicting-fields",
-                        "output_paths is not supported when use_internal_logger is true")
-        if not self.use_internal_logger and self.output_paths is not None and not self.output_paths:
-            raise _fail("component-missing-required-field",
-                        "output_paths must not be empty when use_internal_logger is false")
-        return self
+DebugExporterConfig = table_config("debug", {
+    "verbosity": (Str, "basic"),
+    "sampling_initial": (Int, 2),
+    "sampling_thereafter": (Int, 1),
+    "use_internal_logger": (Bool, True),
+    "output_paths": (StrList | None, None),
+    "sending_queue": (SendingQueueConfig | None, None),
+}, _check_debug, doc='`debug` exporter: verbosity basic|normal|detailed.')
 
 
 # --------------------------------------------------------------------------- extensions, connectors
@@ -2015,32 +2033,30 @@ class HealthCheckConfig(HTTPServerFields):
         return self
 
 
-class PprofConfig(Body):
-    """`pprof` extension."""
-
-    endpoint: Str = "localhost:1777"
-    dialer: DialerConfig | None = None
-    block_profile_fraction: Int = 0
-    mutex_profile_fraction: Int = 0
-    save_to_file: Str = ""
-
-
-class ZPagesExpvar(Body):
-    enabled: Bool = False
+PprofConfig = table_config("pprof", {
+    "endpoint": (Str, "localhost:1777"),
+    "dialer": (DialerConfig | None, None),
+    "block_profile_fraction": (Int, 0),
+    "mutex_profile_fraction": (Int, 0),
+    "save_to_file": (Str, ""),
+}, doc='`pprof` extension.')
 
 
-class ZPagesConfig(HTTPServerFields):
-    """`zpages` extension: an endpoint is required."""
+ZPagesExpvar = table_config("expvar", {
+    "enabled": (Bool, False),
+})
 
-    endpoint: Str = "localhost:55679"
-    expvar: ZPagesExpvar | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> ZPagesConfig:
-        if not self.endpoint:
-            raise _fail("component-missing-required-field",
-                        '"endpoint" is required when using the "zpages" extension')
-        return self
+def _check_zpages(cfg: Any) -> None:
+    if not cfg.endpoint:
+        raise _fail("component-missing-required-field",
+                    '"endpoint" is required when using the "zpages" extension')
+
+
+ZPagesConfig = table_config("zpages", {
+    "endpoint": (Str, "localhost:55679"),
+    "expvar": (ZPagesExpvar | None, None),
+}, _check_zpages, base=HTTPServerFields, doc='`zpages` extension: an endpoint is required.')
 
 
 class Dimension(Body):
@@ -2161,32 +2177,7 @@ class SpanMetricsConfig(Body):
         return self
 
 
-class ForwardConfig(Body):
-    """`forward` connector: no settings."""
-
-
-# --------------------------------------------------------------------------- field tables
-
-FieldRow = tuple[Any, Any]
-"""One row of a field table: (type, default), as the collector's config struct declares the key."""
-
-
-def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None,
-                 base: type[Body] = Body, doc: str = "") -> type[Body]:
-    """A config model from a field table: {key: (type, default)} plus an optional check of the decoded
-    values (raise with `_fail`). New components are written this way: data to copy from the next
-    release's config struct, not a class per component."""
-    validators: dict[str, Any] = {}
-    if check is not None:
-        def _run(self: Body) -> Body:
-            check(self)
-            return self
-
-        validators["_table_check"] = model_validator(mode="after")(_run)
-    model: type[Body] = create_model(  # type: ignore[call-overload]
-        name, __base__=base, __doc__=doc or f"`{name}` (field table)", __validators__=validators,
-        **{key: (annotation, default) for key, (annotation, default) in fields.items()})
-    return model
+ForwardConfig = table_config("forward", {}, doc='`forward` connector: no settings.')
 
 
 def _check_probabilistic_sampler(cfg: Any) -> None:
