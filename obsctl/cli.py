@@ -83,13 +83,19 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
 
         write_annotations(result, settings, out)
     elif args.output in ("json", "yaml"):
+        from obsctl.cli_annotations import link_warnings
+
         _dump({"problems": [{"file": p.file, "line": p.line, "entity": p.entity, "field": p.field,
                              "severity": p.severity.value, "message": p.message} for p in result.problems],
                "services": [str(s.ref) for s in result.catalog.services], "skipped": result.skipped,
-               "tiers": rows}, args.output, out)
+               "tiers": rows, "settings_warnings": link_warnings(settings)}, args.output, out)
     else:
         for p in result.problems:
             out.write(str(p) + "\n")
+        from obsctl.cli_annotations import link_warnings
+
+        for warning in link_warnings(settings):
+            out.write(f"warning: {warning}\n")
         errors = len(result.errors)
         warnings = len(result.problems) - errors
         out.write(f"{len(result.catalog.services)} services valid, {len(result.skipped)} skipped; "

@@ -10,6 +10,19 @@ from obsctl.model.yamltext import dump
 from obsctl.spec.load import LoadResult
 
 
+def link_warnings(settings: Settings) -> list[str]:
+    """The links obsctl leaves out because a public URL setting is missing (never a placeholder instead)."""
+    missing = [
+        ("grafana.public_url", "alerts carry no dashboard_url annotation; no grafana/overview-dashboard annotation"),
+        ("prometheus.public_url", "dashboards have no Alerting rules link"),
+        ("backstage.public_url", "dashboards have no Catalog link to the entity page"),
+    ]
+    values = {"grafana.public_url": settings.grafana.public_url,
+              "prometheus.public_url": settings.prometheus.public_url,
+              "backstage.public_url": settings.backstage.public_url}
+    return [f"{name} is not set: {what}" for name, what in missing if not values[name]]
+
+
 def write_annotations(result: LoadResult, settings: Settings, out: TextIO) -> None:
     """One YAML document per service: its entity ref and the `metadata.annotations` to merge in.
 

@@ -7,6 +7,9 @@ const { catalogLocationsExtensionPoint } = require('@backstage/plugin-catalog-no
 
 const backend = createBackend();
 backend.add(require('@backstage/plugin-catalog-backend'));
+// The proxy plugin, as a Backstage app reaches obsctl's entity status endpoint (proxy.endpoints in an
+// extra config file the test passes; none by default).
+backend.add(require('@backstage/plugin-proxy-backend'));
 
 // The catalog accepts only "url" locations through POST /api/catalog/locations unless told
 // otherwise; tests register temporary files, so "file" is allowed as well.

@@ -100,6 +100,7 @@ class BackstageCatalog:
         processing_seconds: int = 1,
         token: str = "obsctl-test-token-0123456789",
         ready_timeout: float = 120.0,
+        extra_config: str = "",
     ) -> None:
         if len(token) < 8 or any(ch.isspace() for ch in token):
             raise ValueError("Backstage static tokens need at least 8 characters and no spaces")
@@ -107,6 +108,7 @@ class BackstageCatalog:
         self.processing_seconds = processing_seconds
         self.token = token
         self.ready_timeout = ready_timeout
+        self.extra_config = extra_config  # app-config YAML layered over app-config.yaml (e.g. proxy endpoints)
         self.port = 0
         self.base_url = ""
         self.api_url = ""
@@ -175,9 +177,14 @@ class BackstageCatalog:
             "CATALOG_GLOB": str(self.catalog_dir / "*.yaml"),
             "CATALOG_PROCESSING_SECONDS": str(self.processing_seconds),
         }
+        configs = ["--config", "app-config.yaml"]
+        if self.extra_config:
+            extra = self.log_path.parent / "app-config.extra.yaml"
+            extra.write_text(self.extra_config)
+            configs += ["--config", str(extra)]
         with self.log_path.open("wb") as log:  # a fresh log per attempt
             self._proc = subprocess.Popen(
-                ["node", "index.js", "--config", "app-config.yaml"],
+                ["node", "index.js", *configs],
                 cwd=APP_DIR,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -179,3 +179,31 @@ def test_prometheus_rules_carry_namespace_and_settings_labels(catalog: Catalog, 
                 assert 'namespace="' not in rule["expr"].replace('catalog_namespace="', "")
     default = rules.render(catalog, templates, RenderOptions(outputs=frozenset({Kind.PROMETHEUS_RULE_CRD})))
     assert {_doc(a)["metadata"]["namespace"] for a in default} == {s.namespace for s in catalog.services}
+
+
+def test_validate_prints_backstage_annotations_and_link_warnings(tmp_path: Path) -> None:
+    import io
+
+    from obsctl.cli import main
+
+    out = io.StringIO()
+    assert main(["validate", str(ROOT / "examples" / "catalog"), "-o", "annotations"], out=out) == 0
+    docs = [d for d in yaml.safe_load_all(out.getvalue()) if d]
+    assert len(docs) == 5
+    checkout = next(d["metadata"]["annotations"] for d in docs
+                    if "service:checkout" in d["metadata"]["annotations"]["grafana/dashboard-selector"])
+    assert checkout == {
+        "grafana/dashboard-selector": "tags @> 'service:checkout' && tags @> 'namespace:default' && tags @> 'obsctl'",
+        "prometheus.io/alert": "SLOErrorBudgetBurn,SLOErrorBudgetExhausted,SLONoData",
+        "prometheus.io/labels": "service=checkout,catalog_namespace=default"}  # no overview without grafana's URL
+    config = tmp_path / "obsctl.yaml"
+    config.write_text("grafana: {public_url: 'https://grafana.test'}\n")
+    text = io.StringIO()
+    main(["--config", str(config), "validate", str(ROOT / "examples" / "catalog")], out=text)
+    warnings = [ln for ln in text.getvalue().splitlines() if ln.startswith("warning: ")]
+    assert [w.split(" is not set")[0] for w in warnings] == ["warning: prometheus.public_url",
+                                                            "warning: backstage.public_url"]
+    annotated = io.StringIO()
+    main(["--config", str(config), "validate", str(ROOT / "examples" / "catalog"), "-o", "annotations"], out=annotated)
+    overview = "grafana/overview-dashboard: https://grafana.test/d/obsctl-svc-default-checkout?kiosk"
+    assert overview in annotated.getvalue()
