@@ -23,8 +23,6 @@ from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
 from obsctl.render.options import DEFAULT_COLLECTOR_IMAGE, DEFAULT_OUTPUTS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def _read_secret(value: SecretStr | None, file: Path | None, what: str) -> str:
     if value is not None and value.get_secret_value():
@@ -44,7 +42,7 @@ class _Strict(BaseModel):
 class CatalogSettings(_Strict):
     """Where the catalog comes from."""
 
-    path: Path = REPO_ROOT / "examples" / "catalog"
+    path: Path = Path("examples/catalog")  # relative to the working directory, like out_dir
     globs: list[str] = ["**/*.yaml", "**/*.yml"]
 
 

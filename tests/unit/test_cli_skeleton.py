@@ -140,3 +140,12 @@ def test_render_checks_collector_configs_with_the_configured_binary(tmp_path: Pa
     assert code == 1 and "collector binary" in err and "not found" in err
     written = {p.relative_to(out).parts[0] for p in out.rglob("*") if p.is_file()}
     assert "otel" not in written and "prometheus" in written  # no unchecked collector config lands; the rest does
+
+
+def test_defaults_do_not_point_into_the_installed_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OBSCTL_CATALOG__PATH", "OBSCTL_TEMPLATES_DIR", "OBSCTL_OUT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.templates_dir is None  # the packaged templates, read through importlib.resources
+    for path in (settings.catalog.path, settings.out_dir):
+        assert not path.is_absolute(), path  # relative to the working directory, wherever obsctl is installed
