@@ -83,13 +83,17 @@ def _cpu_of(pid: int | None) -> float:
         return 0.0
 
 
-def _sync(sink: Any, desired: dict[str, Any], parallelism: int) -> tuple[float, float, int, int, int]:
-    """(list seconds, total seconds, writes, failures, unchanged) of one list -> plan -> apply."""
+def _sync(sink: Any, desired: dict[str, Any], parallelism: int, deep: bool = False
+          ) -> tuple[float, float, int, int, int]:
+    """(list seconds, total seconds, writes, failures, unchanged) of one list -> plan -> apply.
+
+    Fast listings (deep=False) are what serve's resyncs use on sinks with two depths (Grafana).
+    """
     from obsctl.reconcile.apply import apply_plan
     from obsctl.reconcile.plan import Action, make_plan
 
     t0 = time.perf_counter()
-    owned = sink.list_owned()
+    owned = sink.list_owned(deep)
     t_list = time.perf_counter() - t0
     plan = make_plan(desired, owned)
     result = apply_plan(sink, plan, parallelism=parallelism)
@@ -114,8 +118,7 @@ def run(ctx: Context) -> list[Row]:
 
     def record(sink_name: str, sink: Any, parallelism: int, extra: str = "", peer: int | None = None) -> None:
         mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
-        if hasattr(sink, "prepare"):
-            sink.prepare(mine.values())
+        sink.prepare(mine.values())
         label = f"{inputs}; {sink_name}: {len(mine)} artifacts{extra}"
         say(f"[apply] {sink_name}: {len(mine)} artifacts, parallelism {parallelism}")
         cpu0, peer0 = sum(os.times()[:2]), _cpu_of(peer)
@@ -127,10 +130,8 @@ def run(ctx: Context) -> list[Row]:
         say(f"[apply]   resync {fmt_s(second)} (listing {fmt_s(l2)}): {w2} writes, {f2} failures, {u2} unchanged")
         deep = ""
         deep_rows: list[Row] = []
-        if hasattr(sink, "set_depth"):  # Grafana: resyncs list fast (search hits); `obsctl apply` lists deep
-            sink.set_depth(True)
-            l3, third, w3, f3, _u3 = _sync(sink, mine, parallelism)
-            sink.set_depth(False)
+        if sink.contract.deep_every_seconds is not None:  # Grafana: resyncs list fast; `obsctl apply` lists deep
+            l3, third, w3, f3, _u3 = _sync(sink, mine, parallelism, deep=True)
             say(f"[apply]   deep resync {fmt_s(third)} (listing {fmt_s(l3)}): {w3} writes, {f3} failures")
             deep_rows.append(Row(NAME, label, "no-change resync, deep listing (obsctl apply; serve every "
                                  "deep_check_seconds): wall time, writes", f"{fmt_s(third)}, {w3} writes"))

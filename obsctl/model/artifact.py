@@ -48,6 +48,29 @@ class Artifact:
         return hashlib.sha256(self.body).hexdigest()
 
 
+@dataclass(frozen=True)
+class Observed:
+    """An artifact as a sink found it: its normalised body (for diffs) and digest.
+
+    `owner` is the entity (or team) ref the sink recorded with it (a manifest entry, a group name);
+    empty when the backend keeps no such mark. Carry-forward of an entity with spec errors uses it.
+    """
+
+    id: str
+    body: bytes
+    digest: str
+    drifted: bool = False  # edited outside obsctl since obsctl last wrote it
+    owner: str = ""
+
+
+def kind_of(artifact_id: str) -> Kind | None:
+    """The kind an artifact id (`<kind>/<key>`) names, or None for an id of no known kind."""
+    try:
+        return Kind(artifact_id.split("/", 1)[0])
+    except ValueError:
+        return None
+
+
 DesiredState = dict[str, Artifact]
 
 

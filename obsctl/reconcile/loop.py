@@ -13,10 +13,12 @@ whole catalog and every sink, and a periodic full resync always runs. Safety rul
 - a permanently failing artifact is retried only when its desired digest changes or on the next
   full resync; a temporarily failing one after an exponential backoff (or its Retry-After).
 
-Listing depth: a sink with a `set_depth(deep)` method (Grafana) is told before each listing whether
-to read everything it owns (deep: finds edits made outside obsctl) or only what its cheap index says
-(fast). Deep on a full resync when the sink's last deep listing is at least its
-`deep_check_seconds` old (0 or absent: every full resync); fast on every other round.
+Listing depth: a sink whose contract lists at two depths (Grafana) is listed deep (reads everything it
+owns: finds edits made outside obsctl) on a full resync when its last deep listing is at least its
+`deep_every_seconds` old (0: every full resync), and fast (its cheap index) on every other round.
+
+The plan and apply of a round are `converge.converge`, the path every command shares; the loop adds
+scheduling, the held retries and the recorded statuses.
 """
 
 from __future__ import annotations
@@ -25,20 +27,29 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from opentelemetry import trace
 
-from obsctl.errors import PermanentError, PruneRefused, Severity, TemporaryError
-from obsctl.model.artifact import Artifact, DesiredState
+from obsctl.errors import PermanentError, Severity, TemporaryError
+from obsctl.model.artifact import Artifact, DesiredState, Kind, Observed
 from obsctl.model.entities import Catalog, Service
 from obsctl.model.source import SourceFile
-from obsctl.model.status import ArtifactState, ArtifactStatus, owner_key
-from obsctl.reconcile.apply import Outcome, OutcomeState, RetryPolicy, apply_plan
-from obsctl.reconcile.plan import Action, Change, Plan, make_plan
-from obsctl.sinks.base import Observed, Sink
+from obsctl.model.status import ArtifactState, ArtifactStatus
+from obsctl.reconcile.apply import Outcome, OutcomeState, RetryPolicy
+from obsctl.reconcile.converge import (
+    ALL_KINDS,
+    Hooks,
+    Policy,
+    SinkRun,
+    changes_as_dicts,
+    converge,
+    protected_owners,
+)
+from obsctl.reconcile.plan import Action, Change
+from obsctl.sinks.base import Sink, SinkContract
 from obsctl.sources.base import CatalogSource
 from obsctl.spec.load import LoadResult
 
@@ -79,7 +90,8 @@ class LoopConfig:
     resync_seconds: float = 60.0
     max_delete_fraction: float = 0.5
     allow_mass_delete: bool = False
-    max_parallelism: int = 8  # a sink opts in to parallel writes with a `parallelism` attribute
+    max_parallelism: int = 8  # a sink opts in to parallel writes in its contract
+    selection: frozenset[Kind] = ALL_KINDS  # the `outputs` setting: nothing outside it is written or pruned
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=3, base_delay=0.2, max_delay=5.0))
     backoff_base: float = 1.0  # seconds before the first round-level retry of a temporary failure
     backoff_max: float = 300.0
@@ -179,10 +191,19 @@ class TracedSink:
         if self._on_error is not None:
             self._on_error(self.name, cls)
 
-    def list_owned(self) -> Mapping[str, Observed]:
+    @property
+    def contract(self) -> SinkContract:
+        """The wrapped sink's contract."""
+        return self.inner.contract
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Prepare, untraced (no I/O)."""
+        self.inner.prepare(desired)
+
+    def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
         """List, traced."""
         with self._span("list_owned"):
-            return self.inner.list_owned()
+            return self.inner.list_owned(deep)
 
     def put(self, artifact: Artifact) -> None:
         """Put, traced."""
@@ -200,10 +221,6 @@ class TracedSink:
             self.inner.finish()
 
 
-def _skipped_keys(skipped: Sequence[str]) -> set[str]:
-    return {owner_key(ref) for ref in skipped if ":" in ref and "/" in ref and "#" not in ref}
-
-
 def _svc_key(svc: Service) -> str:
     return f"{svc.ref.namespace}/{svc.ref.name}"
 
@@ -215,7 +232,7 @@ class _Desired:
     complete: bool
     skipped: list[str]
     carried: list[str]
-    protected: set[str]  # owner keys whose artifacts must not be pruned
+    protected: frozenset[str]  # owner keys whose artifacts must not be pruned
     problems: list[str]
     last_good: dict[str, Service]
 
@@ -309,7 +326,7 @@ class Reconciler:
     def _desired(self, files: list[SourceFile], complete: bool) -> _Desired:
         with self._tracer.start_as_current_span("catalog.load"):
             result = self._load(files)
-        skipped_keys = _skipped_keys(result.skipped)
+        skipped_keys = protected_owners(result.skipped)
         broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
         current = {_svc_key(s): s for s in result.catalog.services}
         with self._lock:
@@ -331,7 +348,7 @@ class Reconciler:
                 desired = self._render(catalog)
                 self._render_cache = (catalog, desired)
             span.set_attribute("obsctl.artifacts", len(desired))
-        protected = {k for k in skipped_keys if k not in current}
+        protected = frozenset(k for k in skipped_keys if k not in current)
         return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,
                         [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current))
 
@@ -417,22 +434,52 @@ class Reconciler:
         report.prune = prune
         with self._lock:
             self._last_good = d.last_good
-        all_listed = True
-        for sink in self.sinks:
-            if not self._is_leader():  # lost the lock mid-round: stop writing now
-                report.leader = False
-                report.error = "leadership lost during the round"
-                return
-            sr = self._reconcile_sink(sink, d, prune, full)
-            report.sinks.append(sr)
-            all_listed = all_listed and sr.listed
-            if sr.prune_refused:
-                report.prune_refused.append(f"{sink.name}: {sr.prune_refused}")
+        now, started = self._clock(), time.monotonic()
+        result = converge(d.desired, self.sinks, self._policy(prune, d.protected), self._hooks(full, now))
+        for run in result.runs:
+            if run.deep and run.listed:
+                self._last_deep[run.name] = started
+            if run.result is not None or not run.listed:
+                report.sinks.append(self._record(run, now))
+        if result.stopped:  # lost the lock mid-round: stopped writing
+            report.leader = False
+            report.error = "leadership lost during the round"
+            return
+        report.prune_refused.extend(result.prune_refused)
         # The shrink baseline moves only on a clean, pruning round: a refused shrink stays refused.
-        if prune and all_listed and not any(s.prune_refused for s in report.sinks):
+        if prune and result.complete and not result.prune_refused:
             self._baseline_services = report.services
             if self._recorder is not None:
                 self._recorder.set_meta("baseline_services", report.services)
+
+    def _policy(self, prune: bool, protected: frozenset[str], apply: bool = True) -> Policy:
+        c = self.config
+        return Policy(selection=c.selection, prune=prune, protected=protected,
+                      max_delete_fraction=c.max_delete_fraction, allow_mass_delete=c.allow_mass_delete,
+                      apply=apply, max_parallelism=c.max_parallelism,
+                      retry=replace(c.retry, sleep=self._interruptible_sleep))
+
+    def _hooks(self, full: bool, now: float) -> Hooks:
+        def owner_of(sink: Sink, aid: str) -> str:
+            with self._lock:
+                return self._owner_of(sink.name, aid)
+
+        def hold(sink: Sink, change: Change) -> bool:
+            with self._lock:
+                return self._hold(change, sink.name, full, now)
+
+        def proceed() -> bool:
+            return self._is_leader()
+
+        @contextlib.contextmanager
+        def apply_scope(sink: Sink, writes: int) -> Iterator[None]:
+            with self._tracer.start_as_current_span("sink.apply") as span:
+                span.set_attribute("obsctl.sink", sink.name)
+                span.set_attribute("obsctl.writes", writes)
+                yield
+
+        return Hooks(deep=lambda sink: self._choose_depth(sink, full), owner_of=owner_of, hold=hold,
+                     proceed=proceed, apply_scope=apply_scope)
 
     def _hold(self, change: Change, sink: str, full: bool, now: float) -> bool:
         st = self.statuses.get((sink, change.id))
@@ -449,67 +496,37 @@ class Reconciler:
     def _interruptible_sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
-    def _choose_depth(self, sink: TracedSink, full: bool) -> bool:
-        """Tell a sink that lists at two depths which one this round needs; True when deep."""
-        set_depth = getattr(sink.inner, "set_depth", None)
-        if set_depth is None:
-            return False
-        every = float(getattr(sink.inner, "deep_check_seconds", 0.0) or 0.0)
+    def _choose_depth(self, sink: Sink, full: bool) -> bool:
+        """Deep on a full round when the sink's last deep listing is old enough (one-depth sinks: always)."""
+        every = sink.contract.deep_every_seconds
+        if every is None:
+            return True
         last = self._last_deep.get(sink.name)
-        deep = full and (last is None or time.monotonic() - last >= every)
-        set_depth(deep)
-        return deep
+        return full and (last is None or time.monotonic() - last >= every)
 
-    def _reconcile_sink(self, sink: TracedSink, d: _Desired, prune: bool, full: bool) -> SinkReport:
-        sr = SinkReport(sink.name)
-        desired = {aid: a for aid, a in d.desired.items() if a.kind in sink.kinds}
-        prepare = getattr(sink.inner, "prepare", None)  # e.g. Grafana learns folder titles before dashboards land
-        if prepare is not None:
-            prepare(desired.values())
-        deep = self._choose_depth(sink, full)
-        try:
-            owned = dict(sink.list_owned())
-            if deep:
-                self._last_deep[sink.name] = time.monotonic()
-        except (TemporaryError, PermanentError, OSError) as exc:
-            sr.listed, sr.error = False, f"list_owned failed: {exc}"
-            now = self._clock()
+    def _record(self, run: SinkRun, now: float) -> SinkReport:
+        """Statuses from one sink's run, kept in memory and in the recorder; the sink's line of the report."""
+        sink = run.sink
+        sr = SinkReport(sink.name, listed=run.listed, error=run.error)
+        if not run.listed:
             with self._lock:
-                for aid, art in desired.items():
+                for aid, art in run.desired.items():
                     st = self.statuses.get((sink.name, aid))
                     if st is None or st.desired_digest != art.digest:
                         self.statuses[(sink.name, aid)] = ArtifactStatus(
                             sink.name, aid, art.owner, art.path, "", ArtifactState.PENDING, art.digest,
                             st.applied_digest if st else "", False, sr.error, "", 0, None, now)
             return sr
-        with self._lock:
-            plan_owned = {aid: obs for aid, obs in owned.items()
-                          if aid in desired or owner_key(self._owner_of(sink.name, aid)) not in d.protected}
-        try:
-            plan = make_plan(desired, plan_owned, prune=prune, max_delete_fraction=self.config.max_delete_fraction,
-                             allow_mass_delete=self.config.allow_mass_delete)
-        except PruneRefused as exc:
-            sr.prune_refused = str(exc)
-            plan = make_plan(desired, plan_owned, prune=False)
-        sr.summary = plan.summary()
-        now = self._clock()
-        with self._lock:
-            held = [c for c in plan.writes if self._hold(c, sink.name, full, now)]
-        held_ids = {c.id for c in held}
-        todo = Plan([c for c in plan.changes if c.id not in held_ids])
-        sr.held = len(held)
-        retry = replace(self.config.retry, sleep=self._interruptible_sleep)
-        with self._tracer.start_as_current_span("sink.apply") as span:
-            span.set_attribute("obsctl.sink", sink.name)
-            span.set_attribute("obsctl.writes", len(todo.writes))
-            # sinks are sequential unless they say they are thread-safe (FilesSink rewrites its manifest)
-            parallelism = max(1, min(int(getattr(sink.inner, "parallelism", 1)), self.config.max_parallelism))
-            result = apply_plan(sink, todo, retry, parallelism=parallelism)
-        changes = {c.id: c for c in plan.changes}
+        sr.summary = run.plan.summary()
+        sr.held = len(run.held)
+        sr.prune_refused = run.prune_refused
+        result = run.result
+        assert result is not None
+        changes = {c.id: c for c in run.plan.changes}
         saved: list[ArtifactStatus] = []
         forgotten: list[tuple[str, str]] = []
         with self._lock:
-            for c in held:
+            for c in run.held:
                 st = self.statuses[(sink.name, c.id)]
                 self.statuses[st.key] = replace(st, state=ArtifactState.HELD, drifted=bool(c.observed and
                                                                                              c.observed.drifted))
@@ -530,8 +547,8 @@ class Reconciler:
                 self.statuses[st_new.key] = st_new
                 saved.append(st_new)
             # statuses of artifacts that are neither desired nor owned any more
-            for key in [k for k in self.statuses if k[0] == sink.name and k[1] not in desired
-                        and k[1] not in owned]:
+            for key in [k for k in self.statuses if k[0] == sink.name and k[1] not in run.desired
+                        and k[1] not in run.owned]:
                 forgotten.append(key)
                 del self.statuses[key]
         if self._recorder is not None:
@@ -575,39 +592,27 @@ class Reconciler:
     # -- dry run -----------------------------------------------------------------------------
 
     def plan(self) -> dict[str, Any]:
-        """What a round would do now, per sink, without writing (diffs included)."""
+        """What a round would do now, per sink, without writing (diffs included); fast listings."""
         out: dict[str, Any] = {"catalog": {}, "sinks": {}}
         try:
             fetched = self.source.fetch()
         except (TemporaryError, PermanentError) as exc:
             out["catalog"] = {"ok": False, "error": str(exc)}
             return out
-        d = self._desired(fetched.files, fetched.complete)
-        out["catalog"] = {"ok": True, "complete": fetched.complete, "services": len(d.catalog.services),
-                          "skipped": d.skipped, "carried_forward": d.carried, "problems": d.problems}
-        refusal = self._catalog_refusal(len(d.catalog.services)) if fetched.complete else ""
-        for sink in self.sinks:
-            desired = {aid: a for aid, a in d.desired.items() if a.kind in sink.kinds}
-            try:
-                owned = dict(sink.list_owned())
-            except (TemporaryError, PermanentError, OSError) as exc:
-                out["sinks"][sink.name] = {"error": f"list_owned failed: {exc}"}
+        with self._round_lock:  # sinks remember what they listed: never interleave with a round's writes
+            d = self._desired(fetched.files, fetched.complete)
+            out["catalog"] = {"ok": True, "complete": fetched.complete, "services": len(d.catalog.services),
+                              "skipped": d.skipped, "carried_forward": d.carried, "problems": d.problems}
+            refusal = self._catalog_refusal(len(d.catalog.services)) if fetched.complete else ""
+            hooks = replace(self._hooks(False, self._clock()), deep=lambda _sink: False)
+            result = converge(d.desired, self.sinks, self._policy(fetched.complete and not refusal, d.protected,
+                                                                  apply=False), hooks)
+        for run in result.runs:
+            if not run.listed:
+                out["sinks"][run.name] = {"error": run.error}
                 continue
-            with self._lock:
-                owned = {aid: obs for aid, obs in owned.items()
-                         if aid in desired or owner_key(self._owner_of(sink.name, aid)) not in d.protected}
-            refused = refusal
-            try:
-                plan = make_plan(desired, owned, prune=fetched.complete and not refusal,
-                                 max_delete_fraction=self.config.max_delete_fraction,
-                                 allow_mass_delete=self.config.allow_mass_delete)
-            except PruneRefused as exc:
-                refused = str(exc)
-                plan = make_plan(desired, owned, prune=False)
-            out["sinks"][sink.name] = {
-                "summary": plan.summary(), "prune_refused": refused,
-                "changes": [{"action": c.action.value, "id": c.id, "path": c.path,
-                             **({"diff": c.diff()} if c.action is Action.UPDATE else {})} for c in plan.writes]}
+            out["sinks"][run.name] = {"summary": run.plan.summary(), "prune_refused": refusal or run.prune_refused,
+                                      "changes": changes_as_dicts(run.plan)}
         return out
 
     # -- the loop ----------------------------------------------------------------------------

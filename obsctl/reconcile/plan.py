@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from obsctl.errors import PruneRefused
-from obsctl.model.artifact import Artifact
-from obsctl.sinks.base import Observed
+from obsctl.model.artifact import Artifact, Observed
 
 
 class Action(str, Enum):

@@ -139,7 +139,7 @@ class Runtime:
         self.reconciler = Reconciler(
             self.source, app.catalog_loader(self.templates), app.catalog_renderer(s, self.templates), self.sinks,
             config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,
-                              allow_mass_delete=s.serve.allow_mass_delete),
+                              allow_mass_delete=s.serve.allow_mass_delete, selection=app.rendered_kinds(s)),
             recorder=self.store, is_leader=self.elector.is_leader, tracer=tracer,
             on_error=self.metrics.sink_error, on_round=self._round_done)
         self.metrics.bind(self.reconciler.queue_depth, lambda: self.reconciler.last_catalog_ok_at,

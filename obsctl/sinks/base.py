@@ -1,22 +1,28 @@
-"""The sink protocol: one backend each; list what obsctl owns there, put, delete."""
+"""The sink protocol: one backend each; what it lists (and how deep), how parallel, what it prepares."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from obsctl.model.artifact import Artifact, Kind
+from obsctl.model.artifact import Artifact, Kind, Observed
+
+__all__ = ["Observed", "Sink", "SinkContract"]
 
 
 @dataclass(frozen=True)
-class Observed:
-    """An artifact as a sink found it: its normalised body (for diffs) and digest."""
+class SinkContract:
+    """What a sink promises the converge function, declared once per sink.
 
-    id: str
-    body: bytes
-    digest: str
-    drifted: bool = False  # edited outside obsctl since obsctl last wrote it
+    `parallelism`: how many puts/deletes may run at once (1: the sink is not thread-safe).
+    `deep_every_seconds`: None when the sink lists at one depth only; otherwise it can also list
+    fast (from a cheap index) and a full round lists deep when its last deep listing is at least
+    this old (0: on every full round).
+    """
+
+    parallelism: int = 1
+    deep_every_seconds: float | None = None
 
 
 @runtime_checkable
@@ -26,8 +32,20 @@ class Sink(Protocol):
     name: str
     kinds: frozenset[Kind]
 
-    def list_owned(self) -> Mapping[str, Observed]:
-        """Everything obsctl owns here, by artifact id. Raises TemporaryError when the read is incomplete."""
+    @property
+    def contract(self) -> SinkContract:
+        """How this sink lists and writes."""
+        ...
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Learn the desired state of this sink's kinds before listing (e.g. Grafana's folder titles)."""
+        ...
+
+    def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
+        """Everything obsctl owns here, by artifact id. Raises TemporaryError when the read is incomplete.
+
+        `deep=False` allows a sink with two depths to answer from its cheap index (see SinkContract).
+        """
         ...
 
     def put(self, artifact: Artifact) -> None:

@@ -1,8 +1,8 @@
 """Files sink: artifacts as files under a directory, written atomically.
 
-Ownership lives in `.obsctl-manifest.json` at the root (path -> artifact id and digest as
-written). Only files in the manifest are ever deleted; a file whose bytes no longer match the
-manifest was edited by hand (drift) and is rewritten.
+Ownership lives in `.obsctl-manifest.json` at the root (path -> artifact id, digest as written and
+the entity the artifact was rendered for). Only files in the manifest are ever deleted; a file whose
+bytes no longer match the manifest was edited by hand (drift) and is rewritten.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from obsctl.errors import PermanentError
-from obsctl.model.artifact import Artifact, Kind
-from obsctl.sinks.base import Observed
+from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
 
@@ -112,8 +112,16 @@ class FilesSink:
         if len(self._pending) >= self._flush_every:
             self._flush()
 
-    def list_owned(self) -> dict[str, Observed]:
-        """Files in the manifest whose kind this sink handles."""
+    @property
+    def contract(self) -> SinkContract:
+        """One depth, sequential writes (the manifest is shared state)."""
+        return SinkContract()
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Nothing to learn: files need no desired state before listing."""
+
+    def list_owned(self, deep: bool = True) -> dict[str, Observed]:
+        """Files in the manifest whose kind this sink handles (one depth: `deep` changes nothing)."""
         out: dict[str, Observed] = {}
         with self._lock:
             manifest = self._current()
@@ -125,7 +133,8 @@ class FilesSink:
             path = safe_join(self.root, rel)
             body = path.read_bytes() if path.exists() else b""
             digest = hashlib.sha256(body).hexdigest()
-            out[aid] = Observed(aid, body, entry["digest"], drifted=digest != entry["digest"] or not path.exists())
+            out[aid] = Observed(aid, body, entry["digest"], drifted=digest != entry["digest"] or not path.exists(),
+                                owner=entry.get("owner", ""))
         return out
 
     def put(self, artifact: Artifact) -> None:
@@ -145,7 +154,7 @@ class FilesSink:
                     safe_join(self.root, rel).unlink(missing_ok=True)
                     self._record(rel, None)
             atomic_write(target, artifact.body)
-            self._record(artifact.path, {"id": artifact.id, "digest": artifact.digest})
+            self._record(artifact.path, {"id": artifact.id, "digest": artifact.digest, "owner": artifact.owner})
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file and its manifest entry; empty directories are removed too."""

@@ -15,7 +15,7 @@ tag is missing or does not match its content (saved by an older obsctl) is rewri
 
 Listing depth. `list_owned` is fast or deep:
 
-- fast (the default once `prepare` told the sink the desired state): one paginated search
+- fast (`list_owned(deep=False)` once `prepare` told the sink the desired state): one paginated search
   (`tag=obsctl`, `type=dash-db`) and the folder list; no per-dashboard read. A hit whose single
   digest tag names the desired artifact and whose folderUid is that artifact's (owned) folder is
   listed as holding exactly that artifact. Every other hit (digest tag missing, repeated or garbled,
@@ -23,7 +23,7 @@ Listing depth. `list_owned` is fast or deep:
   deep listing, so updates and deletes always see the dashboard's real content, version and drift;
   so is a dashboard an earlier listing of this sink found drifted and obsctl has not rewritten since
   (drift kept or reported stays visible between deep listings).
-- deep (`set_depth(True)`; also whenever `prepare` was never called): every owned dashboard is read
+- deep (`list_owned()`; also whenever `prepare` was never called): every owned dashboard is read
   and its last version message checked, as below.
 
 Folders are walked level by level (`GET /api/folders?parentUid=`). A deep listing walks the whole
@@ -87,8 +87,8 @@ from niquests.exceptions import RequestException
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model import conventions as cv
-from obsctl.model.artifact import Artifact, Kind
-from obsctl.sinks.base import Observed
+from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.sinks.base import SinkContract
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,8 +219,7 @@ class GrafanaSink:
         self.parallelism = max(1, parallelism)
         self.page_size = page_size  # folder list pages
         self.search_page_size = min(5000, search_page_size)  # Grafana answers 422 above 5000
-        self.deep_check_seconds = deep_check_seconds  # read by the reconcile loop (how often full rounds go deep)
-        self._deep = False
+        self.deep_check_seconds = deep_check_seconds  # declared in the contract: how often full rounds go deep
         self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from prepare()
         self._folder_cache: dict[str, dict[str, Any]] = {}  # owned folders as last read or written
         self._digests: dict[str, tuple[bytes, str]] = {}  # artifact id -> (body, digest): hash each body once
@@ -340,10 +339,10 @@ class GrafanaSink:
             ids = {a.id for a in expected.values()}
             self._digests = {aid: d for aid, d in self._digests.items() if aid in ids}
 
-    def set_depth(self, deep: bool) -> None:
-        """Make the following listings deep (read every dashboard) or fast (search hits; see the module doc)."""
-        with self._lock:
-            self._deep = deep
+    @property
+    def contract(self) -> SinkContract:
+        """Parallel writes; fast listings from search hits, deep ones every `deep_check_seconds`."""
+        return SinkContract(parallelism=self.parallelism, deep_every_seconds=self.deep_check_seconds)
 
     # ------------------------------------------------------------------ reading
 
@@ -493,15 +492,15 @@ class GrafanaSink:
         digest = self._digest_of(want)
         return (want, digest) if tag == digest[:cv.DIGEST_TAG_HEX] else None
 
-    def list_owned(self) -> dict[str, Observed]:
+    def list_owned(self, deep: bool = True) -> dict[str, Observed]:
         """Every owned folder and dashboard, normalised. Raises TemporaryError when the read is incomplete.
 
-        Deep or fast as set by set_depth (deep until prepare() was called); see the module doc.
+        Deep, or fast when `deep` is False and prepare() told the sink the desired state; see the module doc.
         """
         with self._lock:
             self._stats = _Stats()
             expected = self._expected
-            deep = self._deep or expected is None
+            deep = deep or expected is None
             known_drift = set(self._drifted_uids)
         owned = self._list_folders(deep)
         owned_folders = {oid.split("/", 1)[1] for oid in owned}

@@ -10,7 +10,7 @@ with `conventions.RULER_GROUP_PREFIX`; it never touches any other group.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -19,8 +19,8 @@ import yaml
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model import conventions as cv
-from obsctl.model.artifact import Artifact, Kind
-from obsctl.sinks.base import Observed
+from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.sinks.base import SinkContract
 from obsctl.sinks.reload import raise_for
 
 API = "/prometheus/config/v1/rules"
@@ -70,7 +70,15 @@ class RulerSink:
         except httpx.HTTPError as exc:
             raise TemporaryError(f"ruler {what}: {exc}") from exc
 
-    def list_owned(self) -> dict[str, Observed]:
+    @property
+    def contract(self) -> SinkContract:
+        """One depth (one GET lists every group), sequential writes."""
+        return SinkContract()
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Nothing to learn before listing."""
+
+    def list_owned(self, deep: bool = True) -> dict[str, Observed]:
         """Every obsctl group of the tenant, by artifact id; a failed or unreadable listing raises."""
         resp = self._call("GET", "", "list")
         if resp.status_code == 404:  # the ruler's answer for a tenant without any group
@@ -91,7 +99,8 @@ class RulerSink:
                 key = cv.ruler_group_key(str(namespace), *parsed)
                 aid = f"{Kind.RULER_GROUP.value}/{key}"
                 body = cv.canonical_yaml(normalize_group(group))
-                out[aid] = Observed(aid, body, hashlib.sha256(body).hexdigest())
+                # the group name carries the service: the owner mark carry-forward needs
+                out[aid] = Observed(aid, body, hashlib.sha256(body).hexdigest(), owner=f"{parsed[0]}/{parsed[1]}")
         return out
 
     def put(self, artifact: Artifact) -> None:

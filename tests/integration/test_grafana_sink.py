@@ -76,16 +76,11 @@ class Run:
 
 
 def apply(sink: GrafanaSink, desired: DesiredState, *, parallelism: int = 4, allow_mass_delete: bool = False,
-          attempts: int = 4, deep: bool | None = None) -> Run:
-    """One reconcile pass: list what obsctl owns, plan, apply (backoff sleeps recorded, not slept).
-
-    deep=None keeps the sink's default listing depth (fast once prepared); True/False sets it.
-    """
+          attempts: int = 4, deep: bool = False) -> Run:
+    """One reconcile pass: list what obsctl owns (fast unless deep), plan, apply (backoff sleeps recorded)."""
     sleeps: list[float] = []
     mine = desired_for(sink, desired)
-    if deep is not None:
-        sink.set_depth(deep)
-    plan = make_plan(mine, sink.list_owned(), allow_mass_delete=allow_mass_delete)
+    plan = make_plan(mine, sink.list_owned(deep), allow_mass_delete=allow_mass_delete)
     result = apply_plan(sink, plan, RetryPolicy(attempts=attempts, sleep=sleeps.append), parallelism=parallelism)
     return Run(plan, result, sleeps)
 
@@ -342,7 +337,7 @@ def test_a_folder_deleted_behind_obsctls_back_is_recreated_on_folder_not_found(
     changed = render(dataclasses.replace(catalog, services=services), templates)
     sink = make_sink(emu)
     mine = desired_for(sink, changed)
-    plan = make_plan(mine, sink.list_owned())  # the sink now believes every folder exists
+    plan = make_plan(mine, sink.list_owned(deep=False))  # the sink now believes every folder exists
     team_folder = cv.team_folder_uid(EntityRef("group", "default", "team-payments"))
     gone = httpx.delete(f"{emu.url}/api/folders/{team_folder}", headers={"Authorization": "Bearer admin-token"})
     assert gone.status_code == 200  # the folder is gone, and its dashboards with it

@@ -75,10 +75,10 @@ class FlakySink(FilesSink):
         self.fail_list: Exception | None = None
         self.puts: list[str] = []
 
-    def list_owned(self) -> dict[str, Observed]:
+    def list_owned(self, deep: bool = True) -> dict[str, Observed]:
         if self.fail_list is not None:
             raise self.fail_list
-        return super().list_owned()
+        return super().list_owned(deep)
 
     def put(self, artifact: Artifact) -> None:
         self.puts.append(artifact.id)
