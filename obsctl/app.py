@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from obsctl.errors import ConfigError
 from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog
 from obsctl.model.source import SourceFile
+from obsctl.reconcile.apply import RetryPolicy
+from obsctl.reconcile.converge import ALL_KINDS, Policy, carry_forward
 from obsctl.render import render_all
 from obsctl.render.options import KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
@@ -97,6 +100,29 @@ def render_files(files: list[SourceFile], settings: Settings, templates: Templat
     """Load and render catalog files."""
     result = load_catalog(files, templates)
     return Rendered(result, render_all(result.catalog, templates, render_options(settings), only))
+
+
+def render_selection(path: Path, settings: Settings, templates: Templates,
+                     only: frozenset[Kind] | None = None) -> tuple[Rendered, frozenset[Kind]]:
+    """Load a catalog path and render the selected kinds: settings' outputs narrowed by `only`."""
+    options = render_options(settings)
+    selection = options.outputs & (only if only is not None else ALL_KINDS)
+    result = load_path(path, settings, templates)
+    desired = render_all(result.catalog, templates, dataclasses.replace(options, outputs=selection))
+    return Rendered(result, desired), selection
+
+
+def one_off_policy(rendered: Rendered, settings: Settings, selection: frozenset[Kind], *, no_prune: bool,
+                   allow_mass_delete: bool, apply: bool = True) -> Policy:
+    """The converge policy of a one-off command (apply, render, plan) over a catalog read from a path.
+
+    Entities skipped for spec errors keep what they own; an error that names no entity means the
+    read was incomplete, so nothing is pruned. A refused mass deletion stops the command before any write.
+    """
+    protected, complete = carry_forward(rendered.load)
+    return Policy(selection=selection, prune=complete and not no_prune, protected=protected,
+                  max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,
+                  strict_mass_delete=True, apply=apply, retry=RetryPolicy())
 
 
 # -- serve composition ----------------------------------------------------------------------------

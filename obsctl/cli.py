@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from obsctl import __version__, cli_apply, cli_slo
-from obsctl.cli_args import CONFIG_HELP, OUTPUT_HELP, add_config_option
+from obsctl.cli_args import CONFIG_HELP, ONLY_HELP, OUTPUT_HELP, add_config_option, only_kinds
 from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
 from obsctl.progress import Progress
 
 if TYPE_CHECKING:  # the CLI starts fast: what a subcommand needs is imported when it runs
+    from obsctl.app import Rendered
     from obsctl.config import Settings
     from obsctl.model.entities import Catalog
-    from obsctl.reconcile.plan import Plan
-    from obsctl.sinks.files import FilesSink
-    from obsctl.spec.load import LoadResult
+    from obsctl.reconcile.converge import SinkRun
     from obsctl.spec.templates import Templates
 
 
@@ -106,71 +105,65 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     return 1 if result.errors else 0
 
 
-def _render(args: argparse.Namespace, settings: Settings, progress: Progress | None = None
-            ) -> tuple[LoadResult, dict[str, Any]]:
-    from obsctl.app import load_path, load_templates, render_options
-    from obsctl.render import render_all
+def _converge_dir(args: argparse.Namespace, settings: Settings, apply: bool, progress: Progress
+                  ) -> tuple[Rendered, SinkRun]:
+    """render/plan: the shared converge path, with the output directory as a files sink."""
+    import contextlib
 
-    if progress:
-        progress.phase("loading the catalog")
-    templates = load_templates(settings)
-    result = load_path(Path(args.path), settings, templates)
-    only = args.only.split(",") if getattr(args, "only", None) else None
-    if progress:
-        progress.phase(f"rendering {len(result.catalog.services)} services")
-    desired = render_all(result.catalog, templates, render_options(settings), only)
-    return result, desired
+    from obsctl.app import directory_sink, load_templates, one_off_policy, render_selection
+    from obsctl.reconcile.converge import Hooks, converge
+    from obsctl.sinks.base import Sink
 
+    progress.phase("loading and rendering the catalog")
+    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only)
+    policy = one_off_policy(rendered, settings, selection, no_prune=args.no_prune,
+                            allow_mass_delete=args.allow_mass_delete, apply=apply)
+    progress.phase(f"comparing {len(rendered.desired)} artifacts with {args.out}")
 
-def _plan_for_dir(args: argparse.Namespace, settings: Settings, progress: Progress | None = None
-                  ) -> tuple[LoadResult, FilesSink, Plan]:
-    from obsctl.app import directory_sink
-    from obsctl.reconcile.plan import make_plan
+    def writing(_sink: Sink, writes: int) -> contextlib.AbstractContextManager[object]:
+        progress.phase("writing", total=writes)
+        return contextlib.nullcontext()
 
-    result, desired = _render(args, settings, progress)
-    if progress:
-        progress.phase(f"comparing {len(desired)} artifacts with {args.out}")
-    sink = directory_sink(settings, Path(args.out))
-    plan = make_plan(desired, sink.list_owned(), prune=not args.no_prune,
-                     max_delete_fraction=settings.serve.max_delete_fraction,
-                     allow_mass_delete=args.allow_mass_delete)
-    return result, sink, plan
+    hooks = Hooks(apply_scope=writing, on_outcome=lambda _: progress.step())
+    report = converge(rendered.desired, [directory_sink(settings, Path(args.out))], policy, hooks)
+    return rendered, report.runs[0]
 
 
-def _report_problems(result: LoadResult, err: TextIO) -> None:
-    for p in result.problems:
+def _report_problems(rendered: Rendered, err: TextIO) -> None:
+    for p in rendered.load.problems:
         err.write(str(p) + "\n")
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Write the desired artifacts under --out (only what changed is written)."""
-    from obsctl.reconcile.apply import apply_plan
-
     with Progress(err) as progress:
-        result, sink, plan = _plan_for_dir(args, settings, progress)
-        progress.phase("writing", total=len(plan.writes))
-        applied = apply_plan(sink, plan, on_outcome=lambda _: progress.step())
-    _report_problems(result, err)
-    for o in applied.failed:
+        rendered, run = _converge_dir(args, settings, True, progress)
+    _report_problems(rendered, err)
+    if not run.listed:
+        err.write(f"obsctl: {args.out}: {run.error}\n")
+        return 1
+    for o in run.failed:
         err.write(f"failed: {o.id}: {o.error}\n")
-    s = plan.summary()
+    s = run.plan.summary()
     out.write(f"{s['create']} created, {s['update']} updated, {s['delete']} deleted, {s['unchanged']} unchanged "
               f"in {args.out}\n")
-    return 1 if applied.failed or result.errors else 0
+    return 1 if run.failed or rendered.load.errors else 0
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Show what render would change under --out, with diffs, without writing."""
+    from obsctl.reconcile.converge import changes_as_dicts
     from obsctl.reconcile.plan import Action
 
     with Progress(err) as progress:
-        result, _sink, plan = _plan_for_dir(args, settings, progress)
-    _report_problems(result, err)
+        rendered, run = _converge_dir(args, settings, False, progress)
+    _report_problems(rendered, err)
+    if not run.listed:
+        err.write(f"obsctl: {args.out}: {run.error}\n")
+        return 1
+    plan = run.plan
     if args.output in ("json", "yaml"):
-        _dump({"summary": plan.summary(),
-               "changes": [{"action": c.action.value, "id": c.id, "path": c.path,
-                            **({"diff": c.diff()} if c.action is Action.UPDATE and not args.no_diff else {})}
-                           for c in plan.writes]}, args.output, out)
+        _dump({"summary": plan.summary(), "changes": changes_as_dicts(plan, diffs=not args.no_diff)}, args.output, out)
     else:
         for c in plan.writes:
             out.write(f"{c.action.value:7} {c.path}\n")
@@ -179,7 +172,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         s = plan.summary()
         out.write(f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
                   f"{s['unchanged']} unchanged.\n")
-    return 2 if args.exit_code and plan.writes else (1 if result.errors else 0)
+    return 2 if args.exit_code and plan.writes else (1 if rendered.load.errors else 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
         c.add_argument("path", help="catalog directory or file")
         c.add_argument("--out", required=True, metavar="DIR", help="output directory (obsctl owns what it writes)")
-        c.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards,collectors")
+        c.add_argument("--only", type=only_kinds, metavar="OUTPUTS", help=ONLY_HELP)
         c.add_argument("--no-prune", action="store_true", help="never delete owned files")
         c.add_argument("--allow-mass-delete", action="store_true",
                        help="allow deleting more than serve.max_delete_fraction of the owned files")

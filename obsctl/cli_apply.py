@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from obsctl.cli_args import add_config_option
+from obsctl.cli_args import ONLY_HELP, add_config_option, only_kinds
 from obsctl.errors import ConfigError
 from obsctl.progress import Progress
 
@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
     a = sub.add_parser("apply", help="apply SLO rules, alert routes and dashboards to Prometheus, the ruler, "
                                      "Alertmanager and Grafana")
     a.add_argument("path", help="catalog directory or file")
-    a.add_argument("--only", help="comma-separated renderers: rules,alertmanager,dashboards")
+    a.add_argument("--only", type=only_kinds, metavar="OUTPUTS", help=ONLY_HELP)
     a.add_argument("--no-prune", action="store_true", help="never delete owned rules or files")
     a.add_argument("--allow-mass-delete", action="store_true",
                    help="allow deleting more than serve.max_delete_fraction of what obsctl owns in a backend")
@@ -33,11 +33,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    """Render, then plan and apply per configured sink; exit 1 on any failure."""
-    from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_path, load_templates, render_options
-    from obsctl.reconcile.apply import apply_plan
-    from obsctl.reconcile.plan import make_plan
-    from obsctl.render import render_all
+    """Render, then converge every configured sink (the path serve uses); exit 1 on any failure."""
+    import contextlib
+
+    from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_templates, one_off_policy, render_selection
+    from obsctl.reconcile.converge import Hooks, converge
+    from obsctl.sinks.base import Sink
 
     sinks = alerting_sinks(settings)
     if settings.grafana.url:
@@ -45,33 +46,28 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
     if not sinks:
         raise ConfigError("nothing to apply to: set prometheus.rules_dir, ruler.url, alerting.config_dir "
                           "or grafana.url")
-    templates = load_templates(settings)
-    result = load_path(Path(args.path), settings, templates)
-    for p in result.problems:
+    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only)
+    for p in rendered.load.problems:
         err.write(str(p) + "\n")
-    only = args.only.split(",") if args.only else None
-    desired = render_all(result.catalog, templates, render_options(settings), only)
-    failed = False
-    for sink in sinks:
-        mine = {aid: art for aid, art in desired.items() if art.kind in sink.kinds}
-        prepare = getattr(sink, "prepare", None)  # the Grafana sink learns folder titles before dashboards land
-        if prepare is not None:
-            prepare(mine.values())
-        set_depth = getattr(sink, "set_depth", None)  # one-off applies always read everything (finds drift)
-        if set_depth is not None:
-            set_depth(True)
-        # prune only after a complete, error-free read of the catalog
-        plan = make_plan(mine, sink.list_owned(), prune=not args.no_prune and not result.errors,
-                         max_delete_fraction=settings.serve.max_delete_fraction,
-                         allow_mass_delete=args.allow_mass_delete)
-        with Progress(err) as progress:
-            progress.phase(f"{sink.name}: applying", total=len(plan.writes))
-            applied = apply_plan(sink, plan, parallelism=max(1, int(getattr(sink, "parallelism", 1))),
-                                 on_outcome=lambda _: progress.step())
-        for o in applied.failed:
-            err.write(f"{sink.name}: failed: {o.id}: {o.error}\n")
-        s = plan.summary()
-        out.write(f"{sink.name}: {s['create']} created, {s['update']} updated, {s['delete']} deleted, "
-                  f"{s['unchanged']} unchanged, {len(applied.failed)} failed\n")
-        failed = failed or bool(applied.failed)
-    return 1 if failed or result.errors else 0
+    policy = one_off_policy(rendered, settings, selection, no_prune=args.no_prune,
+                            allow_mass_delete=args.allow_mass_delete)
+
+    with Progress(err) as progress:
+        def applying(sink: Sink, writes: int) -> contextlib.AbstractContextManager[object]:
+            progress.phase(f"{sink.name}: applying", total=writes)
+            return contextlib.nullcontext()
+
+        # one-off applies list deep (finds drift)
+        report = converge(rendered.desired, sinks, policy, Hooks(apply_scope=applying,
+                                                                 on_outcome=lambda _: progress.step()))
+    for r in report.runs:
+        if not r.listed:
+            err.write(f"{r.name}: {r.error}\n")
+            out.write(f"{r.name}: not listed, nothing written\n")
+            continue
+        for o in r.failed:
+            err.write(f"{r.name}: failed: {o.id}: {o.error}\n")
+        s = r.plan.summary()
+        out.write(f"{r.name}: {s['create']} created, {s['update']} updated, {s['delete']} deleted, "
+                  f"{s['unchanged']} unchanged, {len(r.failed)} failed\n")
+    return 1 if report.failed or not report.complete or rendered.load.errors else 0

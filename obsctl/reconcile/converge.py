@@ -62,6 +62,7 @@ class Hooks:
     hold: Callable[[Sink, Change], bool] = lambda _sink, _change: False  # skip this write for now
     proceed: Callable[[], bool] = lambda: True  # checked before each sink's writes (leadership)
     apply_scope: Callable[[Sink, int], contextlib.AbstractContextManager[object]] = _no_scope  # e.g. a span
+    on_outcome: Callable[[Outcome], None] | None = None  # hears each write as it lands (a progress line)
 
 
 @dataclass
@@ -161,7 +162,7 @@ def apply_run(run: SinkRun, policy: Policy, hooks: Hooks | None = None) -> None:
     todo = Plan([c for c in run.plan.changes if c.id not in held])
     parallelism = max(1, min(run.sink.contract.parallelism, policy.max_parallelism))
     with hooks.apply_scope(run.sink, len(todo.writes)):
-        run.result = apply_plan(run.sink, todo, policy.retry, parallelism=parallelism)
+        run.result = apply_plan(run.sink, todo, policy.retry, parallelism=parallelism, on_outcome=hooks.on_outcome)
 
 
 def converge(desired: Mapping[str, Artifact], sinks: Sequence[Sink], policy: Policy,

@@ -13,21 +13,53 @@ import importlib
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
 
 from obsctl.errors import Problem, SpecError
-from obsctl.model.artifact import Artifact, DesiredState, desired_state
+from obsctl.model.artifact import Artifact, DesiredState, Kind, desired_state
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.platform import Templates
 from obsctl.render.context import RENDERER_NAMES, RenderContext, ServiceSummary, summary_of, teams_in_use
 from obsctl.render.options import RenderOptions
 
-__all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared"]
+__all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared",
+           "selection_of"]
 
 Renderer = Callable[[Catalog, Templates, RenderOptions], list[Artifact]]
 _MODULES = {"rules": "obsctl.render.rules", "alertmanager": "obsctl.render.routes",
             "dashboards": "obsctl.render.dashboards", "collectors": "obsctl.render.collectors"}
+
+# The artifact kinds each renderer produces: a selection by renderer name is a selection of these kinds.
+RENDERER_KINDS: dict[str, frozenset[Kind]] = {
+    "rules": frozenset({Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP}),
+    "alertmanager": frozenset({Kind.ALERTMANAGER_CONFIG}),
+    "dashboards": frozenset({Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER}),
+    "collectors": frozenset({Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY, Kind.COLLECTOR_CRD}),
+}
+
+
+def selection_names() -> list[str]:
+    """Every name a selection (`--only`) accepts: renderer names, then artifact kinds."""
+    return [*RENDERER_KINDS, *(k.value for k in Kind)]
+
+
+def selection_of(names: Iterable[str]) -> frozenset[Kind]:
+    """The artifact kinds a list of renderer or kind names selects; ValueError names the unknown ones."""
+    kinds: set[Kind] = set()
+    unknown: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if name in RENDERER_KINDS:
+            kinds |= RENDERER_KINDS[name]
+        elif name in {k.value for k in Kind}:
+            kinds.add(Kind(name))
+        else:
+            unknown.append(name)
+    if unknown or not kinds:
+        raise ValueError(f"unknown output {', '.join(map(repr, unknown)) or '(none given)'}; "
+                         f"valid: {', '.join(selection_names())}")
+    return frozenset(kinds)
 
 
 def _modules(names: Sequence[str]) -> list[ModuleType]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
-from obsctl.sinks.base import Observed, Sink
+from obsctl.sinks.base import Observed, Sink, SinkContract
 from obsctl.sources.base import CombinedSource
 from obsctl.spec.templates import Templates
 from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
@@ -73,16 +73,25 @@ class FencedSink:
         self._is_leader = is_leader
 
     def __getattr__(self, attr: str) -> Any:
-        # optional sink features (prepare, set_depth, parallelism, root) pass through unchanged
+        # the banner's location attributes (root, url) pass through unchanged
         return getattr(self.inner, attr)
 
     def _fence(self) -> None:
         if not self._is_leader():
             raise TemporaryError("not the leader any more: write refused")
 
-    def list_owned(self) -> Mapping[str, Observed]:
+    @property
+    def contract(self) -> SinkContract:
+        """The inner sink's contract."""
+        return self.inner.contract
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """The inner sink learns the desired state (no write)."""
+        self.inner.prepare(desired)
+
+    def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
         """The inner sink's listing (reads are not fenced)."""
-        return self.inner.list_owned()
+        return self.inner.list_owned(deep)
 
     def put(self, artifact: Artifact) -> None:
         """Write, only while leading."""
