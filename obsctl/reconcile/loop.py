@@ -383,8 +383,6 @@ class Reconciler:
             with self._lock:
                 self.last_report = report
                 self.rounds += 1
-            if report.complete:
-                self.ready.set()
             if self._recorder is not None and report.leader:  # a follower never overwrites the leader's record
                 try:
                     self._recorder.set_meta("last_round", report.as_dict())
@@ -397,7 +395,9 @@ class Reconciler:
                 "complete": report.complete, "services": report.services,
                 "sinks": {s.name: s.summary for s in report.sinks}, "catalog_error": report.catalog_error,
                 "prune_refused": report.prune_refused, "error": report.error}})
-            return report
+        if report.complete:
+            self.ready.set()  # after the round's span ended: whoever waits for readiness sees the whole trace
+        return report
 
     def _round(self, report: RoundReport, full: bool) -> None:
         report.leader = self._is_leader()
