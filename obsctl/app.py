@@ -102,12 +102,19 @@ def render_files(files: list[SourceFile], settings: Settings, templates: Templat
     return Rendered(result, render_all(result.catalog, templates, render_options(settings), only))
 
 
-def render_selection(path: Path, settings: Settings, templates: Templates,
-                     only: frozenset[Kind] | None = None) -> tuple[Rendered, frozenset[Kind]]:
-    """Load a catalog path and render the selected kinds: settings' outputs narrowed by `only`."""
+def render_selection(path: Path, settings: Settings, templates: Templates, only: frozenset[Kind] | None = None,
+                     phase: Callable[[str], None] | None = None) -> tuple[Rendered, frozenset[Kind]]:
+    """Load a catalog path and render the selected kinds: settings' outputs narrowed by `only`.
+
+    `phase` (a progress line) hears what is being done.
+    """
     options = render_options(settings)
     selection = options.outputs & (only if only is not None else ALL_KINDS)
+    if phase:
+        phase("loading the catalog")
     result = load_path(path, settings, templates)
+    if phase:
+        phase(f"rendering {len(result.catalog.services)} services")
     desired = render_all(result.catalog, templates, dataclasses.replace(options, outputs=selection))
     return Rendered(result, desired), selection
 

@@ -114,8 +114,8 @@ def _converge_dir(args: argparse.Namespace, settings: Settings, apply: bool, pro
     from obsctl.reconcile.converge import Hooks, converge
     from obsctl.sinks.base import Sink
 
-    progress.phase("loading and rendering the catalog")
-    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only)
+    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only,
+                                           progress.phase)
     policy = one_off_policy(rendered, settings, selection, no_prune=args.no_prune,
                             allow_mass_delete=args.allow_mass_delete, apply=apply)
     progress.phase(f"comparing {len(rendered.desired)} artifacts with {args.out}")
