@@ -2,14 +2,15 @@
 # Installs everything obsctl and its test suite need, idempotently:
 #   Debian packages (Prometheus, Alertmanager, PostgreSQL, Chromium), the Python virtualenv,
 #   the Backstage catalog backend (npm, cached by lockfile hash) and the OpenTelemetry
-#   collector (built with the collector builder, cached by manifest hash).
-# Usage: scripts/setup.sh [python] [apt] [backstage] [collector]   (no argument: all)
+#   collector (built with the collector builder, cached by manifest hash) and Sloth (the pinned
+#   release, built with go install, cached by version: the differential tests' reference).
+# Usage: scripts/setup.sh [python] [apt] [backstage] [collector] [sloth]   (no argument: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 export OBSCTL_CACHE=${OBSCTL_CACHE:-$HOME/.cache/obsctl}
 mkdir -p "$OBSCTL_CACHE"
-want=${*:-python apt backstage collector}
+want=${*:-python apt backstage collector sloth}
 has() { [[ " $want " == *" $1 "* ]]; }
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -42,4 +43,5 @@ fi
 
 if has backstage && [ -x scripts/setup-backstage.sh ]; then scripts/setup-backstage.sh; fi
 if has collector && [ -x scripts/build-collector.sh ]; then scripts/build-collector.sh; fi
+if has sloth && [ -x scripts/build-sloth.sh ]; then scripts/build-sloth.sh >/dev/null; fi
 log "ready"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from obsctl.errors import Problem, Severity
@@ -35,6 +37,13 @@ def dotted(path: FieldPath) -> str:
 MAX_NUMBER = 1e12  # far above any objective, tier, threshold or event count; keeps renderers' arithmetic finite
 
 
+@dataclass
+class Outcome:
+    """Whether a contained part of a document (one SLO) had errors."""
+
+    failed: bool = False
+
+
 class Reader:
     """Typed access to one document's fields; every problem names file, line, entity and field."""
 
@@ -49,6 +58,17 @@ class Reader:
         if severity is Severity.ERROR:
             self.failed = True
         self.problems.append(Problem(self.doc.file, self.doc.line(*path), self.entity, dotted(path), message, severity))
+
+    @contextmanager
+    def contained(self) -> Iterator[Outcome]:
+        """Errors inside skip that part only (one SLO of several): they do not fail the whole document."""
+        before, self.failed = self.failed, False
+        outcome = Outcome()
+        try:
+            yield outcome
+        finally:
+            outcome.failed = self.failed
+            self.failed = before
 
     def warn(self, path: FieldPath, message: str) -> None:
         """Record a warning at a field path."""

@@ -133,7 +133,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 entry.failed = entry.failed or r.failed
                 if entry.origin is None:
                     entry.origin = Origin(doc.file, doc.line(), "obsctl")
-            elif str(data.get("version", "")) == sloth.VERSION:
+            elif sloth.is_sloth(data):
                 service, labels, slos = sloth.parse_sloth(r, data, templates)
                 if not service:
                     continue
@@ -157,12 +157,12 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 oslo.add(openslo.OpenSloDoc(kind, name, data, r))
             else:
                 r.problem(("apiVersion",), f"unknown document type (apiVersion {api!r}, kind {kind!r}); expected "
-                                           "backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or openslo/v1")
+                                           "backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or "
+                                           "sloth.slok.dev/v1, openslo/v1 or pyrra.dev/v1alpha1")
 
     for (kind, _name), odoc in sorted(oslo.objects.items()):
         if kind != "SLO":
             continue
-        before = sum(1 for p in problems if p.severity is Severity.ERROR)
         service, owner, slos = openslo.build_slos(odoc, oslo, templates)
         if not service:
             continue
@@ -170,7 +170,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
         entry = pending.setdefault(ref, _Pending())
         entry.extra_slos.append((slos, odoc.reader.doc.file))
         entry.owner_hint = entry.owner_hint or owner
-        entry.failed = entry.failed or sum(1 for p in problems if p.severity is Severity.ERROR) > before
+        # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
         if entry.origin is None:
             entry.origin = Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo")
         entry.reader = entry.reader or odoc.reader

@@ -6,6 +6,7 @@ import re
 
 import promql_parser
 
+from obsctl.model import conventions as cv
 from obsctl.model.conventions import SLO_NAME_RE
 from obsctl.model.entities import SLO, EventsSLI
 from obsctl.slo.alerts import dropped_tiers
@@ -101,7 +102,97 @@ def check_slo(r: Reader, path: FieldPath, slo: SLO, templates: Templates,
             ok = False
     for dropped in dropped_tiers(slo, table):
         r.warn(objective_path or (*path, "objective"), f"SLO {slo.name}: {dropped.reason}")
-    if isinstance(slo.sli, EventsSLI) and not (slo.sli.error_query or slo.sli.good_query):
+    if isinstance(slo.sli, EventsSLI) and not (slo.sli.error_query or slo.sli.good_query or
+                                               slo.sli.error_ratio_query):
         r.problem((*path, "sli"), "an events SLI needs error_query or good_query beside total_query")
         ok = False
     return ok
+
+
+def check_labels(r: Reader, path: FieldPath, pairs: tuple[tuple[str, str], ...],
+                 annotations: bool = False) -> tuple[tuple[str, str], ...]:
+    """A spec's labels (or annotations): valid names, none of obsctl's reserved names; templates said out loud."""
+    ok = []
+    for name, value in pairs:
+        if not annotations and not cv.LABEL_NAME_RE.match(name):
+            r.problem((*path, name), f"{name!r} is not a valid Prometheus label name")
+            continue
+        if not annotations and name.startswith(cv.RESERVED_LABEL_PREFIX):
+            r.problem((*path, name), f"label names starting with {cv.RESERVED_LABEL_PREFIX!r} are obsctl's own")
+            continue
+        if "{{" in value:
+            r.warn((*path, name), "Prometheus templating ({{ ... }}) is not expanded: obsctl writes catalog text "
+                                  "verbatim, so the alert shows it as written")
+        ok.append((name, value))
+    return tuple(ok)
+
+
+def _grouping(node: object) -> tuple[str, ...] | bool | None:
+    """The `by` labels of the outermost aggregation: () for none, None for `without`, False when not aggregated."""
+    while isinstance(node, promql_parser.ParenExpr):
+        node = node.expr
+    if isinstance(node, promql_parser.AggregateExpr):
+        mod = node.modifier
+        if mod is None:
+            return ()
+        if str(mod.type).endswith("Without"):
+            return None
+        return tuple(mod.labels)
+    if isinstance(node, promql_parser.BinaryExpr):
+        sides = [_grouping(node.lhs), _grouping(node.rhs)]
+        known = [g for g in sides if isinstance(g, tuple) and g]
+        if None in sides:
+            return None
+        if known:
+            return known[0]
+        return () if () in sides else False
+    return False
+
+
+def _aggregates(node: object) -> bool:
+    """Whether an expression aggregates anywhere (its result is then one series per group it names)."""
+    if isinstance(node, promql_parser.AggregateExpr):
+        return True
+    for attr in ("expr", "lhs", "rhs", "args", "param"):
+        child = getattr(node, attr, None)
+        if child is None or isinstance(child, str | int | float):
+            continue
+        for c in child if isinstance(child, list | tuple) else [child]:
+            if _aggregates(c):
+                return True
+    return False
+
+
+def query_grouping(r: Reader, queries: list[tuple[FieldPath, str]]) -> tuple[str, ...] | None:
+    """The grouping every query of an SLI shares (`sum by (cluster)(...)`), reported where they disagree."""
+    found: list[tuple[FieldPath, tuple[str, ...]]] = []
+    for path, query in queries:
+        g = _grouping(promql_parser.parse(query.replace(WINDOW_PLACEHOLDER, "5m")))
+        if g is None:
+            r.problem(path, "aggregation with `without` cannot be grouped per SLO: name the labels with `by (...)`")
+            return None
+        if g is False and not _aggregates(promql_parser.parse(query.replace(WINDOW_PLACEHOLDER, "5m"))):
+            r.warn(path, "query is not aggregated: obsctl sums it into one ratio per SLO; write sum by (label)(...) "
+                         "to burn and alert per label value")
+            g = ()
+        if g is False:
+            g = ()
+        assert isinstance(g, tuple)
+        found.append((path, tuple(sorted(g))))
+    groups = {g for _, g in found}
+    if len(groups) > 1:
+        r.problem(found[-1][0], "the SLI's queries group by different labels: "
+                                + " vs ".join(f"by ({', '.join(g)})" for g in sorted(groups)))
+        return None
+    return found[0][1] if found else ()
+
+
+def cardinality_note(group_by: tuple[str, ...]) -> str:
+    """What a grouped SLO costs, for `validate`."""
+    return (f"grouped by ({', '.join(group_by)}): every recording and alert exists once per distinct value "
+            f"combination; 1 group = ~{SERIES_PER_GROUP} recorded series")
+
+
+# Recorded series per SLO group: 3 per window (errors, total, ratio) and a burn rate, over 7 windows, plus
+# the period's 5 (errors, total, ratio, burn, remaining).
+SERIES_PER_GROUP = 4 * 7 + 5

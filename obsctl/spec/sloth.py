@@ -1,76 +1,164 @@
-"""Sloth's `prometheus/v1` spec as an import format."""
+"""Sloth specs as an import format: `prometheus/v1` and the Kubernetes `sloth.slok.dev/v1 PrometheusServiceLevel`.
+
+Meaning is kept as Sloth renders it: the spec's and each SLO's `labels` go on every recorded series
+and alert, `alerting.labels`/`annotations` on both alerts, `page_alert`/`ticket_alert` ones on that
+alert only (a `severity: critical` stays `critical`; obsctl routes on its own `obsctl_severity`), and
+an SLI grouped `sum by (cluster)(...)` burns and alerts per cluster. What obsctl reads but cannot
+honour (SLO plugins, SLI plugins) is reported by name.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from obsctl.model.entities import SLO, AlertPolicy, EventsSLI
-from obsctl.spec.fields import Reader
-from obsctl.spec.slos import check_name, check_objective, check_query, check_slo
+from obsctl.spec.fields import FieldPath, Reader
+from obsctl.spec.slos import (
+    cardinality_note,
+    check_labels,
+    check_name,
+    check_objective,
+    check_query,
+    check_slo,
+    query_grouping,
+)
 from obsctl.spec.templates import Templates
 
 VERSION = "prometheus/v1"
-TOP_FIELDS = {"version", "service", "labels", "slos"}
-SLO_FIELDS = {"name", "objective", "description", "sli", "alerting", "labels"}
-ALERT_FIELDS = {"name", "labels", "annotations", "page_alert", "ticket_alert"}
+K8S_API_VERSION = "sloth.slok.dev/v1"
+K8S_KIND = "PrometheusServiceLevel"
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """Field names of one wire form (the CLI spec is snake_case, the Kubernetes one camelCase)."""
+
+    root: FieldPath
+    top: frozenset[str]
+    plugins: str
+    error_query: str
+    total_query: str
+    error_ratio_query: str
+    page: str
+    ticket: str
+
+
+CLI = _Dialect((), frozenset({"version", "service", "labels", "slo_plugins", "slos"}), "slo_plugins",
+               "error_query", "total_query", "error_ratio_query", "page_alert", "ticket_alert")
+K8S = _Dialect(("spec",), frozenset({"service", "labels", "sloPlugins", "slos"}), "sloPlugins",
+               "errorQuery", "totalQuery", "errorRatioQuery", "pageAlert", "ticketAlert")
+SLO_FIELDS = {"name", "objective", "description", "sli", "alerting", "labels", "plugins"}
+ALERT_FIELDS = {"name", "labels", "annotations"}
 SUB_ALERT_FIELDS = {"disable", "labels", "annotations"}
 
 
+def is_sloth(data: dict[str, Any]) -> bool:
+    """Whether a document is a Sloth spec in either form."""
+    return str(data.get("version", "")) == VERSION or (
+        str(data.get("apiVersion", "")) == K8S_API_VERSION and str(data.get("kind", "")) == K8S_KIND)
+
+
 def parse_sloth(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[str, dict[str, str], tuple[SLO, ...]]:
-    """Returns (service name, labels, SLOs). Sloth has no period: the platform default applies."""
-    top = r.mapping(data, (), TOP_FIELDS)
-    service = r.text(top, "service", (), required=True)
-    labels = dict(r.string_map(top.get("labels"), ("labels",)))
+    """Returns (service name, spec labels, valid SLOs). A bad SLO is reported and skipped alone.
+
+    Sloth has no period: the platform default applies (Sloth's default is 30 days too).
+    """
+    d = K8S if "apiVersion" in data else CLI
+    if d is K8S:
+        r.mapping(data, (), {"apiVersion", "kind", "metadata", "spec", "status"})
+    top = r.mapping(data.get("spec") if d is K8S else data, d.root, d.top)
+    service = r.text(top, "service", d.root, required=True)
+    labels = check_labels(r, (*d.root, "labels"), r.string_map(top.get("labels"), (*d.root, "labels")))
+    if top.get(d.plugins):
+        r.warn((*d.root, d.plugins), "Sloth SLO plugins are not run by obsctl: the SLOs render with obsctl's own rules")
     slos: list[SLO] = []
-    for i, item in enumerate(r.seq(top.get("slos"), ("slos",))):
-        p: tuple[str | int, ...] = ("slos", i)
-        errors_before = sum(1 for x in r.problems if x.severity.value == "error")
-        m = r.mapping(item, p, SLO_FIELDS)
-        name = r.text(m, "name", p, required=True)
-        if name:
-            check_name(r, (*p, "name"), name)
-        objective = check_objective(r, (*p, "objective"), r.number(m, "objective", p, required=True))
-        sli_m = r.mapping(m.get("sli"), (*p, "sli"), {"events", "raw", "plugin"})
-        sli = None
-        if "events" in sli_m:
-            ev = r.mapping(sli_m["events"], (*p, "sli", "events"), {"error_query", "total_query"})
-            ep = (*p, "sli", "events")
-            err = check_query(r, (*ep, "error_query"), r.text(ev, "error_query", ep, True))
-            tot = check_query(r, (*ep, "total_query"), r.text(ev, "total_query", ep, True))
-            if err and tot:
-                sli = EventsSLI(total_query=tot, error_query=err)
-        elif "raw" in sli_m:
-            raw = r.mapping(sli_m["raw"], (*p, "sli", "raw"), {"error_ratio_query"})
-            q = check_query(r, (*p, "sli", "raw", "error_ratio_query"),
-                            r.text(raw, "error_ratio_query", (*p, "sli", "raw"), True))
-            if q:
-                # A raw ratio has no event counts: weight every 5m step equally.
-                r.warn((*p, "sli", "raw"), "raw error-ratio SLIs cannot be traffic-weighted; "
-                                           "prefer events (error_query/total_query)")
-                sli = EventsSLI(total_query="vector(1)", error_query=q)
-        elif "plugin" in sli_m:
-            r.problem((*p, "sli", "plugin"), "Sloth SLI plugins are not supported; write the events queries")
-        else:
-            r.problem((*p, "sli"), "needs events or raw")
-        al = r.mapping(m.get("alerting"), (*p, "alerting"), ALERT_FIELDS)
-        page = r.mapping(al.get("page_alert"), (*p, "alerting", "page_alert"), SUB_ALERT_FIELDS)
-        ticket = r.mapping(al.get("ticket_alert"), (*p, "alerting", "ticket_alert"), SUB_ALERT_FIELDS)
-        policy = AlertPolicy(
-            page=not r.flag(page, "disable", (*p, "alerting", "page_alert"), False),
-            ticket=not r.flag(ticket, "disable", (*p, "alerting", "ticket_alert"), False),
-            name=r.text(al, "name", (*p, "alerting")) or None,
-            labels=r.string_map(al.get("labels"), (*p, "alerting", "labels")),
-            annotations=r.string_map(al.get("annotations"), (*p, "alerting", "annotations")),
-            page_labels=r.string_map(page.get("labels"), (*p, "alerting", "page_alert", "labels")),
-            ticket_labels=r.string_map(ticket.get("labels"), (*p, "alerting", "ticket_alert", "labels")),
-        )
-        if sum(1 for x in r.problems if x.severity.value == "error") > errors_before:
-            continue
-        if sli is None or objective is None:
-            continue
-        slo = SLO(name=name, objective=objective, sli=sli, period_days=templates.default_period_days,
-                  description=r.text(m, "description", p), alerting=policy,
-                  labels=r.string_map(m.get("labels"), (*p, "labels")))
-        if check_slo(r, p, slo, templates):
+    for i, item in enumerate(r.seq(top.get("slos"), (*d.root, "slos"))):
+        with r.contained() as outcome:
+            slo = _slo(r, d, (*d.root, "slos", i), item, spec_labels=labels, templates=templates)
+        if slo is not None and not outcome.failed:
             slos.append(slo)
-    return service, labels, tuple(slos)
+    return service, dict(labels), tuple(slos)
+
+
+def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[tuple[str, str], ...],
+         templates: Templates) -> SLO | None:
+    m = r.mapping(item, p, SLO_FIELDS)
+    name = r.text(m, "name", p, required=True)
+    if name:
+        check_name(r, (*p, "name"), name)
+    objective = check_objective(r, (*p, "objective"), r.number(m, "objective", p, required=True))
+    if m.get("plugins"):
+        r.warn((*p, "plugins"), "Sloth SLO plugins are not run by obsctl: this SLO renders with obsctl's own rules")
+    sli, group_by = _sli(r, d, (*p, "sli"), m.get("sli"))
+    al_path = (*p, "alerting")
+    al = r.mapping(m.get("alerting"), al_path, ALERT_FIELDS | {d.page, d.ticket})
+    page = r.mapping(al.get(d.page), (*al_path, d.page), SUB_ALERT_FIELDS)
+    ticket = r.mapping(al.get(d.ticket), (*al_path, d.ticket), SUB_ALERT_FIELDS)
+
+    def pairs(block: dict[str, Any], path: FieldPath, key: str,
+              annotations: bool = False) -> tuple[tuple[str, str], ...]:
+        return check_labels(r, (*path, key), r.string_map(block.get(key), (*path, key)), annotations)
+
+    policy = AlertPolicy(
+        page=not r.flag(page, "disable", (*al_path, d.page), False),
+        ticket=not r.flag(ticket, "disable", (*al_path, d.ticket), False),
+        name=r.text(al, "name", al_path) or None,
+        labels=pairs(al, al_path, "labels"),
+        annotations=pairs(al, al_path, "annotations", True),
+        page_labels=pairs(page, (*al_path, d.page), "labels"),
+        ticket_labels=pairs(ticket, (*al_path, d.ticket), "labels"),
+        page_annotations=pairs(page, (*al_path, d.page), "annotations", True),
+        ticket_annotations=pairs(ticket, (*al_path, d.ticket), "annotations", True),
+        # Sloth has no no-data alert; obsctl adds one (a ticket), named SLONoData.
+    )
+    slo_labels = dict(spec_labels)
+    slo_labels.update(pairs(m, p, "labels"))
+    for label in group_by:
+        if label in slo_labels:
+            r.problem((*p, "labels", label), f"label {label!r} is also a grouping label of the SLI: each group's "
+                                             "value would be overwritten")
+    if r.failed or sli is None or objective is None or not name:
+        return None
+    if group_by:
+        r.warn((*p, "sli"), cardinality_note(group_by))
+    slo = SLO(name=name, objective=objective, sli=sli, period_days=templates.default_period_days,
+              description=r.text(m, "description", p), alerting=policy,
+              labels=tuple(sorted(slo_labels.items())), group_by=group_by)
+    return slo if check_slo(r, p, slo, templates) else None
+
+
+def _sli(r: Reader, d: _Dialect, path: FieldPath, raw: Any) -> tuple[EventsSLI | None, tuple[str, ...]]:
+    sli_m = r.mapping(raw, path, {"events", "raw", "plugin"})
+    if len(sli_m) > 1:
+        r.problem(path, "only one SLI type is allowed (events, raw or plugin)")
+        return None, ()
+    if "events" in sli_m:
+        ep = (*path, "events")
+        ev = r.mapping(sli_m["events"], ep, {d.error_query, d.total_query})
+        err_text, tot_text = r.text(ev, d.error_query, ep, True), r.text(ev, d.total_query, ep, True)
+        err = check_query(r, (*ep, d.error_query), err_text) if err_text else None
+        tot = check_query(r, (*ep, d.total_query), tot_text) if tot_text else None
+        if err and tot and err == tot:
+            r.problem((*ep, d.error_query), "error and total queries are the same")
+            return None, ()
+        if not (err and tot):
+            return None, ()
+        groups = query_grouping(r, [((*ep, d.error_query), err), ((*ep, d.total_query), tot)])
+        return (EventsSLI(total_query=tot, error_query=err), groups) if groups is not None else (None, ())
+    if "raw" in sli_m:
+        rp = (*path, "raw")
+        raw_m = r.mapping(sli_m["raw"], rp, {d.error_ratio_query})
+        text = r.text(raw_m, d.error_ratio_query, rp, True)
+        q = check_query(r, (*rp, d.error_ratio_query), text) if text else None
+        if not q:
+            return None, ()
+        r.warn(rp, "a raw error ratio has no event counts: its long windows average the ratio over time, as "
+                   "Sloth does, instead of weighting by traffic; prefer events (error and total queries)")
+        groups = query_grouping(r, [((*rp, d.error_ratio_query), q)])
+        return (EventsSLI(total_query="", error_ratio_query=q), groups) if groups is not None else (None, ())
+    if "plugin" in sli_m:
+        r.problem((*path, "plugin"), "Sloth SLI plugins are not run by obsctl; write the SLI as events queries")
+        return None, ()
+    r.problem(path, "needs events or raw")
+    return None, ()
