@@ -42,7 +42,7 @@ from obsctl.render.dashboard_library import (
     url_quote,
 )
 from obsctl.render.options import RenderOptions
-from obsctl.render.sli import shape_selector
+from obsctl.render.sli import group_labels, shape_selector
 from obsctl.render.yamlout import dump_yaml
 from obsctl.slo.alerts import enabled_tiers
 
@@ -201,7 +201,8 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
                           "tier_severity": Var.fragment(t.severity),
                           "tier_color": Var.fragment(str(colors.get(t.severity, "red")))}
                          for t in enabled_tiers(slo, table)]
-                windows = [cv.window_name(w) for w in table.windows_s]
+                custom = {w for t in slo.alerting.custom_tiers for w in (t.long_window_s, t.short_window_s)}
+                windows = [cv.window_name(w) for w in sorted({*table.windows_s, *custom})]
                 ctx = PanelContext(lib, Filler(PANELS), slo_values, windows, tiers)
                 rows.append((clean_text(filler.fill(str(row.get("title", "")), slo_values, "text", where),
                                          MAX_TITLE),
@@ -246,6 +247,8 @@ def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:
         "period_days": Var.fragment(str(slo.period_days)),
         "budgeting": Var.fragment(slo.budgeting.value),
         "sli_kind": Var.fragment(slo.sli.kind),
+        # A grouped SLO draws one line per group: its legend names the group (label names are validated).
+        "group_legend": Var.fragment("".join(f" {{{{{g}}}}}" for g in group_labels(slo))),
         "timeslices": Var.fragment("true" if slo.budgeting is BudgetingMethod.TIMESLICES else "false"),
         # What the period's budget is counted on: bad slices for timeslices, bad events otherwise.
         "series_period_bad_ratio": Var.fragment(cv.SERIES_PERIOD_BAD_SLICES if slo.budgeting is

@@ -237,7 +237,8 @@ class _SloRules:
         own = {**self.stable, cv.LABEL_TEAM: self.svc.team.name, cv.LABEL_SEVERITY: severity, **extra}
         labels = dict(user)
         for name, value in own.items():
-            labels[cv.own_label(name, user)] = value
+            if user.get(name) != value:  # the spec may say the same thing obsctl says: no copy then
+                labels[cv.own_label(name, user)] = value
         labels[cv.LABEL_SEVERITY_CLASS] = severity
         labels.setdefault(cv.LABEL_ENVIRONMENT, self.environment)
         return {k: template_literal(v) for k, v in sorted(labels.items())}

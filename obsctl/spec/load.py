@@ -26,7 +26,7 @@ from obsctl.model.entities import (
     Team,
 )
 from obsctl.model.source import SourceFile
-from obsctl.spec import backstage, native, openslo, sloth
+from obsctl.spec import backstage, native, openslo, pyrra, sloth
 from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
 from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
 from obsctl.spec.templates import PAGING_MODES, Templates
@@ -145,6 +145,19 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 if entry.origin is None:
                     entry.origin = Origin(doc.file, doc.line(), "sloth")
                 entry.reader = entry.reader or r
+            elif pyrra.is_pyrra(data):
+                # One Pyrra document is one SLO: a bad one is reported and skipped alone.
+                with r.contained():
+                    service, owner, slos = pyrra.parse_pyrra(r, data, templates)
+                if not service:
+                    continue
+                ref = EntityRef("component", "default", service)
+                entry = pending.setdefault(ref, _Pending())
+                entry.extra_slos.append((slos, doc.file))
+                entry.owner_hint = entry.owner_hint or owner
+                if entry.origin is None:
+                    entry.origin = Origin(doc.file, doc.line(), "pyrra")
+                entry.reader = entry.reader or r
             elif api in openslo.API_VERSIONS:
                 if kind not in openslo.KINDS:
                     r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
@@ -154,6 +167,9 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 if not name:
                     r.problem(("metadata", "name"), "is required")
                     continue
+                if kind in ("AlertNotificationTarget", "DataSource"):
+                    r.warn(("kind",), f"an OpenSLO {kind} is not honoured: alerts route to the owning team's "
+                                      "receivers and rules query the Prometheus they are loaded into")
                 oslo.add(openslo.OpenSloDoc(kind, name, data, r))
             else:
                 r.problem(("apiVersion",), f"unknown document type (apiVersion {api!r}, kind {kind!r}); expected "
@@ -183,7 +199,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
             continue
         services.append(svc)
     return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
-                      sorted(problems, key=lambda p: (p.file, p.line, p.field)), sorted(set(skipped)))
+                      sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)), sorted(set(skipped)))
 
 
 def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, protocol: Protocol,
@@ -256,6 +272,12 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         return None
     owner_text = (sdoc.owner if sdoc and sdoc.owner else "") or (str(comp.owner) if comp and comp.owner else "") \
         or e.owner_hint
+    if owner_text and owner_text == e.owner_hint and not _valid_owner(owner_text, ref.namespace):
+        # An imported spec's `owner` label is free text there (Sloth, OpenSLO, Pyrra): keep it on the
+        # series and alerts as written, and route to the default owner.
+        r.warn((), f"owner label {owner_text[:80]!r} names no team ([kind:][namespace/]name); "
+                   f"{ref} goes to {templates.default_owner}")
+        owner_text = templates.default_owner
     if not owner_text and comp is None and sdoc is None:
         owner_text = templates.default_owner
         r.warn((), f"{ref} names no owner (Sloth and OpenSLO have no owner field); it goes to {owner_text}. "
@@ -265,7 +287,7 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
                                     "(or the Component's spec.owner, or an owner label)")
         return None
     owner = EntityRef.parse(owner_text, "group", ref.namespace)
-    if not all(backstage.NAME_RE.match(part) and len(part) <= 63 for part in (owner.namespace, owner.name)):
+    if not _valid_owner(owner_text, ref.namespace):
         (dr if sdoc else r).problem((*spec_path, "owner") if sdoc else (), f"owner {owner_text[:80]!r} must name a "
                                     "team as [kind:][namespace/]name, each part 1-63 letters, digits, '-', '_' or '.'")
         return None
@@ -368,6 +390,11 @@ def _apply_paging(slo: SLO, paging: str) -> SLO:
     if paging == "none" and (slo.alerting.page or slo.alerting.ticket):
         return replace(slo, alerting=replace(slo.alerting, page=False, ticket=False))
     return slo
+
+
+def _valid_owner(text: str, namespace: str) -> bool:
+    owner = EntityRef.parse(text, "group", namespace)
+    return all(backstage.NAME_RE.match(part) and len(part) <= 63 for part in (owner.namespace, owner.name))
 
 
 def parse_duration_or_none(text: str) -> float | None:

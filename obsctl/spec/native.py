@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from obsctl.model.conventions import LABEL_NAME_RE, RESERVED_LABEL_PREFIX
 from obsctl.model.durations import parse_duration
 from obsctl.model.entities import (
     SLI,
@@ -16,14 +17,23 @@ from obsctl.model.entities import (
     LatencySLI,
 )
 from obsctl.spec.fields import FieldPath, Reader
-from obsctl.spec.slos import check_name, check_objective, check_period, check_query, check_slo
+from obsctl.spec.slos import (
+    cardinality_note,
+    check_labels,
+    check_name,
+    check_objective,
+    check_period,
+    check_query,
+    check_slo,
+)
 from obsctl.spec.templates import Templates
 
 API_VERSION = "obsctl.dev/v1"
 MAX_DURATION_SECONDS = 366 * 86400
 SERVICE_FIELDS = {"component", "owner", "tier", "protocol", "runtime", "system", "environment", "lifecycle", "paging",
                   "title", "description", "runbook", "labels", "latencyBuckets", "slos"}
-SLO_FIELDS = {"name", "objective", "period", "budgeting", "timeslice", "description", "sli", "alerting", "labels"}
+SLO_FIELDS = {"name", "objective", "period", "budgeting", "timeslice", "description", "sli", "alerting", "labels",
+              "groupBy"}
 ALERTING_FIELDS = {"page", "ticket", "tiers", "minEvents", "noData", "budgetExhausted", "name", "labels",
                    "annotations", "pageLabels", "ticketLabels"}
 
@@ -67,12 +77,13 @@ def parse_sli(r: Reader, path: FieldPath, raw: Any) -> SLI | None:
         r.mapping(body, (*path, kind), set())
         return AvailabilitySLI()
     if kind == "latency":
-        b = r.mapping(body, (*path, kind), {"threshold"})
+        b = r.mapping(body, (*path, kind), {"threshold", "native"})
         if "threshold" not in b:
             r.problem((*path, kind, "threshold"), "is required")
             return None
         seconds = parse_duration_field(r, (*path, kind, "threshold"), b["threshold"])
-        return LatencySLI(seconds) if seconds else None
+        native = r.flag(b, "native", (*path, kind), False)  # a Prometheus native histogram: histogram_fraction
+        return LatencySLI(seconds, native=native) if seconds else None
     b = r.mapping(body, (*path, kind), {"error_query", "good_query", "total_query", "errorQuery", "goodQuery",
                                         "totalQuery"})
     def q(*keys: str) -> str | None:
@@ -118,6 +129,20 @@ def parse_alerting(r: Reader, path: FieldPath, raw: Any) -> AlertPolicy:
     )
 
 
+def _group_by(r: Reader, path: FieldPath, raw: Any) -> tuple[str, ...]:
+    """`groupBy: [cluster, route]`: label names each group of the SLO is told apart by."""
+    out: list[str] = []
+    for i, item in enumerate(r.seq(raw, path)):
+        name = str(item)
+        if not LABEL_NAME_RE.match(name) or name.startswith(RESERVED_LABEL_PREFIX):
+            r.problem((*path, i), f"{name!r} is not a label name obsctl can group by")
+        elif name in out:
+            r.problem((*path, i), f"{name!r} is listed twice")
+        else:
+            out.append(name)
+    return tuple(out)
+
+
 def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates) -> tuple[SLO, ...]:
     """A list of SLOs; a bad SLO is reported and dropped (the caller decides about the service)."""
     out: list[SLO] = []
@@ -150,13 +175,20 @@ def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates) -> tu
         if "sli" not in m:
             r.problem((*p, "sli"), "is required")
         alerting = parse_alerting(r, (*p, "alerting"), m.get("alerting"))
+        group_by = _group_by(r, (*p, "groupBy"), m.get("groupBy"))
+        labels = check_labels(r, (*p, "labels"), r.string_map(m.get("labels"), (*p, "labels"), label_names=True))
+        for label in group_by:
+            if label in dict(labels):
+                r.problem((*p, "labels", label), f"label {label!r} is also a groupBy label: each group's value "
+                                                 "would be overwritten")
         after = len([x for x in r.problems if x.severity.value == "error"])
         if after > before or objective is None or period is None or sli is None or not name:
             continue
         slo = SLO(name=name, objective=objective, sli=sli, period_days=period, budgeting=budgeting,
                   timeslice_seconds=slice_s, timeslice_target=slice_target / 100.0,
-                  description=r.text(m, "description", p), alerting=alerting,
-                  labels=r.string_map(m.get("labels"), (*p, "labels"), label_names=True))
+                  description=r.text(m, "description", p), alerting=alerting, labels=labels, group_by=group_by)
+        if group_by:
+            r.warn((*p, "groupBy"), cardinality_note(group_by))
         if check_slo(r, p, slo, templates):
             out.append(slo)
     return tuple(out)

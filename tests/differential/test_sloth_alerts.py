@@ -19,6 +19,7 @@ Sloth's own `sloth_*` labels and title/summary defaults have obsctl equivalents 
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,10 @@ def obsctl_alerts(spec: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
     assert not result.errors, [str(p) for p in result.errors]
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for svc in result.catalog.services:
-        rules = [r for g in service_groups(svc, TEMPLATES, RenderOptions()) for r in g["rules"]]
         for slo in svc.slos:
-            out[(svc.name, slo.name)] = [r for r in rules if "alert" in r and r["alert"] != cv.ALERT_NO_DATA
-                                         and r["labels"][cv.LABEL_SLO if (cv.LABEL_SLO, slo.name) in
-                                                         r["labels"].items() else "obsctl_slo"] == slo.name]
+            one = replace(svc, slos=(slo,))
+            rules = [r for g in service_groups(one, TEMPLATES, RenderOptions()) for r in g["rules"]]
+            out[(svc.name, slo.name)] = [r for r in rules if "alert" in r and r["alert"] != cv.ALERT_NO_DATA]
     return out
 
 
@@ -101,7 +101,11 @@ def test_corpus_spec_alerts_mean_the_same(spec: Path, tmp_path: Path) -> None:
 # -- generated specs -------------------------------------------------------------------------------
 
 _names = st.text(string.ascii_lowercase, min_size=1, max_size=6).map(lambda s: f"l{s}")
-_values = st.text(string.ascii_letters + string.digits + " -_:/.#", min_size=1, max_size=12)
+# Sloth's YAML reader follows YAML 1.1, where an unquoted y/n/yes/no/on/off is a boolean (a label `y`
+# becomes "true"); obsctl's follows YAML 1.2 (it stays "y"). A named difference, left out of the generator.
+_YAML11_BOOLS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+_values = st.text(string.ascii_letters + string.digits + " -_:/.#", min_size=1, max_size=12).filter(
+    lambda v: v.strip().lower() not in _YAML11_BOOLS)
 _labels = st.dictionaries(st.one_of(_names, st.sampled_from(["severity", "tier", "team", "owner", "category"])),
                           _values, max_size=3)
 _annotations = st.dictionaries(st.one_of(_names, st.sampled_from(["summary", "runbook", "title"])), _values,
@@ -134,7 +138,7 @@ def sloth_specs(draw: st.DrawFn) -> dict[str, Any]:
     return {"version": "prometheus/v1", "service": "gen-svc", "labels": draw(_labels), "slos": slos}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=sloth_specs())
 def test_generated_specs_alerts_mean_the_same(spec: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "gen.yml"

@@ -18,7 +18,8 @@ Named differences:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ RATE = 10.0  # requests per second per cluster
 BASELINE, INCIDENT, RECOVERY = 3600.0, 4 * 3600.0, 7 * 3600.0
 BAD_RATIO = 0.05
 RECORDING_LAG = 300.0  # obsctl's day-long windows: ratios of the recorded 5m rates
+_NAMES = ("TimingAvailability", "TimingAvailabilityByCluster")
 
 
 def _series(segments_b: Sequence[tuple[float, float]]) -> list[dict[str, str]]:
@@ -82,18 +84,18 @@ def _sloth_groups(tmp: Path) -> list[dict[str, Any]]:
 
 
 def _probe(tmp: Path, name: str, groups: list[dict[str, Any]], series: list[dict[str, str]], alerts: Sequence[str],
-           end_s: float, exprs: Sequence[tuple[str, float]] = ()) -> str:
+           end_s: float, exprs: Sequence[tuple[str, float]] = (), step: float = STEP) -> str:
     rules = tmp / f"{name}.rules.yml"
     rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False, width=1 << 20))
-    times = [k * STEP for k in range(1, round(end_s / STEP) + 1)]
-    case: dict[str, Any] = {"interval": format_duration(STEP), "input_series": series,
+    times = [k * step for k in range(1, round(end_s / step) + 1)]
+    case: dict[str, Any] = {"interval": format_duration(step), "input_series": series,
                             "alert_rule_test": [{"eval_time": format_duration(t), "alertname": a, "exp_alerts": []}
                                                 for a in alerts for t in times]}
     if exprs:
         case["promql_expr_test"] = [{"expr": e, "eval_time": format_duration(t),
                                      "exp_samples": [{"labels": "{}", "value": -1}]} for e, t in exprs]
     test = tmp / f"{name}.test.yml"
-    test.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": format_duration(STEP),
+    test.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": format_duration(step),
                                     "group_eval_order": [g["name"] for g in groups], "tests": [case]},
                                    sort_keys=False, width=1 << 20))
     res = run_promtool_test(test)
@@ -103,15 +105,16 @@ def _probe(tmp: Path, name: str, groups: list[dict[str, Any]], series: list[dict
 Key = tuple[str, str, str]  # (slo, cluster or "", page|ticket)
 
 
-def _windows(firing: Mapping[float, Sequence[Mapping[str, str]]], slo_label: str, class_label: str
-             ) -> dict[Key, list[float]]:
-    """(slo, cluster, class) -> the probe times at which at least one such alert fired."""
-    out: dict[Key, list[float]] = {}
-    for t, alerts in sorted(firing.items()):
-        seen = {(a[slo_label], a.get("cluster", ""), a[class_label]) for a in alerts}
-        for key in seen:
-            out.setdefault(key, []).append(t)
-    return out
+def _windows(output: str, slo_label: str, class_label: str) -> dict[Key, list[float]]:
+    """(slo, cluster, class) -> the probe times at which at least one such alert fired (every alert name)."""
+    out: dict[Key, set[float]] = {}
+    for block in re.split(r"\n(?=\s*alertname: )", output):
+        for name in _NAMES:
+            got = firing_from_probe(block) if f"alertname: {name}," in block else {}
+            for t, alerts in got.items():
+                for a in alerts:
+                    out.setdefault((a[slo_label], a.get("cluster", ""), a[class_label]), set()).add(t)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _fire_resolve(times: list[float]) -> tuple[float, float | None]:
@@ -128,11 +131,10 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[Key, list[float
     tmp = tmp_path_factory.mktemp("timing")
     series = _series([(BASELINE, 0.0), (INCIDENT, BAD_RATIO), (RECOVERY, 0.0)])
     end = BASELINE + INCIDENT + RECOVERY
-    names = ["TimingAvailability", "TimingAvailabilityByCluster"]
-    sloth = _probe(tmp, "sloth", _sloth_groups(tmp), series, names, end)
-    ours = _probe(tmp, "obsctl", _obsctl_groups(), series, names, end)
-    sloth_w = _windows(firing_from_probe(sloth), "sloth_slo", "sloth_severity")
-    ours_w = _windows(firing_from_probe(ours), cv.LABEL_SLO, cv.LABEL_SEVERITY_CLASS)
+    sloth = _probe(tmp, "sloth", _sloth_groups(tmp), series, _NAMES, end)
+    ours = _probe(tmp, "obsctl", _obsctl_groups(), series, _NAMES, end)
+    sloth_w = _windows(sloth, "sloth_slo", "sloth_severity")
+    ours_w = _windows(ours, cv.LABEL_SLO, cv.LABEL_SEVERITY_CLASS)
     return sloth_w, ours_w
 
 
@@ -165,9 +167,10 @@ def test_period_ratio_is_traffic_weighted(tmp_path: Path) -> None:
     """Diurnal traffic: 12 h busy (10/s at 0.1 % errors), 12 h quiet (0.1/s at 10 % errors), twice."""
     day = [(12 * 3600.0, 0.001), (12 * 3600.0, 0.10)] * 2
     rates = [(12 * 3600.0, RATE), (12 * 3600.0, 0.1)] * 2
+    step = 300.0  # the period ratio reads recorded 5m rates: 5m steps suffice and keep promtool quick
     series = []  # cluster b only
     for code, share in (("200", lambda r: 1 - r), ("500", lambda r: r)):
-        incs = [(round(d / STEP), share(r) * rr * STEP) for (d, r), (_, rr) in zip(day, rates, strict=True)]
+        incs = [(round(d / step), share(r) * rr * step) for (d, r), (_, rr) in zip(day, rates, strict=True)]
         series.append({"series": f'http_requests_total{{job="timing",cluster="b",code="{code}"}}',
                        "values": counter_values(incs)})
     end = sum(d for d, _ in day)
@@ -177,9 +180,10 @@ def test_period_ratio_is_traffic_weighted(tmp_path: Path) -> None:
     at = end
     ours_expr = f'{cv.SERIES_PERIOD_ERROR_RATIO}{{slo="availability"}}'
     sloth_expr = 'slo:sli_error:ratio_rate30d{sloth_slo="availability"}'
-    ours = values_from_probe(_probe(tmp_path, "obsctl-period", _obsctl_groups(), series, [], 0, [(ours_expr, at)]))
+    ours = values_from_probe(_probe(tmp_path, "obsctl-period", _obsctl_groups(), series, [], 0, [(ours_expr, at)],
+                                    step))
     theirs = values_from_probe(_probe(tmp_path, "sloth-period", _sloth_groups(tmp_path), series, [], 0,
-                                      [(sloth_expr, at)]))
+                                      [(sloth_expr, at)], step))
     o, s = ours[(ours_expr, at)], theirs[(sloth_expr, at)]
     print(f"\nPERIOD-RATIO exact {exact:.6f} obsctl {o} sloth {s}")
     assert o is not None and abs(o - exact) / exact < 0.02

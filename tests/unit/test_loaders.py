@@ -14,7 +14,7 @@ from obsctl.spec.load import LoadResult, SourceFile, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 ROOT = Path(__file__).resolve().parents[2]
-SLOTH = ROOT / "tests" / "data" / "sloth"  # vendored Sloth examples (Apache-2.0), see tests/data/README.md
+SLOTH = ROOT / "tests" / "corpus" / "sloth" / "upstream"  # Sloth's own examples (Apache-2.0), see its ORIGIN.md
 
 TEAM = """
 apiVersion: backstage.io/v1alpha1
@@ -111,8 +111,8 @@ def test_native_document_attaches_to_component(templates: Templates) -> None:
 
 
 def test_sloth_reference_examples_load(templates: Templates) -> None:
-    files = [SourceFile(str(p), p.read_bytes()) for p in sorted(SLOTH.glob("*.yml"))]
-    assert len(files) == 2, f"reference examples missing under {SLOTH}"
+    files = [SourceFile(str(SLOTH / n), (SLOTH / n).read_bytes())
+             for n in ("getting-started.yml", "openslo-getting-started.yml")]
     result = load_catalog(files, templates)
     assert result.errors == []
     by_name = {s.name: s for s in result.catalog.services}
@@ -146,7 +146,7 @@ def test_sloth_reference_examples_load(templates: Templates) -> None:
          "must be above 0 and below 100 (percent); 100 leaves no error budget"),
         (component(annotations="obsctl.dev/period: 14d\n"),
          "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/period: error: unknown period "
-         "'14d'; known periods: 7d, 28d, 30d"),
+         "'14d'; known periods: 7d, 28d, 30d, 90d"),
         (component(annotations='obsctl.dev/latency: "fast please"\n'),
          "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/latency: error: latency objective "
          "'fast please' not understood; write it as \"99% < 300ms\""),
@@ -246,7 +246,8 @@ def test_duplicate_keys_and_unknown_documents(templates: Templates) -> None:
                   ("d.yaml", component() + "spec2: 1\nspec2: 2\n"))
     got = messages(result)
     assert ("x.yaml:1: configmap:default/a apiVersion: error: unknown document type (apiVersion 'v1', kind "
-            "'ConfigMap'); expected backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or openslo/v1") in got
+            "'ConfigMap'); expected backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or sloth.slok.dev/v1, "
+            "openslo/v1 or pyrra.dev/v1alpha1") in got
     assert "d.yaml:10: spec2: error: duplicate key" in got
 
 

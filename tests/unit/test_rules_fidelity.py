@@ -106,3 +106,43 @@ def test_custom_tier_renders_its_windows_and_alert() -> None:
     assert [a["labels"]["tier"] for a in alerts] == ["custom-2h"]
     records = {r["record"] for r in rules if "record" in r}
     assert {"obsctl:slo_burn_rate:rate2h", "obsctl:slo_burn_rate:rate10m"} <= records
+
+
+NATIVE = """\
+apiVersion: obsctl.dev/v1
+kind: Service
+metadata: {name: edge}
+spec:
+  owner: team-edge
+  slos:
+    - name: availability
+      objective: 99.9
+      groupBy: [cluster]
+      labels: {domain: edge}
+      sli: {availability: {}}
+    - name: latency
+      objective: 99
+      sli: {latency: {threshold: 300ms, native: true}}
+    - name: bad
+      objective: 99
+      groupBy: [obsctl_x, cluster, cluster]
+      sli: {availability: {}}
+"""
+
+
+def test_native_document_group_by_and_native_latency() -> None:
+    from obsctl.spec.load import SourceFile, load_catalog
+
+    result = load_catalog([SourceFile("edge.yaml", NATIVE.encode())], TEMPLATES)
+    assert [(p.line, p.field) for p in result.errors] == [(17, "spec.slos[2].groupBy[0]"),
+                                                           (17, "spec.slos[2].groupBy[2]")]
+    assert result.catalog.services == ()  # an obsctl document with a bad SLO is skipped whole (as before)
+    fixed = NATIVE[:NATIVE.index("    - name: bad")]
+    result = load_catalog([SourceFile("edge.yaml", fixed.encode())], TEMPLATES)
+    (svc,) = result.catalog.services
+    avail, latency = svc.slos
+    assert avail.group_by == ("cluster",) and isinstance(latency.sli, LatencySLI) and latency.sli.native
+    assert any("grouped by (cluster)" in p.message for p in result.problems)
+    rules = [r for g in service_groups(svc, TEMPLATES, RenderOptions()) for r in g["rules"]]
+    errors5 = [r for r in rules if r.get("record") == "obsctl:slo_errors:rate5m"]
+    assert "sum by (cluster) (rate(" in errors5[0]["expr"] and "histogram_fraction(0, 0.3," in errors5[1]["expr"]
