@@ -44,7 +44,7 @@ NOT_RENDERED_BY_OBSCTL = {"plugin-getting-started.yml"}
 SPECS = sorted(p for p in CORPUS.rglob("*.yml") if p.name not in NOT_RENDERED_BY_OBSCTL
                and not p.name.startswith("openslo-"))
 OBSCTL_OWN = {cv.LABEL_SERVICE, cv.LABEL_NAMESPACE, cv.LABEL_SLO, cv.LABEL_TEAM, cv.LABEL_SEVERITY, cv.LABEL_TIER,
-              cv.LABEL_LONG_WINDOW, cv.LABEL_SHORT_WINDOW}
+              cv.LABEL_LONG_WINDOW, cv.LABEL_SHORT_WINDOW, cv.LABEL_ENVIRONMENT}
 
 
 def obsctl_alerts(spec: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
