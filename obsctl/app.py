@@ -66,6 +66,8 @@ def render_options(settings: Settings) -> RenderOptions:
         grafana_url=settings.grafana.public_url.rstrip("/"),
         prometheus_url=settings.prometheus.public_url.rstrip("/"),
         catalog_url=settings.backstage.public_url.rstrip("/"),
+        traces_datasource_uid=settings.grafana.traces_datasource_uid,
+        logs_datasource_uid=settings.grafana.logs_datasource_uid,
         environment=settings.environment,
         teams=teams,
         default_routing=_routing(list(settings.alerting.default.page), list(settings.alerting.default.ticket)),

@@ -51,6 +51,9 @@ class GrafanaSettings(_Strict):
 
     url: str = ""
     public_url: str = ""  # the Grafana users open: dashboard links in alerts and status; "" = no links
+    # Grafana datasource uids: dashboards link to the service's traces (and ask for exemplars) and logs
+    traces_datasource_uid: str = ""
+    logs_datasource_uid: str = ""
     token: SecretStr | None = None
     token_file: Path | None = None
     org_id: int = 1

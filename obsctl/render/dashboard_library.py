@@ -205,6 +205,7 @@ class PanelContext:
     values: dict[str, Var]
     windows: Sequence[str] = ()
     tiers: Sequence[Mapping[str, Var]] = ()
+    exemplars: bool = False  # targets marked `exemplar: true` ask for exemplars (a traces datasource is set)
 
 
 def _panel(spec: Mapping[str, Any], ctx: PanelContext, where: str) -> dict[str, Any]:
@@ -233,6 +234,8 @@ def _panel(spec: Mapping[str, Any], ctx: PanelContext, where: str) -> dict[str, 
                 target["range"] = False
             if t.get("format"):
                 target["format"] = str(t["format"])
+            if t.get("exemplar") and ctx.exemplars:
+                target["exemplar"] = True
             targets.append(target)
     defaults = ctx.lib.defaults.get(ptype, {})
     field_defaults: dict[str, Any] = {

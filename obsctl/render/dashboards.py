@@ -10,13 +10,14 @@ for where they land: PromQL label values inside `expr`, JSON strings everywhere 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EntityRef, Service, Team
+from obsctl.model.entities import SLO, AvailabilitySLI, BudgetingMethod, Catalog, EntityRef, LatencySLI, Service, Team
 from obsctl.model.escape import promql
 from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
@@ -121,6 +122,8 @@ def _common_vars(options: RenderOptions) -> dict[str, Var]:
         "series_period_total": cv.SERIES_PERIOD_TOTAL,
         "series_info": cv.SERIES_INFO,
         "environment_default": options.environment,
+        "series_errors_short": cv.series(cv.SERIES_ERRORS, cv.SHORT_RESOLUTION),
+        "series_total_short": cv.series(cv.SERIES_TOTAL, cv.SHORT_RESOLUTION),
         "slo_identity": ", ".join((cv.LABEL_SERVICE, cv.LABEL_NAMESPACE, cv.LABEL_SLO)),
     }
     return {k: Var.fragment(v) for k, v in names.items()}
@@ -179,17 +182,23 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
         "count_metric": Var.fragment(shape.count_metric),
         "bucket_metric": Var.fragment(shape.bucket_metric),
         "error_matcher": Var.fragment(shape.error_matcher),
+        "service_alert_selector": Var.fragment(",".join(
+            f'{k}="{promql.grafana_string_body(v)}"' for k, v in
+            ((cv.LABEL_SERVICE, svc.name), (cv.LABEL_NAMESPACE, svc.namespace)))),
     }
     spec = lib.layouts["service"]
     colors = lib.settings.get("severity_colors") or {}
+    exemplars = bool(options.traces_datasource_uid)
     rows: list[tuple[str, list[dict[str, Any]]]] = []
     for ri, row in enumerate(spec["rows"]):
         where = f"service.rows[{ri}]"
+        if row.get("otel_sli") and not _reads_otel_metrics(svc):
+            continue
         if row.get("runtime"):
             runtime_panels = lib.runtimes.get(svc.runtime.value) or []
             if not runtime_panels:
                 continue
-            ctx = PanelContext(lib, Filler(RUNTIMES), values)
+            ctx = PanelContext(lib, Filler(RUNTIMES), values, exemplars=exemplars)
             rows.append((filler.fill(str(row.get("title", "")), values, "text", where),
                          [build_panel(p, ctx, f"{svc.runtime.value}[{i}]") for i, p in enumerate(runtime_panels)]))
             continue
@@ -203,12 +212,12 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
                          for t in enabled_tiers(slo, table)]
                 custom = {w for t in slo.alerting.custom_tiers for w in (t.long_window_s, t.short_window_s)}
                 windows = [cv.window_name(w) for w in sorted({*table.windows_s, *custom})]
-                ctx = PanelContext(lib, Filler(PANELS), slo_values, windows, tiers)
+                ctx = PanelContext(lib, Filler(PANELS), slo_values, windows, tiers, exemplars=exemplars)
                 rows.append((clean_text(filler.fill(str(row.get("title", "")), slo_values, "text", where),
                                          MAX_TITLE),
                              [build_panel(lib.panels[n], ctx, str(n)) for n in row["panels"]]))
             continue
-        ctx = PanelContext(lib, Filler(PANELS), values)
+        ctx = PanelContext(lib, Filler(PANELS), values, exemplars=exemplars)
         rows.append((clean_text(filler.fill(str(row.get("title", "")), values, "text", where), MAX_TITLE),
                      [build_panel(lib.panels[n], ctx, str(n)) for n in row["panels"]]))
     links: list[dict[str, Any]] = []
@@ -221,6 +230,7 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
                            f"{url_quote(cv.rule_group_name(svc, '').rstrip('-'))}") if options.prometheus_url else ""
     if alerts_url:
         links.append(_link("Alerting rules", alerts_url, "bolt", "obsctl's SLO alerts for this service"))
+    links.extend(_telemetry_links(svc, options))
     links.append(_link("Team SLO overview", f"/d/{cv.team_overview_uid(svc.team)}", "dashboard"))
     links.append(_tag_link("Team dashboards", [cv.MANAGED_TAG, f"team:{svc.team.name}"]))
     variables = [_datasource_var(options), _environment_var(
@@ -232,6 +242,42 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
                       clean_text(desc, MAX_TEXT), cv.dashboard_tags(svc),
                       panels=layout_rows(rows, int(lib.settings.get("panel_height", 8))), variables=variables,
                       links=links)
+
+
+def _reads_otel_metrics(svc: Service) -> bool:
+    """Whether the service's SLIs read the OpenTelemetry default metrics (the RED panels would show data)."""
+    return not svc.slos or any(isinstance(s.sli, AvailabilitySLI | LatencySLI) for s in svc.slos)
+
+
+def _explore(datasource_uid: str, query_type: str, query: str) -> str:
+    """A relative Grafana Explore URL running one query against one datasource (last hour)."""
+    pane = {"obsctl": {"datasource": datasource_uid, "range": {"from": "now-1h", "to": "now"},
+                       "queries": [{"refId": "A", "datasource": {"uid": datasource_uid},
+                                    **({"queryType": query_type} if query_type else {}), "query": query,
+                                    **({} if query_type else {"expr": query})}]}}
+    return "/explore?schemaVersion=1&panes=" + url_quote(json.dumps(pane, sort_keys=True, separators=(",", ":")))
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted TraceQL/LogQL string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _telemetry_links(svc: Service, options: RenderOptions) -> list[dict[str, Any]]:
+    """Links from the dashboard to the service's traces and logs, only for the datasources configured."""
+    out: list[dict[str, Any]] = []
+    name = _quoted(svc.name)
+    if options.traces_datasource_uid:
+        uid = options.traces_datasource_uid
+        out.append(_link("Traces", _explore(uid, "traceql", f"{{resource.service.name={name}}}"), "external link",
+                         "the service's traces"))
+        out.append(_link("Error traces", _explore(uid, "traceql",
+                                                  f"{{resource.service.name={name} && status=error}}"),
+                         "external link", "the service's traces with an error span"))
+    if options.logs_datasource_uid:
+        out.append(_link("Logs", _explore(options.logs_datasource_uid, "", f"{{service_name={name}}}"),
+                         "external link", "the service's logs"))
+    return out
 
 
 def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:

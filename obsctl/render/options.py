@@ -54,6 +54,8 @@ class RenderOptions:
     grafana_url: str = ""
     prometheus_url: str = ""
     catalog_url: str = ""  # Backstage's UI: entity pages
+    traces_datasource_uid: str = ""  # Grafana datasource uids; "" = no trace/log links, no exemplars
+    logs_datasource_uid: str = ""
     environment: str = "production"
     datasource_uid: str = "prometheus"
     teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing

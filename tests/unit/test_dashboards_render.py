@@ -251,7 +251,7 @@ def test_service_dashboard_has_red_slo_and_runtime_panels(sample: Catalog, templ
     checkout = next(s for s in sample.services if s.name == "checkout")
     dash = arts[cv.service_dashboard_uid(checkout)]
     rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
-    assert rows == ["Requests (http)", "SLO availability: 99.9% over 30d", "SLO latency: 99% over 30d",
+    assert rows == ["Alerts", "Requests (http)", "SLO availability: 99.9% over 30d", "SLO latency: 99% over 30d",
                     "Runtime (python)"]
     exprs = "\n".join(_exprs(dash))
     for q in ("0.5", "0.9", "0.99"):
@@ -371,3 +371,88 @@ def test_slo_panels_read_exactly_what_the_rule_renderer_records(sample: Catalog,
     ledger = next(d for d in _dashboards(dashboards.render(sample, templates, RenderOptions()))
                   if d["uid"] == "obsctl-svc-default-ledger")
     assert any(e.startswith(f"1 - {cv.SERIES_PERIOD_BAD_SLICES}") and 'slo="freshness"' in e for e in _exprs(ledger))
+
+
+TELEMETRY = RenderOptions(traces_datasource_uid="tempo-uid", logs_datasource_uid="loki-uid")
+
+
+def test_dashboards_with_trace_and_log_datasources_validate(
+        sample: Catalog, templates: Templates, validators: dict[str, Draft7Validator]) -> None:
+    assert _validate_all(dashboards.render(sample, templates, TELEMETRY), validators) == \
+        len(sample.services) + len(sample.teams_in_use()) + 1
+    assert _validate_all(dashboards.render(hostile_catalog(), templates, TELEMETRY), validators) == 4 + 2 + 1
+
+
+def test_custom_sli_services_get_panels_from_their_own_queries(sample: Catalog, templates: Templates) -> None:
+    """Sloth/OpenSLO/custom SLIs: no OpenTelemetry RED row (it would stay empty); the SLO rows show the
+    recorded errors, totals and error ratio per window, which are the spec's own queries."""
+    arts = {a.key: json.loads(a.body) for a in dashboards.render(sample, templates, RenderOptions())
+            if a.kind is Kind.GRAFANA_DASHBOARD}
+    inventory = next(s for s in sample.services if s.name == "inventory")  # a Sloth spec
+    assert {type(s.sli).__name__ for s in inventory.slos} == {"EventsSLI"}
+    dash = arts[cv.service_dashboard_uid(inventory)]
+    rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
+    assert not any(r.startswith("Requests") for r in rows)
+    exprs = _exprs(dash)
+    assert not any("http_server_request_duration" in e for e in exprs)
+    slo = inventory.slos[0]
+    sel = f'{{service="inventory",catalog_namespace="default",slo="{slo.name}"}}'
+    assert f"{cv.series(cv.SERIES_ERRORS, '5m')}{sel}" in exprs and f"{cv.series(cv.SERIES_TOTAL, '5m')}{sel}" in exprs
+    table = templates.windows[slo.period_days]
+    ratio = next(p for p in dash["panels"] if p.get("title", "").startswith(f"Error ratio of {slo.name}"))
+    assert [t["expr"] for t in ratio["targets"]] == [f"{cv.series(cv.SERIES_ERROR_RATIO, cv.window_name(w))}{sel}"
+                                                     for w in table.windows_s]
+    # A service on the OpenTelemetry defaults keeps its RED row.
+    checkout = arts[cv.service_dashboard_uid(next(s for s in sample.services if s.name == "checkout"))]
+    assert "Requests (http)" in [p["title"] for p in checkout["panels"] if p["type"] == "row"]
+
+
+def test_firing_alerts_panel_lists_the_services_alerts(sample: Catalog, templates: Templates) -> None:
+    checkout = next(s for s in sample.services if s.name == "checkout")
+    dash = json.loads(next(a.body for a in dashboards.render(sample, templates, RenderOptions())
+                           if a.key == cv.service_dashboard_uid(checkout)))
+    panel = next(p for p in dash["panels"] if p.get("title") == "Firing alerts")
+    assert panel["type"] == "table" and panel["gridPos"]["y"] == 1  # first, under the Alerts row
+    assert [t["expr"] for t in panel["targets"]] == [
+        'ALERTS{alertstate="firing",service="checkout",catalog_namespace="default"}']
+    assert panel["targets"][0]["instant"] is True
+
+
+def test_trace_and_log_links_and_exemplars_only_with_their_datasources(
+        sample: Catalog, templates: Templates) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    checkout = next(s for s in sample.services if s.name == "checkout")
+
+    def dash(options: RenderOptions) -> dict[str, Any]:
+        return json.loads(next(a.body for a in dashboards.render(sample, templates, options)
+                               if a.key == cv.service_dashboard_uid(checkout)))
+
+    def exemplar_targets(d: dict[str, Any]) -> list[str]:
+        return [t["legendFormat"] for p in d["panels"] for t in p.get("targets", []) if t.get("exemplar")]
+
+    plain = dash(RenderOptions())
+    assert not {"Traces", "Error traces", "Logs"} & {link["title"] for link in plain["links"]}
+    assert exemplar_targets(plain) == []
+    rich = dash(TELEMETRY)
+    links = {link["title"]: link["url"] for link in rich["links"] if "url" in link}
+    assert exemplar_targets(rich) == ["p99"]
+
+    def pane(url: str) -> dict[str, Any]:
+        parts = urlsplit(url)
+        assert parts.path == "/explore" and not parts.netloc  # relative: no Grafana URL needed
+        query: dict[str, Any] = json.loads(parse_qs(parts.query)["panes"][0])["obsctl"]
+        return query
+
+    traces = pane(links["Traces"])
+    assert traces["datasource"] == "tempo-uid"
+    assert traces["queries"][0]["query"] == '{resource.service.name="checkout"}'
+    assert pane(links["Error traces"])["queries"][0]["query"] == '{resource.service.name="checkout" && status=error}'
+    logs = pane(links["Logs"])
+    assert logs["datasource"] == "loki-uid" and logs["queries"][0]["expr"] == '{service_name="checkout"}'
+    # A hostile name stays inside its string literal.
+    evil = hostile_catalog().services[0]
+    hostile = json.loads(next(a.body for a in dashboards.render(hostile_catalog(), templates, TELEMETRY)
+                              if a.key == cv.service_dashboard_uid(evil)))
+    query = pane(next(link["url"] for link in hostile["links"] if link["title"] == "Traces"))["queries"][0]["query"]
+    assert query == '{resource.service.name="' + evil.name.replace("\\", "\\\\").replace('"', '\\"') + '"}'
