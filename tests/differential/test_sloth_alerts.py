@@ -144,3 +144,38 @@ def test_generated_specs_alerts_mean_the_same(spec: dict[str, Any], tmp_path: Pa
     path = tmp_path / "gen.yml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     compare(path, tmp_path)
+
+
+# -- OpenSLO, which Sloth also reads (v1alpha) ------------------------------------------------------
+
+OPENSLO = sorted(p for p in CORPUS.rglob("openslo-*.yml"))
+
+
+@pytest.mark.parametrize("spec", OPENSLO, ids=[p.name for p in OPENSLO])
+def test_openslo_specs_read_alike(spec: Path, tmp_path: Path) -> None:
+    """Same services, objectives and periods; neither tool alerts without an AlertPolicy.
+
+    Named difference: Sloth names every objective `<slo>-<index>`, obsctl only when there are several.
+    """
+    groups = generate(spec, tmp_path)
+    theirs: dict[tuple[str, str], float] = {}
+    for group in groups:
+        for rule in group["rules"]:
+            assert "alert" not in rule
+            if rule.get("record") == "slo:objective:ratio":
+                labels = rule["labels"]
+                theirs[(labels["sloth_service"], labels["sloth_slo"])] = float(rule["expr"][len("vector("):-1])
+    result = load_catalog([SourceFile(str(spec), spec.read_bytes())], TEMPLATES)
+    assert not result.errors
+    ours: dict[tuple[str, str], float] = {}
+    for svc in result.catalog.services:
+        for slo in svc.slos:
+            several = any(s.name.startswith(f"{slo.name.rsplit('-', 1)[0]}-") for s in svc.slos if s is not slo)
+            key = slo.name if several and slo.name[-1].isdigit() else f"{slo.name}-0"
+            ours[(svc.name, key)] = slo.objective
+            assert slo.period_days == 30
+            rules = [r for g in service_groups(svc, TEMPLATES, RenderOptions()) for r in g["rules"]]
+            assert not [r for r in rules if "alert" in r]
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value)
