@@ -30,7 +30,7 @@ import promql_parser
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, AlertPolicy, BudgetingMethod, EventsSLI
 from obsctl.model.windows import AlertTier
-from obsctl.spec.fields import FieldPath, Reader
+from obsctl.spec.fields import FieldPath, Reader, dotted
 from obsctl.spec.slos import (
     WINDOW_PLACEHOLDER,
     cardinality_note,
@@ -39,6 +39,7 @@ from obsctl.spec.slos import (
     check_objective,
     check_query,
     check_slo,
+    identity_labels,
     normalize_window,
     query_grouping,
 )
@@ -422,6 +423,17 @@ def _alerting(r: Reader, spec: dict[str, Any], objects: OpenSloSet, templates: T
     return out
 
 
+def _documentation_only(r: Reader, path: FieldPath, *, data_meta: dict[str, Any], spec: dict[str, Any]) -> None:
+    """One warning naming the fields obsctl reads but does not show anywhere (display names)."""
+    names = [dotted(p) for p, present in (
+        (("metadata", "displayName"), "displayName" in data_meta),
+        *((("spec", "objectives", i, "displayName"), isinstance(o, dict) and "displayName" in o)
+          for i, o in enumerate(spec.get("objectives") or [])),
+    ) if present]
+    if names:
+        r.warn(path, f"not shown by obsctl (dashboards and alerts use the SLO name): {', '.join(names)}")
+
+
 # -- SLOs ------------------------------------------------------------------------------------------
 
 
@@ -505,6 +517,9 @@ def _build(r: Reader, objects: OpenSloSet, templates: Templates, *, spec: dict[s
     if period is not None and policy is None:
         r.warn(("spec",), "no alertPolicies: this SLO gets recordings and dashboards but no page or ticket")
     base = str(meta.get("name", ""))
+    service = str(spec.get("service", ""))
+    identity_labels(r, ("metadata", "labels"), labels, service=service, slo=base)
+    _documentation_only(r, (), data_meta=meta, spec=spec)
     out: list[SLO] = []
     for i, obj in enumerate(objectives):
         p: FieldPath = ("spec", "objectives", i)

@@ -26,7 +26,15 @@ from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, AlertPolicy, EventsSLI
 from obsctl.model.windows import AlertTier
 from obsctl.spec.fields import FieldPath, Reader
-from obsctl.spec.slos import cardinality_note, check_labels, check_name, check_objective, check_query, check_slo
+from obsctl.spec.slos import (
+    cardinality_note,
+    check_labels,
+    check_name,
+    check_objective,
+    check_query,
+    check_slo,
+    identity_labels,
+)
 from obsctl.spec.templates import Templates
 
 API_VERSION = "pyrra.dev/v1alpha1"
@@ -194,6 +202,7 @@ def parse_pyrra(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[
     policy = AlertPolicy(tiers=(), custom_tiers=tiers, no_data=absent, page=burnrates, ticket=burnrates,
                          name=r.text(al, "name", ap) or DEFAULT_ALERT_NAME,
                          page_labels=(("severity", "critical"),), ticket_labels=(("severity", "warning"),))
+    identity_labels(r, ("metadata", "labels"), labels, service=service, slo=name)
     if group_by:
         r.warn(("spec", "indicator"), cardinality_note(group_by))
     slo = SLO(name=name, objective=objective, sli=sli, period_days=period, alerting=policy, labels=labels,

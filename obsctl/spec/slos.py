@@ -196,3 +196,18 @@ def cardinality_note(group_by: tuple[str, ...]) -> str:
 # Recorded series per SLO group: 3 per window (errors, total, ratio) and a burn rate, over 7 windows, plus
 # the period's 5 (errors, total, ratio, burn, remaining).
 SERIES_PER_GROUP = 4 * 7 + 5
+
+
+def identity_labels(r: Reader, path: FieldPath, labels: tuple[tuple[str, str], ...], *, service: str,
+                    slo: str) -> None:
+    """Say where a spec label takes the name of the SLO identity obsctl's recorded series carry.
+
+    The recorded series keep obsctl's value (they are selected by it); the alerts carry the spec's,
+    with obsctl's under `obsctl_<name>`.
+    """
+    own = {cv.LABEL_SERVICE: service, cv.LABEL_NAMESPACE: "default", cv.LABEL_SLO: slo}
+    for name, value in labels:
+        if name in own and own[name] != value:
+            r.warn((*path, name), f"label {name}={value!r} names the SLO identity of obsctl's recorded series: "
+                                  f"the series keep {name}={own[name]!r}, the alerts carry yours (obsctl's as "
+                                  f"{cv.RESERVED_LABEL_PREFIX}{name})")

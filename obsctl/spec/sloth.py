@@ -21,6 +21,7 @@ from obsctl.spec.slos import (
     check_objective,
     check_query,
     check_slo,
+    identity_labels,
     query_grouping,
 )
 from obsctl.spec.templates import Templates
@@ -75,14 +76,15 @@ def parse_sloth(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[
     slos: list[SLO] = []
     for i, item in enumerate(r.seq(top.get("slos"), (*d.root, "slos"))):
         with r.contained() as outcome:
-            slo = _slo(r, d, (*d.root, "slos", i), item, spec_labels=labels, templates=templates)
+            slo = _slo(r, d, (*d.root, "slos", i), item, spec_labels=labels, templates=templates,
+                       service=service)
         if slo is not None and not outcome.failed:
             slos.append(slo)
     return service, dict(labels), tuple(slos)
 
 
 def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[tuple[str, str], ...],
-         templates: Templates) -> SLO | None:
+         templates: Templates, service: str) -> SLO | None:
     m = r.mapping(item, p, SLO_FIELDS)
     name = r.text(m, "name", p, required=True)
     if name:
@@ -120,6 +122,7 @@ def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[
                                              "value would be overwritten")
     if r.failed or sli is None or objective is None or not name:
         return None
+    identity_labels(r, (*p, "labels"), tuple(slo_labels.items()), service=service, slo=name)
     if group_by:
         r.warn((*p, "sli"), cardinality_note(group_by))
     slo = SLO(name=name, objective=objective, sli=sli, period_days=templates.default_period_days,

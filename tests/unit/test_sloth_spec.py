@@ -161,3 +161,11 @@ def test_a_bad_slo_skips_only_itself_with_errors_at_their_lines() -> None:
 def test_sloths_own_examples_load_without_errors(name: str) -> None:
     result = _load_file(CORPUS / "upstream" / name)
     assert result.errors == [] and result.catalog.services
+
+
+def test_a_label_named_like_the_slo_identity_is_said_out_loud() -> None:
+    spec = BAD[:BAD.index("  - name: plugin")].replace("alerting: {name: OrdersGood}",
+                                                          "alerting: {name: OrdersGood}\n    labels: {slo: checkout}")
+    result = _load_text(spec)
+    assert result.errors == []
+    assert any("labels.slo: label slo='checkout' names the SLO identity" in w for w in _said(result, Severity.WARNING))
