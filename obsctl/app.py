@@ -80,7 +80,9 @@ def render_options(settings: Settings) -> RenderOptions:
             rules_namespace=settings.kubernetes.rules_namespace,
             labels=tuple(sorted(settings.kubernetes.labels.items())),
             annotations=tuple(sorted(settings.kubernetes.annotations.items())),
-            collector_image=settings.kubernetes.collector_image),
+            collector_image=settings.kubernetes.collector_image,
+            grafana_namespace=settings.kubernetes.grafana_namespace,
+            grafana_instance_labels=tuple(sorted(settings.kubernetes.grafana_instance_labels.items()))),
     )
 
 

@@ -159,6 +159,10 @@ class KubernetesSettings(_Strict):
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
     collector_image: str = DEFAULT_COLLECTOR_IMAGE
+    # Grafana Operator resources (outputs grafana-dashboard-crd, grafana-folder-crd): their namespace and
+    # the labels of the Grafana custom resources they apply to (spec.instanceSelector.matchLabels)
+    grafana_namespace: str = "monitoring"
+    grafana_instance_labels: dict[str, str] = {"dashboards": "grafana"}
 
     @model_validator(mode="after")
     def _check(self) -> KubernetesSettings:
@@ -170,9 +174,13 @@ class KubernetesSettings(_Strict):
         for key in self.annotations:
             if not _K8S_KEY.match(key):
                 raise ValueError(f"kubernetes.annotations: {key!r} is not a Kubernetes annotation key")
-        ns = self.rules_namespace
-        if ns and (len(ns) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", ns)):
-            raise ValueError(f"kubernetes.rules_namespace: {ns!r} is not a DNS label")
+        for field, ns in (("rules_namespace", self.rules_namespace), ("grafana_namespace", self.grafana_namespace)):
+            if (ns or field == "grafana_namespace") and (len(ns) > 63 or
+                                                         not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", ns)):
+                raise ValueError(f"kubernetes.{field}: {ns!r} is not a DNS label")
+        for key, value in self.grafana_instance_labels.items():
+            if not _K8S_KEY.match(key) or len(value) > 63 or not _K8S_LABEL_VALUE.match(value):
+                raise ValueError(f"kubernetes.grafana_instance_labels: {key}={value!r} is not a Kubernetes label")
         if not self.collector_image.strip() or any(c.isspace() for c in self.collector_image):
             raise ValueError(f"kubernetes.collector_image: {self.collector_image!r} is not an image reference")
         return self

@@ -18,6 +18,8 @@ class Kind(str, Enum):
     GRAFANA_FOLDER = "grafana-folder"
     GRAFANA_DASHBOARD = "grafana-dashboard"
     GRAFANA_PROVIDER = "grafana-provider"
+    GRAFANA_DASHBOARD_CRD = "grafana-dashboard-crd"
+    GRAFANA_FOLDER_CRD = "grafana-folder-crd"
     COLLECTOR_AGENT = "collector-agent"
     COLLECTOR_GATEWAY = "collector-gateway"
     COLLECTOR_CRD = "collector-crd"

@@ -341,6 +341,11 @@ ALERTMANAGER_CONFIG_KEY = "alertmanager"
 DEFAULT_RECEIVER = "obsctl-default"
 
 
+def k8s_name(uid: str) -> str:
+    """A Kubernetes object name (DNS subdomain) for a Grafana uid: lower-cased, `_` folded to `-`."""
+    return fit(slug(uid), 253, uid)
+
+
 def rule_crd_name(svc: Service) -> str:
     """metadata.name of a service's PrometheusRule (a DNS subdomain)."""
     return fit(slug(f"obsctl-{svc.namespace}-{svc.name}"), 253, str(svc.ref))

@@ -34,7 +34,8 @@ _MODULES = {"rules": "obsctl.render.rules", "alertmanager": "obsctl.render.route
 RENDERER_KINDS: dict[str, frozenset[Kind]] = {
     "rules": frozenset({Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP}),
     "alertmanager": frozenset({Kind.ALERTMANAGER_CONFIG}),
-    "dashboards": frozenset({Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER}),
+    "dashboards": frozenset({Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER,
+                             Kind.GRAFANA_DASHBOARD_CRD, Kind.GRAFANA_FOLDER_CRD}),
     "collectors": frozenset({Kind.COLLECTOR_AGENT, Kind.COLLECTOR_GATEWAY, Kind.COLLECTOR_CRD}),
 }
 

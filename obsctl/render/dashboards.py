@@ -21,6 +21,7 @@ from obsctl.model.entities import SLO, AvailabilitySLI, BudgetingMethod, Catalog
 from obsctl.model.escape import promql
 from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
+from obsctl.render import grafana_crds
 from obsctl.render.context import RenderContext
 from obsctl.render.dashboard_check import self_check
 from obsctl.render.dashboard_library import (
@@ -342,20 +343,29 @@ def _org_overview(options: RenderOptions, lib: Library) -> dict[str, Any]:
                      links=links)
 
 
-def _artifact_for(dashboard: dict[str, Any], folder_uid: str, owner: str) -> Artifact:
+def _artifacts_for(dashboard: dict[str, Any], folder_uid: str, owner: str, options: RenderOptions) -> list[Artifact]:
+    """The checked dashboard for the Grafana API and files, and as a GrafanaDashboard (those in the outputs)."""
     errs = self_check(dashboard)
     if errs:
         raise SpecError([Problem(owner, 0, owner, f"dashboard {dashboard.get('uid')}", e) for e in errs])
     uid = str(dashboard["uid"])
-    return Artifact(Kind.GRAFANA_DASHBOARD, uid, cv.dashboard_path(folder_uid, uid), cv.grafana_json(dashboard),
-                    owner)
+    body = cv.grafana_json(dashboard)
+    out: list[Artifact] = []
+    if Kind.GRAFANA_DASHBOARD in options.outputs:
+        out.append(Artifact(Kind.GRAFANA_DASHBOARD, uid, cv.dashboard_path(folder_uid, uid), body, owner))
+    if Kind.GRAFANA_DASHBOARD_CRD in options.outputs:
+        out.append(grafana_crds.dashboard(body, uid, folder_uid, owner, options))
+    return out
 
 
-def _folder(uid: str, title: str, parent: str, owner: str) -> Artifact:
+def _folder(uid: str, title: str, parent: str, owner: str, options: RenderOptions) -> list[Artifact]:
     body: dict[str, Any] = {"uid": uid, "title": title, "description": cv.folder_description(title)}
     if parent:
         body["parentUid"] = parent
-    return Artifact(Kind.GRAFANA_FOLDER, uid, cv.folder_path(uid), cv.grafana_json(body), owner)
+    out = [Artifact(Kind.GRAFANA_FOLDER, uid, cv.folder_path(uid), cv.grafana_json(body), owner)]
+    if Kind.GRAFANA_FOLDER_CRD in options.outputs:
+        out.append(grafana_crds.folder(uid, title, parent, owner, options))
+    return out
 
 
 def _provider(folders: Sequence[tuple[str, str]], options: RenderOptions) -> Artifact:
@@ -382,20 +392,20 @@ def _library(ctx: RenderContext) -> Library:
 
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     """The dashboard of one service (none when dashboards are not in the outputs)."""
-    if Kind.GRAFANA_DASHBOARD not in ctx.options.outputs:
+    if not ctx.options.wants(Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_DASHBOARD_CRD):
         return []
     board = _service_dashboard(svc, ctx.team, ctx.templates, ctx.options, _library(ctx))
-    return [_artifact_for(board, _team_folder(svc.team), str(svc.ref))]
+    return _artifacts_for(board, _team_folder(svc.team), str(svc.ref), ctx.options)
 
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
     """The folders (root, one per team in `teams`), team and org overviews, the file provider (those in the outputs)."""
     options = ctx.options
-    if not options.wants(Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER):
+    if not options.wants(*GRAFANA_KINDS):
         return []
-    dashboards = Kind.GRAFANA_DASHBOARD in options.outputs
+    dashboards = options.wants(Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_DASHBOARD_CRD)
     lib = _library(ctx)
-    out: list[Artifact] = [_folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER)]
+    out: list[Artifact] = _folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER, options)
     folders: list[tuple[str, str]] = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
     problems: list[Problem] = []
 
@@ -403,14 +413,14 @@ def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Arti
         if not dashboards:
             return
         try:
-            out.append(_artifact_for(build(), folder_uid, owner))
+            out.extend(_artifacts_for(build(), folder_uid, owner, options))
         except SpecError as exc:
             problems.extend(exc.problems)
 
     for ref in teams:
         uid = _team_folder(ref)
         title = _team_title(ctx.team, ref)
-        out.append(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref)))
+        out.extend(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref), options))
         folders.append((uid, title))
         guard(functools.partial(_team_overview, ref, ctx.team, options, lib), uid, str(ref))
     guard(functools.partial(_org_overview, options, lib), cv.ROOT_FOLDER_UID, cv.OWNER)
@@ -423,10 +433,15 @@ def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Arti
     return out
 
 
+GRAFANA_KINDS = (Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER, Kind.GRAFANA_DASHBOARD_CRD,
+                 Kind.GRAFANA_FOLDER_CRD)
+
+
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
-    """Every Grafana artifact of the catalog in `options.outputs`: folders, dashboards, the file provider."""
+    """Every Grafana artifact of the catalog in `options.outputs`: folders, dashboards, the file provider,
+    Grafana Operator resources."""
     ctx = RenderContext.of(catalog, templates, options)
-    if not options.wants(Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_PROVIDER):
+    if not options.wants(*GRAFANA_KINDS):
         return []
     out: list[Artifact] = []
     problems: list[Problem] = []

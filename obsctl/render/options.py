@@ -44,6 +44,8 @@ class KubernetesOptions:
     labels: tuple[tuple[str, str], ...] = ()  # extra metadata.labels on every manifest (e.g. release)
     annotations: tuple[tuple[str, str], ...] = ()
     collector_image: str = DEFAULT_COLLECTOR_IMAGE
+    grafana_namespace: str = "monitoring"  # where GrafanaDashboard/GrafanaFolder resources go
+    grafana_instance_labels: tuple[tuple[str, str], ...] = (("dashboards", "grafana"),)  # their instanceSelector
 
 
 @dataclass(frozen=True)

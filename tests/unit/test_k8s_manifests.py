@@ -207,3 +207,41 @@ def test_validate_prints_backstage_annotations_and_link_warnings(tmp_path: Path)
     main(["--config", str(config), "validate", str(ROOT / "examples" / "catalog"), "-o", "annotations"], out=annotated)
     overview = "grafana/overview-dashboard: https://grafana.test/d/obsctl-svc-default-checkout?kiosk"
     assert overview in annotated.getvalue()
+
+
+def test_grafana_operator_resources_validate_and_carry_the_same_dashboards(
+        catalog: Catalog, templates: Templates) -> None:
+    from obsctl.render import dashboards
+
+    outputs = frozenset({Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_FOLDER, Kind.GRAFANA_DASHBOARD_CRD,
+                         Kind.GRAFANA_FOLDER_CRD})
+    k8s = KubernetesOptions(grafana_namespace="grafana", grafana_instance_labels=(("dashboards", "main"),),
+                            labels=(("release", "obs"),))
+    arts = dashboards.render(catalog, templates, RenderOptions(outputs=outputs, kubernetes=k8s))
+    boards = {a.key: a for a in arts if a.kind is Kind.GRAFANA_DASHBOARD}
+    crs = {a.key: _doc(a) for a in arts if a.kind is Kind.GRAFANA_DASHBOARD_CRD}
+    folders = {a.key: _doc(a) for a in arts if a.kind is Kind.GRAFANA_FOLDER_CRD}
+    assert set(crs) == set(boards) and len(crs) == len(catalog.services) + len(catalog.teams_in_use()) + 1
+    assert set(folders) == {a.key for a in arts if a.kind is Kind.GRAFANA_FOLDER}
+    folder_names = {f["metadata"]["name"]: f for f in folders.values()}
+    for uid, cr in crs.items():
+        assert crd_errors(cr) == [], uid
+        assert cr["kind"] == "GrafanaDashboard" and cr["metadata"]["namespace"] == "grafana"
+        assert cr["spec"]["json"].encode() == boards[uid].body  # byte for byte what the API sink writes
+        assert cr["spec"]["uid"] == uid and cr["spec"]["instanceSelector"] == {"matchLabels": {"dashboards": "main"}}
+        assert cr["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "obsctl", "release": "obs"}
+        # The operator's rule: one of folderRef/folderUID; the reference names a folder resource rendered here,
+        # the same folder the file/API output puts the dashboard in.
+        assert "folderUID" not in cr["spec"] and cr["spec"]["folderRef"] in folder_names
+        assert f"/{folder_names[cr['spec']['folderRef']]['spec']['uid']}/" in boards[uid].path
+    for uid, folder in folders.items():
+        assert crd_errors(folder) == [], uid
+        parent = folder["spec"].get("parentFolderRef")
+        assert (parent is None) == (uid == cv.ROOT_FOLDER_UID)
+        assert parent is None or folder_names[parent]["spec"]["uid"] == cv.ROOT_FOLDER_UID
+    # Opt-in: the default outputs render none.
+    assert not [a for a in dashboards.render(catalog, templates, RenderOptions())
+                if a.kind in (Kind.GRAFANA_DASHBOARD_CRD, Kind.GRAFANA_FOLDER_CRD)]
+    # Only the operator resources asked: the dashboards are still built (and checked) for them.
+    only = dashboards.render(catalog, templates, RenderOptions(outputs=frozenset({Kind.GRAFANA_DASHBOARD_CRD})))
+    assert {a.kind for a in only} == {Kind.GRAFANA_DASHBOARD_CRD} and len(only) == len(crs)
