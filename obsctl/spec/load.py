@@ -6,6 +6,7 @@ One bad entity is reported and skipped; every other entity still loads.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -68,6 +69,27 @@ def _entity_label(doc: Document) -> str:
     return f"{kind}:{ns}/{name}" if name else f"{doc.file}#{doc.index}"
 
 
+# Parsed YAML by (file, bytes): a serve round reads every catalog file again, and parsing was most of
+# loading; an unchanged file is not parsed again. Documents are only read after parsing, never changed.
+_PARSED: dict[tuple[str, bytes | str], tuple[list[Document], list[Problem]]] = {}
+_PARSED_MAX = 50_000
+_PARSED_LOCK = threading.Lock()
+
+
+def _parsed(raw: bytes | str, file: str) -> tuple[list[Document], list[Problem]]:
+    key = (file, raw)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    found = load_documents(raw, file)
+    with _PARSED_LOCK:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = found
+    return found
+
+
 def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
     """Parse and validate every document, then assemble services and teams."""
     problems: list[Problem] = []
@@ -77,7 +99,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
     oslo = openslo.OpenSloSet()
 
     for source in sorted(files, key=lambda f: f.path):
-        docs, file_problems = load_documents(source.data, source.path)
+        docs, file_problems = _parsed(source.data, source.path)
         problems.extend(file_problems)
         for doc in docs:
             if doc.data is None:
