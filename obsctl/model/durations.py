@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
@@ -17,6 +18,7 @@ def parse_duration(text: str) -> float:
     return float(sum(int(n) * _UNITS[u] for n, u in _PART.findall(text)))
 
 
+@lru_cache(maxsize=1024)  # a handful of windows, formatted for every rule of every service
 def format_duration(seconds: float) -> str:
     """Format seconds as the shortest Prometheus duration (largest units first)."""
     if seconds <= 0:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _SIMPLE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+@lru_cache(maxsize=8192)  # a service's names are escaped once per rule otherwise
 def string_body(value: str) -> str:
     """Escape text for the inside of a double-quoted PromQL string."""
     out = []
