@@ -962,21 +962,20 @@ class OTLPProtocols(Body):
     http: OTLPHTTPServerConfig | None = None
 
 
-class OTLPReceiverConfig(Body):
-    """`otlp` receiver: at least one of protocols.grpc / protocols.http."""
+def _check_otlp(cfg: Any) -> None:
+    grpc, http = cfg.protocols.grpc, cfg.protocols.http
+    if not (grpc is not None and grpc.enabled) and not (http is not None and http.enabled):
+        raise _fail(
+            "component-missing-required-field",
+            "must specify at least one protocol (protocols.grpc or protocols.http) "
+            "when using the OTLP receiver",
+        )
 
-    protocols: OTLPProtocols = OTLPProtocols()
 
-    @model_validator(mode="after")
-    def _check(self) -> OTLPReceiverConfig:
-        grpc, http = self.protocols.grpc, self.protocols.http
-        if not (grpc is not None and grpc.enabled) and not (http is not None and http.enabled):
-            raise _fail(
-                "component-missing-required-field",
-                "must specify at least one protocol (protocols.grpc or protocols.http) "
-                "when using the OTLP receiver",
-            )
-        return self
+OTLPReceiverConfig = table_config("otlp", {
+    "protocols": (OTLPProtocols, OTLPProtocols()),
+}, _check_otlp,
+    doc='`otlp` receiver: at least one of protocols.grpc / protocols.http.')
 
 
 # --------------------------------------------------------------------------- processors
@@ -1134,17 +1133,16 @@ def _check_actions(actions: Sequence[AttributeAction]) -> None:
             raise _fail(_rule_for_action_problem(text), text, "build")
 
 
-class ResourceProcessorConfig(Body):
-    """`resource`: a non-empty `attributes` list of actions."""
+def _check_resource(cfg: Any) -> None:
+    if not cfg.attributes:
+        raise _fail("component-missing-required-field", 'missing required field "attributes"')
+    _check_actions(cfg.attributes)
 
-    attributes: list[AttributeAction] | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> ResourceProcessorConfig:
-        if not self.attributes:
-            raise _fail("component-missing-required-field", 'missing required field "attributes"')
-        _check_actions(self.attributes)
-        return self
+ResourceProcessorConfig = table_config("resource", {
+    "attributes": (list[AttributeAction] | None, None),
+}, _check_resource,
+    doc='`resource`: a non-empty `attributes` list of actions.')
 
 
 class RegexpCacheConfig(Body):
@@ -1237,19 +1235,18 @@ class LogMatchProperties(Body):
         return self
 
 
-class AttributesProcessorConfig(Body):
-    """`attributes`: a non-empty `actions` list, optional include/exclude match blocks."""
+def _check_attributes(cfg: Any) -> None:
+    if not cfg.actions:
+        raise _fail("component-missing-required-field", 'missing required field "actions"')
+    _check_actions(cfg.actions)
 
-    actions: list[AttributeAction] | None = None
-    include: MatchProperties | None = None
-    exclude: MatchProperties | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> AttributesProcessorConfig:
-        if not self.actions:
-            raise _fail("component-missing-required-field", 'missing required field "actions"')
-        _check_actions(self.actions)
-        return self
+AttributesProcessorConfig = table_config("attributes", {
+    "actions": (list[AttributeAction] | None, None),
+    "include": (MatchProperties | None, None),
+    "exclude": (MatchProperties | None, None),
+}, _check_attributes,
+    doc='`attributes`: a non-empty `actions` list, optional include/exclude match blocks.')
 
 
 _ERROR_MODES = {"ignore", "propagate", "silent"}
@@ -1717,45 +1714,44 @@ class DecisionCacheConfig(Body):
     non_sampled_cache_size: Int = 0
 
 
-class TailSamplingConfig(Body):
-    """`tail_sampling` (traces only): policies with unique names and known types."""
+def _check_tail_sampling(cfg: Any) -> None:
+    if cfg.sampling_strategy not in ("trace-complete", "span-ingest"):
+        raise _fail("component-invalid-value", f'invalid sampling_strategy "{cfg.sampling_strategy}", '
+                    'expected one of "trace-complete" or "span-ingest"')
+    if cfg.num_shards > 256:
+        raise _fail("component-value-out-of-range", f"num_shards ({cfg.num_shards}) must not exceed 256")
+    if cfg.tail_storage is not None:
+        raise _fail("component-invalid-value",
+                    "'tail_storage' requires a feature gate that otelcol-obsctl does not enable")
+    names: set[str] = set()
+    for policy in cfg.policies or ():
+        if not policy.name:
+            raise _fail("component-missing-required-field", "policy name cannot be empty", "startup")
+        if policy.name in names:
+            raise _fail("component-duplicate-entry", f'duplicate policy name "{policy.name}"', "startup")
+        names.add(policy.name)
+        found = policy.problem()
+        if found is not None:
+            rule, detail = found
+            raise _fail(rule, f'failed to create policy evaluator for "{policy.name}": {detail}', "startup")
 
-    decision_wait: Duration = 30 * _SECOND
-    decision_wait_after_root_received: Duration = 0
-    num_traces: UInt64 = 50000
-    block_on_overflow: Bool = False
-    expected_new_traces_per_sec: UInt64 = 0
-    policies: list[TailSamplingPolicy] | None = None
-    decision_cache: DecisionCacheConfig | None = None
-    tail_storage: ComponentRef | None = None
-    sample_on_first_match: Bool = False
-    sampling_strategy: Str = "trace-complete"
-    drop_pending_traces_on_shutdown: Bool = False
-    maximum_trace_size_bytes: UInt64 = 0
-    num_shards: UInt32 = 1
 
-    @model_validator(mode="after")
-    def _check(self) -> TailSamplingConfig:
-        if self.sampling_strategy not in ("trace-complete", "span-ingest"):
-            raise _fail("component-invalid-value", f'invalid sampling_strategy "{self.sampling_strategy}", '
-                        'expected one of "trace-complete" or "span-ingest"')
-        if self.num_shards > 256:
-            raise _fail("component-value-out-of-range", f"num_shards ({self.num_shards}) must not exceed 256")
-        if self.tail_storage is not None:
-            raise _fail("component-invalid-value",
-                        "'tail_storage' requires a feature gate that otelcol-obsctl does not enable")
-        names: set[str] = set()
-        for policy in self.policies or ():
-            if not policy.name:
-                raise _fail("component-missing-required-field", "policy name cannot be empty", "startup")
-            if policy.name in names:
-                raise _fail("component-duplicate-entry", f'duplicate policy name "{policy.name}"', "startup")
-            names.add(policy.name)
-            found = policy.problem()
-            if found is not None:
-                rule, detail = found
-                raise _fail(rule, f'failed to create policy evaluator for "{policy.name}": {detail}', "startup")
-        return self
+TailSamplingConfig = table_config("tail_sampling", {
+    "decision_wait": (Duration, 30 * _SECOND),
+    "decision_wait_after_root_received": (Duration, 0),
+    "num_traces": (UInt64, 50000),
+    "block_on_overflow": (Bool, False),
+    "expected_new_traces_per_sec": (UInt64, 0),
+    "policies": (list[TailSamplingPolicy] | None, None),
+    "decision_cache": (DecisionCacheConfig | None, None),
+    "tail_storage": (ComponentRef | None, None),
+    "sample_on_first_match": (Bool, False),
+    "sampling_strategy": (Str, "trace-complete"),
+    "drop_pending_traces_on_shutdown": (Bool, False),
+    "maximum_trace_size_bytes": (UInt64, 0),
+    "num_shards": (UInt32, 1),
+}, _check_tail_sampling,
+    doc='`tail_sampling` (traces only): policies with unique names and known types.')
 
 
 # --------------------------------------------------------------------------- exporters
@@ -1786,27 +1782,26 @@ def _grpc_endpoint_problem(endpoint: str) -> str | None:
     return None
 
 
-class OTLPExporterConfig(GRPCClientConfig):
-    """`otlp` / `otlp_grpc` exporter: a host:port endpoint."""
+def _check_otlp_grpc(cfg: Any) -> None:
+    address = cfg.endpoint
+    for prefix in ("http://", "https://"):
+        if address.startswith(prefix):
+            address = address[len(prefix):]
+    if address.startswith("dns://"):
+        address = re.sub(r"^dns:///?", "", address)
+    if not address:
+        raise _fail("component-missing-required-field", 'requires a non-empty "endpoint"')
+    problem = _grpc_endpoint_problem(cfg.endpoint)
+    if problem is not None:
+        raise _fail("component-invalid-value", f"endpoint: {problem}")
 
-    timeout: Duration = 5 * _SECOND
-    sending_queue: SendingQueueConfig | None = None
-    retry_on_failure: BackOffConfig | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> OTLPExporterConfig:
-        address = self.endpoint
-        for prefix in ("http://", "https://"):
-            if address.startswith(prefix):
-                address = address[len(prefix):]
-        if address.startswith("dns://"):
-            address = re.sub(r"^dns:///?", "", address)
-        if not address:
-            raise _fail("component-missing-required-field", 'requires a non-empty "endpoint"')
-        problem = _grpc_endpoint_problem(self.endpoint)
-        if problem is not None:
-            raise _fail("component-invalid-value", f"endpoint: {problem}")
-        return self
+OTLPExporterConfig = table_config("otlp_grpc", {
+    "timeout": (Duration, 5 * _SECOND),
+    "sending_queue": (SendingQueueConfig | None, None),
+    "retry_on_failure": (BackOffConfig | None, None),
+}, _check_otlp_grpc, base=GRPCClientConfig,
+    doc='`otlp` / `otlp_grpc` exporter: a host:port endpoint.')
 
 
 def _check_otlp_http(cfg: Any) -> None:
@@ -1866,85 +1861,84 @@ _TRANSLATION = {"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuff
 _RESERVED_RW_HEADERS = {"content-encoding", "content-type", "user-agent", "x-prometheus-remote-write-version"}
 
 
-class PrometheusRemoteWriteConfig(HTTPClientConfig):
-    """`prometheusremotewrite` / `prometheus_remote_write` exporter (metrics only)."""
+def _check_prometheus_remote_write(cfg: Any) -> None:
+    rng, bad = "component-value-out-of-range", "component-invalid-value"
+    r2t = cfg.resource_to_telemetry_conversion or ResourceToTelemetry()
+    rcl = cfg.resource_constant_labels or ResourceToTelemetry()
+    if rcl.enabled or rcl.exclude_service_attributes:
+        raise _fail("component-conflicting-fields",
+                    "enabled and exclude_service_attributes are not supported under resource_constant_labels")
+    if not r2t.is_empty() and not rcl.is_empty():
+        raise _fail("component-conflicting-fields",
+                    "cannot configure both resource_to_telemetry_conversion and resource_constant_labels")
+    if (r2t.enabled or r2t.exclude_service_attributes) and (r2t.included or r2t.excluded):
+        raise _fail("component-conflicting-fields",
+                    "cannot configure both legacy enabled/exclude_service_attributes and included/excluded")
+    if cfg.max_batch_request_parallelism is not None and cfg.max_batch_request_parallelism < 1:
+        raise _fail(rng, "max_batch_request_parallelism can't be set to below 1")
+    queue = cfg.remote_write_queue or RemoteWriteQueue()
+    if queue.queue_size < 0:
+        raise _fail(rng, "remote write queue size can't be negative")
+    if queue.enabled and queue.queue_size == 0:
+        raise _fail(rng, "a 0 size queue will drop all the data")
+    if queue.num_consumers < 0:
+        raise _fail(rng, "remote write consumer number can't be negative")
+    if cfg.max_batch_size_bytes < 0:
+        raise _fail(rng, "max_batch_size_bytes must be greater than 0")
+    client = cfg.http if cfg.http is not None else cfg
+    if client.compression and client.compression != "snappy":
+        raise _fail(bad, "compression type must be snappy")
+    if cfg.protobuf_message not in ("prometheus.WriteRequest", "io.prometheus.write.v2.Request"):
+        raise _fail(bad, f'unknown remote write protobuf message "{cfg.protobuf_message}"')
+    if cfg.protobuf_message == "io.prometheus.write.v2.Request":
+        raise _fail(bad, "remote write v2 needs a feature gate that otelcol-obsctl does not enable")
+    if cfg.translation_strategy and cfg.translation_strategy not in _TRANSLATION:
+        raise _fail(bad, f"invalid translation_strategy: {cfg.translation_strategy}")
+    if cfg.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
+        raise _fail(bad, f"translation strategy {cfg.translation_strategy} requires Prometheus Remote Write 2.0")
+    for name, value in (cfg.external_labels or {}).items():
+        if not name or not value:
+            raise _fail(bad, "external labels configuration contains an empty key or value", "build")
+    for key in cfg.include_metadata_keys or ():
+        if key.lower() in _RESERVED_RW_HEADERS:
+            raise _fail(bad, f'include_metadata_keys entry "{key}" collides with a reserved remote write header')
+    if "endpoint" not in client.model_fields_set:
+        raise _fail("policy-explicit-endpoint",
+                    "no endpoint set: the collector would send to its placeholder "
+                    "http://some.url:9411/api/prom/push (obsctl policy)", "policy")
+    if not client.endpoint:
+        raise _fail("component-missing-required-field",
+                    "invalid endpoint: an endpoint URL (…/api/v1/push) is required", "build")
+    if not _request_uri_ok(client.endpoint):
+        raise _fail(bad, f'invalid endpoint "{client.endpoint}": not an absolute URL or path', "build")
+    if not re.match(r"^https?://[^/]", client.endpoint):
+        raise _fail("policy-explicit-endpoint",
+                    f'endpoint "{client.endpoint}" is not an http(s) URL (obsctl policy)', "policy")
 
-    timeout: Duration = 5 * _SECOND
-    retry_on_failure: BackOffConfig | None = None
-    namespace: Str = ""
-    remote_write_queue: RemoteWriteQueue | None = None
-    external_labels: dict[str, Str] | None = None
-    http: HTTPClientConfig | None = None
-    max_batch_size_bytes: Int = 3_000_000
-    max_batch_request_parallelism: Int | None = None
-    resource_to_telemetry_conversion: ResourceToTelemetry | None = None
-    resource_constant_labels: ResourceToTelemetry | None = None
-    wal: PRWWALConfig | None = None
-    target_info: TargetInfo | None = None
-    disable_scope_info: Bool = False
-    add_metric_suffixes: Bool = True
-    translation_strategy: Str = ""
-    send_metadata: Bool = False
-    protobuf_message: Str = "prometheus.WriteRequest"
-    include_metadata_keys: StrList | None = None
-    convert_explicit_histograms_to_nhcb: Bool = False
-    keep_classic_histograms: Bool = False
 
-    @model_validator(mode="after")
-    def _check(self) -> PrometheusRemoteWriteConfig:
-        rng, bad = "component-value-out-of-range", "component-invalid-value"
-        r2t = self.resource_to_telemetry_conversion or ResourceToTelemetry()
-        rcl = self.resource_constant_labels or ResourceToTelemetry()
-        if rcl.enabled or rcl.exclude_service_attributes:
-            raise _fail("component-conflicting-fields",
-                        "enabled and exclude_service_attributes are not supported under resource_constant_labels")
-        if not r2t.is_empty() and not rcl.is_empty():
-            raise _fail("component-conflicting-fields",
-                        "cannot configure both resource_to_telemetry_conversion and resource_constant_labels")
-        if (r2t.enabled or r2t.exclude_service_attributes) and (r2t.included or r2t.excluded):
-            raise _fail("component-conflicting-fields",
-                        "cannot configure both legacy enabled/exclude_service_attributes and included/excluded")
-        if self.max_batch_request_parallelism is not None and self.max_batch_request_parallelism < 1:
-            raise _fail(rng, "max_batch_request_parallelism can't be set to below 1")
-        queue = self.remote_write_queue or RemoteWriteQueue()
-        if queue.queue_size < 0:
-            raise _fail(rng, "remote write queue size can't be negative")
-        if queue.enabled and queue.queue_size == 0:
-            raise _fail(rng, "a 0 size queue will drop all the data")
-        if queue.num_consumers < 0:
-            raise _fail(rng, "remote write consumer number can't be negative")
-        if self.max_batch_size_bytes < 0:
-            raise _fail(rng, "max_batch_size_bytes must be greater than 0")
-        client = self.http if self.http is not None else self
-        if client.compression and client.compression != "snappy":
-            raise _fail(bad, "compression type must be snappy")
-        if self.protobuf_message not in ("prometheus.WriteRequest", "io.prometheus.write.v2.Request"):
-            raise _fail(bad, f'unknown remote write protobuf message "{self.protobuf_message}"')
-        if self.protobuf_message == "io.prometheus.write.v2.Request":
-            raise _fail(bad, "remote write v2 needs a feature gate that otelcol-obsctl does not enable")
-        if self.translation_strategy and self.translation_strategy not in _TRANSLATION:
-            raise _fail(bad, f"invalid translation_strategy: {self.translation_strategy}")
-        if self.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
-            raise _fail(bad, f"translation strategy {self.translation_strategy} requires Prometheus Remote Write 2.0")
-        for name, value in (self.external_labels or {}).items():
-            if not name or not value:
-                raise _fail(bad, "external labels configuration contains an empty key or value", "build")
-        for key in self.include_metadata_keys or ():
-            if key.lower() in _RESERVED_RW_HEADERS:
-                raise _fail(bad, f'include_metadata_keys entry "{key}" collides with a reserved remote write header')
-        if "endpoint" not in client.model_fields_set:
-            raise _fail("policy-explicit-endpoint",
-                        "no endpoint set: the collector would send to its placeholder "
-                        "http://some.url:9411/api/prom/push (obsctl policy)", "policy")
-        if not client.endpoint:
-            raise _fail("component-missing-required-field",
-                        "invalid endpoint: an endpoint URL (…/api/v1/push) is required", "build")
-        if not _request_uri_ok(client.endpoint):
-            raise _fail(bad, f'invalid endpoint "{client.endpoint}": not an absolute URL or path', "build")
-        if not re.match(r"^https?://[^/]", client.endpoint):
-            raise _fail("policy-explicit-endpoint",
-                        f'endpoint "{client.endpoint}" is not an http(s) URL (obsctl policy)', "policy")
-        return self
+PrometheusRemoteWriteConfig = table_config("prometheus_remote_write", {
+    "timeout": (Duration, 5 * _SECOND),
+    "retry_on_failure": (BackOffConfig | None, None),
+    "namespace": (Str, ""),
+    "remote_write_queue": (RemoteWriteQueue | None, None),
+    "external_labels": (dict[str, Str] | None, None),
+    "http": (HTTPClientConfig | None, None),
+    "max_batch_size_bytes": (Int, 3_000_000),
+    "max_batch_request_parallelism": (Int | None, None),
+    "resource_to_telemetry_conversion": (ResourceToTelemetry | None, None),
+    "resource_constant_labels": (ResourceToTelemetry | None, None),
+    "wal": (PRWWALConfig | None, None),
+    "target_info": (TargetInfo | None, None),
+    "disable_scope_info": (Bool, False),
+    "add_metric_suffixes": (Bool, True),
+    "translation_strategy": (Str, ""),
+    "send_metadata": (Bool, False),
+    "protobuf_message": (Str, "prometheus.WriteRequest"),
+    "include_metadata_keys": (StrList | None, None),
+    "convert_explicit_histograms_to_nhcb": (Bool, False),
+    "keep_classic_histograms": (Bool, False),
+}, _check_prometheus_remote_write, base=HTTPClientConfig,
+    doc='`prometheusremotewrite` / `prometheus_remote_write` exporter (metrics only).')
 
 
 def _check_debug(cfg: Any) -> None:
@@ -2118,63 +2112,62 @@ def _dimension_problem(dimensions: Sequence[Dimension] | None) -> str | None:
     return None
 
 
-class SpanMetricsConfig(Body):
-    """`spanmetrics` / `span_metrics` connector (traces -> metrics)."""
+def _check_span_metrics(cfg: Any) -> None:
+    histogram = cfg.histogram or SpanMetricsHistogram()
+    for label, dims in (("dimensions", cfg.dimensions), ("calls dimensions", cfg.calls_dimensions),
+                        ("histogram dimensions", histogram.dimensions)):
+        found = _dimension_problem(dims)
+        if found is not None:
+            rule = "component-duplicate-entry" if "duplicate" in found else "component-invalid-value"
+            raise _fail(rule, f"failed validating {label}: {found}")
+    events = cfg.events or SpanMetricsEvents()
+    if events.enabled:
+        found = "no dimensions configured for events" if not events.dimensions else _dimension_problem(
+            events.dimensions)
+        if found is not None:
+            raise _fail("component-invalid-value", f"failed validating event dimensions: {found}")
+    if histogram.unit not in ("ms", "s") and not histogram.unit.startswith("#"):
+        raise _fail("component-invalid-value", f'unknown unit "{histogram.unit}" (ms or s)')
+    exp_on = histogram.exponential is not None and histogram.exponential.enabled
+    explicit_on = histogram.explicit is not None and histogram.explicit.enabled
+    if exp_on and explicit_on:
+        raise _fail("component-conflicting-fields", "use either `explicit` or `exponential` buckets histogram")
+    for field in ("metrics_flush_interval", "metrics_expiration", "series_expiration"):
+        if getattr(cfg, field) < 0:
+            raise _fail("component-value-out-of-range", f"invalid {field}: the duration should be positive")
+    delta = cfg.aggregation_temporality == "AGGREGATION_TEMPORALITY_DELTA"
+    cache = 1000 if cfg.metric_timestamp_cache_size is None else cfg.metric_timestamp_cache_size
+    if delta and cache <= 0:
+        raise _fail("component-value-out-of-range", f"invalid delta timestamp cache size: {cache}")
+    if cfg.aggregation_cardinality_limit < 0:
+        raise _fail("component-value-out-of-range", "invalid aggregation_cardinality_limit: should be positive")
+    exemplars = cfg.exemplars or SpanMetricsExemplars()
+    if exemplars.enabled and exemplars.max_per_data_point < 0:
+        raise _fail("component-value-out-of-range", "invalid max_per_data_point: should be positive")
 
-    dimensions: list[Dimension] | None = None
-    calls_dimensions: list[Dimension] | None = None
-    exclude_dimensions: StrList | None = None
-    dimensions_cache_size: Int = 0
-    resource_metrics_cache_size: Int = 1000
-    resource_metrics_key_attributes: StrList | None = None
-    aggregation_temporality: Str = "AGGREGATION_TEMPORALITY_CUMULATIVE"
-    histogram: SpanMetricsHistogram | None = None
-    metrics_flush_interval: Duration = 60 * _SECOND
-    metrics_expiration: Duration = 0
-    series_expiration: Duration = 0
-    metric_timestamp_cache_size: Int | None = None
-    namespace: Str = "traces.span.metrics"
-    exemplars: SpanMetricsExemplars | None = None
-    events: SpanMetricsEvents | None = None
-    include_instrumentation_scope: StrList | None = None
-    aggregation_cardinality_limit: Int = 0
-    add_resource_attributes: Bool = False
-    enable_metrics_sampling_method: Bool = False
 
-    @model_validator(mode="after")
-    def _check(self) -> SpanMetricsConfig:
-        histogram = self.histogram or SpanMetricsHistogram()
-        for label, dims in (("dimensions", self.dimensions), ("calls dimensions", self.calls_dimensions),
-                            ("histogram dimensions", histogram.dimensions)):
-            found = _dimension_problem(dims)
-            if found is not None:
-                rule = "component-duplicate-entry" if "duplicate" in found else "component-invalid-value"
-                raise _fail(rule, f"failed validating {label}: {found}")
-        events = self.events or SpanMetricsEvents()
-        if events.enabled:
-            found = "no dimensions configured for events" if not events.dimensions else _dimension_problem(
-                events.dimensions)
-            if found is not None:
-                raise _fail("component-invalid-value", f"failed validating event dimensions: {found}")
-        if histogram.unit not in ("ms", "s") and not histogram.unit.startswith("#"):
-            raise _fail("component-invalid-value", f'unknown unit "{histogram.unit}" (ms or s)')
-        exp_on = histogram.exponential is not None and histogram.exponential.enabled
-        explicit_on = histogram.explicit is not None and histogram.explicit.enabled
-        if exp_on and explicit_on:
-            raise _fail("component-conflicting-fields", "use either `explicit` or `exponential` buckets histogram")
-        for field in ("metrics_flush_interval", "metrics_expiration", "series_expiration"):
-            if getattr(self, field) < 0:
-                raise _fail("component-value-out-of-range", f"invalid {field}: the duration should be positive")
-        delta = self.aggregation_temporality == "AGGREGATION_TEMPORALITY_DELTA"
-        cache = 1000 if self.metric_timestamp_cache_size is None else self.metric_timestamp_cache_size
-        if delta and cache <= 0:
-            raise _fail("component-value-out-of-range", f"invalid delta timestamp cache size: {cache}")
-        if self.aggregation_cardinality_limit < 0:
-            raise _fail("component-value-out-of-range", "invalid aggregation_cardinality_limit: should be positive")
-        exemplars = self.exemplars or SpanMetricsExemplars()
-        if exemplars.enabled and exemplars.max_per_data_point < 0:
-            raise _fail("component-value-out-of-range", "invalid max_per_data_point: should be positive")
-        return self
+SpanMetricsConfig = table_config("span_metrics", {
+    "dimensions": (list[Dimension] | None, None),
+    "calls_dimensions": (list[Dimension] | None, None),
+    "exclude_dimensions": (StrList | None, None),
+    "dimensions_cache_size": (Int, 0),
+    "resource_metrics_cache_size": (Int, 1000),
+    "resource_metrics_key_attributes": (StrList | None, None),
+    "aggregation_temporality": (Str, "AGGREGATION_TEMPORALITY_CUMULATIVE"),
+    "histogram": (SpanMetricsHistogram | None, None),
+    "metrics_flush_interval": (Duration, 60 * _SECOND),
+    "metrics_expiration": (Duration, 0),
+    "series_expiration": (Duration, 0),
+    "metric_timestamp_cache_size": (Int | None, None),
+    "namespace": (Str, "traces.span.metrics"),
+    "exemplars": (SpanMetricsExemplars | None, None),
+    "events": (SpanMetricsEvents | None, None),
+    "include_instrumentation_scope": (StrList | None, None),
+    "aggregation_cardinality_limit": (Int, 0),
+    "add_resource_attributes": (Bool, False),
+    "enable_metrics_sampling_method": (Bool, False),
+}, _check_span_metrics,
+    doc='`spanmetrics` / `span_metrics` connector (traces -> metrics).')
 
 
 ForwardConfig = table_config("forward", {}, doc='`forward` connector: no settings.')
