@@ -20,7 +20,13 @@ def link_warnings(settings: Settings) -> list[str]:
     values = {"grafana.public_url": settings.grafana.public_url,
               "prometheus.public_url": settings.prometheus.public_url,
               "backstage.public_url": settings.backstage.public_url}
-    return [f"{name} is not set: {what}" for name, what in missing if not values[name]]
+    out = [f"{name} is not set: {what}" for name, what in missing if not values[name]]
+    collector_outputs = {k.value for k in settings.outputs} & {"collector-agent", "collector-gateway", "collector-crd"}
+    for key in ("metrics_remote_write_url", "traces_endpoint", "logs_endpoint"):
+        if collector_outputs and key not in settings.collector:
+            out.append(f"collector.{key} is not set: the gateway and sampler configs export to the placeholder "
+                       "in collectors/settings.yaml")
+    return out
 
 
 def write_annotations(result: LoadResult, settings: Settings, out: TextIO) -> None:

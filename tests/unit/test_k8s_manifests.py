@@ -201,8 +201,10 @@ def test_validate_prints_backstage_annotations_and_link_warnings(tmp_path: Path)
     text = io.StringIO()
     main(["--config", str(config), "validate", str(ROOT / "examples" / "catalog")], out=text)
     warnings = [ln for ln in text.getvalue().splitlines() if ln.startswith("warning: ")]
-    assert [w.split(" is not set")[0] for w in warnings] == ["warning: prometheus.public_url",
-                                                            "warning: backstage.public_url"]
+    assert [w.split(" is not set")[0] for w in warnings] == [
+        "warning: prometheus.public_url", "warning: backstage.public_url",
+        "warning: collector.metrics_remote_write_url", "warning: collector.traces_endpoint",
+        "warning: collector.logs_endpoint"]
     annotated = io.StringIO()
     main(["--config", str(config), "validate", str(ROOT / "examples" / "catalog"), "-o", "annotations"], out=annotated)
     overview = "grafana/overview-dashboard: https://grafana.test/d/obsctl-svc-default-checkout?kiosk"
