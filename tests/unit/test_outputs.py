@@ -23,7 +23,8 @@ from tests.support.slo_promtool import REPO_ROOT, repo_templates
 
 TEMPLATES = repo_templates()
 CATALOG_DIR = REPO_ROOT / "examples" / "catalog"
-OPT_IN = {Kind.PROMETHEUS_RULE_CRD, Kind.COLLECTOR_CRD, Kind.RULER_GROUP}
+OPT_IN = {Kind.PROMETHEUS_RULE_CRD, Kind.COLLECTOR_CRD, Kind.RULER_GROUP, Kind.GRAFANA_DASHBOARD_CRD,
+          Kind.GRAFANA_FOLDER_CRD}
 
 
 @pytest.fixture(scope="module")
