@@ -28,6 +28,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -111,15 +112,20 @@ class StateStore:
         """True for the embedded default (always leader)."""
         return self.backend == "sqlite"
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent; concurrent replicas serialise on PostgreSQL)."""
+    def migrate(self) -> bool:
+        """Bring the schema to the newest revision (idempotent; concurrent replicas serialise on PostgreSQL).
+
+        True when the database was empty: a new install, or a state database that was lost.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self._begin() as conn:
             if self.backend == "postgresql":
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262616)")  # one migrator at a time
+            fresh = not inspect(conn).has_table("alembic_version")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        return fresh
 
     def close(self) -> None:
         """Release every pooled connection."""
