@@ -18,8 +18,10 @@ from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
+from obsctl.model.status import owner_key
 from obsctl.render import render_service, render_shared
 from obsctl.render.context import RenderContext, ServiceSummary, teams_in_use
+from obsctl.render.isolated import IsolatedRender, RenderFailure, assemble, failure_of
 from obsctl.render.options import RenderOptions
 
 
@@ -104,3 +106,42 @@ class IncrementalRenderer:
                 raise ValueError(f"two artifacts share the id {art.id}")
             out[art.id] = art
         return dict(sorted(out.items()))
+
+    def isolated(self, catalog: Catalog) -> IsolatedRender:
+        """The desired state of `catalog` with every service in its own try: a service that fails to
+        render, or collides with another owner's identifiers, is a located failure of its own (the
+        reconcile loop keeps its last good artifacts); the others render as `__call__` would."""
+        with self._lock:
+            ctx = RenderContext.of(catalog, self.templates, self.options, self.only)
+            stats = RenderStats()
+            entries: dict[EntityRef, _Entry] = {}
+            failures: dict[str, RenderFailure] = {}
+            for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
+                team = ctx.team(svc.team)
+                old = self._entries.get(svc.ref)
+                if old is not None and old.team == team and old.service == svc:
+                    entries[svc.ref] = old
+                    stats.reused += 1
+                    continue
+                try:
+                    arts, summary = render_service(svc, ctx)
+                except Exception as exc:
+                    failures[owner_key(str(svc.ref))] = failure_of(str(svc.ref), exc)
+                    continue
+                entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
+                stats.rendered += 1
+
+            def shared_of(summaries: Sequence[ServiceSummary]) -> Sequence[Artifact]:
+                teams = teams_in_use(list(summaries))
+                key = (teams, tuple(ctx.team(t) for t in teams))
+                if key != self._shared_key:
+                    self._shared = tuple(render_shared(summaries, ctx))
+                    self._shared_key = key
+                    stats.shared_rebuilt = True
+                return self._shared
+
+            result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in entries.values()],
+                              failures, shared_of)
+            self._entries = entries
+            self.stats = stats
+            return result

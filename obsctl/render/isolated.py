@@ -9,7 +9,7 @@ the other is failed with a message naming both, so neither silently overwrites t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from obsctl.errors import SpecError
@@ -69,22 +69,38 @@ def render_isolated(catalog: Catalog, templates: Templates, options: RenderOptio
     A failure of the shared renderers as a whole (a platform bug, not an input) still raises.
     """
     ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
-    claims = _Claims()
-    out: dict[str, Artifact] = {}
+    rendered: list[tuple[str, Sequence[Artifact], ServiceSummary]] = []
     failures: dict[str, RenderFailure] = {}
-    summaries: list[ServiceSummary] = []
     for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
-        owner = str(svc.ref)
         try:
             artifacts, summary = render_service(svc, ctx)
-        except SpecError as exc:
-            failures[owner_key(owner)] = RenderFailure(owner, "; ".join(
-                f"{p.field + ': ' if p.field else ''}{p.message}" for p in exc.problems) or str(exc))
+        except Exception as exc:
+            failures[owner_key(str(svc.ref))] = failure_of(str(svc.ref), exc)
             continue
-        except Exception as exc:  # a renderer refusing an input it did not check: this service only
-            log.warning("%s does not render: %s: %s", owner, type(exc).__name__, exc)
-            failures[owner_key(owner)] = RenderFailure(owner, f"does not render: {type(exc).__name__}: {exc}")
-            continue
+        rendered.append((str(svc.ref), artifacts, summary))
+    return assemble(rendered, failures, lambda summaries: render_shared(summaries, ctx))
+
+
+def failure_of(owner: str, exc: Exception) -> RenderFailure:
+    """The located failure of one owner's render."""
+    if isinstance(exc, SpecError):
+        return RenderFailure(owner, "; ".join(f"{p.field + ': ' if p.field else ''}{p.message}"
+                                              for p in exc.problems) or str(exc))
+    log.warning("%s does not render: %s: %s", owner, type(exc).__name__, exc)
+    return RenderFailure(owner, f"does not render: {type(exc).__name__}: {exc}")
+
+
+SharedRenderer = Callable[[Sequence[ServiceSummary]], Sequence[Artifact]]
+
+
+def assemble(rendered: Sequence[tuple[str, Sequence[Artifact], ServiceSummary]],
+             failures: dict[str, RenderFailure], shared_of: SharedRenderer) -> IsolatedRender:
+    """The desired state from each service's artifacts (in ref order) and the shared artifacts of
+    those that fit: an owner whose identifiers collide with an earlier owner's is failed instead."""
+    claims = _Claims()
+    out: dict[str, Artifact] = {}
+    summaries: list[ServiceSummary] = []
+    for owner, artifacts, summary in rendered:
         clash = claims.conflict(artifacts, owner)
         if clash:
             failures[owner_key(owner)] = RenderFailure(owner, clash)
@@ -92,7 +108,7 @@ def render_isolated(catalog: Catalog, templates: Templates, options: RenderOptio
         claims.take(artifacts, owner)
         out.update((a.id, a) for a in artifacts)
         summaries.append(summary)
-    shared, bad = _shared(summaries, ctx, claims)
+    shared, bad = _shared(summaries, shared_of, claims)
     if bad:
         # a team whose shared artifacts collide with another owner's: its services go too (their
         # dashboards would land in the other team's folder), and the shared artifacts are redone
@@ -105,19 +121,19 @@ def render_isolated(catalog: Catalog, templates: Templates, options: RenderOptio
         summaries = [s for s in summaries if str(s.team) not in bad]
         for owner, clash in bad.items():
             failures[owner_key(owner)] = RenderFailure(owner, clash)
-        shared, still = _shared(summaries, ctx, claims)
+        shared, still = _shared(summaries, shared_of, claims)
         shared = [a for a in shared if a.owner not in still]
     out.update((a.id, a) for a in shared)
     return IsolatedRender(dict(sorted(out.items())), failures)
 
 
-def _shared(summaries: Sequence[ServiceSummary], ctx: RenderContext, claims: _Claims
+def _shared(summaries: Sequence[ServiceSummary], shared_of: SharedRenderer, claims: _Claims
             ) -> tuple[list[Artifact], dict[str, str]]:
     """The shared artifacts that fit, and the owners among them that collide (owner -> why)."""
     local = _Claims()
     local.ids, local.paths = dict(claims.ids), dict(claims.paths)
     by_owner: dict[str, list[Artifact]] = {}
-    for art in render_shared(summaries, ctx):
+    for art in shared_of(summaries):
         by_owner.setdefault(art.owner, []).append(art)
     bad: dict[str, str] = {}
     kept: list[Artifact] = []

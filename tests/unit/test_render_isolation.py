@@ -13,6 +13,7 @@ from obsctl.config import Settings
 from obsctl.model.entities import Catalog, Service
 from obsctl.render import render_all
 from obsctl.render import rules as rules_renderer
+from obsctl.render.incremental import IncrementalRenderer
 from obsctl.render.isolated import render_isolated
 from obsctl.sources.directory import read_directory
 from obsctl.spec.load import SourceFile, load_catalog
@@ -63,3 +64,15 @@ def test_a_renderer_crash_fails_that_service_only(monkeypatch: pytest.MonkeyPatc
     assert "OverflowError" in res.failures["default/boom"].error
     assert not any(a.owner == "component:default/boom" for a in res.desired.values())
     assert any(a.owner == "component:default/fine" for a in res.desired.values())
+
+
+def test_incremental_isolated_render_equals_the_full_one_and_recovers() -> None:
+    renderer = IncrementalRenderer(TEMPLATES, OPTIONS)
+    clean = catalog_with(doc("fine"))
+    assert renderer.isolated(clean).desired == render_all(clean, TEMPLATES, OPTIONS)
+    poisoned = catalog_with(doc("search.api", "team-search"), doc("zz", "team.payments"), doc("fine"))
+    got = renderer.isolated(poisoned)
+    want = render_isolated(poisoned, TEMPLATES, OPTIONS)
+    assert got.desired == want.desired and set(got.failures) == set(want.failures)
+    assert renderer.stats.reused >= len(clean.services) - 1  # unchanged services (not "fine": it moved) reused
+    assert renderer.isolated(clean).desired == render_all(clean, TEMPLATES, OPTIONS)
