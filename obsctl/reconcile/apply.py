@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from enum import Enum
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.reconcile.plan import Action, Change, Plan
 from obsctl.sinks.base import Sink
+
+log = logging.getLogger("obsctl.reconcile.apply")
 
 
 class OutcomeState(str, Enum):
@@ -89,6 +92,10 @@ def _apply_one(sink: Sink, change: Change, retry: RetryPolicy) -> Outcome:
             retry.sleep(retry.delay(attempt, exc.retry_after))
         except PermanentError as exc:
             return Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, attempt, str(exc))
+        except Exception as exc:  # OSError (a read-only directory, a full disk) or a sink bug: this artifact only
+            log.warning("%s: %s %s failed: %s: %s", sink.name, change.action.value, change.id, type(exc).__name__, exc)
+            return Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, attempt,
+                           f"{type(exc).__name__}: {exc}")
 
 
 def _reported(outcome: Outcome, on_outcome: Callable[[Outcome], None] | None) -> Outcome:
@@ -116,8 +123,9 @@ def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, paralle
     try:
         if writes:
             sink.finish()
-    except (TemporaryError, PermanentError) as exc:
+    except Exception as exc:  # any error of the batch's end (OSError included) is this sink's, reported
+        message = str(exc) if isinstance(exc, TemporaryError | PermanentError) else f"{type(exc).__name__}: {exc}"
         result.outcomes.append(Outcome("finish", Action.UPDATE, OutcomeState.FAILED_TEMPORARY
                                        if isinstance(exc, TemporaryError) else OutcomeState.FAILED_PERMANENT,
-                                       sink.name, 1, str(exc)))
+                                       sink.name, 1, message))
     return result

@@ -135,12 +135,15 @@ def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks
     hooks = hooks or Hooks()
     mine = select(desired, sink.kinds & policy.selection)
     run = SinkRun(sink, mine)
-    sink.prepare(mine.values())
     run.deep = hooks.deep(sink)
     try:
+        sink.prepare(mine.values())
         run.owned = dict(sink.list_owned(run.deep))
-    except (TemporaryError, PermanentError, OSError) as exc:
+    except (TemporaryError, PermanentError) as exc:
         run.listed, run.error = False, f"list_owned failed: {exc}"
+        return run
+    except Exception as exc:  # OSError or a sink bug: this sink is not listed, the others go on
+        run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
         return run
     candidates = {aid: obs for aid, obs in run.owned.items()
                   if aid in mine or (_in_scope(aid, sink, policy.selection)

@@ -10,6 +10,12 @@ whole catalog and every sink, and a periodic full resync always runs. Safety rul
   without its deletes;
 - a service skipped for spec errors (or whose file broke) keeps its last-known-good model, so
   its artifacts stay as they were instead of being deleted;
+- a service that fails to render, or collides with another owner's identifiers, is isolated: its last
+  good artifacts stay, its failure is in the report (status, metrics, audit), every other service goes on;
+- no deletion on a blink: a service missing from a complete read is carried forward (its artifacts
+  kept as they were) until it has been absent for `deletion_grace_seconds` and `deletion_reads` complete
+  reads; owners known only from the targets or the recorded statuses (after a restart) are protected
+  the same way. An explicit deregistration (`forget`) skips the grace;
 - a permanently failing artifact is retried only when its desired digest changes or on the next
   full resync; a temporarily failing one after an exponential backoff (or its Retry-After).
 
@@ -37,7 +43,7 @@ from obsctl.errors import PermanentError, Severity, TemporaryError
 from obsctl.model.artifact import Artifact, DesiredState, Kind, Observed
 from obsctl.model.entities import Catalog, Service
 from obsctl.model.source import SourceFile
-from obsctl.model.status import ArtifactState, ArtifactStatus
+from obsctl.model.status import ArtifactState, ArtifactStatus, owner_key
 from obsctl.reconcile.apply import Outcome, OutcomeState, RetryPolicy
 from obsctl.reconcile.converge import (
     ALL_KINDS,
@@ -49,6 +55,7 @@ from obsctl.reconcile.converge import (
     protected_owners,
 )
 from obsctl.reconcile.plan import Action, Change
+from obsctl.render.isolated import IsolatedRender
 from obsctl.sinks.base import Sink, SinkContract
 from obsctl.sources.base import CatalogSource
 from obsctl.spec.load import LoadResult
@@ -56,7 +63,9 @@ from obsctl.spec.load import LoadResult
 log = logging.getLogger("obsctl.reconcile")
 
 Loader = Callable[[list[SourceFile]], LoadResult]
-Renderer = Callable[[Catalog], DesiredState]
+# A renderer returns the desired state, or an IsolatedRender: the desired state of the services that
+# rendered and the located failure of each one that did not.
+Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
 
 
 class Recorder(Protocol):
@@ -82,6 +91,10 @@ class Recorder(Protocol):
         """A stored JSON value or None."""
         ...
 
+    def audit(self, actor: str, action: str, target: str = "", detail: Mapping[str, Any] | None = None) -> None:
+        """Append to the audit trail (a service isolated or recovered)."""
+        ...
+
 
 @dataclass
 class LoopConfig:
@@ -96,6 +109,9 @@ class LoopConfig:
     backoff_base: float = 1.0  # seconds before the first round-level retry of a temporary failure
     backoff_max: float = 300.0
     debounce_seconds: float = 0.05  # coalesce bursts of wake-ups
+    # a service absent from the catalog is deleted only after this long AND this many complete reads
+    deletion_grace_seconds: float = 0.0
+    deletion_reads: int = 1
 
 
 @dataclass
@@ -130,6 +146,8 @@ class RoundReport:
     prune: bool = False
     prune_refused: list[str] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
+    isolated: dict[str, str] = field(default_factory=dict)  # owner key -> why it did not render
+    absent: dict[str, float] = field(default_factory=dict)  # owner key -> seconds left before it may be pruned
     error: str = ""
 
     @property
@@ -149,7 +167,8 @@ class RoundReport:
             "full_resync": self.full_resync, "reason": self.reason, "leader": self.leader,
             "catalog": {"ok": self.catalog_ok, "complete": self.catalog_complete, "error": self.catalog_error,
                         "services": self.services, "skipped": self.skipped, "carried_forward": self.carried,
-                        "problems": self.problems},
+                        "problems": self.problems, "isolated": self.isolated,
+                        "absent_in_grace": {k: round(v, 1) for k, v in self.absent.items()}},
             "prune": self.prune, "prune_refused": self.prune_refused, "complete": self.complete,
             "error": self.error,
             "sinks": [{"name": s.name, "listed": s.listed, "error": s.error, "summary": s.summary,
@@ -235,6 +254,10 @@ class _Desired:
     protected: frozenset[str]  # owner keys whose artifacts must not be pruned
     problems: list[str]
     last_good: dict[str, Service]
+    isolated: dict[str, str] = field(default_factory=dict)  # owner key -> render failure
+    grace_left: dict[str, float] = field(default_factory=dict)  # absent owner key -> seconds of grace left
+    absent: dict[str, tuple[float, int]] = field(default_factory=dict)  # owner key -> (since, complete reads)
+    forgotten: set[str] = field(default_factory=set)
 
 
 class Reconciler:
@@ -262,6 +285,10 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._pending_reasons: list[str] = []
         self._last_good: dict[str, Service] = {}
+        self._forgotten: set[str] = set()  # deregistered on purpose: no grace, no carry-forward
+        self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
+        self._render_failures: dict[str, str] = {}
+        self._isolated: dict[str, str] = {}  # owner key -> error, as last recorded
         self._render_cache: tuple[Catalog, DesiredState] | None = None
         self._baseline_services: int | None = None
         self._catalog_failures = 0
@@ -281,9 +308,14 @@ class Reconciler:
         with self._round_lock:
             statuses = self._recorder.load_statuses()
             baseline = self._recorder.get_meta("baseline_services")
+            absent = self._recorder.get_meta("absent_owners")
+            isolated = self._recorder.get_meta("isolated")
             with self._lock:
                 self.statuses = {st.key: st for st in statuses}
                 self._baseline_services = int(baseline) if isinstance(baseline, int) else None
+                if isinstance(absent, dict):
+                    self._absent = {str(k): (float(v[0]), int(v[1])) for k, v in absent.items()}
+                self._isolated = {str(k): str(v) for k, v in isolated.items()} if isinstance(isolated, dict) else {}
 
     # -- waking ------------------------------------------------------------------------------
 
@@ -315,6 +347,8 @@ class Reconciler:
         """A service removed on purpose (`namespace/name`): never carry it forward or keep it for a grace."""
         with self._lock:
             self._last_good.pop(key, None)
+            self._absent.pop(key, None)
+            self._forgotten.add(key)
 
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
@@ -329,28 +363,93 @@ class Reconciler:
         skipped_keys = protected_owners(result.skipped)
         broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
         current = {_svc_key(s): s for s in result.catalog.services}
+        now = self._clock()
         with self._lock:
             last_good = dict(self._last_good)
+            forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
+            known = {owner_key(st.owner) for st in self.statuses.values() if st.owner}
+            previous = self._render_cache[1] if self._render_cache is not None else {}
         carried: list[str] = []
+        absent: set[str] = set()
         for key, svc in sorted(last_good.items()):
-            keep = key in skipped_keys or (key not in current and (svc.origin.file in broken_files or not complete))
-            if keep:
+            if key in current or key in forgotten:
+                continue
+            if key in skipped_keys or svc.origin.file in broken_files or not complete:
                 current[key] = svc
                 carried.append(str(svc.ref))
+            else:
+                absent.add(key)
+        absent_since = self._absence(absent, complete, now)
+        in_grace = {k for k, (since, reads) in absent_since.items() if not self._grace_over(since, reads, now)}
+        for key in sorted(in_grace):
+            svc = last_good[key]
+            current[key] = svc
+            carried.append(f"{svc.ref} (absent, in the deletion grace period)")
         services = tuple(v for _, v in sorted(current.items()))
         catalog = Catalog(services, result.catalog.teams)
         with self._tracer.start_as_current_span("render") as span:
             cached = self._render_cache
             if cached is not None and cached[0] == catalog:
-                desired = cached[1]  # renderers are pure: the same catalog renders the same bytes
+                desired, failures = cached[1], dict(self._render_failures)  # pure: same catalog, same bytes
                 span.set_attribute("obsctl.cached", True)
             else:
-                desired = self._render(catalog)
+                rendered = self._render(catalog)
+                if isinstance(rendered, IsolatedRender):
+                    desired, failures = rendered.desired, {k: f.error for k, f in rendered.failures.items()}
+                else:
+                    desired, failures = rendered, {}
+                if failures:  # an isolated service keeps its last good artifacts
+                    desired = dict(desired)
+                    for aid, art in previous.items():
+                        if owner_key(art.owner) in failures and aid not in desired:
+                            desired[aid] = art
+                    desired = dict(sorted(desired.items()))
                 self._render_cache = (catalog, desired)
+                self._render_failures = failures
             span.set_attribute("obsctl.artifacts", len(desired))
-        protected = frozenset(k for k in skipped_keys if k not in current)
+        # owners known only from the recorded statuses (after a restart: no model to render) that nothing
+        # desired belongs to: their artifacts are kept as they are while in the grace period
+        desired_owners = {owner_key(a.owner) for a in desired.values()}
+        orphans = known - desired_owners - set(current) - forgotten - skipped_keys - set(failures)
+        absent_since.update(self._absence(orphans, complete, now))
+        kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}
+        in_grace |= kept_as_is
+        grace_left = {k: max(0.0, absent_since[k][0] + self.config.deletion_grace_seconds - now) for k in in_grace}
+        protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
         return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,
-                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current))
+                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
+                        failures, grace_left, absent_since, forgotten)
+
+    def _absence(self, absent: set[str], complete: bool, now: float) -> dict[str, tuple[float, int]]:
+        """(since, complete reads) of every owner absent now; counts this read when it was complete."""
+        with self._lock:
+            before = dict(self._absent)
+        out: dict[str, tuple[float, int]] = {}
+        for key in absent:
+            since, reads = before.get(key, (now, 0))
+            out[key] = (since, reads + (1 if complete else 0))
+        return out
+
+    def _grace_over(self, since: float, reads: int, now: float) -> bool:
+        return now - since >= self.config.deletion_grace_seconds and reads >= self.config.deletion_reads
+
+    def _commit_absence(self, d: _Desired) -> None:
+        """Keep the absence counts and the isolated services; record and audit what changed."""
+        with self._lock:
+            self._absent = dict(d.absent)
+            self._forgotten -= set(d.last_good)
+            before, self._isolated = self._isolated, dict(d.isolated)
+        if self._recorder is None:
+            return
+        self._recorder.set_meta("absent_owners", {k: list(v) for k, v in sorted(d.absent.items())})
+        if before != d.isolated:
+            self._recorder.set_meta("isolated", dict(sorted(d.isolated.items())))
+            for key, error in sorted(d.isolated.items()):
+                if before.get(key) != error:
+                    log.warning("isolated %s: %s", key, error, extra={"fields": {"service": key}})
+                    self._recorder.audit("obsctl", "isolate", key, {"error": error})
+            for key in sorted(set(before) - set(d.isolated)):
+                self._recorder.audit("obsctl", "recover", key, {})
 
     def _owner_of(self, sink: str, aid: str) -> str:
         st = self.statuses.get((sink, aid))
@@ -423,6 +522,8 @@ class Reconciler:
         d = self._desired(fetched.files, fetched.complete)
         report.services = len(d.catalog.services)
         report.skipped, report.carried, report.problems = d.skipped, d.carried, d.problems
+        report.isolated, report.absent = d.isolated, d.grace_left
+        self._commit_absence(d)
         prune = fetched.complete
         refusal = self._catalog_refusal(report.services) if prune else ""
         if refusal:

@@ -37,6 +37,10 @@ class ServiceMetrics:
         self.catalog_services = Gauge("obsctl_catalog_services", "Services in the last catalog read.", registry=r)
         self.prune_refused = Gauge("obsctl_prune_refused",
                                    "1 while a mass deletion is being refused.", registry=r)
+        self.isolated = Gauge("obsctl_isolated_services",
+                              "Services (or teams) that did not render and keep their last good artifacts.", registry=r)
+        self.in_grace = Gauge("obsctl_absent_services_in_grace",
+                              "Services missing from the catalog, kept until their deletion grace ends.", registry=r)
         self.leader = Gauge("obsctl_leader", "1 when this replica holds the leader lock.", registry=r)
         self.ready = Gauge("obsctl_ready", "1 after the first complete reconcile.", registry=r)
 
@@ -68,6 +72,8 @@ class ServiceMetrics:
             self.catalog_errors.inc()
             return
         self.catalog_services.set(report.services)
+        self.isolated.set(len(report.isolated))
+        self.in_grace.set(len(report.absent))
         self.prune_refused.set(1 if report.prune_refused else 0)
         for s in report.sinks:
             if not s.listed:

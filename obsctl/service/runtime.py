@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
@@ -20,8 +19,10 @@ from obsctl import app
 from obsctl.config import Settings
 from obsctl.errors import TemporaryError
 from obsctl.model.artifact import Artifact
+from obsctl.model.entities import Catalog
 from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
+from obsctl.render.isolated import IsolatedRender, render_isolated
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
 from obsctl.sinks.base import Observed, Sink, SinkContract
@@ -51,6 +52,8 @@ def make_tracer(otlp_endpoint: str, exporter: SpanExporter | None = None) -> tup
 
 def _where(sink: Sink) -> str:
     """A sink's directory or URL, for the banner (never a credential)."""
+    if isinstance(sink, FencedSink):
+        sink = sink.inner
     root = getattr(sink, "root", None)
     if root is not None:
         return str(Path(root).resolve())
@@ -72,21 +75,17 @@ class FencedSink:
         self.kinds = inner.kinds
         self._is_leader = is_leader
 
-    def __getattr__(self, attr: str) -> Any:
-        # the banner's location attributes (root, url) pass through unchanged
-        return getattr(self.inner, attr)
-
-    def _fence(self) -> None:
-        if not self._is_leader():
-            raise TemporaryError("not the leader any more: write refused")
-
     @property
     def contract(self) -> SinkContract:
         """The inner sink's contract."""
         return self.inner.contract
 
+    def _fence(self) -> None:
+        if not self._is_leader():
+            raise TemporaryError("not the leader any more: write refused")
+
     def prepare(self, desired: Iterable[Artifact]) -> None:
-        """The inner sink learns the desired state (no write)."""
+        """The inner sink's preparation (no write)."""
         self.inner.prepare(desired)
 
     def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
@@ -146,8 +145,9 @@ class Runtime:
         self.source = app.build_source(s, self.store)
         self.sinks = [FencedSink(sink, self.elector.is_leader) for sink in app.build_sinks(s)]
         self.reconciler = Reconciler(
-            self.source, app.catalog_loader(self.templates), app.catalog_renderer(s, self.templates), self.sinks,
+            self.source, app.catalog_loader(self.templates), self._renderer(), self.sinks,
             config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,
+                              deletion_grace_seconds=s.serve.deletion_grace_seconds, deletion_reads=2,
                               allow_mass_delete=s.serve.allow_mass_delete, selection=app.rendered_kinds(s)),
             recorder=self.store, is_leader=self.elector.is_leader, tracer=tracer,
             on_error=self.metrics.sink_error, on_round=self._round_done)
@@ -155,6 +155,12 @@ class Runtime:
                           self.elector.is_leader, self.is_ready)
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    def _renderer(self) -> Callable[[Catalog], IsolatedRender]:
+        """Every service rendered in its own try (a failure isolates that service only)."""
+        options = app.render_options(self.settings)
+        templates = self.templates
+        return lambda catalog: render_isolated(catalog, templates, options)
 
     def _leadership(self, leader: bool) -> None:
         if leader:

@@ -91,6 +91,7 @@ class MemRecorder:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], ArtifactStatus] = {}
         self.meta: dict[str, Any] = {}
+        self.audits: list[tuple[str, str, str, dict[str, Any]]] = []
 
     def save_statuses(self, statuses: list[ArtifactStatus]) -> None:
         self.rows.update({s.key: s for s in statuses})
@@ -101,6 +102,9 @@ class MemRecorder:
 
     def load_statuses(self) -> list[ArtifactStatus]:
         return list(self.rows.values())
+
+    def audit(self, actor: str, action: str, target: str = "", detail: Any = None) -> None:
+        self.audits.append((actor, action, target, dict(detail or {})))
 
     def set_meta(self, key: str, value: Any) -> None:
         self.meta[key] = value
