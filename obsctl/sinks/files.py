@@ -20,6 +20,7 @@ from obsctl.model.artifact import Artifact, Kind, Observed
 from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
+JOURNAL_PREFIX = ".obsctl-journal-"  # + sink name: writes not yet in the manifest (a crash leaves them there)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -65,6 +66,10 @@ class FilesSink:
         # by the next create) or listed but missing (seen as drift): never a foreign file deleted.
         self._pending: dict[str, dict[str, str] | None] = {}
         self._by_id: dict[str, str] | None = None
+        # Every file is announced in the journal before it is written, and the journal is emptied once
+        # the manifest holds it: after a crash (SIGKILL mid-apply) the next listing finds the files the
+        # manifest missed, so they are owned, and pruned when no longer desired.
+        self._journal = self.root / f"{JOURNAL_PREFIX}{name}"
 
     def _manifest(self) -> dict[str, dict[str, str]]:
         path = self.root / MANIFEST
@@ -92,6 +97,30 @@ class FilesSink:
         body = json.dumps({"owner": "obsctl", "files": dict(sorted(manifest.items()))}, indent=2, sort_keys=True)
         atomic_write(self.root / MANIFEST, body.encode() + b"\n")
         self._pending.clear()
+        self._journal.unlink(missing_ok=True)
+
+    def _announce(self, rel: str, entry: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._journal.open("a") as fh:  # the page cache survives a killed process: no fsync needed
+            fh.write(json.dumps({"path": rel, **entry}, sort_keys=True) + "\n")
+
+    def _replay(self) -> None:
+        """Files announced before a crash but never saved in the manifest become owned again."""
+        try:
+            lines = self._journal.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        known = self._current()
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                rel = str(entry.pop("path"))
+                record = {"id": str(entry["id"]), "digest": str(entry["digest"]), "owner": str(entry.get("owner", ""))}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line cut short by the crash
+            if rel not in known and safe_join(self.root, rel).exists():
+                self._pending[rel] = record
+                known[rel] = record
 
     def _paths_of(self, aid: str) -> list[str]:
         if self._by_id is None:
@@ -124,6 +153,7 @@ class FilesSink:
         """Files in the manifest whose kind this sink handles (one depth: `deep` changes nothing)."""
         out: dict[str, Observed] = {}
         with self._lock:
+            self._replay()
             manifest = self._current()
             self._by_id = None
         for rel, entry in manifest.items():
@@ -153,8 +183,10 @@ class FilesSink:
                 if rel != artifact.path:
                     safe_join(self.root, rel).unlink(missing_ok=True)
                     self._record(rel, None)
+            entry = {"id": artifact.id, "digest": artifact.digest, "owner": artifact.owner}
+            self._announce(artifact.path, entry)
             atomic_write(target, artifact.body)
-            self._record(artifact.path, {"id": artifact.id, "digest": artifact.digest, "owner": artifact.owner})
+            self._record(artifact.path, entry)
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file and its manifest entry; empty directories are removed too."""
