@@ -148,6 +148,7 @@ class RoundReport:
     sinks: list[SinkReport] = field(default_factory=list)
     isolated: dict[str, str] = field(default_factory=dict)  # owner key -> why it did not render
     absent: dict[str, float] = field(default_factory=dict)  # owner key -> seconds left before it may be pruned
+    held_owners: list[str] = field(default_factory=list)  # found in the targets after the state store was lost
     error: str = ""
 
     @property
@@ -168,7 +169,8 @@ class RoundReport:
             "catalog": {"ok": self.catalog_ok, "complete": self.catalog_complete, "error": self.catalog_error,
                         "services": self.services, "skipped": self.skipped, "carried_forward": self.carried,
                         "problems": self.problems, "isolated": self.isolated,
-                        "absent_in_grace": {k: round(v, 1) for k, v in self.absent.items()}},
+                        "absent_in_grace": {k: round(v, 1) for k, v in self.absent.items()},
+                        "held_after_state_loss": self.held_owners},
             "prune": self.prune, "prune_refused": self.prune_refused, "complete": self.complete,
             "error": self.error,
             "sinks": [{"name": s.name, "listed": s.listed, "error": s.error, "summary": s.summary,
@@ -289,6 +291,8 @@ class Reconciler:
         self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
         self._render_failures: dict[str, str] = {}
         self._isolated: dict[str, str] = {}  # owner key -> error, as last recorded
+        self._adopt = False  # list the targets first and hold what the catalog lacks (state store was empty)
+        self._held_owners: set[str] = set()
         self._render_cache: tuple[Catalog, DesiredState] | None = None
         self._baseline_services: int | None = None
         self._catalog_failures = 0
@@ -310,12 +314,16 @@ class Reconciler:
             baseline = self._recorder.get_meta("baseline_services")
             absent = self._recorder.get_meta("absent_owners")
             isolated = self._recorder.get_meta("isolated")
+            held = self._recorder.get_meta("held_owners")
+            adopt = self._recorder.get_meta("adopt_targets")
             with self._lock:
                 self.statuses = {st.key: st for st in statuses}
                 self._baseline_services = int(baseline) if isinstance(baseline, int) else None
                 if isinstance(absent, dict):
                     self._absent = {str(k): (float(v[0]), int(v[1])) for k, v in absent.items()}
                 self._isolated = {str(k): str(v) for k, v in isolated.items()} if isinstance(isolated, dict) else {}
+                self._held_owners = {str(k) for k in held} if isinstance(held, list) else set()
+                self._adopt = self._adopt or adopt is True
 
     # -- waking ------------------------------------------------------------------------------
 
@@ -433,6 +441,46 @@ class Reconciler:
     def _grace_over(self, since: float, reads: int, now: float) -> bool:
         return now - since >= self.config.deletion_grace_seconds and reads >= self.config.deletion_reads
 
+    def adopt_targets(self) -> None:
+        """The state store was empty (new, or lost): at the next round, every owner the targets hold
+        that the catalog lacks (a registration lost with the database) is held, not pruned, until it
+        is registered again or `release_held` is called."""
+        with self._lock:
+            self._adopt = True
+
+    def release_held(self) -> list[str]:
+        """Let the held owners go (they are pruned after the usual grace); the list released."""
+        with self._lock:
+            released, self._held_owners = sorted(self._held_owners), set()
+        if self._recorder is not None:
+            self._recorder.set_meta("held_owners", [])
+        return released
+
+    def _held(self, d: _Desired, full: bool, now: float) -> frozenset[str]:
+        with self._lock:
+            adopt, held = self._adopt, set(self._held_owners)
+        if adopt:
+            listing = converge(d.desired, self.sinks, self._policy(False, d.protected, apply=False),
+                               replace(self._hooks(full, now), deep=lambda _sink: False))
+            if listing.complete:
+                desired_owners = {owner_key(a.owner) for a in d.desired.values()}
+                found = {owner_key(o.owner) for run in listing.runs for o in run.owned.values() if o.owner}
+                held |= found - desired_owners - d.forgotten
+                with self._lock:
+                    self._adopt = False
+                if self._recorder is not None:
+                    self._recorder.set_meta("adopt_targets", False)
+                if held:
+                    log.warning("state store was empty: %d owners found in the targets and not in the catalog "
+                                "are held (not pruned) until registered again or released", len(held))
+        kept = held - set(d.last_good)  # registered again: back in the catalog
+        with self._lock:
+            changed = kept != self._held_owners
+            self._held_owners = kept
+        if changed and self._recorder is not None:
+            self._recorder.set_meta("held_owners", sorted(kept))
+        return frozenset(kept)
+
     def _commit_absence(self, d: _Desired) -> None:
         """Keep the absence counts and the isolated services; record and audit what changed."""
         with self._lock:
@@ -536,7 +584,9 @@ class Reconciler:
         with self._lock:
             self._last_good = d.last_good
         now, started = self._clock(), time.monotonic()
-        result = converge(d.desired, self.sinks, self._policy(prune, d.protected), self._hooks(full, now))
+        protected = d.protected | self._held(d, full, now)
+        report.held_owners = sorted(self._held_owners)
+        result = converge(d.desired, self.sinks, self._policy(prune, protected), self._hooks(full, now))
         for run in result.runs:
             if run.deep and run.listed:
                 self._last_deep[run.name] = started

@@ -131,7 +131,9 @@ class Runtime:
                                   {team: [t.get_secret_value() for t in toks]
                                    for team, toks in s.serve.team_write_tokens.items()})
         self.store = StateStore(s.state_url)
-        self.store.migrate()
+        if self.store.migrate():
+            # a new or lost state database: hold whatever the targets own that the catalog lacks
+            self.store.set_meta("adopt_targets", True)
         self._db_identity = self.store.file_identity()
         self._failed_rounds = 0
         self.templates = app.load_templates(s)

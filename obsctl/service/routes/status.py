@@ -43,6 +43,7 @@ def router(rt: Runtime, access: Access) -> APIRouter:
                 "artifacts": {"total": len(statuses), "by_state": dict(sorted(by_state.items()))},
                 "owners": dict(sorted(services.items())),
                 "isolated": rt.store.get_meta("isolated") or {},
+                "held_after_state_loss": rt.store.get_meta("held_owners") or [],
                 "failing": [status_dict(st) for st in statuses if st.state in FAILED_STATES]}
 
     @api.get("/status/{namespace}/{name}")
@@ -72,6 +73,16 @@ def router(rt: Runtime, access: Access) -> APIRouter:
             rt.reconciler.wake("api")
         return {"accepted": True, "leader": leader,
                 "note": "" if leader else "this replica is a follower; the leader resyncs on its own schedule"}
+
+    @api.post("/v1/state/release")
+    def release_held(who: Writer) -> dict[str, Any]:
+        """Let go of the services held after the state store was lost (found in the targets, missing from
+        the catalog): they are pruned after the usual grace period unless registered again."""
+        rt.require_writable()
+        released = rt.reconciler.release_held()
+        rt.store.audit(who.actor, "release-held", "", {"released": released})
+        rt.reconciler.wake("held services released")
+        return {"released": released}
 
     @api.get("/audit")
     def get_audit(_who: Reader, limit: int = 100) -> dict[str, Any]:
