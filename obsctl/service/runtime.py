@@ -22,7 +22,8 @@ from obsctl.model.artifact import Artifact
 from obsctl.model.entities import Catalog
 from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
-from obsctl.render.isolated import IsolatedRender, render_isolated
+from obsctl.render.incremental import IncrementalRenderer
+from obsctl.render.isolated import IsolatedRender
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
 from obsctl.sinks.base import Observed, Sink, SinkContract
@@ -159,10 +160,9 @@ class Runtime:
         self._watcher: threading.Thread | None = None
 
     def _renderer(self) -> Callable[[Catalog], IsolatedRender]:
-        """Every service rendered in its own try (a failure isolates that service only)."""
-        options = app.render_options(self.settings)
-        templates = self.templates
-        return lambda catalog: render_isolated(catalog, templates, options)
+        """Every service rendered in its own try (a failure isolates that service only), re-rendering only
+        the services whose inputs changed."""
+        return IncrementalRenderer(self.templates, app.render_options(self.settings)).isolated
 
     def _leadership(self, leader: bool) -> None:
         if leader:
