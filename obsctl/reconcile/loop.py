@@ -260,6 +260,7 @@ class _Desired:
     grace_left: dict[str, float] = field(default_factory=dict)  # absent owner key -> seconds of grace left
     absent: dict[str, tuple[float, int]] = field(default_factory=dict)  # owner key -> (since, complete reads)
     forgotten: set[str] = field(default_factory=set)
+    grace_carried: int = 0  # services in the catalog only because their deletion grace runs
 
 
 class Reconciler:
@@ -393,6 +394,7 @@ class Reconciler:
             svc = last_good[key]
             current[key] = svc
             carried.append(f"{svc.ref} (absent, in the deletion grace period)")
+        grace_carried = len(in_grace)
         services = tuple(v for _, v in sorted(current.items()))
         catalog = Catalog(services, result.catalog.teams)
         with self._tracer.start_as_current_span("render") as span:
@@ -426,7 +428,7 @@ class Reconciler:
         protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
         return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,
                         [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
-                        failures, grace_left, absent_since, forgotten)
+                        failures, grace_left, absent_since, forgotten, grace_carried)
 
     def _absence(self, absent: set[str], complete: bool, now: float) -> dict[str, tuple[float, int]]:
         """(since, complete reads) of every owner absent now; counts this read when it was complete."""
@@ -573,7 +575,8 @@ class Reconciler:
         report.isolated, report.absent = d.isolated, d.grace_left
         self._commit_absence(d)
         prune = fetched.complete
-        refusal = self._catalog_refusal(report.services) if prune else ""
+        # the shrink guard counts what was read: services kept only by the grace period are missing
+        refusal = self._catalog_refusal(report.services - d.grace_carried) if prune else ""
         if refusal:
             # A catalog that suddenly lost most of its services is not trusted for anything: writing
             # the rest would rewrite shared artifacts (team dashboards, routes) without the missing ones.
@@ -754,7 +757,7 @@ class Reconciler:
             d = self._desired(fetched.files, fetched.complete)
             out["catalog"] = {"ok": True, "complete": fetched.complete, "services": len(d.catalog.services),
                               "skipped": d.skipped, "carried_forward": d.carried, "problems": d.problems}
-            refusal = self._catalog_refusal(len(d.catalog.services)) if fetched.complete else ""
+            refusal = self._catalog_refusal(len(d.catalog.services) - d.grace_carried) if fetched.complete else ""
             hooks = replace(self._hooks(False, self._clock()), deep=lambda _sink: False)
             result = converge(d.desired, self.sinks, self._policy(fetched.complete and not refusal, d.protected,
                                                                   apply=False), hooks)
@@ -769,13 +772,16 @@ class Reconciler:
     # -- the loop ----------------------------------------------------------------------------
 
     def _seconds_to_next(self, next_full: float) -> float:
-        """Seconds until the next full resync, artifact retry or catalog retry, whichever is first."""
+        """Seconds until the next full resync, artifact retry, catalog retry or end of a deletion grace."""
         mono, now = time.monotonic(), self._clock()
         wait = next_full - mono
         with self._lock:
             for st in self.statuses.values():
                 if st.error_class == "temporary" and st.next_retry_at is not None:
                     wait = min(wait, st.next_retry_at - now)
+            # a service whose deletion grace ends: read again then (and a second later, for the second read)
+            for since, _reads in self._absent.values():
+                wait = min(wait, max(since + self.config.deletion_grace_seconds - now, 1.0))
         if self._catalog_retry_at is not None:
             wait = min(wait, self._catalog_retry_at - mono)
         return max(0.0, wait)

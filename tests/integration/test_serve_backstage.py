@@ -92,7 +92,7 @@ def test_vanished_and_orphaned_entities_drop_out(backstage: BackstageCatalog, tm
 
 
 def test_serve_reconciles_from_backstage(backstage: BackstageCatalog, tmp_path: Path) -> None:
-    settings = {"serve": {"sources": ["backstage"]},
+    settings = {"serve": {"sources": ["backstage"], "deletion_grace_seconds": 3},
                 "backstage": {"url": backstage.base_url, "token": backstage.token, "poll_seconds": 0.5}}
     with ServeProcess(tmp_path, settings, copy_catalog=False) as srv:
         out = srv.out_dir
@@ -106,8 +106,10 @@ def test_serve_reconciles_from_backstage(backstage: BackstageCatalog, tmp_path: 
                      what="served-svc artifacts")
         print(f"Backstage registration -> artifacts: {time.monotonic() - t0:.2f}s")
         backstage.delete_location(location)
+        gone_at = time.monotonic()
         srv.wait_for(lambda: not (out / "prometheus/rules/default/served-svc.rules.yml").exists(), timeout=30,
                      what="served-svc artifacts removed")
+        assert time.monotonic() - gone_at >= 3  # not before the deletion grace (3 s here) ran out
         assert (out / "prometheus/rules/default/checkout.rules.yml").is_file()
         assert backstage.token not in srv.log_path.read_text()
         assert backstage.token not in srv.stdout_path.read_text()

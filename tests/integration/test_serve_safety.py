@@ -73,7 +73,11 @@ def test_mass_delete_refused_until_allowed(tmp_path: Path) -> None:
         assert set(snapshot(srv.out_dir)) == set(before)
         srv.stop()
         srv.settings["serve"]["allow_mass_delete"] = True
+        srv.settings["serve"]["deletion_grace_seconds"] = 0
         srv.start()
+        wall = time.time()
+        srv.client.post("/reconcile")  # a service leaves after two complete reads without it
+        srv.wait_round_after(wall)
         remaining = snapshot(srv.out_dir)
         assert not any("ledger" in p for p in remaining) and any("checkout" in p for p in remaining)
         assert len(remaining) < len(before)
