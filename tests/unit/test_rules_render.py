@@ -152,8 +152,10 @@ def test_events_sli_substitutes_window_and_sums() -> None:
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_values_cannot_escape_promql_yaml_or_templates(hostile: str) -> None:
     base = availability_service(0.999, 30)
-    slo = replace(base.slos[0], name=hostile, alerting=AlertPolicy(labels=(("extra", hostile),),
-                                                                   annotations=(("note", hostile),)))
+    policy = AlertPolicy(labels=(("extra", hostile),), annotations=(("note", hostile),),
+                         page_labels=(("severity", hostile),), ticket_labels=(("tier", hostile),),
+                         page_annotations=(("page_note", hostile),), ticket_annotations=(("ticket_note", hostile),))
+    slo = replace(base.slos[0], name=hostile, alerting=policy, labels=(("owner", hostile),))
     svc = replace(base, slos=(slo,), links=Links(runbook=hostile))
     svc = replace(svc, ref=replace(svc.ref, name=hostile, namespace=hostile))
     arts = rules.render(Catalog((svc,)), TEMPLATES, RenderOptions())
@@ -171,11 +173,14 @@ def test_hostile_values_cannot_escape_promql_yaml_or_templates(hostile: str) -> 
                     assert value == hostile
         if "record" in rule:
             assert rule["labels"]["service"] == hostile  # ... with the exact value
+            assert rule["labels"]["owner"] == hostile  # a spec's SLO label on every series, exactly
         else:
             for text in [*rule["labels"].values(), *rule["annotations"].values()]:
                 assert _go_literal_safe(text)
     first_alert = next(r for r in all_rules if "alert" in r)
     assert first_alert["annotations"]["note"] == rules.template_literal(hostile)
+    assert first_alert["labels"]["severity"] == rules.template_literal(hostile)  # the spec's, verbatim
+    assert first_alert["labels"][cv.LABEL_SEVERITY_CLASS] == "page"  # routing never reads the spec's value
 
 
 def _go_literal_safe(text: str) -> bool:
