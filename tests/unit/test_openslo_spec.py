@@ -87,6 +87,9 @@ def test_raw_threshold_calendar_timeslices_and_grouping() -> None:
                                          "(rate(search_duration_seconds_bucket[5m])))) > bool 0.3)[{{window}}:1m])")
     assert p99.alerting.tiers == ("ticket-slow",)  # 1x over 3d is the 30d table's ticket-slow
     assert [a["labels"]["severity"] for a in _alerts(svc, p99)] == ["warning"]
+    _, native = _slo(result, "search-latency-native")  # a native histogram, read as written
+    assert isinstance(native.sli, EventsSLI) and native.sli.good_query is not None
+    assert native.sli.good_query.startswith("sum(histogram_fraction(0, 0.3, rate(search_duration_seconds[{{window}}]))")
     _, quarter = _slo(result, "search-quarter")
     assert quarter.period_days == 90 and quarter.group_by == ("region",)
     assert quarter.budgeting is BudgetingMethod.TIMESLICES
