@@ -489,12 +489,18 @@ FieldRow = tuple[Any, Any]
 """One row of a field table: (type, default), as the collector's config struct declares the key."""
 
 
-def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None,
-                 base: type[Body] = Body, doc: str = "") -> type[Body]:
+def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None, *,
+                 base: type[Body] = Body, doc: str = "", normalise: Callable[[Any], Any] | None = None,
+                 lenient: bool | None = None) -> type[Body]:
     """A config model from a field table: {key: (type, default)} plus an optional check of the decoded
     values (raise with `_fail`). New components are written this way: data to copy from the next
     release's config struct, not a class per component."""
     validators: dict[str, Any] = {}
+    if normalise is not None:  # reshape the raw mapping before decoding (shorthand forms)
+        def _before(cls: type[Body], data: Any) -> Any:
+            return normalise(data)
+
+        validators["_table_normalise"] = model_validator(mode="before")(classmethod(_before))  # type: ignore[arg-type]
     if check is not None:
         def _run(self: Body) -> Body:
             check(self)
@@ -504,6 +510,8 @@ def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any
     model: type[Body] = create_model(  # type: ignore[call-overload]
         name, __base__=base, __doc__=doc or f"`{name}` (field table)", __validators__=validators,
         **{key: (annotation, default) for key, (annotation, default) in fields.items()})
+    if lenient is not None:  # the decoding mode of blocks that squash confighttp settings (see Body)
+        model._lenient = lenient
     return model
 
 
@@ -1378,63 +1386,61 @@ class FilterSpans(Body):
     exclude: MatchProperties | None = None
 
 
-class FilterProcessorConfig(Body):
-    """`filter`: OTTL conditions per signal (not parsed here) or legacy include/exclude."""
+def _check_filter(cfg: Any) -> None:
+    _check_error_mode(cfg.error_mode)
+    t, m, lg = cfg.traces, cfg.metrics, cfg.logs
+    conflict = "component-conflicting-fields"
+    if t and (t.resource or t.span or t.spanevent) and cfg.spans and (cfg.spans.include or cfg.spans.exclude):
+        raise _fail(conflict, 'cannot use "traces.*" conditions and "spans.include/exclude" together')
+    if m and (m.resource or m.metric or m.datapoint) and (m.include or m.exclude):
+        raise _fail(conflict, 'cannot use "metrics.*" conditions and "metrics.include/exclude" together')
+    if lg and (lg.resource or lg.log_record) and (lg.include or lg.exclude):
+        raise _fail(conflict, 'cannot use "logs.*" conditions and "logs.include/exclude" together')
+    if cfg.trace_conditions and t and (t.resource or t.span or t.spanevent):
+        raise _fail(conflict, 'cannot use "trace_conditions" and "traces.*" together')
+    if cfg.metric_conditions and m and (m.resource or m.metric or m.datapoint or m.include or m.exclude):
+        raise _fail(conflict, 'cannot use "metric_conditions" and "metrics.*" together')
+    if cfg.log_conditions and lg and (lg.resource or lg.log_record or lg.include or lg.exclude):
+        raise _fail(conflict, 'cannot use "log_conditions" and "logs.*" together')
+    for key, contexts in _FILTER_CONTEXTS.items():
+        for index, group in enumerate(getattr(cfg, key) or ()):
+            if group.context is not None and group.context.lower() not in contexts:
+                raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
+                            f'"{group.context}" (one of {", ".join(sorted(contexts))})')
+            _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
+            _check_ottl(f"{key}[{index}]", group.conditions)
+            if group.context is None and group.conditions:
+                _check_inferred_context(f"{key}[{index}]", group.conditions, contexts)
+    for section, names in (("traces", ("resource", "span", "spanevent")),
+                           ("metrics", ("resource", "metric", "datapoint")),
+                           ("logs", ("resource", "log_record")), ("profiles", ("resource", "profile"))):
+        block = getattr(cfg, section)
+        for name in names:
+            _check_ottl(f"{section}.{name}", getattr(block, name) if block is not None else None)
 
-    error_mode: Str | None = None
-    spans: FilterSpans | None = None
-    traces: FilterTraces | None = None
-    metrics: FilterMetrics | None = None
-    logs: FilterLogs | None = None
-    profiles: FilterProfiles | None = None
-    trace_conditions: list[ContextConditions] | None = None
-    metric_conditions: list[ContextConditions] | None = None
-    log_conditions: list[ContextConditions] | None = None
-    profile_conditions: list[ContextConditions] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in _FILTER_CONTEXTS:
-                if key in data:
-                    data[key] = _basic_or_advanced(data[key], "conditions")
-        return data
+def _normalise_filter(data: Any) -> Any:
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in _FILTER_CONTEXTS:
+            if key in data:
+                data[key] = _basic_or_advanced(data[key], "conditions")
+    return data
 
-    @model_validator(mode="after")
-    def _check(self) -> FilterProcessorConfig:
-        _check_error_mode(self.error_mode)
-        t, m, lg = self.traces, self.metrics, self.logs
-        conflict = "component-conflicting-fields"
-        if t and (t.resource or t.span or t.spanevent) and self.spans and (self.spans.include or self.spans.exclude):
-            raise _fail(conflict, 'cannot use "traces.*" conditions and "spans.include/exclude" together')
-        if m and (m.resource or m.metric or m.datapoint) and (m.include or m.exclude):
-            raise _fail(conflict, 'cannot use "metrics.*" conditions and "metrics.include/exclude" together')
-        if lg and (lg.resource or lg.log_record) and (lg.include or lg.exclude):
-            raise _fail(conflict, 'cannot use "logs.*" conditions and "logs.include/exclude" together')
-        if self.trace_conditions and t and (t.resource or t.span or t.spanevent):
-            raise _fail(conflict, 'cannot use "trace_conditions" and "traces.*" together')
-        if self.metric_conditions and m and (m.resource or m.metric or m.datapoint or m.include or m.exclude):
-            raise _fail(conflict, 'cannot use "metric_conditions" and "metrics.*" together')
-        if self.log_conditions and lg and (lg.resource or lg.log_record or lg.include or lg.exclude):
-            raise _fail(conflict, 'cannot use "log_conditions" and "logs.*" together')
-        for key, contexts in _FILTER_CONTEXTS.items():
-            for index, group in enumerate(getattr(self, key) or ()):
-                if group.context is not None and group.context.lower() not in contexts:
-                    raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
-                                f'"{group.context}" (one of {", ".join(sorted(contexts))})')
-                _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
-                _check_ottl(f"{key}[{index}]", group.conditions)
-                if group.context is None and group.conditions:
-                    _check_inferred_context(f"{key}[{index}]", group.conditions, contexts)
-        for section, names in (("traces", ("resource", "span", "spanevent")),
-                               ("metrics", ("resource", "metric", "datapoint")),
-                               ("logs", ("resource", "log_record")), ("profiles", ("resource", "profile"))):
-            block = getattr(self, section)
-            for name in names:
-                _check_ottl(f"{section}.{name}", getattr(block, name) if block is not None else None)
-        return self
+
+FilterProcessorConfig = table_config("filter", {
+    "error_mode": (Str | None, None),
+    "spans": (FilterSpans | None, None),
+    "traces": (FilterTraces | None, None),
+    "metrics": (FilterMetrics | None, None),
+    "logs": (FilterLogs | None, None),
+    "profiles": (FilterProfiles | None, None),
+    "trace_conditions": (list[ContextConditions] | None, None),
+    "metric_conditions": (list[ContextConditions] | None, None),
+    "log_conditions": (list[ContextConditions] | None, None),
+    "profile_conditions": (list[ContextConditions] | None, None),
+}, _check_filter, normalise=_normalise_filter,
+    doc='`filter`: OTTL conditions per signal (not parsed here) or legacy include/exclude.')
 
 
 class ContextStatements(Body):
@@ -1453,50 +1459,48 @@ _TRANSFORM_CONTEXTS = {
 }
 
 
-class TransformProcessorConfig(Body):
-    """`transform`: OTTL statements per signal, in contexts valid for that signal."""
+def _check_transform(cfg: Any) -> None:
+    _check_error_mode(cfg.error_mode)
+    for key, contexts in _TRANSFORM_CONTEXTS.items():
+        for index, group in enumerate(getattr(cfg, key) or ()):
+            if group.context is not None and group.context.lower() not in contexts:
+                raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
+                            f'"{group.context}" (one of {", ".join(sorted(contexts))})')
+            _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
+            _check_ottl(f"{key}[{index}].statements", group.statements)
+            _check_ottl(f"{key}[{index}].conditions", group.conditions)
+            texts = [*(group.statements or ()), *(group.conditions or ())]
+            if group.context is None and texts:
+                _check_inferred_context(f"{key}[{index}]", texts, contexts)
+    if cfg.flatten_data:
+        raise _fail("component-invalid-value",
+                    "'flatten_data' requires the 'transform.flatten.logs' feature gate to be enabled")
 
-    error_mode: Str | None = None
-    trace_statements: list[ContextStatements] | None = None
-    metric_statements: list[ContextStatements] | None = None
-    log_statements: list[ContextStatements] | None = None
-    profile_statements: list[ContextStatements] | None = None
-    flatten_data: Bool = False
 
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            for key in _TRANSFORM_CONTEXTS:
-                if isinstance(data.get(key), list) and any(isinstance(v, str) for v in data[key]):
-                    strings = [v for v in data[key] if isinstance(v, str)]
-                    others = [v for v in data[key] if not isinstance(v, str)]
-                    if others:
-                        raise _fail("component-conflicting-fields",
-                                    "configuring multiple configuration styles is not supported, please "
-                                    "use only Basic configuration or only Advanced configuration")
-                    data[key] = [{"statements": strings}]
-        return data
+def _normalise_transform(data: Any) -> Any:
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in _TRANSFORM_CONTEXTS:
+            if isinstance(data.get(key), list) and any(isinstance(v, str) for v in data[key]):
+                strings = [v for v in data[key] if isinstance(v, str)]
+                others = [v for v in data[key] if not isinstance(v, str)]
+                if others:
+                    raise _fail("component-conflicting-fields",
+                                "configuring multiple configuration styles is not supported, please "
+                                "use only Basic configuration or only Advanced configuration")
+                data[key] = [{"statements": strings}]
+    return data
 
-    @model_validator(mode="after")
-    def _check(self) -> TransformProcessorConfig:
-        _check_error_mode(self.error_mode)
-        for key, contexts in _TRANSFORM_CONTEXTS.items():
-            for index, group in enumerate(getattr(self, key) or ()):
-                if group.context is not None and group.context.lower() not in contexts:
-                    raise _fail("component-invalid-value", f'{key}[{index}].context: unknown context '
-                                f'"{group.context}" (one of {", ".join(sorted(contexts))})')
-                _check_error_mode(group.error_mode, f"{key}[{index}].error_mode")
-                _check_ottl(f"{key}[{index}].statements", group.statements)
-                _check_ottl(f"{key}[{index}].conditions", group.conditions)
-                texts = [*(group.statements or ()), *(group.conditions or ())]
-                if group.context is None and texts:
-                    _check_inferred_context(f"{key}[{index}]", texts, contexts)
-        if self.flatten_data:
-            raise _fail("component-invalid-value",
-                        "'flatten_data' requires the 'transform.flatten.logs' feature gate to be enabled")
-        return self
+
+TransformProcessorConfig = table_config("transform", {
+    "error_mode": (Str | None, None),
+    "trace_statements": (list[ContextStatements] | None, None),
+    "metric_statements": (list[ContextStatements] | None, None),
+    "log_statements": (list[ContextStatements] | None, None),
+    "profile_statements": (list[ContextStatements] | None, None),
+    "flatten_data": (Bool, False),
+}, _check_transform, normalise=_normalise_transform,
+    doc='`transform`: OTTL statements per signal, in contexts valid for that signal.')
 
 
 # tail_sampling: policies are only built when the processor starts, so their problems are
@@ -1996,35 +2000,31 @@ class ComponentHealth(Body):
     recovery_duration: Duration = 0
 
 
-class HealthCheckConfig(HTTPServerFields):
-    """`health_check` extension (legacy v1 form): an endpoint and a path starting with '/'."""
+def _check_health_check(cfg: Any) -> None:
+    if cfg.http is not None or cfg.grpc is not None:
+        raise _fail("component-invalid-value",
+                    "v2 healthcheck configuration (http/grpc fields) needs the "
+                    "extension.healthcheck.useComponentStatus feature gate, which otelcol-obsctl "
+                    "does not enable")
+    if cfg.use_v2:
+        raise _fail("component-missing-required-field", "must specify at least one protocol")
+    if not cfg.endpoint:
+        raise _fail("component-missing-required-field", "http endpoint required")
+    if not cfg.path.startswith("/"):
+        raise _fail("component-invalid-value", "path must start with /")
 
-    # Its listener settings are squashed two levels deep, so the collector decodes it strictly.
-    _lenient = False
 
-    endpoint: Str = "localhost:13133"
-    path: Str = "/"
-    response_body: ResponseBody | None = None
-    check_collector_pipeline: CheckCollectorPipeline | None = None
-    use_v2: Bool = False
-    grpc: GRPCServerFields | None = None
-    http: HealthCheckHTTPConfig | None = None
-    component_health: ComponentHealth | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> HealthCheckConfig:
-        if self.http is not None or self.grpc is not None:
-            raise _fail("component-invalid-value",
-                        "v2 healthcheck configuration (http/grpc fields) needs the "
-                        "extension.healthcheck.useComponentStatus feature gate, which otelcol-obsctl "
-                        "does not enable")
-        if self.use_v2:
-            raise _fail("component-missing-required-field", "must specify at least one protocol")
-        if not self.endpoint:
-            raise _fail("component-missing-required-field", "http endpoint required")
-        if not self.path.startswith("/"):
-            raise _fail("component-invalid-value", "path must start with /")
-        return self
+HealthCheckConfig = table_config("health_check", {
+    "endpoint": (Str, "localhost:13133"),
+    "path": (Str, "/"),
+    "response_body": (ResponseBody | None, None),
+    "check_collector_pipeline": (CheckCollectorPipeline | None, None),
+    "use_v2": (Bool, False),
+    "grpc": (GRPCServerFields | None, None),
+    "http": (HealthCheckHTTPConfig | None, None),
+    "component_health": (ComponentHealth | None, None),
+}, _check_health_check, base=HTTPServerFields, lenient=False,
+    doc="`health_check` extension (legacy v1 form): an endpoint and a path starting with '/'.")
 
 
 PprofConfig = table_config("pprof", {
