@@ -13,6 +13,7 @@ MAX_BYTES = 1 << 20  # one catalog file
 # libyaml's parser where PyYAML has it (the same events and marks, several times faster).
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 100_000  # per document, counting alias expansions
+MAX_DEPTH = 64  # nesting of mappings and lists; an obsctl document needs about 8
 
 Path = tuple[str | int, ...]
 
@@ -40,6 +41,10 @@ class _TooBig(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, loader: yaml.SafeLoader) -> None:
         self.loader = loader
@@ -51,6 +56,8 @@ class _Builder:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _TooBig
+        if len(path) > MAX_DEPTH:
+            raise _TooDeep
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)
@@ -92,10 +99,17 @@ def load_documents(raw: bytes | str, file: str) -> tuple[list[Document], list[Pr
                                         f"document expands to more than {MAX_NODES} nodes (alias bomb?)"))
                 index += 1
                 continue
+            except (_TooDeep, RecursionError):
+                problems.append(Problem(file, node.start_mark.line + 1, "", "",
+                                        f"document nests deeper than {MAX_DEPTH} levels"))
+                index += 1
+                continue
             for dup_path, line in builder.duplicates:
                 problems.append(Problem(file, line, "", ".".join(map(str, dup_path)), "duplicate key"))
             docs.append(Document(data, file, index, builder.lines))
             index += 1
+    except RecursionError:  # the parser itself (composing a node) ran out of stack
+        problems.append(Problem(file, 0, "", "", f"document nests deeper than {MAX_DEPTH} levels"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

@@ -133,3 +133,13 @@ def test_size_limit_is_a_located_problem(size: int) -> None:
         assert any("limit" in p.message and p.file == "catalog/big.yaml" for p in result.problems)
     else:
         assert not result.errors
+
+
+@pytest.mark.parametrize("body", [b"a: " + b"[" * 900 + b"]" * 900, b"a: " + b"{b: " * 990 + b"1" + b"}" * 990,
+                                  b"spec:\n" + b"".join(b"  " * (i + 1) + b"x:\n" for i in range(200))])
+def test_deep_nesting_is_a_located_problem_and_blocks_nothing_else(body: bytes) -> None:
+    good = next(p for p in sorted(EXAMPLES.iterdir()) if p.name == "checkout.yaml")
+    result = load_catalog([SourceFile("catalog/deep.yaml", body), SourceFile(str(good), good.read_bytes())],
+                          TEMPLATES)
+    assert any(p.file == "catalog/deep.yaml" and "nests deeper" in p.message for p in result.problems)
+    assert [s.name for s in result.catalog.services] == ["checkout"]
