@@ -23,8 +23,9 @@ Listing depth: a sink whose contract lists at two depths (Grafana) is listed dee
 owns: finds edits made outside obsctl) on a full resync when its last deep listing is at least its
 `deep_every_seconds` old (0: every full resync), and fast (its cheap index) on every other round.
 
-The plan and apply of a round are `converge.converge`, the path every command shares; the loop adds
-scheduling, the held retries and the recorded statuses.
+The plan and apply of a round are `converge.converge`, the path every command shares. This module
+schedules rounds and builds each round's desired state (carry-forward, grace, shrink guard);
+statuses and held retries live in `status.StatusBook`, sink spans in `tracing.TracedSink`.
 """
 
 from __future__ import annotations
@@ -33,32 +34,35 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import trace
 
 from obsctl.errors import PermanentError, Severity, TemporaryError
-from obsctl.model.artifact import Artifact, DesiredState, Kind, Observed
+from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog, Service
 from obsctl.model.source import SourceFile
-from obsctl.model.status import ArtifactState, ArtifactStatus, owner_key
-from obsctl.reconcile.apply import Outcome, OutcomeState, RetryPolicy
+from obsctl.model.status import ArtifactStatus, owner_key
+from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import (
     ALL_KINDS,
     Hooks,
     Policy,
-    SinkRun,
     changes_as_dicts,
     converge,
     protected_owners,
 )
-from obsctl.reconcile.plan import Action, Change
+from obsctl.reconcile.plan import Change
+from obsctl.reconcile.status import Recorder, RoundReport, SinkReport, StatusBook
+from obsctl.reconcile.tracing import ErrorHook, TracedSink
 from obsctl.render.isolated import IsolatedRender
-from obsctl.sinks.base import Sink, SinkContract
+from obsctl.sinks.base import Sink
 from obsctl.sources.base import CatalogSource
 from obsctl.spec.load import LoadResult
+
+__all__ = ["ErrorHook", "LoopConfig", "Reconciler", "Recorder", "RoundReport", "SinkReport", "TracedSink"]
 
 log = logging.getLogger("obsctl.reconcile")
 
@@ -66,34 +70,6 @@ Loader = Callable[[list[SourceFile]], LoadResult]
 # A renderer returns the desired state, or an IsolatedRender: the desired state of the services that
 # rendered and the located failure of each one that did not.
 Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
-
-
-class Recorder(Protocol):
-    """Where the loop persists what it did (the state store implements this)."""
-
-    def save_statuses(self, statuses: Sequence[ArtifactStatus]) -> None:
-        """Insert or replace status rows."""
-        ...
-
-    def delete_statuses(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Forget status rows (artifacts deleted from their sink)."""
-        ...
-
-    def load_statuses(self) -> list[ArtifactStatus]:
-        """Every status row (used at start-up)."""
-        ...
-
-    def set_meta(self, key: str, value: Any) -> None:
-        """Store a small JSON value."""
-        ...
-
-    def get_meta(self, key: str) -> Any:
-        """A stored JSON value or None."""
-        ...
-
-    def audit(self, actor: str, action: str, target: str = "", detail: Mapping[str, Any] | None = None) -> None:
-        """Append to the audit trail (a service isolated or recovered)."""
-        ...
 
 
 @dataclass
@@ -112,134 +88,6 @@ class LoopConfig:
     # a service absent from the catalog is deleted only after this long AND this many complete reads
     deletion_grace_seconds: float = 0.0
     deletion_reads: int = 1
-
-
-@dataclass
-class SinkReport:
-    """What one round did to one sink."""
-
-    name: str
-    listed: bool = True
-    error: str = ""
-    summary: dict[str, int] = field(default_factory=dict)
-    held: int = 0
-    failed: int = 0
-    prune_refused: str = ""
-
-
-@dataclass
-class RoundReport:
-    """One reconcile round, for status, metrics and logs."""
-
-    started_at: float
-    finished_at: float = 0.0
-    full_resync: bool = False
-    reason: str = ""
-    leader: bool = True
-    catalog_ok: bool = False
-    catalog_complete: bool = False
-    catalog_error: str = ""
-    services: int = 0
-    skipped: list[str] = field(default_factory=list)
-    carried: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    prune: bool = False
-    prune_refused: list[str] = field(default_factory=list)
-    sinks: list[SinkReport] = field(default_factory=list)
-    isolated: dict[str, str] = field(default_factory=dict)  # owner key -> why it did not render
-    absent: dict[str, float] = field(default_factory=dict)  # owner key -> seconds left before it may be pruned
-    held_owners: list[str] = field(default_factory=list)  # found in the targets after the state store was lost
-    error: str = ""
-
-    @property
-    def duration(self) -> float:
-        """Seconds the round took."""
-        return max(0.0, self.finished_at - self.started_at)
-
-    @property
-    def complete(self) -> bool:
-        """The catalog was read completely and every sink was listed and planned."""
-        return self.catalog_ok and self.catalog_complete and not self.error and all(s.listed for s in self.sinks)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able summary."""
-        return {
-            "started_at": self.started_at, "finished_at": self.finished_at, "duration_seconds": self.duration,
-            "full_resync": self.full_resync, "reason": self.reason, "leader": self.leader,
-            "catalog": {"ok": self.catalog_ok, "complete": self.catalog_complete, "error": self.catalog_error,
-                        "services": self.services, "skipped": self.skipped, "carried_forward": self.carried,
-                        "problems": self.problems, "isolated": self.isolated,
-                        "absent_in_grace": {k: round(v, 1) for k, v in self.absent.items()},
-                        "held_after_state_loss": self.held_owners},
-            "prune": self.prune, "prune_refused": self.prune_refused, "complete": self.complete,
-            "error": self.error,
-            "sinks": [{"name": s.name, "listed": s.listed, "error": s.error, "summary": s.summary,
-                       "held": s.held, "failed": s.failed, "prune_refused": s.prune_refused} for s in self.sinks],
-        }
-
-
-ErrorHook = Callable[[str, str], None]  # (sink name, error class)
-
-
-class TracedSink:
-    """A sink wrapper that opens a span per call and reports errors by class."""
-
-    def __init__(self, inner: Sink, tracer: trace.Tracer, on_error: ErrorHook | None = None) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.kinds = inner.kinds
-        self._tracer = tracer
-        self._on_error = on_error
-
-    @contextlib.contextmanager
-    def _span(self, op: str, artifact_id: str = "") -> Iterator[None]:
-        with self._tracer.start_as_current_span(f"sink.{op}") as span:
-            span.set_attribute("obsctl.sink", self.name)
-            if artifact_id:
-                span.set_attribute("obsctl.artifact", artifact_id)
-            try:
-                yield
-            except TemporaryError as exc:
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-                self._report("temporary")
-                raise
-            except PermanentError as exc:
-                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
-                self._report("permanent")
-                raise
-
-    def _report(self, cls: str) -> None:
-        if self._on_error is not None:
-            self._on_error(self.name, cls)
-
-    @property
-    def contract(self) -> SinkContract:
-        """The wrapped sink's contract."""
-        return self.inner.contract
-
-    def prepare(self, desired: Iterable[Artifact]) -> None:
-        """Prepare, untraced (no I/O)."""
-        self.inner.prepare(desired)
-
-    def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
-        """List, traced."""
-        with self._span("list_owned"):
-            return self.inner.list_owned(deep)
-
-    def put(self, artifact: Artifact) -> None:
-        """Put, traced."""
-        with self._span("put", artifact.id):
-            self.inner.put(artifact)
-
-    def delete(self, observed: Observed) -> None:
-        """Delete, traced."""
-        with self._span("delete", observed.id):
-            self.inner.delete(observed)
-
-    def finish(self) -> None:
-        """Finish, traced."""
-        with self._span("finish"):
-            self.inner.finish()
 
 
 def _svc_key(svc: Service) -> str:
@@ -278,6 +126,7 @@ class Reconciler:
         self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
         self.sinks: list[TracedSink] = [TracedSink(s, self._tracer, on_error) for s in sinks]
         self._recorder = recorder
+        self._book = StatusBook(recorder, self.config.backoff_base, self.config.backoff_max)
         self._is_leader = is_leader
         self._on_round = on_round
         self._clock = clock
@@ -299,7 +148,6 @@ class Reconciler:
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None
         self._last_deep: dict[str, float] = {}  # sink name -> monotonic time of its last deep listing
-        self.statuses: dict[tuple[str, str], ArtifactStatus] = {}
         self.last_report: RoundReport | None = None
         self.last_catalog_ok_at: float | None = None
         self.ready = threading.Event()
@@ -317,8 +165,8 @@ class Reconciler:
             isolated = self._recorder.get_meta("isolated")
             held = self._recorder.get_meta("held_owners")
             adopt = self._recorder.get_meta("adopt_targets")
+            self._book.load(statuses)
             with self._lock:
-                self.statuses = {st.key: st for st in statuses}
                 self._baseline_services = int(baseline) if isinstance(baseline, int) else None
                 if isinstance(absent, dict):
                     self._absent = {str(k): (float(v[0]), int(v[1])) for k, v in absent.items()}
@@ -337,9 +185,8 @@ class Reconciler:
     def queue_depth(self) -> int:
         """Wake-ups not yet served plus artifacts waiting for a retry."""
         with self._lock:
-            waiting = sum(1 for s in self.statuses.values() if s.state is ArtifactState.HELD
-                          or s.state is ArtifactState.FAILED_TEMPORARY)
-            return len(self._pending_reasons) + waiting
+            pending = len(self._pending_reasons)
+        return pending + self._book.waiting()
 
     @property
     def catalog(self) -> Catalog | None:
@@ -361,8 +208,12 @@ class Reconciler:
 
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
-        with self._lock:
-            return sorted(self.statuses.values(), key=lambda s: s.key)
+        return self._book.snapshot()
+
+    @property
+    def statuses(self) -> dict[tuple[str, str], ArtifactStatus]:
+        """Every artifact status by (sink, artifact id) (the live table: read, do not write)."""
+        return self._book.statuses
 
     # -- desired state -----------------------------------------------------------------------
 
@@ -376,7 +227,7 @@ class Reconciler:
         with self._lock:
             last_good = dict(self._last_good)
             forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
-            known = {owner_key(st.owner) for st in self.statuses.values() if st.owner}
+            known = {owner_key(owner) for owner in self._book.owners()}
             previous = self._render_cache[1] if self._render_cache is not None else {}
         carried: list[str] = []
         absent: set[str] = set()
@@ -501,10 +352,6 @@ class Reconciler:
             for key in sorted(set(before) - set(d.isolated)):
                 self._recorder.audit("obsctl", "recover", key, {})
 
-    def _owner_of(self, sink: str, aid: str) -> str:
-        st = self.statuses.get((sink, aid))
-        return st.owner if st else ""
-
     def _catalog_refusal(self, count: int) -> str:
         base = self._baseline_services
         if base is None or self.config.allow_mass_delete:
@@ -594,7 +441,7 @@ class Reconciler:
             if run.deep and run.listed:
                 self._last_deep[run.name] = started
             if run.result is not None or not run.listed:
-                report.sinks.append(self._record(run, now))
+                report.sinks.append(self._book.record(run, now))
         if result.stopped:  # lost the lock mid-round: stopped writing
             report.leader = False
             report.error = "leadership lost during the round"
@@ -615,12 +462,10 @@ class Reconciler:
 
     def _hooks(self, full: bool, now: float) -> Hooks:
         def owner_of(sink: Sink, aid: str) -> str:
-            with self._lock:
-                return self._owner_of(sink.name, aid)
+            return self._book.owner_of(sink.name, aid)
 
         def hold(sink: Sink, change: Change) -> bool:
-            with self._lock:
-                return self._hold(change, sink.name, full, now)
+            return self._book.hold(change, sink.name, full, now)
 
         def proceed() -> bool:
             return self._is_leader()
@@ -635,18 +480,6 @@ class Reconciler:
         return Hooks(deep=lambda sink: self._choose_depth(sink, full), owner_of=owner_of, hold=hold,
                      proceed=proceed, apply_scope=apply_scope)
 
-    def _hold(self, change: Change, sink: str, full: bool, now: float) -> bool:
-        st = self.statuses.get((sink, change.id))
-        if st is None or st.state not in (ArtifactState.FAILED_PERMANENT, ArtifactState.FAILED_TEMPORARY,
-                                          ArtifactState.HELD):
-            return False
-        digest = change.artifact.digest if change.artifact else ""
-        if digest != st.desired_digest:
-            return False  # the desired content changed: try it now
-        if st.error_class == "permanent":
-            return not full
-        return st.next_retry_at is not None and now < st.next_retry_at
-
     def _interruptible_sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
@@ -657,91 +490,6 @@ class Reconciler:
             return True
         last = self._last_deep.get(sink.name)
         return full and (last is None or time.monotonic() - last >= every)
-
-    def _record(self, run: SinkRun, now: float) -> SinkReport:
-        """Statuses from one sink's run, kept in memory and in the recorder; the sink's line of the report."""
-        sink = run.sink
-        sr = SinkReport(sink.name, listed=run.listed, error=run.error)
-        if not run.listed:
-            with self._lock:
-                for aid, art in run.desired.items():
-                    st = self.statuses.get((sink.name, aid))
-                    if st is None or st.desired_digest != art.digest:
-                        self.statuses[(sink.name, aid)] = ArtifactStatus(
-                            sink.name, aid, art.owner, art.path, "", ArtifactState.PENDING, art.digest,
-                            st.applied_digest if st else "", False, sr.error, "", 0, None, now)
-            return sr
-        sr.summary = run.plan.summary()
-        sr.held = len(run.held)
-        sr.prune_refused = run.prune_refused
-        result = run.result
-        assert result is not None
-        changes = {c.id: c for c in run.plan.changes}
-        saved: list[ArtifactStatus] = []
-        forgotten: list[tuple[str, str]] = []
-        with self._lock:
-            for c in run.held:
-                st = self.statuses[(sink.name, c.id)]
-                self.statuses[st.key] = replace(st, state=ArtifactState.HELD, drifted=bool(c.observed and
-                                                                                             c.observed.drifted))
-            for o in result.outcomes:
-                if o.id == "finish":
-                    sr.failed += 1
-                    continue
-                st_new = self._status_from(sink.name, o, changes.get(o.id), now)
-                if st_new is None:
-                    forgotten.append((sink.name, o.id))
-                    self.statuses.pop((sink.name, o.id), None)
-                    continue
-                if st_new.state in (ArtifactState.FAILED_PERMANENT, ArtifactState.FAILED_TEMPORARY):
-                    sr.failed += 1
-                old = self.statuses.get(st_new.key)
-                if old is not None and replace(old, updated_at=st_new.updated_at) == st_new:
-                    continue  # nothing new: keep the time of the last change, write nothing
-                self.statuses[st_new.key] = st_new
-                saved.append(st_new)
-            # statuses of artifacts that are neither desired nor owned any more
-            for key in [k for k in self.statuses if k[0] == sink.name and k[1] not in run.desired
-                        and k[1] not in run.owned]:
-                forgotten.append(key)
-                del self.statuses[key]
-        if self._recorder is not None:
-            if saved:
-                self._recorder.save_statuses(saved)
-            if forgotten:
-                self._recorder.delete_statuses(forgotten)
-        return sr
-
-    def _status_from(self, sink: str, o: Outcome, change: Change | None, now: float) -> ArtifactStatus | None:
-        art = change.artifact if change else None
-        prev = self.statuses.get((sink, o.id))
-        owner = art.owner if art else (prev.owner if prev else "")
-        path = art.path if art else (prev.path if prev else "")
-        drifted = bool(change and change.observed and change.observed.drifted)
-        if o.state is OutcomeState.APPLIED and o.action is Action.DELETE:
-            return None
-        if o.state in (OutcomeState.APPLIED, OutcomeState.UNCHANGED):
-            state = ArtifactState.APPLIED if o.state is OutcomeState.APPLIED else ArtifactState.UNCHANGED
-            if prev is not None and prev.state is ArtifactState.APPLIED and prev.applied_digest == o.digest:
-                state = ArtifactState.APPLIED  # still what obsctl last wrote
-                drifted = drifted or prev.drifted  # "the last write repaired drift" stays visible
-            # an unchanged row keeps its last write's action, so status says how it got there
-            action = o.action.value if o.state is OutcomeState.APPLIED else (prev.action if prev else "unchanged")
-            # drifted: the last round found it edited outside obsctl (and, when applied, overwrote it)
-            return ArtifactStatus(sink, o.id, owner, path, action, state, o.digest, o.digest, drifted, "", "", 0,
-                                  None, now)
-        failures = (prev.failures if prev else 0) + 1
-        permanent = o.state is OutcomeState.FAILED_PERMANENT
-        next_retry: float | None = None
-        if not permanent:
-            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (failures - 1))
-            delay = max(delay, o.retry_after or 0.0)
-            next_retry = now + delay
-        desired_digest = art.digest if art else ""
-        return ArtifactStatus(sink, o.id, owner, path, o.action.value,
-                              ArtifactState.FAILED_PERMANENT if permanent else ArtifactState.FAILED_TEMPORARY,
-                              desired_digest, prev.applied_digest if prev else "", drifted, o.error,
-                              "permanent" if permanent else "temporary", failures, next_retry, now)
 
     # -- dry run -----------------------------------------------------------------------------
 
@@ -775,10 +523,10 @@ class Reconciler:
         """Seconds until the next full resync, artifact retry, catalog retry or end of a deletion grace."""
         mono, now = time.monotonic(), self._clock()
         wait = next_full - mono
+        retry_at = self._book.next_retry_at()
+        if retry_at is not None:
+            wait = min(wait, retry_at - now)
         with self._lock:
-            for st in self.statuses.values():
-                if st.error_class == "temporary" and st.next_retry_at is not None:
-                    wait = min(wait, st.next_retry_at - now)
             # a service whose deletion grace ends: read again then (and a second later, for the second read)
             for since, _reads in self._absent.values():
                 wait = min(wait, max(since + self.config.deletion_grace_seconds - now, 1.0))

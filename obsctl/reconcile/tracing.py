@@ -1,0 +1,75 @@
+"""Tracing of sink calls: a span per list, put, delete and finish, errors counted by class."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from opentelemetry import trace
+
+from obsctl.errors import PermanentError, TemporaryError
+from obsctl.model.artifact import Artifact, Observed
+from obsctl.sinks.base import Sink, SinkContract
+
+ErrorHook = Callable[[str, str], None]  # (sink name, error class)
+
+
+class TracedSink:
+    """A sink wrapper that opens a span per call and reports errors by class."""
+
+    def __init__(self, inner: Sink, tracer: trace.Tracer, on_error: ErrorHook | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kinds = inner.kinds
+        self._tracer = tracer
+        self._on_error = on_error
+
+    @contextlib.contextmanager
+    def _span(self, op: str, artifact_id: str = "") -> Iterator[None]:
+        with self._tracer.start_as_current_span(f"sink.{op}") as span:
+            span.set_attribute("obsctl.sink", self.name)
+            if artifact_id:
+                span.set_attribute("obsctl.artifact", artifact_id)
+            try:
+                yield
+            except TemporaryError as exc:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+                self._report("temporary")
+                raise
+            except PermanentError as exc:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+                self._report("permanent")
+                raise
+
+    def _report(self, cls: str) -> None:
+        if self._on_error is not None:
+            self._on_error(self.name, cls)
+
+    @property
+    def contract(self) -> SinkContract:
+        """The wrapped sink's contract."""
+        return self.inner.contract
+
+    def prepare(self, desired: Iterable[Artifact]) -> None:
+        """Prepare, untraced (no I/O)."""
+        self.inner.prepare(desired)
+
+    def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
+        """List, traced."""
+        with self._span("list_owned"):
+            return self.inner.list_owned(deep)
+
+    def put(self, artifact: Artifact) -> None:
+        """Put, traced."""
+        with self._span("put", artifact.id):
+            self.inner.put(artifact)
+
+    def delete(self, observed: Observed) -> None:
+        """Delete, traced."""
+        with self._span("delete", observed.id):
+            self.inner.delete(observed)
+
+    def finish(self) -> None:
+        """Finish, traced."""
+        with self._span("finish"):
+            self.inner.finish()
