@@ -97,7 +97,6 @@ def render_service(service: Service, ctx: RenderContext) -> tuple[list[Artifact]
 def render_shared(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
     """The team- and org-level artifacts of the services summarised."""
     teams: tuple[EntityRef, ...] = teams_in_use(tuple(summaries))
-    ctx = ctx.with_summaries(summaries)
     artifacts: list[Artifact] = []
     for mod in _modules(ctx.renderers):
         fn = getattr(mod, "render_shared", None)

@@ -8,18 +8,18 @@ value is only ever a YAML scalar. Every config is checked against obsctl's colle
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as conv
 from obsctl.model import placeholders
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import Catalog, EntityRef, Service
+from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.escape import otelcol
 from obsctl.model.otelcol import validate_collector_config
 from obsctl.model.platform import Templates
-from obsctl.render.context import RenderContext, ServiceSummary, summary_of
+from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
@@ -92,13 +92,39 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
         "tier": str(svc.tier), "agent_sampling_percent": head,
         "scrub_actions": _scrub_actions(settings),
     })
+    latency_ms = _latency_threshold_ms(svc)
+    values["slow_statements"] = [slow_statement(latency_ms)] if latency_ms else []
     config: dict[str, Any] = fill(templates.collectors.agent, values, "agent")
+    if not latency_ms:
+        _drop_processor(config, "transform/slow")
     if head >= 100:
-        config["processors"].pop("probabilistic_sampler", None)
-        for pipeline in config["service"]["pipelines"].values():
-            pipeline["processors"] = [p for p in pipeline["processors"] if p != "probabilistic_sampler"]
+        _drop_processor(config, "probabilistic_sampler")
     _check(config, f"collectors/agent.yaml for {svc.ref}")
     return config
+
+
+SLOW_ATTRIBUTE = "obsctl.slow"
+
+
+def slow_statement(threshold_ms: int) -> str:
+    """The OTTL statement marking the service's server spans slower than its tightest latency objective.
+
+    The agent marks, the team sampler keeps every trace holding a marked span: each service is judged
+    by its own objective on its own spans, and the sampler needs to know nothing about the services.
+    """
+    return (f'set(attributes["{SLOW_ATTRIBUTE}"], true) where kind == SPAN_KIND_SERVER and '
+            f"end_time_unix_nano - start_time_unix_nano > {threshold_ms * 1_000_000}")
+
+
+def _latency_threshold_ms(svc: Service) -> int:
+    thresholds = [s.sli.threshold_seconds for s in svc.slos if isinstance(s.sli, LatencySLI)]
+    return round(min(thresholds) * 1000) if thresholds else 0
+
+
+def _drop_processor(config: dict[str, Any], name: str) -> None:
+    config["processors"].pop(name, None)
+    for pipeline in config["service"]["pipelines"].values():
+        pipeline["processors"] = [p for p in pipeline["processors"] if p != name]
 
 
 def _sampler_resolver(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,43 +145,33 @@ def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions
     return config
 
 
-def sampling_policies(services: Sequence[ServiceSummary], by_tier: Mapping[Any, Any]) -> list[dict[str, Any]]:
-    """A team's tail-sampling policies: a trace is kept when any policy keeps it.
+def sampling_policies(by_tier: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    """The tail-sampling policies of a team's sampler: a trace is kept when any policy keeps it.
 
-    Errors anywhere in the trace; per service with a latency objective, a trace of that service
-    slower than its tightest threshold; per service tier, the tier's baseline share of the traces
-    that touch a service of that tier (by trace-ID hash, the same traces in every sampler).
+    An error in any span; a span its agent marked slower than its service's latency objective
+    (`obsctl.slow`, see `slow_statement`); otherwise the baseline share of the service tier's table, by
+    trace-ID hash (the same traces in every sampler), for traces touching a service of that tier (the
+    agents stamp `service.tier`). Nothing here depends on which services the team has.
     """
     policies: list[dict[str, Any]] = [
-        {"name": "keep-errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}]
-    tiers: dict[int, set[str]] = {}
-    unique = {(s.namespace, s.name): s for s in services}  # a service listed twice is decided once
-    for (namespace, name), svc in sorted(unique.items()):
-        if svc.latency_threshold_ms:
-            policies.append({"name": otelcol.value(f"slow-{namespace}/{name}"), "type": "and", "and": {
-                "and_sub_policy": [_service_match([name]), {"name": "latency", "type": "latency",
-                                                            "latency": {"threshold_ms": svc.latency_threshold_ms}}]}})
-        tiers.setdefault(svc.tier, set()).add(name)
-    for tier, names in sorted(tiers.items()):
-        percent = _percent(by_tier.get(tier, by_tier.get(str(tier), 5)), "baseline_sampling_percent_by_tier")
+        {"name": "keep-errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+        {"name": "keep-slower-than-objective", "type": "boolean_attribute",
+         "boolean_attribute": {"key": SLOW_ATTRIBUTE, "value": True}}]
+    tiers = sorted({int(k) for k in by_tier})
+    for tier in tiers:
+        percent = _percent(by_tier.get(tier, by_tier.get(str(tier))), "baseline_sampling_percent_by_tier")
         policies.append({"name": f"baseline-tier-{tier}", "type": "and", "and": {"and_sub_policy": [
-            _service_match(sorted(names)),
+            {"name": "tier", "type": "string_attribute",
+             "string_attribute": {"key": "service.tier", "values": [str(tier)]}},
             {"name": "baseline", "type": "probabilistic", "probabilistic": {"sampling_percentage": percent}}]}})
     return policies
 
 
-def _service_match(names: list[str]) -> dict[str, Any]:
-    return {"name": "service", "type": "string_attribute",
-            "string_attribute": {"key": "service.name", "values": [otelcol.value(n) for n in names]}}
-
-
-def sampler_config(team: EntityRef, services: Sequence[Service | ServiceSummary], templates: Templates,
-                   options: RenderOptions) -> dict[str, Any]:
+def sampler_config(team: EntityRef, templates: Templates, options: RenderOptions) -> dict[str, Any]:
     """The sampler config of one team: tail sampling on whole traces, kept traces to the traces backend."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
-    summaries = [s if isinstance(s, ServiceSummary) else summary_of(s) for s in services]
-    values["sampling_policies"] = sampling_policies(summaries, settings.get("baseline_sampling_percent_by_tier") or {})
+    values["sampling_policies"] = sampling_policies(settings.get("baseline_sampling_percent_by_tier") or {})
     config: dict[str, Any] = fill(templates.collectors.sampler, values, "sampler")
     _check(config, f"collectors/sampler.yaml for {team}")
     return config
@@ -207,17 +223,14 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
     """The gateway and sampler configs of every team in `teams` and their operator manifests (those in the
-    outputs); the samplers' policies come from the services summarised in `ctx.summaries`."""
+    outputs)."""
     gateways, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_GATEWAY, Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
-    by_team: dict[EntityRef, list[ServiceSummary]] = {}
-    for summary in ctx.summaries:
-        by_team.setdefault(summary.team, []).append(summary)
     for team in teams if gateways or crds else ():
         owner = str(team)
         key = conv.team_key(team)
         gateway = gateway_config(team, ctx.templates, ctx.options)
-        sampler = sampler_config(team, by_team.get(team, []), ctx.templates, ctx.options)
+        sampler = sampler_config(team, ctx.templates, ctx.options)
         if gateways:
             out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team),
                                 _dump(gateway, owner), owner))
@@ -238,5 +251,4 @@ def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> li
     sidecar-injection snippet per service (those in `options.outputs`)."""
     ctx = RenderContext.of(catalog, templates, options)
     out = [a for svc in catalog.services for a in render_service(svc, ctx)]
-    ctx = ctx.with_summaries([summary_of(s) for s in catalog.services])
     return out + render_shared(catalog.teams_in_use(), ctx)

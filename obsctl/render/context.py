@@ -9,11 +9,11 @@ per-service `ServiceSummary` values and the context alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service, Team
+from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.render.options import RenderOptions
 
@@ -27,11 +27,6 @@ class ServiceSummary:
 
     ref: str
     team: EntityRef
-    # For the team's trace sampler: the service's identity, tier and tightest latency objective (ms, 0: none).
-    namespace: str = ""
-    name: str = ""
-    tier: int = 2
-    latency_threshold_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,8 +39,6 @@ class RenderContext:
     renderers: tuple[str, ...] = RENDERER_NAMES
     # Values derived once per context (the parsed dashboard library, collector settings), by name.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # The services summarised, when shared artifacts are rendered (render_shared sets them).
-    summaries: tuple[ServiceSummary, ...] = ()
 
     @classmethod
     def of(cls, catalog: Catalog, templates: Templates, options: RenderOptions,
@@ -61,10 +54,6 @@ class RenderContext:
         """The team entity with that ref, if the catalog has it."""
         return self.teams.get(ref)
 
-    def with_summaries(self, summaries: Sequence[ServiceSummary]) -> RenderContext:
-        """This context with the services' summaries, for the shared artifacts."""
-        return replace(self, summaries=tuple(summaries))
-
     def wants(self, renderer: str) -> bool:
         """Whether the named renderer is selected."""
         return renderer in self.renderers
@@ -72,9 +61,7 @@ class RenderContext:
 
 def summary_of(svc: Service) -> ServiceSummary:
     """The summary of a service (what the shared artifacts read)."""
-    thresholds = [s.sli.threshold_seconds for s in svc.slos if isinstance(s.sli, LatencySLI)]
-    return ServiceSummary(str(svc.ref), svc.team, svc.namespace, svc.name, svc.tier,
-                          round(min(thresholds) * 1000) if thresholds else 0)
+    return ServiceSummary(str(svc.ref), svc.team)
 
 
 def teams_in_use(summaries: list[ServiceSummary] | tuple[ServiceSummary, ...]) -> tuple[EntityRef, ...]:

@@ -4,9 +4,10 @@ checkout (OTel SDK) --> agent A --\\                          /--> sampler 1 --\
                                     >--> team gateway (loadbalancing, by trace ID)     >--> OTLP sink (this test)
 ledger   (OTel SDK) --> agent B --/                          \\--> sampler 2 --/
 
-Every trace has a checkout span and a child ledger span. In some traces only the ledger span fails:
-the error is seen by the sampler that owns the trace, which keeps the whole trace, checkout's span
-included. All-OK traces are kept at the tier's baseline share, also whole.
+Every trace has a checkout server span and a child ledger span. In some traces only the ledger span
+fails: the error is seen by the sampler that owns the trace, which keeps the whole trace, checkout's
+span included. In others checkout's span is slower than checkout's latency objective: its agent marks
+it, and the sampler keeps the whole trace. All-OK traces are kept at the tier's baseline share, whole.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tests.support.otelcol import otelcol_binary, run_collector
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ERROR_TRACES = 20
+SLOW_TRACES = 10  # checkout's server span slower than its 250 ms latency objective, no error anywhere
 OK_TRACES = 400
 
 
@@ -88,15 +90,15 @@ def _write(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def _send(agent_a: str, agent_b: str) -> tuple[set[str], set[str]]:
-    """One checkout->ledger trace per iteration; returns (error trace ids, ok trace ids)."""
+def _send(agent_a: str, agent_b: str) -> tuple[set[str], set[str], set[str]]:
+    """One checkout->ledger trace per iteration; returns (error, slow, ok trace ids)."""
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.id_generator import IdGenerator
-    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
     rnd = random.Random(15)  # fixed trace IDs: the baseline share below is reproducible
 
@@ -114,20 +116,23 @@ def _send(agent_a: str, agent_b: str) -> tuple[set[str], set[str]]:
                                                        schedule_delay_millis=200))
         providers.append(provider)
     checkout, ledger = (p.get_tracer("e2e") for p in providers)
-    errors, oks = set(), set()
+    errors, slow, oks = set(), set(), set()
     try:
-        for i in range(ERROR_TRACES + OK_TRACES):
-            failed = i < ERROR_TRACES
-            with checkout.start_as_current_span("POST /checkout") as parent:
-                ctx = trace.set_span_in_context(parent)
-                with ledger.start_as_current_span("post entry", context=ctx) as child:
-                    if failed:
-                        child.set_status(Status(StatusCode.ERROR))
-            (errors if failed else oks).add(format(parent.get_span_context().trace_id, "032x"))
+        for i in range(ERROR_TRACES + SLOW_TRACES + OK_TRACES):
+            failed, slow_one = i < ERROR_TRACES, ERROR_TRACES <= i < ERROR_TRACES + SLOW_TRACES
+            start = time.time_ns()
+            # checkout serves the request; a slow one lasts 300 ms (timestamps given, no sleeping)
+            parent = checkout.start_span("POST /checkout", kind=SpanKind.SERVER, start_time=start)
+            ctx = trace.set_span_in_context(parent)
+            with ledger.start_as_current_span("post entry", context=ctx) as child:
+                if failed:
+                    child.set_status(Status(StatusCode.ERROR))
+            parent.end(end_time=start + (300_000_000 if slow_one else 20_000_000))
+            (errors if failed else slow if slow_one else oks).add(format(parent.get_span_context().trace_id, "032x"))
     finally:
         for provider in providers:
             provider.shutdown()
-    return errors, oks
+    return errors, slow, oks
 
 
 def test_traces_arrive_whole_and_ok_traces_at_the_baseline_rate(tmp_path: Path, sink: tuple[_Sink, int]) -> None:
@@ -146,12 +151,10 @@ def test_traces_arrive_whole_and_ok_traces_at_the_baseline_rate(tmp_path: Path, 
             ("traces_endpoint", f"127.0.0.1:{sink_port}"),
             ("metrics_remote_write_url", f"http://127.0.0.1:{free_port()}/api/v1/write"),
             ("logs_endpoint", f"http://127.0.0.1:{free_port()}"))
-    services = [s for s in catalog.services if s.team == team]
     configs: list[Path] = []
     for i, port in enumerate((s1, s2)):
         opts = RenderOptions(collector=(*base, ("sampler_grpc_listen", f"127.0.0.1:{port}")))
-        configs.append(_write(tmp_path / f"sampler{i}.yaml", collectors.sampler_config(team, services, templates,
-                                                                                        opts)))
+        configs.append(_write(tmp_path / f"sampler{i}.yaml", collectors.sampler_config(team, templates, opts)))
     configs.append(_write(tmp_path / "gateway.yaml", collectors.gateway_config(team, templates, RenderOptions(
         collector=base))))
     agents = []
@@ -170,11 +173,11 @@ def test_traces_arrive_whole_and_ok_traces_at_the_baseline_rate(tmp_path: Path, 
     with ExitStack() as stack:
         for path in configs:  # samplers first, agents last: nothing sent before its next hop listens
             stack.enter_context(run_collector(path, binary=binary, log_dir=tmp_path))
-        errors, oks = _send(agents[0], agents[1])
+        errors, slow, oks = _send(agents[0], agents[1])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with state.lock:
-                done = errors <= set(state.spans) and time.monotonic() - state.last > 4
+                done = errors | slow <= set(state.spans) and time.monotonic() - state.last > 4
             if done:
                 break
             time.sleep(0.5)
@@ -183,13 +186,18 @@ def test_traces_arrive_whole_and_ok_traces_at_the_baseline_rate(tmp_path: Path, 
     # Every error trace arrives whole: checkout's OK span too, though only ledger's span failed.
     for trace_id in errors:
         assert sorted(s for s, _, _ in received.get(trace_id, [])) == ["checkout", "ledger"], trace_id
+    # Every trace with a checkout span slower than checkout's objective arrives whole: checkout's agent
+    # marked the span, the sampler kept the trace, ledger's spans included.
+    for trace_id in slow:
+        assert sorted(s for s, _, _ in received.get(trace_id, [])) == ["checkout", "ledger"], trace_id
     # No trace arrives in pieces.
     assert all(sorted(s for s, _, _ in spans) == ["checkout", "ledger"] for spans in received.values())
     kept_ok = len(set(received) & oks)
     expected = OK_TRACES * percent / 100
     sd = (OK_TRACES * percent / 100 * (1 - percent / 100)) ** 0.5
     print(f"\nbaseline {percent}%: kept {kept_ok}/{OK_TRACES} all-OK traces (expected {expected:.0f} ± {sd:.1f}); "
-          f"{len(errors)}/{len(errors)} error traces whole; {len(state.peers)} sampler connections")
+          f"{len(errors)}/{len(errors)} error and {len(slow)}/{len(slow)} slow traces whole; "
+          f"{len(state.peers)} sampler connections")
     assert abs(kept_ok - expected) <= 4 * sd
-    assert set(received) <= errors | oks
+    assert set(received) <= errors | slow | oks
     assert len(state.peers) >= 2  # both samplers exported: the gateway spread traces over them

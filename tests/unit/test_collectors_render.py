@@ -74,7 +74,7 @@ def test_agents_never_tail_sample_and_head_sample_only_when_asked(templates: Tem
                                    RenderOptions(collector=(("agent_sampling_percent", "25"),)))
     assert head["processors"]["probabilistic_sampler"] == {"sampling_percentage": 25.0}
     assert head["service"]["pipelines"]["traces"]["processors"] == [
-        "memory_limiter", "resource", "attributes/scrub", "probabilistic_sampler", "batch"]
+        "memory_limiter", "resource", "attributes/scrub", "transform/slow", "probabilistic_sampler", "batch"]
     with pytest.raises(SpecError, match="agent_sampling_percent"):
         collectors.agent_config(catalog.services[0], templates, RenderOptions(collector=(("agent_sampling_percent",
                                                                                           "150"),)))
@@ -96,23 +96,30 @@ def test_gateway_routes_traces_by_trace_id_to_the_sampler_tier(templates: Templa
         "static": {"hostnames": ["10.0.0.1:4317", "10.0.0.2:4317"]}}
 
 
-def test_sampler_keeps_errors_slow_traces_per_service_and_a_baseline_per_tier(templates: Templates) -> None:
+def test_agent_marks_slow_server_spans_and_the_sampler_keeps_them(templates: Templates) -> None:
     catalog = load_catalog(read_directory(ROOT / "examples" / "catalog"), templates).catalog
-    team = next(s.team for s in catalog.services if s.name == "checkout")
-    services = [s for s in catalog.services if s.team == team]
-    config = collectors.sampler_config(team, services, templates, RenderOptions())
-    policies = {p["name"]: p for p in config["processors"]["tail_sampling"]["policies"]}
+    checkout = next(s for s in catalog.services if s.name == "checkout")
+    agent = collectors.agent_config(checkout, templates, RenderOptions())
+    # checkout's tightest latency objective is 250 ms: its own server spans above it are marked.
+    assert agent["processors"]["transform/slow"]["trace_statements"] == [{"context": "span", "statements": [
+        'set(attributes["obsctl.slow"], true) where kind == SPAN_KIND_SERVER and '
+        "end_time_unix_nano - start_time_unix_nano > 250000000"]}]
+    assert "transform/slow" in agent["service"]["pipelines"]["traces"]["processors"]
+    inventory = next(s for s in catalog.services if s.name == "inventory")  # no latency objective: no marking
+    assert "transform/slow" not in collectors.agent_config(inventory, templates, RenderOptions())["processors"]
+    sampler = collectors.sampler_config(checkout.team, templates, RenderOptions())
+    policies = {p["name"]: p for p in sampler["processors"]["tail_sampling"]["policies"]}
     assert policies["keep-errors"]["status_code"] == {"status_codes": ["ERROR"]}
-    slow = policies["slow-default/checkout"]["and"]["and_sub_policy"]
-    assert slow[0]["string_attribute"] == {"key": "service.name", "values": ["checkout"]}
-    assert slow[1]["latency"] == {"threshold_ms": 250}  # the tightest latency objective of checkout
-    tier1 = [s.name for s in services if s.tier == 1]
-    baseline = policies["baseline-tier-1"]["and"]["and_sub_policy"]
-    assert baseline[0]["string_attribute"]["values"] == sorted(tier1)
-    assert baseline[1]["probabilistic"] == {"sampling_percentage": 10.0}
-    # Services without a latency objective get no latency policy.
-    assert all(f"slow-default/{s.name}" not in policies for s in services if s.name == "inventory")
-    assert config["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
+    assert policies["keep-slower-than-objective"]["boolean_attribute"] == {"key": "obsctl.slow", "value": True}
+    for tier, percent in ((1, 10.0), (2, 5.0), (3, 2.0), (4, 1.0)):
+        sub = policies[f"baseline-tier-{tier}"]["and"]["and_sub_policy"]
+        assert sub[0]["string_attribute"] == {"key": "service.tier", "values": [str(tier)]}  # the agents stamp it
+        assert sub[1]["probabilistic"] == {"sampling_percentage": percent}
+    assert sampler["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "tail_sampling", "batch"]
+    # The sampler knows nothing of the team's services: every team's is the same but for endpoints.
+    other = collectors.sampler_config(next(s.team for s in catalog.services if s.team != checkout.team),
+                                      templates, RenderOptions())
+    assert other["processors"] == sampler["processors"]
 
 
 HOSTILE = ['x"\n  injected: true', "true", "${telemetry_port}", "@{telemetry_port}", "${env:HOME}",
