@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import Enum
 
 
@@ -63,3 +65,33 @@ class ConfigError(ObsctlError):
 
 class PruneRefused(ObsctlError):
     """A plan would delete more than the safety limit allows."""
+
+
+# -- HTTP answers: one rule for every client (sinks, sources, the Prometheus query client) ------------
+
+
+def is_temporary_status(status: int) -> bool:
+    """An HTTP error status worth retrying: 5xx, 429 (too many requests), 408 (request timeout)."""
+    return status >= 500 or status in (408, 429)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date); None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def status_error(status: int, message: str, retry_after: str | None = None) -> TemporaryError | PermanentError:
+    """The error an HTTP error status (>= 400) means: TemporaryError with its Retry-After, or PermanentError."""
+    if is_temporary_status(status):
+        return TemporaryError(message, parse_retry_after(retry_after))
+    return PermanentError(message)

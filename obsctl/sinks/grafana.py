@@ -72,7 +72,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -85,7 +84,7 @@ from grafana_client.client import (
 )
 from niquests.exceptions import RequestException
 
-from obsctl.errors import PermanentError, TemporaryError
+from obsctl.errors import PermanentError, TemporaryError, is_temporary_status, parse_retry_after
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed
 from obsctl.sinks.base import SinkContract
@@ -111,19 +110,6 @@ def _message_of(exc: GrafanaException) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return str(exc.message)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def normalise_dashboard(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,12 +269,13 @@ class GrafanaSink:
             raise TemporaryError(f"grafana: {what}: timeout ({exc.message})") from None
         except GrafanaServerError as exc:
             raise TemporaryError(f"grafana: {what}: {exc.status_code} {_message_of(exc)}",
-                                 _retry_after(client.retry_after)) from None
+                                 parse_retry_after(client.retry_after)) from None
         except GrafanaClientError as exc:
             status = exc.status_code
             message = _message_of(exc)
-            if status == 429:
-                raise TemporaryError(f"grafana: {what}: 429 {message}", _retry_after(client.retry_after)) from None
+            if is_temporary_status(status):
+                raise TemporaryError(f"grafana: {what}: {status} {message}",
+                                     parse_retry_after(client.retry_after)) from None
             if status in (401, 403):
                 raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)") \
                     from None

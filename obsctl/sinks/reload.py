@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from obsctl.errors import PermanentError, TemporaryError
+from obsctl.errors import PermanentError, TemporaryError, status_error
 from obsctl.model.artifact import Artifact
 
 
@@ -27,21 +27,12 @@ def check_with(argv: Sequence[str], what: str, timeout: float = 60.0) -> Callabl
     return validate
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 def raise_for(resp: httpx.Response, what: str) -> None:
-    """TemporaryError for 5xx and 429 (with Retry-After), PermanentError for other 4xx; nothing for 2xx/3xx."""
+    """TemporaryError for 5xx, 408 and 429 (with Retry-After), PermanentError for other 4xx; nothing below 400."""
     if resp.status_code < 400:
         return
     text = resp.text.strip()[:500]
-    if resp.status_code >= 500 or resp.status_code == 429:
-        raise TemporaryError(f"{what}: HTTP {resp.status_code}: {text}", _retry_after(resp))
-    raise PermanentError(f"{what}: HTTP {resp.status_code}: {text}")
+    raise status_error(resp.status_code, f"{what}: HTTP {resp.status_code}: {text}", resp.headers.get("Retry-After"))
 
 
 def reloader(base_url: str, what: str, client: httpx.Client | None = None,

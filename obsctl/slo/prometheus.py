@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from obsctl.errors import PermanentError, TemporaryError
+from obsctl.errors import PermanentError, TemporaryError, is_temporary_status, parse_retry_after
 from obsctl.slo.assemble import Answer
 from obsctl.slo.query_plan import fmt_ts
 from obsctl.slo.report import Point
@@ -52,15 +52,15 @@ class PrometheusAPI:
         except ValueError:
             doc = None
         if not isinstance(doc, dict):
-            if resp.status_code >= 500 or resp.status_code == 429:
+            if is_temporary_status(resp.status_code):
                 raise TemporaryError(f"{where} answered HTTP {resp.status_code} to query {expr!r}",
-                                     _retry_after(resp))
+                                     parse_retry_after(resp.headers.get("Retry-After")))
             raise PermanentError(f"{where} answered HTTP {resp.status_code} with a body that is not the "
                                  f"Prometheus API's JSON (wrong URL?): {resp.text[:200]!r}")
         if doc.get("status") != "success":
             msg = f"{where} rejected query {expr!r}: {doc.get('errorType', '')}: {doc.get('error', '')}"
-            if resp.status_code >= 500 or resp.status_code == 429 or doc.get("errorType") in _TEMPORARY_ERROR_TYPES:
-                raise TemporaryError(msg, _retry_after(resp))
+            if is_temporary_status(resp.status_code) or doc.get("errorType") in _TEMPORARY_ERROR_TYPES:
+                raise TemporaryError(msg, parse_retry_after(resp.headers.get("Retry-After")))
             raise PermanentError(msg)
         data = doc.get("data")
         if not isinstance(data, dict):
@@ -87,13 +87,6 @@ class PrometheusAPI:
         series = [(dict(item["metric"]), [_sample(v) for v in item.get("values") or []])
                   for item in data.get("result") or []]
         return Answer(series, data["warnings"])
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
 
 
 def _sample(pair: Sequence[Any]) -> Point:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
-from obsctl.errors import PermanentError, TemporaryError
+from obsctl.errors import PermanentError, TemporaryError, is_temporary_status, parse_retry_after
 from obsctl.model.source import SourceFile
 from obsctl.sources.base import FetchResult, Wake
 
@@ -61,14 +61,6 @@ class _Seen:
     document: bytes
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
 class BackstageSource:
     """Poll a Backstage catalog; `fetch` reads everything, re-fetching only changed bodies."""
 
@@ -101,8 +93,9 @@ class BackstageSource:
             resp = self._client.request(method, path, **kw)
         except httpx.TransportError as exc:
             raise TemporaryError(f"backstage {path}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise TemporaryError(f"backstage {path}: HTTP {resp.status_code}", _retry_after(resp))
+        if is_temporary_status(resp.status_code):
+            raise TemporaryError(f"backstage {path}: HTTP {resp.status_code}",
+                                 parse_retry_after(resp.headers.get("retry-after")))
         if resp.status_code in (401, 403):
             raise PermanentError(f"backstage {path}: HTTP {resp.status_code} (check backstage.token)")
         if resp.status_code >= 400:
