@@ -6,12 +6,33 @@ Loaded and validated once (obsctl.spec.templates.parse_templates, from the packa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.windows import WindowTable
+
+DASHBOARD_LAYOUT = "dashboards/layout.yaml"
+DASHBOARD_PANELS = "dashboards/panels.yaml"
+DASHBOARD_RUNTIMES = "dashboards/runtimes.yaml"
+DASHBOARD_DEFAULTS = "dashboards/defaults.yaml"
+PANEL_TYPES = ("timeseries", "stat", "table")
+PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "min", "max", "width", "height",
+                        "time_from", "targets", "thresholds", "thresholds_style", "options", "custom",
+                        "transformations", "overrides"})
+
+
+@dataclass(frozen=True)
+class DashboardLibrary:
+    """dashboards/: the layout settings, the rows of the service/team/org dashboards, the panel
+    library, the runtime panels and the per-type panel defaults (checked when loaded)."""
+
+    settings: Mapping[str, Any]
+    layouts: Mapping[str, Mapping[str, Any]]
+    panels: Mapping[str, Mapping[str, Any]]
+    runtimes: Mapping[str, Sequence[Mapping[str, Any]]]
+    defaults: Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,7 @@ class Templates:
     # lifecycle -> paging mode (page, ticket, none); `default` for lifecycles not listed
     paging: Mapping[str, str] = field(default_factory=lambda: {"default": "page"})
     collectors: CollectorTemplates = field(default_factory=lambda: CollectorTemplates({}, {}, {}, {}))
+    dashboards: DashboardLibrary = field(default_factory=lambda: DashboardLibrary({}, {}, {}, {}, {}))
 
     def yaml(self, path: str) -> Any:
         """A template document by its path (`dashboards/layout.yaml`); callers must not mutate it."""

@@ -15,12 +15,9 @@ from obsctl.model import conventions as cv
 from obsctl.model import placeholders
 from obsctl.model.escape import promql
 from obsctl.model.escape import url as url_escape
-from obsctl.model.platform import Templates
-
-LAYOUT = "dashboards/layout.yaml"
-PANELS = "dashboards/panels.yaml"
-RUNTIMES = "dashboards/runtimes.yaml"
-DEFAULTS = "dashboards/defaults.yaml"
+from obsctl.model.platform import (
+    DashboardLibrary,
+)
 
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _GRAFANA_VAR = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\[\[[^\]]*\]\]")
@@ -29,10 +26,6 @@ MAX_TEXT = 2000
 DATASOURCE_VAR = "datasource"
 ENVIRONMENT_VAR = "environment"
 DATASOURCE_REF = {"type": "prometheus", "uid": "${" + DATASOURCE_VAR + "}"}
-_PANEL_TYPES = ("timeseries", "stat", "table")
-_PANEL_KEYS = frozenset({"type", "title", "description", "unit", "decimals", "min", "max", "width", "height",
-                         "time_from", "targets", "thresholds", "thresholds_style", "options", "custom",
-                         "transformations", "overrides"})
 
 
 # ----------------------------------------------------------------------------- escaping and filling
@@ -101,74 +94,7 @@ class Filler:
 
 # ----------------------------------------------------------------------------- the template data
 
-@dataclass(frozen=True)
-class Library:
-    """The parsed `dashboards/` data."""
-
-    settings: Mapping[str, Any]
-    layouts: Mapping[str, Mapping[str, Any]]
-    panels: Mapping[str, Mapping[str, Any]]
-    runtimes: Mapping[str, Sequence[Mapping[str, Any]]]
-    defaults: Mapping[str, Mapping[str, Any]]
-
-    @classmethod
-    def load(cls, templates: Templates) -> Library:
-        """Parse and check the dashboards/ data files; every problem at once."""
-        problems: list[Problem] = []
-
-        def doc(path: str) -> dict[str, Any]:
-            data = templates.yaml(path)  # parsed (and its YAML syntax checked) when the templates loaded
-            if not isinstance(data, dict):
-                problems.append(Problem(path, 0, "", "", "must be a mapping"))
-                return {}
-            return data
-
-        layout, panels, runtimes, defaults = doc(LAYOUT), doc(PANELS), doc(RUNTIMES), doc(DEFAULTS)
-        for name, panel in panels.items():
-            _check_panel(panel, PANELS, str(name), problems)
-        for runtime, items in runtimes.items():
-            if not isinstance(items, list):
-                problems.append(Problem(RUNTIMES, 0, "", str(runtime), "must be a list of panels"))
-                continue
-            for i, panel in enumerate(items):
-                _check_panel(panel, RUNTIMES, f"{runtime}[{i}]", problems)
-        for kind in ("service", "team", "org"):
-            spec = layout.get(kind)
-            if not isinstance(spec, dict) or not isinstance(spec.get("rows"), list):
-                problems.append(Problem(LAYOUT, 0, "", kind, "needs a mapping with a `rows` list"))
-                continue
-            for i, row in enumerate(spec["rows"]):
-                names = row.get("panels", []) if isinstance(row, dict) else None
-                if not isinstance(names, list):
-                    problems.append(Problem(LAYOUT, 0, "", f"{kind}.rows[{i}]", "needs a `panels` list"))
-                    continue
-                for name in names:
-                    if name not in panels:
-                        problems.append(Problem(LAYOUT, 0, "", f"{kind}.rows[{i}]", f"unknown panel {name!r}"))
-        if not isinstance(layout.get("settings"), dict):
-            problems.append(Problem(LAYOUT, 0, "", "settings", "missing"))
-        if problems:
-            raise SpecError(problems)
-        return cls(layout["settings"], {k: layout[k] for k in ("service", "team", "org")}, panels,
-                   runtimes, defaults)
-
-
-def _check_panel(panel: Any, path: str, name: str, problems: list[Problem]) -> None:
-    if not isinstance(panel, dict):
-        problems.append(Problem(path, 0, "", name, "a panel must be a mapping"))
-        return
-    unknown = set(panel) - _PANEL_KEYS
-    if unknown:
-        problems.append(Problem(path, 0, "", name, f"unknown panel keys: {', '.join(sorted(map(str, unknown)))}"))
-    if panel.get("type") not in _PANEL_TYPES:
-        problems.append(Problem(path, 0, "", name, f"type must be one of {', '.join(_PANEL_TYPES)}"))
-    targets = panel.get("targets")
-    if not isinstance(targets, list) or not targets or \
-            not all(isinstance(t, dict) and isinstance(t.get("expr"), str) for t in targets):
-        problems.append(Problem(path, 0, "", name, "targets must be a non-empty list of {expr: ...}"))
-    width = panel.get("width", 12)
-    if not isinstance(width, int) or not 1 <= width <= 24:
-        problems.append(Problem(path, 0, "", name, "width must be an integer from 1 to 24"))
+Library = DashboardLibrary  # loaded and checked with the other platform data (obsctl.spec.templates)
 
 
 # ----------------------------------------------------------------------------- panels

@@ -19,6 +19,9 @@ from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, AvailabilitySLI, BudgetingMethod, Catalog, EntityRef, LatencySLI, Service, Team
 from obsctl.model.escape import promql
+from obsctl.model.platform import DASHBOARD_LAYOUT as LAYOUT
+from obsctl.model.platform import DASHBOARD_PANELS as PANELS
+from obsctl.model.platform import DASHBOARD_RUNTIMES as RUNTIMES
 from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
 from obsctl.render import grafana_crds
@@ -28,11 +31,8 @@ from obsctl.render.dashboard_library import (
     DATASOURCE_REF,
     DATASOURCE_VAR,
     ENVIRONMENT_VAR,
-    LAYOUT,
     MAX_TEXT,
     MAX_TITLE,
-    PANELS,
-    RUNTIMES,
     Filler,
     Library,
     PanelContext,
@@ -383,11 +383,8 @@ def _provider(folders: Sequence[tuple[str, str]], options: RenderOptions) -> Art
 # ----------------------------------------------------------------------------- entry point
 
 def _library(ctx: RenderContext) -> Library:
-    """The dashboard library of the context, parsed once."""
-    lib = ctx.memo.get("dashboards.library")
-    if lib is None:
-        lib = ctx.memo["dashboards.library"] = Library.load(ctx.templates)
-    return lib
+    """The dashboard library (loaded and checked with the platform data)."""
+    return ctx.templates.dashboards
 
 
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:

@@ -10,7 +10,20 @@ import yaml
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.durations import parse_duration
-from obsctl.model.platform import PAGING_MODES, CollectorTemplates, SliShape, Templates, TierDefaults
+from obsctl.model.platform import (
+    DASHBOARD_DEFAULTS,
+    DASHBOARD_LAYOUT,
+    DASHBOARD_PANELS,
+    DASHBOARD_RUNTIMES,
+    PAGING_MODES,
+    PANEL_KEYS,
+    PANEL_TYPES,
+    CollectorTemplates,
+    DashboardLibrary,
+    SliShape,
+    Templates,
+    TierDefaults,
+)
 from obsctl.model.windows import AlertTier, WindowTable
 
 __all__ = ["PAGING_MODES", "SliShape", "Templates", "TierDefaults", "parse_templates"]
@@ -23,6 +36,67 @@ def _period_days(text: str) -> int:
     if seconds % 86400:
         raise ValueError(f"period {text!r} is not a whole number of days")
     return int(seconds // 86400)
+
+
+def parse_dashboard_library(documents: Mapping[str, Any], problems: list[Problem]) -> DashboardLibrary:
+    """The dashboards/ data, checked (panels, runtimes, layout rows naming known panels); problems appended."""
+    before = len(problems)
+
+    def doc(path: str) -> dict[str, Any]:
+        data = documents.get(path)
+        if not isinstance(data, dict):
+            problems.append(Problem(path, 0, "", "", "must be a mapping"))
+            return {}
+        return data
+
+    layout, panels = doc(DASHBOARD_LAYOUT), doc(DASHBOARD_PANELS)
+    runtimes, defaults = doc(DASHBOARD_RUNTIMES), doc(DASHBOARD_DEFAULTS)
+    for name, panel in panels.items():
+        _check_panel(panel, DASHBOARD_PANELS, str(name), problems)
+    for runtime, items in runtimes.items():
+        if not isinstance(items, list):
+            problems.append(Problem(DASHBOARD_RUNTIMES, 0, "", str(runtime), "must be a list of panels"))
+            continue
+        for i, panel in enumerate(items):
+            _check_panel(panel, DASHBOARD_RUNTIMES, f"{runtime}[{i}]", problems)
+    for kind in ("service", "team", "org"):
+        spec = layout.get(kind)
+        if not isinstance(spec, dict) or not isinstance(spec.get("rows"), list):
+            problems.append(Problem(DASHBOARD_LAYOUT, 0, "", kind, "needs a mapping with a `rows` list"))
+            continue
+        for i, row in enumerate(spec["rows"]):
+            names = row.get("panels", []) if isinstance(row, dict) else None
+            if not isinstance(names, list):
+                problems.append(Problem(DASHBOARD_LAYOUT, 0, "", f"{kind}.rows[{i}]", "needs a `panels` list"))
+                continue
+            for name in names:
+                if name not in panels:
+                    problems.append(Problem(DASHBOARD_LAYOUT, 0, "", f"{kind}.rows[{i}]",
+                                            f"unknown panel {name!r}"))
+    if not isinstance(layout.get("settings"), dict):
+        problems.append(Problem(DASHBOARD_LAYOUT, 0, "", "settings", "missing"))
+    if len(problems) > before:
+        return DashboardLibrary({}, {}, {}, {}, {})
+    return DashboardLibrary(layout["settings"], {k: layout[k] for k in ("service", "team", "org")}, panels,
+                            runtimes, defaults)
+
+
+def _check_panel(panel: Any, path: str, name: str, problems: list[Problem]) -> None:
+    if not isinstance(panel, dict):
+        problems.append(Problem(path, 0, "", name, "a panel must be a mapping"))
+        return
+    unknown = set(panel) - PANEL_KEYS
+    if unknown:
+        problems.append(Problem(path, 0, "", name, f"unknown panel keys: {', '.join(sorted(map(str, unknown)))}"))
+    if panel.get("type") not in PANEL_TYPES:
+        problems.append(Problem(path, 0, "", name, f"type must be one of {', '.join(PANEL_TYPES)}"))
+    targets = panel.get("targets")
+    if not isinstance(targets, list) or not targets or \
+            not all(isinstance(t, dict) and isinstance(t.get("expr"), str) for t in targets):
+        problems.append(Problem(path, 0, "", name, "targets must be a non-empty list of {expr: ...}"))
+    width = panel.get("width", 12)
+    if not isinstance(width, int) or not 1 <= width <= 24:
+        problems.append(Problem(path, 0, "", name, "width must be an integer from 1 to 24"))
 
 
 def parse_templates(files: Mapping[str, bytes]) -> Templates:
@@ -108,7 +182,8 @@ def parse_templates(files: Mapping[str, bytes]) -> Templates:
             problems.append(Problem(path, 0, "", "", "missing" if path not in files else "must be a mapping"))
             doc = {}
         collector_docs.append(doc)
+    dashboards = parse_dashboard_library(documents, problems)
     if problems:
         raise SpecError(problems)
     return Templates(windows, tier_defaults, default_tier, default_period, shapes, default_owner, documents, paging,
-                     CollectorTemplates(*collector_docs))
+                     CollectorTemplates(*collector_docs), dashboards)
