@@ -26,7 +26,7 @@ _RESOLVER = yaml.resolver.Resolver()
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _plain_ok(text: str) -> bool:
     if not text or not _PLAIN.fullmatch(text) or text[-1] in " :" or ": " in text or " #" in text:
         return False
@@ -98,7 +98,7 @@ def _key(key: Any) -> str:
     return _scalar(key)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _str_scalar(text: str) -> str:
     """A string on one line: plain when safe, else double-quoted."""
     return text if _plain_ok(text) else _quoted(text)

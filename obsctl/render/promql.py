@@ -34,7 +34,7 @@ def shape(expr: str) -> str:
     return _MATCHER_VALUE.sub('="_"', expr)
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _shape_parses(shaped: str) -> bool:
     try:
         promql_parser.parse(shaped)
