@@ -106,6 +106,40 @@ def test_period_ratio_is_traffic_weighted_on_spiky_traffic(tmp_path: Path) -> No
     assert abs(average - exact) / exact > 0.5  # the bias the recorded ratio avoids
 
 
+def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> None:
+    """The tiled day window and period equal the average of every recorded 5m rate in the window ending
+    at the last tile boundary: exactly (abutting tiles, no sample counted twice or missed)."""
+    rng = random.Random(20261128)
+    step, days = 60.0, 2
+    files = read_template_tree()
+    files[f"alert-rules/windows/{days}d.yaml"] = (
+        f"period: {days}d\ntiers:\n"
+        "  - {name: page-fast, severity: page, long_window: 1h, short_window: 5m, budget_percent: 2}\n"
+        "  - {name: ticket, severity: ticket, long_window: 1d, short_window: 2h, budget_percent: 50}\n").encode()
+    templates = parse_templates(files)
+    n = int((days * 86400 + 3600) / step)
+    segments = [(step, 0.3 if rng.random() < 0.05 else rng.uniform(0.0, 0.02)) for _ in range(n)]
+    weights = [rng.choice((0.2, 1.0, 1.0, 8.0)) for _ in range(n)]
+    scenario = _WeightedScenario(step, segments, weights)
+    svc = availability_service(0.99, days)
+    sel = "{" + ",".join(f'{k}="{v}"' for k, v in cv.alert_selector(svc, svc.slos[0]).items()) + "}"
+    end = n * step  # on an hour boundary
+    off = end - 180.0  # 3 minutes after the last 5m boundary, 57 after the last hour's
+    rates = {w: f"avg_over_time(obsctl:slo_errors:rate5m{sel}[{w}])" for w in ("23h59m59s999ms", "1d23h59m59s999ms")}
+    probes = [(f"obsctl:slo_errors:rate1d{sel}", end), (rates["23h59m59s999ms"], end),
+              (f"obsctl:slo_errors:rate1d{sel}", off), (rates["23h59m59s999ms"], end - 300.0),
+              (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], end),
+              (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], end - 3600.0)]
+    probe = Suite(rule_groups(svc, templates), evaluation_interval_s=step)
+    probe.add_expr(scenario, probes)
+    result = run_promtool_test(probe.write(tmp_path, "tiles"))
+    got = values_from_probe(result.stdout + result.stderr)
+    assert all(got.get(p) is not None for p in probes), result.stdout[-2000:] + result.stderr[-2000:]
+    for tiled, every in zip(probes[::2], probes[1::2], strict=True):
+        print(f"\nTILES {tiled[0].split('{')[0]} at {tiled[1]:.0f}: {got[tiled]!r} vs every rate {got[every]!r}")
+        assert got[tiled] == pytest.approx(got[every], rel=1e-12, abs=1e-15)
+
+
 class _WeightedScenario(Scenario):
     """A scenario whose request rate is multiplied per step (spiky traffic)."""
 
