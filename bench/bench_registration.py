@@ -32,6 +32,7 @@ from obsctl.config import load_settings
 from obsctl.model.status import owner_key
 from obsctl.sources.directory import read_directory
 from obsctl.spec.load import SourceFile
+from tests.support.alerting import UNDELIVERED
 from tests.support.serve import EXAMPLES, ServeProcess, service_doc
 
 TARGET_P99_S = 5.0
@@ -51,7 +52,7 @@ class Expect:
     """The bytes obsctl renders for one service's own artifacts (computed in-process)."""
 
     def __init__(self) -> None:
-        self.settings = load_settings()
+        self.settings = load_settings(alerting=UNDELIVERED)  # what ServeProcess runs with
         self.templates = load_templates(self.settings)
         self.base = read_directory(EXAMPLES)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import ALL_KINDS, Policy, carry_forward
 from obsctl.render import render_all
-from obsctl.render.options import KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
+from obsctl.render.options import CatalogIntegration, KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
@@ -39,6 +39,15 @@ def _routing(page: list[object], ticket: list[object]) -> TeamRouting:
         return tuple(ReceiverSpec(r.name, r.type, tuple(sorted(r.settings.items())))  # type: ignore[attr-defined]
                      for r in items)
     return TeamRouting(conv(page), conv(ticket))
+
+
+def _catalog_integrations(settings: Settings) -> tuple[CatalogIntegration, ...]:
+    found = []
+    for kind in ("pagerduty", "opsgenie", "slack"):
+        item = getattr(settings.alerting.catalog, kind)
+        if item is not None:
+            found.append(CatalogIntegration(kind, tuple(item.severities), tuple(sorted(item.settings.items()))))
+    return tuple(found)
 
 
 def rendered_kinds(settings: Settings) -> frozenset[Kind]:
@@ -71,6 +80,7 @@ def render_options(settings: Settings) -> RenderOptions:
         environment=settings.environment,
         teams=teams,
         default_routing=_routing(list(settings.alerting.default.page), list(settings.alerting.default.ticket)),
+        catalog_integrations=_catalog_integrations(settings),
         collector=tuple(sorted(settings.collector.items())),
         group_wait=settings.alerting.group_wait,
         group_interval=settings.alerting.group_interval,
@@ -94,16 +104,38 @@ class Rendered:
     desired: DesiredState
 
 
-def load_path(path: Path, settings: Settings, templates: Templates) -> LoadResult:
-    """Load a catalog directory (or file)."""
-    return load_catalog(read_directory(path, settings.catalog.globs), templates)
+def load_path(path: Path, settings: Settings, templates: Templates, *, routing: bool = True) -> LoadResult:
+    """Load a catalog directory (or file); with `routing`, teams whose alerts have no destination are errors."""
+    result = load_catalog(read_directory(path, settings.catalog.globs), templates)
+    return check_routing(result, templates, render_options(settings)) if routing else result
+
+
+def check_routing(result: LoadResult, templates: Templates, options: RenderOptions) -> LoadResult:
+    """Move the services whose alerts would reach no receiver to `skipped`, with an error naming team and severity.
+
+    Only that team's services are held back: every other team renders (and `serve` keeps the held
+    services' last good artifacts), so one team's missing receiver is that team's problem. A platform
+    that does not have obsctl render its Alertmanager config (outputs) routes alerts itself: no check.
+    """
+    from obsctl.render.routes import routing_problems
+
+    if Kind.ALERTMANAGER_CONFIG not in options.outputs:
+        return result
+    problems = routing_problems(result.catalog, templates, options)
+    if not problems:
+        return result
+    lost = {p.entity for p in problems}
+    services = tuple(s for s in result.catalog.services if str(s.ref) not in lost)
+    return LoadResult(replace(result.catalog, services=services), [*result.problems, *problems],
+                      sorted({*result.skipped, *lost}))
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
                  only: list[str] | None = None) -> Rendered:
     """Load and render catalog files."""
-    result = load_catalog(files, templates)
-    return Rendered(result, render_all(result.catalog, templates, render_options(settings), only))
+    options = render_options(settings)
+    result = check_routing(load_catalog(files, templates), templates, options)
+    return Rendered(result, render_all(result.catalog, templates, options, only))
 
 
 def render_selection(path: Path, settings: Settings, templates: Templates, only: frozenset[Kind] | None = None,
@@ -218,9 +250,12 @@ def build_source(settings: Settings, registrations: RegistrationReader | None = 
     return CombinedSource(parts)
 
 
-def catalog_loader(templates: Templates) -> Callable[[list[SourceFile]], LoadResult]:
-    """Bytes -> validated catalog, with the platform templates bound."""
-    return lambda files: load_catalog(files, templates)
+def catalog_loader(templates: Templates, settings: Settings | None = None) -> Callable[[list[SourceFile]], LoadResult]:
+    """Bytes -> validated catalog, with the platform templates bound (and the routing check, given settings)."""
+    if settings is None:
+        return lambda files: load_catalog(files, templates)
+    options = render_options(settings)
+    return lambda files: check_routing(load_catalog(files, templates), templates, options)
 
 
 def catalog_renderer(settings: Settings, templates: Templates) -> Callable[[Catalog], DesiredState]:

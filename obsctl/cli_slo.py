@@ -74,7 +74,7 @@ def _report(args: argparse.Namespace, settings: Settings, out: TextIO, err: Text
     if not url:
         raise ConfigError("no Prometheus URL: pass --prometheus or set prometheus.url (OBSCTL_PROMETHEUS__URL)")
     templates = load_templates(settings)
-    result = load_path(args.catalog or settings.catalog.path, settings, templates)
+    result = load_path(args.catalog or settings.catalog.path, settings, templates, routing=False)
     for p in result.problems:
         err.write(str(p) + "\n")
     try:
@@ -100,7 +100,7 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from obsctl.slo.replay import parse_history, render_replay_text, replay, window_table_from_yaml
 
     templates = load_templates(settings)
-    result = load_path(args.catalog or settings.catalog.path, settings, templates)
+    result = load_path(args.catalog or settings.catalog.path, settings, templates, routing=False)
     svc, slo = _find(result.catalog, args.slo)
     try:
         samples = parse_history(args.history.read_text())

@@ -118,10 +118,50 @@ class TeamRoutingSettings(_Strict):
     ticket: list[ReceiverSettings] = []
 
 
+class CatalogIntegrationSettings(_Strict):
+    """How one well-known catalog annotation becomes a receiver integration (secrets by file path only)."""
+
+    severities: list[str]
+    settings: dict[str, str] = {}
+
+
+class CatalogRoutingSettings(_Strict):
+    """Routing from catalog annotations: pagerduty (pagerduty.com/service-id on a Group or Component,
+    `{service_id}` in settings), opsgenie (opsgenie.com/team on a Group), slack (slack.com/channel)."""
+
+    pagerduty: CatalogIntegrationSettings | None = None
+    opsgenie: CatalogIntegrationSettings | None = None
+    slack: CatalogIntegrationSettings | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> CatalogRoutingSettings:
+        from obsctl.render.options import ReceiverSpec
+        from obsctl.render.routes import SERVICE_ID_PLACEHOLDER, SEVERITIES, integration
+
+        for kind in ("pagerduty", "opsgenie", "slack"):
+            item: CatalogIntegrationSettings | None = getattr(self, kind)
+            if item is None:
+                continue
+            bad = [s for s in item.severities if s not in SEVERITIES]
+            if bad or not item.severities:
+                raise ValueError(f"{kind}.severities must list page and/or ticket")
+            probe = {k: v.replace(SERVICE_ID_PLACEHOLDER, "PABC123") for k, v in item.settings.items()}
+            if kind == "pagerduty" and not any(SERVICE_ID_PLACEHOLDER in v for v in item.settings.values()):
+                raise ValueError("pagerduty.settings must use {service_id} (e.g. routing_key_file: "
+                                 "/etc/alertmanager/secrets/pagerduty/{service_id}): each PagerDuty service has "
+                                 "its own integration key")
+            try:
+                integration(ReceiverSpec(f"catalog-{kind}", kind, tuple(sorted(probe.items()))))
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class AlertingSettings(_Strict):
-    """Alertmanager routing defaults and per-team receivers."""
+    """Alertmanager routing: per-team receivers, catalog-annotation mapping, per-severity defaults."""
 
     teams: dict[str, TeamRoutingSettings] = {}
+    catalog: CatalogRoutingSettings = CatalogRoutingSettings()
     default: TeamRoutingSettings = TeamRoutingSettings()
     group_wait: str = "30s"
     group_interval: str = "5m"

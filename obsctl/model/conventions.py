@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from obsctl.model.durations import format_duration
 from obsctl.model.entities import SLO, EntityRef, Service
@@ -33,6 +33,19 @@ LABEL_OWNER = "obsctl_owner"
 LABEL_SEVERITY_CLASS = "obsctl_severity"
 RESERVED_LABEL_PREFIX = "obsctl_"  # label names obsctl keeps for itself; a spec may not set them
 LABEL_ENVIRONMENT = "environment"  # on alerts: the service's deployment environment
+# On a service's alerts: `|ns/name|ns/name|`, what it depends on; a dependency's page mutes them.
+LABEL_DEPENDS_ON = "obsctl_depends_on"
+
+
+def dependency_key(ref: EntityRef) -> str:
+    """How a dependency is named in LABEL_DEPENDS_ON: `<namespace>/<name>`, as its alerts' identity labels."""
+    return f"{ref.namespace}/{ref.name}"
+
+
+def depends_on_value(refs: Iterable[EntityRef]) -> str:
+    """The LABEL_DEPENDS_ON value: every dependency key between bars, sorted (empty without any)."""
+    keys = sorted({dependency_key(r) for r in refs})
+    return "|" + "|".join(keys) + "|" if keys else ""
 
 # Recorded series (level:metric:operation).
 SERIES_ERRORS = "obsctl:slo_errors:rate{window}"

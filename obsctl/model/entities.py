@@ -188,6 +188,7 @@ class Service:
     links: Links = field(default_factory=Links)
     labels: tuple[tuple[str, str], ...] = ()
     pagerduty_service_id: str = ""
+    depends_on: tuple[EntityRef, ...] = ()  # spec.dependsOn: Components or Resources this service needs
     latency_buckets: tuple[float, ...] = ()
     origin: Origin = field(default_factory=lambda: Origin(""))
 

@@ -91,7 +91,7 @@ def render_service(service: Service, ctx: RenderContext) -> tuple[list[Artifact]
         fn = getattr(mod, "render_service", None)
         if fn is not None:
             artifacts.extend(fn(service, ctx))
-    return artifacts, summary_of(service)
+    return artifacts, summary_of(service, ctx.templates)
 
 
 def render_shared(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
@@ -99,6 +99,10 @@ def render_shared(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> li
     teams: tuple[EntityRef, ...] = teams_in_use(tuple(summaries))
     artifacts: list[Artifact] = []
     for mod in _modules(ctx.renderers):
+        by_summaries = getattr(mod, "render_summaries", None)  # the routing tree needs more than the teams
+        if by_summaries is not None:
+            artifacts.extend(by_summaries(summaries, ctx))
+            continue
         fn = getattr(mod, "render_shared", None)
         if fn is not None:
             artifacts.extend(fn(teams, ctx))

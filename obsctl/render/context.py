@@ -16,6 +16,7 @@ from typing import Any
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.render.options import RenderOptions
+from obsctl.slo.alerts import severities
 
 # The renderers, by the names `only` selects them with, in the order they run.
 RENDERER_NAMES = ("rules", "alertmanager", "dashboards", "collectors")
@@ -27,6 +28,10 @@ class ServiceSummary:
 
     ref: str
     team: EntityRef
+    entity: EntityRef | None = None  # the service's ref (namespace and name its alerts carry)
+    severities: frozenset[str] = frozenset()  # what its alerts can carry (page, ticket)
+    pagerduty_service_id: str = ""  # its own PagerDuty service (pagerduty.com/service-id on the Component)
+    depends_on: tuple[EntityRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,16 @@ class RenderContext:
         return renderer in self.renderers
 
 
-def summary_of(svc: Service) -> ServiceSummary:
-    """The summary of a service (what the shared artifacts read)."""
-    return ServiceSummary(str(svc.ref), svc.team)
+def summary_of(svc: Service, templates: Templates | None = None) -> ServiceSummary:
+    """The summary of a service (what the shared artifacts read); severities need the window tables."""
+    emitted: set[str] = set()
+    if templates is not None:
+        for slo in svc.slos:
+            table = templates.windows.get(slo.period_days)
+            if table is not None:
+                emitted |= severities(slo, table)
+    return ServiceSummary(str(svc.ref), svc.team, entity=svc.ref, severities=frozenset(emitted),
+                          pagerduty_service_id=svc.pagerduty_service_id, depends_on=svc.depends_on)
 
 
 def teams_in_use(summaries: list[ServiceSummary] | tuple[ServiceSummary, ...]) -> tuple[EntityRef, ...]:

@@ -49,6 +49,21 @@ class KubernetesOptions:
 
 
 @dataclass(frozen=True)
+class CatalogIntegration:
+    """How the platform turns a well-known catalog annotation into a receiver integration.
+
+    `type` names the annotation it reads: pagerduty (pagerduty.com/service-id on a Group or a
+    Component), opsgenie (opsgenie.com/team on a Group), slack (slack.com/channel on a Group).
+    `settings` are the integration's settings; `{service_id}` in them is replaced by the PagerDuty
+    service id (e.g. `routing_key_file: /etc/alertmanager/secrets/pagerduty/{service_id}`).
+    """
+
+    type: str
+    severities: tuple[str, ...]
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderOptions:
     """Everything renderers take from outside the catalog."""
 
@@ -62,6 +77,7 @@ class RenderOptions:
     datasource_uid: str = "prometheus"
     teams: tuple[tuple[str, TeamRouting], ...] = ()  # team name -> routing
     default_routing: TeamRouting = field(default_factory=TeamRouting)
+    catalog_integrations: tuple[CatalogIntegration, ...] = ()  # catalog annotations -> receivers
     collector: tuple[tuple[str, str], ...] = ()  # collector endpoint settings (key -> value)
     group_wait: str = "30s"  # Alertmanager route timing
     group_interval: str = "5m"
@@ -74,6 +90,6 @@ class RenderOptions:
         """Whether any of `kinds` is to be rendered."""
         return any(k in self.outputs for k in kinds)
 
-    def routing(self, team: str) -> TeamRouting:
-        """A team's routing, or the platform default."""
-        return dict(self.teams).get(team, self.default_routing)
+    def team_settings(self, team: str) -> TeamRouting:
+        """A team's receivers from the platform settings (empty when it has none there)."""
+        return dict(self.teams).get(team, TeamRouting())

@@ -1,27 +1,40 @@
-"""The Alertmanager config: a routing tree from catalog ownership, receivers from platform settings.
+"""The Alertmanager config: a routing tree from catalog ownership, receivers from settings and catalog.
 
-Every team that owns a service gets a route on its `team` label with a page and a ticket receiver,
-chosen by obsctl's own class label `obsctl_severity` (a spec's `severity: critical` stays as written)
-(PagerDuty, Opsgenie, Slack, webhook integrations from `options.routing(team)`). Alerts are grouped
-per SLO. Inhibition: a firing page mutes the same SLO's tickets, and a faster tier mutes a slower
-tier of the same severity. Secrets are only referenced by file (`routing_key_file`,
-`service_key_file`, `api_key_file`, `api_url_file`: what Alertmanager 0.25 reads from files);
-a setting that inlines one is refused.
+Every team that owns a service gets a route on its `team` label, split by obsctl's own class label
+`obsctl_severity` (a spec's `severity: critical` stays as written) into one receiver per severity
+the team's alerts can carry. Where a team's alerts of one severity go is decided per severity, in
+this order (`resolve`):
+
+1. the team's receivers in the platform settings (`alerting.teams.<team>.<severity>`): settings win;
+2. the catalog: the team's Group annotations (`pagerduty.com/service-id`, `opsgenie.com/team`,
+   `slack.com/channel`) turned into integrations by `alerting.catalog` in the settings, which holds
+   the secrets' file paths; a Component's own `pagerduty.com/service-id` routes that service's
+   alerts of that severity to its PagerDuty service (a sub-route on `service`);
+3. the platform default for that severity (`alerting.default.<severity>`).
+
+A severity never borrows the other one's receivers. `routing_problems` names every team and
+severity whose alerts would reach no integration; the composition turns those into errors on the
+team's services (render fails, serve keeps that team's last good artifacts and reports it).
+Alerts are grouped per SLO. Inhibition: a firing page mutes the same SLO's tickets, and a faster
+tier mutes a slower tier of the same severity. Secrets are only referenced by file
+(`routing_key_file`, `service_key_file`, `api_key_file`, `api_url_file`: what Alertmanager 0.25
+reads from files); a setting that inlines one is refused.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from obsctl.errors import ConfigError
+from obsctl.errors import ConfigError, Problem
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
-from obsctl.model.entities import Catalog, EntityRef
+from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.escape import promql
 from obsctl.model.platform import Templates
-from obsctl.render.context import RenderContext
-from obsctl.render.options import ReceiverSpec, RenderOptions
+from obsctl.render.context import RenderContext, ServiceSummary, summary_of
+from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
 GROUP_BY = ["alertname", cv.LABEL_NAMESPACE, cv.LABEL_SERVICE, cv.LABEL_SLO]
@@ -39,6 +52,12 @@ INTEGRATIONS: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = {
 }
 BOOL_FIELDS = frozenset({"send_resolved"})
 INT_FIELDS = frozenset({"max_alerts"})
+OPSGENIE_TEAM_FIELD = "responder_team"  # -> responders: [{type: team, name: ...}]
+SERVICE_ID_PLACEHOLDER = "{service_id}"
+SEVERITIES = ("page", "ticket")
+# catalog annotation each integration type reads, for messages
+CATALOG_ANNOTATIONS = {"pagerduty": "pagerduty.com/service-id", "opsgenie": "opsgenie.com/team",
+                       "slack": "slack.com/channel"}
 AUTH_FILE_FIELD = "credentials_file"  # -> http_config.authorization.credentials_file
 _USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 
@@ -70,6 +89,8 @@ def integration(spec: ReceiverSpec) -> tuple[str, dict[str, Any]]:
                 cfg[key] = int(value)
             except ValueError:
                 raise ConfigError(f"receiver {spec.name!r}: {key} must be an integer") from None
+        elif key == OPSGENIE_TEAM_FIELD and spec.type == "opsgenie":
+            cfg["responders"] = [{"name": value, "type": "team"}]
         elif key == AUTH_FILE_FIELD:
             cfg["http_config"] = {"authorization": {"credentials_file": value}}
         else:
@@ -107,33 +128,207 @@ def _tier_inhibitions(templates: Templates) -> list[dict[str, Any]]:
     return rules
 
 
+def _catalog_specs(integrations: tuple[CatalogIntegration, ...], severity: str, *, service_id: str = "",
+                   opsgenie_team: str = "", slack_channel: str = "") -> tuple[ReceiverSpec, ...]:
+    """The integrations the platform maps from these annotation values, for one severity."""
+    out = []
+    for ci in integrations:
+        if severity not in ci.severities:
+            continue
+        settings = dict(ci.settings)
+        if ci.type == "pagerduty" and service_id:
+            settings = {k: v.replace(SERVICE_ID_PLACEHOLDER, service_id) for k, v in settings.items()}
+        elif ci.type == "opsgenie" and opsgenie_team:
+            settings[OPSGENIE_TEAM_FIELD] = opsgenie_team
+        elif ci.type == "slack" and slack_channel:
+            settings["channel"] = slack_channel if slack_channel.startswith("#") else f"#{slack_channel}"
+        else:
+            continue
+        out.append(ReceiverSpec(f"catalog-{ci.type}", ci.type, tuple(sorted(settings.items()))))
+    return tuple(out)
+
+
+def resolve(team: EntityRef, group: Team | None, severity: str,
+            options: RenderOptions) -> tuple[tuple[ReceiverSpec, ...], str]:
+    """(integrations, where they came from: settings, catalog, default or none) of a team's severity."""
+    own: tuple[ReceiverSpec, ...] = getattr(options.team_settings(team.name), severity)
+    if own:
+        return own, "settings"
+    if group is not None:
+        found = _catalog_specs(options.catalog_integrations, severity, service_id=group.pagerduty_service_id,
+                               opsgenie_team=group.opsgenie_team, slack_channel=group.slack_channel)
+        if found:
+            return found, "catalog"
+    default: tuple[ReceiverSpec, ...] = getattr(options.default_routing, severity)
+    return (default, "default") if default else ((), "none")
+
+
+def service_specs(svc: ServiceSummary, severity: str, options: RenderOptions) -> tuple[ReceiverSpec, ...]:
+    """A service's own PagerDuty routing for one severity (pagerduty.com/service-id on its Component).
+
+    Empty when the team's settings name receivers for that severity (settings win) or the
+    platform maps no PagerDuty integration for it.
+    """
+    if not svc.pagerduty_service_id or getattr(options.team_settings(svc.team.name), severity):
+        return ()
+    pd = tuple(ci for ci in options.catalog_integrations if ci.type == "pagerduty")
+    return _catalog_specs(pd, severity, service_id=svc.pagerduty_service_id)
+
+
+def team_severities(summaries: Sequence[ServiceSummary]) -> dict[EntityRef, dict[str, list[ServiceSummary]]]:
+    """Per owning team, per severity its alerts can carry, the services that emit it."""
+    out: dict[EntityRef, dict[str, list[ServiceSummary]]] = {}
+    for svc in sorted(summaries, key=lambda s: s.ref):
+        per = out.setdefault(svc.team, {})
+        for severity in sorted(svc.severities):
+            per.setdefault(severity, []).append(svc)
+    return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
+
+
+def routing_problems(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Problem]:
+    """One error per service whose alerts of some severity would reach no integration, naming team and severity."""
+    services: dict[str, Service] = {str(s.ref): s for s in catalog.services}
+    summaries = [summary_of(s, templates) for s in services.values()]
+    problems = []
+    for team, per in team_severities(summaries).items():
+        group = catalog.team(team)
+        for severity, emitting in per.items():
+            specs, _source = resolve(team, group, severity, options)
+            if specs:
+                continue
+            lost = [s for s in emitting if not service_specs(s, severity, options)]
+            if not lost:
+                continue
+            mapped = {ci.type for ci in options.catalog_integrations if severity in ci.severities}
+            present = {"pagerduty": group.pagerduty_service_id, "opsgenie": group.opsgenie_team,
+                       "slack": group.slack_channel} if group is not None else {}
+            hints = [f"the Group's {CATALOG_ANNOTATIONS[kind]} is not mapped for {severity} (alerting.catalog.{kind})"
+                     for kind, value in sorted(present.items()) if value and kind not in mapped]
+            message = (f"team {team.name}: {severity} alerts of {', '.join(s.ref for s in lost)} have no destination: "
+                       f"alerting.teams.{team.name}.{severity} and alerting.default.{severity} are empty and the "
+                       f"catalog maps none (annotate the Group with {', '.join(CATALOG_ANNOTATIONS.values())} and "
+                       "map it in alerting.catalog)" + (f"; {'; '.join(hints)}" if hints else ""))
+            for summary in lost:
+                svc = services[summary.ref]
+                problems.append(Problem(svc.origin.file, svc.origin.line, summary.ref,
+                                        f"routing.{team.name}.{severity}", message))
+    return problems
+
+
+def _in_cycles(edges: dict[str, set[str]]) -> set[str]:
+    """Nodes on a dependency cycle (Tarjan's strongly connected components of size > 1, or a self-loop)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: set[str] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in edges.get(v, ()):
+                out.update(comp)
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return out
+
+
+def dependency_inhibitions(summaries: Sequence[ServiceSummary]) -> list[dict[str, Any]]:
+    """One inhibit rule per dependency with alerts: its page mutes the pages of whatever depends on it.
+
+    Dependents carry `obsctl_depends_on="|ns/name|..."` on their alerts; the rule matches that list
+    against the dependency's identity, in the same environment. The rule count is the number of
+    distinct dependencies (never services squared). Dependencies on a cycle get no rule: two
+    services muting each other would page nobody.
+    """
+    keys = {cv.dependency_key(s.entity): s for s in summaries if s.entity is not None}
+    edges: dict[str, set[str]] = {}
+    for svc in summaries:
+        if svc.entity is not None:
+            edges.setdefault(cv.dependency_key(svc.entity), set()).update(
+                cv.dependency_key(d) for d in svc.depends_on if cv.dependency_key(d) in keys)
+    cyclic = _in_cycles(edges)
+    rules = []
+    for key in sorted({d for targets in edges.values() for d in targets} - cyclic):
+        dep = keys[key].entity
+        assert dep is not None
+        pattern = ".*\\|" + key.replace(".", "[.]") + "\\|.*"  # names hold [A-Za-z0-9._-] and one /
+        rules.append({
+            "source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_NAMESPACE, dep.namespace),
+                                matcher(cv.LABEL_SERVICE, dep.name)],
+            "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"),
+                                matcher(cv.LABEL_DEPENDS_ON, pattern, "=~")],
+            "equal": [cv.LABEL_ENVIRONMENT],
+        })
+    return rules
+
+
+def _route(matchers: list[str], receiver_name: str) -> dict[str, Any]:
+    return {"matchers": matchers, "receiver": receiver_name}
+
+
 def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> dict[str, Any]:
     """The Alertmanager configuration document."""
-    return teams_config(catalog.teams_in_use(), templates, options)
+    ctx = RenderContext.of(catalog, templates, options)
+    return teams_config([summary_of(s, templates) for s in catalog.services], ctx)
 
 
-def teams_config(teams: tuple[EntityRef, ...], templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The Alertmanager configuration document routing the given teams (those owning a service, sorted)."""
+def teams_config(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> dict[str, Any]:
+    """The Alertmanager configuration routing the teams of the services summarised.
+
+    A team/severity without any integration gets no sub-route: its alerts fall to the root
+    receiver (`routing_problems` reports it; the composition does not render such teams).
+    """
+    options = ctx.options
     receivers = [receiver(cv.DEFAULT_RECEIVER, options.default_routing.ticket)]
     routes = []
-    seen: set[str] = set()
-    for team in teams:
-        if team.name in seen:
-            continue
-        seen.add(team.name)
-        routing = options.routing(team.name)
-        page, ticket = cv.receiver_name(team, "page"), cv.receiver_name(team, "ticket")
-        receivers += [receiver(page, routing.page), receiver(ticket, routing.ticket)]
-        routes.append({
-            "matchers": [matcher(cv.LABEL_TEAM, team.name)],
-            "receiver": ticket,
-            "routes": [{"matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page")], "receiver": page},
-                       {"matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")], "receiver": ticket}],
-        })
-    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_SLO, ".+", "=~")],
+    for team, per in team_severities(summaries).items():
+        group = ctx.team(team)
+        sub: list[dict[str, Any]] = []
+        for severity in SEVERITIES:
+            emitting = per.get(severity, [])
+            if not emitting:
+                continue
+            for svc in emitting:
+                own = service_specs(svc, severity, options)
+                if own and svc.entity is not None:
+                    name = f"{cv.receiver_name(team, severity)}-{svc.entity.namespace}-{svc.entity.name}"
+                    receivers.append(receiver(name, own))
+                    sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity),
+                                       matcher(cv.LABEL_NAMESPACE, svc.entity.namespace),
+                                       matcher(cv.LABEL_SERVICE, svc.entity.name)], name))
+            specs, _source = resolve(team, group, severity, options)
+            if specs:
+                name = cv.receiver_name(team, severity)
+                receivers.append(receiver(name, specs))
+                sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
+        routes.append({"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER,
+                       "routes": sub})
+    # A page mutes its SLO's tickets, unless the page may itself be muted by a dependency's page:
+    # Alertmanager lets a muted alert mute others, and a dependent must still ticket.
+    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_SLO, ".+", "=~"),
+                                    matcher(cv.LABEL_DEPENDS_ON, "")],
                 "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")],
                 "equal": SLO_IDENTITY}]
-    inhibit += _tier_inhibitions(templates)
+    inhibit += _tier_inhibitions(ctx.templates)
+    inhibit += dependency_inhibitions(summaries)
     return {
         "global": {"resolve_timeout": "5m"},
         "route": {"receiver": cv.DEFAULT_RECEIVER, "group_by": GROUP_BY, "group_wait": options.group_wait,
@@ -144,16 +339,16 @@ def teams_config(teams: tuple[EntityRef, ...], templates: Templates, options: Re
     }
 
 
-def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
-    """One Alertmanager config routing `teams` (none when it is not in the outputs)."""
+def render_summaries(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
+    """One Alertmanager config routing the services summarised (none when it is not in the outputs)."""
     if Kind.ALERTMANAGER_CONFIG not in ctx.options.outputs:
         return []
-    body = dump_yaml(teams_config(teams, ctx.templates, ctx.options),
-                     header=cv.FILE_HEADER.format(owner="the catalog"))
+    body = dump_yaml(teams_config(summaries, ctx), header=cv.FILE_HEADER.format(owner="the catalog"))
     return [Artifact(Kind.ALERTMANAGER_CONFIG, cv.ALERTMANAGER_CONFIG_KEY, cv.ALERTMANAGER_CONFIG_PATH, body,
                      cv.OWNER)]
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:
     """One Alertmanager config for the whole catalog (none when it is not in `options.outputs`)."""
-    return render_shared(catalog.teams_in_use(), RenderContext.of(catalog, templates, options))
+    return render_summaries([summary_of(s, templates) for s in catalog.services],
+                            RenderContext.of(catalog, templates, options))

@@ -241,6 +241,8 @@ class _SloRules:
                 labels[cv.own_label(name, user)] = value
         labels[cv.LABEL_SEVERITY_CLASS] = severity
         labels.setdefault(cv.LABEL_ENVIRONMENT, self.environment)
+        if self.svc.depends_on:
+            labels[cv.LABEL_DEPENDS_ON] = cv.depends_on_value(self.svc.depends_on)
         return {k: template_literal(v) for k, v in sorted(labels.items())}
 
     def _annotations(self, summary: str, description: str, severity: str = TICKET) -> dict[str, str]:

@@ -148,7 +148,7 @@ class Runtime:
         self.source = app.build_source(s, self.store)
         self.sinks = [FencedSink(sink, self.elector.is_leader) for sink in app.build_sinks(s)]
         self.reconciler = Reconciler(
-            self.source, app.catalog_loader(self.templates), self._renderer(), self.sinks,
+            self.source, app.catalog_loader(self.templates, s), self._renderer(), self.sinks,
             config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,
                               deletion_grace_seconds=s.serve.deletion_grace_seconds, deletion_reads=2,
                               allow_mass_delete=s.serve.allow_mass_delete, selection=app.rendered_kinds(s)),

@@ -21,6 +21,27 @@ SERVICE_TYPES = {"service", "website"}
 NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
 ORPHAN = "backstage.io/orphan"
+PAGERDUTY_SERVICE = "pagerduty.com/service-id"
+OPSGENIE_TEAM = "opsgenie.com/team"
+SLACK_CHANNEL = "slack.com/channel"
+# What routing annotations may hold: they reach file paths ({service_id}) and receiver settings.
+ROUTING_VALUES = {
+    PAGERDUTY_SERVICE: (re.compile(r"^[A-Za-z0-9]{1,32}$"), "a PagerDuty service id (letters and digits)"),
+    OPSGENIE_TEAM: (re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$"), "an Opsgenie team name"),
+    SLACK_CHANNEL: (re.compile(r"^#?[a-z0-9][a-z0-9._-]{0,79}$"), "a Slack channel name (#team-alerts)"),
+}
+
+
+def routing_annotation(r: Reader, annotations: dict[str, str], key: str) -> str:
+    """A routing annotation's value, or "" with a warning when it is not a safe value of its kind."""
+    value = annotations.get(key, "").strip()
+    if not value:
+        return ""
+    pattern, what = ROUTING_VALUES[key]
+    if not pattern.match(value):
+        r.warn(("metadata", "annotations", key), f"{value!r} is not {what}; ignored for routing")
+        return ""
+    return value
 
 
 @dataclass
@@ -39,6 +60,7 @@ class ComponentEntity:
     links: list[dict[str, Any]]
     line: int
     fields: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[EntityRef, ...] = ()
 
 
 def check_metadata(r: Reader, data: dict[str, Any], kind: str) -> EntityRef | None:
@@ -77,13 +99,32 @@ def parse_component(r: Reader, data: dict[str, Any]) -> ComponentEntity | None:
         return None
     owner = EntityRef.parse(owner_text, "group", ref.namespace) if owner_text else None
     system = r.text(spec, "system", ("spec",))
+    depends_on = dependency_refs(r, spec.get("dependsOn"), ("spec", "dependsOn"), ref.namespace)
     return ComponentEntity(
         ref=ref, owner=owner, spec_type=spec_type.lower(), lifecycle=r.text(spec, "lifecycle", ("spec",)),
         system=system, title=r.text(meta, "title", ("metadata",)),
         description=r.text(meta, "description", ("metadata",)), annotations=annotations, labels=labels,
         links=[x for x in r.seq(meta.get("links"), ("metadata", "links")) if isinstance(x, dict)],
-        line=r.doc.line(),
+        line=r.doc.line(), depends_on=depends_on,
     )
+
+
+DEPENDENCY_KINDS = ("component", "resource")
+
+
+def dependency_refs(r: Reader, raw: Any, path: tuple[str | int, ...], namespace: str) -> tuple[EntityRef, ...]:
+    """`dependsOn` entries as Component or Resource refs; a bad entry is a warning and left out."""
+    out: list[EntityRef] = []
+    for i, item in enumerate(r.seq(raw, path)):
+        text = str(item).strip()
+        ref = EntityRef.parse(text, "component", namespace) if text else None
+        if ref is None or ref.kind not in DEPENDENCY_KINDS or not NAME_RE.match(ref.name) or \
+                not NAMESPACE_RE.match(ref.namespace):
+            r.warn((*path, i), f"{text!r} is not a Component or Resource reference (component:ns/name, "
+                               "resource:ns/name); ignored for dependency-aware paging")
+            continue
+        out.append(ref)
+    return tuple(sorted(set(out), key=str))
 
 
 def parse_group(r: Reader, data: dict[str, Any], origin_file: str) -> Team | None:
@@ -100,8 +141,8 @@ def parse_group(r: Reader, data: dict[str, Any], origin_file: str) -> Team | Non
     return Team(
         ref=ref,
         title=r.text(profile, "displayName", ("spec", "profile")) or r.text(meta, "title", ("metadata",)),
-        pagerduty_service_id=annotations.get("pagerduty.com/service-id", ""),
-        opsgenie_team=annotations.get("opsgenie.com/team", ""),
-        slack_channel=annotations.get("slack.com/channel", annotations.get(PREFIX + "slack-channel", "")),
+        pagerduty_service_id=routing_annotation(r, annotations, PAGERDUTY_SERVICE),
+        opsgenie_team=routing_annotation(r, annotations, OPSGENIE_TEAM),
+        slack_channel=routing_annotation(r, annotations, SLACK_CHANNEL),
         origin=Origin(origin_file, r.doc.line(), "backstage"),
     )

@@ -399,7 +399,11 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         description=comp.description if comp else str(f.get("description", "")),
         links=Links(runbook=runbook, source=source, catalog=ann.get("backstage.io/view-url", "")),
         labels=tuple(sorted(labels.items())),
-        pagerduty_service_id=ann.get("pagerduty.com/service-id", ""),
+        pagerduty_service_id=backstage.routing_annotation(r, ann, backstage.PAGERDUTY_SERVICE),
+        depends_on=tuple(sorted({d for d in (*(comp.depends_on if comp else ()),
+                                             *(backstage.dependency_refs(dr, f["dependsOn"], (*spec_path, "dependsOn"),
+                                                                         ref.namespace) if "dependsOn" in f else ()))
+                                 if (d.namespace, d.name) != (ref.namespace, ref.name)}, key=str)),
         latency_buckets=buckets,
         origin=e.origin or Origin(""),
     )

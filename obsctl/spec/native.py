@@ -31,7 +31,7 @@ from obsctl.spec.templates import Templates
 API_VERSION = "obsctl.dev/v1"
 MAX_DURATION_SECONDS = 366 * 86400
 SERVICE_FIELDS = {"component", "owner", "tier", "protocol", "runtime", "system", "environment", "lifecycle", "paging",
-                  "title", "description", "runbook", "labels", "latencyBuckets", "slos"}
+                  "dependsOn", "title", "description", "runbook", "labels", "latencyBuckets", "slos"}
 SLO_FIELDS = {"name", "objective", "period", "budgeting", "timeslice", "description", "sli", "alerting", "labels",
               "groupBy"}
 ALERTING_FIELDS = {"page", "ticket", "tiers", "minEvents", "noData", "budgetExhausted", "name", "labels",

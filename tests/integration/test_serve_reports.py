@@ -24,6 +24,7 @@ from obsctl.service.runtime import Runtime
 from obsctl.slo.query import build_report
 from obsctl.slo.report import Report, ReportFilter
 from tests.integration._slo_env import END, start_prometheus
+from tests.support.alerting import UNDELIVERED
 from tests.support.prom import Prometheus
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,7 @@ MONTH = "2026-10"  # closed at END (2026-11-02): snapshotted
 def _settings(work: Path, prometheus_url: str) -> Settings:
     return Settings(out_dir=work / "out", state_url=f"sqlite:///{work.parent}/state.db",
                     catalog={"path": work.parent / "catalog"}, prometheus={"url": prometheus_url},
+                    alerting=UNDELIVERED,
                     serve={"sources": ["directory"], "watch": False, "resync_seconds": 3600,
                            "read_tokens": ["reports-read-token"], "write_tokens": ["reports-write-token"]})
 
@@ -84,7 +86,7 @@ def svc(env: tuple[Prometheus, Path]) -> Iterator[Service]:
 
 def _library(prom: Prometheus, root: Path, period: str, filters: ReportFilter | None = None,
              charts: bool = False) -> Report:
-    cat = load_path(root / "catalog", load_settings(None), TEMPLATES).catalog
+    cat = load_path(root / "catalog", load_settings(None), TEMPLATES, routing=False).catalog
     return build_report(cat, TEMPLATES, prom.url, filters, period, END, charts=charts)
 
 

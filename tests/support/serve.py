@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.support.alerting import UNDELIVERED
 from tests.support.binaries import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,7 @@ class ServeProcess:
             "out_dir": str(self.out_dir),
             "state_url": f"sqlite:///{workdir / 'state.db'}",
             "catalog": {"path": str(self.catalog_dir)},
+            "alerting": UNDELIVERED,
             "serve": {"listen": f"127.0.0.1:{self.port}", "resync_seconds": 30,
                       "read_tokens": [READ_TOKEN], "write_tokens": [WRITE_TOKEN]},
         }

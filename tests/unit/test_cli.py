@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "examples" / "catalog"
 
 
-def run(*argv: str) -> tuple[int, str, str]:
+CONFIG = ROOT / "examples" / "obsctl.yaml"
+
+
+def run(*argv: str, config: Path | None = CONFIG) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out, err)
+    code = main(([*("--config", str(config))] if config else []) + list(argv), out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -28,6 +31,15 @@ def test_validate_prints_the_workbook_tier_table() -> None:
     # 99.9 % over 30 days, 14.4x over 1h/5m: fires after 51.8 s of full outage having spent 2 % of the budget.
     assert row.split() == ["component:default/checkout", "availability", "99.9%/30d", "page-fast", "(page)", "14.4x",
                            "1h/5m", "2.0%", "51.8s", "4.9m"]
+
+
+def test_validate_without_receivers_names_every_team_and_severity_that_would_page_nobody() -> None:
+    code, out, _ = run("validate", str(CATALOG), config=None)
+    assert code == 1
+    errors = [line for line in out.splitlines() if ": error: " in line]
+    assert {line.split(" routing.")[1].split(":")[0] for line in errors} == {
+        "team-payments.page", "team-payments.ticket", "team-search.page", "team-search.ticket"}
+    assert "0 services valid, 5 skipped" in out
 
 
 def test_validate_json_and_exit_code_on_errors(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from obsctl.app import build_sinks, render_options
 from obsctl.cli import main
@@ -19,6 +20,7 @@ from obsctl.render import collectors, dashboards, render_all, routes, rules
 from obsctl.render.options import DEFAULT_OUTPUTS, RenderOptions
 from obsctl.sources.directory import read_directory
 from obsctl.spec.load import load_catalog
+from tests.support.alerting import UNDELIVERED
 from tests.support.slo_promtool import REPO_ROOT, repo_templates
 
 TEMPLATES = repo_templates()
@@ -137,7 +139,14 @@ def _tops(root: Path) -> set[str]:
 
 def test_cli_render_without_config_writes_the_defaults_and_the_sample_config_everything(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    assert main(["render", str(CATALOG_DIR), "--out", str(tmp_path / "default")], out, err) == 0, err.getvalue()
+    # no config at all: nobody is paged, so obsctl refuses the alerting teams (team and severity named)
+    assert main(["render", str(CATALOG_DIR), "--out", str(tmp_path / "none")], out, err) == 1
+    assert "team team-payments: page alerts of component:default/checkout" in err.getvalue()
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text(yaml.safe_dump({"alerting": UNDELIVERED}))
+    err = io.StringIO()
+    assert main(["--config", str(minimal), "render", str(CATALOG_DIR), "--out", str(tmp_path / "default")], out,
+                err) == 0, err.getvalue()
     assert not {"kubernetes", "ruler"} & _tops(tmp_path / "default")
     config = str(REPO_ROOT / "examples" / "obsctl.yaml")
     assert main(["--config", config, "render", str(CATALOG_DIR), "--out", str(tmp_path / "all")], out, err) == 0

@@ -51,16 +51,21 @@ def test_one_config_with_team_routes_and_receivers() -> None:
     assert recv["obsctl-team-payments-page"]["slack_configs"][0]["channel"] == "#pay-oncall"
     assert recv["obsctl-team-payments-ticket"]["webhook_configs"] == [
         {"send_resolved": False, "url": "http://tickets.internal/hook"}]
-    # a team without routing falls back to the default routing (no page receiver there: dropped)
+    # a team without settings inherits the default per severity: a ticket receiver, and no page route at all
     assert recv["obsctl-team-search-ticket"]["opsgenie_configs"] == [{"api_key_file": "/etc/og"}]
-    assert set(recv["obsctl-team-search-page"]) == {"name"}
+    assert "obsctl-team-search-page" not in recv
+    assert teams['team="team-search"']["routes"] == [
+        {"matchers": ['obsctl_severity="ticket"'], "receiver": "obsctl-team-search-ticket"}]
+    assert [(p.entity, p.field) for p in routes.routing_problems(_catalog(), TEMPLATES, _options())] == [
+        ("component:default/search", "routing.team-search.page")]
     assert art.body == routes.render(_catalog(), TEMPLATES, _options())[0].body
 
 
 def test_inhibition_page_mutes_ticket_and_fast_mutes_slow() -> None:
     doc = yaml.safe_load(routes.render(_catalog(), TEMPLATES, _options())[0].body)
     rules = doc["inhibit_rules"]
-    assert {"source_matchers": ['obsctl_severity="page"', 'slo=~".+"'], "target_matchers": ['obsctl_severity="ticket"'],
+    assert {"source_matchers": ['obsctl_severity="page"', 'slo=~".+"', 'obsctl_depends_on=""'],
+            "target_matchers": ['obsctl_severity="ticket"'],
             "equal": ["catalog_namespace", "service", "slo"]} in rules
     pairs = {(r["source_matchers"][0], r["target_matchers"][0]) for r in rules[1:]}
     assert pairs == {('tier="page-fast"', 'tier="page-slow"'), ('tier="ticket-fast"', 'tier="ticket-slow"')}

@@ -23,6 +23,7 @@ from obsctl.service.http import create_app
 from obsctl.service.logs import JsonFormatter, configure_logging
 from obsctl.service.runtime import Runtime, make_tracer
 from obsctl.sources.directory import DirectorySource
+from tests.support.alerting import UNDELIVERED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 
@@ -30,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 def settings(tmp_path: Path, **serve: Any) -> Settings:
     shutil.copytree(EXAMPLES, tmp_path / "catalog")
     return Settings(out_dir=tmp_path / "out", state_url=f"sqlite:///{tmp_path}/state.db",
-                    catalog={"path": tmp_path / "catalog"},
+                    catalog={"path": tmp_path / "catalog"}, alerting=UNDELIVERED,
                     serve={"sources": ["directory", "api"], "watch": False, **serve})
 
 

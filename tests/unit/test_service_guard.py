@@ -20,6 +20,7 @@ from obsctl.config import Settings
 from obsctl.service.bodies import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from obsctl.service.http import create_app
 from obsctl.service.runtime import Runtime
+from tests.support.alerting import UNDELIVERED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 ADMIN = "admin-token-0123456789"
@@ -39,7 +40,7 @@ def make_runtime(tmp_path: Path, **serve: Any) -> Runtime:
     if not (tmp_path / "catalog").exists():
         shutil.copytree(EXAMPLES, tmp_path / "catalog")
     settings = Settings(out_dir=tmp_path / "out", state_url=f"sqlite:///{tmp_path}/state.db",
-                        catalog={"path": tmp_path / "catalog"},
+                        catalog={"path": tmp_path / "catalog"}, alerting=UNDELIVERED,
                         serve={"sources": ["directory", "api"], "watch": False, "resync_seconds": 3600, **serve})
     return Runtime(settings)
 
