@@ -208,16 +208,17 @@ def test_amtool_routes_every_team(tmp_path: Path) -> None:
     path.write_bytes(config)
     doc = yaml.safe_load(config)
     assert doc["route"]["receiver"] == cv.DEFAULT_RECEIVER
-    for team in ("team-payments", "team-billing"):
-        for severity in ("page", "ticket"):
-            # A spec's own severity (Sloth's critical/warning) is kept; obsctl routes on its class label.
-            labels = {"team": team, cv.LABEL_SEVERITY_CLASS: severity, "service": "x", "slo": "y",
-                      "severity": {"page": "critical", "ticket": "warning"}[severity], "alertname": cv.ALERT_BURN}
-            expect = cv.receiver_name(EntityRef("group", "default", team), severity)
-            result = amtool_routes_test(path, labels, [expect])
-            assert result.returncode == 0, result.stdout + result.stderr
-            wrong = amtool_routes_test(path, labels, [cv.DEFAULT_RECEIVER])
-            assert wrong.returncode != 0  # the check can fail
+    # team-billing's ledger never pages (page: false): it gets no page route, only what it can emit
+    for team, severity in (("team-payments", "page"), ("team-payments", "ticket"), ("team-billing", "ticket")):
+        # A spec's own severity (Sloth's critical/warning) is kept; obsctl routes on its class label.
+        labels = {"team": team, cv.LABEL_SEVERITY_CLASS: severity, "service": "x", "slo": "y",
+                  "severity": {"page": "critical", "ticket": "warning"}[severity], "alertname": cv.ALERT_BURN}
+        expect = cv.receiver_name(EntityRef("group", "default", team), severity)
+        result = amtool_routes_test(path, labels, [expect])
+        assert result.returncode == 0, result.stdout + result.stderr
+        wrong = amtool_routes_test(path, labels, [cv.DEFAULT_RECEIVER])
+        assert wrong.returncode != 0  # the check can fail
+    assert "obsctl-team-billing-page" not in {r["name"] for r in doc["receivers"]}
     result = amtool_routes_test(path, {"team": "nobody", cv.LABEL_SEVERITY_CLASS: "page"}, [cv.DEFAULT_RECEIVER])
     assert result.returncode == 0, result.stdout + result.stderr
 

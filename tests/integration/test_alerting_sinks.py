@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from obsctl.sinks.rulefiles import RuleFilesSink
 from obsctl.sinks.ruler import RulerSink
 from obsctl.sources.directory import read_directory
 from obsctl.spec.load import load_catalog
+from tests.support.alerting import UNDELIVERED
 from tests.support.binaries import require_binary
 from tests.support.prom import WebhookReceiver
 from tests.support.ruler_emulator import RulerEmulator
@@ -196,6 +198,7 @@ def test_cli_apply_converges_rule_files_ruler_and_alertmanager(tmp_path: Path,
         monkeypatch.setenv("OBSCTL_ALERTING__CONFIG_DIR", str(tmp_path / "am"))
         monkeypatch.setenv("OBSCTL_RULER__URL", ruler.url)
         monkeypatch.setenv("OBSCTL_RULER__TENANT", "ops")
+        monkeypatch.setenv("OBSCTL_ALERTING__DEFAULT", json.dumps(UNDELIVERED["default"]))  # every team pages someone
         out = io.StringIO()
         assert main(["apply", catalog], out, io.StringIO()) == 0
         assert out.getvalue().splitlines() == [

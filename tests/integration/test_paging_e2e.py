@@ -25,6 +25,7 @@ from obsctl.model.artifact import Kind, desired_state
 from obsctl.reconcile.apply import apply_plan
 from obsctl.reconcile.plan import make_plan
 from obsctl.render import render_all, routes
+from obsctl.render.context import summary_of
 from obsctl.sinks.alertmanager import AlertmanagerSink
 from obsctl.sinks.base import Sink
 from obsctl.sinks.rulefiles import RuleFilesSink
@@ -56,9 +57,12 @@ def _walk(settings: Settings, result: LoadResult, tmp_path: Path) -> dict[tuple[
     assert check.returncode == 0, check.stdout + check.stderr
     receivers = {r["name"]: r for r in yaml.safe_load(art.body)["receivers"]}
     matrix: dict[tuple[str, str, str], str] = {}
-    for team, per in routes.team_severities(result.catalog, templates).items():
+    summaries = [summary_of(s, templates) for s in result.catalog.services]
+    for team, per in routes.team_severities(summaries).items():
         for severity, services in per.items():
-            for svc in services:
+            for summary in services:
+                svc = summary.entity
+                assert svc is not None
                 labels = {"alertname": cv.ALERT_BURN, cv.LABEL_TEAM: team.name, cv.LABEL_SEVERITY_CLASS: severity,
                           cv.LABEL_SERVICE: svc.name, cv.LABEL_NAMESPACE: svc.namespace, cv.LABEL_SLO: "availability"}
                 found = amtool_routes_test(path, labels)
@@ -246,7 +250,9 @@ def test_a_dependency_outage_pages_its_owner_exactly_once(stack: Stack) -> None:
     settings = stack.settings(stack.tmp / "keys")
     result = stack.deploy(_catalog(stack.tmp / "cat", TEAMS, SERVICES), settings)
     doc = yaml.safe_load((stack.am.tmp_dir / "alertmanager.yml").read_text())
-    assert len(routes.dependency_inhibitions(result.catalog)) == 1  # one rule for one dependency
+    templates = load_templates(settings)
+    summaries = [summary_of(s, templates) for s in result.catalog.services]
+    assert len(routes.dependency_inhibitions(summaries)) == 1  # one rule for one dependency
     assert sum(1 for r in doc["inhibit_rules"] if any("obsctl_depends_on=~" in m for m in r["target_matchers"])) == 1
     time.sleep(2)
     t_fail = time.time()
