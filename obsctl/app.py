@@ -110,6 +110,15 @@ def load_path(path: Path, settings: Settings, templates: Templates, *, routing: 
     return check_routing(result, templates, render_options(settings)) if routing else result
 
 
+ALERTING_KINDS = frozenset({Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP,
+                            Kind.ALERTMANAGER_CONFIG})
+
+
+def alerting_selected(selection: frozenset[Kind]) -> bool:
+    """Whether a render selection writes alerts or their routes: then their routing is checked."""
+    return bool(selection & ALERTING_KINDS)
+
+
 def check_routing(result: LoadResult, templates: Templates, options: RenderOptions) -> LoadResult:
     """Move the services whose alerts would reach no receiver to `skipped`, with an error naming team and severity.
 
@@ -148,7 +157,7 @@ def render_selection(path: Path, settings: Settings, templates: Templates, only:
     selection = options.outputs & (only if only is not None else ALL_KINDS)
     if phase:
         phase("loading the catalog")
-    result = load_path(path, settings, templates)
+    result = load_path(path, settings, templates, routing=alerting_selected(selection))
     if phase:
         phase(f"rendering {len(result.catalog.services)} services")
     desired = render_all(result.catalog, templates, dataclasses.replace(options, outputs=selection))

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.support.alerting import UNDELIVERED
 from tests.support.serve import REPO_ROOT, ServeProcess, snapshot
 
 pytestmark = pytest.mark.integration
@@ -94,13 +96,20 @@ def _many_services(root: Path, count: int) -> None:
             "    - name: availability\n      objective: 99.9\n      sli:\n        availability: {}\n")
 
 
+def _render(catalog: Path, out: Path) -> None:
+    """`obsctl render` with the receivers ServeProcess runs with (obsctl refuses alerts that reach nobody)."""
+    config = out.parent / "render-settings.yaml"
+    config.write_text(yaml.safe_dump({"alerting": UNDELIVERED}))
+    subprocess.run([sys.executable, "-m", "obsctl.cli", "--config", str(config), "render", str(catalog), "--out",
+                    str(out)], check=True, capture_output=True, cwd=out.parent)
+
+
 def test_restart_mid_apply_converges(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     _many_services(catalog, 30)
     expected_dir = tmp_path / "expected"
-    subprocess.run([sys.executable, "-m", "obsctl.cli", "render", str(catalog), "--out", str(expected_dir)],
-                   check=True, capture_output=True, cwd=tmp_path)
+    _render(catalog, expected_dir)
     expected = snapshot(expected_dir)
     srv = ServeProcess(tmp_path, DIRECTORY_ONLY, copy_catalog=False)
     try:
@@ -129,8 +138,7 @@ def test_sigterm_mid_apply_finishes_the_round(tmp_path: Path) -> None:
     catalog.mkdir()
     _many_services(catalog, 30)
     expected_dir = tmp_path / "expected"
-    subprocess.run([sys.executable, "-m", "obsctl.cli", "render", str(catalog), "--out", str(expected_dir)],
-                   check=True, capture_output=True, cwd=tmp_path)
+    _render(catalog, expected_dir)
     expected = snapshot(expected_dir)
     srv = ServeProcess(tmp_path, DIRECTORY_ONLY, copy_catalog=False)
     try:
