@@ -3,7 +3,8 @@
 `IncrementalRenderer` keeps, per service, the artifacts it rendered and what they were rendered
 from: the service itself and its team's entity (templates and options are fixed for the renderer's
 life). A render of a catalog re-renders only the services whose inputs differ, reuses the rest, and
-rebuilds the shared team/org artifacts only when the set of teams in use or their entities change.
+rebuilds the shared team/org artifacts only when the teams in use, their entities or the services'
+summaries (what the routing tree and team gateways read) change.
 Renderers are pure, so the result is byte-identical to `render_all` of the same catalog (a property
 test checks it over random sequences of catalog edits).
 """
@@ -53,7 +54,8 @@ class IncrementalRenderer:
         self.options = options
         self.only = list(only) if only else None
         self._entries: dict[EntityRef, _Entry] = {}
-        self._shared_key: tuple[tuple[EntityRef, ...], tuple[Team | None, ...]] | None = None
+        self._shared_key: tuple[tuple[EntityRef, ...], tuple[Team | None, ...], tuple[ServiceSummary, ...]] | None = \
+            None
         self._shared: tuple[Artifact, ...] = ()
         self._lock = threading.Lock()
         self.stats = RenderStats()
@@ -82,8 +84,10 @@ class IncrementalRenderer:
                 continue
             entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
             stats.rendered += 1
-        teams = teams_in_use([e.summary for e in entries.values()])
-        shared_key = (teams, tuple(ctx.team(t) for t in teams))
+        summaries = tuple(e.summary for e in entries.values())
+        teams = teams_in_use(summaries)
+        # the routing tree reads per-service summaries (severities, own PagerDuty service, dependencies)
+        shared_key = (teams, tuple(ctx.team(t) for t in teams), summaries)
         shared = self._shared
         if shared_key != self._shared_key:
             try:

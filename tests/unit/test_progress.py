@@ -62,7 +62,8 @@ def test_render_draws_progress_on_a_terminal_and_keeps_stdout_clean(tmp_path: Pa
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(progress_module, "AFTER_SECONDS", 0.0)
     out, err = io.StringIO(), Terminal()
-    code = main(["render", str(ROOT / "examples" / "catalog"), "--out", str(tmp_path / "out")], out, err)
+    code = main(["--config", str(ROOT / "examples" / "obsctl.yaml"), "render", str(ROOT / "examples" / "catalog"),
+                 "--out", str(tmp_path / "out")], out, err)
     assert code == 0
     assert "obsctl: rendering 5 services" in err.getvalue() and "obsctl: writing" in err.getvalue()
     assert "\r" not in out.getvalue() and "created" in out.getvalue()
