@@ -70,4 +70,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         s = r.plan.summary()
         out.write(f"{r.name}: {s['create']} created, {s['update']} updated, {s['delete']} deleted, "
                   f"{s['unchanged']} unchanged, {len(r.failed)} failed\n")
+        if r.stale:
+            err.write(f"{r.name}: the backend runs an older config, its reload failed (retried on the next apply "
+                      f"or round): {r.stale}\n")
     return 1 if report.failed or not report.complete or rendered.load.errors else 0

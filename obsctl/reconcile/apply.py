@@ -12,7 +12,7 @@ from enum import Enum
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.reconcile.plan import Action, Change, Plan
-from obsctl.sinks.base import Sink
+from obsctl.sinks.base import Reloads, Sink
 
 log = logging.getLogger("obsctl.reconcile.apply")
 
@@ -121,7 +121,7 @@ def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, paralle
     else:
         result.outcomes.extend(_reported(_apply_one(sink, c, retry), on_outcome) for c in writes)
     try:
-        if writes:
+        if writes or (isinstance(sink, Reloads) and sink.stale()):  # a failed reload is retried until it works
             sink.finish()
     except Exception as exc:  # any error of the batch's end (OSError included) is this sink's, reported
         message = str(exc) if isinstance(exc, TemporaryError | PermanentError) else f"{type(exc).__name__}: {exc}"

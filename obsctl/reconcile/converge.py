@@ -28,7 +28,7 @@ from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
 from obsctl.model.status import owner_key
 from obsctl.reconcile.apply import ApplyResult, Outcome, RetryPolicy, apply_plan
 from obsctl.reconcile.plan import Action, Change, Plan, make_plan
-from obsctl.sinks.base import Sink
+from obsctl.sinks.base import Reloads, Sink
 from obsctl.spec.load import LoadResult
 
 ALL_KINDS = frozenset(Kind)
@@ -79,6 +79,11 @@ class SinkRun:
     held: list[Change] = field(default_factory=list)
     prune_refused: str = ""
     result: ApplyResult | None = None  # None: not applied (dry run, listing failed, stopped)
+
+    @property
+    def stale(self) -> str:
+        """Why the backend runs an older config than obsctl wrote (its last reload failed), or ""."""
+        return self.sink.stale() if isinstance(self.sink, Reloads) else ""
 
     @property
     def name(self) -> str:

@@ -56,6 +56,7 @@ class SinkReport:
     held: int = 0
     failed: int = 0
     prune_refused: str = ""
+    stale: str = ""  # the backend runs an older config than obsctl wrote: why (its last reload's error)
 
 
 @dataclass
@@ -105,7 +106,8 @@ class RoundReport:
             "prune": self.prune, "prune_refused": self.prune_refused, "complete": self.complete,
             "error": self.error,
             "sinks": [{"name": s.name, "listed": s.listed, "error": s.error, "summary": s.summary,
-                       "held": s.held, "failed": s.failed, "prune_refused": s.prune_refused} for s in self.sinks],
+                       "held": s.held, "failed": s.failed, "prune_refused": s.prune_refused,
+                       "stale": s.stale} for s in self.sinks],
         }
 
 
@@ -183,6 +185,7 @@ class StatusBook:
                             st.applied_digest if st else "", False, sr.error, "", 0, None, now)
             return sr
         sr.summary = run.plan.summary()
+        sr.stale = run.stale
         sr.held = len(run.held)
         sr.prune_refused = run.prune_refused
         result = run.result

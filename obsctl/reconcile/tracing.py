@@ -9,7 +9,7 @@ from opentelemetry import trace
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import Artifact, Observed
-from obsctl.sinks.base import Sink, SinkContract
+from obsctl.sinks.base import Reloads, Sink, SinkContract
 
 ErrorHook = Callable[[str, str], None]  # (sink name, error class)
 
@@ -73,3 +73,7 @@ class TracedSink:
         """Finish, traced."""
         with self._span("finish"):
             self.inner.finish()
+
+    def stale(self) -> str:
+        """The wrapped sink's stale state (Reloads), "" for a sink without reloads."""
+        return self.inner.stale() if isinstance(self.inner, Reloads) else ""

@@ -43,6 +43,9 @@ class ServiceMetrics:
                               "Services missing from the catalog, kept until their deletion grace ends.", registry=r)
         self.leader = Gauge("obsctl_leader", "1 when this replica holds the leader lock.", registry=r)
         self.ready = Gauge("obsctl_ready", "1 after the first complete reconcile.", registry=r)
+        self.backend_stale = Gauge("obsctl_backend_stale",
+                                   "1 while a backend runs an older config than obsctl wrote (its last reload "
+                                   "failed; retried every round).", ["sink"], registry=r)
 
     def bind(self, queue_depth: Callable[[], int], last_catalog_ok: Callable[[], float | None],
              is_leader: Callable[[], bool], ready: Callable[[], bool]) -> None:
@@ -78,6 +81,7 @@ class ServiceMetrics:
         for s in report.sinks:
             if not s.listed:
                 self.sink_error(s.name, "list")
+            self.backend_stale.labels(sink=s.name).set(1 if s.stale else 0)
         counts = Tally((st.sink, st.state.value) for st in statuses)
         sinks = {st.sink for st in statuses} | {s.name for s in report.sinks}
         for sink in sinks:

@@ -26,7 +26,7 @@ from obsctl.render.incremental import IncrementalRenderer
 from obsctl.render.isolated import IsolatedRender
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
-from obsctl.sinks.base import Observed, Sink, SinkContract
+from obsctl.sinks.base import Observed, Reloads, Sink, SinkContract
 from obsctl.sources.base import CombinedSource
 from obsctl.spec.templates import Templates
 from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
@@ -107,6 +107,10 @@ class FencedSink:
         """Finish (a reload or an index write), only while leading."""
         self._fence()
         self.inner.finish()
+
+    def stale(self) -> str:
+        """The wrapped sink's stale state (a failed reload), "" for a sink without reloads."""
+        return self.inner.stale() if isinstance(self.inner, Reloads) else ""
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from obsctl.model.artifact import Artifact, Kind, Observed
 
-__all__ = ["Observed", "Sink", "SinkContract"]
+__all__ = ["Observed", "Reloads", "Sink", "SinkContract"]
 
 
 @dataclass(frozen=True)
@@ -58,4 +58,17 @@ class Sink(Protocol):
 
     def finish(self) -> None:
         """Called once after a batch of writes (reload a server, write an index)."""
+        ...
+
+
+@runtime_checkable
+class Reloads(Protocol):
+    """A sink whose backend loads what was written only when told to (Prometheus, Alertmanager reloads).
+
+    Reloads are level-triggered: while `stale()` says the last reload failed, every apply (even one
+    with nothing to write) calls `finish()`, which reloads again, until one succeeds.
+    """
+
+    def stale(self) -> str:
+        """Why the backend runs an older config than the files (its last reload's error), or "" when it does not."""
         ...

@@ -15,12 +15,14 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from obsctl.errors import PermanentError
+from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import Artifact, Kind, Observed
 from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
 JOURNAL_PREFIX = ".obsctl-journal-"  # + sink name: writes not yet in the manifest (a crash leaves them there)
+# Beside the files while the backend has not loaded them (its last reload failed): a new process knows.
+RELOAD_PENDING = ".obsctl-reload-pending"
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -200,10 +202,31 @@ class FilesSink:
                     parent.rmdir()
                     parent = parent.parent
 
+    def stale(self) -> str:
+        """The error of the last failed after-write hook (a reload), until one succeeds; "" otherwise."""
+        if self._after_write is None:
+            return ""
+        try:
+            return (self.root / RELOAD_PENDING).read_text().strip() or "reload pending"
+        except FileNotFoundError:
+            return ""
+
     def finish(self) -> None:
-        """Save the manifest, then run the after-write hook once if anything changed."""
+        """Save the manifest, then run the after-write hook if anything changed or its last run failed.
+
+        A failure is remembered in RELOAD_PENDING beside the files (so the next round, or the next
+        `obsctl apply` process, runs the hook again) and re-raised; a success clears it.
+        """
         with self._lock:
             self._flush()
-        if self._dirty and self._after_write is not None:
-            self._after_write()
+        pending = self.stale()
+        if (self._dirty or pending) and self._after_write is not None:
+            self._dirty = False
+            try:
+                self._after_write()
+            except (TemporaryError, PermanentError) as exc:
+                atomic_write(self.root / RELOAD_PENDING, f"{exc}\n".encode())
+                raise
+            if pending:
+                (self.root / RELOAD_PENDING).unlink(missing_ok=True)
         self._dirty = False
