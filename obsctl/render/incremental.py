@@ -137,7 +137,7 @@ class IncrementalRenderer:
 
             def shared_of(summaries: Sequence[ServiceSummary]) -> Sequence[Artifact]:
                 teams = teams_in_use(list(summaries))
-                key = (teams, tuple(ctx.team(t) for t in teams))
+                key = (teams, tuple(ctx.team(t) for t in teams), tuple(summaries))
                 if key != self._shared_key:
                     self._shared = tuple(render_shared(summaries, ctx))
                     self._shared_key = key
