@@ -80,9 +80,12 @@ class Admission:
 
     def __init__(self, load: Callable[[list[SourceFile]], LoadResult], render: Callable[[Catalog], DesiredState],
                  current_catalog: Callable[[], Catalog], current_desired: Callable[[], DesiredState | None],
-                 *, allow_catalog_override: bool = False) -> None:
+                 *, render_catalog: Callable[[Catalog], DesiredState] | None = None,
+                 allow_catalog_override: bool = False) -> None:
         self._load = load
         self._render = render
+        # the desired state of a whole catalog when the loop has none yet (a follower): never raises
+        self._render_catalog = render_catalog or render
         self._catalog = current_catalog
         self._desired = current_desired
         self.allow_catalog_override = allow_catalog_override
@@ -189,7 +192,7 @@ class Admission:
     def _path_index(self) -> _Index:
         desired = self._desired()
         if desired is None:
-            desired = self._render(self._catalog())
+            desired = self._render_catalog(self._catalog())
         with self._lock:
             if self._index is None or self._index.desired is not desired:
                 paths = {a.path: (a.id, owner_key(a.owner)) for a in desired.values()}

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from obsctl import app as composition
 from obsctl.errors import TemporaryError
+from obsctl.render.incremental import IncrementalRenderer
 from obsctl.service.admission import Admission
 from obsctl.service.bodies import MAX_DOCUMENT_BYTES
 from obsctl.service.guard import Access, HostOriginGuard, parse_listen
@@ -59,11 +60,13 @@ def create_app(rt: Runtime, *, clock: Callable[[], float] = time.time) -> FastAP
         log.warning("request refused: input nested too deep", extra={"fields": {"path": request.url.path}})
         return JSONResponse({"detail": "the input nests too deep"}, status_code=400)
 
+    index_renderer = IncrementalRenderer(rt.templates, composition.render_options(rt.settings))
     access = Access(rt.tokens, allow_unauthenticated_writes=serve.allow_unauthenticated_writes)
     admission = Admission(composition.catalog_loader(rt.templates),
                           composition.catalog_renderer(rt.settings, rt.templates),
                           lambda: current_catalog(rt.reconciler, rt.source, rt.templates),
                           rt.reconciler.desired_state,
+                          render_catalog=lambda catalog: index_renderer.isolated(catalog).desired,
                           allow_catalog_override=serve.registrations_may_override_catalog)
     api.include_router(health.router(rt))
     api.include_router(registrations.router(rt, access, admission))

@@ -272,3 +272,32 @@ def test_collector_expansions_in_a_registration_reach_the_config_escaped(scoped:
         assert "OBSCTL_SECRET" in text and "/etc/shadow" in text
         assert not re.search(r"(?<!\$)\$\{(env|file):", text), text
     assert client.delete("/v1/services/default/hostile-env").status_code == 204
+
+
+def test_admission_without_a_loop_render_still_checks_collisions() -> None:
+    """A follower has no desired state of its own: the index comes from an isolated render of the
+    catalog, which never raises, even when the catalog already holds a colliding pair."""
+    from obsctl import app as composition
+    from obsctl.model.entities import Catalog
+    from obsctl.model.source import SourceFile
+    from obsctl.render.incremental import IncrementalRenderer
+    from obsctl.service.admission import Admission
+    from obsctl.service.auth import ANONYMOUS_WRITER
+    from obsctl.sources.directory import read_directory
+    from obsctl.spec.load import load_catalog
+
+    settings = Settings()
+    templates = composition.load_templates(settings)
+    poison = SourceFile("poison.yaml", yaml.safe_dump(doc("search.api", "team-search")).encode())
+    files = [*read_directory(EXAMPLES), poison]
+    catalog = load_catalog(files, templates).catalog
+    renderer = IncrementalRenderer(templates, composition.render_options(settings))
+    admission = Admission(composition.catalog_loader(templates), composition.catalog_renderer(settings, templates),
+                          lambda: catalog, lambda: None,
+                          render_catalog=lambda c: renderer.isolated(c).desired)
+    with pytest.raises(Exception) as refused:
+        admission.admit(doc("p9", owner="team.payments"), ANONYMOUS_WRITER, ("default", "p9"), lambda _n, _s: None)
+    assert getattr(refused.value, "status_code", 0) == 422
+    assert "collides" in json.dumps(refused.value.detail)  # type: ignore[attr-defined]
+    ok = admission.admit(doc("p10"), ANONYMOUS_WRITER, ("default", "p10"), lambda _n, _s: None)
+    assert ok.name == "p10" and isinstance(catalog, Catalog)
