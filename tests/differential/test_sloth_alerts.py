@@ -101,8 +101,9 @@ def test_corpus_spec_alerts_mean_the_same(spec: Path, tmp_path: Path) -> None:
 # -- generated specs -------------------------------------------------------------------------------
 
 _names = st.text(string.ascii_lowercase, min_size=1, max_size=6).map(lambda s: f"l{s}")
-# Sloth's YAML reader follows YAML 1.1, where an unquoted y/n/yes/no/on/off is a boolean (a label `y`
-# becomes "true"); obsctl's follows YAML 1.2 (it stays "y"). A named difference, left out of the generator.
+# Sloth's YAML reader types unquoted scalars differently (YAML 1.1: a label `y` becomes "true", `08`
+# becomes "8"); obsctl keeps the text. A named difference: generated files quote every string, and
+# these values stay out of the generator as well.
 _YAML11_BOOLS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
 _values = st.text(string.ascii_letters + string.digits + " -_:/.#", min_size=1, max_size=12).filter(
     lambda v: v.strip().lower() not in _YAML11_BOOLS)
@@ -115,7 +116,7 @@ _groups = st.sampled_from([(), ("cluster",), ("cluster", "route")])
 
 @st.composite
 def sloth_specs(draw: st.DrawFn) -> dict[str, Any]:
-    """A Sloth prometheus/v1 spec over its schema (within what both tools accept)."""
+    """A Sloth spec over its schema, in either form (within what both tools accept)."""
     slos = []
     for i in range(draw(st.integers(1, 3))):
         groups = draw(_groups)
@@ -135,14 +136,55 @@ def sloth_specs(draw: st.DrawFn) -> dict[str, Any]:
         slo_labels = draw(_labels)  # never a grouping label: both tools would overwrite each group's value
         slos.append({"name": f"slo-{i}", "objective": draw(st.sampled_from([90, 95, 98.5, 99, 99.5, 99.9, 99.99])),
                      "description": draw(_values), "labels": slo_labels, "sli": sli, "alerting": alerting})
-    return {"version": "prometheus/v1", "service": "gen-svc", "labels": draw(_labels), "slos": slos}
+    spec = {"version": "prometheus/v1", "service": "gen-svc", "labels": draw(_labels), "slos": slos}
+    return _kubernetes(spec) if draw(st.booleans()) else spec
+
+
+_CAMEL = {"error_query": "errorQuery", "total_query": "totalQuery", "error_ratio_query": "errorRatioQuery",
+          "page_alert": "pageAlert", "ticket_alert": "ticketAlert"}
+
+
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_CAMEL.get(k, k) if k not in ("labels", "annotations") else k:
+                (v if k in ("labels", "annotations") else _camel(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _kubernetes(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same spec in Sloth's Kubernetes form (sloth.slok.dev/v1 PrometheusServiceLevel, camelCase)."""
+    body = {k: v for k, v in spec.items() if k != "version"}
+    return {"apiVersion": "sloth.slok.dev/v1", "kind": "PrometheusServiceLevel",
+            "metadata": {"name": "gen", "namespace": "monitoring"}, "spec": _camel(body)}
+
+
+class _Quoted(str):
+    """A string value written double-quoted."""
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    """SafeDumper that writes _Quoted values double-quoted (keys stay plain)."""
+
+
+_QuotingDumper.add_representer(_Quoted, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", str(v), style='"'))
+
+
+def _quoted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _quoted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quoted(v) for v in value]
+    return _Quoted(value) if isinstance(value, str) else value
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=sloth_specs())
 def test_generated_specs_alerts_mean_the_same(spec: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "gen.yml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    # Every string value quoted: how each tool types an unquoted scalar (`08`, `y`) is YAML, not SLO meaning.
+    path.write_text(yaml.dump(_quoted(spec), Dumper=_QuotingDumper, sort_keys=False))
     compare(path, tmp_path)
 
 
