@@ -194,6 +194,9 @@ def parse_pyrra(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[
     disabled = r.flag(al, "disabled", ap, False)
     burnrates = r.flag(al, "burnrates", ap, True) and not disabled
     absent = r.flag(al, "absent", ap, True) and not disabled
+    if absent and not burnrates:
+        r.warn(ap, "Pyrra keeps its absent alert when burn-rate alerts are off; obsctl renders no alert for an SLO "
+                   "whose alerting is off (no burn-rate tier), so no no-data alert either")
     if al.get("absentName"):
         r.warn((*ap, "absentName"), f"the no-data alert is named SLONoData, not {al['absentName']!r}")
     if r.failed or sli is None or objective is None or period is None or not name:

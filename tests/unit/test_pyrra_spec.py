@@ -74,6 +74,7 @@ def test_latency_kinds_and_alerting_switches() -> None:
     assert isinstance(native.sli, EventsSLI) and native.sli.good_query is not None
     assert native.sli.good_query.startswith("histogram_fraction(0, 0.5, rate(connect_server_requests_duration_seconds")
     assert native.alerting.custom_tiers == ()  # burnrates: false
+    assert any("Pyrra keeps its absent alert" in p.message for p in _load().problems)  # said, not silently dropped
     _, gauge = _slo("probe-success")
     assert isinstance(gauge.sli, EventsSLI)
     assert gauge.sli.total_query.startswith("count_over_time(probe_success{")
