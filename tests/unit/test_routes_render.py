@@ -10,7 +10,7 @@ from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import Catalog, EntityRef
 from obsctl.render import routes
-from obsctl.render.options import ReceiverSpec, RenderOptions, TeamRouting
+from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions, TeamRouting
 from tests.support.slo_promtool import availability_service, repo_templates
 
 TEMPLATES = repo_templates()
@@ -105,3 +105,86 @@ def test_settings_refuse_inlined_secrets_at_load() -> None:
         load_settings(alerting={"teams": {"pay": team}})
     ok = {"page": [{"name": "pd", "type": "pagerduty", "settings": {"routing_key_file": "/run/secrets/pd"}}]}
     assert load_settings(alerting={"teams": {"pay": ok}}).alerting.teams["pay"].page[0].type == "pagerduty"
+
+
+# -- routing from the catalog, dependencies -----------------------------------------------------------------
+
+
+def _load(*docs: dict[str, object]) -> Catalog:
+    from obsctl.model.source import SourceFile
+    from obsctl.spec.load import load_catalog
+
+    result = load_catalog([SourceFile("c.yaml", yaml.safe_dump_all(list(docs)).encode())], TEMPLATES)
+    assert not result.errors, result.errors
+    return result.catalog
+
+
+def _group(name: str, **ann: str) -> dict[str, object]:
+    return {"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name, "annotations": ann},
+            "spec": {"type": "team"}}
+
+
+def _component(name: str, owner: str, depends: list[str] | None = None, **ann: str) -> dict[str, object]:
+    spec: dict[str, object] = {"type": "service", "lifecycle": "production", "owner": owner}
+    if depends is not None:
+        spec["dependsOn"] = depends
+    return {"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "annotations": ann}, "spec": spec}
+
+
+PD = CatalogIntegration("pagerduty", ("page",), (("routing_key_file", "/etc/am/pd/{service_id}"),))
+
+
+def test_hostile_routing_annotations_are_ignored_with_a_warning_never_reach_paths_or_settings() -> None:
+    from obsctl.model.source import SourceFile
+    from obsctl.spec.load import load_catalog
+
+    docs = [_group("team-a", **{"pagerduty.com/service-id": "../../etc/passwd",
+                                "slack.com/channel": "#x\nchannel: y", "opsgenie.com/team": "a\"} b"}),
+            _component("svc", "team-a", **{"pagerduty.com/service-id": "P1/../../k"})]
+    result = load_catalog([SourceFile("c.yaml", yaml.safe_dump_all(docs).encode())], TEMPLATES)
+    assert not result.errors
+    warned = sorted(p.field for p in result.problems)
+    assert warned == ["metadata.annotations.opsgenie.com/team", "metadata.annotations.pagerduty.com/service-id",
+                      "metadata.annotations.pagerduty.com/service-id", "metadata.annotations.slack.com/channel"]
+    team = result.catalog.teams[0]
+    assert (team.pagerduty_service_id, team.slack_channel, team.opsgenie_team) == ("", "", "")
+    assert result.catalog.services[0].pagerduty_service_id == ""
+    # nothing routes this team now: the routing check names it
+    problems = routes.routing_problems(result.catalog, TEMPLATES, RenderOptions(catalog_integrations=(PD,)))
+    assert {p.field for p in problems} == {"routing.team-a.page", "routing.team-a.ticket"}
+
+
+def test_settings_override_the_catalog_per_severity_and_per_service() -> None:
+    catalog = _load(_group("team-a", **{"pagerduty.com/service-id": "PTEAM"}),
+                    _component("svc", "team-a", **{"pagerduty.com/service-id": "PSVC"}))
+    hook = (ReceiverSpec("h", "webhook", (("url", "http://127.0.0.1:9/h"),)),)
+    by_catalog = RenderOptions(catalog_integrations=(PD,), default_routing=TeamRouting(ticket=hook))
+    doc = routes.config(catalog, TEMPLATES, by_catalog)
+    recv = {r["name"]: r for r in doc["receivers"]}
+    assert recv["obsctl-team-a-page-default-svc"]["pagerduty_configs"] == [{"routing_key_file": "/etc/am/pd/PSVC"}]
+    assert recv["obsctl-team-a-page"]["pagerduty_configs"] == [{"routing_key_file": "/etc/am/pd/PTEAM"}]
+    assert recv["obsctl-team-a-ticket"]["webhook_configs"][0]["url"] == "http://127.0.0.1:9/h"  # the default's
+    overridden = RenderOptions(catalog_integrations=(PD,), default_routing=TeamRouting(ticket=hook),
+                               teams=(("team-a", TeamRouting(page=hook)),))
+    recv = {r["name"]: r for r in routes.config(catalog, TEMPLATES, overridden)["receivers"]}
+    assert "obsctl-team-a-page-default-svc" not in recv and "pagerduty_configs" not in recv["obsctl-team-a-page"]
+
+
+def test_one_inhibit_rule_per_dependency_and_none_on_a_cycle() -> None:
+    from obsctl.render.context import summary_of
+
+    catalog = _load(_group("team-a"),
+                    _component("db", "team-a"),
+                    *[_component(f"app{i}", "team-a", ["component:db", "resource:default/missing"])
+                      for i in range(20)],
+                    _component("ping", "team-a", ["component:pong"]), _component("pong", "team-a", ["ping"]),
+                    _component("self", "team-a", ["component:self"]))
+    summaries = [summary_of(s, TEMPLATES) for s in catalog.services]
+    rules = routes.dependency_inhibitions(summaries)
+    assert len(rules) == 1  # 20 dependents, one dependency; the cycle and the unknown resource get none
+    assert rules[0]["source_matchers"] == ['obsctl_severity="page"', 'catalog_namespace="default"', 'service="db"']
+    assert rules[0]["target_matchers"] == ['obsctl_severity="page"', 'obsctl_depends_on=~".*\\\\|default/db\\\\|.*"']
+    assert rules[0]["equal"] == ["environment"]
+    selfish = next(s for s in catalog.services if s.name == "self")
+    assert selfish.depends_on == ()  # a service never depends on itself
