@@ -46,6 +46,11 @@ class TracedSink:
             self._on_error(self.name, cls)
 
     @property
+    def location(self) -> str:
+        """The wrapped sink's location."""
+        return self.inner.location
+
+    @property
     def contract(self) -> SinkContract:
         """The wrapped sink's contract."""
         return self.inner.contract

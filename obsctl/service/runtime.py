@@ -7,8 +7,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -53,17 +51,7 @@ def make_tracer(otlp_endpoint: str, exporter: SpanExporter | None = None) -> tup
 
 def _where(sink: Sink) -> str:
     """A sink's directory or URL, for the banner (never a credential)."""
-    if isinstance(sink, FencedSink):
-        sink = sink.inner
-    root = getattr(sink, "root", None)
-    if root is not None:
-        return str(Path(root).resolve())
-    for attr in ("url", "base_url", "api_url"):
-        value = getattr(sink, attr, None)
-        if isinstance(value, str) and value:
-            parts = urlsplit(value)
-            return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))  # no userinfo
-    return type(sink).__name__
+    return sink.location
 
 
 class FencedSink:
@@ -80,6 +68,11 @@ class FencedSink:
     def contract(self) -> SinkContract:
         """The inner sink's contract."""
         return self.inner.contract
+
+    @property
+    def location(self) -> str:
+        """The inner sink's location."""
+        return self.inner.location
 
     def _fence(self) -> None:
         if not self._is_leader():

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from obsctl.model.artifact import Artifact, Kind, Observed
 
-__all__ = ["Observed", "Reloads", "Sink", "SinkContract"]
+__all__ = ["Observed", "Reloads", "Sink", "SinkContract", "url_location"]
+
+
+def url_location(url: str) -> str:
+    """A backend URL as a sink's location: without userinfo (never a credential in a banner or log)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,11 @@ class Sink(Protocol):
     @property
     def contract(self) -> SinkContract:
         """How this sink lists and writes."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where it writes, for people (a directory or a URL without credentials)."""
         ...
 
     def prepare(self, desired: Iterable[Artifact]) -> None:

@@ -144,6 +144,11 @@ class FilesSink:
             self._flush()
 
     @property
+    def location(self) -> str:
+        """The root directory, absolute."""
+        return str(self.root.resolve())
+
+    @property
     def contract(self) -> SinkContract:
         """One depth, sequential writes (the manifest is shared state)."""
         return SinkContract()

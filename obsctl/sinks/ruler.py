@@ -20,7 +20,7 @@ import yaml
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed
-from obsctl.sinks.base import SinkContract
+from obsctl.sinks.base import SinkContract, url_location
 from obsctl.sinks.reload import raise_for
 
 API = "/prometheus/config/v1/rules"
@@ -55,6 +55,7 @@ class RulerSink:
                  timeout: float = 10.0, name: str = "ruler") -> None:
         self.name = name
         self.base = url.rstrip("/") + API
+        self.location = url_location(url.rstrip("/"))
         headers = {"X-Scope-OrgID": tenant}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -199,3 +199,16 @@ def test_converge_strict_mass_delete_refuses_before_any_write(tmp_path: Path) ->
     lenient = converge(shrunk, [first, second], Policy())
     assert lenient.prune_refused and "prometheus-rules/new" in first.list_owned()
     assert len(second.list_owned()) == 3  # refused: applied without its deletes
+
+
+def test_sinks_declare_where_they_write_without_credentials(tmp_path: Path) -> None:
+    from obsctl.sinks.grafana import GrafanaSink
+    from obsctl.sinks.ruler import RulerSink
+
+    assert FilesSink(tmp_path / "x").location == str((tmp_path / "x").resolve())
+    ruler = RulerSink("http://user:secret@127.0.0.1:9009/", "t1")
+    assert ruler.location == "http://127.0.0.1:9009"
+    ruler.close()
+    grafana = GrafanaSink("https://admin:pw@grafana.example:3000/sub/", "token")
+    assert grafana.location == "https://grafana.example:3000/sub"
+    assert grafana.contract.deep_every_seconds == 600.0 and grafana.contract.parallelism == 8

@@ -78,7 +78,7 @@ from typing import Any
 from obsctl.errors import PermanentError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed
-from obsctl.sinks.base import SinkContract
+from obsctl.sinks.base import SinkContract, url_location
 from obsctl.sinks.grafana.client import GrafanaClient, HttpError
 from obsctl.sinks.grafana.folders import FolderSpec, FolderTree, folder_body
 from obsctl.sinks.grafana.index import DashboardIndex, Seen, dashboard_id, folder_of
@@ -126,6 +126,7 @@ class GrafanaSink:
         self._client = GrafanaClient(url, token, org_id=org_id, timeout=timeout, verify=verify,
                                      parallelism=parallelism)
         self._folders = FolderTree(self._client, page_size)
+        self.location = url_location(url.rstrip("/"))
         self._index = DashboardIndex()
         self.drift_policy = drift_policy
         self.parallelism = max(1, parallelism)
