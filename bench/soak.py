@@ -129,6 +129,22 @@ class Watch:
         self._thread.join(5)
 
 
+def dashboard_uids(url: str) -> set[str]:
+    """Every dashboard uid, through the search API in pages (emu.dashboards would deep-copy them all under
+    the emulator's lock and stall the replicas' writes)."""
+    import httpx
+
+    uids: set[str] = set()
+    page = 1
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {GRAFANA_TOKEN}"}, timeout=120) as client:
+        while True:
+            hits = client.get("/api/search", params={"type": "dash-db", "limit": 5000, "page": page}).json()
+            uids |= {h["uid"] for h in hits}
+            if len(hits) < 5000:
+                return uids
+            page += 1
+
+
 def converged(out: Path, files: dict[str, str], emu: Any, uids: set[str]) -> tuple[bool, str]:
     """Whether the output directory and Grafana hold exactly the desired state, and if not, what differs."""
     missing = wrong = 0
@@ -141,7 +157,7 @@ def converged(out: Path, files: dict[str, str], emu: Any, uids: set[str]) -> tup
     actual = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
               and not any(part.startswith(".") for part in p.relative_to(out).parts)}
     extra = len(actual - set(files))
-    have = set(emu.dashboards)
+    have = dashboard_uids(emu.url)
     dash_missing, dash_extra = len(uids - have), len(have - uids)
     ok = not (missing or wrong or extra or dash_missing or dash_extra)
     return ok, (f"files missing {missing}, differing {wrong}, extra {extra}; dashboards missing {dash_missing}, "
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             while not converged(out, want_files, emu, want_uids)[0]:
                 if time.monotonic() - t0 > args.converge_timeout:
                     raise TimeoutError("no initial convergence: " + converged(out, want_files, emu, want_uids)[1])
-                time.sleep(2)
+                time.sleep(5)
             initial = time.monotonic() - t0
             say(f"initial convergence: {initial:.1f}s")
             emu.clear_log()
@@ -235,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.monotonic()
             ok, diff = converged(out, want_files, emu, want_uids)
             while not ok and time.monotonic() - t1 < args.converge_timeout:
-                time.sleep(2)
+                time.sleep(5)
                 ok, diff = converged(out, want_files, emu, want_uids)
             final = time.monotonic() - t1
         finally:
