@@ -171,8 +171,8 @@ def one_off_policy(rendered: Rendered, settings: Settings, selection: frozenset[
     Entities skipped for spec errors keep what they own; an error that names no entity means the
     read was incomplete, so nothing is pruned. A refused mass deletion stops the command before any write.
     """
-    protected, complete = carry_forward(rendered.load)
-    return Policy(selection=selection, prune=complete and not no_prune, protected=protected,
+    protected, frozen, complete = carry_forward(rendered.load)
+    return Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
                   max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,
                   strict_mass_delete=True, apply=apply, retry=RetryPolicy())
 

@@ -41,6 +41,9 @@ class Policy:
     selection: frozenset[Kind] = ALL_KINDS  # kinds in scope, for writes and prunes alike
     prune: bool = True  # the catalog read was complete (and the user did not say --no-prune)
     protected: frozenset[str] = frozenset()  # owner keys (namespace/name) whose artifacts are kept
+    # owner keys whose artifacts stay exactly as the sink holds them (an entity that loaded without one of
+    # its SLOs): never updated nor deleted; only an artifact the sink does not hold yet is written
+    frozen_owners: frozenset[str] = frozenset()
     max_delete_fraction: float = 0.5
     allow_mass_delete: bool = False
     strict_mass_delete: bool = False  # a refused prune anywhere: raise before any write (one-off commands)
@@ -130,9 +133,10 @@ def _in_scope(aid: str, sink: Sink, selection: frozenset[Kind]) -> bool:
 
 
 def _protected(policy: Policy, owner: str) -> bool:
-    if not policy.protected:
+    kept = policy.protected | policy.frozen_owners
+    if not kept:
         return False
-    return not owner or owner_key(owner) in policy.protected  # unknown owner: it may be a carried entity's
+    return not owner or owner_key(owner) in kept  # unknown owner: it may be a carried entity's
 
 
 def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks: Hooks | None = None) -> SinkRun:
@@ -150,6 +154,9 @@ def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks
     except Exception as exc:  # OSError or a sink bug: this sink is not listed, the others go on
         run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
         return run
+    if policy.frozen_owners:
+        mine = {aid: art for aid, art in mine.items()
+                if not (aid in run.owned and owner_key(art.owner) in policy.frozen_owners)}
     candidates = {aid: obs for aid, obs in run.owned.items()
                   if aid in mine or (_in_scope(aid, sink, policy.selection)
                                      and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
@@ -200,17 +207,20 @@ def protected_owners(skipped: Iterable[str]) -> frozenset[str]:
     return frozenset(owner_key(ref) for ref in skipped if ":" in ref and "/" in ref and "#" not in ref)
 
 
-def carry_forward(result: LoadResult) -> tuple[frozenset[str], bool]:
-    """For a one-off read: (entities whose artifacts stay, whether pruning is safe).
+def carry_forward(result: LoadResult) -> tuple[frozenset[str], frozenset[str], bool]:
+    """For a one-off read: (entities whose artifacts stay, entities whose artifacts stay as they are,
+    whether pruning is safe).
 
-    Pruning is safe when every error belongs to an entity the loader skipped (that entity is kept
-    as it is); an error it cannot pin on an entity (a file that is not YAML) hides which entities
-    the file held, so the read is incomplete and nothing is pruned.
+    A skipped entity keeps its artifacts; one that loaded without an SLO that has errors keeps them
+    unchanged (rewriting them would drop that SLO's alerts). Pruning is safe when every error belongs
+    to such an entity; an error it cannot pin on an entity (a file that is not YAML) hides which
+    entities the file held, so the read is incomplete and nothing is pruned.
     """
     protected = protected_owners(result.skipped)
-    complete = all(p.entity and owner_key(p.entity) in protected
+    frozen = result.partial_owners()
+    complete = all(p.entity and owner_key(p.entity) in protected | frozen
                    for p in result.problems if p.severity is Severity.ERROR)
-    return protected, complete
+    return protected, frozen, complete
 
 
 def changes_as_dicts(plan: Plan, diffs: bool = True) -> list[dict[str, str]]:

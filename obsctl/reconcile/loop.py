@@ -109,6 +109,7 @@ class _Desired:
     absent: dict[str, tuple[float, int]] = field(default_factory=dict)  # owner key -> (since, complete reads)
     forgotten: set[str] = field(default_factory=set)
     grace_carried: int = 0  # services in the catalog only because their deletion grace runs
+    frozen: frozenset[str] = frozenset()  # owner keys loaded without an SLO that has errors, no good model to use
 
 
 class Reconciler:
@@ -137,6 +138,7 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self._pending_reasons: list[str] = []
         self._last_good: dict[str, Service] = {}
+        self._partial_models: frozenset[str] = frozenset()  # keys whose model in _last_good lacks an SLO
         self._forgotten: set[str] = set()  # deregistered on purpose: no grace, no carry-forward
         self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
         self._render_failures: dict[str, str] = {}
@@ -221,15 +223,22 @@ class Reconciler:
         with self._tracer.start_as_current_span("catalog.load"):
             result = self._load(files)
         skipped_keys = protected_owners(result.skipped)
+        partial = result.partial_owners()
         broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
         current = {_svc_key(s): s for s in result.catalog.services}
         now = self._clock()
         with self._lock:
             last_good = dict(self._last_good)
+            partial_models = set(self._partial_models)
             forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
             known = {owner_key(owner) for owner in self._book.owners()}
             previous = self._render_cache[1] if self._render_cache is not None else {}
         carried: list[str] = []
+        for key in sorted(partial & set(current)):
+            # an SLO with errors was left out: render the last complete model rather than drop its alerts
+            if key in last_good and key not in partial_models:
+                current[key] = last_good[key]
+                carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
         absent: set[str] = set()
         for key, svc in sorted(last_good.items()):
             if key in current or key in forgotten:
@@ -246,6 +255,9 @@ class Reconciler:
             current[key] = svc
             carried.append(f"{svc.ref} (absent, in the deletion grace period)")
         grace_carried = len(in_grace)
+        frozen = frozenset(k for k, svc in current.items()
+                           if (k in partial and svc is not last_good.get(k))
+                           or (k in partial_models and svc is last_good.get(k)))
         services = tuple(v for _, v in sorted(current.items()))
         catalog = Catalog(services, result.catalog.teams)
         with self._tracer.start_as_current_span("render") as span:
@@ -279,7 +291,7 @@ class Reconciler:
         protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
         return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,
                         [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
-                        failures, grace_left, absent_since, forgotten, grace_carried)
+                        failures, grace_left, absent_since, forgotten, grace_carried, frozen)
 
     def _absence(self, absent: set[str], complete: bool, now: float) -> dict[str, tuple[float, int]]:
         """(since, complete reads) of every owner absent now; counts this read when it was complete."""
@@ -433,10 +445,12 @@ class Reconciler:
         report.prune = prune
         with self._lock:
             self._last_good = d.last_good
+            self._partial_models = d.frozen
         now, started = self._clock(), time.monotonic()
         protected = d.protected | self._held(d, full, now)
         report.held_owners = sorted(self._held_owners)
-        result = converge(d.desired, self.sinks, self._policy(prune, protected), self._hooks(full, now))
+        result = converge(d.desired, self.sinks, self._policy(prune, protected, frozen=d.frozen),
+                          self._hooks(full, now))
         for run in result.runs:
             if run.deep and run.listed:
                 self._last_deep[run.name] = started
@@ -453,9 +467,10 @@ class Reconciler:
             if self._recorder is not None:
                 self._recorder.set_meta("baseline_services", report.services)
 
-    def _policy(self, prune: bool, protected: frozenset[str], apply: bool = True) -> Policy:
+    def _policy(self, prune: bool, protected: frozenset[str], apply: bool = True,
+                frozen: frozenset[str] = frozenset()) -> Policy:
         c = self.config
-        return Policy(selection=c.selection, prune=prune, protected=protected,
+        return Policy(selection=c.selection, prune=prune, protected=protected, frozen_owners=frozen,
                       max_delete_fraction=c.max_delete_fraction, allow_mass_delete=c.allow_mass_delete,
                       apply=apply, max_parallelism=c.max_parallelism,
                       retry=replace(c.retry, sleep=self._interruptible_sleep))
@@ -508,7 +523,7 @@ class Reconciler:
             refusal = self._catalog_refusal(len(d.catalog.services) - d.grace_carried) if fetched.complete else ""
             hooks = replace(self._hooks(False, self._clock()), deep=lambda _sink: False)
             result = converge(d.desired, self.sinks, self._policy(fetched.complete and not refusal, d.protected,
-                                                                  apply=False), hooks)
+                                                                  apply=False, frozen=d.frozen), hooks)
         for run in result.runs:
             if not run.listed:
                 out["sinks"][run.name] = {"error": run.error}

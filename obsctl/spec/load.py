@@ -27,6 +27,7 @@ from obsctl.model.entities import (
     Team,
 )
 from obsctl.model.source import SourceFile
+from obsctl.model.status import owner_key
 from obsctl.spec import backstage, native, openslo, pyrra, sloth
 from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
 from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
@@ -46,6 +47,15 @@ class LoadResult:
     def errors(self) -> list[Problem]:
         """Problems of severity error."""
         return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    def partial_owners(self) -> frozenset[str]:
+        """Owner keys of services that loaded without some of their SLOs (an SLO with an error was left out).
+
+        Rendering such a service as loaded would delete the left-out SLO's alerts: callers keep what it
+        already has instead (see reconcile.converge.Policy.frozen_owners).
+        """
+        with_errors = {owner_key(p.entity) for p in self.errors if p.entity}
+        return frozenset(key for key in (owner_key(str(s.ref)) for s in self.catalog.services) if key in with_errors)
 
 
 @dataclass
