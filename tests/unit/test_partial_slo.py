@@ -78,11 +78,17 @@ labels: {{owner: team-a}}
 slos:
   - name: errors
     objective: 99.9
-    sli: {{events: {{error_query: 'sum(rate(e_total[{{{{.window}}}}]))', total_query: 'sum(rate(t_total[{{{{.window}}}}]))'}}}}
+    sli:
+      events:
+        error_query: 'sum(rate(e_total[{{{{.window}}}}]))'
+        total_query: 'sum(rate(t_total[{{{{.window}}}}]))'
     alerting: {{name: Errors}}
   - name: slow
     objective: {objective}
-    sli: {{events: {{error_query: 'sum(rate(s_total[{{{{.window}}}}]))', total_query: 'sum(rate(t_total[{{{{.window}}}}]))'}}}}
+    sli:
+      events:
+        error_query: 'sum(rate(s_total[{{{{.window}}}}]))'
+        total_query: 'sum(rate(t_total[{{{{.window}}}}]))'
     alerting: {{name: Slow}}
 """
 
