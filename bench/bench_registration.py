@@ -16,11 +16,12 @@ Usage: .venv/bin/python -m bench.bench_registration [--samples N] [--backstage-s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,17 @@ def _hold(catalog_dir: Path, held: int) -> None:
         (catalog_dir / f"{name}.yaml").write_text(yaml.safe_dump(doc))
 
 
-def _started(srv: ServeProcess, held: int) -> ServeProcess:
-    """Start serve over the held services (the first convergence renders and writes all of them)."""
+@contextlib.contextmanager
+def _serving(srv: ServeProcess, held: int) -> Iterator[ServeProcess]:
+    """Serve over the held services (the first convergence renders and writes all of them), stopped after."""
     _hold(srv.catalog_dir, held)
     t0 = time.monotonic()
-    srv.start(timeout=600 + held * 0.5)
-    say(f"registration:   serve ready over {held} held services in {time.monotonic() - t0:.1f} s")
-    return srv
+    try:
+        srv.start(timeout=600 + held * 0.5)
+        say(f"registration:   serve ready over {held} held services in {time.monotonic() - t0:.1f} s")
+        yield srv
+    finally:
+        srv.close()
 
 
 def bench_directory(work: Path, samples: int, expect: Expect, held: int = 0,
@@ -120,7 +125,7 @@ def bench_directory(work: Path, samples: int, expect: Expect, held: int = 0,
     """New files in the watched directory (and, with held teams, team-file changes into `team_times`)."""
     times: list[float] = []
     team_times = [] if team_times is None else team_times
-    with _started(ServeProcess(work / f"directory-{held}", {"serve": {"sources": ["directory"]}}), held) as srv:
+    with _serving(ServeProcess(work / f"directory-{held}", {"serve": {"sources": ["directory"]}}), held) as srv:
         written: list[SourceFile] = []
         for i in range(samples):
             name = f"bench-dir-{i:03d}"
@@ -172,7 +177,7 @@ def _atomic(path: Path, data: bytes) -> None:
 def bench_api(work: Path, samples: int, expect: Expect, held: int = 0) -> list[float]:
     """PUT on the registration API."""
     times: list[float] = []
-    with _started(ServeProcess(work / f"api-{held}", {"serve": {"sources": ["directory", "api"]}}), held) as srv:
+    with _serving(ServeProcess(work / f"api-{held}", {"serve": {"sources": ["directory", "api"]}}), held) as srv:
         registered: list[SourceFile] = []
         for i in range(samples):
             name = f"bench-api-{i:03d}"
