@@ -157,6 +157,8 @@ def run(ctx: Context) -> list[Row]:
 
     sizes = [(20, "all"), (250, "default")] if ctx.quick else \
         [(1000, "default"), (3000, "default"), (10000, "default"), (10000, "all")]
+    if os.environ.get("OBSCTL_BENCH_RENDER_SIZES"):  # e.g. 1000:default,10000:all (a shorter run)
+        sizes = [(int(n), o) for n, o in (x.split(":") for x in os.environ["OBSCTL_BENCH_RENDER_SIZES"].split(","))]
     apply_n = QUICK_APPLY_N if ctx.quick else APPLY_N
     rows: list[Row] = []
     for n, outputs in sizes:
