@@ -63,11 +63,12 @@ def _desired(ctx: Context, n: int) -> dict[str, Any]:
         say(f"[apply] desired state from the render benchmark's cache ({len(desired)} artifacts)")
         return desired
     from bench.render import _options
-    from obsctl.render import render_all
+    from obsctl.render import render_chunks
 
     say(f"[apply] rendering {n} services, every artifact kind (no cache from the render benchmark)")
     t = time.perf_counter()
-    desired = dict(render_all(synthetic_catalog(n, ctx.seed), templates(), _options("all")))  # type: ignore[arg-type]
+    desired = {a.id: a for chunk in render_chunks(synthetic_catalog(n, ctx.seed), templates(),
+                                                  _options("all")) for a in chunk}  # type: ignore[arg-type]
     say(f"[apply]   rendered in {fmt_s(time.perf_counter() - t)}")
     return desired
 
