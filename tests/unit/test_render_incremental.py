@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bench.common import synthetic_catalog, templates
 from obsctl.errors import SpecError
 from obsctl.model.artifact import Kind
-from obsctl.model.entities import Catalog, EntityRef, EventsSLI, Team
+from obsctl.model.entities import Catalog, EntityRef, EventsSLI, LatencySLI, Protocol, Runtime, Team
 from obsctl.render import render_all
 from obsctl.render.incremental import IncrementalRenderer
 from obsctl.render.options import RenderOptions
@@ -50,6 +50,12 @@ def _edit(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
         services.append(replace(svc, ref=EntityRef("component", "default", f"copy-{j}-{svc.name}")))
     elif op == "title":
         services[k] = replace(svc, title=f"Title {j}")
+    elif op == "latency":  # what a team-level artifact must not read from its services (or it goes stale)
+        slos = tuple(replace(s, sli=LatencySLI((j % 7 + 1) / 10)) if isinstance(s.sli, LatencySLI) else s
+                     for s in svc.slos)
+        services[k] = replace(svc, slos=slos)
+    elif op == "runtime":
+        services[k] = replace(svc, runtime=list(Runtime)[j % len(Runtime)], protocol=list(Protocol)[j % 2])
     seen: set[EntityRef] = set()
     unique = []
     for s in services:
@@ -66,7 +72,7 @@ def _edit(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
 
 
 _OPS = st.tuples(st.sampled_from(["objective", "move", "new-team", "retitle-team", "drop-team", "remove", "add",
-                                  "title"]), st.integers(0, 100), st.integers(0, 100))
+                                  "title", "latency", "runtime"]), st.integers(0, 100), st.integers(0, 100))
 
 
 @settings(max_examples=20, deadline=None)
