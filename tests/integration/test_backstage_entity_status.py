@@ -29,6 +29,7 @@ from obsctl.service.runtime import Runtime
 from obsctl.slo.query import build_report
 from obsctl.slo.report import ReportFilter
 from tests.integration._slo_env import END, start_prometheus
+from tests.support.alerting import UNDELIVERED
 from tests.support.backstage import BackstageCatalog
 from tests.support.binaries import free_port
 
@@ -74,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[_Server, B
     shutil.copytree(EXAMPLES, root / "catalog")
     prom, _origin = start_prometheus(root / "prom-data", TEMPLATES)
     settings = Settings(out_dir=root / "out", state_url=f"sqlite:///{root}/state.db",
-                        catalog={"path": root / "catalog"},
+                        catalog={"path": root / "catalog"}, alerting=UNDELIVERED,
                         prometheus={"url": prom.url, "public_url": "https://prometheus.test"},
                         grafana={"public_url": GRAFANA}, backstage={"public_url": BACKSTAGE_UI},
                         serve={"sources": ["directory"], "watch": False, "resync_seconds": 3600,
@@ -108,7 +109,7 @@ def test_backstage_card_reads_an_entity_status_through_the_proxy(
     assert doc == direct  # the proxy passes obsctl's answer through unchanged
     assert doc["entity"] == "component:default/checkout" and doc["data"] == "ok"
 
-    catalog = load_path(root / "catalog", load_settings(None), TEMPLATES).catalog
+    catalog = load_path(root / "catalog", server.rt.settings, TEMPLATES).catalog
     svc = next(s for s in catalog.services if s.name == "checkout")
     report = build_report(catalog, TEMPLATES, server.rt.settings.prometheus.url,
                           ReportFilter(None, "default/checkout", None), "rolling", END)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from obsctl.config import Settings
 from obsctl.service.http import create_app
 from obsctl.service.runtime import Runtime
+from tests.support.alerting import UNDELIVERED
 from tests.support.binaries import free_port
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,7 @@ READ = {"Authorization": "Bearer status-read-token"}
 def _client(root: Path, **extra: Any) -> Iterator[TestClient]:
     shutil.copytree(EXAMPLES, root / "catalog", dirs_exist_ok=True)
     settings = Settings(out_dir=root / "out", state_url=f"sqlite:///{root}/state.db",
-                        catalog={"path": root / "catalog"},
+                        catalog={"path": root / "catalog"}, alerting=UNDELIVERED,
                         serve={"sources": ["directory"], "watch": False, "resync_seconds": 3600,
                                "read_tokens": ["status-read-token"]}, **extra)
     rt = Runtime(settings)
