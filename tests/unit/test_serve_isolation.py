@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from obsctl.config import Settings
 from obsctl.service.http import create_app
 from obsctl.service.runtime import FAILING_ROUNDS, Runtime
+from tests.support.alerting import UNDELIVERED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 POISON = """\
@@ -34,7 +35,7 @@ spec:
 def runtime(tmp_path: Path) -> Runtime:
     shutil.copytree(EXAMPLES, tmp_path / "catalog")
     return Runtime(Settings(out_dir=tmp_path / "out", state_url=f"sqlite:///{tmp_path}/state.db",
-                            catalog={"path": tmp_path / "catalog"},
+                            catalog={"path": tmp_path / "catalog"}, alerting=UNDELIVERED,
                             serve={"sources": ["directory"], "watch": False, "resync_seconds": 3600}))
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from obsctl.config import Settings
 from obsctl.service.http import create_app
 from obsctl.service.runtime import Runtime
+from tests.support.alerting import UNDELIVERED
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "catalog"
 TOKEN = "state-write-token-0123"
@@ -29,7 +30,7 @@ def runtime(tmp_path: Path) -> Runtime:
     if not (tmp_path / "catalog").exists():
         shutil.copytree(EXAMPLES, tmp_path / "catalog")
     return Runtime(Settings(out_dir=tmp_path / "out", state_url=f"sqlite:///{tmp_path}/state.db",
-                            catalog={"path": tmp_path / "catalog"},
+                            catalog={"path": tmp_path / "catalog"}, alerting=UNDELIVERED,
                             serve={"sources": ["directory", "api"], "watch": False, "resync_seconds": 3600,
                                    "write_tokens": [TOKEN], "deletion_grace_seconds": 0}))
 
