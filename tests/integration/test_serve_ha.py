@@ -41,8 +41,10 @@ def test_leader_killed_follower_takes_over(tmp_path: Path) -> None:
             # a registration through the follower is reconciled by the leader
             assert b.client.put("/v1/services/default/ha-one", json=service_doc("ha-one")).status_code == 201
             a.wait_for(lambda: _files_for(out, "ha-one"), what="ha-one artifacts by the leader")
-            st = b.service_status("default", "ha-one")  # the follower reads the leader's outcomes
-            assert st and st["artifacts"] and st["in_sync"]
+            # the follower reads the leader's outcomes (recorded once the round's sinks are all applied)
+            st = b.wait_for(lambda: (s := b.service_status("default", "ha-one")) and s["artifacts"] and s["in_sync"]
+                            and s, what="ha-one status through the follower")
+            assert st["registered"]
 
             # kill the leader hard: no clean unlock, PostgreSQL drops its session
             killed_at = time.monotonic()
