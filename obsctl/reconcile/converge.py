@@ -66,6 +66,7 @@ class Hooks:
     proceed: Callable[[], bool] = lambda: True  # checked before each sink's writes (leadership)
     apply_scope: Callable[[Sink, int], contextlib.AbstractContextManager[object]] = _no_scope  # e.g. a span
     on_outcome: Callable[[Outcome], None] | None = None  # hears each write as it lands (a progress line)
+    applied: Callable[[SinkRun], None] = lambda _run: None  # one sink's apply ended (record it right away)
 
 
 @dataclass
@@ -178,6 +179,7 @@ def apply_run(run: SinkRun, policy: Policy, hooks: Hooks | None = None) -> None:
     parallelism = max(1, min(run.sink.contract.parallelism, policy.max_parallelism))
     with hooks.apply_scope(run.sink, len(todo.writes)):
         run.result = apply_plan(run.sink, todo, policy.retry, parallelism=parallelism, on_outcome=hooks.on_outcome)
+    hooks.applied(run)
 
 
 def converge(desired: Mapping[str, Artifact], sinks: Sequence[Sink], policy: Policy,

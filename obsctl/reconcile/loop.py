@@ -50,6 +50,7 @@ from obsctl.reconcile.converge import (
     ALL_KINDS,
     Hooks,
     Policy,
+    SinkRun,
     changes_as_dicts,
     converge,
     protected_owners,
@@ -449,13 +450,20 @@ class Reconciler:
         now, started = self._clock(), time.monotonic()
         protected = d.protected | self._held(d, full, now)
         report.held_owners = sorted(self._held_owners)
-        result = converge(d.desired, self.sinks, self._policy(prune, protected, frozen=d.frozen),
-                          self._hooks(full, now))
+        recorded: dict[str, SinkReport] = {}
+
+        def applied(run: SinkRun) -> None:  # statuses land as soon as the sink's writes did
+            recorded[run.name] = self._book.record(run, now)
+
+        hooks = replace(self._hooks(full, now), applied=applied)
+        result = converge(d.desired, self.sinks, self._policy(prune, protected, frozen=d.frozen), hooks)
         for run in result.runs:
             if run.deep and run.listed:
                 self._last_deep[run.name] = started
-            if run.result is not None or not run.listed:
-                report.sinks.append(self._book.record(run, now))
+            if not run.listed:
+                recorded[run.name] = self._book.record(run, now)
+            if run.name in recorded:
+                report.sinks.append(recorded[run.name])
         if result.stopped:  # lost the lock mid-round: stopped writing
             report.leader = False
             report.error = "leadership lost during the round"
