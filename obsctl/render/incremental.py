@@ -11,8 +11,9 @@ test checks it over random sequences of catalog edits).
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from obsctl.errors import Problem, SpecError
@@ -68,22 +69,12 @@ class IncrementalRenderer:
     def _render(self, catalog: Catalog) -> DesiredState:
         ctx = RenderContext.of(catalog, self.templates, self.options, self.only)
         stats = RenderStats()
-        entries: dict[EntityRef, _Entry] = {}
         problems: list[Problem] = []
-        for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
-            team = ctx.team(svc.team)
-            old = self._entries.get(svc.ref)
-            if old is not None and old.team == team and old.service == svc:
-                entries[svc.ref] = old
-                stats.reused += 1
-                continue
-            try:
-                arts, summary = render_service(svc, ctx)
-            except SpecError as exc:
-                problems.extend(exc.problems)
-                continue
-            entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
-            stats.rendered += 1
+
+        def spec_error(_svc: Service, exc: Exception) -> None:
+            problems.extend(exc.problems if isinstance(exc, SpecError) else ())
+
+        entries = self._render_services(catalog, ctx, stats, SpecError, spec_error)
         summaries = tuple(e.summary for e in entries.values())
         teams = teams_in_use(summaries)
         # the routing tree reads per-service summaries (severities, own PagerDuty service, dependencies)
@@ -100,16 +91,32 @@ class IncrementalRenderer:
         self._entries, self._shared_key, self._shared = entries, shared_key, shared
         self.stats = stats
         out: DesiredState = {}
-        for entry in entries.values():
-            for art in entry.artifacts:
-                if art.id in out:
-                    raise ValueError(f"two artifacts share the id {art.id}")
-                out[art.id] = art
-        for art in shared:
+        for art in itertools.chain.from_iterable([*(e.artifacts for e in entries.values()), shared]):
             if art.id in out:
                 raise ValueError(f"two artifacts share the id {art.id}")
             out[art.id] = art
         return dict(sorted(out.items()))
+
+    def _render_services(self, catalog: Catalog, ctx: RenderContext, stats: RenderStats, catch: type[Exception],
+                         failed: Callable[[Service, Exception], None]) -> dict[EntityRef, _Entry]:
+        """Every service's entry: the cached one while its inputs are unchanged, else a fresh render
+        (a service whose render raises `catch` is handed to `failed` and left out)."""
+        entries: dict[EntityRef, _Entry] = {}
+        for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
+            team = ctx.team(svc.team)
+            old = self._entries.get(svc.ref)
+            if old is not None and old.team == team and old.service == svc:
+                entries[svc.ref] = old
+                stats.reused += 1
+                continue
+            try:
+                arts, summary = render_service(svc, ctx)
+            except catch as exc:
+                failed(svc, exc)
+                continue
+            entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
+            stats.rendered += 1
+        return entries
 
     def isolated(self, catalog: Catalog) -> IsolatedRender:
         """The desired state of `catalog` with every service in its own try: a service that fails to
@@ -118,22 +125,12 @@ class IncrementalRenderer:
         with self._lock:
             ctx = RenderContext.of(catalog, self.templates, self.options, self.only)
             stats = RenderStats()
-            entries: dict[EntityRef, _Entry] = {}
             failures: dict[str, RenderFailure] = {}
-            for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
-                team = ctx.team(svc.team)
-                old = self._entries.get(svc.ref)
-                if old is not None and old.team == team and old.service == svc:
-                    entries[svc.ref] = old
-                    stats.reused += 1
-                    continue
-                try:
-                    arts, summary = render_service(svc, ctx)
-                except Exception as exc:
-                    failures[owner_key(str(svc.ref))] = failure_of(str(svc.ref), exc)
-                    continue
-                entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
-                stats.rendered += 1
+
+            def isolate(svc: Service, exc: Exception) -> None:
+                failures[owner_key(str(svc.ref))] = failure_of(str(svc.ref), exc)
+
+            entries = self._render_services(catalog, ctx, stats, Exception, isolate)
 
             def shared_of(summaries: Sequence[ServiceSummary]) -> Sequence[Artifact]:
                 teams = teams_in_use(list(summaries))
