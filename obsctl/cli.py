@@ -129,18 +129,23 @@ def _converge_dir(args: argparse.Namespace, settings: Settings, apply: bool, pro
     return rendered, report.runs[0]
 
 
-def _report_problems(rendered: Rendered, err: TextIO) -> None:
+def _converge_dir_reported(args: argparse.Namespace, settings: Settings, write: bool,
+                           err: TextIO) -> tuple[Rendered, SinkRun | None]:
+    """`_converge_dir` with its problems on stderr; no run when the directory could not be listed."""
+    with Progress(err) as progress:
+        rendered, run = _converge_dir(args, settings, write, progress)
     for p in rendered.load.problems:
         err.write(str(p) + "\n")
+    if not run.listed:
+        err.write(f"obsctl: {args.out}: {run.error}\n")
+        return rendered, None
+    return rendered, run
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Write the desired artifacts under --out (only what changed is written)."""
-    with Progress(err) as progress:
-        rendered, run = _converge_dir(args, settings, True, progress)
-    _report_problems(rendered, err)
-    if not run.listed:
-        err.write(f"obsctl: {args.out}: {run.error}\n")
+    rendered, run = _converge_dir_reported(args, settings, True, err)
+    if run is None:
         return 1
     for o in run.failed:
         err.write(f"failed: {o.id}: {o.error}\n")
@@ -155,11 +160,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
     from obsctl.reconcile.converge import changes_as_dicts
     from obsctl.reconcile.plan import Action
 
-    with Progress(err) as progress:
-        rendered, run = _converge_dir(args, settings, False, progress)
-    _report_problems(rendered, err)
-    if not run.listed:
-        err.write(f"obsctl: {args.out}: {run.error}\n")
+    rendered, run = _converge_dir_reported(args, settings, False, err)
+    if run is None:
         return 1
     plan = run.plan
     if args.output in ("json", "yaml"):
