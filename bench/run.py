@@ -75,7 +75,7 @@ def markdown(rows: list[Row], info: dict[str, str], args: argparse.Namespace, no
            f"{' --only ' + args.only if args.only else ''}` on "
            f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} in {elapsed:.0f} s; each benchmark's rows come "
            "from its latest run (the notes say when each ran). "
-           f"Seed {SEED} (every random stream derives from it). Targets from issue 8; "
+           f"Seed {SEED} (every random stream derives from it). Targets from issues 8 and 14; "
            "MISS marks a missed target (benchmarks never fail a build).", "",
            "## Machine", "", "| what | value |", "|---|---|"]
     out += [f"| {k} | {esc(v)} |" for k, v in info.items()]
