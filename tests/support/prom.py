@@ -1,6 +1,6 @@
 """Real Prometheus, Alertmanager, promtool and amtool for tests, on 127.0.0.1 free ports.
 
-Flags and timings follow /work/shared/reference/prometheus/README.md: 1s rule evaluation,
+Flags and timings chosen for tests: 1s rule evaluation,
 `--rules.alert.resend-delay=1s` (the 1m default makes alert tests wait a minute after a drop
 before Alertmanager discovery), long TSDB retention (the 15d default deletes backfilled blocks),
 gossip off for Alertmanager, explicit external URLs. Servers are stopped by PID and awaited.

@@ -1,6 +1,6 @@
 """obsctl's collector-config model: one parametrised test per validation rule, plus the model's API.
 
-Rule references are to /work/shared/reference/otel/README.md, section "B.2 Config structure rules"
+Rule numbers follow the collector's config structure rules as the team's collector notes list them
 (#1 structure, #2 required sections, #3 ids and types, #4 extensions, #5 pipelines, #6 connectors,
 #7 each component's own Validate) and its component table. The collector's own agreement with these
 verdicts is proven in tests/collector/test_differential.py.
