@@ -117,7 +117,12 @@ def test_a_service_that_fails_to_render_is_isolated_with_its_last_good_artifacts
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_a_read_only_output_directory_fails_per_artifact_not_the_round(tmp_path: Path) -> None:
-    _read_only_case(tmp_path)
+    _read_only_case(tmp_path, blocked=False)
+
+
+def test_an_unwritable_output_path_fails_per_artifact_not_the_round(tmp_path: Path) -> None:
+    """The same for every user, root included: a file stands where the sink needs a directory."""
+    _read_only_case(tmp_path, blocked=True)
 
 
 def test_an_oserror_in_a_sink_is_a_per_artifact_failure(tmp_path: Path) -> None:
@@ -132,7 +137,7 @@ def test_an_oserror_in_a_sink_is_a_per_artifact_failure(tmp_path: Path) -> None:
     del src
 
 
-def _read_only_case(tmp_path: Path) -> None:
+def _read_only_case(tmp_path: Path, *, blocked: bool) -> None:
     out_ro = tmp_path / "ro"
     out_ro.mkdir()
     out_ok = tmp_path / "ok"
@@ -140,7 +145,10 @@ def _read_only_case(tmp_path: Path) -> None:
     ro = FilesSink(out_ro, name="ro")
     ok = FlakySink(out_ok, name="ok")
     r = Reconciler(src, load, render, [ro, ok], config=LoopConfig(retry=NO_RETRY))
-    out_ro.chmod(0o555)
+    if blocked:
+        (out_ro / "rules").write_text("a file where the rules directory belongs\n")
+    else:
+        out_ro.chmod(0o555)
     try:
         report = r.run_once()
     finally:
