@@ -169,27 +169,16 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 service, labels, slos = sloth.parse_sloth(r, data, templates)
                 if not service:
                     continue
-                ref = EntityRef("component", "default", service)
-                entry = pending.setdefault(ref, _Pending())
-                entry.extra_slos.append((slos, doc.file))
-                entry.owner_hint = entry.owner_hint or labels.get("owner", labels.get("team", ""))
+                entry = _attach_slos(pending, service, slos, labels.get("owner", labels.get("team", "")),
+                                     origin=Origin(doc.file, doc.line(), "sloth"), reader=r)
                 entry.failed = entry.failed or r.failed
-                if entry.origin is None:
-                    entry.origin = Origin(doc.file, doc.line(), "sloth")
-                entry.reader = entry.reader or r
             elif pyrra.is_pyrra(data):
                 # One Pyrra document is one SLO: a bad one is reported and skipped alone.
                 with r.contained():
                     service, owner, slos = pyrra.parse_pyrra(r, data, templates)
                 if not service:
                     continue
-                ref = EntityRef("component", "default", service)
-                entry = pending.setdefault(ref, _Pending())
-                entry.extra_slos.append((slos, doc.file))
-                entry.owner_hint = entry.owner_hint or owner
-                if entry.origin is None:
-                    entry.origin = Origin(doc.file, doc.line(), "pyrra")
-                entry.reader = entry.reader or r
+                _attach_slos(pending, service, slos, owner, origin=Origin(doc.file, doc.line(), "pyrra"), reader=r)
             elif api in openslo.API_VERSIONS:
                 if kind not in openslo.KINDS:
                     r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
@@ -214,14 +203,9 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
         service, owner, slos = openslo.build_slos(odoc, oslo, templates)
         if not service:
             continue
-        ref = EntityRef("component", "default", service)
-        entry = pending.setdefault(ref, _Pending())
-        entry.extra_slos.append((slos, odoc.reader.doc.file))
-        entry.owner_hint = entry.owner_hint or owner
         # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
-        if entry.origin is None:
-            entry.origin = Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo")
-        entry.reader = entry.reader or odoc.reader
+        _attach_slos(pending, service, slos, owner,
+                     origin=Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), reader=odoc.reader)
 
     services: list[Service] = []
     for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
@@ -232,6 +216,18 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
         services.append(svc)
     return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
                       sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)), sorted(set(skipped)))
+
+
+def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[SLO, ...], owner: str, *,
+                 origin: Origin, reader: Reader) -> _Pending:
+    """Add an imported spec's SLOs (Sloth, Pyrra, OpenSLO) to their service; the first document names it."""
+    entry = pending.setdefault(EntityRef("component", "default", service), _Pending())
+    entry.extra_slos.append((slos, origin.file))
+    entry.owner_hint = entry.owner_hint or owner
+    if entry.origin is None:
+        entry.origin = origin
+    entry.reader = entry.reader or reader
+    return entry
 
 
 def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, protocol: Protocol,
