@@ -41,8 +41,14 @@ def test_reconcile_and_sink_calls_are_traced(tmp_path: Path) -> None:
     with TestClient(create_app(rt), base_url="http://127.0.0.1") as client:
         assert rt.reconciler.ready.wait(30)
         assert client.get("/readyz").json() == {"ready": True, "leader": True}
-        rt.tracer_provider.force_flush()
-        spans = exporter.get_finished_spans()
+        # `ready` is set inside the first round, so its root span may end a moment later.
+        deadline = time.monotonic() + 30
+        while True:
+            rt.tracer_provider.force_flush()
+            spans = exporter.get_finished_spans()
+            if any(s.name == "reconcile" for s in spans) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     names = {s.name for s in spans}
     assert {"reconcile", "catalog.fetch", "catalog.load", "render", "sink.list_owned", "sink.apply",
             "sink.put"} <= names
