@@ -36,3 +36,33 @@ def test_unknown_benchmark_is_refused() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "unknown benchmark(s) nope" in proc.stderr
+
+
+def test_collect_takes_each_benchmarks_latest_rows_from_runs_made_elsewhere(tmp_path: Path) -> None:
+    import json
+
+    def entry(ran: str, value: str) -> dict[str, object]:
+        return {"ran": ran, "load": "1.00 / 1.00 / 1.00", "notes": [], "errors": [],
+                "rows": [{"benchmark": "render", "inputs": "N=1", "metric": "wall", "value": value,
+                          "target": "", "verdict": "ok"}]}
+
+    results = tmp_path / "RESULTS.md"
+    results.with_suffix(".json").write_text(json.dumps({"quick": False, "benchmarks": {
+        "render": entry("2026-11-28 10:00 UTC", "old"),
+        "reports": {**entry("2026-11-28 10:00 UTC", "kept"),
+                    "rows": [{"benchmark": "reports", "inputs": "N=1", "metric": "wall", "value": "kept",
+                              "target": "", "verdict": "ok"}]}}}))
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({"quick": False, "benchmarks": {"render": entry("2026-11-28 12:00 UTC", "new")}}))
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({"quick": False, "benchmarks": {"render": entry("2026-11-28 09:00 UTC", "stale")}}))
+    quick = tmp_path / "quick.json"
+    quick.write_text(json.dumps({"quick": True, "benchmarks": {"render": entry("2026-11-28 13:00 UTC", "quick")}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--collect", str(newer), str(older), str(quick),
+         "--results", str(results)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = results.read_text()
+    assert "| new |" in text and "| kept |" in text
+    assert "| old |" not in text and "| stale |" not in text and "| quick |" not in text
+    assert "render: ran 2026-11-28 12:00 UTC, load average 1.00 / 1.00 / 1.00" in text
