@@ -10,6 +10,9 @@ dominate: ~50 ms per promtool run).
 
 The desired state is read from the render benchmark's cache when it ran in the same `bench.run`
 (same N and seed), else rendered here.
+
+`OBSCTL_BENCH_APPLY=files` (or `grafana`) runs one part alone (the files part then renders only the
+rule and collector kinds it writes); unset or `grafana,files` runs both.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ TARGET_APPLY_S = 60.0
 TARGET_RESYNC_S = 2.0
 APPLY_N = 10000
 QUICK_APPLY_N = 50
+PARTS = ("grafana", "files")
+FILE_KINDS = ("prometheus-rules", "collector-agent", "collector-gateway", "collector-crd")
 
 _EMULATOR = f"""
 import sys, time
@@ -50,7 +55,16 @@ def desired_cache(ctx: Context, n: int) -> Path:
     return ctx.work / f"desired-{n}-{ctx.seed}.pickle"
 
 
-def _desired(ctx: Context, n: int) -> dict[str, Any]:
+def _parts() -> tuple[str, ...]:
+    """The parts OBSCTL_BENCH_APPLY selects (both when unset)."""
+    chosen = tuple(p.strip() for p in os.environ.get("OBSCTL_BENCH_APPLY", ",".join(PARTS)).split(",") if p.strip())
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown:
+        raise ValueError(f"OBSCTL_BENCH_APPLY: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    return chosen
+
+
+def _desired(ctx: Context, n: int, parts: tuple[str, ...]) -> dict[str, Any]:
     cache = desired_cache(ctx, n)
     if cache.exists():
         desired: dict[str, Any] = {}
@@ -63,12 +77,16 @@ def _desired(ctx: Context, n: int) -> dict[str, Any]:
         say(f"[apply] desired state from the render benchmark's cache ({len(desired)} artifacts)")
         return desired
     from bench.render import _options
+    from obsctl.model.artifact import Kind
     from obsctl.render import render_chunks
+    from obsctl.render.options import RenderOptions
 
-    say(f"[apply] rendering {n} services, every artifact kind (no cache from the render benchmark)")
+    options = _options("all") if "grafana" in parts else RenderOptions(outputs=frozenset(Kind(k) for k in FILE_KINDS))
+    say(f"[apply] rendering {n} services, {'every artifact kind' if 'grafana' in parts else 'rule and collector kinds'}"
+        " (no cache from the render benchmark)")
     t = time.perf_counter()
     desired = {a.id: a for chunk in render_chunks(synthetic_catalog(n, ctx.seed), templates(),
-                                                  _options("all")) for a in chunk}  # type: ignore[arg-type]
+                                                  options) for a in chunk}  # type: ignore[arg-type]
     say(f"[apply]   rendered in {fmt_s(time.perf_counter() - t)}")
     return desired
 
@@ -105,6 +123,41 @@ def _sync(sink: Any, desired: dict[str, Any], parallelism: int, deep: bool = Fal
     return t_list, total, result.writes, len(failed), len(plan.of(Action.UNCHANGED))
 
 
+def _files_after(ctx: Context, sink_name: str, make: Any, desired: dict[str, Any], inputs: str) -> list[Row]:
+    """After the first apply and resyncs: a new sink (a restarted process) resyncs, then one artifact changes.
+
+    The restarted sink knows nothing of the files yet (its first listing reads them); the one-change
+    round shows what a registration costs the sink (target: in proportion to the change).
+    """
+    from dataclasses import replace
+
+    sink = make()
+    mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
+    label = f"{inputs}; {sink_name}: {len(mine)} artifacts"
+    sink.prepare(mine.values())
+    _l, restart, w_r, f_r, _u = _sync(sink, mine, 1)
+    say(f"[apply]   resync by a new sink (restart) {fmt_s(restart)}: {w_r} writes, {f_r} failures")
+    key = sorted(mine)[len(mine) // 2]
+    changed = dict(mine)
+    changed[key] = replace(mine[key], body=mine[key].body + b"# changed\n")
+    manifest = sink.root / ".obsctl-manifest.json"
+    before = manifest.stat().st_mtime_ns if manifest.exists() else 0
+    cpu0 = sum(os.times()[:2])
+    l1, one, w1, f1, _u1 = _sync(sink, changed, 1)
+    cpu1 = sum(os.times()[:2])
+    rewritten = manifest.exists() and manifest.stat().st_mtime_ns != before
+    say(f"[apply]   one changed artifact {fmt_s(one)} (listing {fmt_s(l1)}, CPU {cpu1 - cpu0:.2f} s): {w1} writes, "
+        f"{f1} failures, manifest {'rewritten' if rewritten else 'not rewritten'}")
+    _sync(sink, mine, 1)  # back as it was
+    return [
+        Row(NAME, label, "no-change resync by a new sink (restart): wall time, writes",
+            f"{fmt_s(restart)}, {w_r} writes", "0 writes", verdict(w_r == 0 and f_r == 0)),
+        Row(NAME, label, "one artifact changed: wall time (list + plan + write)",
+            f"{fmt_s(one)} (list_owned {fmt_s(l1)}; {w1} writes; manifest "
+            f"{'rewritten' if rewritten else 'appended to'})", "", "n/a"),
+    ]
+
+
 def run(ctx: Context) -> list[Row]:
     """Apply, then resync, per sink."""
     from obsctl.model.artifact import Kind
@@ -112,9 +165,10 @@ def run(ctx: Context) -> list[Row]:
     from obsctl.sinks.files import FilesSink
 
     n = QUICK_APPLY_N if ctx.quick else APPLY_N
+    parts = _parts()
     inputs = f"N={n} services x 3 SLOs, seed={ctx.seed}"
-    say(f"[apply] {inputs}")
-    desired = _desired(ctx, n)
+    say(f"[apply] {inputs}; parts: {', '.join(parts)}")
+    desired = _desired(ctx, n, parts)
     rows: list[Row] = []
 
     def record(sink_name: str, sink: Any, parallelism: int, extra: str = "", peer: int | None = None) -> None:
@@ -157,7 +211,7 @@ def run(ctx: Context) -> list[Row]:
     except ImportError:
         GrafanaSink = None
         ctx.note("apply: obsctl/sinks/grafana.py is not there yet; the Grafana rows are missing")
-    if GrafanaSink is not None:
+    if GrafanaSink is not None and "grafana" in parts:
         emu = subprocess.Popen([sys.executable, "-c", _EMULATOR], cwd=REPO, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, text=True)
         try:
@@ -177,9 +231,15 @@ def run(ctx: Context) -> list[Row]:
             if emu.poll() is None:
                 emu.terminate()
             emu.wait(timeout=30)
+    if "files" not in parts:
+        return rows
     root = ctx.work / "apply-files"
     record("rule files (FilesSink)", FilesSink(root / "rules", {Kind.PROMETHEUS_RULES}, name="rules"), 1)
+    rows.extend(_files_after(ctx, "rule files (FilesSink)", lambda: FilesSink(root / "rules", {Kind.PROMETHEUS_RULES},
+                                                                              name="rules"), desired, inputs))
     record("collector files (collector_sink)", collector_sink(root / "collectors"), 1)
+    rows.extend(_files_after(ctx, "collector files (collector_sink)", lambda: collector_sink(root / "collectors"),
+                             desired, inputs))
     ctx.note("apply: file sinks run without promtool/otelcol validation; manifest bytes after the run: "
              + json.dumps({p.parent.name: p.stat().st_size for p in root.glob("*/.obsctl-manifest.json")}))
     return rows
