@@ -24,8 +24,9 @@ owns: finds edits made outside obsctl) on a full resync when its last deep listi
 `deep_every_seconds` old (0: every full resync), and fast (its cheap index) on every other round.
 
 The plan and apply of a round are `converge.converge`, the path every command shares. This module
-schedules rounds and builds each round's desired state (carry-forward, grace, shrink guard);
-statuses and held retries live in `status.StatusBook`, sink spans in `tracing.TracedSink`.
+schedules rounds and keeps the shrink guard; each round's desired state (carry-forward, grace, held
+and frozen owners) is built by `desired.DesiredStates`, statuses and held retries live in
+`status.StatusBook`, sink spans in `tracing.TracedSink`.
 """
 
 from __future__ import annotations
@@ -40,38 +41,32 @@ from typing import Any
 
 from opentelemetry import trace
 
-from obsctl.errors import PermanentError, Severity, TemporaryError
+from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import DesiredState, Kind
-from obsctl.model.entities import Catalog, Service
+from obsctl.model.entities import Catalog
 from obsctl.model.source import SourceFile
 from obsctl.model.status import ArtifactStatus, owner_key
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import (
     ALL_KINDS,
+    ConvergeReport,
     Hooks,
     Policy,
     SinkRun,
     changes_as_dicts,
     converge,
-    protected_owners,
 )
+from obsctl.reconcile.desired import Desired, DesiredStates, Loader, Renderer
 from obsctl.reconcile.plan import Change
 from obsctl.reconcile.status import Recorder, RoundReport, SinkReport, StatusBook
 from obsctl.reconcile.tracing import ErrorHook, TracedSink
-from obsctl.render.isolated import IsolatedRender
 from obsctl.sinks.base import Sink
 from obsctl.sources.base import CatalogSource
-from obsctl.spec.load import LoadResult
 
-__all__ = ["ErrorHook", "LoopConfig", "Reconciler", "Recorder", "RoundReport", "SinkReport", "TracedSink"]
+__all__ = ["ErrorHook", "Loader", "LoopConfig", "Reconciler", "Recorder", "Renderer", "RoundReport", "SinkReport",
+           "TracedSink"]
 
 log = logging.getLogger("obsctl.reconcile")
-
-Loader = Callable[[list[SourceFile]], LoadResult]
-# A renderer returns the desired state, or an IsolatedRender: the desired state of the services that
-# rendered and the located failure of each one that did not.
-Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
-
 
 @dataclass
 class LoopConfig:
@@ -91,28 +86,6 @@ class LoopConfig:
     deletion_reads: int = 1
 
 
-def _svc_key(svc: Service) -> str:
-    return f"{svc.ref.namespace}/{svc.ref.name}"
-
-
-@dataclass
-class _Desired:
-    catalog: Catalog
-    desired: DesiredState
-    complete: bool
-    skipped: list[str]
-    carried: list[str]
-    protected: frozenset[str]  # owner keys whose artifacts must not be pruned
-    problems: list[str]
-    last_good: dict[str, Service]
-    isolated: dict[str, str] = field(default_factory=dict)  # owner key -> render failure
-    grace_left: dict[str, float] = field(default_factory=dict)  # absent owner key -> seconds of grace left
-    absent: dict[str, tuple[float, int]] = field(default_factory=dict)  # owner key -> (since, complete reads)
-    forgotten: set[str] = field(default_factory=set)
-    grace_carried: int = 0  # services in the catalog only because their deletion grace runs
-    frozen: frozenset[str] = frozenset()  # owner keys loaded without an SLO that has errors, no good model to use
-
-
 class Reconciler:
     """Runs rounds on demand (`run_once`) or forever on a thread (`start`/`stop`)."""
 
@@ -122,8 +95,6 @@ class Reconciler:
                  on_error: ErrorHook | None = None, on_round: Callable[[RoundReport], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.source = source
-        self._load = load
-        self._render = render
         self.config = config or LoopConfig()
         self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
         self.sinks: list[TracedSink] = [TracedSink(s, self._tracer, on_error) for s in sinks]
@@ -138,15 +109,8 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending_reasons: list[str] = []
-        self._last_good: dict[str, Service] = {}
-        self._partial_models: frozenset[str] = frozenset()  # keys whose model in _last_good lacks an SLO
-        self._forgotten: set[str] = set()  # deregistered on purpose: no grace, no carry-forward
-        self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
-        self._render_failures: dict[str, str] = {}
-        self._isolated: dict[str, str] = {}  # owner key -> error, as last recorded
-        self._adopt = False  # list the targets first and hold what the catalog lacks (state store was empty)
-        self._held_owners: set[str] = set()
-        self._render_cache: tuple[Catalog, DesiredState] | None = None
+        self._states = DesiredStates(load, render, grace_seconds=self.config.deletion_grace_seconds,
+                                     grace_reads=self.config.deletion_reads, tracer=self._tracer)
         self._baseline_services: int | None = None
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None
@@ -162,20 +126,11 @@ class Reconciler:
         if self._recorder is None:
             return
         with self._round_lock:
-            statuses = self._recorder.load_statuses()
+            self._book.load(self._recorder.load_statuses())
             baseline = self._recorder.get_meta("baseline_services")
-            absent = self._recorder.get_meta("absent_owners")
-            isolated = self._recorder.get_meta("isolated")
-            held = self._recorder.get_meta("held_owners")
-            adopt = self._recorder.get_meta("adopt_targets")
-            self._book.load(statuses)
+            self._states.restore(self._recorder)
             with self._lock:
                 self._baseline_services = int(baseline) if isinstance(baseline, int) else None
-                if isinstance(absent, dict):
-                    self._absent = {str(k): (float(v[0]), int(v[1])) for k, v in absent.items()}
-                self._isolated = {str(k): str(v) for k, v in isolated.items()} if isinstance(isolated, dict) else {}
-                self._held_owners = {str(k) for k in held} if isinstance(held, list) else set()
-                self._adopt = self._adopt or adopt is True
 
     # -- waking ------------------------------------------------------------------------------
 
@@ -194,20 +149,15 @@ class Reconciler:
     @property
     def catalog(self) -> Catalog | None:
         """The catalog of the last successful load and render (None before the first one)."""
-        cached = self._render_cache
-        return cached[0] if cached is not None else None
+        return self._states.catalog
 
     def desired_state(self) -> DesiredState | None:
         """The desired state of the last render (None before the first)."""
-        cached = self._render_cache
-        return cached[1] if cached is not None else None
+        return self._states.desired_state
 
     def forget(self, key: str) -> None:
         """A service removed on purpose (`namespace/name`): never carry it forward or keep it for a grace."""
-        with self._lock:
-            self._last_good.pop(key, None)
-            self._absent.pop(key, None)
-            self._forgotten.add(key)
+        self._states.forget(key)
 
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
@@ -220,150 +170,26 @@ class Reconciler:
 
     # -- desired state -----------------------------------------------------------------------
 
-    def _desired(self, files: list[SourceFile], complete: bool) -> _Desired:
-        with self._tracer.start_as_current_span("catalog.load"):
-            result = self._load(files)
-        skipped_keys = protected_owners(result.skipped)
-        partial = result.partial_owners()
-        broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
-        current = {_svc_key(s): s for s in result.catalog.services}
-        now = self._clock()
-        with self._lock:
-            last_good = dict(self._last_good)
-            partial_models = set(self._partial_models)
-            forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
-            known = {owner_key(owner) for owner in self._book.owners()}
-            previous = self._render_cache[1] if self._render_cache is not None else {}
-        carried: list[str] = []
-        for key in sorted(partial & set(current)):
-            # an SLO with errors was left out: render the last complete model rather than drop its alerts
-            if key in last_good and key not in partial_models:
-                current[key] = last_good[key]
-                carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
-        absent: set[str] = set()
-        for key, svc in sorted(last_good.items()):
-            if key in current or key in forgotten:
-                continue
-            if key in skipped_keys or svc.origin.file in broken_files or not complete:
-                current[key] = svc
-                carried.append(str(svc.ref))
-            else:
-                absent.add(key)
-        absent_since = self._absence(absent, complete, now)
-        in_grace = {k for k, (since, reads) in absent_since.items() if not self._grace_over(since, reads, now)}
-        for key in sorted(in_grace):
-            svc = last_good[key]
-            current[key] = svc
-            carried.append(f"{svc.ref} (absent, in the deletion grace period)")
-        grace_carried = len(in_grace)
-        frozen = frozenset(k for k, svc in current.items()
-                           if (k in partial and svc is not last_good.get(k))
-                           or (k in partial_models and svc is last_good.get(k)))
-        services = tuple(v for _, v in sorted(current.items()))
-        catalog = Catalog(services, result.catalog.teams)
-        with self._tracer.start_as_current_span("render") as span:
-            cached = self._render_cache
-            if cached is not None and cached[0] == catalog:
-                desired, failures = cached[1], dict(self._render_failures)  # pure: same catalog, same bytes
-                span.set_attribute("obsctl.cached", True)
-            else:
-                rendered = self._render(catalog)
-                if isinstance(rendered, IsolatedRender):
-                    desired, failures = rendered.desired, {k: f.error for k, f in rendered.failures.items()}
-                else:
-                    desired, failures = rendered, {}
-                if failures:  # an isolated service keeps its last good artifacts
-                    desired = dict(desired)
-                    for aid, art in previous.items():
-                        if owner_key(art.owner) in failures and aid not in desired:
-                            desired[aid] = art
-                    desired = dict(sorted(desired.items()))
-                self._render_cache = (catalog, desired)
-                self._render_failures = failures
-            span.set_attribute("obsctl.artifacts", len(desired))
-        # owners known only from the recorded statuses (after a restart: no model to render) that nothing
-        # desired belongs to: their artifacts are kept as they are while in the grace period
-        desired_owners = {owner_key(a.owner) for a in desired.values()}
-        orphans = known - desired_owners - set(current) - forgotten - skipped_keys - set(failures)
-        absent_since.update(self._absence(orphans, complete, now))
-        kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}
-        in_grace |= kept_as_is
-        grace_left = {k: max(0.0, absent_since[k][0] + self.config.deletion_grace_seconds - now) for k in in_grace}
-        protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
-        return _Desired(catalog, desired, complete, list(result.skipped), carried, protected,
-                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
-                        failures, grace_left, absent_since, forgotten, grace_carried, frozen)
-
-    def _absence(self, absent: set[str], complete: bool, now: float) -> dict[str, tuple[float, int]]:
-        """(since, complete reads) of every owner absent now; counts this read when it was complete."""
-        with self._lock:
-            before = dict(self._absent)
-        out: dict[str, tuple[float, int]] = {}
-        for key in absent:
-            since, reads = before.get(key, (now, 0))
-            out[key] = (since, reads + (1 if complete else 0))
-        return out
-
-    def _grace_over(self, since: float, reads: int, now: float) -> bool:
-        return now - since >= self.config.deletion_grace_seconds and reads >= self.config.deletion_reads
+    def _desired(self, files: list[SourceFile], complete: bool) -> Desired:
+        known = {owner_key(owner) for owner in self._book.owners()}
+        return self._states.build(files, complete, known, self._clock())
 
     def adopt_targets(self) -> None:
         """The state store was empty (new, or lost): at the next round, every owner the targets hold
         that the catalog lacks (a registration lost with the database) is held, not pruned, until it
         is registered again or `release_held` is called."""
-        with self._lock:
-            self._adopt = True
+        self._states.adopt_targets()
 
     def release_held(self) -> list[str]:
         """Let the held owners go (they are pruned after the usual grace); the list released."""
-        with self._lock:
-            released, self._held_owners = sorted(self._held_owners), set()
-        if self._recorder is not None:
-            self._recorder.set_meta("held_owners", [])
-        return released
+        return self._states.release_held(self._recorder)
 
-    def _held(self, d: _Desired, full: bool, now: float) -> frozenset[str]:
-        with self._lock:
-            adopt, held = self._adopt, set(self._held_owners)
-        if adopt:
-            listing = converge(d.desired, self.sinks, self._policy(False, d.protected, apply=False),
-                               replace(self._hooks(full, now), deep=lambda _sink: False))
-            if listing.complete:
-                desired_owners = {owner_key(a.owner) for a in d.desired.values()}
-                found = {owner_key(o.owner) for run in listing.runs for o in run.owned.values() if o.owner}
-                held |= found - desired_owners - d.forgotten
-                with self._lock:
-                    self._adopt = False
-                if self._recorder is not None:
-                    self._recorder.set_meta("adopt_targets", False)
-                if held:
-                    log.warning("state store was empty: %d owners found in the targets and not in the catalog "
-                                "are held (not pruned) until registered again or released", len(held))
-        kept = held - set(d.last_good)  # registered again: back in the catalog
-        with self._lock:
-            changed = kept != self._held_owners
-            self._held_owners = kept
-        if changed and self._recorder is not None:
-            self._recorder.set_meta("held_owners", sorted(kept))
-        return frozenset(kept)
+    def _held(self, d: Desired, full: bool, now: float) -> frozenset[str]:
+        def listing() -> ConvergeReport:
+            return converge(d.desired, self.sinks, self._policy(False, d.protected, apply=False),
+                            replace(self._hooks(full, now), deep=lambda _sink: False))
 
-    def _commit_absence(self, d: _Desired) -> None:
-        """Keep the absence counts and the isolated services; record and audit what changed."""
-        with self._lock:
-            self._absent = dict(d.absent)
-            self._forgotten -= set(d.last_good)
-            before, self._isolated = self._isolated, dict(d.isolated)
-        if self._recorder is None:
-            return
-        self._recorder.set_meta("absent_owners", {k: list(v) for k, v in sorted(d.absent.items())})
-        if before != d.isolated:
-            self._recorder.set_meta("isolated", dict(sorted(d.isolated.items())))
-            for key, error in sorted(d.isolated.items()):
-                if before.get(key) != error:
-                    log.warning("isolated %s: %s", key, error, extra={"fields": {"service": key}})
-                    self._recorder.audit("obsctl", "isolate", key, {"error": error})
-            for key in sorted(set(before) - set(d.isolated)):
-                self._recorder.audit("obsctl", "recover", key, {})
+        return self._states.held(d, listing, self._recorder)
 
     def _catalog_refusal(self, count: int) -> str:
         base = self._baseline_services
@@ -433,7 +259,7 @@ class Reconciler:
         report.services = len(d.catalog.services)
         report.skipped, report.carried, report.problems = d.skipped, d.carried, d.problems
         report.isolated, report.absent = d.isolated, d.grace_left
-        self._commit_absence(d)
+        self._states.commit_absence(d, self._recorder)
         prune = fetched.complete
         # the shrink guard counts what was read: services kept only by the grace period are missing
         refusal = self._catalog_refusal(report.services - d.grace_carried) if prune else ""
@@ -444,12 +270,10 @@ class Reconciler:
             report.prune = False
             return
         report.prune = prune
-        with self._lock:
-            self._last_good = d.last_good
-            self._partial_models = d.frozen
+        self._states.accept(d)
         now, started = self._clock(), time.monotonic()
         protected = d.protected | self._held(d, full, now)
-        report.held_owners = sorted(self._held_owners)
+        report.held_owners = self._states.held_owners
         recorded: dict[str, SinkReport] = {}
 
         def applied(run: SinkRun) -> None:  # statuses land as soon as the sink's writes did
@@ -549,10 +373,9 @@ class Reconciler:
         retry_at = self._book.next_retry_at()
         if retry_at is not None:
             wait = min(wait, retry_at - now)
-        with self._lock:
-            # a service whose deletion grace ends: read again then (and a second later, for the second read)
-            for since, _reads in self._absent.values():
-                wait = min(wait, max(since + self.config.deletion_grace_seconds - now, 1.0))
+        # a service whose deletion grace ends: read again then (and a second later, for the second read)
+        for since in self._states.absences():
+            wait = min(wait, max(since + self.config.deletion_grace_seconds - now, 1.0))
         if self._catalog_retry_at is not None:
             wait = min(wait, self._catalog_retry_at - mono)
         return max(0.0, wait)

@@ -1,0 +1,299 @@
+"""A serve round's desired state: what the catalog says, corrected by what the loop remembers.
+
+The catalog as read is not what a round converges to. `DesiredStates` keeps what earlier rounds
+learned and applies four rules to each read:
+
+- carry-forward: a service skipped for spec errors, whose file broke, or missing from an incomplete
+  read keeps its last good model (so its artifacts stay as they were); a service that fails to render
+  keeps its last good artifacts;
+- frozen owners: a service that loaded without an SLO that has errors is rendered from its last
+  complete model, or, with none, its artifacts stay exactly as the sink holds them;
+- deletion grace: a service missing from a complete read is carried forward until it has been absent
+  for `grace_seconds` and `grace_reads` complete reads; owners known only from recorded statuses
+  (after a restart) are protected the same way; an explicit deregistration (`forget`) skips it;
+- held owners: after the state store was found empty, owners the targets hold that the catalog lacks
+  are held (never pruned) until registered again or released.
+
+The reconcile loop (`loop.Reconciler`) schedules rounds and converges what this module builds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from opentelemetry import trace
+
+from obsctl.errors import Severity
+from obsctl.model.artifact import DesiredState
+from obsctl.model.entities import Catalog, Service
+from obsctl.model.source import SourceFile
+from obsctl.model.status import owner_key
+from obsctl.reconcile.converge import ConvergeReport, protected_owners
+from obsctl.reconcile.status import Recorder
+from obsctl.render.isolated import IsolatedRender
+from obsctl.spec.load import LoadResult
+
+log = logging.getLogger("obsctl.reconcile")
+
+Loader = Callable[[list[SourceFile]], LoadResult]
+# A renderer returns the desired state, or an IsolatedRender: the desired state of the services that
+# rendered and the located failure of each one that did not.
+Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
+
+
+def service_key(svc: Service) -> str:
+    """The owner key (`namespace/name`) of a service."""
+    return f"{svc.ref.namespace}/{svc.ref.name}"
+
+
+@dataclass
+class Desired:
+    """One round's desired state and why it differs from the catalog as read."""
+
+    catalog: Catalog
+    desired: DesiredState
+    complete: bool
+    skipped: list[str]
+    carried: list[str]
+    protected: frozenset[str]  # owner keys whose artifacts must not be pruned
+    problems: list[str]
+    last_good: dict[str, Service]
+    isolated: dict[str, str] = field(default_factory=dict)  # owner key -> render failure
+    grace_left: dict[str, float] = field(default_factory=dict)  # absent owner key -> seconds of grace left
+    absent: dict[str, tuple[float, int]] = field(default_factory=dict)  # owner key -> (since, complete reads)
+    forgotten: set[str] = field(default_factory=set)
+    grace_carried: int = 0  # services in the catalog only because their deletion grace runs
+    frozen: frozenset[str] = frozenset()  # owner keys loaded without an SLO that has errors, no good model to use
+
+
+class DesiredStates:
+    """What the loop remembers between rounds to build each round's desired state (thread-safe)."""
+
+    def __init__(self, load: Loader, render: Renderer, *, grace_seconds: float = 0.0, grace_reads: int = 1,
+                 tracer: trace.Tracer | None = None) -> None:
+        self._load = load
+        self._render = render
+        self.grace_seconds = grace_seconds
+        self.grace_reads = grace_reads
+        self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
+        self._lock = threading.RLock()
+        self._last_good: dict[str, Service] = {}
+        self._partial_models: frozenset[str] = frozenset()  # keys whose model in _last_good lacks an SLO
+        self._forgotten: set[str] = set()  # deregistered on purpose: no grace, no carry-forward
+        self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
+        self._render_failures: dict[str, str] = {}
+        self._isolated: dict[str, str] = {}  # owner key -> error, as last recorded
+        self._adopt = False  # list the targets first and hold what the catalog lacks (state store was empty)
+        self._held_owners: set[str] = set()
+        self._render_cache: tuple[Catalog, DesiredState] | None = None
+
+    # -- remembered state --------------------------------------------------------------------
+
+    def restore(self, recorder: Recorder) -> None:
+        """Absences, isolated services and held owners as recorded (at start, and on becoming leader)."""
+        absent = recorder.get_meta("absent_owners")
+        isolated = recorder.get_meta("isolated")
+        held = recorder.get_meta("held_owners")
+        adopt = recorder.get_meta("adopt_targets")
+        with self._lock:
+            if isinstance(absent, dict):
+                self._absent = {str(k): (float(v[0]), int(v[1])) for k, v in absent.items()}
+            self._isolated = {str(k): str(v) for k, v in isolated.items()} if isinstance(isolated, dict) else {}
+            self._held_owners = {str(k) for k in held} if isinstance(held, list) else set()
+            self._adopt = self._adopt or adopt is True
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The catalog of the last successful load and render (None before the first one)."""
+        cached = self._render_cache
+        return cached[0] if cached is not None else None
+
+    @property
+    def desired_state(self) -> DesiredState | None:
+        """The desired state of the last render (None before the first)."""
+        cached = self._render_cache
+        return cached[1] if cached is not None else None
+
+    @property
+    def held_owners(self) -> list[str]:
+        """Owner keys held after the state store was found empty."""
+        with self._lock:
+            return sorted(self._held_owners)
+
+    def absences(self) -> list[float]:
+        """When each absent owner's absence began (its grace ends `grace_seconds` later)."""
+        with self._lock:
+            return [since for since, _reads in self._absent.values()]
+
+    def forget(self, key: str) -> None:
+        """A service removed on purpose (`namespace/name`): never carry it forward or keep it for a grace."""
+        with self._lock:
+            self._last_good.pop(key, None)
+            self._absent.pop(key, None)
+            self._forgotten.add(key)
+
+    def adopt_targets(self) -> None:
+        """At the next round, hold every owner the targets hold that the catalog lacks."""
+        with self._lock:
+            self._adopt = True
+
+    def release_held(self, recorder: Recorder | None) -> list[str]:
+        """Let the held owners go (they are pruned after the usual grace); the list released."""
+        with self._lock:
+            released, self._held_owners = sorted(self._held_owners), set()
+        if recorder is not None:
+            recorder.set_meta("held_owners", [])
+        return released
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build(self, files: list[SourceFile], complete: bool, known: Collection[str], now: float) -> Desired:
+        """Load and render one read of the catalog, with carry-forward, frozen owners and grace applied.
+
+        `known`: owner keys of every recorded artifact status (owners the targets may still hold).
+        """
+        with self._tracer.start_as_current_span("catalog.load"):
+            result = self._load(files)
+        skipped_keys = protected_owners(result.skipped)
+        partial = result.partial_owners()
+        broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
+        current = {service_key(s): s for s in result.catalog.services}
+        with self._lock:
+            last_good = dict(self._last_good)
+            partial_models = set(self._partial_models)
+            forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
+            previous = self._render_cache[1] if self._render_cache is not None else {}
+        carried: list[str] = []
+        for key in sorted(partial & set(current)):
+            # an SLO with errors was left out: render the last complete model rather than drop its alerts
+            if key in last_good and key not in partial_models:
+                current[key] = last_good[key]
+                carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
+        absent: set[str] = set()
+        for key, svc in sorted(last_good.items()):
+            if key in current or key in forgotten:
+                continue
+            if key in skipped_keys or svc.origin.file in broken_files or not complete:
+                current[key] = svc
+                carried.append(str(svc.ref))
+            else:
+                absent.add(key)
+        absent_since = self._absence(absent, complete, now)
+        in_grace = {k for k, (since, reads) in absent_since.items() if not self._grace_over(since, reads, now)}
+        for key in sorted(in_grace):
+            svc = last_good[key]
+            current[key] = svc
+            carried.append(f"{svc.ref} (absent, in the deletion grace period)")
+        grace_carried = len(in_grace)
+        frozen = frozenset(k for k, svc in current.items()
+                           if (k in partial and svc is not last_good.get(k))
+                           or (k in partial_models and svc is last_good.get(k)))
+        services = tuple(v for _, v in sorted(current.items()))
+        catalog = Catalog(services, result.catalog.teams)
+        desired, failures = self._rendered(catalog, previous)
+        # owners known only from the recorded statuses (after a restart: no model to render) that nothing
+        # desired belongs to: their artifacts are kept as they are while in the grace period
+        desired_owners = {owner_key(a.owner) for a in desired.values()}
+        orphans = set(known) - desired_owners - set(current) - forgotten - skipped_keys - set(failures)
+        absent_since.update(self._absence(orphans, complete, now))
+        kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}
+        in_grace |= kept_as_is
+        grace_left = {k: max(0.0, absent_since[k][0] + self.grace_seconds - now) for k in in_grace}
+        protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
+        return Desired(catalog, desired, complete, list(result.skipped), carried, protected,
+                       [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
+                       failures, grace_left, absent_since, forgotten, grace_carried, frozen)
+
+    def _rendered(self, catalog: Catalog, previous: DesiredState) -> tuple[DesiredState, dict[str, str]]:
+        """The catalog's desired state and render failures (an isolated service keeps its last good artifacts)."""
+        with self._tracer.start_as_current_span("render") as span:
+            cached = self._render_cache
+            if cached is not None and cached[0] == catalog:
+                desired, failures = cached[1], dict(self._render_failures)  # pure: same catalog, same bytes
+                span.set_attribute("obsctl.cached", True)
+            else:
+                rendered = self._render(catalog)
+                if isinstance(rendered, IsolatedRender):
+                    desired, failures = rendered.desired, {k: f.error for k, f in rendered.failures.items()}
+                else:
+                    desired, failures = rendered, {}
+                if failures:
+                    desired = dict(desired)
+                    for aid, art in previous.items():
+                        if owner_key(art.owner) in failures and aid not in desired:
+                            desired[aid] = art
+                    desired = dict(sorted(desired.items()))
+                self._render_cache = (catalog, desired)
+                self._render_failures = failures
+            span.set_attribute("obsctl.artifacts", len(desired))
+        return desired, failures
+
+    def _absence(self, absent: set[str], complete: bool, now: float) -> dict[str, tuple[float, int]]:
+        """(since, complete reads) of every owner absent now; counts this read when it was complete."""
+        with self._lock:
+            before = dict(self._absent)
+        out: dict[str, tuple[float, int]] = {}
+        for key in absent:
+            since, reads = before.get(key, (now, 0))
+            out[key] = (since, reads + (1 if complete else 0))
+        return out
+
+    def _grace_over(self, since: float, reads: int, now: float) -> bool:
+        return now - since >= self.grace_seconds and reads >= self.grace_reads
+
+    # -- after a round's read was accepted -----------------------------------------------------
+
+    def commit_absence(self, d: Desired, recorder: Recorder | None) -> None:
+        """Keep the absence counts and the isolated services; record and audit what changed."""
+        with self._lock:
+            self._absent = dict(d.absent)
+            self._forgotten -= set(d.last_good)
+            before, self._isolated = self._isolated, dict(d.isolated)
+        if recorder is None:
+            return
+        recorder.set_meta("absent_owners", {k: list(v) for k, v in sorted(d.absent.items())})
+        if before != d.isolated:
+            recorder.set_meta("isolated", dict(sorted(d.isolated.items())))
+            for key, error in sorted(d.isolated.items()):
+                if before.get(key) != error:
+                    log.warning("isolated %s: %s", key, error, extra={"fields": {"service": key}})
+                    recorder.audit("obsctl", "isolate", key, {"error": error})
+            for key in sorted(set(before) - set(d.isolated)):
+                recorder.audit("obsctl", "recover", key, {})
+
+    def accept(self, d: Desired) -> None:
+        """The round goes on with `d` (it was not refused): its models are the last good ones now."""
+        with self._lock:
+            self._last_good = d.last_good
+            self._partial_models = d.frozen
+
+    def held(self, d: Desired, listing: Callable[[], ConvergeReport], recorder: Recorder | None) -> frozenset[str]:
+        """Owner keys held after the state store was found empty (listing the targets once to find them).
+
+        `listing` lists every sink (no writes) against `d.desired`.
+        """
+        with self._lock:
+            adopt, held = self._adopt, set(self._held_owners)
+        if adopt:
+            listed = listing()
+            if listed.complete:
+                desired_owners = {owner_key(a.owner) for a in d.desired.values()}
+                found = {owner_key(o.owner) for run in listed.runs for o in run.owned.values() if o.owner}
+                held |= found - desired_owners - d.forgotten
+                with self._lock:
+                    self._adopt = False
+                if recorder is not None:
+                    recorder.set_meta("adopt_targets", False)
+                if held:
+                    log.warning("state store was empty: %d owners found in the targets and not in the catalog "
+                                "are held (not pruned) until registered again or released", len(held))
+        kept = held - set(d.last_good)  # registered again: back in the catalog
+        with self._lock:
+            changed = kept != self._held_owners
+            self._held_owners = kept
+        if changed and recorder is not None:
+            recorder.set_meta("held_owners", sorted(kept))
+        return frozenset(kept)
