@@ -61,7 +61,7 @@ from obsctl.reconcile.plan import Change
 from obsctl.reconcile.status import Recorder, RoundReport, SinkReport, StatusBook
 from obsctl.reconcile.tracing import ErrorHook, TracedSink
 from obsctl.sinks.base import Sink
-from obsctl.sources.base import CatalogSource
+from obsctl.sources.base import CatalogSource, ChangeTrackingSource
 
 __all__ = ["ErrorHook", "Loader", "LoopConfig", "Reconciler", "Recorder", "Renderer", "RoundReport", "SinkReport",
            "TracedSink"]
@@ -240,7 +240,9 @@ class Reconciler:
             return
         with self._tracer.start_as_current_span("catalog.fetch"):
             try:
-                fetched = self.source.fetch()
+                # an event round re-reads what the source knows changed; a full resync reads everything
+                src = self.source
+                fetched = src.fetch_changed() if not full and isinstance(src, ChangeTrackingSource) else src.fetch()
             except (TemporaryError, PermanentError) as exc:
                 report.catalog_error = str(exc)
                 self._catalog_failures += 1

@@ -33,6 +33,15 @@ class CatalogSource(Protocol):
 
 
 @runtime_checkable
+class ChangeTrackingSource(Protocol):
+    """A source that can answer a read from what it read before plus what it knows changed since."""
+
+    def fetch_changed(self) -> FetchResult:
+        """What `fetch` would answer now, re-reading only what changed (it may read everything)."""
+        ...
+
+
+@runtime_checkable
 class WatchableSource(Protocol):
     """A source that can tell when it changed (the loop still resyncs on its own)."""
 
@@ -55,11 +64,18 @@ class CombinedSource:
 
     def fetch(self) -> FetchResult:
         """Concatenate every source's files; complete only if all are."""
+        return self._fetch(changed=False)
+
+    def fetch_changed(self) -> FetchResult:
+        """As `fetch`, each source re-reading only what it knows changed (when it can tell)."""
+        return self._fetch(changed=True)
+
+    def _fetch(self, changed: bool) -> FetchResult:
         files: list[SourceFile] = []
         complete = True
         for src in self.sources:
             try:
-                got = src.fetch()
+                got = src.fetch_changed() if changed and isinstance(src, ChangeTrackingSource) else src.fetch()
             except TemporaryError as exc:
                 raise TemporaryError(f"{src.name}: {exc}", exc.retry_after) from exc
             files.extend(got.files)

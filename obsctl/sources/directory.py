@@ -19,12 +19,14 @@ DEFAULT_GLOBS = ("**/*.yaml", "**/*.yml")
 MAX_FILE_BYTES = 1 << 20
 
 
-def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Sequence[str] = ("_gen/**",)
-                   ) -> list[SourceFile]:
+def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Sequence[str] = ("_gen/**",),
+                   cache: dict[str, tuple[tuple[int, int, int], SourceFile]] | None = None) -> list[SourceFile]:
     """Every file under root matching a glob, as (path relative to cwd-or-root, bytes).
 
     Oversized files are passed on truncated-free: the loader reports them by size.
     A missing root is a permanent error: an empty catalog must never be inferred from a typo.
+    With `cache` (path -> (stat key, file), updated in place), a file whose (mtime, size, inode) did not
+    change is not read again: the same SourceFile is returned.
     """
     if root.is_file():
         return [SourceFile(str(root), root.read_bytes())]
@@ -40,10 +42,24 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
             if any(part.startswith(".") for part in rel.parts):
                 continue
             seen.add(path)
-            size = path.stat().st_size
-            data = path.read_bytes() if size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
-            out.append(SourceFile(str(root / rel), data))
+            out.append(_read(root / rel, cache))
+    if cache is not None:
+        for gone in set(cache) - {str(root / p.relative_to(root)) for p in seen}:
+            del cache[gone]
     return out
+
+
+def _read(path: Path, cache: dict[str, tuple[tuple[int, int, int], SourceFile]] | None) -> SourceFile:
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = cache.get(str(path)) if cache is not None else None
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    data = path.read_bytes() if st.st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
+    found = SourceFile(str(path), data)
+    if cache is not None:
+        cache[str(path)] = (key, found)
+    return found
 
 
 TEMPLATE_DIRS = ("alert-rules", "dashboards", "collectors")
@@ -86,6 +102,8 @@ class DirectorySource:
 
     Changes come from inotify through watchfiles; when that is unavailable (no inotify, watch
     limits reached, a network file system) it falls back to polling the tree's fingerprint.
+    `fetch` walks the whole tree (a file whose stat did not change is not read again); while inotify
+    watches, `fetch_changed` reads only the paths it reported since the last read.
     """
 
     def __init__(self, root: Path, globs: Sequence[str] = DEFAULT_GLOBS, poll_seconds: float = 1.0,
@@ -96,15 +114,64 @@ class DirectorySource:
         self.force_polling = force_polling
         self.name = f"directory:{root}"
         self.watch_mode = ""
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int, int], SourceFile]] = {}
+        self._scanned = False  # the cache holds a whole walk of the tree
+        self._changed: set[Path] | None = None  # paths reported since the last read; None: unknown, walk
 
     def fetch(self) -> FetchResult:
         """Every catalog file now; an unreadable tree is an outage (no prune), not an empty catalog."""
+        with self._lock:
+            self._changed = set() if self.watch_mode == "inotify" else None
         try:
-            return FetchResult(read_directory(self.root, self.globs), True)
+            with self._lock:
+                files = read_directory(self.root, self.globs, cache=self._cache)
+                self._scanned = True
+            return FetchResult(files, True)
         except PermanentError as exc:
             raise TemporaryError(str(exc)) from exc
         except OSError as exc:
             raise TemporaryError(f"reading {self.root}: {exc}") from exc
+
+    def fetch_changed(self) -> FetchResult:
+        """What `fetch` answers, reading only the paths inotify reported since the last read (a walk
+        when it cannot know: polling, no walk yet, a directory changed, a glob that is not `**/name`)."""
+        with self._lock:
+            changed, self._changed = self._changed, (set() if self.watch_mode == "inotify" else None)
+            known = changed is not None and self._scanned and self.watch_mode == "inotify"
+        if not known or changed is None or not self._reread(changed):
+            return self.fetch()
+        with self._lock:
+            return FetchResult([f for _, (_, f) in sorted(self._cache.items())], True)
+
+    def _reread(self, changed: set[Path]) -> bool:
+        """Update the cache for the changed paths; False when only a walk can tell what changed."""
+        names = []
+        for pattern in self.globs:
+            if not pattern.startswith("**/") or "/" in pattern[3:] or "**" in pattern[3:]:
+                return False
+            names.append(pattern[3:])
+        try:
+            with self._lock:
+                for path in sorted(changed):
+                    rel = path.relative_to(self.root)
+                    if any(part.startswith(".") for part in rel.parts) or rel.match("_gen/**"):
+                        continue
+                    if path.is_dir() or any(k.startswith(f"{path}/") for k in self._cache):
+                        return False  # a directory came or went: walk
+                    selected = any(rel.match(n) for n in names)
+                    if selected and path.is_file():
+                        _read(path, self._cache)
+                    else:
+                        self._cache.pop(str(path), None)
+        except (ValueError, OSError):
+            return False
+        return True
+
+    def _note(self, paths: Sequence[str]) -> None:
+        with self._lock:
+            if self._changed is not None:
+                self._changed.update(Path(p) for p in paths)
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """(path, mtime_ns, size) of every file under the root: cheap change detection for polling."""
@@ -126,17 +193,25 @@ class DirectorySource:
             try:
                 import watchfiles
 
-                self.watch_mode = "inotify"
                 for changes in watchfiles.watch(self.root, stop_event=stop, debounce=50, step=20,
-                                                raise_interrupt=False, rust_timeout=1000, yield_on_timeout=False):
+                                                raise_interrupt=False, rust_timeout=1000, yield_on_timeout=True):
+                    with self._lock:  # the watcher is up: from now on it reports every change
+                        if self.watch_mode != "inotify":
+                            self.watch_mode = "inotify"
+                            self._changed = None  # whatever changed before it watched: walk once
+                    if not changes:
+                        continue
                     paths = sorted({p for _, p in changes})
+                    self._note(paths)
                     wake(f"file changed: {paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else ""))
                 return
             except Exception as exc:  # no inotify, limits, missing root: fall back to polling
                 log.warning("watching %s with inotify failed (%s); polling every %.1fs", self.root, exc,
                             self.poll_seconds)
         last = self.fingerprint()
-        self.watch_mode = "polling"
+        with self._lock:
+            self.watch_mode = "polling"
+            self._changed = None
         while not stop.wait(self.poll_seconds):
             now = self.fingerprint()
             if now != last:

@@ -58,6 +58,7 @@ class RegistrationSource:
         self.store = store
         self.poll_seconds = poll_seconds
         self._fetched_revision: int | None = None
+        self._files: list[SourceFile] | None = None
 
     def fetch(self) -> FetchResult:
         """Every registration as a document."""
@@ -69,7 +70,20 @@ class RegistrationSource:
             raise
         except Exception as exc:  # a database driver error: an outage, never an empty catalog
             raise TemporaryError(f"registrations: {exc}") from exc
-        return FetchResult([SourceFile(origin(r.namespace, r.name), r.document) for r in regs], True)
+        self._files = [SourceFile(origin(r.namespace, r.name), r.document) for r in regs]
+        return FetchResult(list(self._files), True)
+
+    def fetch_changed(self) -> FetchResult:
+        """As `fetch`, without listing when the revision did not move since the last listing."""
+        try:
+            revision = self.store.registrations_revision()
+        except TemporaryError:
+            raise
+        except Exception as exc:
+            raise TemporaryError(f"registrations: {exc}") from exc
+        if self._files is not None and revision == self._fetched_revision:
+            return FetchResult(list(self._files), True)
+        return self.fetch()
 
     def watch(self, wake: Wake, stop: threading.Event) -> None:
         """Wake when the revision moves past what the loop already read (another replica wrote)."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from obsctl.errors import Problem, Severity
 from obsctl.model.durations import parse_duration
@@ -81,23 +82,97 @@ def _entity_label(doc: Document) -> str:
 
 # Parsed YAML by (file, bytes): a serve round reads every catalog file again, and parsing was most of
 # loading; an unchanged file is not parsed again. Documents are only read after parsing, never changed.
-_PARSED: dict[tuple[str, bytes | str], tuple[list[Document], list[Problem]]] = {}
+# Each entry also keeps what reading each of its documents produced (`_Memo`, by (document index, what)),
+# so an unchanged document is not validated again either.
+@dataclass
+class _Memo:
+    """One document's parse (a Component, Group or obsctl.dev/v1 doc): the value and the problems it found."""
+
+    value: Any
+    problems: tuple[Problem, ...]
+    failed: bool
+    templates: Templates
+
+
+@dataclass
+class _ParsedFile:
+    docs: list[Document]
+    problems: list[Problem]
+    memo: dict[tuple[int, str], _Memo] = field(default_factory=dict)
+
+
+_PARSED: dict[tuple[str, bytes | str], _ParsedFile] = {}
 _PARSED_MAX = 50_000
 _PARSED_LOCK = threading.Lock()
 
 
-def _parsed(raw: bytes | str, file: str) -> tuple[list[Document], list[Problem]]:
+def _parsed(raw: bytes | str, file: str) -> _ParsedFile:
     key = (file, raw)
     with _PARSED_LOCK:
         hit = _PARSED.get(key)
     if hit is not None:
         return hit
-    found = load_documents(raw, file)
+    found = _ParsedFile(*load_documents(raw, file))
     with _PARSED_LOCK:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
+            _ASSEMBLED.clear()
         _PARSED[key] = found
     return found
+
+
+T = TypeVar("T")
+
+
+def _memoized(parsed: _ParsedFile, key: tuple[int, str], r: Reader, templates: Templates,
+              parse: Callable[[], T]) -> T:
+    """parse() for one document, or what it gave for the same bytes before (its problems replayed)."""
+    hit = parsed.memo.get(key)
+    if hit is not None and hit.templates is templates:
+        r.problems.extend(hit.problems)
+        r.failed = hit.failed
+        value: T = hit.value
+        return value
+    start = len(r.problems)
+    value = parse()
+    parsed.memo[key] = _Memo(value, tuple(r.problems[start:]), r.failed, templates)
+    return value
+
+
+@dataclass
+class _Assembled:
+    """A service assembled from its documents, with what it was assembled from (compared by identity)."""
+
+    inputs: tuple[Any, ...]
+    service: Service
+    problems: tuple[Problem, ...]
+    owner_known: bool  # the owner team was in the catalog (else a warning says so)
+
+
+# Services by ref, as assembled from the same parsed documents: a catalog of unchanged files builds
+# the same Service objects again (and the renderer's cache sees them unchanged at a glance).
+_ASSEMBLED: dict[EntityRef, _Assembled] = {}
+
+
+def _assembled(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates,
+               problems: list[Problem]) -> Service | None:
+    r, dr = e.reader or e.doc_reader, e.doc_reader
+    if e.extra_slos or r is None:  # imported specs attach across documents: assembled each time
+        return _assemble(ref, e, teams, templates)
+    inputs = (e.component, e.doc, r.doc, dr.doc if dr is not None else None, r.failed,
+              dr.failed if dr is not None else None, e.owner_hint, e.origin, templates)
+    hit = _ASSEMBLED.get(ref)
+    if hit is not None and len(hit.inputs) == len(inputs) and \
+            all(a is b or (type(a) in (bool, str) and a == b) or (isinstance(a, Origin) and a == b)
+                for a, b in zip(hit.inputs, inputs, strict=True)) and \
+            (hit.service.team in teams) == hit.owner_known:
+        problems.extend(hit.problems)
+        return hit.service
+    start = len(problems)
+    svc = _assemble(ref, e, teams, templates)
+    if svc is not None:
+        _ASSEMBLED[ref] = _Assembled(inputs, svc, tuple(problems[start:]), svc.team in teams)
+    return svc
 
 
 def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
@@ -109,9 +184,9 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
     oslo = openslo.OpenSloSet()
 
     for source in sorted(files, key=lambda f: f.path):
-        docs, file_problems = _parsed(source.data, source.path)
-        problems.extend(file_problems)
-        for doc in docs:
+        parsed = _parsed(source.data, source.path)
+        problems.extend(parsed.problems)
+        for doc in parsed.docs:
             if doc.data is None:
                 continue
             entity = _entity_label(doc)
@@ -124,7 +199,8 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
             kind = str(data.get("kind", ""))
             if api == backstage.API_VERSION:
                 if kind == "Component":
-                    comp = backstage.parse_component(r, data)
+                    comp = _memoized(parsed, (doc.index, "component"), r, templates,
+                                     partial(backstage.parse_component, r, data))
                     if comp is None:
                         skipped.append(entity)
                         continue
@@ -140,7 +216,8 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                     entry.origin = Origin(doc.file, doc.line(), "backstage")
                     entry.failed = entry.failed or r.failed
                 elif kind == "Group":
-                    team = backstage.parse_group(r, data, doc.file)
+                    team = _memoized(parsed, (doc.index, "group"), r, templates,
+                                     partial(backstage.parse_group, r, data, doc.file))
                     if team is not None:
                         teams[team.ref] = team
                 elif kind in ("System", "API", "Resource", "Domain", "User", "Location", "Template"):
@@ -151,7 +228,8 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
                 if kind != "Service":
                     r.problem(("kind",), f"unknown obsctl kind {kind!r}; expected Service")
                     continue
-                sdoc = native.parse_service_doc(r, data, templates)
+                sdoc = _memoized(parsed, (doc.index, "service"), r, templates,
+                                 partial(native.parse_service_doc, r, data, templates))
                 if sdoc is None:
                     skipped.append(entity)
                     continue
@@ -209,7 +287,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
 
     services: list[Service] = []
     for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
-        svc = _assemble(ref, entry, teams, templates)
+        svc = _assembled(ref, entry, teams, templates, problems)
         if svc is None or entry.failed:
             skipped.append(str(ref))
             continue

@@ -33,3 +33,37 @@ def test_cached_load_equals_a_fresh_load_and_changes_are_seen() -> None:
     slo = next(s for s in again.catalog.services if s.name == "a").slos[0]
     assert slo.objective == 0.995
     assert load_catalog(changed, TEMPLATES) == again
+
+
+def _fresh(files: list[SourceFile]) -> object:
+    load_module._PARSED.clear()
+    load_module._ASSEMBLED.clear()
+    return load_catalog(files, TEMPLATES)
+
+
+def test_validated_documents_and_services_are_reused_and_equal_a_fresh_load() -> None:
+    bad = _svc("c").replace(b'"99.9"', b'"abc"')  # a spec error in one document: skipped, located
+    native = (b"apiVersion: obsctl.dev/v1\nkind: Service\nmetadata: {name: n}\n"
+              b"spec: {owner: team-b, tier: 2}\n")  # team-b is not in the catalog: a warning
+    files = [SourceFile("teams.yaml", TEAM), SourceFile("a.yaml", _svc("a")), SourceFile("c.yaml", bad),
+             SourceFile("n.yaml", native)]
+    fresh = _fresh(files)
+    first = load_catalog(files, TEMPLATES)
+    again = load_catalog(files, TEMPLATES)
+    assert first == fresh == again
+    assert again.skipped and any("team-b" in p.message for p in again.problems)
+    # the same Service objects: an unchanged document is neither validated nor assembled again
+    assert all(x is y for x, y in zip(first.catalog.services, again.catalog.services, strict=True))
+    # a team that appears changes what the services owned by it are told, without their files changing
+    team_b = TEAM.replace(b"team-a", b"team-b")
+    with_b = [*files, SourceFile("team-b.yaml", team_b)]
+    assert load_catalog(with_b, TEMPLATES) == _fresh(with_b)
+    assert not any("team-b" in p.message and "not found" in p.message for p in load_catalog(with_b, TEMPLATES).problems)
+    # an edit is seen; the other services stay the same objects
+    edited = [files[0], SourceFile("a.yaml", _svc("a", "99.5")), *files[2:]]
+    expected = _fresh(edited)
+    before = {s.name: s for s in load_catalog(files, TEMPLATES).catalog.services}
+    after = load_catalog(edited, TEMPLATES)
+    assert after == expected
+    by_name = {s.name: s for s in after.catalog.services}
+    assert by_name["a"].slos[0].objective == 0.995 and by_name["n"] is before["n"]
