@@ -18,6 +18,7 @@ from obsctl.model.escape import url as url_escape
 from obsctl.model.platform import (
     DashboardLibrary,
 )
+from obsctl.render import symbolic
 
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _GRAFANA_VAR = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\[\[[^\]]*\]\]")
@@ -35,7 +36,11 @@ def url_quote(value: str) -> str:
 
 
 def clean_text(value: str, limit: int) -> str:
-    return " ".join(value.split())[:limit].strip()
+    """Whitespace runs as one space, at most `limit` characters, trimmed."""
+    joined = " ".join(value.split())
+    if symbolic.recording() is not None:
+        symbolic.note_cleaned(joined, limit)
+    return joined[:limit].strip()
 
 
 def safe_url(url: str) -> str:
@@ -100,6 +105,7 @@ Library = DashboardLibrary  # loaded and checked with the other platform data (o
 # ----------------------------------------------------------------------------- panels
 
 def _number(text: Any, where: str, source: str) -> float:
+    symbolic.refuse(str(text), where)
     try:
         return float(text)
     except (TypeError, ValueError):
@@ -182,6 +188,8 @@ def _panel(spec: Mapping[str, Any], ctx: PanelContext, where: str) -> dict[str, 
                 w = f"{where}.thresholds[{j}]"
                 steps.append({"color": fill(str(step["color"]), scope, "text", w),
                               "value": _number(fill(str(step["value"]), scope, "text", w), w, ctx.filler.source)})
+        for step in steps:
+            symbolic.refuse(step["color"], f"{where}.thresholds")  # a sort key
         # The first step is Grafana's base colour (its value is ignored); the rest ascend.
         steps = steps[:1] + sorted(steps[1:], key=lambda s: (s["value"], s["color"]))
         field_defaults["thresholds"] = {"mode": "absolute", "steps": steps}

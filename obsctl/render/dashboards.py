@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
@@ -24,7 +26,7 @@ from obsctl.model.platform import DASHBOARD_PANELS as PANELS
 from obsctl.model.platform import DASHBOARD_RUNTIMES as RUNTIMES
 from obsctl.model.platform import SliShape, Templates
 from obsctl.model.windows import WindowTable
-from obsctl.render import grafana_crds
+from obsctl.render import grafana_crds, symbolic
 from obsctl.render.context import RenderContext
 from obsctl.render.dashboard_check import self_check
 from obsctl.render.dashboard_library import (
@@ -130,11 +132,6 @@ def _common_vars(options: RenderOptions) -> dict[str, Var]:
     return {k: Var.fragment(v) for k, v in names.items()}
 
 
-def _shape_selector(shape: SliShape, svc: Service) -> str:
-    # without an environment matcher: the dashboard adds its own, on the $environment variable
-    return shape_selector(shape, svc, "", promql.grafana_string_body)
-
-
 TeamLookup = Callable[[EntityRef], Team | None]
 
 
@@ -152,68 +149,191 @@ def _catalog_url(svc: Service, options: RenderOptions) -> str:
     return safe_url(cv.backstage_entity_url(options.catalog_url, svc)) if options.catalog_url else ""
 
 
-def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, options: RenderOptions,
-                       lib: Library) -> dict[str, Any]:
-    filler = Filler(LAYOUT)
+# ----------------------------------------------------------------------------- a service's dashboard
+#
+# A service dashboard is built from two things: its `_Shape` (everything but the service's own strings:
+# protocol, runtime, tier, the SLOs' objectives, windows and tiers, which links it has) and its `_Strings`
+# (names, titles, URLs, uid, tags). `_build` only concatenates the strings into the dashboard's strings,
+# so a shape is built once with stand-ins and each service's JSON is that text with its strings
+# substituted (obsctl.render.symbolic; the conditions are checked per shape and per service, and anything
+# else is built the ordinary way). tests/unit/test_dashboard_shapes.py compares both on hostile catalogs.
+
+# The label values every service dashboard can show, in `_Strings.labels` order.
+_LABELS = ("service", "namespace", "service_title", "service_description", "team", "team_title", "system")
+
+
+class _Strings(NamedTuple):
+    """Every string a service dashboard takes from its service and team (labels in `_LABELS` order)."""
+
+    labels: tuple[Var, ...]
+    slo_labels: tuple[tuple[Var, Var], ...]  # per SLO: its name and description
+    uid: str
+    tags: tuple[str, ...]
+    links: tuple[str, ...]  # the URL of each link in `_Shape.links`
+    team_tag: str
+
+    def flat(self) -> list[str]:
+        """Every string, in slot order (see `unflat`)."""
+        out: list[str] = []
+        for var in self.labels:
+            out += (var.text, var.expr)
+        for name, description in self.slo_labels:
+            out += (name.text, name.expr, description.text, description.expr)
+        return [*out, self.uid, *self.tags, *self.links, self.team_tag]
+
+    def unflat(self, values: Sequence[str]) -> _Strings:
+        """Strings of the same layout holding `values` (in slot order)."""
+        it = iter(values)
+        labels = tuple(Var(next(it), next(it)) for _ in self.labels)
+        slos = tuple((Var(next(it), next(it)), Var(next(it), next(it))) for _ in self.slo_labels)
+        uid = next(it)
+        tags = tuple(next(it) for _ in self.tags)
+        links = tuple(next(it) for _ in self.links)
+        return _Strings(labels, slos, uid, tags, links, next(it))
+
+    def query_slots(self) -> frozenset[int]:
+        """The slots whose values are escaped for a PromQL string (the labels' `expr` forms)."""
+        n = len(self.labels)
+        return frozenset([*range(1, 2 * n, 2), *(2 * n + 4 * i + j for i in range(len(self.slo_labels))
+                                                   for j in (1, 3))])
+
+
+@dataclass(frozen=True)
+class _SloShape:
+    """One SLO's part of a dashboard shape: its values besides name and description, tiers and windows."""
+
+    values: tuple[tuple[str, Var], ...]
+    tiers: tuple[tuple[tuple[str, Var], ...], ...]
+    windows: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Everything a service dashboard depends on besides `_Strings`."""
+
+    protocol: str
+    runtime: str
+    tier: int
+    reads_otel: bool
+    slos: tuple[_SloShape, ...]
+    links: tuple[tuple[str, str, str], ...]  # title, icon, tooltip of each link (their URLs are strings)
+
+
+def _sli_shape(svc: Service, templates: Templates) -> SliShape:
     shape = templates.sli_shapes.get(svc.protocol.value)
     if shape is None:
         raise SpecError([Problem(str(svc.origin.file), 0, str(svc.ref), "protocol",
                                  f"no SLI shape for protocol {svc.protocol.value} in alert-rules/sli.yaml")])
-    env_label = str(lib.settings.get("environment_label", "deployment_environment_name"))
-    base = _shape_selector(shape, svc)
-    env_matcher = f'{env_label}=~"${ENVIRONMENT_VAR}"'
+    return shape
+
+
+def _slo_shape(svc: Service, slo: SLO, templates: Templates, colors: Mapping[str, Any]) -> _SloShape:
+    table = _table(templates, slo, str(svc.origin.file))
+    tiers = tuple((("tier", Var.fragment(t.name)), ("tier_burn_rate", Var.fragment(repr(t.burn_rate))),
+                   ("tier_severity", Var.fragment(t.severity)),
+                   ("tier_color", Var.fragment(str(colors.get(t.severity, "red")))))
+                  for t in enabled_tiers(slo, table))
+    custom = {w for t in slo.alerting.custom_tiers for w in (t.long_window_s, t.short_window_s)}
+    windows = tuple(cv.window_name(w) for w in sorted({*table.windows_s, *custom}))
+    return _SloShape(tuple(_slo_vars(slo).items()), tiers, windows)
+
+
+def _shape_of(svc: Service, links: Sequence[tuple[str, str, str, str]], templates: Templates,
+              lib: Library) -> _Shape:
+    _sli_shape(svc, templates)
+    slos: tuple[_SloShape, ...] = ()
+    if any(row.get("for_each") == "slo" for row in lib.layouts["service"]["rows"]):
+        colors = lib.settings.get("severity_colors") or {}
+        slos = tuple(_slo_shape(svc, slo, templates, colors) for slo in svc.slos)
+    return _Shape(svc.protocol.value, svc.runtime.value, svc.tier, _reads_otel_metrics(svc), slos,
+                  tuple((title, icon, tooltip) for title, _url, icon, tooltip in links))
+
+
+def _links_of(svc: Service, options: RenderOptions) -> list[tuple[str, str, str, str]]:
+    """The dashboard's links to elsewhere: title, URL, icon, tooltip."""
+    links: list[tuple[str, str, str, str]] = []
+    for name, url, icon in (("Runbook", svc.links.runbook, "doc"), ("Source", svc.links.source, "external link"),
+                            ("Catalog", _catalog_url(svc, options), "info"),
+                            ("Catalog file", svc.links.catalog, "external link")):
+        if safe_url(url):
+            links.append((name, safe_url(url), icon, ""))
+    alerts_url = safe_url(f"{options.prometheus_url.rstrip('/')}/alerts?search="
+                           f"{url_quote(cv.rule_group_name(svc, '').rstrip('-'))}") if options.prometheus_url else ""
+    if alerts_url:
+        links.append(("Alerting rules", alerts_url, "bolt", "obsctl's SLO alerts for this service"))
+    links.extend((str(link["title"]), str(link["url"]), str(link["icon"]), str(link["tooltip"]))
+                 for link in _telemetry_links(svc, options))
+    links.append(("Team SLO overview", f"/d/{cv.team_overview_uid(svc.team)}", "dashboard", ""))
+    return links
+
+
+def _strings_of(svc: Service, team_of: TeamLookup, links: Sequence[tuple[str, str, str, str]]) -> _Strings:
     title = clean_text(svc.title or svc.name, MAX_TITLE) or svc.name
-    team_title = _team_title(team_of, svc.team)
+    labels = (Var.label(svc.name), Var.label(svc.namespace), Var.label(title),
+              Var.label(clean_text(svc.description, MAX_TEXT)), Var.label(svc.team.name),
+              Var.label(_team_title(team_of, svc.team)), Var.label(svc.system))
+    slos = tuple((Var.label(slo.name), Var.label(clean_text(slo.description, MAX_TEXT))) for slo in svc.slos)
+    return _Strings(labels, slos, cv.service_dashboard_uid(svc), tuple(cv.dashboard_tags(svc)),
+                    tuple(url for _title, url, _icon, _tooltip in links), f"team:{svc.team.name}")
+
+
+def _verbatim(text: str) -> str:
+    return text
+
+
+def _matchers(pairs: Sequence[tuple[str, str]]) -> str:
+    """`a="x",b="y"` from label names and values already escaped for a PromQL string."""
+    return ",".join(f'{k}="{v}"' for k, v in pairs)
+
+
+def _build(shape: _Shape, s: _Strings, templates: Templates, options: RenderOptions, lib: Library) -> dict[str, Any]:
+    """A service dashboard from its shape and strings: the strings are only ever concatenated (see above)."""
+    filler = Filler(LAYOUT)
+    sli = templates.sli_shapes[shape.protocol]
+    labels = dict(zip(_LABELS, s.labels, strict=True))
+    name, namespace = labels["service"], labels["namespace"]
+    env_label = str(lib.settings.get("environment_label", "deployment_environment_name"))
+    # the service's selector without an environment matcher: the dashboard adds its own, on $environment
+    base = shape_selector(sli, Service(EntityRef("component", namespace.expr, name.expr), EntityRef("", "", ""), ()),
+                          "", _verbatim)
+    env_matcher = f'{env_label}=~"${ENVIRONMENT_VAR}"'
+    identity = ((cv.LABEL_SERVICE, name.expr), (cv.LABEL_NAMESPACE, namespace.expr))
     values: dict[str, Var] = {
         **_common_vars(options),
-        "service": Var.label(svc.name),
-        "namespace": Var.label(svc.namespace),
-        "service_title": Var.label(title),
-        "service_description": Var.label(clean_text(svc.description, MAX_TEXT)),
-        "team": Var.label(svc.team.name),
-        "team_title": Var.label(team_title),
-        "system": Var.label(svc.system),
-        "tier": Var.fragment(str(svc.tier)),
-        "protocol": Var.fragment(svc.protocol.value),
-        "runtime": Var.fragment(svc.runtime.value),
+        **labels,
+        "tier": Var.fragment(str(shape.tier)),
+        "protocol": Var.fragment(shape.protocol),
+        "runtime": Var.fragment(shape.runtime),
         "environment_label": Var.fragment(env_label),
         "selector": Var.fragment(f"{base},{env_matcher}"),
         "runtime_selector": Var.fragment(f"{base},{env_matcher}"),
         "base_selector": Var.fragment(base),
-        "count_metric": Var.fragment(shape.count_metric),
-        "bucket_metric": Var.fragment(shape.bucket_metric),
-        "error_matcher": Var.fragment(shape.error_matcher),
-        "service_alert_selector": Var.fragment(",".join(
-            f'{k}="{promql.grafana_string_body(v)}"' for k, v in
-            ((cv.LABEL_SERVICE, svc.name), (cv.LABEL_NAMESPACE, svc.namespace)))),
+        "count_metric": Var.fragment(sli.count_metric),
+        "bucket_metric": Var.fragment(sli.bucket_metric),
+        "error_matcher": Var.fragment(sli.error_matcher),
+        "service_alert_selector": Var.fragment(_matchers(identity)),
     }
     spec = lib.layouts["service"]
-    colors = lib.settings.get("severity_colors") or {}
     exemplars = bool(options.traces_datasource_uid)
     rows: list[tuple[str, list[dict[str, Any]]]] = []
     for ri, row in enumerate(spec["rows"]):
         where = f"service.rows[{ri}]"
-        if row.get("otel_sli") and not _reads_otel_metrics(svc):
+        if row.get("otel_sli") and not shape.reads_otel:
             continue
         if row.get("runtime"):
-            runtime_panels = lib.runtimes.get(svc.runtime.value) or []
+            runtime_panels = lib.runtimes.get(shape.runtime) or []
             if not runtime_panels:
                 continue
             ctx = PanelContext(lib, Filler(RUNTIMES), values, exemplars=exemplars)
             rows.append((filler.fill(str(row.get("title", "")), values, "text", where),
-                         [build_panel(p, ctx, f"{svc.runtime.value}[{i}]") for i, p in enumerate(runtime_panels)]))
+                         [build_panel(p, ctx, f"{shape.runtime}[{i}]") for i, p in enumerate(runtime_panels)]))
             continue
         if row.get("for_each") == "slo":
-            for slo in svc.slos:
-                table = _table(templates, slo, str(svc.origin.file))
-                slo_values = {**values, **_slo_vars(svc, slo)}
-                tiers = [{"tier": Var.fragment(t.name), "tier_burn_rate": Var.fragment(repr(t.burn_rate)),
-                          "tier_severity": Var.fragment(t.severity),
-                          "tier_color": Var.fragment(str(colors.get(t.severity, "red")))}
-                         for t in enabled_tiers(slo, table)]
-                custom = {w for t in slo.alerting.custom_tiers for w in (t.long_window_s, t.short_window_s)}
-                windows = [cv.window_name(w) for w in sorted({*table.windows_s, *custom})]
-                ctx = PanelContext(lib, Filler(PANELS), slo_values, windows, tiers, exemplars=exemplars)
+            for slo, (slo_name, slo_description) in zip(shape.slos, s.slo_labels, strict=True):
+                slo_values = {**values, **dict(slo.values), "slo_name": slo_name, "slo_description": slo_description,
+                              "slo_selector": Var.fragment(_matchers((*identity, (cv.LABEL_SLO, slo_name.expr))))}
+                ctx = PanelContext(lib, Filler(PANELS), slo_values, slo.windows, [dict(t) for t in slo.tiers],
+                                   exemplars=exemplars)
                 rows.append((clean_text(filler.fill(str(row.get("title", "")), slo_values, "text", where),
                                          MAX_TITLE),
                              [build_panel(lib.panels[n], ctx, str(n)) for n in row["panels"]]))
@@ -221,28 +341,130 @@ def _service_dashboard(svc: Service, team_of: TeamLookup, templates: Templates, 
         ctx = PanelContext(lib, Filler(PANELS), values, exemplars=exemplars)
         rows.append((clean_text(filler.fill(str(row.get("title", "")), values, "text", where), MAX_TITLE),
                      [build_panel(lib.panels[n], ctx, str(n)) for n in row["panels"]]))
-    links: list[dict[str, Any]] = []
-    for name, url, icon in (("Runbook", svc.links.runbook, "doc"), ("Source", svc.links.source, "external link"),
-                            ("Catalog", _catalog_url(svc, options), "info"),
-                            ("Catalog file", svc.links.catalog, "external link")):
-        if safe_url(url):
-            links.append(_link(name, safe_url(url), icon))
-    alerts_url = safe_url(f"{options.prometheus_url.rstrip('/')}/alerts?search="
-                           f"{url_quote(cv.rule_group_name(svc, '').rstrip('-'))}") if options.prometheus_url else ""
-    if alerts_url:
-        links.append(_link("Alerting rules", alerts_url, "bolt", "obsctl's SLO alerts for this service"))
-    links.extend(_telemetry_links(svc, options))
-    links.append(_link("Team SLO overview", f"/d/{cv.team_overview_uid(svc.team)}", "dashboard"))
-    links.append(_tag_link("Team dashboards", [cv.MANAGED_TAG, f"team:{svc.team.name}"]))
+    links = [_link(title, url, icon, tooltip) for (title, icon, tooltip), url in zip(shape.links, s.links, strict=True)]
+    links.append(_tag_link("Team dashboards", [cv.MANAGED_TAG, s.team_tag]))
     variables = [_datasource_var(options), _environment_var(
-        options, f"label_values({shape.count_metric}{{{base}}}, {env_label})")]
+        options, f"label_values({sli.count_metric}{{{base}}}, {env_label})")]
     desc = filler.fill(str(spec.get("description", "")), values, "text", "service.description")
-    return _dashboard(lib, cv.service_dashboard_uid(svc),
+    return _dashboard(lib, s.uid,
                       clean_text(filler.fill(str(spec.get("title", "")), values, "text", "service.title"),
-                                  MAX_TITLE) or svc.name,
-                      clean_text(desc, MAX_TEXT), cv.dashboard_tags(svc),
+                                  MAX_TITLE) or name.text,
+                      clean_text(desc, MAX_TEXT), list(s.tags),
                       panels=layout_rows(rows, int(lib.settings.get("panel_height", 8))), variables=variables,
                       links=links)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A dashboard shape's JSON cut at its strings, and what a service's strings must meet to fill it."""
+
+    template: symbolic.Template
+    recording: symbolic.Recording
+    uid_slot: int
+    query_slots: frozenset[int]  # slots inside a PromQL equality matcher's value
+
+    def accepts(self, values: Sequence[str]) -> bool:
+        """Whether the service's strings give, substituted, exactly the dashboard `_build` gives for them."""
+        if not _UID_OK.match(values[self.uid_slot]):
+            return False  # built the ordinary way: its check names the problem
+        if any(_QUERY_UNSAFE.search(values[i]) for i in self.query_slots):
+            return False
+        return symbolic.within(self.recording, values)
+
+
+_UID_OK = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # the uid dashboard_check requires
+# Characters Grafana's variable syntax or the check's stand-ins could pair across a query value's quotes.
+_QUERY_UNSAFE = re.compile(r"[$\[\]{}\\]")
+
+
+def _equality_value(expr: str, start: int) -> bool:
+    """Whether the string literal opening at `start` is the value of an equality matcher (`=` or `!=`)."""
+    head = expr[:start].rstrip()
+    return head.endswith("=") and not head.endswith(("==", "<=", ">="))
+
+
+def _query_slots(expr: str, allowed: frozenset[int]) -> set[int] | None:
+    """The stand-ins in a query, or None unless each sits in the double-quoted value of an equality
+    matcher that holds none of `$ [ ] { } \\` and is a slot escaped for a PromQL string.
+
+    There any escaped string in its place (no `$ [ ] { } \\` either, checked per service) parses alike: the
+    value of an equality matcher is never interpreted, the quotes still pair, and no Grafana variable
+    pattern of the check (`${..}`, `$name`, `[[..]]`) can start or end inside it.
+    """
+    found: set[int] = set()
+    i = 0
+    while i < len(expr):
+        quote = expr[i]
+        if quote not in "\"'`":
+            i += 1
+            continue
+        j = i + 1
+        while j < len(expr) and expr[j] != quote:
+            j += 2 if expr[j] == "\\" and quote != "`" else 1
+        literal = expr[i + 1:j]
+        slots = symbolic.slots_in(literal)
+        if slots:
+            if quote != '"' or not _equality_value(expr, i) or _QUERY_UNSAFE.search(literal):
+                return None
+            if not set(slots) <= allowed:
+                return None
+            found.update(slots)
+        i = j + 1
+    return found if len(found) == len(set(symbolic.slots_in(expr))) else None
+
+
+def _compile(shape: _Shape, strings: _Strings, ctx: RenderContext) -> _Compiled | None:
+    """The shape built once with stand-ins, or None when its strings cannot simply be substituted."""
+    templates, options, lib = ctx.templates, ctx.options, _library(ctx)
+    values = strings.flat()
+    stand_ins = symbolic.stand_ins(values)
+    try:
+        with symbolic.record() as rec:
+            board = _build(shape, strings.unflat(stand_ins), templates, options, lib)
+    except (symbolic.Unsubstitutable, SpecError):
+        return None
+    if self_check(board):
+        return None
+    allowed = strings.query_slots()
+    query_slots: set[int] = set()
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            slots = _query_slots(str(target.get("expr", "")), allowed)
+            if slots is None:
+                return None
+            query_slots |= slots
+    uid_slot = len(values) - len(strings.links) - len(strings.tags) - 2
+    if not stand_ins[uid_slot]:
+        return None
+    return _Compiled(symbolic.Template.of(cv.grafana_json(board)), rec, uid_slot, frozenset(query_slots))
+
+
+_COMPILED_MAX = 4096  # dashboard shapes kept per render context
+_NOT_COMPILED = object()
+
+
+def _service_dashboard(svc: Service, ctx: RenderContext) -> tuple[str, bytes]:
+    """A service's dashboard uid and JSON: substituted into its shape's JSON where that is exact, else built."""
+    lib, templates, options = _library(ctx), ctx.templates, ctx.options
+    links = _links_of(svc, options)
+    shape = _shape_of(svc, links, templates, lib)
+    strings = _strings_of(svc, ctx.team, links)
+    values = strings.flat()
+    cache: dict[Any, Any] = ctx.memo.setdefault("dashboards.shapes", {})
+    key = (shape, tuple(not v for v in values))
+    compiled = cache.get(key, _NOT_COMPILED)
+    if compiled is _NOT_COMPILED:
+        if len(cache) >= _COMPILED_MAX:
+            cache.clear()
+        compiled = cache[key] = _compile(shape, strings, ctx)
+    if isinstance(compiled, _Compiled) and compiled.accepts(values):
+        return strings.uid, compiled.template.fill([symbolic.json_inner(v) for v in values])
+    board = _build(shape, strings, templates, options, lib)
+    errs = self_check(board)
+    if errs:
+        owner = str(svc.ref)
+        raise SpecError([Problem(owner, 0, owner, f"dashboard {board.get('uid')}", e) for e in errs])
+    return strings.uid, cv.grafana_json(board)
 
 
 def _reads_otel_metrics(svc: Service) -> bool:
@@ -281,12 +503,9 @@ def _telemetry_links(svc: Service, options: RenderOptions) -> list[dict[str, Any
     return out
 
 
-def _slo_vars(svc: Service, slo: SLO) -> dict[str, Var]:
-    selector = ",".join(f'{k}="{promql.grafana_string_body(v)}"' for k, v in cv.alert_selector(svc, slo).items())
+def _slo_vars(slo: SLO) -> dict[str, Var]:
+    """An SLO's values besides its name and description (those are per-service strings)."""
     return {
-        "slo_name": Var.label(slo.name),
-        "slo_description": Var.label(clean_text(slo.description, MAX_TEXT)),
-        "slo_selector": Var.fragment(selector),
         "objective": Var.fragment(repr(slo.objective)),
         "objective_percent": Var.fragment(slo.objective_percent),
         "error_budget": Var.fragment(repr(round(slo.error_budget, 12))),
@@ -348,8 +567,10 @@ def _artifacts_for(dashboard: dict[str, Any], folder_uid: str, owner: str, optio
     errs = self_check(dashboard)
     if errs:
         raise SpecError([Problem(owner, 0, owner, f"dashboard {dashboard.get('uid')}", e) for e in errs])
-    uid = str(dashboard["uid"])
-    body = cv.grafana_json(dashboard)
+    return _artifacts_of(str(dashboard["uid"]), cv.grafana_json(dashboard), folder_uid, owner, options)
+
+
+def _artifacts_of(uid: str, body: bytes, folder_uid: str, owner: str, options: RenderOptions) -> list[Artifact]:
     out: list[Artifact] = []
     if Kind.GRAFANA_DASHBOARD in options.outputs:
         out.append(Artifact(Kind.GRAFANA_DASHBOARD, uid, cv.dashboard_path(folder_uid, uid), body, owner))
@@ -391,8 +612,8 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     """The dashboard of one service (none when dashboards are not in the outputs)."""
     if not ctx.options.wants(Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_DASHBOARD_CRD):
         return []
-    board = _service_dashboard(svc, ctx.team, ctx.templates, ctx.options, _library(ctx))
-    return _artifacts_for(board, _team_folder(svc.team), str(svc.ref), ctx.options)
+    uid, body = _service_dashboard(svc, ctx)
+    return _artifacts_of(uid, body, _team_folder(svc.team), str(svc.ref), ctx.options)
 
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
