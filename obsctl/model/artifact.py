@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 
@@ -56,13 +57,22 @@ class Observed:
 
     `owner` is the entity (or team) ref the sink recorded with it (a manifest entry, a group name);
     empty when the backend keeps no such mark. Carry-forward of an entity with spec errors uses it.
+    `body` is None when the listing did not read it (a sink that trusts its index of digests):
+    `content()` reads it then, through `read`, only when someone needs it (a diff).
     """
 
     id: str
-    body: bytes
+    body: bytes | None
     digest: str
     drifted: bool = False  # edited outside obsctl since obsctl last wrote it
     owner: str = ""
+    read: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
+
+    def content(self) -> bytes:
+        """The body as the sink holds it: as listed, else read now (b"" when neither is possible)."""
+        if self.body is not None:
+            return self.body
+        return self.read() if self.read is not None else b""
 
 
 def kind_of(artifact_id: str) -> Kind | None:

@@ -36,7 +36,7 @@ class Change:
 
     def diff(self) -> str:
         """A unified diff from what is there to what obsctl would write."""
-        old = self.observed.body.decode(errors="replace").splitlines(keepends=True) if self.observed else []
+        old = self.observed.content().decode(errors="replace").splitlines(keepends=True) if self.observed else []
         new = self.artifact.body.decode(errors="replace").splitlines(keepends=True) if self.artifact else []
         return "".join(difflib.unified_diff(old, new, f"a/{self.path}", f"b/{self.path}"))
 

@@ -25,7 +25,8 @@ class SinkContract:
     `parallelism`: how many puts/deletes may run at once (1: the sink is not thread-safe).
     `deep_every_seconds`: None when the sink lists at one depth only; otherwise it can also list
     fast (from a cheap index) and a full round lists deep when its last deep listing is at least
-    this old (0: on every full round).
+    this old (0: on every full round). Grafana's fast listing is one search of its folders; the
+    files sink's stats every owned file and hashes only those whose stat moved.
     """
 
     parallelism: int = 1
@@ -57,6 +58,8 @@ class Sink(Protocol):
         """Everything obsctl owns here, by artifact id. Raises TemporaryError when the read is incomplete.
 
         `deep=False` allows a sink with two depths to answer from its cheap index (see SinkContract).
+        An Observed may come without its body (None) when the sink trusts its index of digests:
+        plans compare digests and read a body (`Observed.content()`) only for a diff.
         """
         ...
 

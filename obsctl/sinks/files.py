@@ -1,28 +1,72 @@
 """Files sink: artifacts as files under a directory, written atomically.
 
-Ownership lives in `.obsctl-manifest.json` at the root (path -> artifact id, digest as written and
-the entity the artifact was rendered for). Only files in the manifest are ever deleted; a file whose
-bytes no longer match the manifest was edited by hand (drift) and is rewritten.
+Ownership lives beside the files, so any process finds what obsctl owns there:
+
+- `.obsctl-manifest.json`: path -> artifact id, digest as written and the entity the artifact was
+  rendered for. Every sink writing under the root shares it (each keeps the others' entries).
+- `.obsctl-journal-<sink name>`: one JSON line per change since that sink last folded its journal into
+  the manifest: a write is announced before the file is replaced (`{"path", "id", "digest", "owner"}`),
+  a removal is recorded once the file is gone (`{"path", "gone": true}`, also "no longer ours").
+  A round appends only what it changed; `finish()` folds the journal into the manifest (atomic
+  replace, then the journal is removed) once it holds an eighth as many lines as the manifest has
+  entries, so a write costs O(1) amortised instead of a rewrite of every entry.
+
+Crash safety (the process killed at any point):
+- after announcing a write, before its rename: a path obsctl owned stays owned (its bytes no longer
+  match: drift, rewritten or deleted as planned); a path it did not own is adopted only when its bytes
+  are one that obsctl announced for it, so a file obsctl never wrote is never owned, never pruned;
+- after removing a file, before recording it: the entry stays, the file reads as missing, and the
+  next delete of it is a no-op;
+- while folding: the manifest is replaced atomically, and a journal left beside a manifest that
+  already holds it replays to the same state.
+Only files in the manifest or the journal are ever deleted; a file whose bytes no longer match the
+digest recorded for it was edited by hand (drift) and is rewritten.
+
+Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
+A fast listing stats each file and trusts the recorded digest when its size, mtime, ctime and inode
+are what this process saw when it last hashed the file, and that hash was taken at least
+`settle_seconds` after the file's last change (a change within the same timestamp tick would look
+the same: such a file is hashed again). Every write, rename over, truncate or utime moves ctime,
+which an edit cannot set back, so a fast listing finds every edit and deletion made through the
+filesystem; the deep listing on a full resync every `deep_every_seconds` also covers what stat cannot
+see (a filesystem with unreliable times, bytes restored beneath it).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from obsctl.errors import PermanentError, TemporaryError
-from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
 from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
-JOURNAL_PREFIX = ".obsctl-journal-"  # + sink name: writes not yet in the manifest (a crash leaves them there)
+JOURNAL_PREFIX = ".obsctl-journal-"  # + sink name: changes not yet folded into the manifest
 # Beside the files while the backend has not loaded them (its last reload failed): a new process knows.
 RELOAD_PENDING = ".obsctl-reload-pending"
+FOLD_RATIO = 8  # fold the journal once it has manifest entries / FOLD_RATIO lines (or more)
+DEEP_EVERY_SECONDS = 3600.0
+SETTLE_SECONDS = 2.0  # longer than any timestamp granularity of a local filesystem
+
+_Signature = tuple[int, int, int]  # inode, size, mtime_ns: has a file changed since we read or wrote it?
+_Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode of an owned file
+
+
+class Entry(NamedTuple):
+    """What the manifest records for one path."""
+
+    id: str
+    digest: str
+    owner: str
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -48,100 +92,184 @@ def safe_join(root: Path, rel: str) -> Path:
     return root / rel
 
 
+def _signature(path: Path) -> _Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _stat_key(st: os.stat_result) -> _Stat:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def _read_with_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file and the stat of the very file read (not of what replaced it meanwhile)."""
+    with path.open("rb") as fh:
+        return fh.read(), os.fstat(fh.fileno())
+
+
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return b""
+
+
+def _digest_or_none(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
 class FilesSink:
     """Artifacts of the given kinds as files under `root`."""
 
     def __init__(self, root: Path, kinds: Iterable[Kind] | None = None, name: str = "files",
                  validate: Callable[[Artifact, Path], None] | None = None,
-                 after_write: Callable[[], None] | None = None, *, flush_every: int = 500) -> None:
+                 after_write: Callable[[], None] | None = None, *,
+                 deep_every_seconds: float = DEEP_EVERY_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
         self.root = root
         self.kinds = frozenset(kinds) if kinds is not None else frozenset(Kind)
         self.name = name
         self._validate = validate
         self._after_write = after_write
+        self._deep_every = deep_every_seconds
+        self._settle_ns = int(settle_seconds * 1e9)
         self._dirty = False
-        self._flush_every = flush_every
         self._lock = threading.Lock()
-        # Manifest changes not yet saved: path -> entry (None: removed). Saved in finish() and every
-        # flush_every writes, merged into what is on disk, so sinks sharing a root keep each other's
-        # entries. A crash between a file write and the save at worst leaves a file unlisted (rewritten
-        # by the next create) or listed but missing (seen as drift): never a foreign file deleted.
-        self._pending: dict[str, dict[str, str] | None] = {}
-        self._by_id: dict[str, str] | None = None
-        # Every file is announced in the journal before it is written, and the journal is emptied once
-        # the manifest holds it: after a crash (SIGKILL mid-apply) the next listing finds the files the
-        # manifest missed, so they are owned, and pruned when no longer desired.
+        self._manifest = self.root / MANIFEST
         self._journal = self.root / f"{JOURNAL_PREFIX}{name}"
+        # What the manifest and this sink's journal say, as of `_seen` (their signatures when last read
+        # or written by this sink): read again only when another writer changed them.
+        self._seen: tuple[_Signature | None, _Signature | None] | None = None
+        self._files: dict[str, Entry] = {}  # path -> entry, every sink's
+        self._by_id: dict[str, str] = {}  # artifact id -> path
+        self._delta: dict[str, Entry | None] = {}  # this sink's journal folded by path (None: not ours any more)
+        self._lines = 0  # records in the journal
+        self._journal_checked = False  # the journal ends with a whole line (a crash may have cut one)
+        # path -> (stat, digest of the bytes under that stat), as this process last hashed the file,
+        # only when the stat was settled: what a fast listing trusts
+        self._trusted: dict[str, tuple[_Stat, str]] = {}
 
-    def _manifest(self) -> dict[str, dict[str, str]]:
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {}
+    # -- ownership records --------------------------------------------------------------------
+
+    def _read_manifest(self) -> dict[str, Entry]:
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise PermanentError(f"{path}: unreadable manifest ({exc}); refusing to guess what obsctl owns") from exc
-        return {str(k): dict(v) for k, v in data.get("files", {}).items()}
-
-    def _current(self) -> dict[str, dict[str, str]]:
-        manifest = self._manifest()
-        for rel, entry in self._pending.items():
-            if entry is None:
-                manifest.pop(rel, None)
-            else:
-                manifest[rel] = entry
-        return manifest
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        manifest = self._current()
-        body = json.dumps({"owner": "obsctl", "files": dict(sorted(manifest.items()))}, indent=2, sort_keys=True)
-        atomic_write(self.root / MANIFEST, body.encode() + b"\n")
-        self._pending.clear()
-        self._journal.unlink(missing_ok=True)
-
-    def _announce(self, rel: str, entry: dict[str, str]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._journal.open("a") as fh:  # the page cache survives a killed process: no fsync needed
-            fh.write(json.dumps({"path": rel, **entry}, sort_keys=True) + "\n")
-
-    def _replay(self) -> None:
-        """Files announced before a crash but never saved in the manifest become owned again."""
-        try:
-            lines = self._journal.read_text().splitlines()
+            data = json.loads(self._manifest.read_text())
+            files = data.get("files", {})
+            return {str(path): Entry(str(e["id"]), str(e["digest"]), str(e.get("owner", "")))
+                    for path, e in files.items()}
         except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PermanentError(f"{self._manifest}: unreadable manifest ({exc}); "
+                                 "refusing to guess what obsctl owns") from exc
+
+    def _sync(self) -> None:
+        """Read the manifest and replay the journal again if anyone but this sink changed them."""
+        seen = (_signature(self._manifest), _signature(self._journal))
+        if seen == self._seen:
             return
-        known = self._current()
-        for line in lines:
+        files = self._read_manifest()
+        delta, lines = self._replay(files)
+        self._files, self._delta, self._lines = files, delta, lines
+        self._by_id = {}
+        for path in sorted(files):
+            self._by_id.setdefault(files[path].id, path)
+        self._seen = seen
+        self._journal_checked = False
+
+    def _replay(self, files: dict[str, Entry]) -> tuple[dict[str, Entry | None], int]:
+        """Apply the journal to `files`; (the journal folded by path, its line count)."""
+        try:
+            text = self._journal.read_text()
+        except FileNotFoundError:
+            return {}, 0
+        delta: dict[str, Entry | None] = {}
+        # paths announced while not owned: adopted only when their bytes are one of these digests
+        unverified: dict[str, set[str]] = {}
+        lines = 0
+        for line in text.splitlines():
             try:
-                entry = json.loads(line)
-                rel = str(entry.pop("path"))
-                record = {"id": str(entry["id"]), "digest": str(entry["digest"]), "owner": str(entry.get("owner", ""))}
+                record = json.loads(line)
+                rel = str(record["path"])
+                entry = None if record.get("gone") else Entry(str(record["id"]), str(record["digest"]),
+                                                              str(record.get("owner", "")))
             except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # a line cut short by the crash
-            if rel not in known and safe_join(self.root, rel).exists():
-                self._pending[rel] = record
-                known[rel] = record
-
-    def _paths_of(self, aid: str) -> list[str]:
-        if self._by_id is None:
-            self._by_id = {}
-            for path, entry in self._current().items():
-                self._by_id.setdefault(entry["id"], path)
-        found = self._by_id.get(aid)
-        return [found] if found is not None else []
-
-    def _record(self, rel: str, entry: dict[str, str] | None) -> None:
-        self._pending[rel] = entry
-        if self._by_id is not None:
+                continue  # a line cut short by a crash
+            lines += 1
             if entry is None:
-                self._by_id = {k: v for k, v in self._by_id.items() if v != rel}
+                files.pop(rel, None)
+                unverified.pop(rel, None)
             else:
-                self._by_id[entry["id"]] = rel
-        self._dirty = True
-        if len(self._pending) >= self._flush_every:
-            self._flush()
+                if rel not in files or rel in unverified:
+                    unverified.setdefault(rel, set()).add(entry.digest)
+                files[rel] = entry
+            delta[rel] = entry
+        for rel, digests in unverified.items():
+            if _digest_or_none(safe_join(self.root, rel)) not in digests:  # never written, or not ours
+                files.pop(rel, None)
+                delta[rel] = None
+        return delta, lines
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """One journal line, in one write (a killed process cannot leave half of it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            line = json.dumps(record, sort_keys=True) + "\n"
+            if not self._journal_checked:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line  # a line cut short before: never glue a whole one to it
+                self._journal_checked = True
+            os.write(fd, line.encode())
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        self._lines += 1
+        self._seen = (self._seen[0] if self._seen else _signature(self._manifest),
+                      (st.st_ino, st.st_size, st.st_mtime_ns))
+
+    def _set(self, rel: str, entry: Entry | None) -> None:
+        """Record in memory what the journal now says of `rel`."""
+        old = self._files.get(rel)
+        if old is not None and self._by_id.get(old.id) == rel:
+            del self._by_id[old.id]
+        if entry is None:
+            self._files.pop(rel, None)
+        else:
+            self._files[rel] = entry
+            self._by_id[entry.id] = rel
+        self._delta[rel] = entry
+        self._trusted.pop(rel, None)
+
+    def _disown(self, rel: str) -> None:
+        self._append({"path": rel, "gone": True})
+        self._set(rel, None)
+
+    def _fold(self) -> None:
+        """Write the manifest with this sink's journal folded in (others' entries as on disk), drop the journal."""
+        files = self._read_manifest()
+        for rel, entry in self._delta.items():
+            if entry is None:
+                files.pop(rel, None)
+            else:
+                files[rel] = entry
+        body = json.dumps({"owner": "obsctl", "files": {p: files[p]._asdict() for p in sorted(files)}},
+                          indent=2, sort_keys=True)
+        atomic_write(self._manifest, body.encode() + b"\n")
+        self._journal.unlink(missing_ok=True)
+        self._files, self._delta, self._lines = files, {}, 0
+        self._by_id = {}
+        for path in sorted(files):
+            self._by_id.setdefault(files[path].id, path)
+        self._seen = (_signature(self._manifest), None)
+
+    # -- the sink -----------------------------------------------------------------------------
 
     @property
     def location(self) -> str:
@@ -150,32 +278,48 @@ class FilesSink:
 
     @property
     def contract(self) -> SinkContract:
-        """One depth, sequential writes (the manifest is shared state)."""
-        return SinkContract()
+        """Sequential writes (the journal is shared state); fast listings by stat, deep ones by hash."""
+        return SinkContract(deep_every_seconds=self._deep_every)
 
     def prepare(self, desired: Iterable[Artifact]) -> None:
         """Nothing to learn: files need no desired state before listing."""
 
     def list_owned(self, deep: bool = True) -> dict[str, Observed]:
-        """Files in the manifest whose kind this sink handles (one depth: `deep` changes nothing)."""
+        """Owned files of this sink's kinds; `deep` hashes every one, otherwise only those whose stat moved.
+
+        A body is held only for a drifted file (for its diff); the others read theirs on demand.
+        """
         out: dict[str, Observed] = {}
         with self._lock:
-            self._replay()
-            manifest = self._current()
-            self._by_id = None
-        for rel, entry in manifest.items():
-            aid = entry["id"]
-            if not any(aid.startswith(k.value + "/") for k in self.kinds):
-                continue
-            path = safe_join(self.root, rel)
-            body = path.read_bytes() if path.exists() else b""
-            digest = hashlib.sha256(body).hexdigest()
-            out[aid] = Observed(aid, body, entry["digest"], drifted=digest != entry["digest"] or not path.exists(),
-                                owner=entry.get("owner", ""))
+            self._sync()
+            now = time.time_ns()
+            for rel, entry in self._files.items():
+                if kind_of(entry.id) not in self.kinds:
+                    continue
+                path = safe_join(self.root, rel)
+                read = functools.partial(_read_or_empty, path)
+                try:
+                    st = os.stat(path)
+                    if not deep and self._trusted.get(rel) == (_stat_key(st), entry.digest):
+                        out[entry.id] = Observed(entry.id, None, entry.digest, owner=entry.owner, read=read)
+                        continue
+                    body, st = _read_with_stat(path)
+                except FileNotFoundError:
+                    self._trusted.pop(rel, None)
+                    out[entry.id] = Observed(entry.id, b"", entry.digest, drifted=True, owner=entry.owner)
+                    continue
+                digest = hashlib.sha256(body).hexdigest()
+                drifted = digest != entry.digest
+                if not drifted and now - st.st_ctime_ns >= self._settle_ns:
+                    self._trusted[rel] = (_stat_key(st), digest)
+                else:
+                    self._trusted.pop(rel, None)
+                out[entry.id] = Observed(entry.id, body if drifted else None, entry.digest, drifted,
+                                         owner=entry.owner, read=read)
         return out
 
     def put(self, artifact: Artifact) -> None:
-        """Validate (when configured), then write atomically and record in the manifest."""
+        """Validate (when configured), then announce in the journal and write atomically."""
         target = safe_join(self.root, artifact.path)
         if self._validate is not None:
             fd, tmp = tempfile.mkstemp(suffix=Path(artifact.path).suffix or ".tmp")
@@ -186,26 +330,42 @@ class FilesSink:
             finally:
                 Path(tmp).unlink(missing_ok=True)
         with self._lock:
-            for rel in self._paths_of(artifact.id):
-                if rel != artifact.path:
-                    safe_join(self.root, rel).unlink(missing_ok=True)
-                    self._record(rel, None)
-            entry = {"id": artifact.id, "digest": artifact.digest, "owner": artifact.owner}
-            self._announce(artifact.path, entry)
-            atomic_write(target, artifact.body)
-            self._record(artifact.path, entry)
+            self._sync()
+            moved = self._by_id.get(artifact.id)
+            if moved is not None and moved != artifact.path:
+                safe_join(self.root, moved).unlink(missing_ok=True)
+                self._disown(moved)
+            before = self._files.get(artifact.path)
+            entry = Entry(artifact.id, artifact.digest, artifact.owner)
+            self._append({"path": artifact.path, **entry._asdict()})
+            self._set(artifact.path, entry)
+            self._dirty = True
+            try:
+                atomic_write(target, artifact.body)
+            except BaseException:
+                # not written: what the path held before is what obsctl owns there (if anything)
+                if before is None:
+                    self._disown(artifact.path)
+                else:
+                    self._append({"path": artifact.path, **before._asdict()})
+                    self._set(artifact.path, before)
+                raise
 
     def delete(self, observed: Observed) -> None:
-        """Remove an owned file and its manifest entry; empty directories are removed too."""
+        """Remove an owned file, then its record; empty directories are removed too."""
         with self._lock:
-            for rel in self._paths_of(observed.id):
-                path = safe_join(self.root, rel)
-                path.unlink(missing_ok=True)
-                self._record(rel, None)
-                parent = path.parent
-                while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-                    parent.rmdir()
-                    parent = parent.parent
+            self._sync()
+            rel = self._by_id.get(observed.id)
+            if rel is None:
+                return
+            path = safe_join(self.root, rel)
+            path.unlink(missing_ok=True)
+            self._disown(rel)
+            self._dirty = True
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
 
     def stale(self) -> str:
         """The error of the last failed after-write hook (a reload), until one succeeds; "" otherwise."""
@@ -217,13 +377,16 @@ class FilesSink:
             return ""
 
     def finish(self) -> None:
-        """Save the manifest, then run the after-write hook if anything changed or its last run failed.
+        """Fold the journal when it has grown, then run the after-write hook if anything changed or its
+        last run failed.
 
         A failure is remembered in RELOAD_PENDING beside the files (so the next round, or the next
         `obsctl apply` process, runs the hook again) and re-raised; a success clears it.
         """
         with self._lock:
-            self._flush()
+            self._sync()
+            if self._lines and self._lines * FOLD_RATIO >= len(self._files):
+                self._fold()
         pending = self.stale()
         if (self._dirty or pending) and self._after_write is not None:
             self._dirty = False

@@ -126,3 +126,20 @@ def test_apply_retries_temporary_errors_honouring_retry_after_and_never_retries_
     assert sink.calls.count("p") == 1
     assert 2.0 in sleeps  # Retry-After wins over a shorter backoff
     assert sink.finished == 1
+
+
+def test_plan_and_apply_of_unchanged_artifacts_never_read_a_body() -> None:
+    def unread() -> bytes:
+        raise AssertionError("a body was read for an unchanged artifact")
+
+    desired = desired_state([art(f"s{i}") for i in range(100)] + [art("changed", "a: 2\n")])
+    owned = {aid: Observed(aid, None, a.digest, read=unread) for aid, a in desired.items()
+             if aid != "prometheus-rules/changed"}
+    owned["prometheus-rules/changed"] = Observed("prometheus-rules/changed", None, art("changed").digest,
+                                                 read=lambda: b"a: 1\n")
+    plan = make_plan(desired, owned)
+    assert plan.summary() == {"create": 0, "update": 1, "delete": 0, "unchanged": 100}
+    assert "-a: 1\n+a: 2\n" in plan.writes[0].diff()  # the one body read: the changed artifact's, for its diff
+    sink = FlakySink({})
+    result = apply_plan(sink, plan)
+    assert sink.calls == ["changed"] and result.writes == 1
