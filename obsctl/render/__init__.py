@@ -9,11 +9,13 @@ worker processes, so a large catalog never has all its bodies in memory at once.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 
 from obsctl.errors import Problem, SpecError
@@ -24,7 +26,7 @@ from obsctl.render.context import RENDERER_NAMES, RenderContext, ServiceSummary,
 from obsctl.render.options import RenderOptions
 
 __all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared",
-           "selection_of"]
+           "selection_of", "shared_parts"]
 
 Renderer = Callable[[Catalog, Templates, RenderOptions], list[Artifact]]
 _MODULES = {"rules": "obsctl.render.rules", "alertmanager": "obsctl.render.routes",
@@ -94,18 +96,57 @@ def render_service(service: Service, ctx: RenderContext) -> tuple[list[Artifact]
     return artifacts, summary_of(service, ctx.templates)
 
 
+@dataclass(frozen=True)
+class SharedPart:
+    """One renderer's shared artifacts and what they read, so a cache knows when to build them again.
+
+    `reads`: "summaries" (every service summary and the teams in use), "teams" (the teams in use and
+    their entities) or "team" (one team and its entity: the part over several teams is the parts of
+    each team, and `render` is called with one team at a time).
+    """
+
+    name: str
+    reads: str
+    render: Callable[[Sequence[ServiceSummary], tuple[EntityRef, ...], RenderContext], list[Artifact]]
+
+
+def shared_parts(ctx: RenderContext) -> list[SharedPart]:
+    """The shared part of every selected renderer, in render order."""
+    parts: list[SharedPart] = []
+    for name in ctx.renderers:
+        found = _modules([name])
+        if not found:
+            continue
+        mod = found[0]
+        by_summaries = getattr(mod, "render_summaries", None)  # the routing tree needs more than the teams
+        if by_summaries is not None:
+            parts.append(SharedPart(name, "summaries", functools.partial(_by_summaries, by_summaries)))
+            continue
+        fn = getattr(mod, "render_shared", None)
+        if fn is not None:
+            reads = "team" if getattr(mod, "SHARED_PER_TEAM", False) else "teams"
+            parts.append(SharedPart(name, reads, functools.partial(_by_teams, fn)))
+    return parts
+
+
+def _by_summaries(fn: Callable[[Sequence[ServiceSummary], RenderContext], list[Artifact]],
+                  summaries: Sequence[ServiceSummary], _teams: tuple[EntityRef, ...], ctx: RenderContext
+                  ) -> list[Artifact]:
+    return list(fn(summaries, ctx))
+
+
+def _by_teams(fn: Callable[[tuple[EntityRef, ...], RenderContext], list[Artifact]],
+              _summaries: Sequence[ServiceSummary], teams: tuple[EntityRef, ...], ctx: RenderContext
+              ) -> list[Artifact]:
+    return list(fn(teams, ctx))
+
+
 def render_shared(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
     """The team- and org-level artifacts of the services summarised."""
     teams: tuple[EntityRef, ...] = teams_in_use(tuple(summaries))
     artifacts: list[Artifact] = []
-    for mod in _modules(ctx.renderers):
-        by_summaries = getattr(mod, "render_summaries", None)  # the routing tree needs more than the teams
-        if by_summaries is not None:
-            artifacts.extend(by_summaries(summaries, ctx))
-            continue
-        fn = getattr(mod, "render_shared", None)
-        if fn is not None:
-            artifacts.extend(fn(teams, ctx))
+    for part in shared_parts(ctx):
+        artifacts.extend(part.render(summaries, teams, ctx))
     return artifacts
 
 

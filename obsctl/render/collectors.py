@@ -221,6 +221,10 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     return out
 
 
+# render_shared over several teams is render_shared over each team: a cache may build one team's alone.
+SHARED_PER_TEAM = True
+
+
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
     """The gateway and sampler configs of every team in `teams` and their operator manifests (those in the
     outputs)."""

@@ -3,8 +3,9 @@
 `IncrementalRenderer` keeps, per service, the artifacts it rendered and what they were rendered
 from: the service itself and its team's entity (templates and options are fixed for the renderer's
 life). A render of a catalog re-renders only the services whose inputs differ, reuses the rest, and
-rebuilds the shared team/org artifacts only when the teams in use, their entities or the services'
-summaries (what the routing tree and team gateways read) change.
+rebuilds each renderer's shared part only when what it reads changed (`render.shared_parts`): the
+routing tree when a service summary or team changes, the team folders and overviews when the teams in
+use or their entities change, a per-team part (team gateways) only for the team that changed.
 Renderers are pure, so the result is byte-identical to `render_all` of the same catalog (a property
 test checks it over random sequences of catalog edits).
 """
@@ -21,7 +22,7 @@ from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.model.status import owner_key
-from obsctl.render import render_service, render_shared
+from obsctl.render import render_service, shared_parts
 from obsctl.render.context import RenderContext, ServiceSummary, teams_in_use
 from obsctl.render.isolated import IsolatedRender, RenderFailure, assemble, failure_of
 from obsctl.render.options import RenderOptions
@@ -33,6 +34,9 @@ class _Entry:
     team: Team | None
     artifacts: tuple[Artifact, ...]
     summary: ServiceSummary
+
+
+_SharedCache = dict[tuple[str, EntityRef | None], tuple[tuple[object, ...], tuple[Artifact, ...]]]
 
 
 @dataclass
@@ -55,9 +59,8 @@ class IncrementalRenderer:
         self.options = options
         self.only = list(only) if only else None
         self._entries: dict[EntityRef, _Entry] = {}
-        self._shared_key: tuple[tuple[EntityRef, ...], tuple[Team | None, ...], tuple[ServiceSummary, ...]] | None = \
-            None
-        self._shared: tuple[Artifact, ...] = ()
+        # each shared part's artifacts (per team for a part built team by team) and what they were built from
+        self._shared: _SharedCache = {}
         self._lock = threading.Lock()
         self.stats = RenderStats()
 
@@ -75,20 +78,10 @@ class IncrementalRenderer:
             problems.extend(exc.problems if isinstance(exc, SpecError) else ())
 
         entries = self._render_services(catalog, ctx, stats, SpecError, spec_error)
-        summaries = tuple(e.summary for e in entries.values())
-        teams = teams_in_use(summaries)
-        # the routing tree reads per-service summaries (severities, own PagerDuty service, dependencies)
-        shared_key = (teams, tuple(ctx.team(t) for t in teams), summaries)
-        shared = self._shared
-        if shared_key != self._shared_key:
-            try:
-                shared = tuple(render_shared([e.summary for e in entries.values()], ctx))
-            except SpecError as exc:
-                problems.extend(exc.problems)
-            stats.shared_rebuilt = True
+        shared, cache = self._shared_of([e.summary for e in entries.values()], ctx, stats, problems)
         if problems:
             raise SpecError(problems)
-        self._entries, self._shared_key, self._shared = entries, shared_key, shared
+        self._entries, self._shared = entries, cache
         self.stats = stats
         out: DesiredState = {}
         for art in itertools.chain.from_iterable([*(e.artifacts for e in entries.values()), shared]):
@@ -105,7 +98,7 @@ class IncrementalRenderer:
         for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
             team = ctx.team(svc.team)
             old = self._entries.get(svc.ref)
-            if old is not None and old.team == team and old.service == svc:
+            if old is not None and (old.service is svc or old.service == svc) and old.team == team:
                 entries[svc.ref] = old
                 stats.reused += 1
                 continue
@@ -132,17 +125,51 @@ class IncrementalRenderer:
 
             entries = self._render_services(catalog, ctx, stats, Exception, isolate)
 
+            caches: list[_SharedCache] = []
+
             def shared_of(summaries: Sequence[ServiceSummary]) -> Sequence[Artifact]:
-                teams = teams_in_use(list(summaries))
-                key = (teams, tuple(ctx.team(t) for t in teams), tuple(summaries))
-                if key != self._shared_key:
-                    self._shared = tuple(render_shared(summaries, ctx))
-                    self._shared_key = key
-                    stats.shared_rebuilt = True
-                return self._shared
+                shared, cache = self._shared_of(summaries, ctx, stats, None)
+                caches.append(cache)
+                return shared
 
             result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in entries.values()],
                               failures, shared_of)
             self._entries = entries
+            if caches:
+                self._shared = caches[-1]
             self.stats = stats
             return result
+
+    def _shared_of(self, summaries: Sequence[ServiceSummary], ctx: RenderContext, stats: RenderStats,
+                   problems: list[Problem] | None) -> tuple[tuple[Artifact, ...], _SharedCache]:
+        """The shared artifacts of the services summarised, each part (or team) built again only when what
+        it reads changed, and the cache to keep. A SpecError goes into `problems` (raised when None)."""
+        summaries = tuple(summaries)
+        teams = teams_in_use(summaries)
+        entities = tuple(ctx.team(t) for t in teams)
+        cache: _SharedCache = {}
+        out: list[Artifact] = []
+        for part in shared_parts(ctx):
+            units: list[tuple[tuple[str, EntityRef | None], tuple[object, ...], tuple[EntityRef, ...]]]
+            if part.reads == "team":
+                units = [((part.name, t), (t, e), (t,)) for t, e in zip(teams, entities, strict=True)]
+            else:
+                reads: tuple[object, ...] = (teams, entities, summaries) if part.reads == "summaries" \
+                    else (teams, entities)
+                units = [((part.name, None), reads, teams)]
+            for key, inputs, unit_teams in units:
+                hit = self._shared.get(key)
+                if hit is not None and hit[0] == inputs:
+                    artifacts = hit[1]
+                else:
+                    try:
+                        artifacts = tuple(part.render(summaries, unit_teams, ctx))
+                    except SpecError as exc:
+                        if problems is None:
+                            raise
+                        problems.extend(exc.problems)
+                        continue
+                    stats.shared_rebuilt = True
+                cache[key] = (inputs, artifacts)
+                out.extend(artifacts)
+        return tuple(out), cache
