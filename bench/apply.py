@@ -45,7 +45,7 @@ emu = GrafanaEmulator(tokens={{"{TOKEN}": "Admin"}}, latency_s={LATENCY_S}, stri
 emu.start()
 print(emu.url, flush=True)
 sys.stdin.read()  # until the parent closes stdin
-print(len(emu.request_log), len(emu.writes()), flush=True)
+print(emu.request_count(), emu.request_count(writes_only=True), flush=True)
 emu.stop()
 """
 

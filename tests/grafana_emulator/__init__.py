@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ._schema import SCHEMA_DIR, DashboardSchema, resolve_schema_path
 from ._server import EmulatorHTTPServer, Reply
 from ._store import ROLE_RANK, ApiError, Json, Principal, Query, Store, bad_request_data
+from ._util import json_bytes, parse_json
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -113,17 +113,30 @@ _ROUTES: tuple[_Route, ...] = (
 )
 
 
-def _json_bytes(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+_json_bytes = json_bytes
 
 
 def _logged_body(raw: bytes) -> Any | None:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except ValueError:
         return raw.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class _LogEntry:
+    """A request as answered; its body is parsed only when someone reads the log."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    status: int
+    raw: bytes
+
+    def record(self) -> RequestRecord:
+        return RequestRecord(self.method, self.path, self.query, self.status, _logged_body(self.raw))
 
 
 class GrafanaEmulator:
@@ -171,7 +184,7 @@ class GrafanaEmulator:
             clock=clock,
         )
         self._lock = threading.RLock()
-        self._log: list[RequestRecord] = []
+        self._log: list[_LogEntry] = []
         self._faults: list[Fault] = []
         self._stop = threading.Event()
         self._server: EmulatorHTTPServer | None = None
@@ -259,7 +272,8 @@ class GrafanaEmulator:
     def request_log(self) -> list[RequestRecord]:
         """Every request answered so far, oldest first (a copy)."""
         with self._lock:
-            return list(self._log)
+            entries = list(self._log)
+        return [e.record() for e in entries]
 
     def clear_log(self) -> None:
         """Empty the request log."""
@@ -268,7 +282,14 @@ class GrafanaEmulator:
 
     def writes(self) -> list[RequestRecord]:
         """The request log filtered to POST, PUT, DELETE and PATCH."""
-        return [r for r in self.request_log if r.method in WRITE_METHODS]
+        with self._lock:
+            entries = [e for e in self._log if e.method in WRITE_METHODS]
+        return [e.record() for e in entries]
+
+    def request_count(self, *, writes_only: bool = False) -> int:
+        """How many requests (or writes) were answered, without parsing their bodies."""
+        with self._lock:
+            return sum(1 for e in self._log if not writes_only or e.method in WRITE_METHODS)
 
     def ui_edit(
         self, uid: str, mutate: Callable[[Json], Json | None], *, user: str = "admin", message: str = ""
@@ -340,7 +361,7 @@ class GrafanaEmulator:
         query = parse_qs(split.query, keep_blank_values=True)
         reply = self._process(method, path, query, headers, raw)
         with self._lock:
-            self._log.append(RequestRecord(method, path, query, reply.status, _logged_body(raw)))
+            self._log.append(_LogEntry(method, path, query, reply.status, raw))
         return reply
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -395,14 +416,14 @@ class GrafanaEmulator:
             body: Any = None
             if route.has_body:
                 try:
-                    body = json.loads(raw) if raw else None
+                    body = parse_json(raw) if raw else None
                 except ValueError:
                     raise bad_request_data() from None
                 if body is None:
                     raise bad_request_data()
-            with self._lock:
+            with self._lock:  # serialised under the lock: handlers may answer with views of the store
                 payload = getattr(self, f"_api_{route.handler}")(params, query, body, principal)
-            return Reply(200, _json_bytes(payload))
+                return Reply(200, _json_bytes(payload))
         except ApiError as err:
             return Reply(err.status, _json_bytes(err.body))
 

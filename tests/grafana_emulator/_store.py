@@ -17,8 +17,9 @@ from ._util import (
     dashboard_url,
     folder_url,
     iso_time,
-    json_copy,
+    json_bytes,
     parse_duration,
+    parse_json,
     slugify,
     uid_problem,
 )
@@ -116,7 +117,7 @@ class VersionRec:
     created: float
     created_by: str
     message: str
-    data: Json
+    data: bytes  # the model as saved, serialised: immutable, and cheaper to keep than a deep copy
 
 
 @dataclass
@@ -464,7 +465,7 @@ class Store:
                 created=rec.updated,
                 created_by=login,
                 message=message,
-                data=json_copy(rec.model),
+                data=json_bytes(rec.model),
             )
         )
         self._next_version_id += 1
@@ -479,8 +480,9 @@ class Store:
             return self._folder_as_dashboard(folder, principal)
         folder_meta = {"folderUid": "", "folderId": 0, "folderTitle": ROOT_FOLDER_TITLE, "folderUrl": ""}
         folder_meta.update(self._folder_fields(rec.folder_uid))
-        model = copy.deepcopy(rec.model)
-        model["version"] = rec.version
+        # A shallow copy: stored models are replaced on save, never changed in place, and answers are
+        # serialised under the store's lock.
+        model = {**rec.model, "version": rec.version}
         meta: Json = {
             "type": "db",
             "canSave": principal.at_least("Editor"),
@@ -595,7 +597,7 @@ class Store:
             "message": message,
         }
         if with_data:
-            out["data"] = copy.deepcopy(v.data)
+            out["data"] = parse_json(v.data)
         return out
 
     def dashboard_tags(self) -> list[Json]:

@@ -75,6 +75,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from obsctl.errors import PermanentError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed
@@ -304,18 +306,18 @@ class GrafanaSink:
         if not self._drift_gate(uid, "overwriting"):
             return
         folder = folder_of(artifact)
-        model = json.loads(artifact.body)
+        model = orjson.loads(artifact.body)
         digest = self._index.digest_of(artifact)  # remembered: the next fast listing compares hits with it
         model["tags"] = [*(model.get("tags") or []), cv.digest_tag(digest)]
         seen = self._index.seen(uid)
         if seen is not None:
             model["version"] = seen.version  # optimistic: a concurrent edit answers 412 instead of being lost
-        payload = {"dashboard": model, "folderUid": folder, "overwrite": False,
-                   "message": cv.dashboard_message(digest)}
+        payload = orjson.dumps({"dashboard": model, "folderUid": folder, "overwrite": False,
+                                "message": cv.dashboard_message(digest)})  # serialised once, sent as is on retries
         self._folders.ensure(folder)
         for attempt in (1, 2):
             try:
-                answer = self._client.http("POST", "/dashboards/db", json_body=payload)
+                answer = self._client.http("POST", "/dashboards/db", body=payload)
                 self._index.saw(uid, Seen(int(answer.get("version") or 0), folder, False), written=True)
                 return
             except HttpError as exc:

@@ -1,33 +1,38 @@
-"""The Grafana HTTP client of the sink: pooled grafana-client sessions, answers mapped to obsctl's errors.
+"""The Grafana HTTP client of the sink: pooled keep-alive connections, answers mapped to obsctl's errors.
 
 Temporary (retried): 5xx, 408, 429 (with Retry-After), timeouts, connection errors, an answer with no
-status. Permanent: 401/403. Every other 4xx is an HttpError the caller decides about (400, 404, 409,
-412, 422). Reads get a few quick retries: a listing must be complete or fail.
+status. Permanent: 401/403, and a success answer that is not JSON. Every other 4xx (and 3xx: the API
+does not redirect) is an HttpError the caller decides about (400, 404, 409, 412, 422). Reads get a
+few quick retries: a listing must be complete or fail.
+
+The transport is the standard library's http.client, one persistent connection per concurrent
+caller: a call costs ~0.2 ms of CPU here against ~1 ms through grafana-client's niquests session,
+which counted when obsctl applies 10,000 dashboards. Bodies go out as given (`body=` bytes are sent
+untouched, `json_body=` is serialised once with orjson); answers are parsed with orjson.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import queue
+import select
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPMessage, HTTPSConnection
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from grafana_client.api import GrafanaApi
-from grafana_client.client import (
-    GrafanaClientError,
-    GrafanaException,
-    GrafanaServerError,
-    GrafanaTimeoutError,
-)
-from niquests.exceptions import RequestException
+import orjson
 
 from obsctl.errors import PermanentError, TemporaryError, is_temporary_status, parse_retry_after
 
 T = TypeVar("T")
 _READ_ATTEMPTS = 3
+_USER_AGENT = "obsctl"
 
 
 class HttpError(Exception):
@@ -39,20 +44,42 @@ class HttpError(Exception):
         self.message = message
 
 
-def message_of(exc: GrafanaException) -> str:
-    """The message Grafana put in an error answer."""
-    body = exc.response
+def _parse(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)  # what orjson refuses but JSON parsers commonly take (NaN, huge integers)
+
+
+def message_of(status: int, raw: bytes) -> str:
+    """The message Grafana put in an error answer (its JSON `message`, else the start of the text)."""
+    try:
+        body = _parse(raw) if raw else None
+    except ValueError:
+        body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
-    return str(exc.message)
+    text = raw.decode("utf-8", errors="replace").strip()[:200]
+    return text or http.client.responses.get(status, "error")
 
 
-@dataclass
-class _Client:
-    """One pooled grafana-client instance and the Retry-After of its last answer."""
+def _closed_by_peer(conn: HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (readable while idle means EOF).
 
-    api: GrafanaApi
-    retry_after: str | None = None
+    Checked before reuse so a request is never sent into a dead connection; a write is never resent.
+    """
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        if hasattr(select, "poll"):  # no FD_SETSIZE limit
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class GrafanaClient:
@@ -63,78 +90,101 @@ class GrafanaClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not a Grafana URL: {url!r}")
-        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
         prefix = parts.path.strip("/")
-        self._prefix = f"{prefix}/" if prefix else ""
-        self._auth = token
-        self._org_id = org_id
+        self._base = f"/{prefix}/api" if prefix else "/api"
+        if isinstance(token, tuple):
+            auth = "Basic " + base64.b64encode(f"{token[0]}:{token[1]}".encode()).decode("ascii")
+        else:
+            auth = f"Bearer {token}"
+        self._headers = {"Authorization": auth, "Accept": "application/json", "User-Agent": _USER_AGENT}
+        if org_id:
+            self._headers["X-Grafana-Org-Id"] = str(org_id)
         self._timeout = timeout
-        self._verify = verify
+        self._ssl: ssl.SSLContext | None = None
+        if self._https:
+            self._ssl = ssl.create_default_context() if verify else ssl._create_unverified_context()  # noqa: S323
         self.parallelism = max(1, parallelism)
-        self._clients: queue.SimpleQueue[_Client] = queue.SimpleQueue()
+        self._pool: queue.SimpleQueue[HTTPConnection] = queue.SimpleQueue()
 
-    def _new_client(self) -> _Client:
-        api = GrafanaApi(self._auth, host=self._host, port=self._port, url_path_prefix=self._prefix,
-                         protocol=self._scheme, verify=self._verify, timeout=self._timeout,
-                         organization_id=self._org_id, session_pool_size=2)
-        client = _Client(api)
-
-        def remember(response: Any, **_: Any) -> Any:
-            client.retry_after = response.headers.get("Retry-After")
-            return response
-
-        api.client.s.hooks["response"].append(remember)
-        return client
+    def _connect(self) -> HTTPConnection:
+        if self._https:
+            return HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
+        return HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def close(self) -> None:
-        """Close every HTTP session this client opened."""
+        """Close every connection this client opened."""
         while True:
             try:
-                client = self._clients.get_nowait()
+                conn = self._pool.get_nowait()
             except queue.Empty:
                 return
-            client.api.client.s.close()
+            conn.close()
 
-    def http(self, method: str, path: str, *, json_body: Any = None,
+    def http(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
              params: Mapping[str, Any] | None = None) -> Any:
         """One API call, mapped: temporary errors raise TemporaryError, 401/403 PermanentError, other 4xx HttpError.
 
-        Clients are pooled (one borrower at a time each), so the pool never outgrows the concurrency.
+        `body` is sent as it is (JSON already serialised); else `json_body` is serialised. Connections are
+        pooled (one borrower at a time each), so the pool never outgrows the concurrency.
         """
-        try:
-            client = self._clients.get_nowait()
-        except queue.Empty:
-            client = self._new_client()
-        try:
-            return self._call(client, method, path, json_body, params)
-        finally:
-            self._clients.put(client)
-
-    def _call(self, client: _Client, method: str, path: str, json_body: Any,
-              params: Mapping[str, Any] | None) -> Any:
-        client.retry_after = None
+        target = self._base + path
+        if params:
+            target += "?" + urlencode(params, doseq=True)
+        if body is None and json_body is not None:
+            body = orjson.dumps(json_body)
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         what = f"{method} {path}"
         try:
-            return getattr(client.api.client, method)(path, json=json_body, params=dict(params) if params else None)
-        except GrafanaTimeoutError as exc:
-            raise TemporaryError(f"grafana: {what}: timeout ({exc.message})") from None
-        except GrafanaServerError as exc:
-            raise TemporaryError(f"grafana: {what}: {exc.status_code} {message_of(exc)}",
-                                 parse_retry_after(client.retry_after)) from None
-        except GrafanaClientError as exc:
-            status = exc.status_code
-            message = message_of(exc)
-            if is_temporary_status(status):
-                raise TemporaryError(f"grafana: {what}: {status} {message}",
-                                     parse_retry_after(client.retry_after)) from None
-            if status in (401, 403):
-                raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)") \
-                    from None
-            raise HttpError(status, message) from None
-        except GrafanaException as exc:  # no HTTP status at all
-            raise TemporaryError(f"grafana: {what}: {exc.message}") from None
-        except (RequestException, OSError) as exc:  # refused, reset, dropped: grafana-client lets these through
+            conn = self._pool.get_nowait()
+            if _closed_by_peer(conn):
+                conn.close()  # http.client connects again on the next request
+        except queue.Empty:
+            conn = self._connect()
+        try:
+            status, reply_headers, raw = self._exchange(conn, what, (method, target, body, headers))
+        except Exception:
+            conn.close()
+            raise
+        self._pool.put(conn)
+        return self._answer(what, status, reply_headers, raw)
+
+    @staticmethod
+    def _exchange(conn: HTTPConnection, what: str,
+                  request: tuple[str, str, bytes | None, dict[str, str]]) -> tuple[int, HTTPMessage, bytes]:
+        method, target, body, headers = request
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except TimeoutError as exc:
+            raise TemporaryError(f"grafana: {what}: timeout ({exc or 'no answer within the timeout'})") from None
+        except (http.client.HTTPException, OSError) as exc:  # refused, reset, garbled, dropped
             raise TemporaryError(f"grafana: {what}: connection failed ({exc})") from None
+        if resp.will_close:
+            conn.close()  # http.client reconnects on the next request
+        return resp.status, resp.headers, raw
+
+    @staticmethod
+    def _answer(what: str, status: int, headers: HTTPMessage, raw: bytes) -> Any:
+        if status < 300:
+            if status == 204 or not raw:
+                return None
+            if headers.get("Content-Type", "").startswith("text/"):
+                return raw.decode("utf-8", errors="replace")
+            try:
+                return _parse(raw)
+            except ValueError:
+                raise PermanentError(f"grafana: {what}: the answer is not JSON (is the URL Grafana's?)") from None
+        message = message_of(status, raw)
+        if is_temporary_status(status):
+            raise TemporaryError(f"grafana: {what}: {status} {message}", parse_retry_after(headers.get("Retry-After")))
+        if status in (401, 403):
+            raise PermanentError(f"grafana: {what}: {status} {message} (check the token and its role)")
+        raise HttpError(status, message)
 
     def read(self, method: Callable[[], T]) -> T:
         """A read with a few quick retries: list_owned must be complete or fail."""
