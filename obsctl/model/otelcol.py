@@ -6,18 +6,19 @@ does at start-up, so `obsctl validate` works where no collector is installed:
 - structure and strict decoding (unknown keys, wrong value types), component ids `type[/name]`,
   component types compiled into our distribution (collectors/builder-config.yaml);
 - the service graph: pipelines per signal, references, connectors, extensions, cycles;
-- each known component's own checks (required fields, ranges, enums), on pydantic models that
+- each known component's own checks (required fields, ranges, enums), on field tables that
   mirror the collector's config structs;
 - obsctl's policy on top (memory_limiter first, batch last, explicit prometheusremotewrite
   endpoint), reported with `policy=True`.
 
-What changes with a collector release lives in one table, `COMPONENTS`: one row per component
-(kind, canonical type and deprecated aliases, Go module of the builder manifest, signals,
-connector pairs, config model), pinned by `COLLECTOR_VERSION`; tests check the rows against the
-builder manifest and against `otelcol-obsctl components`. New component configs are field tables
-(`table_config`: key -> (type, default), plus a check function), not hand-written classes; the
-older components' classes share the decoding building blocks (TLS, HTTP/gRPC client and server,
-queues) that the tables reuse.
+What changes with a collector release is data, pinned by `COLLECTOR_VERSION`: the component
+table `COMPONENTS` (one row per component: kind, canonical type and deprecated aliases, Go module
+of the builder manifest, signals, connector pairs, config table), checked by tests against the
+builder manifest and `otelcol-obsctl components`; and one field table per config block
+(`table_config`: key -> (type, default), plus the checks of the block's Validate), for the
+components' own configs and the building blocks they nest (TLS, HTTP/gRPC client and server,
+queues, retry, sampling policies, match blocks, OTTL groups). One decoder walks every table and
+reports each problem with its path in the component (`protocols.grpc.tls.min_version`).
 
 Each problem carries a stable rule id from `RULES`; tests/collector proves the verdicts agree with
 `otelcol-obsctl validate` (and with a real start-up for the checks only start-up performs).
@@ -42,32 +43,27 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self, cast, get_args, get_origin
-
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ModelWrapValidatorHandler,
-    ValidationError,
-    create_model,
-    model_validator,
-)
-from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from functools import cached_property
+from typing import Any, Literal, TypeAlias
 
 __all__ = [
     "COLLECTOR_VERSION",
     "COMPONENTS",
     "COMPONENT_MODELS",
+    "REQUIRED",
     "RULES",
     "TYPE_ALIASES",
+    "Block",
     "CollectorConfigProblem",
     "Component",
     "ComponentID",
     "ComponentKind",
+    "DecodeError",
+    "ListOf",
+    "MapOf",
     "RuleInfo",
     "Signal",
+    "Table",
     "component_for_module",
     "known_component_types",
     "ottl_lexical_problem",
@@ -255,10 +251,52 @@ class _PipelineID:
         return f"{self.signal}/{self.name}" if self.name else self.signal
 
 
+# --------------------------------------------------------------------------- decoding errors
+
+
+class _Reject(Exception):
+    """Why a value or a block is rejected: a rule id of RULES, a detail and the collector's stage."""
+
+    def __init__(self, rule: str, detail: str, stage: Stage = "validate") -> None:
+        super().__init__(detail)
+        self.rule, self.detail, self.stage = rule, detail, stage
+
+
+def _fail(rule: str, detail: str, stage: Stage = "validate") -> _Reject:
+    """Build the error a block's check raises."""
+    return _Reject(rule, detail, stage)
+
+
+Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class _Error:
+    """One decoding error at `loc` (keys and list indexes from the component body).
+
+    `kind` is a rule id of RULES, or "extra" (unknown key), "mapping"/"list" (wrong container),
+    "missing" (a required key is absent).
+    """
+
+    loc: Loc
+    kind: str
+    detail: str = ""
+    stage: Stage = "decode"
+    value: Any = None
+
+
+class DecodeError(ValueError):
+    """A block did not decode or did not pass its checks; `errors` says where and why."""
+
+    def __init__(self, errors: Sequence[_Error]) -> None:
+        super().__init__("; ".join(f"{_dotted(e.loc) or '(body)'}: {e.kind} {e.detail}" for e in errors))
+        self.errors = list(errors)
+
+
 # --------------------------------------------------------------------------- scalar decoding
 # The collector decodes with mapstructure, WeaklyTypedInput off: strings stay strings, numbers
 # stay numbers (a float into an integer field is truncated), "a,b" becomes a list of strings,
-# durations are Go duration strings or integer nanoseconds. These validators do the same.
+# durations are Go duration strings or integer nanoseconds. These decoders do the same.
 
 _GO_TYPES = {bool: "bool", int: "int", float: "float64", str: "string", list: "[]interface {}", dict: "map"}
 
@@ -267,11 +305,9 @@ def _go_type_name(value: Any) -> str:
     return next((name for py, name in _GO_TYPES.items() if isinstance(value, py)), type(value).__name__)
 
 
-def _type_error(expected: str, value: Any) -> PydanticCustomError:
-    return PydanticCustomError(
-        "invalid-value-type",
-        f"expected type '{expected}', got unconvertible type '{_go_type_name(value)}'",
-    )
+def _type_error(expected: str, value: Any) -> _Reject:
+    return _Reject("invalid-value-type",
+                   f"expected type '{expected}', got unconvertible type '{_go_type_name(value)}'", "decode")
 
 
 def _int_in(expected: str, lo: int, hi: int) -> Callable[[Any], int]:
@@ -284,9 +320,8 @@ def _int_in(expected: str, lo: int, hi: int) -> Callable[[Any], int]:
             value = int(value)
         number = int(value)
         if number < lo or number > hi:
-            raise PydanticCustomError(
-                "invalid-value-type", f"cannot parse value as '{expected}': {number} overflows {expected}"
-            )
+            raise _Reject("invalid-value-type", f"cannot parse value as '{expected}': {number} overflows {expected}",
+                          "decode")
         return number
 
     return check
@@ -357,32 +392,16 @@ def parse_go_duration(text: str) -> int:
     return sign * round(total)
 
 
+_INT64 = _int_in("time.Duration", -(2**63), 2**63 - 1)
+
+
 def _duration(value: Any) -> int:
     if isinstance(value, str):
         try:
             return parse_go_duration(value)
         except ValueError as err:
-            raise PydanticCustomError("invalid-value-type", str(err)) from None
-    return _int_in("time.Duration", -(2**63), 2**63 - 1)(value)
-
-
-Str = Annotated[str, BeforeValidator(_strict_str)]
-Bool = Annotated[bool, BeforeValidator(_strict_bool)]
-Int = Annotated[int, BeforeValidator(_int_in("int", -(2**63), 2**63 - 1))]
-Int32 = Annotated[int, BeforeValidator(_int_in("int32", -(2**31), 2**31 - 1))]
-UInt32 = Annotated[int, BeforeValidator(_int_in("uint32", 0, 2**32 - 1))]
-UInt64 = Annotated[int, BeforeValidator(_int_in("uint64", 0, 2**64 - 1))]
-Float64 = Annotated[float, BeforeValidator(_float64)]
-StrList = Annotated[list[str], BeforeValidator(_str_list)]
-Duration = Annotated[int, BeforeValidator(_duration)]
-"""A Go time.Duration in nanoseconds."""
-
-_SECOND = 10**9
-
-
-def _fail(rule: str, detail: str, stage: Stage = "validate") -> PydanticCustomError:
-    """Build the error a model validator raises; the rule id travels as the pydantic error type."""
-    return PydanticCustomError(rule, detail, {"stage": stage})
+            raise _Reject("invalid-value-type", str(err), "decode") from None
+    return _INT64(value)
 
 
 def _component_id_str(value: Any) -> str:
@@ -390,66 +409,296 @@ def _component_id_str(value: Any) -> str:
     try:
         ComponentID.parse(text)
     except ValueError as err:
-        raise PydanticCustomError("invalid-component-id", str(err)) from None
+        raise _Reject("invalid-component-id", str(err), "decode") from None
     return text
 
 
-ComponentRef = Annotated[str, BeforeValidator(_component_id_str)]
+def _int8_or_text(value: Any) -> str:
+    # Go enums declared as int8 with a text form (spanmetrics Unit, zap Level) also decode from a
+    # plain YAML integer; keep it as "#<n>" so the text checks can tell it apart.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"#{_int_in('int8', -128, 127)(value)}"
+    return _strict_str(value)
 
 
-# --------------------------------------------------------------------------- model base
+def _any(value: Any) -> Any:
+    return value
 
 
-class Body(BaseModel):
-    """Base of every config block: strict keys (unknown keys are errors), null means unset."""
+Decoder = Callable[[Any], Any]
+"""A scalar column type: returns the decoded value or raises _Reject."""
 
-    # defer_build: a model is built on first use, so a render builds only the components it meets
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+Str: Decoder = _strict_str
+Bool: Decoder = _strict_bool
+Int: Decoder = _int_in("int", -(2**63), 2**63 - 1)
+Int32: Decoder = _int_in("int32", -(2**31), 2**31 - 1)
+UInt32: Decoder = _int_in("uint32", 0, 2**32 - 1)
+UInt64: Decoder = _int_in("uint64", 0, 2**64 - 1)
+Float64: Decoder = _float64
+StrList: Decoder = _str_list
+Duration: Decoder = _duration
+"""A Go time.Duration in nanoseconds."""
+ComponentRef: Decoder = _component_id_str
+Int8OrText: Decoder = _int8_or_text
+AnyValue: Decoder = _any
 
-    # Keys whose `null` means "present with defaults" (configoptional sections with a default).
-    _null_means_empty: ClassVar[frozenset[str]] = frozenset()
-    # True for blocks that squash-embed confighttp's Client/ServerConfig: the collector decodes
-    # those (and the plain blocks nested in them) ignoring unknown keys; strictness resumes in
-    # optional sections (OptionalBody), which decode on their own.
-    _lenient: ClassVar[bool] = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_nulls(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            if value is None:
-                if key in cls._null_means_empty:
-                    out[key] = {}
-                continue
-            out[key] = value
-        return _strip_unknown(cls, out) if cls._lenient else out
+_SECOND = 10**9
 
 
-def _nested_body(annotation: Any) -> tuple[type[Body] | None, bool]:
-    """The Body class inside a field annotation (through Optional/Annotated/list), and if a list."""
-    if isinstance(annotation, type) and issubclass(annotation, Body):
-        return annotation, False
-    origin = get_origin(annotation)
-    for arg in get_args(annotation):
-        found, is_list = _nested_body(arg)
-        if found is not None:
-            return found, is_list or origin is list
+# --------------------------------------------------------------------------- field tables
+# Every config block, a component's own and the shared ones it nests (TLS, HTTP/gRPC client and
+# server, queues, sampling policies, ...), is one `Table`: {key: (type, default)} as the
+# collector's config struct declares it, plus the checks of its Validate. One decoder below walks
+# any table; moving to the next collector release means editing rows, not code.
+
+
+FieldRow = tuple[Any, Any]
+"""One row of a field table: (type, default), as the collector's config struct declares the key.
+
+The type is a scalar decoder (Str, Int, Duration, ...), a nested Table, ListOf(...) or MapOf(...).
+The default is the value when the key is absent or null; REQUIRED makes the key mandatory, and a
+Table as default stands for that table's defaults."""
+
+REQUIRED: Any = object()
+Check = Callable[[Any], None]
+
+
+class Block:
+    """A decoded config block: its keys as attributes (`cfg.endpoint`, `cfg["not"]`), defaults filled in.
+
+    `fields_set` holds the keys the config set (not null), as mapstructure saw them.
+    """
+
+    fields_set: frozenset[str]
+
+    def __init__(self, values: dict[str, Any], fields_set: frozenset[str]) -> None:
+        self.__dict__.update(values)
+        self.__dict__["fields_set"] = fields_set
+
+    def __getattr__(self, name: str) -> Any:  # only reached for keys the table does not have
+        raise AttributeError(name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.__dict__[key]
+
+    def __repr__(self) -> str:
+        return f"Block({self.__dict__!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A config block's field table and checks; `decode` turns a mapping into a Block.
+
+    `optional` marks a configoptional section (`enabled: false` switches it off: decoded, not
+    checked). `lenient` marks blocks that squash-embed confighttp's Client/ServerConfig: the
+    collector decodes those, and the plain blocks nested in them, ignoring unknown keys; strictness
+    resumes in optional sections, which decode on their own. `extra` is what unknown keys are:
+    "forbid" (errors), "allow" (kept), "remain" (a policy extension's settings: any mapping).
+    """
+
+    name: str
+    fields: Mapping[str, FieldRow]
+    checks: tuple[Check, ...] = ()
+    normalisers: tuple[Callable[[Any], Any], ...] = ()
+    optional: bool = False
+    lenient: bool = False
+    null_means_empty: frozenset[str] = frozenset()  # keys whose null means "present with defaults"
+    extra: Literal["forbid", "allow", "remain"] = "forbid"
+    doc: str = ""
+
+    def decode(self, data: Any) -> Block:
+        """Decode and check `data`; raise DecodeError listing every problem."""
+        errors: list[_Error] = []
+        block = _decode_block(self, data, (), errors)
+        if errors or block is None:
+            raise DecodeError(errors)
+        return block
+
+    def defaults(self, **overrides: Any) -> Block:
+        """The block as an absent (or empty) section decodes, without its checks."""
+        return Block(self._plan.defaults | overrides, frozenset(overrides))
+
+    @cached_property
+    def _plan(self) -> _Plan:
+        # Built on first decode, so importing the module stays cheap.
+        defaults = {key: _default(default) for key, (_, default) in self.fields.items()
+                    if default is not REQUIRED}
+        required = tuple(key for key, (_, default) in self.fields.items() if default is REQUIRED)
+        order: dict[int | str, int] = {key: index for index, key in enumerate(self.fields)}
+        return _Plan(defaults, required, order)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    defaults: dict[str, Any]  # shared read-only values (nested defaults are Blocks nobody mutates)
+    required: tuple[str, ...]
+    order: dict[int | str, int]  # a key's place in the table: errors are reported in table order
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list column; `before` reshapes the raw value first (configopaque's map-style lists)."""
+
+    item: FieldType
+    before: Callable[[Any], Any] | None = None
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A map column: string keys, values of one type."""
+
+    value: FieldType
+
+
+FieldType: TypeAlias = "Table | ListOf | MapOf | Decoder"
+
+
+def _default(default: Any) -> Any:
+    if default is REQUIRED:
+        return None
+    return default.defaults() if isinstance(default, Table) else default
+
+
+def table_config(name: str, fields: Mapping[str, FieldRow], check: Check | None = None, *,
+                 base: Table | None = None, doc: str = "", normalise: Callable[[Any], Any] | None = None,
+                 lenient: bool | None = None, optional: bool = False, null_means_empty: Iterable[str] = (),
+                 extra: Literal["forbid", "allow", "remain"] | None = None) -> Table:
+    """A config block from a field table {key: (type, default)} plus an optional check of the decoded
+    values (raise with `_fail`). `base` contributes its rows first (a key listed again keeps its place
+    and takes the new row), its checks run first and its normalisers last; `optional=True` adds the
+    configoptional `enabled` key. Data to copy from the next release's config struct, not a class."""
+    parent = base or Table("", {})
+    rows: dict[str, FieldRow] = {"enabled": (Bool, True)} if optional and not parent.optional else {}
+    return Table(
+        name=name,
+        fields=rows | dict(parent.fields) | dict(fields),
+        checks=parent.checks + ((check,) if check is not None else ()),
+        normalisers=((normalise,) if normalise is not None else ()) + parent.normalisers,
+        optional=optional or parent.optional,
+        lenient=parent.lenient if lenient is None else lenient,
+        null_means_empty=parent.null_means_empty | frozenset(null_means_empty),
+        extra=extra or parent.extra,
+        doc=doc or parent.doc or f"`{name}` (field table)",
+    )
+
+
+# --------------------------------------------------------------------------- the decoder
+
+_SEMANTIC_RULES = frozenset(RULES) - {"invalid-value-type", "invalid-component-id", "invalid-keys"}
+
+
+def _decode_block(table: Table, data: Any, loc: Loc, errors: list[_Error]) -> Block | None:
+    """Decode one block into `errors`; None when it (or anything in it) failed."""
+    try:
+        for normalise in table.normalisers:  # reshape the raw mapping first (shorthand forms)
+            data = normalise(data)
+    except _Reject as err:
+        errors.append(_Error(loc, err.rule, err.detail, err.stage))
+        return None
+    if table.optional and isinstance(data, dict) and data.get("enabled") is False:
+        # The collector still decodes a disabled section (keys, types) but never validates it.
+        inner: list[_Error] = []
+        _decode_checked(table, data, loc, inner)
+        kept = [err for err in inner if err.kind not in _SEMANTIC_RULES]
+        errors.extend(kept)
+        return None if kept else table.defaults(enabled=False)
+    return _decode_checked(table, data, loc, errors)
+
+
+def _decode_checked(table: Table, data: Any, loc: Loc, errors: list[_Error]) -> Block | None:
+    if not isinstance(data, dict):
+        errors.append(_Error(loc, "mapping", value=data))
+        return None
+    start = len(errors)
+    block = _decode_fields(table, data, loc, errors)
+    if len(errors) > start:  # a block's checks only see a block that decoded
+        return None
+    try:
+        for check in table.checks:
+            check(block)
+    except _Reject as err:
+        errors.append(_Error(loc, err.rule, err.detail, err.stage))
+        return None
+    return block
+
+
+def _decode_fields(table: Table, data: dict[Any, Any], loc: Loc, errors: list[_Error]) -> Block:
+    fields, plan = table.fields, table._plan
+    start = len(errors)
+    if table.extra == "remain":
+        # Unknown keys are a policy extension's settings (the collector's `,remain` field): each
+        # must be a mapping, nulls included.
+        errors.extend(_Error((*loc, key), "mapping", value=value) for key, value in data.items()
+                      if key not in fields and not isinstance(value, dict))
+        data = {key: value for key, value in data.items() if key in fields}
+    present: dict[Any, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            if key in table.null_means_empty:
+                present[key] = {}
+            continue
+        present[key] = value
+    if table.lenient:
+        present = _strip_unknown(table, present)
+    values = dict(plan.defaults)
+    for key, value in present.items():
+        row = fields.get(key)
+        if row is not None:
+            values[key] = _decode_value(row[0], value, (*loc, key), errors)
+        elif table.extra == "forbid":
+            errors.append(_Error((*loc, key), "extra"))
+        else:
+            values[key] = value
+    for key in plan.required:
+        if key not in present:
+            errors.append(_Error((*loc, key), "missing", "Field required"))
+    if len(errors) - start > 1:  # report in table order, like the collector's struct walk
+        depth, order, last = len(loc), plan.order, len(plan.order)
+        errors[start:] = sorted(errors[start:], key=lambda err: order.get(err.loc[depth], last)
+                                if len(err.loc) > depth else last)
+    return Block(values, frozenset(key for key in present if key in fields))
+
+
+def _decode_value(kind: Any, value: Any, loc: Loc, errors: list[_Error]) -> Any:
+    if isinstance(kind, Table):
+        return _decode_block(kind, value, loc, errors)
+    if isinstance(kind, ListOf):
+        if kind.before is not None:
+            value = kind.before(value)
+        if not isinstance(value, list):
+            errors.append(_Error(loc, "list", value=value))
+            return None
+        return [_decode_value(kind.item, item, (*loc, index), errors) for index, item in enumerate(value)]
+    if isinstance(kind, MapOf):
+        if not isinstance(value, dict):
+            errors.append(_Error(loc, "mapping", value=value))
+            return None
+        return {key: _decode_value(kind.value, item, (*loc, key), errors) for key, item in value.items()}
+    try:
+        return kind(value)
+    except _Reject as err:
+        errors.append(_Error(loc, err.rule, err.detail, err.stage, value))
+        return None
+
+
+def _nested_table(kind: Any) -> tuple[Table | None, bool]:
+    """The Table a column holds (directly or as list items), and whether it is a list."""
+    if isinstance(kind, Table):
+        return kind, False
+    if isinstance(kind, ListOf) and isinstance(kind.item, Table):
+        return kind.item, True
     return None, False
 
 
-def _strip_unknown(cls: type[Body], data: dict[str, Any]) -> dict[str, Any]:
-    """Drop keys `cls` does not know, recursively into plain (non-optional) nested blocks."""
-    fields = {f.alias or name: f for name, f in cls.model_fields.items()}
-    out: dict[str, Any] = {}
+def _strip_unknown(table: Table, data: dict[Any, Any]) -> dict[Any, Any]:
+    """Drop keys `table` does not know, recursively into plain (non-optional) nested blocks."""
+    out: dict[Any, Any] = {}
     for key, value in data.items():
-        field = fields.get(key)
-        if field is None:
+        row = table.fields.get(key)
+        if row is None:
             continue
-        nested, is_list = _nested_body(field.annotation)
-        if nested is None or issubclass(nested, OptionalBody):
+        nested, is_list = _nested_table(row[0])
+        if nested is None or nested.optional:
             out[key] = value
         elif is_list and isinstance(value, list):
             out[key] = [_strip_unknown(nested, v) if isinstance(v, dict) else v for v in value]
@@ -460,69 +709,6 @@ def _strip_unknown(cls: type[Body], data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class OptionalBody(Body):
-    """A configoptional section: `enabled: false` switches it off (and skips its checks)."""
-
-    enabled: Bool = True
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _skip_when_disabled(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        if isinstance(data, dict) and data.get("enabled") is False:
-            # The collector still decodes a disabled section (keys, types) but never validates it.
-            try:
-                handler(data)
-            except ValidationError as err:
-                kept = [e for e in err.errors(include_url=False) if e["type"] not in _SEMANTIC_RULES]
-                if kept:
-                    raise ValidationError.from_exception_data(err.title, [_reraise(e) for e in kept]) from None
-            return cast(Self, cls.model_construct(enabled=False))
-        return handler(data)
-
-
-_SEMANTIC_RULES = frozenset(RULES) - {"invalid-value-type", "invalid-component-id", "invalid-keys"}
-
-
-# --------------------------------------------------------------------------- field tables
-
-FieldRow = tuple[Any, Any]
-"""One row of a field table: (type, default), as the collector's config struct declares the key."""
-
-
-def table_config(name: str, fields: Mapping[str, FieldRow], check: Callable[[Any], None] | None = None, *,
-                 base: type[Body] = Body, doc: str = "", normalise: Callable[[Any], Any] | None = None,
-                 lenient: bool | None = None) -> type[Body]:
-    """A config model from a field table: {key: (type, default)} plus an optional check of the decoded
-    values (raise with `_fail`). New components are written this way: data to copy from the next
-    release's config struct, not a class per component."""
-    validators: dict[str, Any] = {}
-    if normalise is not None:  # reshape the raw mapping before decoding (shorthand forms)
-        def _before(cls: type[Body], data: Any) -> Any:
-            return normalise(data)
-
-        validators["_table_normalise"] = model_validator(mode="before")(classmethod(_before))  # type: ignore[arg-type]
-    if check is not None:
-        def _run(self: Body) -> Body:
-            check(self)
-            return self
-
-        validators["_table_check"] = model_validator(mode="after")(_run)
-    model: type[Body] = create_model(  # type: ignore[call-overload]
-        name, __base__=base, __doc__=doc or f"`{name}` (field table)", __validators__=validators,
-        **{key: (annotation, default) for key, (annotation, default) in fields.items()})
-    if lenient is not None:  # the decoding mode of blocks that squash confighttp settings (see Body)
-        model._lenient = lenient
-    return model
-
-
-
-def _reraise(error: ErrorDetails) -> InitErrorDetails:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return InitErrorDetails(type="extra_forbidden", loc=error["loc"], input=error["input"])
-    return InitErrorDetails(type=PydanticCustomError(kind, error["msg"]), loc=error["loc"], input=error["input"])
-
-
 # --------------------------------------------------------------------------- shared blocks
 # Mirrors of the collector's config/* packages (configtls, configgrpc, confighttp, ...).
 
@@ -530,89 +716,71 @@ _TLS_VERSIONS = {"": 0, "1.0": 10, "1.1": 11, "1.2": 12, "1.3": 13}
 _COMPRESSION = {"", "none", "gzip", "zlib", "deflate", "snappy", "x-snappy-framed", "zstd", "lz4"}
 
 
-class TPMConfig(Body):
-    auth: Str | None = None
-    enabled: Bool = False
-    owner_auth: Str | None = None
-    path: Str | None = None
+TPMConfig = table_config("tpm", {
+    "auth": (Str, None),
+    "enabled": (Bool, False),
+    "owner_auth": (Str, None),
+    "path": (Str, None),
+})
 
 
-class TLSConfig(Body):
-    """configtls.Config: certificates for either side of a connection."""
-
-    ca_file: Str = ""
-    ca_pem: Str = ""
-    cert_file: Str = ""
-    cert_pem: Str = ""
-    key_file: Str = ""
-    key_pem: Str = ""
-    cipher_suites: StrList | None = None
-    curve_preferences: StrList | None = None
-    include_insecure_cipher_suites: Bool = False
-    include_system_ca_certs_pool: Bool = False
-    min_version: Str = ""
-    max_version: Str = ""
-    reload_interval: Duration = 0
-    tpm: TPMConfig | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.ca_file and self.ca_pem:
-            raise _fail("component-conflicting-fields", "tls: set either ca_file or ca_pem, not both")
-        if self.cert_file and self.cert_pem:
-            raise _fail("component-conflicting-fields", "tls: set either cert_file or cert_pem, not both")
-        if self.key_file and self.key_pem:
-            raise _fail("component-conflicting-fields", "tls: set either key_file or key_pem, not both")
-        if bool(self.cert_file or self.cert_pem) != bool(self.key_file or self.key_pem):
-            raise _fail(
-                "component-missing-required-field", "tls: a certificate needs a key and a key a certificate"
-            )
-        for field in ("min_version", "max_version"):
-            if getattr(self, field) not in _TLS_VERSIONS:
-                raise _fail(
-                    "component-invalid-value",
-                    f'tls: invalid TLS {field}: unsupported TLS version: "{getattr(self, field)}"',
-                )
-        lo, hi = _TLS_VERSIONS[self.min_version], _TLS_VERSIONS[self.max_version]
-        if lo and hi and hi < lo:
-            raise _fail("component-value-out-of-range", "tls: min_version cannot be greater than max_version")
-        return self
+def _check_tls(tls: Any) -> None:
+    if tls.ca_file and tls.ca_pem:
+        raise _fail("component-conflicting-fields", "tls: set either ca_file or ca_pem, not both")
+    if tls.cert_file and tls.cert_pem:
+        raise _fail("component-conflicting-fields", "tls: set either cert_file or cert_pem, not both")
+    if tls.key_file and tls.key_pem:
+        raise _fail("component-conflicting-fields", "tls: set either key_file or key_pem, not both")
+    if bool(tls.cert_file or tls.cert_pem) != bool(tls.key_file or tls.key_pem):
+        raise _fail("component-missing-required-field", "tls: a certificate needs a key and a key a certificate")
+    for field in ("min_version", "max_version"):
+        if getattr(tls, field) not in _TLS_VERSIONS:
+            raise _fail("component-invalid-value",
+                        f'tls: invalid TLS {field}: unsupported TLS version: "{getattr(tls, field)}"')
+    lo, hi = _TLS_VERSIONS[tls.min_version], _TLS_VERSIONS[tls.max_version]
+    if lo and hi and hi < lo:
+        raise _fail("component-value-out-of-range", "tls: min_version cannot be greater than max_version")
 
 
-class TLSClientConfig(TLSConfig):
-    insecure: Bool = False
-    insecure_skip_verify: Bool = False
-    server_name_override: Str = ""
+TLSConfig = table_config("tls", {
+    "ca_file": (Str, ""),
+    "ca_pem": (Str, ""),
+    "cert_file": (Str, ""),
+    "cert_pem": (Str, ""),
+    "key_file": (Str, ""),
+    "key_pem": (Str, ""),
+    "cipher_suites": (StrList, None),
+    "curve_preferences": (StrList, None),
+    "include_insecure_cipher_suites": (Bool, False),
+    "include_system_ca_certs_pool": (Bool, False),
+    "min_version": (Str, ""),
+    "max_version": (Str, ""),
+    "reload_interval": (Duration, 0),
+    "tpm": (TPMConfig, None),
+}, _check_tls, doc="configtls.Config: certificates for either side of a connection.")
+
+TLSClientConfig = table_config("tls_client", {
+    "insecure": (Bool, False),
+    "insecure_skip_verify": (Bool, False),
+    "server_name_override": (Str, ""),
+}, base=TLSConfig)
 
 
-class TLSServerConfig(TLSConfig):
-    client_ca_file: Str = ""
-    client_ca_file_reload: Bool = False
-
-    @model_validator(mode="after")
-    def _server_needs_cert(self) -> Self:
-        if not (self.cert_file or self.cert_pem) and not (self.key_file or self.key_pem):
-            raise _fail(
-                "component-missing-required-field",
-                "tls: a server TLS configuration must include both certificate and key",
-            )
-        return self
+def _check_tls_server(tls: Any) -> None:
+    if not (tls.cert_file or tls.cert_pem) and not (tls.key_file or tls.key_pem):
+        raise _fail("component-missing-required-field",
+                    "tls: a server TLS configuration must include both certificate and key")
 
 
-class OptionalTLSServerConfig(TLSServerConfig, OptionalBody):
-    pass
+TLSServerConfig = table_config("tls_server", {
+    "client_ca_file": (Str, ""),
+    "client_ca_file_reload": (Bool, False),
+}, _check_tls_server, base=TLSConfig)
+OptionalTLSServerConfig = table_config("tls_server", {}, base=TLSServerConfig, optional=True)
 
-
-class AuthConfig(OptionalBody):
-    authenticator: ComponentRef
-
-
-class HTTPServerAuthConfig(AuthConfig):
-    request_params: StrList | None = None
-
-
-class MiddlewareConfig(Body):
-    id: ComponentRef
+AuthConfig = table_config("auth", {"authenticator": (ComponentRef, REQUIRED)}, optional=True)
+HTTPServerAuthConfig = table_config("auth", {"request_params": (StrList, None)}, base=AuthConfig)
+MiddlewareConfig = table_config("middleware", {"id": (ComponentRef, REQUIRED)})
 
 
 def _headers(value: Any) -> Any:
@@ -622,137 +790,113 @@ def _headers(value: Any) -> Any:
     return value
 
 
-class HeaderPair(Body):
-    name: Str = ""
-    value: Str = ""
+HeaderPair = table_config("header", {"name": (Str, ""), "value": (Str, "")})
+Headers = ListOf(HeaderPair, before=_headers)
 
 
-Headers = Annotated[list[HeaderPair], BeforeValidator(_headers)]
-
-
-def _check_headers(field: str, headers: Sequence[HeaderPair] | None) -> None:
+def _check_headers(field: str, headers: Sequence[Block] | None) -> None:
     names = [pair.name for pair in headers or ()]
     dups = sorted({name for name in names if names.count(name) > 1})
     if dups:
         raise _fail("component-duplicate-entry", f"{field}: duplicate keys in map-style list: [{' '.join(dups)}]")
 
 
-class DialerConfig(Body):
-    timeout: Duration = 0
-
+DialerConfig = table_config("dialer", {"timeout": (Duration, 0)})
 
 _TRANSPORTS = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ip", "ip4", "ip6", "unix", "unixgram",
                "unixpacket", "npipe"}
 
-
-class GRPCKeepaliveServerParameters(OptionalBody):
-    max_connection_idle: Duration = 0
-    max_connection_age: Duration = 0
-    max_connection_age_grace: Duration = 0
-    time: Duration = 0
-    timeout: Duration = 0
-
-
-class GRPCKeepaliveEnforcementPolicy(OptionalBody):
-    min_time: Duration = 0
-    permit_without_stream: Bool = False
-
-
-class GRPCKeepaliveServerConfig(OptionalBody):
-    server_parameters: GRPCKeepaliveServerParameters | None = None
-    enforcement_policy: GRPCKeepaliveEnforcementPolicy | None = None
+GRPCKeepaliveServerParameters = table_config("server_parameters", {
+    "max_connection_idle": (Duration, 0),
+    "max_connection_age": (Duration, 0),
+    "max_connection_age_grace": (Duration, 0),
+    "time": (Duration, 0),
+    "timeout": (Duration, 0),
+}, optional=True)
+GRPCKeepaliveEnforcementPolicy = table_config("enforcement_policy", {
+    "min_time": (Duration, 0),
+    "permit_without_stream": (Bool, False),
+}, optional=True)
+GRPCKeepaliveServerConfig = table_config("keepalive", {
+    "server_parameters": (GRPCKeepaliveServerParameters, None),
+    "enforcement_policy": (GRPCKeepaliveEnforcementPolicy, None),
+}, optional=True)
 
 
-class GRPCServerFields(Body):
-    """configgrpc.ServerConfig (a gRPC listener)."""
-
-    endpoint: Str = ""
-    transport: Str = "tcp"
-    dialer: DialerConfig | None = None
-    tls: OptionalTLSServerConfig | None = None
-    max_recv_msg_size_mib: Int = 0
-    max_concurrent_streams: UInt32 = 0
-    read_buffer_size: Int = 0
-    write_buffer_size: Int = 0
-    keepalive: GRPCKeepaliveServerConfig | None = None
-    auth: AuthConfig | None = None
-    include_metadata: Bool = False
-    middlewares: list[MiddlewareConfig] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.transport not in _TRANSPORTS:
-            raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
-        if self.max_recv_msg_size_mib < 0 or self.max_recv_msg_size_mib * 1024 * 1024 >= 2**63:
-            raise _fail(
-                "component-value-out-of-range",
-                f"invalid max_recv_msg_size_mib value: {self.max_recv_msg_size_mib}",
-            )
-        for field in ("read_buffer_size", "write_buffer_size"):
-            if getattr(self, field) < 0:
-                raise _fail("component-value-out-of-range", f"invalid {field} value: {getattr(self, field)}")
-        return self
+def _check_grpc_server(cfg: Any) -> None:
+    if cfg.transport not in _TRANSPORTS:
+        raise _fail("component-invalid-value", f'invalid transport type "{cfg.transport}"')
+    if cfg.max_recv_msg_size_mib < 0 or cfg.max_recv_msg_size_mib * 1024 * 1024 >= 2**63:
+        raise _fail("component-value-out-of-range", f"invalid max_recv_msg_size_mib value: {cfg.max_recv_msg_size_mib}")
+    for field in ("read_buffer_size", "write_buffer_size"):
+        if getattr(cfg, field) < 0:
+            raise _fail("component-value-out-of-range", f"invalid {field} value: {getattr(cfg, field)}")
 
 
-class GRPCServerConfig(GRPCServerFields, OptionalBody):
-    """configgrpc.ServerConfig as an optional section (`enabled: false` turns it off)."""
+GRPCServerFields = table_config("grpc", {
+    "endpoint": (Str, ""),
+    "transport": (Str, "tcp"),
+    "dialer": (DialerConfig, None),
+    "tls": (OptionalTLSServerConfig, None),
+    "max_recv_msg_size_mib": (Int, 0),
+    "max_concurrent_streams": (UInt32, 0),
+    "read_buffer_size": (Int, 0),
+    "write_buffer_size": (Int, 0),
+    "keepalive": (GRPCKeepaliveServerConfig, None),
+    "auth": (AuthConfig, None),
+    "include_metadata": (Bool, False),
+    "middlewares": (ListOf(MiddlewareConfig), None),
+}, _check_grpc_server, doc="configgrpc.ServerConfig (a gRPC listener).")
+GRPCServerConfig = table_config("grpc", {}, base=GRPCServerFields, optional=True,
+                                doc="configgrpc.ServerConfig as an optional section (`enabled: false` turns it off).")
+
+CORSConfig = table_config("cors", {
+    "allowed_origins": (StrList, None),
+    "allowed_headers": (StrList, None),
+    "exposed_headers": (StrList, None),
+    "max_age": (Int, 0),
+}, optional=True)
+HTTPKeepaliveServerConfig = table_config("keepalive", {"idle_timeout": (Duration, 0)}, optional=True)
 
 
-class CORSConfig(OptionalBody):
-    allowed_origins: StrList | None = None
-    allowed_headers: StrList | None = None
-    exposed_headers: StrList | None = None
-    max_age: Int = 0
+def _check_http_server(cfg: Any) -> None:
+    if cfg.transport not in _TRANSPORTS:
+        raise _fail("component-invalid-value", f'invalid transport type "{cfg.transport}"')
+    _check_headers("response_headers", cfg.response_headers)
+    legacy = cfg.idle_timeout or ("keep_alives_enabled" in cfg.fields_set and not cfg.keep_alives_enabled)
+    if cfg.keepalive is not None and legacy:
+        raise _fail("component-conflicting-fields",
+                    "cannot use deprecated keepalive fields (idle_timeout, keep_alives_enabled) alongside "
+                    "the 'keepalive' section")
 
 
-class HTTPKeepaliveServerConfig(OptionalBody):
-    idle_timeout: Duration = 0
+HTTPServerFields = table_config("http", {
+    "endpoint": (Str, ""),
+    "transport": (Str, "tcp"),
+    "dialer": (DialerConfig, None),
+    "tls": (OptionalTLSServerConfig, None),
+    "cors": (CORSConfig, None),
+    "auth": (HTTPServerAuthConfig, None),
+    "max_request_body_size": (Int, 0),
+    "include_metadata": (Bool, False),
+    "response_headers": (Headers, None),
+    "compression_algorithms": (StrList, None),
+    "read_timeout": (Duration, 0),
+    "read_header_timeout": (Duration, 0),
+    "write_timeout": (Duration, 0),
+    "idle_timeout": (Duration, 0),
+    "keep_alives_enabled": (Bool, True),
+    "keepalive": (HTTPKeepaliveServerConfig, None),
+    "middlewares": (ListOf(MiddlewareConfig), None),
+}, _check_http_server, lenient=True, doc="confighttp.ServerConfig (an HTTP listener).")
+HTTPServerConfig = table_config("http", {}, base=HTTPServerFields, optional=True,
+                                doc="confighttp.ServerConfig as an optional section (`enabled: false` turns it off).")
 
-
-class HTTPServerFields(Body):
-    """confighttp.ServerConfig (an HTTP listener)."""
-
-    _lenient = True
-
-    endpoint: Str = ""
-    transport: Str = "tcp"
-    dialer: DialerConfig | None = None
-    tls: OptionalTLSServerConfig | None = None
-    cors: CORSConfig | None = None
-    auth: HTTPServerAuthConfig | None = None
-    max_request_body_size: Int = 0
-    include_metadata: Bool = False
-    response_headers: Headers | None = None
-    compression_algorithms: StrList | None = None
-    read_timeout: Duration = 0
-    read_header_timeout: Duration = 0
-    write_timeout: Duration = 0
-    idle_timeout: Duration = 0
-    keep_alives_enabled: Bool = True
-    keepalive: HTTPKeepaliveServerConfig | None = None
-    middlewares: list[MiddlewareConfig] | None = None
-
-    @model_validator(mode="after")
-    def _check_transport(self) -> Self:
-        if self.transport not in _TRANSPORTS:
-            raise _fail("component-invalid-value", f'invalid transport type "{self.transport}"')
-        _check_headers("response_headers", self.response_headers)
-        legacy = self.idle_timeout or ("keep_alives_enabled" in self.model_fields_set and not self.keep_alives_enabled)
-        if self.keepalive is not None and legacy:
-            raise _fail("component-conflicting-fields",
-                        "cannot use deprecated keepalive fields (idle_timeout, keep_alives_enabled) alongside "
-                        "the 'keepalive' section")
-        return self
-
-
-class HTTPServerConfig(HTTPServerFields, OptionalBody):
-    """confighttp.ServerConfig as an optional section (`enabled: false` turns it off)."""
-
-
-class GRPCKeepaliveClientConfig(OptionalBody):
-    time: Duration = 0
-    timeout: Duration = 0
-    permit_without_stream: Bool = False
+GRPCKeepaliveClientConfig = table_config("keepalive", {
+    "time": (Duration, 0),
+    "timeout": (Duration, 0),
+    "permit_without_stream": (Bool, False),
+}, optional=True)
 
 
 def _check_compression(value: str) -> None:
@@ -760,189 +904,150 @@ def _check_compression(value: str) -> None:
         raise _fail("component-invalid-value", f'unsupported compression type "{value}"')
 
 
-class GRPCClientConfig(Body):
-    """configgrpc.ClientConfig (an exporter's gRPC connection)."""
-
-    endpoint: Str = ""
-    compression: Str = ""
-    tls: TLSClientConfig | None = None
-    keepalive: GRPCKeepaliveClientConfig | None = None
-    read_buffer_size: Int = 0
-    write_buffer_size: Int = 0
-    wait_for_ready: Bool = False
-    headers: Headers | None = None
-    user_agent: Str = ""
-    balancer_name: Str = ""
-    authority: Str = ""
-    auth: AuthConfig | None = None
-    middlewares: list[MiddlewareConfig] | None = None
-
-    @model_validator(mode="after")
-    def _check_client(self) -> GRPCClientConfig:
-        _check_compression(self.compression)
-        _check_headers("headers", self.headers)
-        if self.balancer_name not in ("", "pick_first", "round_robin"):
-            raise _fail("component-invalid-value", f"invalid balancer_name: {self.balancer_name}")
-        return self
+def _check_grpc_client(cfg: Any) -> None:
+    _check_compression(cfg.compression)
+    _check_headers("headers", cfg.headers)
+    if cfg.balancer_name not in ("", "pick_first", "round_robin"):
+        raise _fail("component-invalid-value", f"invalid balancer_name: {cfg.balancer_name}")
 
 
-class CompressionParams(Body):
-    level: Int = 0
+GRPCClientConfig = table_config("grpc_client", {
+    "endpoint": (Str, ""),
+    "compression": (Str, ""),
+    "tls": (TLSClientConfig, None),
+    "keepalive": (GRPCKeepaliveClientConfig, None),
+    "read_buffer_size": (Int, 0),
+    "write_buffer_size": (Int, 0),
+    "wait_for_ready": (Bool, False),
+    "headers": (Headers, None),
+    "user_agent": (Str, ""),
+    "balancer_name": (Str, ""),
+    "authority": (Str, ""),
+    "auth": (AuthConfig, None),
+    "middlewares": (ListOf(MiddlewareConfig), None),
+}, _check_grpc_client, doc="configgrpc.ClientConfig (an exporter's gRPC connection).")
+
+CompressionParams = table_config("compression_params", {"level": (Int, 0)})
+HTTPKeepaliveClientConfig = table_config("keepalive", {
+    "idle_conn_timeout": (Duration, 0),
+    "max_idle_conns": (Int, 0),
+    "max_idle_conns_per_host": (Int, 0),
+}, optional=True)
+CookiesConfig = table_config("cookies", {}, optional=True)
 
 
-class HTTPKeepaliveClientConfig(OptionalBody):
-    idle_conn_timeout: Duration = 0
-    max_idle_conns: Int = 0
-    max_idle_conns_per_host: Int = 0
+def _check_http_client(cfg: Any) -> None:
+    _check_compression(cfg.compression)
+    _check_headers("headers", cfg.headers)
+    legacy = cfg.idle_conn_timeout or cfg.max_idle_conns or cfg.max_idle_conns_per_host or cfg.disable_keep_alives
+    if cfg.keepalive is not None and legacy:
+        raise _fail("component-conflicting-fields",
+                    "cannot use deprecated keepalive fields (idle_conn_timeout, max_idle_conns, "
+                    "max_idle_conns_per_host, disable_keep_alives) alongside the 'keepalive' section")
 
 
-class CookiesConfig(OptionalBody):
-    pass
+HTTPClientConfig = table_config("http_client", {
+    "endpoint": (Str, ""),
+    "proxy_url": (Str, ""),
+    "tls": (TLSClientConfig, None),
+    "read_buffer_size": (Int, 0),
+    "write_buffer_size": (Int, 0),
+    "timeout": (Duration, 0),
+    "headers": (Headers, None),
+    "auth": (AuthConfig, None),
+    "compression": (Str, ""),
+    "compression_params": (CompressionParams, None),
+    "max_conns_per_host": (Int, 0),
+    "http2_read_idle_timeout": (Duration, 0),
+    "http2_ping_timeout": (Duration, 0),
+    "cookies": (CookiesConfig, None),
+    "force_attempt_http2": (Bool, False),
+    "middlewares": (ListOf(MiddlewareConfig), None),
+    "keepalive": (HTTPKeepaliveClientConfig, None),
+    "idle_conn_timeout": (Duration, 0),
+    "max_idle_conns": (Int, 0),
+    "max_idle_conns_per_host": (Int, 0),
+    "disable_keep_alives": (Bool, False),
+}, _check_http_client, lenient=True, doc="confighttp.ClientConfig (an exporter's HTTP client).")
 
 
-class HTTPClientConfig(Body):
-    """confighttp.ClientConfig (an exporter's HTTP client)."""
-
-    _lenient = True
-
-    endpoint: Str = ""
-    proxy_url: Str = ""
-    tls: TLSClientConfig | None = None
-    read_buffer_size: Int = 0
-    write_buffer_size: Int = 0
-    timeout: Duration = 0
-    headers: Headers | None = None
-    auth: AuthConfig | None = None
-    compression: Str = ""
-    compression_params: CompressionParams | None = None
-    max_conns_per_host: Int = 0
-    http2_read_idle_timeout: Duration = 0
-    http2_ping_timeout: Duration = 0
-    cookies: CookiesConfig | None = None
-    force_attempt_http2: Bool = False
-    middlewares: list[MiddlewareConfig] | None = None
-    keepalive: HTTPKeepaliveClientConfig | None = None
-    idle_conn_timeout: Duration = 0
-    max_idle_conns: Int = 0
-    max_idle_conns_per_host: Int = 0
-    disable_keep_alives: Bool = False
-
-    @model_validator(mode="after")
-    def _check_client(self) -> Self:
-        _check_compression(self.compression)
-        _check_headers("headers", self.headers)
-        legacy = (self.idle_conn_timeout or self.max_idle_conns or self.max_idle_conns_per_host
-                  or self.disable_keep_alives)
-        if self.keepalive is not None and legacy:
-            raise _fail("component-conflicting-fields",
-                        "cannot use deprecated keepalive fields (idle_conn_timeout, max_idle_conns, "
-                        "max_idle_conns_per_host, disable_keep_alives) alongside the 'keepalive' section")
-        return self
+def _check_backoff(cfg: Any) -> None:
+    for field in ("initial_interval", "max_interval", "max_elapsed_time", "multiplier"):
+        if getattr(cfg, field) < 0:
+            raise _fail("component-value-out-of-range",
+                        f"retry_on_failure: {field} value must be greater than or equal to 0")
+    if not 0 <= cfg.randomization_factor <= 1:
+        raise _fail("component-value-out-of-range", "retry_on_failure: randomization_factor must be between 0 and 1")
+    if cfg.max_elapsed_time and cfg.max_elapsed_time < cfg.initial_interval:
+        raise _fail("component-value-out-of-range",
+                    "retry_on_failure: max_elapsed_time must not be less than initial_interval")
+    if cfg.max_elapsed_time and cfg.max_elapsed_time < cfg.max_interval:
+        raise _fail("component-value-out-of-range",
+                    "retry_on_failure: max_elapsed_time must not be less than max_interval")
 
 
-class BackOffConfig(Body):
-    """configretry.BackOffConfig (`retry_on_failure`)."""
-
-    enabled: Bool = True
-    initial_interval: Duration = 5 * _SECOND
-    max_interval: Duration = 30 * _SECOND
-    max_elapsed_time: Duration = 300 * _SECOND
-    multiplier: Float64 = 1.5
-    randomization_factor: Float64 = 0.5
-
-    @model_validator(mode="after")
-    def _check(self) -> BackOffConfig:
-        for field in ("initial_interval", "max_interval", "max_elapsed_time", "multiplier"):
-            if getattr(self, field) < 0:
-                raise _fail(
-                    "component-value-out-of-range",
-                    f"retry_on_failure: {field} value must be greater than or equal to 0",
-                )
-        if not 0 <= self.randomization_factor <= 1:
-            raise _fail(
-                "component-value-out-of-range", "retry_on_failure: randomization_factor must be between 0 and 1"
-            )
-        if self.max_elapsed_time and self.max_elapsed_time < self.initial_interval:
-            raise _fail(
-                "component-value-out-of-range",
-                "retry_on_failure: max_elapsed_time must not be less than initial_interval",
-            )
-        if self.max_elapsed_time and self.max_elapsed_time < self.max_interval:
-            raise _fail(
-                "component-value-out-of-range",
-                "retry_on_failure: max_elapsed_time must not be less than max_interval",
-            )
-        return self
+BackOffConfig = table_config("retry_on_failure", {
+    "enabled": (Bool, True),
+    "initial_interval": (Duration, 5 * _SECOND),
+    "max_interval": (Duration, 30 * _SECOND),
+    "max_elapsed_time": (Duration, 300 * _SECOND),
+    "multiplier": (Float64, 1.5),
+    "randomization_factor": (Float64, 0.5),
+}, _check_backoff, doc="configretry.BackOffConfig (`retry_on_failure`).")
 
 
 _SIZERS = {"requests", "items", "bytes"}
 
-
-class PartitionConfig(Body):
-    metadata_keys: StrList | None = None
-
-
-class QueueBatchConfig(OptionalBody):
-    flush_timeout: Duration = 200 * 10**6
-    sizer: Str | None = None
-    min_size: Int = 8192
-    max_size: Int = 0
-    partition: PartitionConfig | None = None
+PartitionConfig = table_config("partition", {"metadata_keys": (StrList, None)})
+QueueBatchConfig = table_config("batch", {
+    "flush_timeout": (Duration, 200 * 10**6),
+    "sizer": (Str, None),
+    "min_size": (Int, 8192),
+    "max_size": (Int, 0),
+    "partition": (PartitionConfig, None),
+}, optional=True)
 
 
-class SendingQueueConfig(OptionalBody):
-    """exporterhelper.QueueBatchConfig (`sending_queue`)."""
+def _check_sending_queue(cfg: Any) -> None:
+    if cfg.sizer not in _SIZERS:
+        raise _fail("component-invalid-value", f'sending_queue: invalid sizer: "{cfg.sizer}"')
+    if cfg.num_consumers <= 0:
+        raise _fail("component-value-out-of-range", "sending_queue: `num_consumers` must be positive")
+    if cfg.queue_size <= 0:
+        raise _fail("component-value-out-of-range", "sending_queue: `queue_size` must be positive")
+    if cfg.storage is not None and cfg.wait_for_result:
+        raise _fail("component-conflicting-fields",
+                    "sending_queue: `wait_for_result` is not supported with a persistent queue (`storage`)")
+    batch = cfg.batch
+    if batch is None or not batch.enabled:
+        return
+    # The batch inherits the queue's sizer only when the queue names one explicitly.
+    inherited = cfg.sizer if "sizer" in cfg.fields_set else "items"
+    sizer = batch.sizer if batch.sizer is not None else inherited
+    if sizer not in ("items", "bytes"):
+        raise _fail("component-invalid-value",
+                    f'sending_queue: `batch` supports only `items` or `bytes` sizer, found "{sizer}"')
+    if batch.flush_timeout <= 0:
+        raise _fail("component-value-out-of-range", "sending_queue: `flush_timeout` must be positive")
+    if batch.min_size < 0 or batch.max_size < 0:
+        raise _fail("component-value-out-of-range", "sending_queue: batch sizes must be non-negative")
+    if 0 < batch.max_size < batch.min_size:
+        raise _fail("component-value-out-of-range", "sending_queue: `max_size` must be greater or equal to `min_size`")
+    if sizer == cfg.sizer and batch.min_size > cfg.queue_size:
+        raise _fail("component-value-out-of-range",
+                    "sending_queue: `min_size` must be less than or equal to `queue_size`")
 
-    _null_means_empty = frozenset({"batch"})
 
-    wait_for_result: Bool = False
-    sizer: Str = "requests"
-    queue_size: Int = 1000
-    block_on_overflow: Bool = False
-    storage: ComponentRef | None = None
-    num_consumers: Int = 10
-    batch: QueueBatchConfig | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> SendingQueueConfig:
-        if self.sizer not in _SIZERS:
-            raise _fail("component-invalid-value", f'sending_queue: invalid sizer: "{self.sizer}"')
-        if self.num_consumers <= 0:
-            raise _fail("component-value-out-of-range", "sending_queue: `num_consumers` must be positive")
-        if self.queue_size <= 0:
-            raise _fail("component-value-out-of-range", "sending_queue: `queue_size` must be positive")
-        if self.storage is not None and self.wait_for_result:
-            raise _fail(
-                "component-conflicting-fields",
-                "sending_queue: `wait_for_result` is not supported with a persistent queue (`storage`)",
-            )
-        batch = self.batch
-        if batch is not None and batch.enabled:
-            # The batch inherits the queue's sizer only when the queue names one explicitly.
-            inherited = self.sizer if "sizer" in self.model_fields_set else "items"
-            sizer = batch.sizer if batch.sizer is not None else inherited
-            if sizer not in ("items", "bytes"):
-                raise _fail(
-                    "component-invalid-value",
-                    f'sending_queue: `batch` supports only `items` or `bytes` sizer, found "{sizer}"',
-                )
-            if batch.flush_timeout <= 0:
-                raise _fail("component-value-out-of-range", "sending_queue: `flush_timeout` must be positive")
-            if batch.min_size < 0 or batch.max_size < 0:
-                raise _fail(
-                    "component-value-out-of-range", "sending_queue: batch sizes must be non-negative"
-                )
-            if 0 < batch.max_size < batch.min_size:
-                raise _fail(
-                    "component-value-out-of-range",
-                    "sending_queue: `max_size` must be greater or equal to `min_size`",
-                )
-            if sizer == self.sizer and batch.min_size > self.queue_size:
-                raise _fail(
-                    "component-value-out-of-range",
-                    "sending_queue: `min_size` must be less than or equal to `queue_size`",
-                )
-        return self
+SendingQueueConfig = table_config("sending_queue", {
+    "wait_for_result": (Bool, False),
+    "sizer": (Str, "requests"),
+    "queue_size": (Int, 1000),
+    "block_on_overflow": (Bool, False),
+    "storage": (ComponentRef, None),
+    "num_consumers": (Int, 10),
+    "batch": (QueueBatchConfig, None),
+}, _check_sending_queue, optional=True, null_means_empty=("batch",),
+    doc="exporterhelper.QueueBatchConfig (`sending_queue`).")
 
 
 def _duplicate_ci(keys: Sequence[str] | None) -> str | None:
@@ -957,17 +1062,15 @@ def _duplicate_ci(keys: Sequence[str] | None) -> str | None:
 
 # --------------------------------------------------------------------------- receivers
 
-
-class OTLPHTTPServerConfig(HTTPServerConfig):
-    traces_url_path: Str = ""
-    metrics_url_path: Str = ""
-    logs_url_path: Str = ""
-
-
-class OTLPProtocols(Body):
-    _null_means_empty = frozenset({"grpc", "http"})
-    grpc: GRPCServerConfig | None = None
-    http: OTLPHTTPServerConfig | None = None
+OTLPHTTPServerConfig = table_config("http", {
+    "traces_url_path": (Str, ""),
+    "metrics_url_path": (Str, ""),
+    "logs_url_path": (Str, ""),
+}, base=HTTPServerConfig)
+OTLPProtocols = table_config("protocols", {
+    "grpc": (GRPCServerConfig, None),
+    "http": (OTLPHTTPServerConfig, None),
+}, null_means_empty=("grpc", "http"))
 
 
 def _check_otlp(cfg: Any) -> None:
@@ -981,7 +1084,7 @@ def _check_otlp(cfg: Any) -> None:
 
 
 OTLPReceiverConfig = table_config("otlp", {
-    "protocols": (OTLPProtocols, OTLPProtocols()),
+    "protocols": (OTLPProtocols, OTLPProtocols),
 }, _check_otlp,
     doc='`otlp` receiver: at least one of protocols.grpc / protocols.http.')
 
@@ -1047,7 +1150,7 @@ BatchConfig = table_config("batch", {
     "timeout": (Duration, 200 * 10**6),
     "send_batch_size": (UInt32, 8192),
     "send_batch_max_size": (UInt32, 0),
-    "metadata_keys": (StrList | None, None),
+    "metadata_keys": (StrList, None),
     "metadata_cardinality_limit": (UInt32, 1000),
 }, _check_batch, doc='`batch`: send_batch_max_size >= send_batch_size when set; unique metadata_keys.')
 
@@ -1055,66 +1158,65 @@ BatchConfig = table_config("batch", {
 _ACTIONS = ("insert", "update", "upsert", "delete", "hash", "extract", "convert")
 
 
-class AttributeAction(Body):
-    """One attribute action of the resource/attributes processors."""
+AttributeAction = table_config("action", {
+    "key": (Str, ""),
+    "value": (AnyValue, None),
+    "default_value": (AnyValue, None),
+    "pattern": (Str, ""),
+    "from_attribute": (Str, ""),
+    "from_context": (Str, ""),
+    "converted_type": (Str, ""),
+    "action": (Str, ""),
+}, doc="One attribute action of the resource/attributes processors.")
 
-    key: Str = ""
-    value: Any = None
-    default_value: Any = None
-    pattern: Str = ""
-    from_attribute: Str = ""
-    from_context: Str = ""
-    converted_type: Str = ""
-    action: Str = ""
 
-    def problem(self, index: int) -> str | None:
-        """The collector's complaint about this action (its NewAttrProc checks), or None."""
-        action = self.action.lower()
-        where = f'action {index} (key "{self.key}")'
-        sources = sum((self.value is not None, bool(self.from_attribute), bool(self.from_context)))
-        if action in ("delete", "hash"):
-            if not self.key and not self.pattern:
-                return f'missing required field (at least one of "key" and "pattern") at action {index}'
-        elif not self.key:
-            return f'missing required field "key" at action {index}'
-        if action in ("insert", "update", "upsert"):
-            if sources == 0 and self.default_value is None:
-                return (f'{where}: one of "value", "from_attribute", "from_context" or "default_value" '
-                        "must be specified")
-            if sources > 1:
-                return f"{where}: multiple value sources are set"
-            if self.pattern or self.converted_type:
-                return f'{where}: action "{action}" does not use "pattern" or "converted_type"'
-        elif action in ("delete", "hash"):
-            if self.value is not None or self.from_attribute:
-                return f'{where}: action "{action}" does not use "value" or "from_attribute"'
-            if self.converted_type:
-                return f'{where}: action "{action}" does not use "converted_type"'
-            if self.pattern and _regex_error(self.pattern):
-                return f'{where}: field "pattern" has invalid pattern "{self.pattern}"'
-        elif action == "extract":
-            if sources:
-                return f'{where}: action "extract" does not use a value source'
-            if not self.pattern:
-                return f'{where}: missing required field "pattern" for action "extract"'
-            if self.converted_type:
-                return f'{where}: action "extract" does not use "converted_type"'
-            if _regex_error(self.pattern):
-                return f'{where}: field "pattern" has invalid pattern "{self.pattern}"'
-            if not re.search(r"\(\?P?<[A-Za-z_]\w*>", self.pattern):
-                return f'{where}: field "pattern" contains no named matcher groups'
-            if re.search(r"\((?!\?)", self.pattern):
-                return f'{where}: field "pattern" contains at least one unnamed matcher group'
-        elif action == "convert":
-            if sources or self.pattern:
-                return f'{where}: action "convert" does not use value sources or "pattern"'
-            if not self.converted_type:
-                return f'{where}: missing required field "converted_type" for action "convert"'
-            if self.converted_type not in ("string", "int", "double"):
-                return f'{where}: invalid converted_type "{self.converted_type}" (string, int or double)'
-        else:
-            return f'{where}: unsupported action "{self.action}" (one of {", ".join(_ACTIONS)})'
-        return None
+def _action_problem(act: Block, index: int) -> str | None:
+    """The collector's complaint about one attribute action (its NewAttrProc checks), or None."""
+    action = act.action.lower()
+    where = f'action {index} (key "{act.key}")'
+    sources = sum((act.value is not None, bool(act.from_attribute), bool(act.from_context)))
+    if action in ("delete", "hash"):
+        if not act.key and not act.pattern:
+            return f'missing required field (at least one of "key" and "pattern") at action {index}'
+    elif not act.key:
+        return f'missing required field "key" at action {index}'
+    if action in ("insert", "update", "upsert"):
+        if sources == 0 and act.default_value is None:
+            return f'{where}: one of "value", "from_attribute", "from_context" or "default_value" must be specified'
+        if sources > 1:
+            return f"{where}: multiple value sources are set"
+        if act.pattern or act.converted_type:
+            return f'{where}: action "{action}" does not use "pattern" or "converted_type"'
+    elif action in ("delete", "hash"):
+        if act.value is not None or act.from_attribute:
+            return f'{where}: action "{action}" does not use "value" or "from_attribute"'
+        if act.converted_type:
+            return f'{where}: action "{action}" does not use "converted_type"'
+        if act.pattern and _regex_error(act.pattern):
+            return f'{where}: field "pattern" has invalid pattern "{act.pattern}"'
+    elif action == "extract":
+        if sources:
+            return f'{where}: action "extract" does not use a value source'
+        if not act.pattern:
+            return f'{where}: missing required field "pattern" for action "extract"'
+        if act.converted_type:
+            return f'{where}: action "extract" does not use "converted_type"'
+        if _regex_error(act.pattern):
+            return f'{where}: field "pattern" has invalid pattern "{act.pattern}"'
+        if not re.search(r"\(\?P?<[A-Za-z_]\w*>", act.pattern):
+            return f'{where}: field "pattern" contains no named matcher groups'
+        if re.search(r"\((?!\?)", act.pattern):
+            return f'{where}: field "pattern" contains at least one unnamed matcher group'
+    elif action == "convert":
+        if sources or act.pattern:
+            return f'{where}: action "convert" does not use value sources or "pattern"'
+        if not act.converted_type:
+            return f'{where}: missing required field "converted_type" for action "convert"'
+        if act.converted_type not in ("string", "int", "double"):
+            return f'{where}: invalid converted_type "{act.converted_type}" (string, int or double)'
+    else:
+        return f'{where}: unsupported action "{act.action}" (one of {", ".join(_ACTIONS)})'
+    return None
 
 
 def _regex_error(pattern: str) -> bool:
@@ -1134,9 +1236,9 @@ def _rule_for_action_problem(text: str) -> str:
     return "component-invalid-value"
 
 
-def _check_actions(actions: Sequence[AttributeAction]) -> None:
+def _check_actions(actions: Sequence[Block]) -> None:
     for index, action in enumerate(actions):
-        text = action.problem(index)
+        text = _action_problem(action, index)
         if text is not None:
             raise _fail(_rule_for_action_problem(text), text, "build")
 
@@ -1148,29 +1250,33 @@ def _check_resource(cfg: Any) -> None:
 
 
 ResourceProcessorConfig = table_config("resource", {
-    "attributes": (list[AttributeAction] | None, None),
+    "attributes": (ListOf(AttributeAction), None),
 }, _check_resource,
     doc='`resource`: a non-empty `attributes` list of actions.')
 
 
-class RegexpCacheConfig(Body):
-    cacheenabled: Bool = False
-    cachemaxnumentries: Int = 0
+RegexpCacheConfig = table_config("regexp", {
+    "cacheenabled": (Bool, False),
+    "cachemaxnumentries": (Int, 0),
+})
 
 
-class MatchAttribute(Body):
-    key: Str = ""
-    value: Any = None
+MatchAttribute = table_config("match_attribute", {
+    "key": (Str, ""),
+    "value": (AnyValue, None),
+})
 
 
-class MatchLibrary(Body):
-    name: Str = ""
-    version: Str | None = None
+MatchLibrary = table_config("match_library", {
+    "name": (Str, ""),
+    "version": (Str, None),
+})
 
 
-class SeverityNumberMatch(Body):
-    min: Any = None
-    match_undefined: Bool = False
+SeverityNumberMatch = table_config("severity_number_match", {
+    "min": (AnyValue, None),
+    "match_undefined": (Bool, False),
+})
 
 
 def _check_match_type(where: str, value: str, allowed: Sequence[str]) -> None:
@@ -1179,68 +1285,58 @@ def _check_match_type(where: str, value: str, allowed: Sequence[str]) -> None:
                     f"[{' '.join(allowed)}]", "build")
 
 
-class MatchProperties(Body):
-    """filterconfig.MatchProperties: the legacy include/exclude block (attributes, filter spans)."""
-
-    match_type: Str = ""
-    regexp: RegexpCacheConfig | None = None
-    services: StrList | None = None
-    span_names: StrList | None = None
-    span_kinds: StrList | None = None
-    log_bodies: StrList | None = None
-    log_severity_texts: StrList | None = None
-    log_severity_number: SeverityNumberMatch | None = None
-    metric_names: StrList | None = None
-    attributes: list[MatchAttribute] | None = None
-    resources: list[MatchAttribute] | None = None
-    libraries: list[MatchLibrary] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> MatchProperties:
-        _check_match_type("match", self.match_type, ("regexp", "strict"))
-        criteria = (self.services, self.span_names, self.span_kinds, self.log_bodies, self.log_severity_texts,
-                    self.log_severity_number, self.metric_names, self.attributes, self.resources, self.libraries)
-        if not any(criteria):
-            raise _fail("component-missing-required-field",
-                        "an include/exclude block needs at least one matching criterion "
-                        "(attributes, resources, libraries, services, span_names, ...)", "build")
-        return self
+def _check_match_properties(cfg: Any) -> None:
+    _check_match_type("match", cfg.match_type, ("regexp", "strict"))
+    criteria = (cfg.services, cfg.span_names, cfg.span_kinds, cfg.log_bodies, cfg.log_severity_texts,
+                cfg.log_severity_number, cfg.metric_names, cfg.attributes, cfg.resources, cfg.libraries)
+    if not any(criteria):
+        raise _fail("component-missing-required-field",
+                    "an include/exclude block needs at least one matching criterion "
+                    "(attributes, resources, libraries, services, span_names, ...)", "build")
 
 
-class MetricMatchProperties(Body):
-    """filter processor `metrics.include/exclude` (legacy)."""
-
-    match_type: Str = ""
-    regexp: RegexpCacheConfig | None = None
-    metric_names: StrList | None = None
-    expressions: StrList | None = None
-    resource_attributes: list[MatchAttribute] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> MetricMatchProperties:
-        _check_match_type("metrics", self.match_type, ("regexp", "strict", "expr"))
-        return self
-
-
-class LogSeverityMatch(Body):
-    min: Str = ""
-    match_undefined: Bool = False
+MatchProperties = table_config("match", {
+    "match_type": (Str, ""),
+    "regexp": (RegexpCacheConfig, None),
+    "services": (StrList, None),
+    "span_names": (StrList, None),
+    "span_kinds": (StrList, None),
+    "log_bodies": (StrList, None),
+    "log_severity_texts": (StrList, None),
+    "log_severity_number": (SeverityNumberMatch, None),
+    "metric_names": (StrList, None),
+    "attributes": (ListOf(MatchAttribute), None),
+    "resources": (ListOf(MatchAttribute), None),
+    "libraries": (ListOf(MatchLibrary), None),
+}, _check_match_properties,
+    doc="filterconfig.MatchProperties: the legacy include/exclude block (attributes, filter spans).")
 
 
-class LogMatchProperties(Body):
-    """filter processor `logs.include/exclude` (legacy)."""
+MetricMatchProperties = table_config("metrics_match", {
+    "match_type": (Str, ""),
+    "regexp": (RegexpCacheConfig, None),
+    "metric_names": (StrList, None),
+    "expressions": (StrList, None),
+    "resource_attributes": (ListOf(MatchAttribute), None),
+}, lambda cfg: _check_match_type("metrics", cfg.match_type, ("regexp", "strict", "expr")),
+    doc="filter processor `metrics.include/exclude` (legacy).")
 
-    match_type: Str = ""
-    resource_attributes: list[MatchAttribute] | None = None
-    record_attributes: list[MatchAttribute] | None = None
-    severity_texts: StrList | None = None
-    severity_number: LogSeverityMatch | None = None
-    bodies: StrList | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> LogMatchProperties:
-        _check_match_type("logs", self.match_type, ("regexp", "strict"))
-        return self
+LogSeverityMatch = table_config("log_severity_match", {
+    "min": (Str, ""),
+    "match_undefined": (Bool, False),
+})
+
+
+LogMatchProperties = table_config("logs_match", {
+    "match_type": (Str, ""),
+    "resource_attributes": (ListOf(MatchAttribute), None),
+    "record_attributes": (ListOf(MatchAttribute), None),
+    "severity_texts": (StrList, None),
+    "severity_number": (LogSeverityMatch, None),
+    "bodies": (StrList, None),
+}, lambda cfg: _check_match_type("logs", cfg.match_type, ("regexp", "strict")),
+    doc="filter processor `logs.include/exclude` (legacy).")
 
 
 def _check_attributes(cfg: Any) -> None:
@@ -1250,9 +1346,9 @@ def _check_attributes(cfg: Any) -> None:
 
 
 AttributesProcessorConfig = table_config("attributes", {
-    "actions": (list[AttributeAction] | None, None),
-    "include": (MatchProperties | None, None),
-    "exclude": (MatchProperties | None, None),
+    "actions": (ListOf(AttributeAction), None),
+    "include": (MatchProperties, None),
+    "exclude": (MatchProperties, None),
 }, _check_attributes,
     doc='`attributes`: a non-empty `actions` list, optional include/exclude match blocks.')
 
@@ -1329,10 +1425,11 @@ def _check_ottl(where: str, texts: Sequence[str] | None, stage: Stage = "validat
             raise _fail("component-invalid-value", f"{where}: unable to parse OTTL {text!r}: {found}", stage)
 
 
-class ContextConditions(Body):
-    context: Str | None = None
-    conditions: StrList | None = None
-    error_mode: Str | None = None
+ContextConditions = table_config("context_conditions", {
+    "context": (Str, None),
+    "conditions": (StrList, None),
+    "error_mode": (Str, None),
+})
 
 
 def _basic_or_advanced(value: Any, item_key: str) -> Any:
@@ -1354,36 +1451,41 @@ _FILTER_CONTEXTS = {
 }
 
 
-class FilterTraces(Body):
-    resource: StrList | None = None
-    span: StrList | None = None
-    spanevent: StrList | None = None
+FilterTraces = table_config("filter_traces", {
+    "resource": (StrList, None),
+    "span": (StrList, None),
+    "spanevent": (StrList, None),
+})
 
 
-class FilterMetrics(Body):
-    include: MetricMatchProperties | None = None
-    exclude: MetricMatchProperties | None = None
-    regexp: RegexpCacheConfig | None = None
-    resource: StrList | None = None
-    metric: StrList | None = None
-    datapoint: StrList | None = None
+FilterMetrics = table_config("filter_metrics", {
+    "include": (MetricMatchProperties, None),
+    "exclude": (MetricMatchProperties, None),
+    "regexp": (RegexpCacheConfig, None),
+    "resource": (StrList, None),
+    "metric": (StrList, None),
+    "datapoint": (StrList, None),
+})
 
 
-class FilterLogs(Body):
-    include: LogMatchProperties | None = None
-    exclude: LogMatchProperties | None = None
-    resource: StrList | None = None
-    log_record: StrList | None = None
+FilterLogs = table_config("filter_logs", {
+    "include": (LogMatchProperties, None),
+    "exclude": (LogMatchProperties, None),
+    "resource": (StrList, None),
+    "log_record": (StrList, None),
+})
 
 
-class FilterProfiles(Body):
-    resource: StrList | None = None
-    profile: StrList | None = None
+FilterProfiles = table_config("filter_profiles", {
+    "resource": (StrList, None),
+    "profile": (StrList, None),
+})
 
 
-class FilterSpans(Body):
-    include: MatchProperties | None = None
-    exclude: MatchProperties | None = None
+FilterSpans = table_config("filter_spans", {
+    "include": (MatchProperties, None),
+    "exclude": (MatchProperties, None),
+})
 
 
 def _check_filter(cfg: Any) -> None:
@@ -1429,26 +1531,27 @@ def _normalise_filter(data: Any) -> Any:
 
 
 FilterProcessorConfig = table_config("filter", {
-    "error_mode": (Str | None, None),
-    "spans": (FilterSpans | None, None),
-    "traces": (FilterTraces | None, None),
-    "metrics": (FilterMetrics | None, None),
-    "logs": (FilterLogs | None, None),
-    "profiles": (FilterProfiles | None, None),
-    "trace_conditions": (list[ContextConditions] | None, None),
-    "metric_conditions": (list[ContextConditions] | None, None),
-    "log_conditions": (list[ContextConditions] | None, None),
-    "profile_conditions": (list[ContextConditions] | None, None),
+    "error_mode": (Str, None),
+    "spans": (FilterSpans, None),
+    "traces": (FilterTraces, None),
+    "metrics": (FilterMetrics, None),
+    "logs": (FilterLogs, None),
+    "profiles": (FilterProfiles, None),
+    "trace_conditions": (ListOf(ContextConditions), None),
+    "metric_conditions": (ListOf(ContextConditions), None),
+    "log_conditions": (ListOf(ContextConditions), None),
+    "profile_conditions": (ListOf(ContextConditions), None),
 }, _check_filter, normalise=_normalise_filter,
     doc='`filter`: OTTL conditions per signal (not parsed here) or legacy include/exclude.')
 
 
-class ContextStatements(Body):
-    context: Str | None = None
-    conditions: StrList | None = None
-    statements: StrList | None = None
-    error_mode: Str | None = None
-    shared_cache: Bool = False
+ContextStatements = table_config("context_statements", {
+    "context": (Str, None),
+    "conditions": (StrList, None),
+    "statements": (StrList, None),
+    "error_mode": (Str, None),
+    "shared_cache": (Bool, False),
+})
 
 
 _TRANSFORM_CONTEXTS = {
@@ -1493,11 +1596,11 @@ def _normalise_transform(data: Any) -> Any:
 
 
 TransformProcessorConfig = table_config("transform", {
-    "error_mode": (Str | None, None),
-    "trace_statements": (list[ContextStatements] | None, None),
-    "metric_statements": (list[ContextStatements] | None, None),
-    "log_statements": (list[ContextStatements] | None, None),
-    "profile_statements": (list[ContextStatements] | None, None),
+    "error_mode": (Str, None),
+    "trace_statements": (ListOf(ContextStatements), None),
+    "metric_statements": (ListOf(ContextStatements), None),
+    "log_statements": (ListOf(ContextStatements), None),
+    "profile_statements": (ListOf(ContextStatements), None),
     "flatten_data": (Bool, False),
 }, _check_transform, normalise=_normalise_transform,
     doc='`transform`: OTTL statements per signal, in contexts valid for that signal.')
@@ -1509,65 +1612,76 @@ TransformProcessorConfig = table_config("transform", {
 _STATUS_CODES = {"OK", "ERROR", "UNSET"}
 
 
-class LatencyPolicy(Body):
-    threshold_ms: Int = 0
-    upper_threshold_ms: Int = 0
+LatencyPolicy = table_config("latency", {
+    "threshold_ms": (Int, 0),
+    "upper_threshold_ms": (Int, 0),
+})
 
 
-class NumericAttributePolicy(Body):
-    key: Str = ""
-    min_value: Int = 0
-    max_value: Int = 0
-    invert_match: Bool = False
+NumericAttributePolicy = table_config("numeric_attribute", {
+    "key": (Str, ""),
+    "min_value": (Int, 0),
+    "max_value": (Int, 0),
+    "invert_match": (Bool, False),
+})
 
 
-class ProbabilisticPolicy(Body):
-    hash_salt: Str = ""
-    sampling_percentage: Float64 = 0.0
+ProbabilisticPolicy = table_config("probabilistic", {
+    "hash_salt": (Str, ""),
+    "sampling_percentage": (Float64, 0.0),
+})
 
 
-class StatusCodePolicy(Body):
-    status_codes: StrList | None = None
+StatusCodePolicy = table_config("status_code", {
+    "status_codes": (StrList, None),
+})
 
 
-class StringAttributePolicy(Body):
-    key: Str = ""
-    values: StrList | None = None
-    enabled_regex_matching: Bool = False
-    cache_max_size: Int = 0
-    invert_match: Bool = False
+StringAttributePolicy = table_config("string_attribute", {
+    "key": (Str, ""),
+    "values": (StrList, None),
+    "enabled_regex_matching": (Bool, False),
+    "cache_max_size": (Int, 0),
+    "invert_match": (Bool, False),
+})
 
 
-class RateLimitingPolicy(Body):
-    spans_per_second: Int = 0
-    burst_capacity: Int = 0
+RateLimitingPolicy = table_config("rate_limiting", {
+    "spans_per_second": (Int, 0),
+    "burst_capacity": (Int, 0),
+})
 
 
-class BytesLimitingPolicy(Body):
-    bytes_per_second: Int = 0
-    burst_capacity: Int = 0
+BytesLimitingPolicy = table_config("bytes_limiting", {
+    "bytes_per_second": (Int, 0),
+    "burst_capacity": (Int, 0),
+})
 
 
-class SpanCountPolicy(Body):
-    min_spans: Int32 = 0
-    max_spans: Int32 = 0
+SpanCountPolicy = table_config("span_count", {
+    "min_spans": (Int32, 0),
+    "max_spans": (Int32, 0),
+})
 
 
-class TraceStatePolicy(Body):
-    key: Str = ""
-    values: StrList | None = None
+TraceStatePolicy = table_config("trace_state", {
+    "key": (Str, ""),
+    "values": (StrList, None),
+})
 
 
-class BooleanAttributePolicy(Body):
-    key: Str = ""
-    value: Bool = False
-    invert_match: Bool = False
+BooleanAttributePolicy = table_config("boolean_attribute", {
+    "key": (Str, ""),
+    "value": (Bool, False),
+    "invert_match": (Bool, False),
+})
 
 
-class OTTLConditionPolicy(Body):
-    error_mode: Str | None = None
-    span: StrList | None = None
-    spanevent: StrList | None = None
+OTTLConditionPolicy = table_config("ottl_condition", {
+    "error_mode": (Str, None),
+    "span": (StrList, None),
+    "spanevent": (StrList, None),
+})
 
 
 _LEAF_POLICIES = ("always_sample", "latency", "numeric_attribute", "probabilistic", "status_code",
@@ -1575,147 +1689,144 @@ _LEAF_POLICIES = ("always_sample", "latency", "numeric_attribute", "probabilisti
                   "boolean_attribute", "ottl_condition", "trace_flags")
 
 
-class _SharedPolicy(Body):
-    name: Str = ""
-    type: Str = ""
-    # Keys the collector does not know are kept as settings of a policy extension (its
-    # `,remain` field) when their value is a mapping; anything else fails to decode.
-    extensions: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
-    latency: LatencyPolicy | None = None
-    numeric_attribute: NumericAttributePolicy | None = None
-    probabilistic: ProbabilisticPolicy | None = None
-    status_code: StatusCodePolicy | None = None
-    string_attribute: StringAttributePolicy | None = None
-    rate_limiting: RateLimitingPolicy | None = None
-    bytes_limiting: BytesLimitingPolicy | None = None
-    span_count: SpanCountPolicy | None = None
-    trace_state: TraceStatePolicy | None = None
-    boolean_attribute: BooleanAttributePolicy | None = None
-    ottl_condition: OTTLConditionPolicy | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _collect_extension_settings(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        known = {f.alias or name for name, f in cls.model_fields.items()} - {"extensions"}
-        out = {k: v for k, v in data.items() if k in known}
-        out["extensions"] = {k: v for k, v in data.items() if k not in known}
-        return out
-
-    def leaf_problem(self) -> tuple[str, str] | None:
-        """(rule, detail) for a leaf policy the collector cannot build, else None."""
-        kind = self.type
-        if kind == "status_code":
-            codes = (self.status_code.status_codes if self.status_code else None) or []
-            if not codes:
-                return "component-missing-required-field", "expected at least one status code to filter on"
-            for code in codes:
-                if code not in _STATUS_CODES:
-                    return "component-invalid-value", f'unknown status code "{code}", supported: OK, ERROR, UNSET'
-        elif kind == "string_attribute":
-            cfg = self.string_attribute
-            if cfg is not None and cfg.enabled_regex_matching:
-                for value in cfg.values or ():
-                    if _regex_error(value):
-                        return "component-invalid-value", f"invalid regex `{value}`"
-        elif kind == "ottl_condition":
-            cfg_o = self.ottl_condition
-            if cfg_o is None or not (cfg_o.span or cfg_o.spanevent):
-                return "component-missing-required-field", "expected at least one OTTL condition to filter on"
-            if cfg_o.error_mode is not None and cfg_o.error_mode.lower() not in _ERROR_MODES:
-                return "component-invalid-value", f'unknown error mode "{cfg_o.error_mode}"'
-            for text in [*(cfg_o.span or ()), *(cfg_o.spanevent or ())]:
-                found = ottl_lexical_problem(text)
-                if found is not None:
-                    return "component-invalid-value", f"unable to parse OTTL condition {text!r}: {found}"
-        elif kind not in _LEAF_POLICIES:
-            return "component-invalid-value", f"unknown sampling policy type {kind or '(empty)'}"
-        return None
+# A policy's keys the collector does not know are kept as settings of a policy extension (its
+# `,remain` field) when their value is a mapping; anything else fails to decode.
+_SharedPolicy = table_config("policy", {
+    "name": (Str, ""),
+    "type": (Str, ""),
+    "latency": (LatencyPolicy, None),
+    "numeric_attribute": (NumericAttributePolicy, None),
+    "probabilistic": (ProbabilisticPolicy, None),
+    "status_code": (StatusCodePolicy, None),
+    "string_attribute": (StringAttributePolicy, None),
+    "rate_limiting": (RateLimitingPolicy, None),
+    "bytes_limiting": (BytesLimitingPolicy, None),
+    "span_count": (SpanCountPolicy, None),
+    "trace_state": (TraceStatePolicy, None),
+    "boolean_attribute": (BooleanAttributePolicy, None),
+    "ottl_condition": (OTTLConditionPolicy, None),
+}, extra="remain")
 
 
-class NotSubPolicy(_SharedPolicy):
-    pass
+def _leaf_problem(policy: Block) -> tuple[str, str] | None:
+    """(rule, detail) for a leaf policy the collector cannot build, else None."""
+    kind = policy.type
+    if kind == "status_code":
+        codes = (policy.status_code.status_codes if policy.status_code else None) or []
+        if not codes:
+            return "component-missing-required-field", "expected at least one status code to filter on"
+        for code in codes:
+            if code not in _STATUS_CODES:
+                return "component-invalid-value", f'unknown status code "{code}", supported: OK, ERROR, UNSET'
+    elif kind == "string_attribute":
+        cfg = policy.string_attribute
+        if cfg is not None and cfg.enabled_regex_matching:
+            for value in cfg.values or ():
+                if _regex_error(value):
+                    return "component-invalid-value", f"invalid regex `{value}`"
+    elif kind == "ottl_condition":
+        cfg_o = policy.ottl_condition
+        if cfg_o is None or not (cfg_o.span or cfg_o.spanevent):
+            return "component-missing-required-field", "expected at least one OTTL condition to filter on"
+        if cfg_o.error_mode is not None and cfg_o.error_mode.lower() not in _ERROR_MODES:
+            return "component-invalid-value", f'unknown error mode "{cfg_o.error_mode}"'
+        for text in [*(cfg_o.span or ()), *(cfg_o.spanevent or ())]:
+            found = ottl_lexical_problem(text)
+            if found is not None:
+                return "component-invalid-value", f"unable to parse OTTL condition {text!r}: {found}"
+    elif kind not in _LEAF_POLICIES:
+        return "component-invalid-value", f"unknown sampling policy type {kind or '(empty)'}"
+    return None
 
 
-class NotPolicy(Body):
-    not_sub_policy: NotSubPolicy | None = None
+def _not_problem(policy: Block) -> tuple[str, str] | None:
+    sub = policy["not"].not_sub_policy if policy["not"] else None
+    return _leaf_problem(sub or NotSubPolicy.defaults())
 
 
-class AndSubPolicy(_SharedPolicy):
-    not_: NotPolicy | None = Field(default=None, alias="not")
-
-    def sub_problem(self) -> tuple[str, str] | None:
-        """(rule, detail) for this `and`/`drop` sub-policy, or None."""
-        if self.type == "not":
-            sub = self.not_.not_sub_policy if self.not_ else None
-            return (sub or NotSubPolicy()).leaf_problem()
-        return self.leaf_problem()
+NotSubPolicy = table_config("not_sub_policy", {}, base=_SharedPolicy)
 
 
-class AndPolicy(Body):
-    and_sub_policy: list[AndSubPolicy] | None = None
+NotPolicy = table_config("not", {
+    "not_sub_policy": (NotSubPolicy, None),
+})
 
 
-class DropPolicy(Body):
-    drop_sub_policy: list[AndSubPolicy] | None = None
+AndSubPolicy = table_config("and_sub_policy", {"not": (NotPolicy, None)}, base=_SharedPolicy)
 
 
-class CompositeSubPolicy(_SharedPolicy):
-    and_: AndPolicy | None = Field(default=None, alias="and")
-
-    def sub_problem(self) -> tuple[str, str] | None:
-        """(rule, detail) for this composite sub-policy, or None."""
-        if self.type == "and":
-            subs = (self.and_.and_sub_policy if self.and_ else None) or []
-            return _first(sub.sub_problem() for sub in subs)
-        return self.leaf_problem()
+def _and_sub_problem(policy: Block) -> tuple[str, str] | None:
+    """(rule, detail) for an `and`/`drop` sub-policy, or None."""
+    return _not_problem(policy) if policy.type == "not" else _leaf_problem(policy)
 
 
-class RateAllocation(Body):
-    policy: Str = ""
-    percent: Int = 0
+AndPolicy = table_config("and", {
+    "and_sub_policy": (ListOf(AndSubPolicy), None),
+})
 
 
-class CompositePolicy(Body):
-    max_total_spans_per_second: Int = 0
-    policy_order: StrList | None = None
-    composite_sub_policy: list[CompositeSubPolicy] | None = None
-    rate_allocation: list[RateAllocation] | None = None
+DropPolicy = table_config("drop", {
+    "drop_sub_policy": (ListOf(AndSubPolicy), None),
+})
 
 
-class TailSamplingPolicy(_SharedPolicy):
-    """One `policies` entry: a unique non-empty name and a known type with its settings."""
+CompositeSubPolicy = table_config("composite_sub_policy", {"and": (AndPolicy, None)}, base=_SharedPolicy)
 
-    composite: CompositePolicy | None = None
-    and_: AndPolicy | None = Field(default=None, alias="and")
-    not_: NotPolicy | None = Field(default=None, alias="not")
-    drop: DropPolicy | None = None
 
-    def problem(self) -> tuple[str, str] | None:
-        """(rule, detail) for this policy and its sub-policies, as the collector's start-up reports."""
-        if self.type == "composite":
-            comp = (self.composite.composite_sub_policy if self.composite else None) or []
-            return _first(sub.sub_problem() for sub in comp)
-        if self.type == "and":
-            ands = (self.and_.and_sub_policy if self.and_ else None) or []
-            return _first(sub.sub_problem() for sub in ands)
-        if self.type == "drop":
-            drops = (self.drop.drop_sub_policy if self.drop else None) or []
-            return _first(sub.sub_problem() for sub in drops)
-        if self.type == "not":
-            sub = self.not_.not_sub_policy if self.not_ else None
-            return (sub or NotSubPolicy()).leaf_problem()
-        return self.leaf_problem()
+def _composite_sub_problem(policy: Block) -> tuple[str, str] | None:
+    """(rule, detail) for a composite sub-policy, or None."""
+    if policy.type == "and":
+        subs = (policy["and"].and_sub_policy if policy["and"] else None) or []
+        return _first(_and_sub_problem(sub) for sub in subs)
+    return _leaf_problem(policy)
+
+
+RateAllocation = table_config("rate_allocation", {
+    "policy": (Str, ""),
+    "percent": (Int, 0),
+})
+
+
+CompositePolicy = table_config("composite", {
+    "max_total_spans_per_second": (Int, 0),
+    "policy_order": (StrList, None),
+    "composite_sub_policy": (ListOf(CompositeSubPolicy), None),
+    "rate_allocation": (ListOf(RateAllocation), None),
+})
+
+
+TailSamplingPolicy = table_config("policies", {
+    "composite": (CompositePolicy, None),
+    "and": (AndPolicy, None),
+    "not": (NotPolicy, None),
+    "drop": (DropPolicy, None),
+}, base=_SharedPolicy, doc="One `policies` entry: a unique non-empty name and a known type with its settings.")
+
+
+def _policy_problem(policy: Block) -> tuple[str, str] | None:
+    """(rule, detail) for a policy and its sub-policies, as the collector's start-up reports."""
+    if policy.type == "composite":
+        comp = (policy.composite.composite_sub_policy if policy.composite else None) or []
+        return _first(_composite_sub_problem(sub) for sub in comp)
+    if policy.type == "and":
+        ands = (policy["and"].and_sub_policy if policy["and"] else None) or []
+        return _first(_and_sub_problem(sub) for sub in ands)
+    if policy.type == "drop":
+        drops = (policy.drop.drop_sub_policy if policy.drop else None) or []
+        return _first(_and_sub_problem(sub) for sub in drops)
+    if policy.type == "not":
+        return _not_problem(policy)
+    return _leaf_problem(policy)
 
 
 def _first(items: Iterable[tuple[str, str] | None]) -> tuple[str, str] | None:
     return next((item for item in items if item is not None), None)
 
 
-class DecisionCacheConfig(Body):
-    sampled_cache_size: Int = 0
-    non_sampled_cache_size: Int = 0
+DecisionCacheConfig = table_config("decision_cache", {
+    "sampled_cache_size": (Int, 0),
+    "non_sampled_cache_size": (Int, 0),
+})
 
 
 def _check_tail_sampling(cfg: Any) -> None:
@@ -1734,7 +1845,7 @@ def _check_tail_sampling(cfg: Any) -> None:
         if policy.name in names:
             raise _fail("component-duplicate-entry", f'duplicate policy name "{policy.name}"', "startup")
         names.add(policy.name)
-        found = policy.problem()
+        found = _policy_problem(policy)
         if found is not None:
             rule, detail = found
             raise _fail(rule, f'failed to create policy evaluator for "{policy.name}": {detail}', "startup")
@@ -1746,9 +1857,9 @@ TailSamplingConfig = table_config("tail_sampling", {
     "num_traces": (UInt64, 50000),
     "block_on_overflow": (Bool, False),
     "expected_new_traces_per_sec": (UInt64, 0),
-    "policies": (list[TailSamplingPolicy] | None, None),
-    "decision_cache": (DecisionCacheConfig | None, None),
-    "tail_storage": (ComponentRef | None, None),
+    "policies": (ListOf(TailSamplingPolicy), None),
+    "decision_cache": (DecisionCacheConfig, None),
+    "tail_storage": (ComponentRef, None),
     "sample_on_first_match": (Bool, False),
     "sampling_strategy": (Str, "trace-complete"),
     "drop_pending_traces_on_shutdown": (Bool, False),
@@ -1802,8 +1913,8 @@ def _check_otlp_grpc(cfg: Any) -> None:
 
 OTLPExporterConfig = table_config("otlp_grpc", {
     "timeout": (Duration, 5 * _SECOND),
-    "sending_queue": (SendingQueueConfig | None, None),
-    "retry_on_failure": (BackOffConfig | None, None),
+    "sending_queue": (SendingQueueConfig, None),
+    "retry_on_failure": (BackOffConfig, None),
 }, _check_otlp_grpc, base=GRPCClientConfig,
     doc='`otlp` / `otlp_grpc` exporter: a host:port endpoint.')
 
@@ -1817,8 +1928,8 @@ def _check_otlp_http(cfg: Any) -> None:
 
 
 OTLPHTTPExporterConfig = table_config("otlp_http", {
-    "sending_queue": (SendingQueueConfig | None, None),
-    "retry_on_failure": (BackOffConfig | None, None),
+    "sending_queue": (SendingQueueConfig, None),
+    "retry_on_failure": (BackOffConfig, None),
     "traces_endpoint": (Str, ""),
     "metrics_endpoint": (Str, ""),
     "logs_endpoint": (Str, ""),
@@ -1833,31 +1944,36 @@ def _request_uri_ok(text: str) -> bool:
     return text.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", text) is not None
 
 
-class ResourceToTelemetry(Body):
-    enabled: Bool = False
-    exclude_service_attributes: Bool = False
-    included: StrList | None = None
-    excluded: StrList | None = None
-
-    def is_empty(self) -> bool:
-        return not (self.enabled or self.exclude_service_attributes or self.included or self.excluded)
+ResourceToTelemetry = table_config("resource_to_telemetry_conversion", {
+    "enabled": (Bool, False),
+    "exclude_service_attributes": (Bool, False),
+    "included": (StrList, None),
+    "excluded": (StrList, None),
+})
 
 
-class RemoteWriteQueue(Body):
-    enabled: Bool = True
-    queue_size: Int = 10000
-    num_consumers: Int = 5
+def _r2t_is_empty(cfg: Block) -> bool:
+    return not (cfg.enabled or cfg.exclude_service_attributes or cfg.included or cfg.excluded)
 
 
-class PRWWALConfig(OptionalBody):
-    directory: Str = ""
-    buffer_size: Int = 0
-    truncate_frequency: Duration = 0
-    lag_record_frequency: Duration = 0
+RemoteWriteQueue = table_config("remote_write_queue", {
+    "enabled": (Bool, True),
+    "queue_size": (Int, 10000),
+    "num_consumers": (Int, 5),
+})
 
 
-class TargetInfo(Body):
-    enabled: Bool = True
+PRWWALConfig = table_config("wal", {
+    "directory": (Str, ""),
+    "buffer_size": (Int, 0),
+    "truncate_frequency": (Duration, 0),
+    "lag_record_frequency": (Duration, 0),
+}, optional=True)
+
+
+TargetInfo = table_config("target_info", {
+    "enabled": (Bool, True),
+})
 
 
 _TRANSLATION = {"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes",
@@ -1867,12 +1983,12 @@ _RESERVED_RW_HEADERS = {"content-encoding", "content-type", "user-agent", "x-pro
 
 def _check_prometheus_remote_write(cfg: Any) -> None:
     rng, bad = "component-value-out-of-range", "component-invalid-value"
-    r2t = cfg.resource_to_telemetry_conversion or ResourceToTelemetry()
-    rcl = cfg.resource_constant_labels or ResourceToTelemetry()
+    r2t = cfg.resource_to_telemetry_conversion or ResourceToTelemetry.defaults()
+    rcl = cfg.resource_constant_labels or ResourceToTelemetry.defaults()
     if rcl.enabled or rcl.exclude_service_attributes:
         raise _fail("component-conflicting-fields",
                     "enabled and exclude_service_attributes are not supported under resource_constant_labels")
-    if not r2t.is_empty() and not rcl.is_empty():
+    if not _r2t_is_empty(r2t) and not _r2t_is_empty(rcl):
         raise _fail("component-conflicting-fields",
                     "cannot configure both resource_to_telemetry_conversion and resource_constant_labels")
     if (r2t.enabled or r2t.exclude_service_attributes) and (r2t.included or r2t.excluded):
@@ -1880,7 +1996,7 @@ def _check_prometheus_remote_write(cfg: Any) -> None:
                     "cannot configure both legacy enabled/exclude_service_attributes and included/excluded")
     if cfg.max_batch_request_parallelism is not None and cfg.max_batch_request_parallelism < 1:
         raise _fail(rng, "max_batch_request_parallelism can't be set to below 1")
-    queue = cfg.remote_write_queue or RemoteWriteQueue()
+    queue = cfg.remote_write_queue or RemoteWriteQueue.defaults()
     if queue.queue_size < 0:
         raise _fail(rng, "remote write queue size can't be negative")
     if queue.enabled and queue.queue_size == 0:
@@ -1906,7 +2022,7 @@ def _check_prometheus_remote_write(cfg: Any) -> None:
     for key in cfg.include_metadata_keys or ():
         if key.lower() in _RESERVED_RW_HEADERS:
             raise _fail(bad, f'include_metadata_keys entry "{key}" collides with a reserved remote write header')
-    if "endpoint" not in client.model_fields_set:
+    if "endpoint" not in client.fields_set:
         raise _fail("policy-explicit-endpoint",
                     "no endpoint set: the collector would send to its placeholder "
                     "http://some.url:9411/api/prom/push (obsctl policy)", "policy")
@@ -1922,23 +2038,23 @@ def _check_prometheus_remote_write(cfg: Any) -> None:
 
 PrometheusRemoteWriteConfig = table_config("prometheus_remote_write", {
     "timeout": (Duration, 5 * _SECOND),
-    "retry_on_failure": (BackOffConfig | None, None),
+    "retry_on_failure": (BackOffConfig, None),
     "namespace": (Str, ""),
-    "remote_write_queue": (RemoteWriteQueue | None, None),
-    "external_labels": (dict[str, Str] | None, None),
-    "http": (HTTPClientConfig | None, None),
+    "remote_write_queue": (RemoteWriteQueue, None),
+    "external_labels": (MapOf(Str), None),
+    "http": (HTTPClientConfig, None),
     "max_batch_size_bytes": (Int, 3_000_000),
-    "max_batch_request_parallelism": (Int | None, None),
-    "resource_to_telemetry_conversion": (ResourceToTelemetry | None, None),
-    "resource_constant_labels": (ResourceToTelemetry | None, None),
-    "wal": (PRWWALConfig | None, None),
-    "target_info": (TargetInfo | None, None),
+    "max_batch_request_parallelism": (Int, None),
+    "resource_to_telemetry_conversion": (ResourceToTelemetry, None),
+    "resource_constant_labels": (ResourceToTelemetry, None),
+    "wal": (PRWWALConfig, None),
+    "target_info": (TargetInfo, None),
     "disable_scope_info": (Bool, False),
     "add_metric_suffixes": (Bool, True),
     "translation_strategy": (Str, ""),
     "send_metadata": (Bool, False),
     "protobuf_message": (Str, "prometheus.WriteRequest"),
-    "include_metadata_keys": (StrList | None, None),
+    "include_metadata_keys": (StrList, None),
     "convert_explicit_histograms_to_nhcb": (Bool, False),
     "keep_classic_histograms": (Bool, False),
 }, _check_prometheus_remote_write, base=HTTPClientConfig,
@@ -1964,40 +2080,45 @@ DebugExporterConfig = table_config("debug", {
     "sampling_initial": (Int, 2),
     "sampling_thereafter": (Int, 1),
     "use_internal_logger": (Bool, True),
-    "output_paths": (StrList | None, None),
-    "sending_queue": (SendingQueueConfig | None, None),
+    "output_paths": (StrList, None),
+    "sending_queue": (SendingQueueConfig, None),
 }, _check_debug, doc='`debug` exporter: verbosity basic|normal|detailed.')
 
 
 # --------------------------------------------------------------------------- extensions, connectors
 
 
-class HealthCheckPathConfig(Body):
-    enabled: Bool = True
-    path: Str = ""
-    include_attributes: Bool = False
+HealthCheckPathConfig = table_config("health_check_path", {
+    "enabled": (Bool, True),
+    "path": (Str, ""),
+    "include_attributes": (Bool, False),
+})
 
 
-class HealthCheckHTTPConfig(HTTPServerFields):
-    status: HealthCheckPathConfig | None = None
-    config_: HealthCheckPathConfig | None = Field(default=None, alias="config")
+HealthCheckHTTPConfig = table_config("http", {
+    "status": (HealthCheckPathConfig, None),
+    "config": (HealthCheckPathConfig, None),
+}, base=HTTPServerFields)
 
 
-class ResponseBody(Body):
-    healthy: Str = ""
-    unhealthy: Str = ""
+ResponseBody = table_config("response_body", {
+    "healthy": (Str, ""),
+    "unhealthy": (Str, ""),
+})
 
 
-class CheckCollectorPipeline(Body):
-    enabled: Bool = False
-    interval: Str = ""
-    exporter_failure_threshold: Int = 0
+CheckCollectorPipeline = table_config("check_collector_pipeline", {
+    "enabled": (Bool, False),
+    "interval": (Str, ""),
+    "exporter_failure_threshold": (Int, 0),
+})
 
 
-class ComponentHealth(Body):
-    include_permanent_errors: Bool = False
-    include_recoverable_errors: Bool = False
-    recovery_duration: Duration = 0
+ComponentHealth = table_config("component_health", {
+    "include_permanent_errors": (Bool, False),
+    "include_recoverable_errors": (Bool, False),
+    "recovery_duration": (Duration, 0),
+})
 
 
 def _check_health_check(cfg: Any) -> None:
@@ -2017,19 +2138,19 @@ def _check_health_check(cfg: Any) -> None:
 HealthCheckConfig = table_config("health_check", {
     "endpoint": (Str, "localhost:13133"),
     "path": (Str, "/"),
-    "response_body": (ResponseBody | None, None),
-    "check_collector_pipeline": (CheckCollectorPipeline | None, None),
+    "response_body": (ResponseBody, None),
+    "check_collector_pipeline": (CheckCollectorPipeline, None),
     "use_v2": (Bool, False),
-    "grpc": (GRPCServerFields | None, None),
-    "http": (HealthCheckHTTPConfig | None, None),
-    "component_health": (ComponentHealth | None, None),
+    "grpc": (GRPCServerFields, None),
+    "http": (HealthCheckHTTPConfig, None),
+    "component_health": (ComponentHealth, None),
 }, _check_health_check, base=HTTPServerFields, lenient=False,
     doc="`health_check` extension (legacy v1 form): an endpoint and a path starting with '/'.")
 
 
 PprofConfig = table_config("pprof", {
     "endpoint": (Str, "localhost:1777"),
-    "dialer": (DialerConfig | None, None),
+    "dialer": (DialerConfig, None),
     "block_profile_fraction": (Int, 0),
     "mutex_profile_fraction": (Int, 0),
     "save_to_file": (Str, ""),
@@ -2049,54 +2170,52 @@ def _check_zpages(cfg: Any) -> None:
 
 ZPagesConfig = table_config("zpages", {
     "endpoint": (Str, "localhost:55679"),
-    "expvar": (ZPagesExpvar | None, None),
+    "expvar": (ZPagesExpvar, None),
 }, _check_zpages, base=HTTPServerFields, doc='`zpages` extension: an endpoint is required.')
 
 
-class Dimension(Body):
-    name: Str = ""
-    default: Str | None = None
-    glob: Str = ""
+Dimension = table_config("dimension", {
+    "name": (Str, ""),
+    "default": (Str, None),
+    "glob": (Str, ""),
+})
 
 
-class ExponentialHistogram(OptionalBody):
-    max_size: Int32 = 160
+ExponentialHistogram = table_config("exponential_histogram", {
+    "max_size": (Int32, 160),
+}, optional=True)
 
 
-class ExplicitHistogram(OptionalBody):
-    buckets: list[Duration] | None = None
+ExplicitHistogram = table_config("explicit_histogram", {
+    "buckets": (ListOf(Duration), None),
+}, optional=True)
 
 
-def _int8_or_text(value: Any) -> str:
-    # Go enums declared as int8 with a text form (spanmetrics Unit, zap Level) also decode from a
-    # plain YAML integer; keep it as "#<n>" so the text checks can tell it apart.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"#{_int_in('int8', -128, 127)(value)}"
-    return _strict_str(value)
+SpanMetricsHistogram = table_config("span_metrics_histogram", {
+    "disable": (Bool, False),
+    "unit": (Int8OrText, "ms"),
+    "exponential": (ExponentialHistogram, None),
+    "explicit": (ExplicitHistogram, None),
+    "dimensions": (ListOf(Dimension), None),
+})
 
 
-class SpanMetricsHistogram(Body):
-    disable: Bool = False
-    unit: Annotated[str, BeforeValidator(_int8_or_text)] = "ms"
-    exponential: ExponentialHistogram | None = None
-    explicit: ExplicitHistogram | None = None
-    dimensions: list[Dimension] | None = None
+SpanMetricsExemplars = table_config("span_metrics_exemplars", {
+    "enabled": (Bool, False),
+    "max_per_data_point": (Int, 0),
+})
 
 
-class SpanMetricsExemplars(Body):
-    enabled: Bool = False
-    max_per_data_point: Int = 0
-
-
-class SpanMetricsEvents(Body):
-    enabled: Bool = False
-    dimensions: list[Dimension] | None = None
+SpanMetricsEvents = table_config("span_metrics_events", {
+    "enabled": (Bool, False),
+    "dimensions": (ListOf(Dimension), None),
+})
 
 
 _SPANMETRICS_BUILTIN = {"service.name", "span.kind", "status.code", "span.name"}
 
 
-def _dimension_problem(dimensions: Sequence[Dimension] | None) -> str | None:
+def _dimension_problem(dimensions: Sequence[Block] | None) -> str | None:
     names = set(_SPANMETRICS_BUILTIN)
     for dim in dimensions or ():
         if dim.name and dim.glob:
@@ -2113,14 +2232,14 @@ def _dimension_problem(dimensions: Sequence[Dimension] | None) -> str | None:
 
 
 def _check_span_metrics(cfg: Any) -> None:
-    histogram = cfg.histogram or SpanMetricsHistogram()
+    histogram = cfg.histogram or SpanMetricsHistogram.defaults()
     for label, dims in (("dimensions", cfg.dimensions), ("calls dimensions", cfg.calls_dimensions),
                         ("histogram dimensions", histogram.dimensions)):
         found = _dimension_problem(dims)
         if found is not None:
             rule = "component-duplicate-entry" if "duplicate" in found else "component-invalid-value"
             raise _fail(rule, f"failed validating {label}: {found}")
-    events = cfg.events or SpanMetricsEvents()
+    events = cfg.events or SpanMetricsEvents.defaults()
     if events.enabled:
         found = "no dimensions configured for events" if not events.dimensions else _dimension_problem(
             events.dimensions)
@@ -2141,28 +2260,28 @@ def _check_span_metrics(cfg: Any) -> None:
         raise _fail("component-value-out-of-range", f"invalid delta timestamp cache size: {cache}")
     if cfg.aggregation_cardinality_limit < 0:
         raise _fail("component-value-out-of-range", "invalid aggregation_cardinality_limit: should be positive")
-    exemplars = cfg.exemplars or SpanMetricsExemplars()
+    exemplars = cfg.exemplars or SpanMetricsExemplars.defaults()
     if exemplars.enabled and exemplars.max_per_data_point < 0:
         raise _fail("component-value-out-of-range", "invalid max_per_data_point: should be positive")
 
 
 SpanMetricsConfig = table_config("span_metrics", {
-    "dimensions": (list[Dimension] | None, None),
-    "calls_dimensions": (list[Dimension] | None, None),
-    "exclude_dimensions": (StrList | None, None),
+    "dimensions": (ListOf(Dimension), None),
+    "calls_dimensions": (ListOf(Dimension), None),
+    "exclude_dimensions": (StrList, None),
     "dimensions_cache_size": (Int, 0),
     "resource_metrics_cache_size": (Int, 1000),
-    "resource_metrics_key_attributes": (StrList | None, None),
+    "resource_metrics_key_attributes": (StrList, None),
     "aggregation_temporality": (Str, "AGGREGATION_TEMPORALITY_CUMULATIVE"),
-    "histogram": (SpanMetricsHistogram | None, None),
+    "histogram": (SpanMetricsHistogram, None),
     "metrics_flush_interval": (Duration, 60 * _SECOND),
     "metrics_expiration": (Duration, 0),
     "series_expiration": (Duration, 0),
-    "metric_timestamp_cache_size": (Int | None, None),
+    "metric_timestamp_cache_size": (Int, None),
     "namespace": (Str, "traces.span.metrics"),
-    "exemplars": (SpanMetricsExemplars | None, None),
-    "events": (SpanMetricsEvents | None, None),
-    "include_instrumentation_scope": (StrList | None, None),
+    "exemplars": (SpanMetricsExemplars, None),
+    "events": (SpanMetricsEvents, None),
+    "include_instrumentation_scope": (StrList, None),
     "aggregation_cardinality_limit": (Int, 0),
     "add_resource_attributes": (Bool, False),
     "enable_metrics_sampling_method": (Bool, False),
@@ -2198,10 +2317,10 @@ ProbabilisticSamplerConfig = table_config("probabilistic_sampler", {
     "sampling_priority": (Str, ""),
 }, _check_probabilistic_sampler, doc="`probabilistic_sampler` processor: percentage >= 0, known mode, precision 1..14.")
 
-_LoadBalancingStatic = table_config("static", {"hostnames": (StrList | None, None)})
+_LoadBalancingStatic = table_config("static", {"hostnames": (StrList, None)})
 _LoadBalancingDNS = table_config("dns", {"hostname": (Str, ""), "port": (Str, ""), "interval": (Duration, 0),
-                                         "timeout": (Duration, 0), "quarantine": (dict[str, Any] | None, None)})
-_LoadBalancingK8s = table_config("k8s", {"service": (Str, ""), "ports": (list[Int] | None, None),
+                                         "timeout": (Duration, 0), "quarantine": (MapOf(AnyValue), None)})
+_LoadBalancingK8s = table_config("k8s", {"service": (Str, ""), "ports": (ListOf(Int), None),
                                          "timeout": (Duration, 0), "return_hostnames": (Bool, False)})
 
 
@@ -2214,16 +2333,16 @@ def _check_resolver(cfg: Any) -> None:
 
 
 _LoadBalancingResolver = table_config("resolver", {
-    "static": (_LoadBalancingStatic | None, None),
-    "dns": (_LoadBalancingDNS | None, None),
-    "k8s": (_LoadBalancingK8s | None, None),
-    "aws_cloud_map": (dict[str, Any] | None, None),
+    "static": (_LoadBalancingStatic, None),
+    "dns": (_LoadBalancingDNS, None),
+    "k8s": (_LoadBalancingK8s, None),
+    "aws_cloud_map": (MapOf(AnyValue), None),
 }, _check_resolver)
 # the otlp exporter's settings without an endpoint: the resolver supplies one per backend
 _LoadBalancingOTLP = table_config("otlp", {"timeout": (Duration, 5 * _SECOND),
-                                           "sending_queue": (SendingQueueConfig | None, None),
-                                           "retry_on_failure": (BackOffConfig | None, None)}, base=GRPCClientConfig)
-_LoadBalancingProtocol = table_config("protocol", {"otlp": (_LoadBalancingOTLP | None, None)})
+                                           "sending_queue": (SendingQueueConfig, None),
+                                           "retry_on_failure": (BackOffConfig, None)}, base=GRPCClientConfig)
+_LoadBalancingProtocol = table_config("protocol", {"otlp": (_LoadBalancingOTLP, None)})
 
 
 def _check_loadbalancing(cfg: Any) -> None:
@@ -2234,13 +2353,13 @@ def _check_loadbalancing(cfg: Any) -> None:
 
 
 LoadBalancingExporterConfig = table_config("loadbalancing", {
-    "protocol": (_LoadBalancingProtocol | None, None),
-    "resolver": (_LoadBalancingResolver | None, None),
+    "protocol": (_LoadBalancingProtocol, None),
+    "resolver": (_LoadBalancingResolver, None),
     "routing_key": (Str, ""),
-    "routing_attributes": (StrList | None, None),
+    "routing_attributes": (StrList, None),
     "timeout": (Duration, 0),
-    "retry_on_failure": (BackOffConfig | None, None),
-    "sending_queue": (SendingQueueConfig | None, None),
+    "retry_on_failure": (BackOffConfig, None),
+    "sending_queue": (SendingQueueConfig, None),
 }, _check_loadbalancing, doc="`loadbalancing` exporter: exactly one resolver, a known routing_key.")
 
 
@@ -2260,7 +2379,7 @@ class Component:
     kind: ComponentKind
     type_name: str  # canonical, as `otelcol-obsctl components` lists it
     module: str  # Go module of the builder manifest (collectors/builder-config.yaml)
-    config: type[Body]
+    config: Table
     signals: frozenset[Signal] = _ALL
     connects: frozenset[tuple[Signal, Signal]] = frozenset()
     aliases: tuple[str, ...] = ()  # deprecated type names the release still accepts
@@ -2302,10 +2421,10 @@ TYPE_ALIASES: Mapping[tuple[ComponentKind, str], str] = {
     (c.kind, alias): c.type_name for c in COMPONENTS for alias in c.aliases}
 """Deprecated type names the pinned collector still accepts, mapped to the canonical name."""
 
-COMPONENT_MODELS: Mapping[tuple[ComponentKind, str], type[Body]] = {
+COMPONENT_MODELS: Mapping[tuple[ComponentKind, str], Table] = {
     key: spec.config for key, spec in _SPECS.items()
 } | {alias: _SPECS[(alias[0], canonical)].config for alias, canonical in TYPE_ALIASES.items()}
-"""The pydantic model for each (kind, type), aliases included."""
+"""The config table for each (kind, type), aliases included."""
 
 
 def component_for_module(module: str) -> Component | None:
@@ -2374,42 +2493,36 @@ def _expand(value: Any, env: Mapping[str, str]) -> Any:
 
 
 def _dotted(loc: Sequence[int | str]) -> str:
-    """A pydantic location as the collector prints it: `policies[1].latency.threshold_ms`."""
+    """A location as the collector prints it: `policies[1].latency.threshold_ms`."""
     out = ""
     for part in loc:
-        if part == "extensions":  # tail_sampling's bag of extension settings is not a real key
-            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _pydantic_problems(component: str, err: ValidationError) -> list[CollectorConfigProblem]:
+def _decode_problems(component: str, err: DecodeError) -> list[CollectorConfigProblem]:
     problems: list[CollectorConfigProblem] = []
     extras: dict[str, list[str]] = {}
-    for item in err.errors(include_url=False):
-        loc = list(item["loc"])
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            parent = _dotted(loc[:-1])
-            extras.setdefault(parent, []).append(str(loc[-1]))
+    for error in err.errors:
+        kind, loc = error.kind, error.loc
+        if kind == "extra":
+            extras.setdefault(_dotted(loc[:-1]), []).append(str(loc[-1]))
             continue
         where = _dotted(loc)
-        ctx = item.get("ctx") or {}
-        stage: Stage = ctx.get("stage", "decode") if kind in RULES else "decode"
-        if kind in RULES and kind not in ("invalid-value-type", "invalid-component-id"):
-            detail = item["msg"] if not where else f"{where}: {item['msg']}"
-            problems.append(_problem(component, kind, detail, stage))
-        elif kind in ("invalid-value-type", "invalid-component-id"):
-            problems.append(_problem(component, kind, f"'{where}' {item['msg']}", "decode"))
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        if kind in ("invalid-value-type", "invalid-component-id"):
+            problems.append(_problem(component, kind, f"'{where}' {error.detail}", "decode"))
+        elif kind in RULES:
+            detail = error.detail if not where else f"{where}: {error.detail}"
+            problems.append(_problem(component, kind, detail, error.stage))
+        elif kind == "mapping":
             problems.append(_problem(component, "invalid-value-type",
-                                     f"'{where or '(body)'}' expected a mapping, got {_go_type_name(item['input'])}",
+                                     f"'{where or '(body)'}' expected a mapping, got {_go_type_name(error.value)}",
                                      "decode"))
-        elif kind == "list_type":
+        elif kind == "list":
             problems.append(_problem(component, "invalid-value-type",
-                                     f"'{where}' expected a list, got {_go_type_name(item['input'])}", "decode"))
-        else:
-            problems.append(_problem(component, "invalid-value-type", f"'{where}' {item['msg']}", "decode"))
+                                     f"'{where}' expected a list, got {_go_type_name(error.value)}", "decode"))
+        else:  # missing
+            problems.append(_problem(component, "invalid-value-type", f"'{where}' {error.detail}", "decode"))
     for parent, keys in sorted(extras.items()):
         label = parent or "(body)"
         problems.insert(0, _problem(component, "invalid-keys", f"'{label}' has invalid keys: {', '.join(sorted(keys))}",
@@ -2459,65 +2572,59 @@ def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigPro
                                          f"expected a mapping, got {_go_type_name(body)}", "decode"))
                 continue
             try:
-                spec.config.model_validate(dict(body or {}))
-            except ValidationError as err:
-                problems.extend(_pydantic_problems(component, err))
+                spec.config.decode(dict(body or {}))
+            except DecodeError as err:
+                problems.extend(_decode_problems(component, err))
     return _Defined(ids, known)
 
 
-class TelemetryLogsSampling(Body):
-    enabled: Bool = True
-    tick: Duration = 10 * _SECOND
-    initial: Int = 10
-    thereafter: Int = 100
+TelemetryLogsSampling = table_config("sampling", {
+    "enabled": (Bool, True),
+    "tick": (Duration, 10 * _SECOND),
+    "initial": (Int, 10),
+    "thereafter": (Int, 100),
+})
 
 
 _ZAP_LEVELS = {"debug", "info", "warn", "error", "dpanic", "panic", "fatal"}
 _TELEMETRY_LEVELS = {"none", "basic", "normal", "detailed"}
 
 
-class TelemetryLogs(Body):
-    """`service.telemetry.logs`: the collector's own logger."""
-
-    level: Annotated[str, BeforeValidator(_int8_or_text)] = "info"
-    development: Bool = False
-    encoding: Str = "console"
-    disable_caller: Bool = False
-    disable_stacktrace: Bool = False
-    sampling: TelemetryLogsSampling | None = None
-    output_paths: StrList | None = None
-    error_output_paths: StrList | None = None
-    initial_fields: dict[str, Any] | None = None
-    processors: list[Any] | None = None
-    disable_zap_resource: Bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> TelemetryLogs:
-        if self.level and not self.level.startswith("#") and self.level.lower() not in _ZAP_LEVELS:
-            raise _fail("invalid-value-type", f'level: unrecognized level: "{self.level}"')
-        return self
+def _check_telemetry_logs(cfg: Any) -> None:
+    if cfg.level and not cfg.level.startswith("#") and cfg.level.lower() not in _ZAP_LEVELS:
+        raise _fail("invalid-value-type", f'level: unrecognized level: "{cfg.level}"')
 
 
-class TelemetryLevel(Body):
-    """`service.telemetry.metrics/traces`: only `level` is checked; the rest follows otelconf."""
+TelemetryLogs = table_config("logs", {
+    "level": (Int8OrText, "info"),
+    "development": (Bool, False),
+    "encoding": (Str, "console"),
+    "disable_caller": (Bool, False),
+    "disable_stacktrace": (Bool, False),
+    "sampling": (TelemetryLogsSampling, None),
+    "output_paths": (StrList, None),
+    "error_output_paths": (StrList, None),
+    "initial_fields": (MapOf(AnyValue), None),
+    "processors": (ListOf(AnyValue), None),
+    "disable_zap_resource": (Bool, False),
+}, _check_telemetry_logs, doc="`service.telemetry.logs`: the collector's own logger.")
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    level: Str = "basic"
 
-    @model_validator(mode="after")
-    def _check(self) -> TelemetryLevel:
-        if self.level.lower() not in _TELEMETRY_LEVELS:
-            raise _fail("invalid-value-type", f'level: unknown metrics level "{self.level}"')
-        return self
+def _check_telemetry_level(cfg: Any) -> None:
+    if cfg.level.lower() not in _TELEMETRY_LEVELS:
+        raise _fail("invalid-value-type", f'level: unknown metrics level "{cfg.level}"')
 
 
-class TelemetryConfig(Body):
-    """`service.telemetry`."""
+TelemetryLevel = table_config("level", {"level": (Str, "basic")}, _check_telemetry_level, extra="allow",
+                              doc="`service.telemetry.metrics/traces`: only `level` is checked.")
 
-    logs: TelemetryLogs | None = None
-    metrics: TelemetryLevel | None = None
-    traces: TelemetryLevel | None = None
-    resource: dict[str, Any] | None = None
+
+TelemetryConfig = table_config("telemetry", {
+    "logs": (TelemetryLogs, None),
+    "metrics": (TelemetryLevel, None),
+    "traces": (TelemetryLevel, None),
+    "resource": (MapOf(AnyValue), None),
+}, doc="`service.telemetry`.")
 
 
 _SERVICE_KEYS = {"extensions", "pipelines", "telemetry"}
@@ -2768,9 +2875,9 @@ def validate_collector_config(
                                      f"expected a mapping, got {_go_type_name(telemetry)}", "decode"))
         else:
             try:
-                TelemetryConfig.model_validate(dict(telemetry))
-            except ValidationError as err:
-                problems.extend(_pydantic_problems("service::telemetry", err))
+                TelemetryConfig.decode(dict(telemetry))
+            except DecodeError as err:
+                problems.extend(_decode_problems("service::telemetry", err))
     extension_refs = _id_list(service.get("extensions"), "service.extensions", problems, "service::extensions")
     pipelines = _parse_pipelines(service, problems)
     if not any(defined.ids.values()):

@@ -442,6 +442,32 @@ def test_disabled_optional_section_is_decoded_but_not_validated() -> None:
     assert [p.rule for p in validate_collector_config(bad_key)] == ["invalid-keys"]
 
 
+def test_problems_name_the_path_inside_the_component_in_table_order() -> None:
+    # Nested blocks are field tables like the components: a problem deep in one names its path,
+    # and problems come in the order of the table's rows, not of the YAML keys.
+    config = edit(base(), "receivers.otlp.protocols.grpc", {"tls": {"min_version": "1.9"},
+                                                            "max_recv_msg_size_mib": "4", "endpoint": 7})
+    messages = [p.message for p in validate_collector_config(config)]
+    assert messages == [
+        "receivers::otlp: 'protocols.grpc.endpoint' expected type 'string', got unconvertible type 'int' "
+        "(rule invalid-value-type)",
+        'receivers::otlp: protocols.grpc.tls: tls: invalid TLS min_version: unsupported TLS version: "1.9" '
+        "(rule component-invalid-value)",
+        "receivers::otlp: 'protocols.grpc.max_recv_msg_size_mib' expected type 'int', got unconvertible type "
+        "'string' (rule invalid-value-type)",
+    ]
+    # A key named like tail_sampling's extension settings is an ordinary key elsewhere.
+    labels = with_exporter("prometheusremotewrite", {"endpoint": "http://m/api/v1/push",
+                                                     "external_labels": {"extensions": {"a": 1}}}, pipeline="metrics")
+    assert [p.message for p in validate_collector_config(labels)] == [
+        "exporters::prometheusremotewrite: 'external_labels.extensions' expected type 'string', got unconvertible "
+        "type 'map' (rule invalid-value-type)"]
+    policy = ts_policy({"name": "p", "type": "always_sample", "my_extension": "x"})
+    assert [p.message for p in validate_collector_config(policy)] == [
+        "processors::tail_sampling: 'policies[0].my_extension' expected a mapping, got string "
+        "(rule invalid-value-type)"]
+
+
 def test_env_references_expand_before_validation() -> None:
     config = edit(base(), "processors.memory_limiter.limit_mib", "${env:LIMIT}")
     assert [p.rule for p in validate_collector_config(config)] == ["invalid-value-type"]
@@ -491,10 +517,10 @@ def test_ottl_helpers() -> None:
 
 
 def test_models_are_typed_and_keep_go_semantics() -> None:
-    limiter = MemoryLimiterConfig.model_validate({"check_interval": "1.5s", "limit_mib": 100.9})
+    limiter = MemoryLimiterConfig.decode({"check_interval": "1.5s", "limit_mib": 100.9})
     assert limiter.check_interval == 1_500_000_000  # nanoseconds
     assert limiter.limit_mib == 100  # a float decodes into an integer field, truncated (mapstructure)
-    batch = BatchConfig.model_validate({"metadata_keys": "a,b"})
+    batch = BatchConfig.decode({"metadata_keys": "a,b"})
     assert batch.metadata_keys == ["a", "b"]  # a string decodes into a list by splitting on ','
     assert batch.send_batch_size == 8192
 
