@@ -50,6 +50,9 @@ class Policy:
     apply: bool = True  # False: list and plan only (plan, GET /plan)
     max_parallelism: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # artifact ids that may have changed since the last converge (None: all): only these are planned
+    # and written; the mass-delete guard still counts everything the sink owns
+    scope: frozenset[str] | None = None
 
 
 def _no_scope(_sink: Sink, _writes: int) -> contextlib.AbstractContextManager[object]:
@@ -140,6 +143,19 @@ def _protected(policy: Policy, owner: str) -> bool:
     return not owner or owner_key(owner) in kept  # unknown owner: it may be a carried entity's
 
 
+def _plan_inputs(mine: Mapping[str, Artifact], owned: Mapping[str, Observed], sink: Sink, policy: Policy,
+                 hooks: Hooks) -> tuple[dict[str, Artifact], dict[str, Observed]]:
+    """What to plan: the desired artifacts (less the frozen owners' that exist) and the owned ones that may
+    be updated or deleted (desired, or in the selection and not protected)."""
+    if policy.frozen_owners:
+        mine = {aid: art for aid, art in mine.items()
+                if not (aid in owned and owner_key(art.owner) in policy.frozen_owners)}
+    candidates = {aid: obs for aid, obs in owned.items()
+                  if aid in mine or (_in_scope(aid, sink, policy.selection)
+                                     and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
+    return dict(mine), candidates
+
+
 def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks: Hooks | None = None) -> SinkRun:
     """Prepare, list and plan one sink (no writes)."""
     hooks = hooks or Hooks()
@@ -155,15 +171,15 @@ def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks
     except Exception as exc:  # OSError or a sink bug: this sink is not listed, the others go on
         run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
         return run
-    if policy.frozen_owners:
-        mine = {aid: art for aid, art in mine.items()
-                if not (aid in run.owned and owner_key(art.owner) in policy.frozen_owners)}
-    candidates = {aid: obs for aid, obs in run.owned.items()
-                  if aid in mine or (_in_scope(aid, sink, policy.selection)
-                                     and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
+    mine, candidates = _plan_inputs(mine, run.owned, sink, policy, hooks)
+    count = None
+    if policy.scope is not None:  # the plan restricted to the ids in scope; the mass-delete guard counts all
+        count = len(candidates)
+        mine = {aid: mine[aid] for aid in policy.scope if aid in mine}
+        candidates = {aid: candidates[aid] for aid in policy.scope if aid in candidates}
     try:
         run.plan = make_plan(mine, candidates, prune=policy.prune, max_delete_fraction=policy.max_delete_fraction,
-                             allow_mass_delete=policy.allow_mass_delete)
+                             allow_mass_delete=policy.allow_mass_delete, owned_count=count)
     except PruneRefused as exc:
         run.prune_refused = str(exc)
         run.plan = make_plan(mine, candidates, prune=False)

@@ -115,6 +115,9 @@ class Reconciler:
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None
         self._last_deep: dict[str, float] = {}  # sink name -> monotonic time of its last deep listing
+        # the desired state (and its protected and frozen owners) every sink was last converged to in full:
+        # an event round plans only what differs from it
+        self._converged: tuple[DesiredState, frozenset[str], frozenset[str]] | None = None
         self.last_report: RoundReport | None = None
         self.last_catalog_ok_at: float | None = None
         self.ready = threading.Event()
@@ -126,6 +129,7 @@ class Reconciler:
         if self._recorder is None:
             return
         with self._round_lock:
+            self._converged = None
             self._book.load(self._recorder.load_statuses())
             baseline = self._recorder.get_meta("baseline_services")
             self._states.restore(self._recorder)
@@ -226,7 +230,7 @@ class Reconciler:
             if self._on_round is not None:
                 self._on_round(report)
             log.info("reconcile round", extra={"fields": {
-                "full": full, "reason": reason, "duration_s": round(report.duration, 4),
+                "full": full, "reason": reason, "duration_s": round(report.duration, 4), "planned": report.planned,
                 "complete": report.complete, "services": report.services,
                 "sinks": {s.name: s.summary for s in report.sinks}, "catalog_error": report.catalog_error,
                 "prune_refused": report.prune_refused, "error": report.error}})
@@ -282,7 +286,10 @@ class Reconciler:
             recorded[run.name] = self._book.record(run, now)
 
         hooks = replace(self._hooks(full, now), applied=applied)
-        result = converge(d.desired, self.sinks, self._policy(prune, protected, frozen=d.frozen), hooks)
+        scope = None if full else self._changed_since_converged(d, protected)
+        report.planned = len(scope) if scope is not None else None
+        self._converged = None
+        result = converge(d.desired, self.sinks, self._policy(prune, protected, frozen=d.frozen, scope=scope), hooks)
         for run in result.runs:
             if run.deep and run.listed:
                 self._last_deep[run.name] = started
@@ -297,17 +304,31 @@ class Reconciler:
         report.prune_refused.extend(result.prune_refused)
         # The shrink baseline moves only on a clean, pruning round: a refused shrink stays refused.
         if prune and result.complete and not result.prune_refused:
+            self._converged = (d.desired, protected, d.frozen)
             self._baseline_services = report.services
             if self._recorder is not None:
                 self._recorder.set_meta("baseline_services", report.services)
 
+    def _changed_since_converged(self, d: Desired, protected: frozenset[str]) -> frozenset[str] | None:
+        """Artifact ids that may differ from what the sinks were last converged to: those rendered anew,
+        those no longer desired, and those not settled (failed, held, pending). None: plan everything
+        (no clean converge to compare with, or the protected or frozen owners changed)."""
+        last = self._converged
+        if last is None or last[1] != protected or last[2] != d.frozen:
+            return None
+        before = last[0]
+        changed = {aid for aid, art in d.desired.items() if (was := before.get(aid)) is not art and was != art}
+        changed.update(aid for aid in before if aid not in d.desired)
+        changed |= self._book.unsettled()
+        return frozenset(changed)
+
     def _policy(self, prune: bool, protected: frozenset[str], apply: bool = True,
-                frozen: frozenset[str] = frozenset()) -> Policy:
+                frozen: frozenset[str] = frozenset(), scope: frozenset[str] | None = None) -> Policy:
         c = self.config
         return Policy(selection=c.selection, prune=prune, protected=protected, frozen_owners=frozen,
                       max_delete_fraction=c.max_delete_fraction, allow_mass_delete=c.allow_mass_delete,
                       apply=apply, max_parallelism=c.max_parallelism,
-                      retry=replace(c.retry, sleep=self._interruptible_sleep))
+                      retry=replace(c.retry, sleep=self._interruptible_sleep), scope=scope)
 
     def _hooks(self, full: bool, now: float) -> Hooks:
         def owner_of(sink: Sink, aid: str) -> str:

@@ -62,11 +62,13 @@ class Plan:
 
 
 def make_plan(desired: Mapping[str, Artifact], owned: Mapping[str, Observed], *, prune: bool = True,
-              max_delete_fraction: float = 0.5, allow_mass_delete: bool = False) -> Plan:
+              max_delete_fraction: float = 0.5, allow_mass_delete: bool = False,
+              owned_count: int | None = None) -> Plan:
     """Compare desired with owned. Deletes only owned ids; refuses a mass deletion unless allowed.
 
     A mass deletion is deleting more than `max_delete_fraction` of what is owned (and more than
-    one artifact): the signature of a catalog that suddenly reads empty.
+    one artifact): the signature of a catalog that suddenly reads empty. `owned_count` is how much
+    is owned when `owned` is only a part of it (a plan over the artifacts that changed).
     """
     changes: list[Change] = []
     for aid, art in desired.items():
@@ -79,10 +81,11 @@ def make_plan(desired: Mapping[str, Artifact], owned: Mapping[str, Observed], *,
             changes.append(Change(Action.UNCHANGED, aid, art, seen))
     deletes = [Change(Action.DELETE, aid, None, obs) for aid, obs in owned.items() if aid not in desired]
     if prune:
+        total = len(owned) if owned_count is None else owned_count
         if deletes and not allow_mass_delete and len(deletes) > 1 and \
-                len(deletes) > max_delete_fraction * len(owned):
+                len(deletes) > max_delete_fraction * total:
             raise PruneRefused(
-                f"refusing to delete {len(deletes)} of {len(owned)} owned artifacts (limit "
+                f"refusing to delete {len(deletes)} of {total} owned artifacts (limit "
                 f"{max_delete_fraction:.0%}); if the catalog really shrank, allow it explicitly "
                 "(--allow-mass-delete)")
         changes.extend(deletes)

@@ -78,6 +78,7 @@ class RoundReport:
     prune: bool = False
     prune_refused: list[str] = field(default_factory=list)
     sinks: list[SinkReport] = field(default_factory=list)
+    planned: int | None = None  # artifacts an event round planned (those that may have changed); None: all
     isolated: dict[str, str] = field(default_factory=dict)  # owner key -> why it did not render
     absent: dict[str, float] = field(default_factory=dict)  # owner key -> seconds left before it may be pruned
     held_owners: list[str] = field(default_factory=list)  # found in the targets after the state store was lost
@@ -104,7 +105,7 @@ class RoundReport:
                         "absent_in_grace": {k: round(v, 1) for k, v in self.absent.items()},
                         "held_after_state_loss": self.held_owners},
             "prune": self.prune, "prune_refused": self.prune_refused, "complete": self.complete,
-            "error": self.error,
+            "error": self.error, "planned": self.planned,
             "sinks": [{"name": s.name, "listed": s.listed, "error": s.error, "summary": s.summary,
                        "held": s.held, "failed": s.failed, "prune_refused": s.prune_refused,
                        "stale": s.stale} for s in self.sinks],
@@ -144,6 +145,12 @@ class StatusBook:
             times = [st.next_retry_at for st in self.statuses.values()
                      if st.error_class == "temporary" and st.next_retry_at is not None]
         return min(times) if times else None
+
+    def unsettled(self) -> set[str]:
+        """Ids of the artifacts some sink does not hold as desired yet (failed, held back or pending)."""
+        with self._lock:
+            return {st.key[1] for st in self.statuses.values()
+                    if st.state not in (ArtifactState.APPLIED, ArtifactState.UNCHANGED)}
 
     def owner_of(self, sink: str, aid: str) -> str:
         """The owner recorded with an artifact ("" when unknown)."""
