@@ -238,14 +238,27 @@ def _slo_shape(svc: Service, slo: SLO, templates: Templates, colors: Mapping[str
     return _SloShape(tuple(_slo_vars(slo).items()), tiers, windows)
 
 
-def _shape_of(svc: Service, links: Sequence[tuple[str, str, str, str]], templates: Templates,
-              lib: Library) -> _Shape:
+def _slo_shape_key(slo: SLO) -> tuple[Any, ...]:
+    """Everything of an SLO that `_slo_shape` reads (its window table is the period's)."""
+    return slo.objective, slo.period_days, slo.budgeting, slo.sli.kind, slo.alerting, slo.group_by
+
+
+def _shape_of(svc: Service, links: Sequence[tuple[str, str, str, str]], ctx: RenderContext) -> _Shape:
+    templates, lib = ctx.templates, _library(ctx)
     _sli_shape(svc, templates)
-    slos: tuple[_SloShape, ...] = ()
+    slos: list[_SloShape] = []
     if any(row.get("for_each") == "slo" for row in lib.layouts["service"]["rows"]):
         colors = lib.settings.get("severity_colors") or {}
-        slos = tuple(_slo_shape(svc, slo, templates, colors) for slo in svc.slos)
-    return _Shape(svc.protocol.value, svc.runtime.value, svc.tier, _reads_otel_metrics(svc), slos,
+        known: dict[tuple[Any, ...], _SloShape] = ctx.memo.setdefault("dashboards.slo_shapes", {})
+        for slo in svc.slos:
+            key = _slo_shape_key(slo)
+            found = known.get(key)
+            if found is None:
+                if len(known) >= _COMPILED_MAX:
+                    known.clear()
+                found = known[key] = _slo_shape(svc, slo, templates, colors)
+            slos.append(found)
+    return _Shape(svc.protocol.value, svc.runtime.value, svc.tier, _reads_otel_metrics(svc), tuple(slos),
                   tuple((title, icon, tooltip) for title, _url, icon, tooltip in links))
 
 
@@ -447,7 +460,7 @@ def _service_dashboard(svc: Service, ctx: RenderContext) -> tuple[str, bytes]:
     """A service's dashboard uid and JSON: substituted into its shape's JSON where that is exact, else built."""
     lib, templates, options = _library(ctx), ctx.templates, ctx.options
     links = _links_of(svc, options)
-    shape = _shape_of(svc, links, templates, lib)
+    shape = _shape_of(svc, links, ctx)
     strings = _strings_of(svc, ctx.team, links)
     values = strings.flat()
     cache: dict[Any, Any] = ctx.memo.setdefault("dashboards.shapes", {})

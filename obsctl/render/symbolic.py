@@ -18,6 +18,7 @@ rendered the ordinary way, per service.
 
 from __future__ import annotations
 
+import operator
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -122,20 +123,21 @@ class Template:
 
     pieces: tuple[bytes, ...]
     slots: tuple[int, ...]  # len(pieces) == len(slots) + 1
+    _format: bytes = field(default=b"", compare=False, repr=False)  # the pieces joined by %s, % doubled
 
     @classmethod
     def of(cls, text: bytes) -> Template:
         """Cut a document rendered with stand-ins."""
         parts = _SENTINEL.split(text.decode())
-        return cls(tuple(p.encode() for p in parts[0::2]), tuple(int(s) for s in parts[1::2]))
+        pieces = tuple(p.encode() for p in parts[0::2])
+        return cls(pieces, tuple(int(s) for s in parts[1::2]), b"%s".join(p.replace(b"%", b"%%") for p in pieces))
 
     def fill(self, escaped: Sequence[bytes]) -> bytes:
         """The document with `escaped[slot]` at each stand-in."""
-        out = [self.pieces[0]]
-        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
-            out.append(escaped[slot])
-            out.append(piece)
-        return b"".join(out)
+        if not self.slots:
+            return self.pieces[0]
+        values = operator.itemgetter(*self.slots)(escaped)
+        return self._format % (values if len(self.slots) > 1 else (values,))
 
 
 def within(rec: Recording, values: Sequence[str]) -> bool:
