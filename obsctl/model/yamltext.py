@@ -104,6 +104,11 @@ def _str_scalar(text: str) -> str:
     return text if _plain_ok(text) else _quoted(text)
 
 
+def one_line(text: str) -> str:
+    """How `dump` writes a string without a newline, wherever it stands (a mapping value or a list item)."""
+    return _str_scalar(text)
+
+
 def _emit(value: Any, indent: int, out: list[str], sort_keys: bool) -> None:
     """Append the lines of a mapping or sequence at `indent`."""
     pad = " " * indent

@@ -8,20 +8,22 @@ value is only ever a YAML scalar. Every config is checked against obsctl's colle
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as conv
-from obsctl.model import placeholders
+from obsctl.model import placeholders, yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.escape import otelcol
-from obsctl.model.otelcol import validate_collector_config
+from obsctl.model.otelcol import CollectorConfigProblem, validate_collector_config
 from obsctl.model.platform import Templates
+from obsctl.render import symbolic
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
-from obsctl.render.yamlout import dump_yaml
+from obsctl.render.yamlout import dump_yaml, header_line
 
 OPERATOR_API = "opentelemetry.io/v1beta1"
 
@@ -64,9 +66,40 @@ def _dump(config: Mapping[str, Any], owner: str) -> bytes:
 
 
 def _check(config: Mapping[str, Any], what: str) -> None:
-    problems = validate_collector_config(config)
+    _raise(validate_collector_config(config), what)
+
+
+def _raise(problems: Sequence[CollectorConfigProblem], what: str) -> None:
     if problems:
         raise SpecError([Problem(what, 0, "", p.component, f"{p.rule}: {p.message}") for p in problems])
+
+
+# The agent's values that differ from service to service (escaped catalog values and the tier).
+_OPAQUE = ("service_name", "service_namespace", "team", "environment", "tier")
+_ATTRIBUTE_PROCESSORS = ("resource", "attributes")
+_SHAPES_MAX = 4096
+
+
+def _opaque_in(template: Any) -> bool:
+    """Whether every `_OPAQUE` placeholder of the agent template is a whole attribute value of a resource or
+    attributes processor (`processors.<resource|attributes>[/name].<attributes|actions>[i].value`).
+
+    The collector model reads such a value only as "set or not" (AttributeAction.value: any value, checked
+    against None), so configs differing only there get the same verdict; and a whole string value is written
+    as one YAML scalar wherever it stands. See `_agent_bodies`.
+    """
+    def walk(node: Any, path: tuple[Any, ...]) -> bool:
+        if isinstance(node, dict):
+            return all(walk(v, (*path, k)) for k, v in node.items())
+        if isinstance(node, list):
+            return all(walk(v, (*path, i)) for i, v in enumerate(node))
+        if not isinstance(node, str) or not set(placeholders.names(node)) & set(_OPAQUE):
+            return True
+        whole = placeholders.PLACEHOLDER.fullmatch(node) is not None
+        return (whole and len(path) == 5 and path[0] == "processors"
+                and str(path[1]).split("/")[0] in _ATTRIBUTE_PROCESSORS and path[2] in ("attributes", "actions")
+                and isinstance(path[3], int) and path[4] == "value")
+    return walk(template, ())
 
 
 def _percent(value: Any, what: str) -> float:
@@ -79,8 +112,8 @@ def _percent(value: Any, what: str) -> float:
     return number
 
 
-def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The sidecar config of one service: no tail sampling (that needs whole traces: the sampler tier)."""
+def _agent_values(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    """Every value the agent template of a service is filled with."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, svc.team)
     head = _percent(settings.get("agent_sampling_percent", 100), "agent_sampling_percent")
@@ -94,11 +127,21 @@ def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> 
     })
     latency_ms = _latency_threshold_ms(svc)
     values["slow_statements"] = [slow_statement(latency_ms)] if latency_ms else []
+    return values
+
+
+def _agent_from(values: Mapping[str, Any], templates: Templates) -> dict[str, Any]:
     config: dict[str, Any] = fill(templates.collectors.agent, values, "agent")
-    if not latency_ms:
+    if not values["slow_statements"]:
         _drop_processor(config, "transform/slow")
-    if head >= 100:
+    if values["agent_sampling_percent"] >= 100:
         _drop_processor(config, "probabilistic_sampler")
+    return config
+
+
+def agent_config(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
+    """The sidecar config of one service: no tail sampling (that needs whole traces: the sampler tier)."""
+    config = _agent_from(_agent_values(svc, templates, options), templates)
     _check(config, f"collectors/agent.yaml for {svc.ref}")
     return config
 
@@ -200,22 +243,80 @@ def _sidecar_snippet(svc: Service) -> bytes:
     return _dump(body, str(svc.ref))
 
 
+@dataclass(frozen=True)
+class _AgentShape:
+    """The agent file and manifest of a set of agent values, cut at the per-service scalars."""
+
+    agent: symbolic.Template | None
+    manifest: symbolic.Template | None
+
+
+def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) -> tuple[bytes, bytes] | None:
+    """The agent file and operator manifest of a service, substituted into its shape's text; None when the
+    template or the service's strings do not allow it (then they are built and checked the ordinary way).
+
+    The per-service strings (`_OPAQUE`, the manifest's name, namespace and owner) are whole string values,
+    one line each, so each is written as the same YAML scalar wherever it stands, and the check's verdict does
+    not depend on them (`_opaque_in`). A shape is built and checked once with stand-ins; a shape whose check
+    fails is left to the ordinary path, which reports the real problems.
+    """
+    templates, options = ctx.templates, ctx.options
+    agent_template = templates.collectors.agent
+    opaque = ctx.memo.get("collectors.opaque")
+    if opaque is None:
+        opaque = ctx.memo["collectors.opaque"] = _opaque_in(agent_template)
+    if not opaque:
+        return None
+    values = _agent_values(svc, templates, options)
+    owner = str(svc.ref)
+    strings = [values[k] for k in _OPAQUE] + [conv.collector_agent_name(svc), svc.namespace, owner]
+    if any(not isinstance(v, str) or "\n" in v for v in strings):
+        return None
+    shapes: dict[Any, _AgentShape | None] = ctx.memo.setdefault("collectors.agents", {})
+    key = (agents, crds, repr(sorted((k, v) for k, v in values.items() if k not in _OPAQUE)))
+    shape = shapes.get(key, _AgentShape(None, None))
+    if key not in shapes:
+        if len(shapes) >= _SHAPES_MAX:
+            shapes.clear()
+        stand_ins = [symbolic.sentinel(i) for i in range(len(strings))]
+        config = _agent_from({**values, **dict(zip(_OPAQUE, stand_ins, strict=False))}, templates)
+        if validate_collector_config(config):
+            shape = shapes[key] = None
+        else:
+            n = len(_OPAQUE)
+            manifest = _operator_manifest(stand_ins[n], stand_ins[n + 1], "sidecar", config, owner=stand_ins[n + 2],
+                                          options=options) if crds else None
+            shape = shapes[key] = _AgentShape(
+                symbolic.Template.of(yamltext.dump(config, sort_keys=True).encode()) if agents else None,
+                symbolic.Template.of(yamltext.dump(manifest, sort_keys=True).encode()) if manifest else None)
+    if shape is None:
+        return None
+    scalars = [yamltext.one_line(v).encode() for v in strings]
+    header = header_line(conv.FILE_HEADER.format(owner=owner))
+    return (header + shape.agent.fill(scalars) if shape.agent else b"",
+            header + shape.manifest.fill(scalars) if shape.manifest else b"")
+
+
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     """The agent config of one service, its operator manifest and sidecar snippet (those in the outputs)."""
     agents, crds = (k in ctx.options.outputs for k in (Kind.COLLECTOR_AGENT, Kind.COLLECTOR_CRD))
     out: list[Artifact] = []
     if not (agents or crds):
         return out
-    config = agent_config(svc, ctx.templates, ctx.options)
     owner = str(svc.ref)
     key = conv.service_key(svc.ref)
+    name = conv.collector_agent_name(svc)
+    bodies = _agent_bodies(svc, ctx, agents, crds)
+    if bodies is None:
+        config = agent_config(svc, ctx.templates, ctx.options)
+        bodies = (_dump(config, owner) if agents else b"",
+                  _dump(_operator_manifest(name, svc.namespace, "sidecar", config, owner=owner, options=ctx.options),
+                        owner) if crds else b"")
     if agents:
-        out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), _dump(config, owner), owner))
+        out.append(Artifact(Kind.COLLECTOR_AGENT, key, conv.collector_agent_path(svc), bodies[0], owner))
     if crds:
-        name = conv.collector_agent_name(svc)
-        manifest = _operator_manifest(name, svc.namespace, "sidecar", config, owner=owner, options=ctx.options)
         out.append(Artifact(Kind.COLLECTOR_CRD, f"agent/{key}", conv.collector_crd_path(svc.namespace, name),
-                            _dump(manifest, owner), owner))
+                            bodies[1], owner))
         out.append(Artifact(Kind.COLLECTOR_CRD, f"snippet/{key}", conv.sidecar_snippet_path(svc),
                             _sidecar_snippet(svc), owner))
     return out
