@@ -109,6 +109,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending_reasons: list[str] = []
+        self._full_requested = False
         self._states = DesiredStates(load, render, grace_seconds=self.config.deletion_grace_seconds,
                                      grace_reads=self.config.deletion_reads, tracer=self._tracer)
         self._baseline_services: int | None = None
@@ -138,10 +139,12 @@ class Reconciler:
 
     # -- waking ------------------------------------------------------------------------------
 
-    def wake(self, reason: str = "event") -> None:
-        """Ask for a round soon (events never act on their own: the round reads everything)."""
+    def wake(self, reason: str = "event", full: bool = False) -> None:
+        """Ask for a round soon (events never act on their own: the round reads what changed, and a
+        `full` one, like the periodic resync, reads and checks everything)."""
         with self._lock:
             self._pending_reasons.append(reason)
+            self._full_requested = self._full_requested or full
         self._wake.set()
 
     def queue_depth(self) -> int:
@@ -409,12 +412,13 @@ class Reconciler:
         reason = "start"
         while not self._stop.is_set():
             now = time.monotonic()
-            full = now >= next_full
-            if full:
-                next_full = now + self.config.resync_seconds
             self._wake.clear()
             with self._lock:
                 self._pending_reasons.clear()
+                full = now >= next_full or self._full_requested
+                self._full_requested = False
+            if full:
+                next_full = now + self.config.resync_seconds
             self.run_once(full=full, reason=reason)
             woke = self._wake.wait(self._seconds_to_next(next_full))
             if self._stop.is_set():

@@ -165,7 +165,7 @@ class Runtime:
         if leader:
             # the previous leader's outcomes and baseline are in the store: start from them
             self.reconciler.reload()
-            self.reconciler.wake("leadership acquired")
+            self.reconciler.wake("leadership acquired", full=True)
 
     def _round_done(self, report: RoundReport) -> None:
         failed = bool(report.error or not report.catalog_ok or any(not s.listed for s in report.sinks))

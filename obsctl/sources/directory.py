@@ -97,6 +97,14 @@ def read_template_tree(root: Traversable | Path | None = None) -> dict[str, byte
     return out
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class DirectorySource:
     """A catalog directory as a source; `watch` wakes the loop on file changes.
 
@@ -118,6 +126,7 @@ class DirectorySource:
         self._cache: dict[str, tuple[tuple[int, int, int], SourceFile]] = {}
         self._scanned = False  # the cache holds a whole walk of the tree
         self._changed: set[Path] | None = None  # paths reported since the last read; None: unknown, walk
+        self._root_id: tuple[int, int] | None = None  # (device, inode) of the root at the last walk
 
     def fetch(self) -> FetchResult:
         """Every catalog file now; an unreadable tree is an outage (no prune), not an empty catalog."""
@@ -127,6 +136,7 @@ class DirectorySource:
             with self._lock:
                 files = read_directory(self.root, self.globs, cache=self._cache)
                 self._scanned = True
+                self._root_id = _identity(self.root)
             return FetchResult(files, True)
         except PermanentError as exc:
             raise TemporaryError(str(exc)) from exc
@@ -138,7 +148,8 @@ class DirectorySource:
         when it cannot know: polling, no walk yet, a directory changed, a glob that is not `**/name`)."""
         with self._lock:
             changed, self._changed = self._changed, (set() if self.watch_mode == "inotify" else None)
-            known = changed is not None and self._scanned and self.watch_mode == "inotify"
+            known = changed is not None and self._scanned and self.watch_mode == "inotify" \
+                and _identity(self.root) == self._root_id  # a root replaced (moved away, recreated): walk
         if not known or changed is None or not self._reread(changed):
             return self.fetch()
         with self._lock:

@@ -136,3 +136,10 @@ def test_registrations_are_listed_again_only_when_the_revision_moved() -> None:
     assert store.listings == 2
     src.fetch()  # a full read always lists
     assert store.listings == 3
+
+
+def test_a_replaced_root_is_walked(watched: tuple[DirectorySource, list[str]], tmp_path: Path) -> None:
+    src, _woke = watched
+    src.root.rename(tmp_path / "away")
+    src.root.mkdir()  # an empty catalog where the watched one was: never the old files from memory
+    assert src.fetch_changed().files == []

@@ -70,7 +70,7 @@ def router(rt: Runtime, access: Access) -> APIRouter:
         leader = rt.elector.is_leader()
         rt.store.audit(who.actor, "reconcile", "", {"leader": leader})
         if leader:
-            rt.reconciler.wake("api")
+            rt.reconciler.wake("api", full=True)
         return {"accepted": True, "leader": leader,
                 "note": "" if leader else "this replica is a follower; the leader resyncs on its own schedule"}
 
