@@ -40,6 +40,29 @@ _SharedCache = dict[tuple[str, EntityRef | None], tuple[tuple[object, ...], tupl
 
 
 @dataclass
+class _Assembly:
+    """A collision-free isolated render: every artifact by id, and the owner claiming each id and path."""
+
+    entries: dict[EntityRef, _Entry]
+    shared: tuple[Artifact, ...]
+    desired: dict[str, Artifact]
+    ids: dict[str, str]
+    paths: dict[str, str]
+
+    @classmethod
+    def of(cls, entries: dict[EntityRef, _Entry], shared: tuple[Artifact, ...], desired: DesiredState) -> _Assembly:
+        """The claims of an assembly that had no collision."""
+        ids: dict[str, str] = {}
+        paths: dict[str, str] = {}
+        for ref, entry in entries.items():
+            for art in entry.artifacts:
+                ids[art.id] = paths[art.path] = str(ref)
+        for art in shared:
+            ids[art.id] = paths[art.path] = art.owner
+        return cls(entries, shared, dict(desired), ids, paths)
+
+
+@dataclass
 class RenderStats:
     """What the last render did: how many services it rendered and how many it reused."""
 
@@ -61,6 +84,7 @@ class IncrementalRenderer:
         self._entries: dict[EntityRef, _Entry] = {}
         # each shared part's artifacts (per team for a part built team by team) and what they were built from
         self._shared: _SharedCache = {}
+        self._assembly: _Assembly | None = None  # the last isolated render, when it had no collision
         self._lock = threading.Lock()
         self.stats = RenderStats()
 
@@ -132,13 +156,61 @@ class IncrementalRenderer:
                 caches.append(cache)
                 return shared
 
-            result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in entries.values()],
-                              failures, shared_of)
+            shared = tuple(shared_of([e.summary for e in entries.values()]))
+            patched = self._patched(entries, shared)
+            if patched is not None:
+                result = IsolatedRender(dict(sorted(patched.desired.items())), failures)
+            else:
+                rendered = set(failures)
+                result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in entries.values()],
+                                  failures, shared_of)
+                # with no collision the result is every artifact: later rounds patch it
+                patched = _Assembly.of(entries, shared, result.desired) if set(failures) == rendered else None
+            self._assembly = patched
             self._entries = entries
             if caches:
                 self._shared = caches[-1]
             self.stats = stats
             return result
+
+    def _patched(self, entries: dict[EntityRef, _Entry], shared: tuple[Artifact, ...]) -> _Assembly | None:
+        """The last collision-free assembly with the changed services' (and shared) artifacts swapped;
+        None when there is none or a new artifact collides (then `assemble` decides who keeps what)."""
+        last = self._assembly
+        if last is None:
+            return None
+        desired, ids, paths = dict(last.desired), dict(last.ids), dict(last.paths)
+
+        def drop(artifacts: Sequence[Artifact], owner: str | None) -> None:
+            for art in artifacts:
+                who = owner or art.owner
+                if ids.get(art.id) == who:
+                    del ids[art.id]
+                    desired.pop(art.id, None)
+                if paths.get(art.path) == who:
+                    del paths[art.path]
+
+        def take(artifacts: Sequence[Artifact], owner: str | None) -> bool:
+            for art in artifacts:
+                who = owner or art.owner
+                if ids.setdefault(art.id, who) != who or paths.setdefault(art.path, who) != who:
+                    return False
+                desired[art.id] = art
+            return True
+
+        same_shared = len(shared) == len(last.shared) and all(a is b for a, b in zip(shared, last.shared,
+                                                                                       strict=True))
+        for ref, old in last.entries.items():
+            if entries.get(ref) is not old:
+                drop(old.artifacts, str(ref))
+        if not same_shared:
+            drop(last.shared, None)
+        for ref, new in entries.items():
+            if last.entries.get(ref) is not new and not take(new.artifacts, str(ref)):
+                return None
+        if not same_shared and not take(shared, None):
+            return None
+        return _Assembly(entries, shared, desired, ids, paths)
 
     def _shared_of(self, summaries: Sequence[ServiceSummary], ctx: RenderContext, stats: RenderStats,
                    problems: list[Problem] | None) -> tuple[tuple[Artifact, ...], _SharedCache]:

@@ -115,3 +115,39 @@ def test_a_bad_service_raises_and_leaves_the_cache_as_it_was() -> None:
     assert {p.entity for p in exc.value.problems} == {str(svc.ref)}
     after = inc(BASE)
     assert inc.stats.rendered == 0 and {k: a.body for k, a in after.items()} == {k: a.body for k, a in before.items()}
+
+
+def _edit_isolated(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
+    """_edit, plus services whose names normalise onto another's identifiers (collisions) and their removal."""
+    services = list(catalog.services)
+    if op == "collide" and services:
+        svc = services[i % len(services)]
+        twin = replace(svc, ref=EntityRef("component", "default", svc.name.replace("-", ".", 1)))
+        if twin.ref != svc.ref and all(s.ref != twin.ref for s in services):
+            return Catalog((*services, twin), catalog.teams)
+        return catalog
+    if op == "uncollide":
+        return Catalog(tuple(s for s in services if "." not in s.name), catalog.teams)
+    return _edit(catalog, op, i, j)
+
+
+_ISOLATED_OPS = st.tuples(st.sampled_from(["objective", "move", "new-team", "retitle-team", "remove", "add", "title",
+                                           "collide", "uncollide"]), st.integers(0, 100), st.integers(0, 100))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(_ISOLATED_OPS, min_size=1, max_size=6))
+def test_incremental_isolated_render_equals_a_full_isolated_render(ops: list[tuple[str, int, int]]) -> None:
+    """What serve renders (every service in its own try, collisions isolated) equals render_isolated."""
+    from obsctl.render.isolated import render_isolated
+
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    catalog = BASE
+    inc.isolated(catalog)
+    for op, i, j in ops:
+        catalog = _edit_isolated(catalog, op, i, j)
+        got = inc.isolated(catalog)
+        want = render_isolated(catalog, TEMPLATES, OPTIONS)
+        assert list(got.desired) == list(want.desired)
+        assert all(got.desired[k].body == want.desired[k].body for k in want.desired)
+        assert got.failures == want.failures
