@@ -64,8 +64,26 @@ class RenderContext:
         return renderer in self.renderers
 
 
+# summary_of by service object: serve checks routing over the whole catalog every round, and the loader
+# hands back the same Service objects while their documents are unchanged. The key is the object's id;
+# the entry keeps the object (so the id cannot be reused while it is cached) and is checked by identity.
+_SUMMARIES: dict[int, tuple[Service, Templates | None, ServiceSummary]] = {}
+_SUMMARIES_MAX = 100_000
+
+
 def summary_of(svc: Service, templates: Templates | None = None) -> ServiceSummary:
     """The summary of a service (what the shared artifacts read); severities need the window tables."""
+    hit = _SUMMARIES.get(id(svc))
+    if hit is not None and hit[0] is svc and hit[1] is templates:
+        return hit[2]
+    summary = _summary_of(svc, templates)
+    if len(_SUMMARIES) >= _SUMMARIES_MAX:
+        _SUMMARIES.clear()
+    _SUMMARIES[id(svc)] = (svc, templates, summary)
+    return summary
+
+
+def _summary_of(svc: Service, templates: Templates | None) -> ServiceSummary:
     emitted: set[str] = set()
     if templates is not None:
         for slo in svc.slos:

@@ -99,6 +99,14 @@ class _ParsedFile:
     docs: list[Document]
     problems: list[Problem]
     memo: dict[tuple[int, str], _Memo] = field(default_factory=dict)
+    labels: dict[int, str] = field(default_factory=dict)  # document index -> entity label
+
+    def label(self, doc: Document) -> str:
+        """The entity label of one of its documents (problems name it)."""
+        found = self.labels.get(doc.index)
+        if found is None:
+            found = self.labels[doc.index] = _entity_label(doc)
+        return found
 
 
 _PARSED: dict[tuple[str, bytes | str], _ParsedFile] = {}
@@ -162,10 +170,8 @@ def _assembled(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templa
     inputs = (e.component, e.doc, r.doc, dr.doc if dr is not None else None, r.failed,
               dr.failed if dr is not None else None, e.owner_hint, e.origin, templates)
     hit = _ASSEMBLED.get(ref)
-    if hit is not None and len(hit.inputs) == len(inputs) and \
-            all(a is b or (type(a) in (bool, str) and a == b) or (isinstance(a, Origin) and a == b)
-                for a, b in zip(hit.inputs, inputs, strict=True)) and \
-            (hit.service.team in teams) == hit.owner_known:
+    # equal inputs (the same objects, as a rule: an unchanged file's documents are parsed once) assemble alike
+    if hit is not None and hit.inputs == inputs and (hit.service.team in teams) == hit.owner_known:
         problems.extend(hit.problems)
         return hit.service
     start = len(problems)
@@ -189,7 +195,7 @@ def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResul
         for doc in parsed.docs:
             if doc.data is None:
                 continue
-            entity = _entity_label(doc)
+            entity = parsed.label(doc)
             r = Reader(doc, entity, problems)
             if not isinstance(doc.data, dict):
                 r.problem((), "a catalog document must be a mapping")
