@@ -159,6 +159,27 @@ def _entry(prefix: str, item: Any, out: list[str], sort_keys: bool, nested_inden
         out.append(f"{prefix} {_scalar(item)}")
 
 
+def inline(text: str) -> str:
+    """A string as one scalar on its key's line: plain when safe, else double-quoted."""
+    return _str_scalar(text)
+
+
+def value_text(text: str, nested_indent: int) -> str:
+    """What follows `key: ` for a string value whose mapping's children sit at `nested_indent`:
+    exactly what `dump` writes there (a literal block's lines included, joined by newlines)."""
+    if "\n" in text and _literal_ok(text):
+        return "\n".join(_literal(text, nested_indent))
+    return _str_scalar(text)
+
+
+def dump_at(data: list[Any] | tuple[Any, ...], indent: int, *, sort_keys: bool = False) -> str:
+    """The lines `dump` writes for a non-empty sequence nested at `indent` (a block inside a larger
+    document), each ending with a newline."""
+    out: list[str] = []
+    _emit(list(data), indent, out, sort_keys)
+    return "\n".join(out) + "\n"
+
+
 def dump(data: Any, *, sort_keys: bool = False) -> str:
     """YAML text of plain data (a mapping or a list at the top), ending with a newline."""
     if not isinstance(data, Mapping | list | tuple):

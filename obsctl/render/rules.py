@@ -26,6 +26,7 @@ from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
+from obsctl.model import yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
@@ -35,6 +36,7 @@ from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.render.promql import parse_error
+from obsctl.render.rule_shapes import ShapeCache
 from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.alerts import enabled_tiers
@@ -318,23 +320,28 @@ class _SloRules:
         return rules
 
 
+# Group keys beside name and rules, per part.
+_GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL}}
+
+
+def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
+    """One SLO's rules per group part (sli, meta, alerts)."""
+    b = _SloRules(svc, slo, templates, options)
+    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "alerts": b.alert_rules()}
+
+
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:
     """The rule groups of one service, in evaluation order (sli, meta, alerts); [] without SLOs."""
     if not svc.slos:
         return []
     parts: dict[str, list[Rule]] = {part: [] for part in cv.RULE_GROUP_PARTS}
     for slo in svc.slos:
-        b = _SloRules(svc, slo, templates, options)
-        parts["sli"].extend(b.sli_rules())
-        parts["meta"].extend(b.meta_rules())
-        parts["alerts"].extend(b.alert_rules())
+        for part, rules in slo_parts(svc, slo, templates, options).items():
+            parts[part].extend(rules)
     groups: list[dict[str, Any]] = []
     for part, rules in parts.items():
         if rules:
-            group: dict[str, Any] = {"name": cv.rule_group_name(svc, part)}
-            if part == "meta":
-                group["interval"] = META_INTERVAL
-            groups.append({**group, "rules": rules})
+            groups.append({"name": cv.rule_group_name(svc, part), **_GROUP_EXTRA.get(part, {}), "rules": rules})
     _validate(svc, groups)
     return groups
 
@@ -389,34 +396,81 @@ def _indent(text: bytes, pad: bytes) -> bytes:
     return b"".join(pad + line if line.strip(b"\n") else line for line in text.splitlines(keepends=True))
 
 
+_SHAPES: dict[tuple[int, int], ShapeCache] = {}
+
+
+def _shape_cache(ctx: RenderContext) -> ShapeCache:
+    key = (id(ctx.templates), id(ctx.options))
+    cache = _SHAPES.get(key)
+    if cache is None or cache.templates is not ctx.templates or cache.options is not ctx.options:
+        if len(_SHAPES) >= 8:
+            _SHAPES.clear()
+        cache = _SHAPES[key] = ShapeCache(ctx.templates, ctx.options, slo_parts)
+    return cache
+
+
+def _shaped_texts(svc: Service, ctx: RenderContext) -> tuple[str, str, str] | None:
+    """(groups of the rule file, the same two columns deeper for the manifest, the ruler group) from
+    per-shape text (obsctl.render.rule_shapes); None when a value needs the dict path."""
+    cache = _shape_cache(ctx)
+    per_slo = []
+    for slo in svc.slos:
+        texts = cache.texts(svc, slo)
+        if texts is None:
+            return None
+        per_slo.append(texts)
+    file_text: list[str] = []
+    crd_text: list[str] = []
+    ruler_text = [f"name: {yamltext.inline(cv.ruler_group_name(svc))}\nrules:\n"]
+    for part in cv.RULE_GROUP_PARTS:
+        chunks = [texts[part] for texts in per_slo if part in texts]
+        if not chunks:
+            continue
+        head = [f"name: {yamltext.inline(cv.rule_group_name(svc, part))}"]
+        head += [f"{k}: {yamltext.inline(v)}" for k, v in _GROUP_EXTRA.get(part, {}).items()]
+        head.append("rules:")
+        file_text.append("- " + "\n  ".join(head) + "\n")
+        crd_text.append("  - " + "\n    ".join(head) + "\n")
+        for chunk in chunks:
+            file_text.append(chunk["file"])
+            crd_text.append(chunk["crd"])
+            ruler_text.append(chunk["ruler"])
+    return "".join(file_text), "".join(crd_text), "".join(ruler_text)
+
+
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     """The rule file, PrometheusRule manifest and ruler group (those in the outputs) of one service with SLOs."""
     options = ctx.options
     want_file, want_crd, want_ruler = (k in options.outputs for k in
                                        (Kind.PROMETHEUS_RULES, Kind.PROMETHEUS_RULE_CRD, Kind.RULER_GROUP))
     out: list[Artifact] = []
-    if not (want_file or want_crd or want_ruler):
-        return out
-    groups = service_groups(svc, ctx.templates, options)
-    if not groups:
+    if not (want_file or want_crd or want_ruler) or not svc.slos:
         return out
     owner = str(svc.ref)
     header = cv.FILE_HEADER.format(owner=owner)
     key = cv.service_key(svc.ref)
-    if want_file or want_crd:
+    shaped = _shaped_texts(svc, ctx)
+    if shaped is not None:
+        groups_text, crd_groups, ruler_text = (t.encode() for t in shaped)
+        ruler = ruler_text
+    else:
+        groups = service_groups(svc, ctx.templates, options)
+        if not groups:
+            return out
         # The groups are written once; the manifest embeds the same text two columns deeper, which is
         # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
         groups_text = dump_yaml(groups)
-        if want_file:
-            out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
-                                header_line(header) + b"groups:\n" + groups_text, owner))
-        if want_crd:
-            crd = dump_yaml(_crd(svc, options), header=header) + b"spec:\n  groups:\n" + _indent(groups_text, b"  ")
-            out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
+        crd_groups = _indent(groups_text, b"  ")
+        ruler = ruler_body(ruler_group(svc, groups))
+    if want_file:
+        out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
+                            header_line(header) + b"groups:\n" + groups_text, owner))
+    if want_crd:
+        crd = dump_yaml(_crd(svc, options), header=header) + b"spec:\n  groups:\n" + crd_groups
+        out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
     if want_ruler:
         rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
-        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler_body(ruler_group(svc, groups)),
-                            owner))
+        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler, owner))
     return out
 
 
