@@ -16,7 +16,7 @@ from obsctl.model import conventions as conv
 from obsctl.model.entities import SLO, BudgetingMethod, Service
 from obsctl.model.windows import WindowTable
 from obsctl.slo.periods import PeriodSpec
-from obsctl.slo.query_plan import MEASURE_EVENTS, Query, QueryPlan, series_measure
+from obsctl.slo.query_plan import MEASURE_EVENTS, MEASURE_OBJECTIVE, Query, QueryPlan, series_measure
 from obsctl.slo.report import Key, Point, SLOData, slo_key
 
 
@@ -28,30 +28,31 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
 
 
-def _key(labels: Mapping[str, str]) -> Key | None:
-    ns, svc, slo = labels.get(conv.LABEL_NAMESPACE), labels.get(conv.LABEL_SERVICE), labels.get(conv.LABEL_SLO)
-    if not ns or not svc or not slo:
-        return None
-    return (ns, svc, slo)
-
-
 class _Values:
-    """Values per (SLO key, measure); conflicting duplicates make the value unusable, never a pick."""
+    """Values per SLO key and measure; conflicting duplicates make the value unusable, never a pick."""
 
     def __init__(self) -> None:
-        self.values: dict[tuple[Key, str], Any] = {}
+        self.by_key: dict[Key, dict[str, Any]] = {}
         self.conflicts: dict[Key, set[str]] = {}
 
     def add(self, key: Key, sub: str, value: Any) -> None:
-        old = self.values.get((key, sub))
-        if (key, sub) in self.values and old != value and not _both_nan(old, value):
-            self.conflicts.setdefault(key, set()).add(sub)
-        self.values[(key, sub)] = value
+        mine = self.by_key.get(key)
+        if mine is None:
+            self.by_key[key] = {sub: value}
+            return
+        if sub in mine:
+            old = mine[sub]
+            if old != value and not _both_nan(old, value):
+                self.conflicts.setdefault(key, set()).add(sub)
+        mine[sub] = value
 
-    def get(self, key: Key, sub: str) -> Any:
-        if sub in self.conflicts.get(key, ()):
-            return None
-        return self.values.get((key, sub))
+    def of(self, key: Key) -> dict[str, Any]:
+        """The usable values of one SLO (conflicting measures left out)."""
+        mine = self.by_key.get(key)
+        if not mine:
+            return {}
+        bad = self.conflicts.get(key)
+        return {m: x for m, x in mine.items() if m not in bad} if bad else mine
 
 
 def _both_nan(a: Any, b: Any) -> bool:
@@ -65,6 +66,9 @@ class _Collected:
     warnings: list[str] = field(default_factory=list)
 
 
+_UNKNOWN = "?"  # a series name no measure reads
+
+
 def _ingest(out: _Collected, query: Query, answer: Answer) -> None:
     if answer.warnings:
         # A partial answer may lack or skew any SLO's value: use none of it.
@@ -72,16 +76,26 @@ def _ingest(out: _Collected, query: Query, answer: Answer) -> None:
         out.warnings.append(f"Prometheus answered {query.expr!r} only in part ({'; '.join(answer.warnings)}); "
                             f"{query.measure} treated as missing")
         return
+    add = out.values.add
+    ns_label, svc_label, slo_label = conv.LABEL_NAMESPACE, conv.LABEL_SERVICE, conv.LABEL_SLO
+    measures: dict[str, str] = {}  # series name -> measure: thousands of series share a handful of names
     for labels, samples in answer.series:
-        key = _key(labels)
-        if key is None:
+        ns, svc, slo = labels.get(ns_label), labels.get(svc_label), labels.get(slo_label)
+        if not ns or not svc or not slo:
             continue
+        key = (ns, svc, slo)
         if query.is_range:
-            out.values.add(key, query.measure, tuple(samples))
+            add(key, query.measure, tuple(samples))
             continue
-        name = series_measure(labels) if query.by_series_name else query.measure
-        if name is not None:
-            out.values.add(key, name, samples[0][1])
+        if query.by_series_name:
+            name = labels.get("__name__", "")
+            measure = measures.get(name)
+            if measure is None:
+                measure = measures[name] = series_measure(labels) or _UNKNOWN
+            if measure is not _UNKNOWN:
+                add(key, measure, samples[0][1])
+        else:
+            add(key, query.measure, samples[0][1])
 
 
 @lru_cache(maxsize=64)
@@ -96,52 +110,49 @@ def assemble(plan: QueryPlan, answers: Sequence[tuple[Query, Answer]], slos: Seq
     for query, answer in answers:
         _ingest(out, query, answer)
     v = out.values
-    measures: dict[Key, set[str]] = {}
-    for k, m in v.values:
-        measures.setdefault(k, set()).add(m)
     result: dict[Key, SLOData] = {}
     for svc, slo in slos:
         key = slo_key(svc, slo)
-        problems = [f"conflicting series for {', '.join(sorted(m))}: more than one value for this SLO"
-                    for m in [v.conflicts.get(key, set())] if m]
+        bad = v.conflicts.get(key)
+        problems = [f"conflicting series for {', '.join(sorted(bad))}: more than one value for this SLO"] if bad else []
+        mine = v.of(key)
         windows = _window_names(tables.get(slo.period_days))
         kind = "s:" if slo.budgeting is BudgetingMethod.TIMESLICES else "w:"
-        window_ratios = {w: float(v.get(key, kind + w)) for w in windows if v.get(key, kind + w) is not None}
-        window_rates = {w: float(v.get(key, "t:" + w)) for w in windows if v.get(key, "t:" + w) is not None}
+        window_ratios = {w: float(x) for w in windows if (x := mine.get(kind + w)) is not None}
+        window_rates = {w: float(x) for w in windows if (x := mine.get("t:" + w)) is not None}
         period_ratio: float | None
         events: float | None = None
         if period.is_calendar:
             period_ratio = None
             if slo.budgeting is BudgetingMethod.TIMESLICES:
-                period_ratio = v.get(key, "bad slices")  # the share of the range spent in bad slices
+                period_ratio = mine.get("bad slices")  # the share of the range spent in bad slices
                 if period_ratio is None and "bad slices" in out.partial:
                     problems.append("Prometheus answered only in part")
             else:
-                err, tot = v.get(key, "errors"), v.get(key, "requests")
+                err, tot = mine.get("errors"), mine.get("requests")
                 if err is not None and tot is not None:
                     period_ratio = err / tot if tot > 0 else math.nan
                     events = tot * plan.events_per_sample
                 elif any(m in out.partial for m in ("errors", "requests")):
                     problems.append("Prometheus answered only in part")
         else:
-            period_ratio = v.get(key, kind + "period")
+            period_ratio = mine.get(kind + "period")
             if slo.budgeting is BudgetingMethod.OCCURRENCES:
-                events = v.get(key, MEASURE_EVENTS)
+                events = mine.get(MEASURE_EVENTS)
             if "error ratios" in out.partial:
                 problems.append("Prometheus answered only in part")
-        if period_ratio is None and not problems and key not in measures:
+        if period_ratio is None and not problems and key not in v.by_key:
             problems.append("no recorded series for this SLO in Prometheus (rules not loaded yet?)")
-        burn_history = {m[len("burn "):]: v.get(key, m) for m in sorted(measures.get(key, ()))
-                        if m.startswith("burn ")}
+        burn_history = {m[len("burn "):]: mine[m] for m in sorted(mine) if m.startswith("burn ")}
         history: tuple[tuple[float, float, float], ...] = ()
-        errs, tots = v.get(key, "error history"), v.get(key, "request history")
+        errs, tots = mine.get("error history"), mine.get("request history")
         if errs and tots:
             tot_at = dict(tots)
             history = tuple((t, e, tot_at[t]) for t, e in errs if t in tot_at and math.isfinite(e)
                             and math.isfinite(tot_at[t]))
         result[key] = SLOData(window_ratios=window_ratios, window_rates=window_rates, period_ratio=period_ratio,
                               period_events=events,
-                              recorded_objective=v.get(key, "objective"),
+                              recorded_objective=mine.get(MEASURE_OBJECTIVE),
                               burn_history={w: h for w, h in burn_history.items() if h},
                               rate_history=history, history_step=plan.chart_step, problems=tuple(problems))
     return result, out.warnings

@@ -7,10 +7,12 @@ an answer that is not the API's JSON -> PermanentError.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from obsctl.errors import PermanentError, TemporaryError, is_temporary_status, parse_retry_after
 from obsctl.slo.assemble import Answer
@@ -32,6 +34,7 @@ class PrometheusAPI:
         self._client = client or httpx.Client(timeout=timeout)
         self._own_client = client is None
         self.queries = 0
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP client if this object created it."""
@@ -39,7 +42,8 @@ class PrometheusAPI:
             self._client.close()
 
     def _post(self, path: str, form: Mapping[str, str], expr: str) -> dict[str, Any]:
-        self.queries += 1
+        with self._count_lock:  # queries may be sent from several threads at once
+            self.queries += 1
         where = f"Prometheus at {self.url}"
         try:
             resp = self._client.post(self.url + path, data=dict(form), timeout=self.timeout)
@@ -48,9 +52,12 @@ class PrometheusAPI:
         except httpx.TransportError as exc:
             raise TemporaryError(f"{where} is unreachable: {exc}") from exc
         try:
-            doc = resp.json()
-        except ValueError:
-            doc = None
+            doc = orjson.loads(resp.content)  # answers for 10,000 SLOs run to ~20 MB: the fast parser
+        except orjson.JSONDecodeError:
+            try:
+                doc = resp.json()  # what orjson refuses but the standard library reads
+            except ValueError:
+                doc = None
         if not isinstance(doc, dict):
             if is_temporary_status(resp.status_code):
                 raise TemporaryError(f"{where} answered HTTP {resp.status_code} to query {expr!r}",
@@ -73,9 +80,7 @@ class PrometheusAPI:
         data = self._post("/api/v1/query", {"query": expr, "time": fmt_ts(at)}, expr)
         if data.get("resultType") != "vector":
             raise PermanentError(f"query {expr!r} returned a {data.get('resultType')}, expected a vector")
-        series = []
-        for item in data.get("result") or []:
-            series.append((dict(item["metric"]), [_sample(item["value"])]))
+        series = [(item["metric"], [_sample(item["value"])]) for item in data.get("result") or []]
         return Answer(series, data["warnings"])
 
     def range(self, expr: str, start: float, end: float, step: float) -> Answer:
@@ -84,7 +89,7 @@ class PrometheusAPI:
                                                    "step": fmt_ts(step)}, expr)
         if data.get("resultType") != "matrix":
             raise PermanentError(f"query {expr!r} returned a {data.get('resultType')}, expected a matrix")
-        series = [(dict(item["metric"]), [_sample(v) for v in item.get("values") or []])
+        series = [(item["metric"], [_sample(v) for v in item.get("values") or []])
                   for item in data.get("result") or []]
         return Answer(series, data["warnings"])
 

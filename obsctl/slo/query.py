@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import httpx
@@ -21,6 +22,8 @@ from obsctl.slo.prometheus import DEFAULT_TIMEOUT_S, PrometheusAPI
 from obsctl.slo.query_plan import Query, plan
 from obsctl.slo.report import Key, Report, ReportFilter, SLOData, slo_key, slo_report
 
+_PARALLEL_QUERIES = 4
+
 __all__ = ["DEFAULT_TIMEOUT_S", "HasWindows", "PrometheusAPI", "build_report", "collect", "selected_slos"]
 
 
@@ -28,10 +31,14 @@ def collect(api: PrometheusAPI, slos: Sequence[tuple[Service, SLO]], tables: Map
             period: PeriodSpec, now: float, *, charts: bool = False) -> tuple[dict[Key, SLOData], list[str]]:
     """Read every measure the report needs for `slos`, with a fixed number of vectorised queries."""
     queries = plan(slos, tables, period, now, charts=charts)
-    answers: list[tuple[Query, Answer]] = []
-    for q in queries.queries:
-        answer = api.range(q.expr, q.start, q.at, q.step) if q.start is not None else api.instant(q.expr, q.at)
-        answers.append((q, answer))
+
+    def send(q: Query) -> tuple[Query, Answer]:
+        return q, api.range(q.expr, q.start, q.at, q.step) if q.start is not None else api.instant(q.expr, q.at)
+
+    # Sent together: Prometheus evaluates them in parallel while the first answers are read.
+    with ThreadPoolExecutor(max_workers=min(_PARALLEL_QUERIES, max(1, len(queries.queries))),
+                            thread_name_prefix="slo-report") as pool:
+        answers = list(pool.map(send, queries.queries))
     return assemble(queries, answers, slos, tables, period)
 
 

@@ -20,6 +20,8 @@ from obsctl.slo.periods import PeriodSpec
 
 CHART_POINTS = 240
 MEASURE_EVENTS = "events"  # the recorded request count of the period (rolling periods)
+MEASURE_OBJECTIVE = "objective"
+MEASURE_PER_SLO = "objectives, request counts and rates"
 
 
 @dataclass(frozen=True)
@@ -59,13 +61,9 @@ def _chart_step(range_s: float) -> float:
     return max(base, math.ceil(range_s / CHART_POINTS / base) * base)
 
 
-def _ratio_regex(with_period: bool) -> str:
-    names = [re.escape(conv.series(conv.SERIES_ERROR_RATIO, "")) + ".+",
-             re.escape(conv.series(conv.SERIES_BAD_SLICES, "")) + ".+",
-             re.escape(conv.series(conv.SERIES_TOTAL, "")) + ".+"]
-    if with_period:
-        names += [re.escape(conv.SERIES_PERIOD_ERROR_RATIO), re.escape(conv.SERIES_PERIOD_BAD_SLICES)]
-    return "|".join(names)
+def _names(names: set[str]) -> str:
+    """A selector for exactly these series names (a literal alternation: Prometheus matches it as a set)."""
+    return f'{{__name__=~"{"|".join(re.escape(n) for n in sorted(names))}"}}'
 
 
 _RATIO_PREFIX = conv.series(conv.SERIES_ERROR_RATIO, "")
@@ -74,9 +72,14 @@ _TOTAL_PREFIX = conv.series(conv.SERIES_TOTAL, "")
 
 
 def series_measure(labels: Mapping[str, str]) -> str | None:
-    """The measure a series of the error-ratio query holds: `w:<window>` error ratios, `s:<window>`
-    bad-slice ratios (timeslices budgeting), `t:<window>` request rates (the minimum-events guard)."""
+    """The measure a series of a by-name query holds: `w:<window>` error ratios, `s:<window>` bad-slice
+    ratios (timeslices budgeting), `t:<window>` request rates (the minimum-events guard), the objective,
+    the period's request count."""
     name = labels.get("__name__", "")
+    if name == conv.SERIES_OBJECTIVE:
+        return MEASURE_OBJECTIVE
+    if name == conv.SERIES_PERIOD_EVENTS:
+        return MEASURE_EVENTS
     if name == conv.SERIES_PERIOD_ERROR_RATIO:
         return "w:period"
     if name == conv.SERIES_PERIOD_BAD_SLICES:
@@ -97,11 +100,33 @@ def plan(slos: Sequence[tuple[Service, SLO]], tables: Mapping[int, WindowTable],
     errors_5m = conv.series(conv.SERIES_ERRORS, conv.SHORT_RESOLUTION)
     total_5m = conv.series(conv.SERIES_TOTAL, conv.SHORT_RESOLUTION)
     read_end = period.read_end(now)
+    used = {tb.period_days: tb for tb in (tables.get(slo.period_days) for _, slo in slos) if tb is not None}
+    kinds = {slo.budgeting for _, slo in slos}
     if period.in_progress(now):
-        # one query for every window's ratio (and, for rolling periods, the period's) of every SLO
-        queries.append(Query("error ratios", f'{{__name__=~"{_ratio_regex(not period.is_calendar)}"}}', now,
-                             by_series_name=True))
-    queries.append(Query("objective", conv.SERIES_OBJECTIVE, now))
+        # One query for every window's ratio (and, for rolling periods, the period's) of every SLO. Every
+        # query names its series exactly: Prometheus reads (and sends) no series the report does not use.
+        windows = {conv.window_name(w) for tb in used.values() for w in tb.windows_s}
+        names: set[str] = set()
+        if BudgetingMethod.OCCURRENCES in kinds:
+            names |= {conv.series(conv.SERIES_ERROR_RATIO, w) for w in windows}
+            if not period.is_calendar:
+                names.add(conv.SERIES_PERIOD_ERROR_RATIO)
+        if BudgetingMethod.TIMESLICES in kinds:
+            names |= {conv.series(conv.SERIES_BAD_SLICES, w) for w in windows}
+            if not period.is_calendar:
+                names.add(conv.SERIES_PERIOD_BAD_SLICES)
+        if names:
+            queries.append(Query("error ratios", _names(names), now, by_series_name=True))
+    # One more for what each SLO has once: the recorded objective, for rolling periods the recorded
+    # request count of the period (hourly tiles), and the request rates of the long windows the
+    # minimum-events guard reads. Two queries of similar size: Prometheus evaluates them in parallel.
+    per_slo = {conv.SERIES_OBJECTIVE}
+    if period.in_progress(now):
+        per_slo |= {conv.series(conv.SERIES_TOTAL, conv.window_name(t.long_window_s)) for _, slo in slos
+                    if slo.alerting.min_events and slo.period_days in used for t in used[slo.period_days].tiers}
+    if not period.is_calendar and BudgetingMethod.OCCURRENCES in kinds:
+        per_slo.add(conv.SERIES_PERIOD_EVENTS)
+    queries.append(Query(MEASURE_PER_SLO, _names(per_slo), now, by_series_name=True))
 
     res = conv.SHORT_RESOLUTION
     res_s = parse_duration(res)
@@ -120,10 +145,6 @@ def plan(slos: Sequence[tuple[Service, SLO]], tables: Mapping[int, WindowTable],
             if any(slo.budgeting is BudgetingMethod.TIMESLICES for _, slo in slos):
                 queries.append(Query("bad slices", f"avg_over_time({conv.SERIES_SLICE_BAD}[{range_s}s] @ {at})",
                                      read_end))
-    elif any(slo.budgeting is BudgetingMethod.OCCURRENCES for _, slo in slos):
-        # Rolling periods: the rules record each SLO's request count over its period (hourly tiles),
-        # so one selector reads them all.
-        queries.append(Query(MEASURE_EVENTS, conv.SERIES_PERIOD_EVENTS, now))
 
     step = 0.0
     if charts:

@@ -12,12 +12,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from obsctl.model.conventions import window_name
 from obsctl.model.durations import parse_duration
-from obsctl.model.entities import SLO, BudgetingMethod, Service, Team
+from obsctl.model.entities import SLO, AlertPolicy, BudgetingMethod, Service, Team
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.slo import math as slomath
 from obsctl.slo.alerts import enabled_tiers
@@ -185,6 +186,32 @@ def _budget_chart(data: SLOData, start: float, budget: float) -> tuple[Point, ..
     return tuple(points)
 
 
+# A report covers thousands of SLOs that share a few window tables and alerting policies: what
+# depends only on those is computed once.
+@lru_cache(maxsize=64)
+def _windows(table: WindowTable) -> tuple[tuple[float, str], ...]:
+    return tuple((secs, window_name(secs)) for secs in table.windows_s)
+
+
+@lru_cache(maxsize=64)
+def _tiers(table: WindowTable) -> tuple[tuple[AlertTier, str, str, float], ...]:
+    return tuple((t, window_name(t.long_window_s), window_name(t.short_window_s), t.burn_rate) for t in table.tiers)
+
+
+_ENABLED: dict[tuple[AlertPolicy, float, WindowTable], tuple[AlertTier, ...]] = {}
+
+
+def _enabled_tiers(slo: SLO, table: WindowTable) -> tuple[AlertTier, ...]:
+    """enabled_tiers, which reads the SLO's alerting policy and objective only, remembered (bounded)."""
+    key = (slo.alerting, slo.objective, table)
+    found = _ENABLED.get(key)
+    if found is None:
+        if len(_ENABLED) > 4096:
+            _ENABLED.clear()
+        found = _ENABLED[key] = enabled_tiers(slo, table)
+    return found
+
+
 def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, table: WindowTable | None,
                period: PeriodSpec, now: float) -> SLOReport:
     """Compute one SLO's report from its data; every missing measure lowers what is claimed, never guesses."""
@@ -222,8 +249,7 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
     tiers: list[TierState] = []
     current_window, current = "", None
     if table is not None and in_progress:
-        for secs in table.windows_s:
-            name = window_name(secs)
+        for secs, name in _windows(table):
             w_ratio = _finite(data.window_ratios.get(name))
             burn = None if w_ratio is None else slomath.burn_rate(w_ratio, slo.objective)
             burns[secs] = burn
@@ -235,13 +261,12 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
             fastest = min(table.tiers, key=lambda t: t.long_window_s)
             current_window, current = window_name(fastest.long_window_s), burns.get(fastest.long_window_s)
     # A closed period keeps its tiers (thresholds for the charts) with no current burn and nothing firing.
-    on = enabled_tiers(slo, table) if table is not None else ()
-    for tier in table.tiers if table is not None else ():
+    on = _enabled_tiers(slo, table) if table is not None else ()
+    for tier, long_name, short_name, threshold in _tiers(table) if table is not None else ():
         enabled = tier in on
         lb, sb = burns.get(tier.long_window_s), burns.get(tier.short_window_s)
         firing = in_progress and enabled and slomath.tier_fires(tier, lb, sb) and _enough_events(slo, tier, data)
-        tiers.append(TierState(tier.name, tier.severity, window_name(tier.long_window_s),
-                               window_name(tier.short_window_s), tier.burn_rate, lb, sb, enabled, firing))
+        tiers.append(TierState(tier.name, tier.severity, long_name, short_name, threshold, lb, sb, enabled, firing))
 
     exhaustion = None
     if remaining is not None and in_progress and current is not None:
