@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from tests.support.serve import EXAMPLES, ServeProcess, service_doc
 TARGET_P99_S = 5.0
 TARGET_HELD_P99_S = 1.0  # issue 14: with 10,000 services held
 TARGET_TEAM_P99_S = 2.0  # issue 14: a team-file change touching 20 services
+TARGET_RSS_MB = 500  # issue 14: serve steady-state RSS with 10,000 services
 HELD_SAMPLES = 10  # samples per source with held services (each round reads the whole catalog)
 
 
@@ -120,9 +122,23 @@ def _serving(srv: ServeProcess, held: int) -> Iterator[ServeProcess]:
         srv.close()
 
 
+def serve_memory(srv: ServeProcess) -> tuple[float, float]:
+    """(RSS in MB, CPU seconds so far) of the serve process, from /proc."""
+    assert srv.proc is not None
+    rss = 0.0
+    for line in Path(f"/proc/{srv.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
 def bench_directory(work: Path, samples: int, expect: Expect, held: int = 0,
-                    team_times: list[float] | None = None) -> list[float]:
-    """New files in the watched directory (and, with held teams, team-file changes into `team_times`)."""
+                    team_times: list[float] | None = None, memory: list[tuple[float, float]] | None = None
+                    ) -> list[float]:
+    """New files in the watched directory (and, with held teams, team-file changes into `team_times`;
+    the serve process's (RSS MB, CPU s) after them into `memory`)."""
     times: list[float] = []
     team_times = [] if team_times is None else team_times
     with _serving(ServeProcess(work / f"directory-{held}", {"serve": {"sources": ["directory"]}}), held) as srv:
@@ -137,6 +153,9 @@ def bench_directory(work: Path, samples: int, expect: Expect, held: int = 0,
             time.sleep(0.2)  # let the round finish before the next sample
         if held >= HELD_TEAM:
             team_times.extend(_team_changes(srv, max(3, samples // 3)))
+        if memory is not None:
+            time.sleep(1.0)  # the last round's garbage collected: steady state
+            memory.append(serve_memory(srv))
     return times
 
 
@@ -228,62 +247,79 @@ def bench_backstage(work: Path, samples: int) -> list[float] | str:
     return times
 
 
-def round_stages(work: Path, held: int) -> Row:
-    """Where one serve round spends its time with `held` services (in-process, file sinks, one new service).
+def round_stages(work: Path, held: int) -> list[Row]:
+    """Where serve's rounds spend their time with `held` services: the reconcile loop in-process over the
+    directory source (inotify) and the file sinks, as `obsctl serve` composes them.
 
-    The stages of a round as the reconcile loop runs them: read the catalog directory, load it,
-    render (incremental: one new service), list what the file sinks own, plan. Apply is the new
-    service's few writes.
+    One event round after a new service file (read what changed / load / render / list sinks / plan +
+    bookkeeping / apply, the apply including the sinks' finish) and one full resync with nothing changed.
     """
-    from obsctl.app import build_sinks, catalog_loader, catalog_renderer
-    from obsctl.reconcile.apply import apply_plan
-    from obsctl.reconcile.plan import make_plan
+    import shutil
+    import threading
+    from collections import defaultdict
+
+    from obsctl.app import build_sinks, build_source, catalog_loader, render_options
+    from obsctl.reconcile.loop import Reconciler
+    from obsctl.render.incremental import IncrementalRenderer
 
     root = work / f"stages-{held}"
     catalog = root / "catalog"
-    import shutil
-
     shutil.copytree(EXAMPLES, catalog)
     _hold(catalog, held)
-    settings = load_settings(out_dir=str(root / "out"))
+    settings = load_settings(alerting=UNDELIVERED, out_dir=str(root / "out"),
+                             catalog={"path": str(catalog)}, serve={"sources": ["directory"]})
     templates = load_templates(settings)
-    load, render, sinks = catalog_loader(templates), catalog_renderer(settings, templates), build_sinks(settings)
-    files = read_directory(catalog)
-    desired = render(load(files).catalog)
-    for sink in sinks:  # the first convergence (not timed)
-        mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
-        apply_plan(sink, make_plan(mine, sink.list_owned()))
-        sink.finish()
-    new = catalog / "stage-new.yaml"
-    new.write_text(yaml.safe_dump(service_doc("stage-new", owner="team-payments")))
-    t: dict[str, float] = {}
-    t0 = time.perf_counter()
-    files = read_directory(catalog)
-    t["read"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    result = load(files)
-    t["load"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    desired = render(result.catalog)
-    t["render"] = time.perf_counter() - t0
-    t["list"] = t["plan"] = t["apply"] = 0.0
+    t: dict[str, float] = defaultdict(float)
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                t[name] += time.perf_counter() - t0
+        return run
+
+    source = build_source(settings)
+    source.fetch = timed("read", source.fetch)  # type: ignore[method-assign]
+    source.fetch_changed = timed("read", source.fetch_changed)  # type: ignore[method-assign]
+    sinks = build_sinks(settings)
     for sink in sinks:
-        t0 = time.perf_counter()
-        owned = sink.list_owned()
-        t["list"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        plan = make_plan({k: a for k, a in desired.items() if a.kind in sink.kinds}, owned)
-        t["plan"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        apply_plan(sink, plan)
-        sink.finish()
-        t["apply"] += time.perf_counter() - t0
-    total = sum(t.values())
-    top = max(t, key=lambda k: t[k])
-    say(f"registration:   round stages at {held} held: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in t.items()))
-    return Row("registration", f"in-process round, {held} held services + 1 new, file sinks",
-               "round stages: read / load / render / list sinks / plan / apply (dominant)",
-               " / ".join(f"{v * 1000:.0f}" for v in t.values()) + f" ms = {total * 1000:.0f} ms ({top})")
+        sink.list_owned = timed("list", sink.list_owned)  # type: ignore[method-assign]
+        sink.put = timed("apply", sink.put)  # type: ignore[method-assign]
+        sink.delete = timed("apply", sink.delete)  # type: ignore[method-assign]
+        sink.finish = timed("apply", sink.finish)  # type: ignore[method-assign]
+    renderer = IncrementalRenderer(templates, render_options(settings))
+    loop = Reconciler(source, timed("load", catalog_loader(templates, settings)), timed("render", renderer.isolated),
+                      sinks)
+    stop = threading.Event()
+    watcher = threading.Thread(target=source.watch, args=(lambda _reason: None, stop), daemon=True)
+    watcher.start()
+    rows: list[Row] = []
+    try:
+        loop.run_once(full=True)  # the first convergence (not timed)
+        time.sleep(1.5)  # the watcher is up
+        (catalog / "stage-new.yaml").write_text(yaml.safe_dump(service_doc("stage-new", owner="team-payments")))
+        time.sleep(0.5)  # inotify reported it
+        for label, full in (("event round: 1 new service", False), ("full resync, nothing changed", True)):
+            t.clear()
+            t0 = time.perf_counter()
+            report = loop.run_once(full=full)
+            total = time.perf_counter() - t0
+            t["plan"] = max(0.0, total - sum(t.values()))
+            stages = {k: t.get(k, 0.0) for k in ("read", "load", "render", "list", "plan", "apply")}
+            top = max(stages, key=lambda k: stages[k])
+            writes = sum(n for sr in report.sinks for a, n in sr.summary.items() if a != "unchanged")
+            say(f"registration:   {label} at {held} held: "
+                + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items()) + f", {writes} writes")
+            rows.append(Row("registration", f"serve loop in-process, {held} held services, file sinks: {label}",
+                            "read / load / render / list sinks / plan / apply ms (dominant), writes",
+                            " / ".join(f"{v * 1000:.0f}" for v in stages.values())
+                            + f" = {total * 1000:.0f} ms ({top}), {writes} writes"))
+    finally:
+        stop.set()
+        watcher.join(5)
+    return rows
 
 
 def rows_for(source: str, times: list[float] | str, inputs: str, target: float = TARGET_P99_S,
@@ -309,14 +345,21 @@ def measure(work: Path, samples: int, backstage_samples: int, backstage: bool = 
         target = TARGET_P99_S if not n else TARGET_HELD_P99_S
         say(f"registration: directory source, {n} held, {k} samples")
         team_times: list[float] = []
-        rows += rows_for("directory", bench_directory(work, k, expect, n, team_times), inputs, target)
+        memory: list[tuple[float, float]] = []
+        rows += rows_for("directory", bench_directory(work, k, expect, n, team_times, memory), inputs, target)
+        if memory:
+            rss, cpu = memory[0]
+            rows.append(Row("registration", f"serve over {n} held services (directory source), after the "
+                            "registrations and team changes", "serve steady-state RSS (CPU s so far)",
+                            f"{rss:.0f} MB ({cpu:.0f} CPU s)", f"< {TARGET_RSS_MB} MB at 10k",
+                            ("ok" if rss < TARGET_RSS_MB else "MISS") if n >= 10000 else "n/a"))
         if team_times:
             rows += rows_for("directory", team_times, f"{n} held services: a team file change touching "
                              f"{HELD_TEAM} services", TARGET_TEAM_P99_S, "p50 / p99 team change -> in place")
         say(f"registration: API source, {n} held, {k} samples")
         rows += rows_for("api", bench_api(work, k, expect, n), inputs, target)
         if n:
-            rows.append(round_stages(work, n))
+            rows += round_stages(work, n)
     if backstage:
         say(f"registration: Backstage source, {backstage_samples} samples (real catalog backend)")
         rows += rows_for("backstage", bench_backstage(work, backstage_samples),
