@@ -7,21 +7,302 @@ Nested fields use `__` in env names: OBSCTL_GRAFANA__URL. A list or mapping is g
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from obsctl.errors import ConfigError
 from obsctl.model.artifact import Kind
 from obsctl.render.options import DEFAULT_COLLECTOR_IMAGE, DEFAULT_OUTPUTS
+
+# --------------------------------------------------------------------------- typed settings blocks
+# Each settings block is a class whose annotated attributes are its keys (default = the class
+# value). Values are converted the lenient way a settings file and environment variables need
+# ("3" -> 3, "yes" -> True, "a" -> Path("a")); unknown keys are errors; every error names its
+# path. This used to be pydantic, whose import and model building were a third of a command's
+# start-up; the messages are pydantic's, so errors read as before.
+
+
+class SecretStr:
+    """A secret value: shown as ********** by str/repr, read with get_secret_value()."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, value: str) -> None:
+        self._secret = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself."""
+        return self._secret
+
+    def __str__(self) -> str:
+        return "**********" if self._secret else ""
+
+    def __repr__(self) -> str:
+        return f"SecretStr({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._secret == self._secret
+
+    def __hash__(self) -> int:
+        return hash(self._secret)
+
+
+class SettingsError(ValueError):
+    """Settings that do not decode: `errors` lists (path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    default: Any
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+
+
+def Field(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:  # noqa: N802
+    """A default with bounds for a number setting."""
+    return _Bounds(default, ge, gt, le)
+
+
+_REQUIRED: Any = object()
+_Errors = list[tuple[tuple[str | int, ...], str]]
+_TRUE = {"1", "on", "t", "true", "y", "yes"}
+_FALSE = {"0", "off", "f", "false", "n", "no"}
+
+
+class _Fail(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+_INT_TEXT = re.compile(r"\s*[+-]?[0-9][0-9_]*(\.0*)?\s*")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Fail("Input should be a finite number")
+        if not value.is_integer():
+            raise _Fail("Input should be a valid integer, got a number with a fractional part")
+        return int(value)
+    if isinstance(value, str):
+        if not _INT_TEXT.fullmatch(value):
+            raise _Fail("Input should be a valid integer, unable to parse string as an integer")
+        return int(value.strip().split(".")[0])
+    raise _Fail("Input should be a valid integer")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str | bytes):
+        try:
+            if not value.isascii():
+                raise ValueError(value)
+            return float(value.strip())
+        except ValueError:
+            raise _Fail("Input should be a valid number, unable to parse string as a number") from None
+    raise _Fail("Input should be a valid number")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    if not isinstance(value, str):
+        raise _Fail("Input should be a valid boolean")
+    raise _Fail("Input should be a valid boolean, unable to interpret input")
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str) and not isinstance(value, Enum):
+        return value
+    if isinstance(value, bytes):  # YAML !!binary
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise _Fail("Input should be a valid string, unable to parse raw data as a unicode string") from None
+    raise _Fail("Input should be a valid string")
+
+
+def _to_path(value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str):
+        return Path(value)
+    raise _Fail("Input is not a valid path for <class 'pathlib.Path'>")
+
+
+def _to_secret(value: Any) -> SecretStr:
+    return value if isinstance(value, SecretStr) else SecretStr(_to_str(value))
+
+
+_SCALARS: dict[Any, Callable[[Any], Any]] = {int: _to_int, float: _to_float, bool: _to_bool, str: _to_str,
+                                              Path: _to_path, SecretStr: _to_secret}
+
+
+def _decode(tp: Any, value: Any, loc: tuple[str | int, ...], errors: _Errors) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is types.UnionType or origin is typing.Union:
+        if value is None:
+            return None
+        tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
+        origin = typing.get_origin(tp)
+    try:
+        if origin is list:
+            if not isinstance(value, list | tuple | set | frozenset):
+                raise _Fail("Input should be a valid list")
+            (item,) = typing.get_args(tp)
+            return [_decode(item, v, (*loc, i), errors) for i, v in enumerate(value)]
+        if origin is dict:
+            if not isinstance(value, Mapping):
+                raise _Fail("Input should be a valid dictionary")
+            _, item = typing.get_args(tp)
+            out = {}
+            for key, v in value.items():
+                if not isinstance(key, str):
+                    errors.append(((*loc, key, "[key]"), "Input should be a valid string"))
+                out[key] = _decode(item, v, (*loc, key), errors)
+            return out
+        if isinstance(tp, type) and issubclass(tp, _Strict):
+            if isinstance(value, tp):
+                return value
+            if not isinstance(value, Mapping):
+                raise _Fail(f"Input should be a valid dictionary or instance of {tp.__name__}")
+            return tp._build(value, loc, errors)
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            if isinstance(value, tp):
+                return value
+            try:
+                return tp(value)
+            except ValueError:
+                raise _Fail("Input should be " + " or ".join(repr(m.value) for m in tp)) from None
+        return _SCALARS[tp](value)
+    except _Fail as exc:
+        errors.append((loc, exc.message))
+        return None
+
+
+class _Strict:
+    """Base of every settings block: typed keys, unknown keys refused, `_check` run after decoding."""
+
+    # key -> (type, default or _REQUIRED, bounds); built on first use from the annotations
+    _fields_cache: ClassVar[dict[str, tuple[Any, Any, _Bounds | None]]]
+    # key -> check of the raw value before decoding (raise ValueError)
+    _before: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    def __init__(self, **data: Any) -> None:
+        errors: _Errors = []
+        built = type(self)._build(data, (), errors)
+        if errors or built is None:
+            raise SettingsError(errors)
+        self.__dict__.update(built.__dict__)
+
+    @classmethod
+    def fields(cls) -> dict[str, tuple[Any, Any, _Bounds | None]]:
+        """The block's keys: (type, default, bounds)."""
+        cached = cls.__dict__.get("_fields_cache")
+        if cached is None:
+            cached = {}
+            for name, tp in typing.get_type_hints(cls).items():
+                if name.startswith("_") or typing.get_origin(tp) is ClassVar:
+                    continue
+                default = getattr(cls, name, _REQUIRED)
+                bounds = default if isinstance(default, _Bounds) else None
+                cached[name] = (tp, bounds.default if bounds else default, bounds)
+            cls._fields_cache = cached
+        return cached
+
+    @classmethod
+    def _build(cls, data: Mapping[str, Any], loc: tuple[str | int, ...], errors: _Errors) -> Any:
+        fields = cls.fields()
+        start = len(errors)
+        values: dict[str, Any] = {}
+        for name, (tp, default, bounds) in fields.items():
+            if name not in data:
+                if default is _REQUIRED:
+                    errors.append(((*loc, name), "Field required"))
+                else:
+                    values[name] = copy.deepcopy(default) if isinstance(default, list | dict) else default
+                continue
+            raw = data[name]
+            if name in cls._before:
+                try:
+                    raw = cls._before[name](raw)
+                except ValueError as exc:
+                    errors.append(((*loc, name), f"Value error, {exc}"))
+                    continue
+            value = _decode(tp, raw, (*loc, name), errors)
+            if bounds is not None and isinstance(value, float | int):
+                problem = _bounds_problem(value, bounds)
+                if problem:
+                    errors.append(((*loc, name), problem))
+            values[name] = value
+        for key in data:
+            if key not in fields:
+                errors.append(((*loc, key), "Extra inputs are not permitted" if isinstance(key, str)
+                               else "Keys should be strings"))
+        if len(errors) > start:
+            return None
+        block = cls.__new__(cls)
+        block.__dict__.update(values)
+        try:
+            block._check()
+        except ValueError as exc:
+            errors.append((loc, f"Value error, {exc}"))
+            return None
+        return block
+
+    def _check(self) -> None:
+        """Checks across keys (raise ValueError)."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.__dict__ == self.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+def _bounds_problem(value: float, bounds: _Bounds) -> str:
+    if bounds.ge is not None and not value >= bounds.ge:
+        return f"Input should be greater than or equal to {_num(bounds.ge)}"
+    if bounds.gt is not None and not value > bounds.gt:
+        return f"Input should be greater than {_num(bounds.gt)}"
+    if bounds.le is not None and not value <= bounds.le:
+        return f"Input should be less than or equal to {_num(bounds.le)}"
+    return ""
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
 def _read_secret(value: SecretStr | None, file: Path | None, what: str) -> str:
@@ -33,10 +314,6 @@ def _read_secret(value: SecretStr | None, file: Path | None, what: str) -> str:
         except OSError as exc:
             raise ConfigError(f"{what}: cannot read secret file {file}: {exc.strerror}") from exc
     return ""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CatalogSettings(_Strict):
@@ -98,8 +375,7 @@ class ReceiverSettings(_Strict):
     type: str
     settings: dict[str, str] = {}
 
-    @model_validator(mode="after")
-    def _check(self) -> ReceiverSettings:
+    def _check(self) -> None:
         # the routes renderer owns the rules (known types, no inlined secrets): refuse bad settings at load
         from obsctl.render.options import ReceiverSpec
         from obsctl.render.routes import integration
@@ -108,7 +384,6 @@ class ReceiverSettings(_Strict):
             integration(ReceiverSpec(self.name, self.type, tuple(sorted(self.settings.items()))))
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
-        return self
 
 
 class TeamRoutingSettings(_Strict):
@@ -133,8 +408,7 @@ class CatalogRoutingSettings(_Strict):
     opsgenie: CatalogIntegrationSettings | None = None
     slack: CatalogIntegrationSettings | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> CatalogRoutingSettings:
+    def _check(self) -> None:
         from obsctl.render.options import ReceiverSpec
         from obsctl.render.routes import SERVICE_ID_PLACEHOLDER, SEVERITIES, integration
 
@@ -154,7 +428,6 @@ class CatalogRoutingSettings(_Strict):
                 integration(ReceiverSpec(f"catalog-{kind}", kind, tuple(sorted(probe.items()))))
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
-        return self
 
 
 class AlertingSettings(_Strict):
@@ -204,8 +477,7 @@ class KubernetesSettings(_Strict):
     grafana_namespace: str = "monitoring"
     grafana_instance_labels: dict[str, str] = {"dashboards": "grafana"}
 
-    @model_validator(mode="after")
-    def _check(self) -> KubernetesSettings:
+    def _check(self) -> None:
         for key, value in self.labels.items():
             if not _K8S_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
                 raise ValueError(f"kubernetes.labels: {key!r} is not a Kubernetes label key")
@@ -223,7 +495,6 @@ class KubernetesSettings(_Strict):
                 raise ValueError(f"kubernetes.grafana_instance_labels: {key}={value!r} is not a Kubernetes label")
         if not self.collector_image.strip() or any(c.isspace() for c in self.collector_image):
             raise ValueError(f"kubernetes.collector_image: {self.collector_image!r} is not an image reference")
-        return self
 
 
 class ServeSettings(_Strict):
@@ -252,6 +523,17 @@ class ServeSettings(_Strict):
     deletion_grace_seconds: float = Field(120.0, ge=0)
 
 
+def _known_kinds(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        known = [k.value for k in Kind]
+        for item in value:
+            if isinstance(item, Kind):
+                continue
+            if item not in known:
+                raise ValueError(f"unknown output kind {item!r}; known kinds: {', '.join(known)}")
+    return value
+
+
 class Settings(_Strict):
     """All platform settings (load_settings adds the file and the environment)."""
 
@@ -275,23 +557,11 @@ class Settings(_Strict):
     # Artifact kinds to render (Kind values); app.rendered_kinds adds those a configured backend applies.
     outputs: list[Kind] = [k for k in Kind if k in DEFAULT_OUTPUTS]
 
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _known_kinds(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            known = [k.value for k in Kind]
-            for item in value:
-                if isinstance(item, Kind):
-                    continue
-                if item not in known:
-                    raise ValueError(f"unknown output kind {item!r}; known kinds: {', '.join(known)}")
-        return value
+    _before: ClassVar[dict[str, Callable[[Any], Any]]] = {"outputs": _known_kinds}
 
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
+    def _check(self) -> None:
         if self.grafana.drift_policy not in ("overwrite", "keep", "report"):
             raise ValueError("grafana.drift_policy must be overwrite, keep or report")
-        return self
 
 
 ENV_PREFIX = "OBSCTL_"
@@ -309,10 +579,10 @@ def _leaf_annotation(path: list[str]) -> Any:
     model: Any = Settings
     annotation: Any = None
     for key in path:
-        fields = getattr(model, "model_fields", None)
+        fields = model.fields() if isinstance(model, type) and issubclass(model, _Strict) else None
         if not fields or key not in fields:
             return None
-        annotation = fields[key].annotation
+        annotation = fields[key][0]
         model = annotation
     return annotation
 
@@ -328,7 +598,7 @@ def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.upper().startswith(ENV_PREFIX):
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
-        if path[0] not in Settings.model_fields or not all(path):
+        if path[0] not in Settings.fields() or not all(path):
             continue
         parsed: Any = value
         if value.lstrip().startswith(("[", "{")) and not _is_text(_leaf_annotation(path)):
@@ -371,6 +641,6 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     data = _deep_merge(data, env_settings(os.environ))
     try:
         return Settings(**data)
-    except ValidationError as exc:
-        lines = [f"{path or 'settings'}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    except SettingsError as exc:
+        lines = [f"{path or 'settings'}: {'.'.join(map(str, loc))}: {msg}" for loc, msg in exc.errors]
         raise ConfigError("\n".join(lines)) from None

@@ -115,7 +115,7 @@ def test_templates_dir_setting_reaches_the_loader(tmp_path: Path) -> None:
 
 
 HEAVY = ("grafana_client", "fastapi", "uvicorn", "sqlalchemy", "alembic", "opentelemetry", "httpx", "niquests",
-         "psycopg", "obsctl.service", "obsctl.store", "obsctl.sinks.grafana", "pydantic_settings")
+         "psycopg", "obsctl.service", "obsctl.store", "obsctl.sinks.grafana", "pydantic", "pydantic_settings")
 
 
 @pytest.mark.parametrize("argv", [["validate", "--help"], ["validate", str(CATALOG)],
