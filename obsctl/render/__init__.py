@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import multiprocessing
+import multiprocessing.pool
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -182,9 +183,11 @@ def _render_serial(services: Sequence[Service], ctx: RenderContext) -> Iterator[
     yield from _finish(summaries, problems, ctx)
 
 
-def _finish(summaries: list[ServiceSummary], problems: list[Problem], ctx: RenderContext) -> Iterator[list[Artifact]]:
+def _finish(summaries: list[ServiceSummary], problems: list[Problem], ctx: RenderContext,
+            shared_of: Callable[[Sequence[ServiceSummary], RenderContext], list[Artifact]] = render_shared,
+            ) -> Iterator[list[Artifact]]:
     try:
-        shared = render_shared(summaries, ctx)
+        shared = shared_of(summaries, ctx)
     except SpecError as exc:
         problems.extend(exc.problems)
         shared = []
@@ -203,6 +206,39 @@ def _render_slice(bounds: tuple[int, int]) -> tuple[list[Artifact], list[Service
     for art in out[0]:
         art.digest  # noqa: B018 - hashed here, in parallel, not in the parent
     return out
+
+
+def _render_team_part(work: tuple[str, tuple[EntityRef, ...]]) -> tuple[list[Artifact], list[Problem] | None]:
+    """A worker's share of a per-team shared part: its artifacts (hashed), or the problems it raised."""
+    name, teams = work
+    ctx = _WORK[0][1]
+    part = next(p for p in shared_parts(ctx) if p.name == name)
+    try:
+        arts = part.render((), teams, ctx)
+    except SpecError as exc:
+        return [], list(exc.problems)
+    for art in arts:
+        art.digest  # noqa: B018 - hashed here, in parallel
+    return arts, None
+
+
+def _shared_over(pool: multiprocessing.pool.Pool, workers: int, summaries: Sequence[ServiceSummary],
+                 ctx: RenderContext) -> list[Artifact]:
+    """`render_shared` with each per-team part (a team's gateway and sampler...) spread over the workers:
+    the same artifacts in the same order, and the same first failure."""
+    teams = teams_in_use(tuple(summaries))
+    artifacts: list[Artifact] = []
+    for part in shared_parts(ctx):
+        if part.reads != "team" or len(teams) < 2:
+            artifacts.extend(part.render(summaries, teams, ctx))
+            continue
+        size = max(1, -(-len(teams) // (4 * workers)))
+        for arts, problems in pool.imap(_render_team_part,
+                                        [(part.name, teams[i:i + size]) for i in range(0, len(teams), size)]):
+            if problems is not None:  # the serial render stops at its first failing team too
+                raise SpecError(problems)
+            artifacts.extend(arts)
+    return artifacts
 
 
 def default_workers() -> int:
@@ -240,11 +276,14 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
     else:
         _WORK[:] = [(services, ctx)]
         try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(bounds))) as pool:
+            size = min(workers, len(bounds))
+            with multiprocessing.get_context("fork").Pool(size) as pool:
                 for arts, sums, probs in pool.imap(_render_slice, bounds):
                     summaries.extend(sums)
                     problems.extend(probs)
                     yield arts
+                yield from _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size))
         finally:
             _WORK.clear()
+        return
     yield from _finish(summaries, problems, ctx)

@@ -4,6 +4,7 @@ problems are collected per service, and the cheap PromQL check agrees with the p
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import promql_parser
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.common import synthetic_catalog, templates
-from obsctl.errors import SpecError
+from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import Catalog, EventsSLI
 from obsctl.render import RenderContext, render_all, render_chunks, render_service, render_shared
@@ -31,6 +32,30 @@ def test_streamed_render_is_the_whole_render(workers: int) -> None:
     assert len(streamed) == len(whole)
     assert {a.id: a.body for a in streamed} == {k: a.body for k, a in whole.items()}
     assert all(a.digest == whole[a.id].digest for a in streamed)
+    serial = [a.id for chunk in render_chunks(catalog, TEMPLATES, EVERYTHING, workers=1) for a in chunk]
+    assert [a.id for a in streamed] == serial  # per-team shared parts spread over the workers keep their order
+
+
+def test_a_failing_team_part_fails_the_streamed_render_as_the_serial_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from obsctl.render import collectors
+
+    catalog = synthetic_catalog(130, 7)
+    teams = sorted({s.team for s in catalog.services}, key=str)
+    real = collectors.gateway_config
+
+    def failing(team: Any, *args: Any) -> Any:
+        if team in (teams[2], teams[5]):
+            raise SpecError([Problem("collectors/gateway.yaml", 0, str(team), "", "refused")])
+        return real(team, *args)
+
+    monkeypatch.setattr(collectors, "gateway_config", failing)  # the forked workers inherit it
+    found = []
+    for workers in (1, 2):
+        with pytest.raises(SpecError) as err:
+            for _ in render_chunks(catalog, TEMPLATES, EVERYTHING, workers=workers, chunk=40):
+                pass
+        found.append(err.value.problems)
+    assert found[0] == found[1] and [p.entity for p in found[0]] == [str(teams[2])]
 
 
 def test_service_and_shared_parts_make_the_whole() -> None:
