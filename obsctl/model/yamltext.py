@@ -77,8 +77,9 @@ def _scalar(value: Any) -> str:
 
 def _literal_ok(text: str) -> bool:
     return ("\n" in text and text[:1] not in (" ", "\t", "\n") and "\r" not in text
-            and _PRINTABLE_BLOCK.fullmatch(text) is not None and not any(
-                line.endswith((" ", "\t")) for line in text.split("\n")))
+            and _PRINTABLE_BLOCK.fullmatch(text) is not None
+            # no line ends with a space or a tab (str's search, not a scan per line: dashboards are long)
+            and " \n" not in text and "\t\n" not in text and not text.endswith((" ", "\t")))
 
 
 def _literal(text: str, indent: int) -> list[str]:
@@ -87,7 +88,10 @@ def _literal(text: str, indent: int) -> list[str]:
     chomp = "-" if trailing == 0 else ("" if trailing == 1 else "+")
     pad = " " * indent
     lines = [f"|{chomp}"]
-    lines.extend(pad + line if line else "" for line in body.split("\n"))
+    if body[:1] not in ("", "\n") and "\n\n" not in body:  # no empty line: indent them all at once
+        lines.append(pad + body.replace("\n", "\n" + pad))  # one element; the caller joins them with newlines
+    else:
+        lines.extend(pad + line if line else "" for line in body.split("\n"))
     lines.extend("" for _ in range(max(0, trailing - 1)))
     return lines
 
