@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from obsctl.errors import PermanentError, TemporaryError
-from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
+from obsctl.model.artifact import Artifact, Kind, Observed
 from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
@@ -85,11 +85,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def safe_join(root: Path, rel: str) -> Path:
-    """root/rel, refusing anything that escapes root (absolute paths, '..')."""
+def _check_rel(rel: str) -> str:
     if rel.startswith("/") or "\\" in rel or any(p in ("..", "") for p in rel.split("/")):
         raise PermanentError(f"unsafe artifact path {rel!r}")
-    return root / rel
+    return rel
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """root/rel, refusing anything that escapes root (absolute paths, '..')."""
+    return root / _check_rel(rel)
 
 
 def _signature(path: Path) -> _Signature | None:
@@ -104,15 +108,16 @@ def _stat_key(st: os.stat_result) -> _Stat:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
-def _read_with_stat(path: Path) -> tuple[bytes, os.stat_result]:
+def _read_with_stat(path: str) -> tuple[bytes, os.stat_result]:
     """The bytes of a file and the stat of the very file read (not of what replaced it meanwhile)."""
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         return fh.read(), os.fstat(fh.fileno())
 
 
-def _read_or_empty(path: Path) -> bytes:
+def _read_or_empty(path: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read()
     except (FileNotFoundError, IsADirectoryError):
         return b""
 
@@ -150,9 +155,10 @@ class FilesSink:
         self._delta: dict[str, Entry | None] = {}  # this sink's journal folded by path (None: not ours any more)
         self._lines = 0  # records in the journal
         self._journal_checked = False  # the journal ends with a whole line (a crash may have cut one)
-        # path -> (stat, digest of the bytes under that stat), as this process last hashed the file,
-        # only when the stat was settled: what a fast listing trusts
-        self._trusted: dict[str, tuple[_Stat, str]] = {}
+        # path -> (stat, entry, observed) when this process last hashed the file, found the entry's digest
+        # and the stat settled: a fast listing answers with that observed while stat and entry are the same
+        self._trusted: dict[str, tuple[_Stat, Entry, Observed]] = {}
+        self._where: dict[str, str] = {}  # path -> absolute path, checked once
 
     # -- ownership records --------------------------------------------------------------------
 
@@ -290,32 +296,36 @@ class FilesSink:
         A body is held only for a drifted file (for its diff); the others read theirs on demand.
         """
         out: dict[str, Observed] = {}
+        kinds = {k.value for k in self.kinds}
+        root = os.fspath(self.root)
         with self._lock:
             self._sync()
             now = time.time_ns()
             for rel, entry in self._files.items():
-                if kind_of(entry.id) not in self.kinds:
+                if entry.id.partition("/")[0] not in kinds:
                     continue
-                path = safe_join(self.root, rel)
-                read = functools.partial(_read_or_empty, path)
+                path = self._where.get(rel)
+                if path is None:
+                    path = self._where[rel] = os.path.join(root, _check_rel(rel))
                 try:
                     st = os.stat(path)
-                    if not deep and self._trusted.get(rel) == (_stat_key(st), entry.digest):
-                        out[entry.id] = Observed(entry.id, None, entry.digest, owner=entry.owner, read=read)
+                    trusted = self._trusted.get(rel)
+                    if not deep and trusted is not None and trusted[0] == _stat_key(st) and trusted[1] == entry:
+                        out[entry.id] = trusted[2]
                         continue
                     body, st = _read_with_stat(path)
                 except FileNotFoundError:
                     self._trusted.pop(rel, None)
                     out[entry.id] = Observed(entry.id, b"", entry.digest, drifted=True, owner=entry.owner)
                     continue
-                digest = hashlib.sha256(body).hexdigest()
-                drifted = digest != entry.digest
+                drifted = hashlib.sha256(body).hexdigest() != entry.digest
+                observed = Observed(entry.id, body if drifted else None, entry.digest, drifted, owner=entry.owner,
+                                    read=functools.partial(_read_or_empty, path))
                 if not drifted and now - st.st_ctime_ns >= self._settle_ns:
-                    self._trusted[rel] = (_stat_key(st), digest)
+                    self._trusted[rel] = (_stat_key(st), entry, observed)
                 else:
                     self._trusted.pop(rel, None)
-                out[entry.id] = Observed(entry.id, body if drifted else None, entry.digest, drifted,
-                                         owner=entry.owner, read=read)
+                out[entry.id] = observed
         return out
 
     def put(self, artifact: Artifact) -> None:
