@@ -171,8 +171,7 @@ def run(ctx: Context) -> list[Row]:
     desired = _desired(ctx, n, parts)
     rows: list[Row] = []
 
-    def record(sink_name: str, sink: Any, parallelism: int, extra: str = "", peer: int | None = None,
-               settle: bool = False) -> None:
+    def record(sink_name: str, sink: Any, parallelism: int, extra: str = "", peer: int | None = None) -> None:
         mine = {k: a for k, a in desired.items() if a.kind in sink.kinds}
         sink.prepare(mine.values())
         label = f"{inputs}; {sink_name}: {len(mine)} artifacts{extra}"
@@ -181,11 +180,6 @@ def run(ctx: Context) -> list[Row]:
         _l1, first, w1, f1, _u1 = _sync(sink, mine, parallelism)
         cpu1, peer1 = sum(os.times()[:2]), _cpu_of(peer)
         say(f"[apply]   first apply {fmt_s(first)}: {w1} writes, {f1} failures")
-        if settle:  # files: the first listing after a write hashes what was written once (FilesSink's docs)
-            ls, settled, ws, _fs, _us = _sync(sink, mine, parallelism)
-            ctx.note(f"apply: {sink_name}: the first resync after the first apply hashes the files just written: "
-                     f"{fmt_s(settled)} (listing {fmt_s(ls)}), {ws} writes")
-            cpu1, peer1 = sum(os.times()[:2]), _cpu_of(peer)
         l2, second, w2, f2, u2 = _sync(sink, mine, parallelism)
         cpu2, peer2 = sum(os.times()[:2]), _cpu_of(peer)
         say(f"[apply]   resync {fmt_s(second)} (listing {fmt_s(l2)}): {w2} writes, {f2} failures, {u2} unchanged")
@@ -240,10 +234,10 @@ def run(ctx: Context) -> list[Row]:
     if "files" not in parts:
         return rows
     root = ctx.work / "apply-files"
-    record("rule files (FilesSink)", FilesSink(root / "rules", {Kind.PROMETHEUS_RULES}, name="rules"), 1, settle=True)
+    record("rule files (FilesSink)", FilesSink(root / "rules", {Kind.PROMETHEUS_RULES}, name="rules"), 1)
     rows.extend(_files_after(ctx, "rule files (FilesSink)", lambda: FilesSink(root / "rules", {Kind.PROMETHEUS_RULES},
                                                                               name="rules"), desired, inputs))
-    record("collector files (collector_sink)", collector_sink(root / "collectors"), 1, settle=True)
+    record("collector files (collector_sink)", collector_sink(root / "collectors"), 1)
     rows.extend(_files_after(ctx, "collector files (collector_sink)", lambda: collector_sink(root / "collectors"),
                              desired, inputs))
     ctx.note("apply: file sinks run without promtool/otelcol validation; manifest bytes after the run: "

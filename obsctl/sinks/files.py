@@ -23,13 +23,15 @@ Only files in the manifest or the journal are ever deleted; a file whose bytes n
 digest recorded for it was edited by hand (drift) and is rewritten.
 
 Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
-A fast listing stats each file and trusts the recorded digest when its size, mtime, ctime and inode
-are what this process saw when it last hashed the file, and that hash was taken at least
-`settle_seconds` after the file's last change (a change within the same timestamp tick would look
-the same: such a file is hashed again). Every write, rename over, truncate or utime moves ctime,
-which an edit cannot set back, so a fast listing finds every edit and deletion made through the
-filesystem; the deep listing on a full resync every `deep_every_seconds` also covers what stat cannot
-see (a filesystem with unreliable times, bytes restored beneath it).
+A fast listing stats each file and trusts the recorded digest while its size, mtime, ctime and inode
+are those this process saw right after writing the file, or when it last hashed it and found the
+recorded digest. Every write, rename over, truncate or utime moves ctime, which an edit cannot set
+back, so a fast listing finds every edit and deletion made through the filesystem, except a write
+of the same size in the same timestamp tick as the one seen (a jiffy at most; none on filesystems
+with fine-grained timestamps). So a file someone else changed is trusted again only once its last
+change is `settle_seconds` old (until then every listing hashes it: the editor may still be
+writing). The deep listing on a full resync every `deep_every_seconds` covers the rest (such a
+same-tick write, a filesystem with unreliable times, bytes restored beneath it).
 """
 
 from __future__ import annotations
@@ -360,6 +362,10 @@ class FilesSink:
                     self._append({"path": artifact.path, **before._asdict()})
                     self._set(artifact.path, before)
                 raise
+            # what obsctl just wrote needs no hashing before a fast listing trusts it (see the module doc)
+            path = os.fspath(target)
+            self._trusted[artifact.path] = (_stat_key(os.stat(path)), entry, Observed(
+                entry.id, None, entry.digest, owner=entry.owner, read=functools.partial(_read_or_empty, path)))
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file, then its record; empty directories are removed too."""
