@@ -15,10 +15,9 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
@@ -67,8 +66,7 @@ class SettingsError(ValueError):
         self.errors = errors
 
 
-@dataclass(frozen=True)
-class _Bounds:
+class _Bounds(NamedTuple):
     default: Any
     ge: float | None = None
     gt: float | None = None

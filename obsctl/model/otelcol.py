@@ -41,10 +41,8 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 __all__ = [
     "COLLECTOR_VERSION",
@@ -103,8 +101,7 @@ class Signal(StrEnum):
 Stage = Literal["decode", "validate", "build", "startup", "policy"]
 
 
-@dataclass(frozen=True)
-class RuleInfo:
+class RuleInfo(NamedTuple):
     """What a rule checks and where the rule comes from."""
 
     summary: str
@@ -171,8 +168,7 @@ RULES: Mapping[str, RuleInfo] = {
 }
 
 
-@dataclass(frozen=True)
-class CollectorConfigProblem:
+class CollectorConfigProblem(NamedTuple):
     """One reason the collector (or obsctl's policy) rejects a config.
 
     `component` names where the problem is, in the collector's notation
@@ -209,8 +205,7 @@ def _name_char_ok(ch: str) -> bool:
     return unicodedata.category(ch)[0] not in "ZCS"
 
 
-@dataclass(frozen=True, order=True)
-class ComponentID:
+class ComponentID(NamedTuple):
     """A component id `type[/name]`, validated like the collector's component.ID."""
 
     type: str
@@ -242,8 +237,7 @@ class ComponentID:
         return f"{self.type}/{self.name}" if self.name else self.type
 
 
-@dataclass(frozen=True, order=True)
-class _PipelineID:
+class _PipelineID(NamedTuple):
     signal: str
     name: str = ""
 
@@ -270,8 +264,7 @@ def _fail(rule: str, detail: str, stage: Stage = "validate") -> _Reject:
 Loc = tuple[int | str, ...]
 
 
-@dataclass(frozen=True)
-class _Error:
+class _Error(NamedTuple):
     """One decoding error at `loc` (keys and list indexes from the component body).
 
     `kind` is a rule id of RULES, or "extra" (unknown key), "mapping"/"list" (wrong container),
@@ -485,7 +478,6 @@ class Block:
         return f"Block({self.__dict__!r})"
 
 
-@dataclass(frozen=True, eq=False)
 class Table:
     """A config block's field table and checks; `decode` turns a mapping into a Block.
 
@@ -494,17 +486,23 @@ class Table:
     collector decodes those, and the plain blocks nested in them, ignoring unknown keys; strictness
     resumes in optional sections, which decode on their own. `extra` is what unknown keys are:
     "forbid" (errors), "allow" (kept), "remain" (a policy extension's settings: any mapping).
+    `null_means_empty` lists keys whose null means "present with defaults".
     """
 
-    name: str
-    fields: Mapping[str, FieldRow]
-    checks: tuple[Check, ...] = ()
-    normalisers: tuple[Callable[[Any], Any], ...] = ()
-    optional: bool = False
-    lenient: bool = False
-    null_means_empty: frozenset[str] = frozenset()  # keys whose null means "present with defaults"
-    extra: Literal["forbid", "allow", "remain"] = "forbid"
-    doc: str = ""
+    __slots__ = ("__plan", "checks", "doc", "extra", "fields", "lenient", "name", "normalisers",
+                 "null_means_empty", "optional")
+
+    def __init__(self, name: str, fields: Mapping[str, FieldRow], checks: tuple[Check, ...] = (),
+                 normalisers: tuple[Callable[[Any], Any], ...] = (), *, optional: bool = False,
+                 lenient: bool = False, null_means_empty: frozenset[str] = frozenset(),
+                 extra: Literal["forbid", "allow", "remain"] = "forbid", doc: str = "") -> None:
+        self.name, self.fields, self.checks, self.normalisers = name, fields, checks, normalisers
+        self.optional, self.lenient, self.null_means_empty, self.extra = optional, lenient, null_means_empty, extra
+        self.doc = doc
+        self.__plan: _Plan | None = None
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r}, {list(self.fields)!r})"
 
     def decode(self, data: Any) -> Block:
         """Decode and check `data`; raise DecodeError listing every problem."""
@@ -518,9 +516,13 @@ class Table:
         """The block as an absent (or empty) section decodes, without its checks."""
         return Block(self._plan.defaults | overrides, frozenset(overrides))
 
-    @cached_property
+    @property
     def _plan(self) -> _Plan:
-        # Built on first decode, so importing the module stays cheap.
+        if self.__plan is None:  # built on first decode, so importing the module stays cheap
+            self.__plan = self._make_plan()
+        return self.__plan
+
+    def _make_plan(self) -> _Plan:
         defaults = {key: _default(default) for key, (_, default) in self.fields.items()
                     if default is not REQUIRED}
         required = tuple(key for key, (_, default) in self.fields.items() if default is REQUIRED)
@@ -528,23 +530,20 @@ class Table:
         return _Plan(defaults, required, order)
 
 
-@dataclass(frozen=True)
-class _Plan:
+class _Plan(NamedTuple):
     defaults: dict[str, Any]  # shared read-only values (nested defaults are Blocks nobody mutates)
     required: tuple[str, ...]
     order: dict[int | str, int]  # a key's place in the table: errors are reported in table order
 
 
-@dataclass(frozen=True)
-class ListOf:
+class ListOf(NamedTuple):
     """A list column; `before` reshapes the raw value first (configopaque's map-style lists)."""
 
     item: FieldType
     before: Callable[[Any], Any] | None = None
 
 
-@dataclass(frozen=True)
-class MapOf:
+class MapOf(NamedTuple):
     """A map column: string keys, values of one type."""
 
     value: FieldType
@@ -2372,8 +2371,7 @@ _R, _P, _E, _C, _X = (ComponentKind.RECEIVER, ComponentKind.PROCESSOR, Component
 _CORE, _CONTRIB = "go.opentelemetry.io/collector", "github.com/open-telemetry/opentelemetry-collector-contrib"
 
 
-@dataclass(frozen=True)
-class Component:
+class Component(NamedTuple):
     """One row of the component table: what the pinned collector release ships, and how its config decodes."""
 
     kind: ComponentKind
@@ -2530,8 +2528,7 @@ def _decode_problems(component: str, err: DecodeError) -> list[CollectorConfigPr
     return problems
 
 
-@dataclass
-class _Defined:
+class _Defined(NamedTuple):
     ids: dict[ComponentKind, dict[ComponentID, Any]]
     # Only ids whose type is known (unknown ones are reported once and then ignored).
     known: dict[ComponentKind, set[ComponentID]]
@@ -2655,8 +2652,7 @@ def _id_list(value: Any, where: str, problems: list[CollectorConfigProblem], com
     return out
 
 
-@dataclass
-class _Pipeline:
+class _Pipeline(NamedTuple):
     id: _PipelineID
     signal: Signal
     receivers: list[ComponentID]
