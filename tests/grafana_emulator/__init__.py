@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import math
 import os
 import re
@@ -334,7 +333,7 @@ class GrafanaEmulator:
     def dashboards(self) -> dict[str, Json]:
         """{uid: stored dashboard model} (deep copies; change state through the API or ui_edit)."""
         with self._lock:
-            return {uid: copy.deepcopy(rec.model) for uid, rec in self._store.dashboards.items()}
+            return {uid: rec.model for uid, rec in self._store.dashboards.items()}  # each a fresh parse
 
     @property
     def folders(self) -> dict[str, Json]:

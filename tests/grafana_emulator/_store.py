@@ -70,12 +70,17 @@ class Principal:
 
 @dataclass
 class DashboardRec:
-    """A stored dashboard: the JSON model plus the columns Grafana keeps beside it."""
+    """A stored dashboard: the JSON model plus the columns Grafana keeps beside it.
+
+    The model is kept serialised (`data`): 10,000 stored dashboards as Python objects made every
+    full garbage collection walk ~16 M objects, which was half the emulator's CPU on bulk saves.
+    `model` parses a fresh copy; assigning it serialises.
+    """
 
     id: int
     uid: str
     title: str
-    model: Json
+    data: bytes
     folder_uid: str
     version: int
     created: float
@@ -85,6 +90,16 @@ class DashboardRec:
     tags: list[str]
     provisioned_external_id: str | None = None
     plugin_id: str = ""
+
+    @property
+    def model(self) -> Json:
+        """A fresh copy of the stored JSON model."""
+        model: Json = parse_json(self.data)
+        return model
+
+    @model.setter
+    def model(self, value: Json) -> None:
+        self.data = json_bytes(value)
 
 
 @dataclass
@@ -417,7 +432,7 @@ class Store:
                 id=new_id,
                 uid=uid,
                 title=title,
-                model=model,
+                data=b"",  # set below, once id/uid/version are in the model
                 folder_uid=target_folder,
                 version=version,
                 created=now,
@@ -430,9 +445,10 @@ class Store:
         else:
             rec = existing
             version, parent_version = dash_version + 1, dash_version
-            rec.title, rec.model, rec.folder_uid, rec.version = title, model, target_folder, version
+            rec.title, rec.folder_uid, rec.version = title, target_folder, version
             rec.updated, rec.updated_by = now, principal.login
         model.update({"id": rec.id, "uid": rec.uid, "version": version, "title": title})
+        rec.model = model
         rec.tags = _string_tags(model)
         self._add_version(rec, parent_version, principal.login, message)
         slug = slugify(title)
@@ -465,7 +481,7 @@ class Store:
                 created=rec.updated,
                 created_by=login,
                 message=message,
-                data=json_bytes(rec.model),
+                data=rec.data,  # immutable bytes: the version shares them
             )
         )
         self._next_version_id += 1
@@ -480,9 +496,8 @@ class Store:
             return self._folder_as_dashboard(folder, principal)
         folder_meta = {"folderUid": "", "folderId": 0, "folderTitle": ROOT_FOLDER_TITLE, "folderUrl": ""}
         folder_meta.update(self._folder_fields(rec.folder_uid))
-        # A shallow copy: stored models are replaced on save, never changed in place, and answers are
-        # serialised under the store's lock.
-        model = {**rec.model, "version": rec.version}
+        model = rec.model
+        model["version"] = rec.version
         meta: Json = {
             "type": "db",
             "canSave": principal.at_least("Editor"),
@@ -611,7 +626,7 @@ class Store:
     def ui_edit(self, uid: str, mutate: Callable[[Json], Json | None], login: str, message: str) -> Json:
         """Save a changed copy of a dashboard's model as a new version, as the Grafana UI would."""
         rec = self.dashboards[uid]
-        model = copy.deepcopy(rec.model)
+        model = rec.model
         returned = mutate(model)
         if returned is not None:
             model = returned
@@ -644,7 +659,7 @@ class Store:
             id=self._take_id(),
             uid=uid,
             title=title,
-            model=model,
+            data=b"",
             folder_uid=folder_uid or "",
             version=1,
             created=now,
@@ -654,6 +669,7 @@ class Store:
             tags=[],
         )
         model.update({"id": rec.id, "uid": uid, "version": 1, "title": title})
+        rec.model = model
         rec.tags = _string_tags(model)
         self.dashboards[uid] = rec
         self._add_version(rec, 0, login, "")
@@ -699,23 +715,25 @@ class Store:
         kind = (query.get("type") or [""])[0]
         sort = (query.get("sort") or [""])[0]
 
-        hits: list[tuple[tuple[str, str, str], bool, Json]] = []
+        # Matches are sorted by key and only the requested page is built: listing 10,000 dashboards in
+        # pages of 5,000 must not build every hit for every page.
+        hits: list[tuple[tuple[str, str, str], bool, FolderRec | DashboardRec]] = []
         if kind != "dash-db" and not tags:
             for f in self.folders.values():
                 if self._matches(f.uid, f.id, f.title, f.parent_uid, text, dash_uids, dash_ids, parents):
-                    hits.append((_title_key(f.title, f.uid), True, self._folder_hit(f)))
+                    hits.append((_title_key(f.title, f.uid), True, f))
         if kind != "dash-folder":
             for d in self.dashboards.values():
                 if tags and not tags.issubset(d.tags):
                     continue
                 if self._matches(d.uid, d.id, d.title, d.folder_uid, text, dash_uids, dash_ids, parents):
-                    hits.append((_title_key(d.title, d.uid), False, self._dashboard_hit(d)))
+                    hits.append((_title_key(d.title, d.uid), False, d))
         hits.sort(key=lambda h: h[0], reverse=(sort == "alpha-desc"))
         window = hits[(page - 1) * limit : page * limit]
         if not sort:
             # Without an explicit sort Grafana lists the folders of a page before its dashboards.
             window.sort(key=lambda h: not h[1])
-        return [h[2] for h in window]
+        return [self._folder_hit(r) if isinstance(r, FolderRec) else self._dashboard_hit(r) for _, _, r in window]
 
     @staticmethod
     def _matches(
