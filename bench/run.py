@@ -22,6 +22,8 @@ Benchmarks (modules under bench/, each `run(ctx) -> list[Row]`):
                 one-query-per-SLO-and-window pattern
 - registration  `bench/bench_registration.py` (the service's): p50/p99 from a new registration (directory
                 file, API call, Backstage entity) to all its artifacts in place, in a running `obsctl serve`
+- startup       import time of `obsctl validate --help`, `validate` and `render` on the sample catalog
+                (python -X importtime, sum of module self-times; target under 300 ms)
 
 Every benchmark prints its inputs (N, seed, versions). The table goes to stdout and, with the
 machine description and the notes, to bench/RESULTS.md (rows are kept per benchmark in
@@ -48,9 +50,9 @@ from typing import Any
 
 from bench.common import REPO, SEED, Context, Row, machine, say
 
-BENCHMARKS = ("render", "apply", "rules", "reports", "registration")
+BENCHMARKS = ("render", "apply", "rules", "reports", "registration", "startup")
 MODULES = {"render": "bench.render", "apply": "bench.apply", "rules": "bench.rules_eval",
-           "reports": "bench.reports", "registration": "bench.bench_registration"}
+           "reports": "bench.reports", "registration": "bench.bench_registration", "startup": "bench.startup"}
 RESULTS = REPO / "bench" / "RESULTS.md"
 COLUMNS = ("benchmark", "inputs", "metric", "value", "target", "verdict")
 
