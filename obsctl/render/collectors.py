@@ -112,10 +112,11 @@ def _percent(value: Any, what: str) -> float:
     return number
 
 
-def _agent_values(svc: Service, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """Every value the agent template of a service is filled with."""
+def _agent_values(svc: Service, templates: Templates, options: RenderOptions,
+                  endpoints: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every value the agent template of a service is filled with (`endpoints`: its team's, if known)."""
     settings = _settings(templates, options)
-    values = _endpoint_values(settings, svc.team)
+    values = dict(endpoints) if endpoints is not None else _endpoint_values(settings, svc.team)
     head = _percent(settings.get("agent_sampling_percent", 100), "agent_sampling_percent")
     environment = conv.service_environment(svc, options.environment)
     values.update({
@@ -251,46 +252,96 @@ class _AgentShape:
     manifest: symbolic.Template | None
 
 
+def _whole_names(template: Any) -> frozenset[str]:
+    """The placeholders that only ever stand as a whole string value, outside the service's pipelines (whose
+    processor lists are edited by name): their values are written as one YAML scalar each."""
+    whole: set[str] = set()
+    partial: set[str] = set()
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*path, i))
+        elif isinstance(node, str):
+            names = placeholders.names(node)
+            if len(names) == 1 and placeholders.PLACEHOLDER.fullmatch(node) and path[:2] != ("service", "pipelines"):
+                whole.update(names)
+            else:
+                partial.update(names)
+    walk(template, ())
+    return frozenset(whole - partial)
+
+
+def _names_in(template: Any) -> frozenset[str]:
+    """Every placeholder name in a parsed template."""
+    if isinstance(template, dict):
+        return frozenset().union(*(_names_in(v) for v in template.values()))
+    if isinstance(template, list):
+        return frozenset().union(*(_names_in(v) for v in template))
+    return frozenset(placeholders.names(template)) if isinstance(template, str) else frozenset()
+
+
 def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) -> tuple[bytes, bytes] | None:
     """The agent file and operator manifest of a service, substituted into its shape's text; None when the
-    template or the service's strings do not allow it (then they are built and checked the ordinary way).
+    template or the service's values do not allow it (then they are built and checked the ordinary way).
 
-    The per-service strings (`_OPAQUE`, the manifest's name, namespace and owner) are whole string values,
-    one line each, so each is written as the same YAML scalar wherever it stands, and the check's verdict does
-    not depend on them (`_opaque_in`). A shape is built and checked once with stand-ins; a shape whose check
-    fails is left to the ordinary path, which reports the real problems.
+    The check's verdict does not depend on the `_OPAQUE` values (`_opaque_in`): it is taken once per set of
+    the other values, with stand-ins for those, and a failing set is left to the ordinary path (which
+    reports the real problems). The text does not depend on any value standing as a whole string (one line,
+    written as one YAML scalar wherever it stands; `_whole_names`) besides through that scalar: it is built
+    once per set of the remaining values with stand-ins, and each service's scalars are substituted.
     """
     templates, options = ctx.templates, ctx.options
     agent_template = templates.collectors.agent
-    opaque = ctx.memo.get("collectors.opaque")
-    if opaque is None:
-        opaque = ctx.memo["collectors.opaque"] = _opaque_in(agent_template)
-    if not opaque:
+    found = ctx.memo.get("collectors.whole_names")
+    if found is None:
+        found = ctx.memo["collectors.whole_names"] = (
+            _whole_names(agent_template) if _opaque_in(agent_template) else frozenset(),
+            _names_in(agent_template) | {"slow_statements", "agent_sampling_percent"})  # read by _agent_from too
+    names, used = found
+    if not names:
         return None
-    values = _agent_values(svc, templates, options)
+    by_team: dict[EntityRef, dict[str, Any]] = ctx.memo.setdefault("collectors.endpoints", {})
+    endpoints = by_team.get(svc.team)
+    if endpoints is None:
+        if len(by_team) >= _SHAPES_MAX:
+            by_team.clear()
+        endpoints = by_team[svc.team] = _endpoint_values(_settings(templates, options), svc.team)
+    values = _agent_values(svc, templates, options, endpoints)
+    verdicts: dict[str, bool] = ctx.memo.setdefault("collectors.verdicts", {})
+    # only the values the template reads make the config (the others are settings for other templates)
+    verdict_key = repr(sorted((k, v) for k, v in values.items() if k in used and k not in _OPAQUE))
+    valid = verdicts.get(verdict_key)
+    if valid is None:
+        if len(verdicts) >= _SHAPES_MAX:
+            verdicts.clear()
+        config = _agent_from({**values, **{k: symbolic.sentinel(i) for i, k in enumerate(_OPAQUE)}}, templates)
+        valid = verdicts[verdict_key] = not validate_collector_config(config)
+    if not valid:
+        return None
     owner = str(svc.ref)
-    strings = [values[k] for k in _OPAQUE] + [conv.collector_agent_name(svc), svc.namespace, owner]
-    if any(not isinstance(v, str) or "\n" in v for v in strings):
+    text_names = tuple(sorted(k for k in names if isinstance(values.get(k), str)))
+    strings = [values[k] for k in text_names] + [conv.collector_agent_name(svc), svc.namespace, owner]
+    if any("\n" in v for v in strings):
         return None
-    shapes: dict[Any, _AgentShape | None] = ctx.memo.setdefault("collectors.agents", {})
-    key = (agents, crds, repr(sorted((k, v) for k, v in values.items() if k not in _OPAQUE)))
-    shape = shapes.get(key, _AgentShape(None, None))
-    if key not in shapes:
+    shapes: dict[Any, _AgentShape] = ctx.memo.setdefault("collectors.agents", {})
+    key = (agents, crds, text_names,
+           repr(sorted((k, v) for k, v in values.items() if k in used and k not in text_names)))
+    shape = shapes.get(key)
+    if shape is None:
         if len(shapes) >= _SHAPES_MAX:
             shapes.clear()
         stand_ins = [symbolic.sentinel(i) for i in range(len(strings))]
-        config = _agent_from({**values, **dict(zip(_OPAQUE, stand_ins, strict=False))}, templates)
-        if validate_collector_config(config):
-            shape = shapes[key] = None
-        else:
-            n = len(_OPAQUE)
-            manifest = _operator_manifest(stand_ins[n], stand_ins[n + 1], "sidecar", config, owner=stand_ins[n + 2],
-                                          options=options) if crds else None
-            shape = shapes[key] = _AgentShape(
-                symbolic.Template.of(yamltext.dump(config, sort_keys=True).encode()) if agents else None,
-                symbolic.Template.of(yamltext.dump(manifest, sort_keys=True).encode()) if manifest else None)
-    if shape is None:
-        return None
+        n = len(text_names)
+        config = _agent_from({**values, **dict(zip(text_names, stand_ins, strict=False))}, templates)
+        manifest = _operator_manifest(stand_ins[n], stand_ins[n + 1], "sidecar", config, owner=stand_ins[n + 2],
+                                      options=options) if crds else None
+        shape = shapes[key] = _AgentShape(
+            symbolic.Template.of(yamltext.dump(config, sort_keys=True).encode()) if agents else None,
+            symbolic.Template.of(yamltext.dump(manifest, sort_keys=True).encode()) if manifest else None)
     scalars = [yamltext.one_line(v).encode() for v in strings]
     header = header_line(conv.FILE_HEADER.format(owner=owner))
     return (header + shape.agent.fill(scalars) if shape.agent else b"",
