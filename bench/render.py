@@ -91,6 +91,40 @@ class _PssPeak:
         self._thread.join()
 
 
+STAGE_N = 1000  # services rendered serially, stage by stage, after the timed run
+
+
+def _stages(catalog: Any, tpl: Any, options: Any, n: int) -> dict[str, float]:
+    """CPU ms per service of each stage of a serial render of the first `n` services (after a warm-up
+    service), the shared artifacts of their teams, and hashing the bodies: which stage dominates."""
+    import hashlib
+
+    from obsctl.render import RenderContext, _modules, render_shared, summary_of
+
+    ctx = RenderContext.of(catalog, tpl, options)
+    services = sorted(catalog.services, key=lambda s: str(s.ref))[:n]
+    out: dict[str, float] = {}
+    bodies: list[bytes] = []
+    for mod in _modules(ctx.renderers):
+        fn = getattr(mod, "render_service", None)
+        if fn is None:
+            continue
+        fn(services[0], ctx)
+        t0 = time.process_time()
+        for svc in services:
+            bodies.extend(a.body for a in fn(svc, ctx))
+        out[mod.__name__.rsplit(".", 1)[1]] = (time.process_time() - t0) * 1000 / len(services)
+    t0 = time.process_time()
+    summaries = [summary_of(svc, tpl) for svc in services]
+    render_shared(summaries, ctx)
+    out["summaries + shared"] = (time.process_time() - t0) * 1000 / len(services)
+    t0 = time.process_time()
+    for body in bodies:
+        hashlib.sha256(body).hexdigest()
+    out["hashing"] = (time.process_time() - t0) * 1000 / len(services)
+    return out
+
+
 def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "all", workers: int = 0) -> None:
     t0 = time.perf_counter()
     from obsctl.render import default_workers, render_all, render_chunks
@@ -133,6 +167,7 @@ def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "a
     cpu_workers = _cpu_s(resource.RUSAGE_CHILDREN)
     rss_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rss_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    stages = _stages(catalog, tpl, _options(outputs), min(n, STAGE_N))
     if save:  # the apply benchmark reuses this desired state instead of rendering it again (not timed)
         import pickle
 
@@ -143,7 +178,7 @@ def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "a
                       "kinds": dict(sorted(kinds.items())), "rss_before_render_mb": rss_before,
                       "mb_by_kind": {k: round(v / 1e6, 1) for k, v in sorted(kind_mb.items())},
                       "rss_parent_mb": rss_parent, "rss_worker_mb": rss_worker, "workers": workers,
-                      "pss_peak_mb": pss.peak_kb / 1024.0,
+                      "pss_peak_mb": pss.peak_kb / 1024.0, "stages_ms": stages,
                       "cpu_parent_s": cpu_parent, "cpu_workers_s": cpu_workers,
                       "load": " / ".join(f"{x:.2f}" for x in os.getloadavg())}))
 
@@ -188,6 +223,11 @@ def run(ctx: Context) -> list[Row]:
                         f"{pss:.0f} MB", f"< {TARGET_MB:g} MB" if big else "", verdict(m_ok) if big else ""))
         rows.append(Row(NAME, inputs, "peak RSS: parent + workers x largest worker (shared pages counted again)",
                         f"{rss:.0f} MB ({d['rss_parent_mb']:.0f} + {d['workers']} x {d['rss_worker_mb']:.0f})"))
+        if d.get("stages_ms"):
+            stages = d["stages_ms"]
+            top = max(stages, key=stages.get)
+            rows.append(Row(NAME, inputs, f"CPU ms per service by stage (serial, {min(n, STAGE_N)} services)",
+                            ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + f"; dominant: {top}"))
         rows.append(Row(NAME, inputs, "artifacts rendered", f"{d['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
         ctx.note(f"render N={n} ({outputs}): load average at the end {d['load']}; catalog built and templates "
                  f"parsed in {fmt_s(d['setup_s'])} (not timed); "
