@@ -289,7 +289,7 @@ def round_stages(work: Path, held: int) -> list[Row]:
         sink.put = timed("apply", sink.put)  # type: ignore[method-assign]
         sink.delete = timed("apply", sink.delete)  # type: ignore[method-assign]
         sink.finish = timed("apply", sink.finish)  # type: ignore[method-assign]
-    renderer = IncrementalRenderer(templates, render_options(settings))
+    renderer = IncrementalRenderer(templates, render_options(settings), pack=True)  # as serve composes it
     loop = Reconciler(source, timed("load", catalog_loader(templates, settings)), timed("render", renderer.isolated),
                       sinks)
     stop = threading.Event()
@@ -297,8 +297,10 @@ def round_stages(work: Path, held: int) -> list[Row]:
     watcher.start()
     rows: list[Row] = []
     try:
-        loop.run_once(full=True)  # the first convergence (not timed)
-        time.sleep(1.5)  # the watcher is up
+        deadline = time.monotonic() + 30
+        while source.sources[0].watch_mode != "inotify" and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        loop.run_once(full=True)  # the first convergence, the watcher up (not timed)
         (catalog / "stage-new.yaml").write_text(yaml.safe_dump(service_doc("stage-new", owner="team-payments")))
         time.sleep(0.5)  # inotify reported it
         for label, full in (("event round: 1 new service", False), ("full resync, nothing changed", True)):

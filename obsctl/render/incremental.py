@@ -12,13 +12,15 @@ test checks it over random sequences of catalog edits).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from obsctl.errors import Problem, SpecError
-from obsctl.model.artifact import Artifact, DesiredState
+from obsctl.model.artifact import Artifact, DesiredState, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.model.status import owner_key
@@ -26,6 +28,39 @@ from obsctl.render import render_service, shared_parts
 from obsctl.render.context import RenderContext, ServiceSummary, teams_in_use
 from obsctl.render.isolated import IsolatedRender, RenderFailure, assemble, failure_of
 from obsctl.render.options import RenderOptions
+
+
+class PackedArtifact(Artifact):
+    """An artifact whose body is held zlib-compressed: a serve process keeps every service's artifacts
+    between rounds, and bodies were most of its memory. The body is inflated when read (a write, a diff);
+    the digest is computed once, when packed."""
+
+    def __init__(self, kind: Kind, key: str, path: str, body: bytes, owner: str) -> None:
+        for name, value in (("kind", kind), ("key", key), ("path", path), ("owner", owner),
+                            ("_packed", zlib.compress(body, 1)), ("digest", hashlib.sha256(body).hexdigest())):
+            object.__setattr__(self, name, value)
+
+    @property
+    def body(self) -> bytes:  # the field, inflated on read
+        """The body, inflated."""
+        packed: bytes = self.__dict__["_packed"]
+        return zlib.decompress(packed)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any artifact with the same identity, path, owner and digest (packed or not)."""
+        if not isinstance(other, Artifact):
+            return NotImplemented
+        return (self.kind, self.key, self.path, self.owner, self.digest) == \
+            (other.kind, other.key, other.path, other.owner, other.digest)
+
+    __hash__ = Artifact.__hash__
+
+    @classmethod
+    def of(cls, art: Artifact) -> Artifact:
+        """`art` with its body packed (an artifact already packed is returned as it is)."""
+        if isinstance(art, PackedArtifact):
+            return art
+        return cls(art.kind, art.key, art.path, art.body, art.owner)
 
 
 @dataclass(frozen=True)
@@ -77,10 +112,12 @@ class IncrementalRenderer:
     Thread-safe (one render at a time). `only` selects renderers as `render_all` does.
     """
 
-    def __init__(self, templates: Templates, options: RenderOptions, only: Sequence[str] | None = None) -> None:
+    def __init__(self, templates: Templates, options: RenderOptions, only: Sequence[str] | None = None,
+                 pack: bool = False) -> None:
         self.templates = templates
         self.options = options
         self.only = list(only) if only else None
+        self.pack = pack  # hold bodies compressed (PackedArtifact): a long-lived process over a large catalog
         self._entries: dict[EntityRef, _Entry] = {}
         # each shared part's artifacts (per team for a part built team by team) and what they were built from
         self._shared: _SharedCache = {}
@@ -131,7 +168,8 @@ class IncrementalRenderer:
             except catch as exc:
                 failed(svc, exc)
                 continue
-            entries[svc.ref] = _Entry(svc, team, tuple(arts), summary)
+            entries[svc.ref] = _Entry(svc, team, tuple(map(PackedArtifact.of, arts)) if self.pack else tuple(arts),
+                                      summary)
             stats.rendered += 1
         return entries
 
@@ -235,7 +273,8 @@ class IncrementalRenderer:
                     artifacts = hit[1]
                 else:
                     try:
-                        artifacts = tuple(part.render(summaries, unit_teams, ctx))
+                        rendered = part.render(summaries, unit_teams, ctx)
+                        artifacts = tuple(map(PackedArtifact.of, rendered)) if self.pack else tuple(rendered)
                     except SpecError as exc:
                         if problems is None:
                             raise

@@ -159,7 +159,7 @@ class Runtime:
     def _renderer(self) -> Callable[[Catalog], IsolatedRender]:
         """Every service rendered in its own try (a failure isolates that service only), re-rendering only
         the services whose inputs changed."""
-        return IncrementalRenderer(self.templates, app.render_options(self.settings)).isolated
+        return IncrementalRenderer(self.templates, app.render_options(self.settings), pack=True).isolated
 
     def _leadership(self, leader: bool) -> None:
         if leader:

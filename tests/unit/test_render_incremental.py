@@ -141,7 +141,7 @@ def test_incremental_isolated_render_equals_a_full_isolated_render(ops: list[tup
     """What serve renders (every service in its own try, collisions isolated) equals render_isolated."""
     from obsctl.render.isolated import render_isolated
 
-    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS, pack=True)  # as serve holds them: bodies compressed
     catalog = BASE
     inc.isolated(catalog)
     for op, i, j in ops:
@@ -151,3 +151,19 @@ def test_incremental_isolated_render_equals_a_full_isolated_render(ops: list[tup
         assert list(got.desired) == list(want.desired)
         assert all(got.desired[k].body == want.desired[k].body for k in want.desired)
         assert got.failures == want.failures
+
+
+def test_a_packed_artifact_reads_and_compares_as_the_artifact() -> None:
+    from dataclasses import replace as copy_with
+
+    from obsctl.model.artifact import Artifact
+    from obsctl.render.incremental import PackedArtifact
+
+    art = Artifact(Kind.PROMETHEUS_RULES, "default/x", "rules/x.yml", b"groups: []\n" * 200, "component:default/x")
+    packed = PackedArtifact.of(art)
+    assert packed.body == art.body and packed.digest == art.digest and packed.id == art.id
+    assert packed == art and art == packed and hash(packed) == hash(art)
+    assert len(packed.__dict__["_packed"]) < len(art.body) // 10
+    moved = copy_with(packed, path="elsewhere.yml")  # what the rule-file sink does on put
+    assert moved.path == "elsewhere.yml" and moved.body == art.body
+    assert packed != copy_with(art, body=b"other\n") and PackedArtifact.of(packed) is packed

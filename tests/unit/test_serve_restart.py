@@ -20,7 +20,7 @@ from tests.unit.test_loop import MemRecorder
 def _serve(settings: Settings, recorder: MemRecorder) -> tuple[Reconciler, IncrementalRenderer]:
     """The loop as `obsctl serve` composes it (a new process: new source, renderer and sinks)."""
     templates = load_templates(settings)
-    renderer = IncrementalRenderer(templates, render_options(settings))
+    renderer = IncrementalRenderer(templates, render_options(settings), pack=True)
     loop = Reconciler(build_source(settings), catalog_loader(templates, settings), renderer.isolated,
                       build_sinks(settings), recorder=recorder)
     return loop, renderer

@@ -38,7 +38,7 @@ class DashboardIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._expected: dict[str, Artifact] | None = None  # desired dashboards by uid, from the sink's prepare()
-        self._digests: dict[str, tuple[bytes, str]] = {}  # artifact id -> (body, digest): hash each body once
+        self._digests: dict[str, tuple[Artifact, str]] = {}  # artifact id -> (artifact, digest): hash each body once
         self._seen: dict[str, Seen] = {}
         self._drifted: set[str] = set()  # found drifted by a read and not rewritten since: fast listings read them
 
@@ -77,14 +77,15 @@ class DashboardIndex:
                 self._drifted.discard(uid)
 
     def digest_of(self, art: Artifact) -> str:
-        """art.digest, remembered while the body is the same object (the loop reuses unchanged renderings)."""
+        """art.digest, remembered while the artifact is the same object (the loop reuses unchanged renderings;
+        a packed artifact inflates its body on each read)."""
         with self._lock:
             known = self._digests.get(art.id)
-        if known is not None and known[0] is art.body:
+        if known is not None and known[0] is art:
             return known[1]
         digest = art.digest
         with self._lock:
-            self._digests[art.id] = (art.body, digest)
+            self._digests[art.id] = (art, digest)
         return digest
 
     def trusted_hit(self, hit: Mapping[str, Any], expected: Mapping[str, Artifact],
