@@ -247,7 +247,7 @@ class _Strict:
                 if default is _REQUIRED:
                     errors.append(((*loc, name), "Field required"))
                 else:
-                    values[name] = copy.deepcopy(default) if isinstance(default, list | dict) else default
+                    values[name] = copy.deepcopy(default) if isinstance(default, list | dict | _Strict) else default
                 continue
             raw = data[name]
             if name in cls._before:
