@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from enum import Enum
 
 
@@ -83,6 +82,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # only HTTP sinks need it: keep it off every command's start
+
     try:
         when = parsedate_to_datetime(value.strip()).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
