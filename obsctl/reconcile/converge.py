@@ -28,7 +28,7 @@ from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
 from obsctl.model.status import owner_key
 from obsctl.reconcile.apply import ApplyResult, Outcome, RetryPolicy, apply_plan
 from obsctl.reconcile.plan import Action, Change, Plan, make_plan
-from obsctl.sinks.base import Reloads, Sink
+from obsctl.sinks.base import ListsScoped, Reloads, Sink
 from obsctl.spec.load import LoadResult
 
 ALL_KINDS = frozenset(Kind)
@@ -164,7 +164,10 @@ def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks
     run.deep = hooks.deep(sink)
     try:
         sink.prepare(mine.values())
-        run.owned = dict(sink.list_owned(run.deep))
+        if policy.scope is not None and isinstance(sink, ListsScoped):  # the rest is counted, not planned
+            run.owned = dict(sink.list_scoped(policy.scope, run.deep))
+        else:
+            run.owned = dict(sink.list_owned(run.deep))
     except (TemporaryError, PermanentError) as exc:
         run.listed, run.error = False, f"list_owned failed: {exc}"
         return run

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 from opentelemetry import trace
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import Artifact, Observed
-from obsctl.sinks.base import Reloads, Sink, SinkContract
+from obsctl.sinks.base import ListsScoped, Reloads, Sink, SinkContract
 
 ErrorHook = Callable[[str, str], None]  # (sink name, error class)
 
@@ -62,6 +62,13 @@ class TracedSink:
     def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
         """List, traced."""
         with self._span("list_owned"):
+            return self.inner.list_owned(deep)
+
+    def list_scoped(self, scope: Collection[str], deep: bool = False) -> Mapping[str, Observed]:
+        """List (only `scope` read when the wrapped sink can), traced."""
+        with self._span("list_owned"):
+            if isinstance(self.inner, ListsScoped):
+                return self.inner.list_scoped(scope, deep)
             return self.inner.list_owned(deep)
 
     def put(self, artifact: Artifact) -> None:

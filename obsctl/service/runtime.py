@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
@@ -24,7 +24,7 @@ from obsctl.render.incremental import IncrementalRenderer
 from obsctl.render.isolated import IsolatedRender
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
-from obsctl.sinks.base import Observed, Reloads, Sink, SinkContract
+from obsctl.sinks.base import ListsScoped, Observed, Reloads, Sink, SinkContract
 from obsctl.sources.base import CombinedSource
 from obsctl.spec.templates import Templates
 from obsctl.store.leader import AlwaysLeader, Elector, PostgresLeader
@@ -84,6 +84,12 @@ class FencedSink:
 
     def list_owned(self, deep: bool = True) -> Mapping[str, Observed]:
         """The inner sink's listing (reads are not fenced)."""
+        return self.inner.list_owned(deep)
+
+    def list_scoped(self, scope: Collection[str], deep: bool = False) -> Mapping[str, Observed]:
+        """The inner sink's scoped listing, or its whole listing when it has none."""
+        if isinstance(self.inner, ListsScoped):
+            return self.inner.list_scoped(scope, deep)
         return self.inner.list_owned(deep)
 
     def put(self, artifact: Artifact) -> None:

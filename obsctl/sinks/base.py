@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from obsctl.model.artifact import Artifact, Kind, Observed
 
-__all__ = ["Observed", "Reloads", "Sink", "SinkContract", "url_location"]
+__all__ = ["ListsScoped", "Observed", "Reloads", "Sink", "SinkContract", "url_location"]
 
 
 def url_location(url: str) -> str:
@@ -73,6 +73,21 @@ class Sink(Protocol):
 
     def finish(self) -> None:
         """Called once after a batch of writes (reload a server, write an index)."""
+        ...
+
+
+@runtime_checkable
+class ListsScoped(Protocol):
+    """A sink that can list everything it owns while reading its backend only for some artifacts.
+
+    `list_scoped(scope, deep)` answers like `list_owned(deep)` for the ids in `scope`; every other owned
+    artifact comes as the sink's index last knew it (not read now: its body is None, its drift not
+    checked). Serve's event rounds use it: they plan only the artifacts that may have changed (the
+    scope) and only count the rest (the mass-delete guard), so reading those would be wasted work.
+    """
+
+    def list_scoped(self, scope: Collection[str], deep: bool = False) -> Mapping[str, Observed]:
+        """Everything owned; only the artifacts in `scope` read from the backend."""
         ...
 
 

@@ -43,7 +43,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -297,6 +297,13 @@ class FilesSink:
 
         A body is held only for a drifted file (for its diff); the others read theirs on demand.
         """
+        return self._list(deep, None)
+
+    def list_scoped(self, scope: Collection[str], deep: bool = False) -> dict[str, Observed]:
+        """Owned files of this sink's kinds, only those in `scope` looked at on disk (see ListsScoped)."""
+        return self._list(deep, scope)
+
+    def _list(self, deep: bool, scope: Collection[str] | None) -> dict[str, Observed]:
         out: dict[str, Observed] = {}
         kinds = {k.value for k in self.kinds}
         root = os.fspath(self.root)
@@ -305,6 +312,11 @@ class FilesSink:
             now = time.time_ns()
             for rel, entry in self._files.items():
                 if entry.id.partition("/")[0] not in kinds:
+                    continue
+                if scope is not None and entry.id not in scope:  # counted, not planned: the index's word
+                    trusted = self._trusted.get(rel)
+                    out[entry.id] = trusted[2] if trusted is not None and trusted[1] == entry else Observed(
+                        entry.id, None, entry.digest, owner=entry.owner)
                     continue
                 path = self._where.get(rel)
                 if path is None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 
 from obsctl.app import load_templates
 from obsctl.config import load_settings
@@ -23,6 +25,7 @@ from obsctl.reconcile.apply import apply_plan
 from obsctl.reconcile.converge import Policy, converge
 from obsctl.reconcile.loop import LoopConfig, Reconciler
 from obsctl.reconcile.plan import Action, make_plan
+from obsctl.reconcile.tracing import TracedSink
 from obsctl.sinks import files as files_module
 from obsctl.sinks.collectors import collector_sink
 from obsctl.sinks.files import JOURNAL_PREFIX, MANIFEST, FilesSink
@@ -52,7 +55,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
     real = files_module._read_with_stat
 
-    def counting(path: Path) -> tuple[bytes, os.stat_result]:
+    def counting(path: str) -> tuple[bytes, os.stat_result]:
         seen.append(path)
         return real(path)
 
@@ -259,6 +262,10 @@ class DepthRecorder(FilesSink):
         self.depths.append(deep)
         return super().list_owned(deep)
 
+    def list_scoped(self, scope: Collection[str], deep: bool = False) -> dict[str, Observed]:
+        self.depths.append(deep)
+        return super().list_scoped(scope, deep)
+
 
 def test_serve_lists_deep_on_its_first_full_resync_then_fast_until_the_deep_interval(tmp_path: Path) -> None:
     templates = load_templates(load_settings())
@@ -273,3 +280,30 @@ def test_serve_lists_deep_on_its_first_full_resync_then_fast_until_the_deep_inte
     r.run_once(full=True)
     assert hourly.depths == [True, False, False]
     assert every.depths == [True, False, True]
+
+
+def test_a_scoped_listing_reads_only_the_scope_and_counts_the_rest(tmp_path: Path, reads: list[Path]) -> None:
+    sink, desired = written(tmp_path)
+    (tmp_path / "rules" / "s1.yml").unlink()  # outside the scope: not looked at
+    (tmp_path / "rules" / "s2.yml").write_text("s2: edited\n")  # in the scope: found
+    reads.clear()
+    owned = sink.list_scoped({"prometheus-rules/s2", "prometheus-rules/new"})
+    assert sorted(owned) == sorted(desired)
+    assert [aid for aid, o in owned.items() if o.drifted] == ["prometheus-rules/s2"]
+    assert [Path(p) for p in reads] == [tmp_path / "rules" / "s2.yml"]
+    assert not owned["prometheus-rules/s1"].drifted and owned["prometheus-rules/s1"].digest == desired[
+        "prometheus-rules/s1"].digest
+
+
+def test_an_event_round_plans_its_scope_and_the_next_full_round_repairs_the_rest(tmp_path: Path) -> None:
+    sink, desired = written(tmp_path)
+    traced = TracedSink(sink, trace.get_tracer("test"))
+    (tmp_path / "rules" / "s1.yml").unlink()
+    new = art("new")
+    grown = {**desired, new.id: new}
+    event = converge(grown, [traced], Policy(scope=frozenset({new.id})))
+    assert [(c.action, c.id) for c in event.runs[0].plan.writes] == [(Action.CREATE, new.id)]
+    assert len(event.runs[0].owned) == 10  # everything owned is still counted
+    full = converge(grown, [traced], Policy())
+    assert [(c.action, c.id) for c in full.runs[0].plan.writes] == [(Action.UPDATE, "prometheus-rules/s1")]
+    assert (tmp_path / "rules" / "s1.yml").read_text() == "s1: 1\n"
