@@ -209,7 +209,10 @@ class StatusBook:
                 if o.id == "finish":
                     sr.failed += 1
                     continue
-                st_new = self._status_from(sink.name, o, changes.get(o.id), now)
+                change = changes.get(o.id)
+                if o.state is OutcomeState.UNCHANGED and self._settled(sink.name, o.digest, change):
+                    continue  # still as last recorded: nothing new to keep (most of a full resync)
+                st_new = self._status_from(sink.name, o, change, now)
                 if st_new is None:
                     forgotten.append((sink.name, o.id))
                     self.statuses.pop((sink.name, o.id), None)
@@ -232,6 +235,17 @@ class StatusBook:
             if forgotten:
                 self.recorder.delete_statuses(forgotten)
         return sr
+
+    def _settled(self, sink: str, digest: str, change: Change | None) -> bool:
+        """An unchanged outcome whose status already says so (what `_status_from` would build, but the time)."""
+        art = change.artifact if change else None
+        if art is None or (change is not None and change.observed is not None and change.observed.drifted):
+            return False
+        prev = self.statuses.get((sink, art.id))
+        return (prev is not None and prev.state in (ArtifactState.APPLIED, ArtifactState.UNCHANGED)
+                and prev.desired_digest == digest and prev.applied_digest == digest and not prev.drifted
+                and not prev.error and not prev.error_class and prev.failures == 0 and prev.next_retry_at is None
+                and prev.owner == art.owner and prev.path == art.path)
 
     def _status_from(self, sink: str, o: Outcome, change: Change | None, now: float) -> ArtifactStatus | None:
         art = change.artifact if change else None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
+import os
+import stat
 import threading
 from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.source import SourceFile
@@ -32,33 +35,74 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
         return [SourceFile(str(root), root.read_bytes())]
     if not root.is_dir():
         raise PermanentError(f"catalog path {root} does not exist")
-    seen: set[Path] = set()
+    names = [g[3:] for g in globs if g.startswith("**/") and "/" not in g[3:] and "**" not in g[3:]]
+    found = _walk(root, names) if len(names) == len(globs) else _glob(root, globs)
     out: list[SourceFile] = []
-    for pattern in globs:
-        for path in sorted(root.glob(pattern)):
-            rel = path.relative_to(root)
-            if path in seen or not path.is_file() or any(rel.match(x) for x in exclude):
-                continue
-            if any(part.startswith(".") for part in rel.parts):
-                continue
-            seen.add(path)
-            out.append(_read(root / rel, cache))
+    kept: set[str] = set()
+    for rel in found:
+        if any(PurePosixPath(rel).match(x) for x in exclude):
+            continue
+        path = f"{root}/{rel}"
+        got = _read(path, cache)
+        if got is not None:
+            kept.add(path)
+            out.append(got)
     if cache is not None:
-        for gone in set(cache) - {str(root / p.relative_to(root)) for p in seen}:
+        for gone in set(cache) - kept:
             del cache[gone]
     return out
 
 
-def _read(path: Path, cache: dict[str, tuple[tuple[int, int, int], SourceFile]] | None) -> SourceFile:
-    st = path.stat()
+def _glob(root: Path, globs: Sequence[str]) -> list[str]:
+    """Paths (relative, `/`-separated) matching any glob, pattern by pattern, each sorted, without hidden parts."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for pattern in globs:
+        for path in sorted(root.glob(pattern)):
+            rel = path.relative_to(root)
+            if any(part.startswith(".") for part in rel.parts) or rel.as_posix() in seen:
+                continue
+            seen.add(rel.as_posix())
+            out.append(rel.as_posix())
+    return out
+
+
+def _walk(root: Path, names: Sequence[str]) -> list[str]:
+    """As `_glob` for patterns `**/NAME` (the defaults), in one walk of the tree: pathlib's order (pattern by
+    pattern, sorted by parts), symlinked directories not entered, hidden directories skipped."""
+    found: list[list[tuple[list[str], str]]] = [[] for _ in names]
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        for name in files:
+            if name.startswith("."):
+                continue
+            for i, pattern in enumerate(names):
+                if fnmatch.fnmatchcase(name, pattern):
+                    rel = prefix + name
+                    found[i].append((rel.split("/"), rel))
+                    break
+    return [rel for group in found for _parts, rel in sorted(group)]
+
+
+def _read(path: str, cache: dict[str, tuple[tuple[int, int, int], SourceFile]] | None) -> SourceFile | None:
+    """The file (None when it is not a regular file), from the cache while its stat did not change."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
     key = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = cache.get(str(path)) if cache is not None else None
+    hit = cache.get(path) if cache is not None else None
     if hit is not None and hit[0] == key:
         return hit[1]
-    data = path.read_bytes() if st.st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
-    found = SourceFile(str(path), data)
+    with open(path, "rb") as fh:
+        data = fh.read() if st.st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
+    found = SourceFile(path, data)
     if cache is not None:
-        cache[str(path)] = (key, found)
+        cache[path] = (key, found)
     return found
 
 
@@ -171,9 +215,7 @@ class DirectorySource:
                     if path.is_dir() or any(k.startswith(f"{path}/") for k in self._cache):
                         return False  # a directory came or went: walk
                     selected = any(rel.match(n) for n in names)
-                    if selected and path.is_file():
-                        _read(path, self._cache)
-                    else:
+                    if not (selected and _read(str(path), self._cache)):
                         self._cache.pop(str(path), None)
         except (ValueError, OSError):
             return False
