@@ -15,7 +15,7 @@ from obsctl.model.entities import Catalog
 from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import ALL_KINDS, Policy, carry_forward
-from obsctl.render import render_all
+from obsctl.render import render_all, render_on_every_core
 from obsctl.render.options import CatalogIntegration, KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import LoadResult, load_catalog
@@ -160,7 +160,7 @@ def render_selection(path: Path, settings: Settings, templates: Templates, only:
     result = load_path(path, settings, templates, routing=alerting_selected(selection))
     if phase:
         phase(f"rendering {len(result.catalog.services)} services")
-    desired = render_all(result.catalog, templates, dataclasses.replace(options, outputs=selection))
+    desired = render_on_every_core(result.catalog, templates, dataclasses.replace(options, outputs=selection))
     return Rendered(result, desired), selection
 
 

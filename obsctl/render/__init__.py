@@ -287,3 +287,10 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
             _WORK.clear()
         return
     yield from _finish(summaries, problems, ctx)
+
+
+def render_on_every_core(catalog: Catalog, templates: Templates, options: RenderOptions,
+                         only: Sequence[str] | None = None) -> DesiredState:
+    """`render_all`, the services spread over worker processes (`render_chunks`) when this process may fork:
+    the one-off commands (render, plan, apply) use every core."""
+    return desired_state([a for chunk in render_chunks(catalog, templates, options, only) for a in chunk])
