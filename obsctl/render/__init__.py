@@ -275,6 +275,7 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
             yield arts
     else:
         _WORK[:] = [(services, ctx)]
+        _modules(ctx.renderers)  # imported once here, not once per worker (and again here for the shared part)
         try:
             size = min(workers, len(bounds))
             with multiprocessing.get_context("fork").Pool(size) as pool:

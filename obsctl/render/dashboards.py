@@ -20,7 +20,6 @@ from obsctl.errors import Problem, SpecError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import SLO, AvailabilitySLI, BudgetingMethod, Catalog, EntityRef, LatencySLI, Service, Team
-from obsctl.model.escape import promql
 from obsctl.model.platform import DASHBOARD_LAYOUT as LAYOUT
 from obsctl.model.platform import DASHBOARD_PANELS as PANELS
 from obsctl.model.platform import DASHBOARD_RUNTIMES as RUNTIMES
@@ -430,15 +429,24 @@ def _compile(shape: _Shape, strings: _Strings, ctx: RenderContext) -> _Compiled 
     """The shape built once with stand-ins, or None when its strings cannot simply be substituted."""
     templates, options, lib = ctx.templates, ctx.options, _library(ctx)
     values = strings.flat()
+    return _compile_board(lambda stand_ins: _build(shape, strings.unflat(stand_ins), templates, options, lib),
+                          values, strings.query_slots(), len(values) - len(strings.links) - len(strings.tags) - 2)
+
+
+def _compile_board(build: Callable[[list[str]], dict[str, Any]], values: Sequence[str], allowed: frozenset[int],
+                   uid_slot: int) -> _Compiled | None:
+    """A dashboard built once by `build` from stand-ins for `values` (its strings, the uid at `uid_slot`, those
+    escaped for a PromQL string at `allowed`), or None when the strings cannot simply be substituted."""
     stand_ins = symbolic.stand_ins(values)
+    if not stand_ins[uid_slot]:
+        return None
     try:
         with symbolic.record() as rec:
-            board = _build(shape, strings.unflat(stand_ins), templates, options, lib)
+            board = build(stand_ins)
     except (symbolic.Unsubstitutable, SpecError):
         return None
     if self_check(board):
         return None
-    allowed = strings.query_slots()
     query_slots: set[int] = set()
     for panel in board["panels"]:
         for target in panel.get("targets", []):
@@ -446,10 +454,21 @@ def _compile(shape: _Shape, strings: _Strings, ctx: RenderContext) -> _Compiled 
             if slots is None:
                 return None
             query_slots |= slots
-    uid_slot = len(values) - len(strings.links) - len(strings.tags) - 2
-    if not stand_ins[uid_slot]:
-        return None
     return _Compiled(symbolic.Template.of(cv.grafana_json(board)), rec, uid_slot, frozenset(query_slots))
+
+
+def _substituted(key: Any, values: Sequence[str], ctx: RenderContext,
+                 compile_: Callable[[], _Compiled | None]) -> bytes | None:
+    """The JSON of a dashboard whose strings are `values`, from its shape's compiled text (None: build it)."""
+    cache: dict[Any, Any] = ctx.memo.setdefault("dashboards.shapes", {})
+    compiled = cache.get(key, _NOT_COMPILED)
+    if compiled is _NOT_COMPILED:
+        if len(cache) >= _COMPILED_MAX:
+            cache.clear()
+        compiled = cache[key] = compile_()
+    if isinstance(compiled, _Compiled) and compiled.accepts(values):
+        return compiled.template.fill([symbolic.json_inner(v) for v in values])
+    return None
 
 
 _COMPILED_MAX = 4096  # dashboard shapes kept per render context
@@ -463,15 +482,9 @@ def _service_dashboard(svc: Service, ctx: RenderContext) -> tuple[str, bytes]:
     shape = _shape_of(svc, links, ctx)
     strings = _strings_of(svc, ctx.team, links)
     values = strings.flat()
-    cache: dict[Any, Any] = ctx.memo.setdefault("dashboards.shapes", {})
-    key = (shape, tuple(not v for v in values))
-    compiled = cache.get(key, _NOT_COMPILED)
-    if compiled is _NOT_COMPILED:
-        if len(cache) >= _COMPILED_MAX:
-            cache.clear()
-        compiled = cache[key] = _compile(shape, strings, ctx)
-    if isinstance(compiled, _Compiled) and compiled.accepts(values):
-        return strings.uid, compiled.template.fill([symbolic.json_inner(v) for v in values])
+    body = _substituted((shape, tuple(not v for v in values)), values, ctx, lambda: _compile(shape, strings, ctx))
+    if body is not None:
+        return strings.uid, body
     board = _build(shape, strings, templates, options, lib)
     errs = self_check(board)
     if errs:
@@ -557,15 +570,43 @@ def _info_join(info_matchers: str) -> str:
     return f"* on({on}) group_left({cv.LABEL_TEAM}) {cv.SERIES_INFO}{info_matchers}"
 
 
-def _team_overview(ref: EntityRef, team_of: TeamLookup, options: RenderOptions, lib: Library) -> dict[str, Any]:
-    values = {**_common_vars(options), "team": Var.label(ref.name), "team_namespace": Var.label(ref.namespace),
-              "team_title": Var.label(_team_title(team_of, ref))}
-    values["overview_join"] = Var.fragment(
-        _info_join(f'{{{cv.LABEL_TEAM}="{promql.grafana_string_body(ref.name)}"}}'))
-    links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, f"team:{ref.name}"]),
+def _team_strings(ref: EntityRef, team_of: TeamLookup) -> list[str]:
+    """Every string a team's overview takes from the team: name, namespace and title (text and PromQL forms),
+    uid, tags, and the team tag its link selects."""
+    name, namespace, title = Var.label(ref.name), Var.label(ref.namespace), Var.label(_team_title(team_of, ref))
+    return [name.text, name.expr, namespace.text, namespace.expr, title.text, title.expr, cv.team_overview_uid(ref),
+            *cv.team_overview_tags(ref), f"team:{ref.name}"]
+
+
+_TEAM_QUERY_SLOTS = frozenset({1, 3, 5})
+_TEAM_UID_SLOT = 6
+
+
+def _team_board(s: Sequence[str], options: RenderOptions, lib: Library) -> dict[str, Any]:
+    """A team's SLO overview from its strings (`_team_strings`): they are only ever concatenated."""
+    values = {**_common_vars(options), "team": Var(s[0], s[1]), "team_namespace": Var(s[2], s[3]),
+              "team_title": Var(s[4], s[5])}
+    values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{s[1]}"}}'))
+    links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, s[-1]]),
              _link("SLO overview", f"/d/{cv.ORG_OVERVIEW_UID}", "dashboard")]
-    return _overview(lib, "team", cv.team_overview_uid(ref), cv.team_overview_tags(ref), values=values,
-                     options=options, links=links)
+    return _overview(lib, "team", s[_TEAM_UID_SLOT], list(s[_TEAM_UID_SLOT + 1:-1]), values=values, options=options,
+                     links=links)
+
+
+def _team_dashboard(ref: EntityRef, ctx: RenderContext) -> tuple[str, bytes]:
+    """A team overview's uid and JSON: substituted into the shape's JSON where that is exact, else built."""
+    values = _team_strings(ref, ctx.team)
+    options, lib = ctx.options, _library(ctx)
+    body = _substituted(("team", len(values), tuple(not v for v in values)), values, ctx, lambda: _compile_board(
+        lambda stand_ins: _team_board(stand_ins, options, lib), values, _TEAM_QUERY_SLOTS, _TEAM_UID_SLOT))
+    if body is not None:
+        return values[_TEAM_UID_SLOT], body
+    board = _team_board(values, options, lib)
+    errs = self_check(board)
+    if errs:
+        owner = str(ref)
+        raise SpecError([Problem(owner, 0, owner, f"dashboard {board.get('uid')}", e) for e in errs])
+    return values[_TEAM_UID_SLOT], cv.grafana_json(board)
 
 
 def _org_overview(options: RenderOptions, lib: Library) -> dict[str, Any]:
@@ -653,7 +694,11 @@ def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Arti
         title = _team_title(ctx.team, ref)
         out.extend(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref), options))
         folders.append((uid, title))
-        guard(functools.partial(_team_overview, ref, ctx.team, options, lib), uid, str(ref))
+        if dashboards:
+            try:
+                out.extend(_artifacts_of(*_team_dashboard(ref, ctx), uid, str(ref), options))
+            except SpecError as exc:
+                problems.extend(exc.problems)
     guard(functools.partial(_org_overview, options, lib), cv.ROOT_FOLDER_UID, cv.OWNER)
     if problems:
         raise SpecError(problems)

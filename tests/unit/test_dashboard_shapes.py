@@ -182,3 +182,33 @@ def test_stand_ins_survive_every_escaping_and_are_cut_back_out() -> None:
     template = symbolic.Template.of(f'{{"a": "x{s}y", "b": "{symbolic.sentinel(2)}"}}'.encode())
     assert template.slots == (7, 2)
     assert template.fill([b""] * 2 + [b"TWO"] + [b""] * 4 + [b'q\\"']) == b'{"a": "xq\\"y", "b": "TWO"}'
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(_NAME, min_size=1, max_size=6, unique=True), titles=st.lists(_LONG, min_size=6, max_size=6),
+       namespace=st.sampled_from(["default", "ns-é", '"q"', "a b"]))
+def test_substituted_team_overviews_equal_built_ones(names: list[str], titles: list[str], namespace: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    teams = tuple(Team(EntityRef("group", namespace, n), title=t) for n, t in zip(names, titles, strict=False))
+    catalog = Catalog((), teams)
+    refs = tuple(t.ref for t in teams)
+
+    def shared(compile_board: Any) -> Any:
+        with monkeypatch.context() as m:
+            if compile_board is not None:
+                m.setattr(dashboards, "_compile_board", compile_board)
+            try:
+                return [(a.id, a.body) for a in dashboards.render_shared(refs, RenderContext.of(catalog, TEMPLATES,
+                                                                                                 OPTIONS))]
+            except SpecError as exc:
+                return exc.problems
+
+    compiled: list[Any] = []
+
+    def spy(*a: Any) -> Any:
+        compiled.append(real(*a))
+        return compiled[-1]
+
+    real = dashboards._compile_board
+    assert shared(spy) == shared(lambda *_a: None)
+    assert any(isinstance(c, dashboards._Compiled) for c in compiled)  # the team overview shape was substituted
