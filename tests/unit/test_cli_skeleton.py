@@ -36,6 +36,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"obsctl {__version__}"
 
 
+def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "obsctl", "validate", str(CATALOG), "--config", str(SETTINGS)],
+                          capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "obsctl", "render", "--only", "bogus", str(CATALOG)],
+                         capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "bogus" in bad.stderr
+
+
 def _parsers(parser: argparse.ArgumentParser, name: str = "obsctl"
              ) -> list[tuple[str, argparse.ArgumentParser]]:
     found = [(name, parser)]
