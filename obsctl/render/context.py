@@ -42,18 +42,23 @@ class RenderContext:
     options: RenderOptions
     teams: Mapping[EntityRef, Team] = field(default_factory=dict)
     renderers: tuple[str, ...] = RENDERER_NAMES
-    # Values derived once per context (the parsed dashboard library, collector settings), by name.
+    # Values derived once per context (dashboard and collector shapes...), by name: from the templates, the
+    # options and their own keys only, never from the catalog (a renderer may hand them to its next context).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, catalog: Catalog, templates: Templates, options: RenderOptions,
-           only: tuple[str, ...] | list[str] | None = None) -> RenderContext:
-        """The context of a catalog (its teams by ref), with the renderers `only` names (all by default)."""
+           only: tuple[str, ...] | list[str] | None = None, memo: dict[str, Any] | None = None) -> RenderContext:
+        """The context of a catalog (its teams by ref), with the renderers `only` names (all by default).
+
+        `memo`: the derived values of an earlier context with the same templates and options (they depend on
+        nothing else), so a long-lived renderer does not derive them again every round.
+        """
         names = tuple(n for n in RENDERER_NAMES if not only or n in only)
         teams: dict[EntityRef, Team] = {}
         for team in catalog.teams:
             teams.setdefault(team.ref, team)  # the first wins, as Catalog.team answers
-        return cls(templates, options, teams, names)
+        return cls(templates, options, teams, names, {} if memo is None else memo)
 
     def team(self, ref: EntityRef) -> Team | None:
         """The team entity with that ref, if the catalog has it."""

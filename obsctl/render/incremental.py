@@ -18,6 +18,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState, Kind
@@ -123,6 +124,7 @@ class IncrementalRenderer:
         self._shared: _SharedCache = {}
         self._assembly: _Assembly | None = None  # the last isolated render, when it had no collision
         self._lock = threading.Lock()
+        self._memo: dict[str, Any] = {}  # the contexts' derived values (shapes): templates and options are fixed
         self.stats = RenderStats()
 
     def __call__(self, catalog: Catalog) -> DesiredState:
@@ -131,7 +133,7 @@ class IncrementalRenderer:
             return self._render(catalog)
 
     def _render(self, catalog: Catalog) -> DesiredState:
-        ctx = RenderContext.of(catalog, self.templates, self.options, self.only)
+        ctx = RenderContext.of(catalog, self.templates, self.options, self.only, self._memo)
         stats = RenderStats()
         problems: list[Problem] = []
 
@@ -178,7 +180,7 @@ class IncrementalRenderer:
         render, or collides with another owner's identifiers, is a located failure of its own (the
         reconcile loop keeps its last good artifacts); the others render as `__call__` would."""
         with self._lock:
-            ctx = RenderContext.of(catalog, self.templates, self.options, self.only)
+            ctx = RenderContext.of(catalog, self.templates, self.options, self.only, self._memo)
             stats = RenderStats()
             failures: dict[str, RenderFailure] = {}
 
