@@ -26,6 +26,7 @@ from obsctl.reconcile.converge import Policy, converge
 from obsctl.reconcile.loop import LoopConfig, Reconciler
 from obsctl.reconcile.plan import Action, make_plan
 from obsctl.reconcile.tracing import TracedSink
+from obsctl.service.runtime import FencedSink
 from obsctl.sinks import files as files_module
 from obsctl.sinks.collectors import collector_sink
 from obsctl.sinks.files import JOURNAL_PREFIX, MANIFEST, FilesSink
@@ -307,3 +308,28 @@ def test_an_event_round_plans_its_scope_and_the_next_full_round_repairs_the_rest
     full = converge(grown, [traced], Policy())
     assert [(c.action, c.id) for c in full.runs[0].plan.writes] == [(Action.UPDATE, "prometheus-rules/s1")]
     assert (tmp_path / "rules" / "s1.yml").read_text() == "s1: 1\n"
+
+
+def test_the_serve_wrappers_pass_a_scoped_listing_through(tmp_path: Path, reads: list[Path]) -> None:
+    sink, _desired = written(tmp_path)
+    for wrapped in (FencedSink(sink, lambda: True), TracedSink(FencedSink(sink, lambda: True), trace.get_tracer("t"))):
+        (tmp_path / "rules" / "s3.yml").write_text("s3: edited\n")
+        reads.clear()
+        owned = wrapped.list_scoped({"prometheus-rules/s3"})
+        assert len(owned) == 10 and owned["prometheus-rules/s3"].drifted and len(reads) == 1
+    # a wrapped sink without scoped listings lists everything
+    plain = TracedSink(FencedSink(FilesOnlyOwned(tmp_path), lambda: True), trace.get_tracer("t"))
+    assert len(plain.list_scoped({"prometheus-rules/s3"})) == 10
+
+
+class FilesOnlyOwned:
+    """A sink with list_owned only (no ListsScoped)."""
+
+    name = "plain"
+    kinds = frozenset({Kind.PROMETHEUS_RULES})
+
+    def __init__(self, root: Path) -> None:
+        self._inner = FilesSink(root)
+
+    def list_owned(self, deep: bool = True) -> dict[str, Observed]:
+        return self._inner.list_owned(deep)
