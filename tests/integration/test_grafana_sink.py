@@ -22,6 +22,7 @@ from obsctl.reconcile.plan import Action, Plan, make_plan
 from obsctl.render import render_all
 from obsctl.render.options import RenderOptions
 from obsctl.sinks.grafana import GrafanaSink, desired_for
+from obsctl.sinks.grafana.client import GrafanaClient, HttpError
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import load_catalog
 from obsctl.spec.templates import Templates, parse_templates
@@ -703,3 +704,60 @@ def test_obsctl_apply_converges_grafana_from_settings(
     assert main(["apply", catalog_dir, "--only", "dashboards"]) == 1  # report: the drift fails the run
     assert "edited outside obsctl" in capsys.readouterr().err
     assert emu.dashboards[uid]["title"] == "Edited in the UI"
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def test_transport_auth_org_and_idle_connections_closed_by_the_server() -> None:
+    with GrafanaEmulator(strict_schema=False) as emu:
+        _transport_checks(emu)
+
+
+def _transport_checks(emu: GrafanaEmulator) -> None:
+    bearer = GrafanaClient(emu.url, "editor-token", parallelism=1)
+    basic = GrafanaClient(emu.url, ("admin", "admin"), parallelism=1)
+    other_org = GrafanaClient(emu.url, "admin-token", org_id=2, parallelism=1)
+    try:
+        created = bearer.http("POST", "/folders", json_body={"uid": "t-1", "title": "T1"})
+        assert created["uid"] == "t-1"
+        raw = b'{"dashboard": {"uid": "d-1", "title": "D1", "tags": ["x"]}, "folderUid": "t-1"}'
+        assert basic.http("POST", "/dashboards/db", body=raw)["uid"] == "d-1"  # bytes go out as given
+        assert emu.request_log[-1].body == json.loads(raw)
+        assert bearer.http("GET", "/search", params={"tag": ["x"], "type": "dash-db"})[0]["uid"] == "d-1"
+        with pytest.raises(PermanentError, match="401"):
+            other_org.http("GET", "/folders")  # the org header is sent: org 2 is not there
+        # The server closes its idle keep-alive connections: the next call must not be sent into them.
+        emu._server.close_connections()  # type: ignore[union-attr]
+        time.sleep(0.2)
+        assert bearer.http("GET", "/dashboards/uid/d-1")["dashboard"]["title"] == "D1"
+        assert basic.http("GET", "/folders/t-1")["title"] == "T1"
+        with pytest.raises(HttpError) as err:
+            bearer.http("GET", "/dashboards/uid/nope")
+        assert err.value.status == 404 and err.value.message == "Dashboard not found"
+    finally:
+        for client in (bearer, basic, other_org):
+            client.close()
+
+
+def test_transport_timeouts_and_refused_connections_are_temporary(emu: GrafanaEmulator) -> None:
+    client = GrafanaClient(emu.url, "editor-token", timeout=0.3, parallelism=1)
+    try:
+        emu.inject_fault(0, count=1, path_prefix="/api/folders", delay_s=1.0)
+        with pytest.raises(TemporaryError, match="timeout"):
+            client.http("GET", "/folders")
+        assert client.http("GET", "/folders") == []  # a fresh connection after the failed one
+        emu.inject_fault(503, count=1, retry_after=7)
+        with pytest.raises(TemporaryError) as err:
+            client.http("GET", "/folders")
+        assert err.value.retry_after == 7.0
+    finally:
+        client.close()
+    port = emu.port
+    emu.stop()
+    refused = GrafanaClient(f"http://127.0.0.1:{port}", "editor-token", timeout=1.0)
+    try:
+        with pytest.raises(TemporaryError, match="connection failed"):
+            refused.http("GET", "/folders")
+    finally:
+        refused.close()
