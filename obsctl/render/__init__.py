@@ -9,8 +9,10 @@ worker processes, so a large catalog never has all its bodies in memory at once.
 
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
+import itertools
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -279,10 +281,20 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
         try:
             size = min(workers, len(bounds))
             with multiprocessing.get_context("fork").Pool(size) as pool:
-                for arts, sums, probs in pool.imap(_render_slice, bounds):
+                # at most two chunks per worker in flight: a slow consumer holds the workers back instead of
+                # piling their bodies up here (imap would run ahead without bound)
+                todo = iter(bounds)
+                pending = collections.deque(pool.apply_async(_render_slice, (b,))
+                                            for b in itertools.islice(todo, 2 * size))
+                while pending:
+                    arts, sums, probs = pending.popleft().get()
+                    following = next(todo, None)
+                    if following is not None:
+                        pending.append(pool.apply_async(_render_slice, (following,)))
                     summaries.extend(sums)
                     problems.extend(probs)
                     yield arts
+                    del arts
                 yield from _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size))
         finally:
             _WORK.clear()
