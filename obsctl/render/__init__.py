@@ -253,7 +253,7 @@ def default_workers() -> int:
 
 def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions,
                   only: Sequence[str] | None = None, *, workers: int | None = None,
-                  chunk: int = 100) -> Iterator[list[Artifact]]:
+                  chunk: int = 50) -> Iterator[list[Artifact]]:
     """The artifacts of `render_all`, streamed in chunks (services in ref order, then the shared ones).
 
     With more than one worker the services are rendered by forked worker processes, `chunk` at a
