@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -761,3 +763,28 @@ def test_transport_timeouts_and_refused_connections_are_temporary(emu: GrafanaEm
             refused.http("GET", "/folders")
     finally:
         refused.close()
+
+
+def test_transport_a_redirect_is_a_clear_permanent_error() -> None:
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", "https://grafana.example/api/folders")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = GrafanaClient(f"http://127.0.0.1:{server.server_address[1]}", "token")
+    try:
+        with pytest.raises(PermanentError, match=r"301 redirect to https://grafana\.example/api/folders"):
+            client.http("GET", "/folders")
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -1,9 +1,9 @@
 """The Grafana HTTP client of the sink: pooled keep-alive connections, answers mapped to obsctl's errors.
 
 Temporary (retried): 5xx, 408, 429 (with Retry-After), timeouts, connection errors, an answer with no
-status. Permanent: 401/403, and a success answer that is not JSON. Every other 4xx (and 3xx: the API
-does not redirect) is an HttpError the caller decides about (400, 404, 409, 412, 422). Reads get a
-few quick retries: a listing must be complete or fail.
+status. Permanent: 401/403, a redirect (the API never redirects: the configured URL is wrong; it is
+not followed) and a success answer that is not JSON. Every other 4xx is an HttpError the caller
+decides about (400, 404, 409, 412, 422). Reads get a few quick retries: a listing must be complete or fail.
 
 The transport is the standard library's http.client, one persistent connection per concurrent
 caller: a call costs ~0.2 ms of CPU here against ~1 ms through grafana-client's niquests session,
@@ -179,6 +179,9 @@ class GrafanaClient:
                 return _parse(raw)
             except ValueError:
                 raise PermanentError(f"grafana: {what}: the answer is not JSON (is the URL Grafana's?)") from None
+        if status < 400:  # the API does not redirect: a proxy or the wrong scheme/path in the URL does
+            raise PermanentError(f"grafana: {what}: {status} redirect to {headers.get('Location', '?')}; set the "
+                                 "Grafana URL to the address it redirects to")
         message = message_of(status, raw)
         if is_temporary_status(status):
             raise TemporaryError(f"grafana: {what}: {status} {message}", parse_retry_after(headers.get("Retry-After")))
