@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Context, Row, fmt_s, say, synthetic_catalog, templates, verdict
+from bench.common import process_cpu_s as _cpu_of
 
 NAME = "apply"
 TOKEN = "bench-admin-token"
@@ -89,17 +90,6 @@ def _desired(ctx: Context, n: int, parts: tuple[str, ...]) -> dict[str, Any]:
                                                   options) for a in chunk}  # type: ignore[arg-type]
     say(f"[apply]   rendered in {fmt_s(time.perf_counter() - t)}")
     return desired
-
-
-def _cpu_of(pid: int | None) -> float:
-    """User + system CPU seconds of a process (Linux /proc), 0 when unknown."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def _sync(sink: Any, desired: dict[str, Any], parallelism: int, deep: bool = False

@@ -15,6 +15,7 @@ than the raw counters slo-generator reads), and the total extrapolated.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import statistics
@@ -23,7 +24,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from bench.common import Context, Row, fmt_s, say, synthetic_catalog, templates, verdict
+from bench.common import Context, Row, fmt_s, process_cpu_s, say, synthetic_catalog, templates, verdict
 
 NAME = "reports"
 SLO_GENERATOR_WINDOWS = ("1h", "12h", "7d", "28d")  # slo-generator's default error budget policy steps
@@ -141,12 +142,18 @@ def run(ctx: Context) -> list[Row]:
                             time.perf_counter() - started.pop(id(response.request), time.perf_counter())))
 
         client = httpx.Client(timeout=120, event_hooks={"request": [on_request], "response": [on_response]})
-        t = time.perf_counter()
+        prom_pid = prom.proc.pid if prom.proc is not None else None
+        load = os.getloadavg()
+        t, cpu, prom_cpu = time.perf_counter(), time.process_time(), process_cpu_s(prom_pid)
         try:
             report = build_report(catalog, tpl, prom.url, now=float(now), timeout=120, client=client)
         finally:
             client.close()
         wall = time.perf_counter() - t
+        cpu, prom_cpu = time.process_time() - cpu, process_cpu_s(prom_pid) - prom_cpu
+        ctx.note(f"reports: the report's CPU: obsctl process {cpu:.2f} s (parse, assembly, per-SLO reports), "
+                 f"Prometheus process {prom_cpu:.2f} s; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+                 f"when it started, on {os.cpu_count()} cores")
         ctx.note("reports: obsctl's queries, time to Prometheus's answer headers (evaluation; the body transfer "
                  "and parsing follow): " + "; ".join(f"{q!r} {fmt_s(dt)}" for q, dt in timings)
                  + f"; the whole report {fmt_s(wall)}")
