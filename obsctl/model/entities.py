@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 from obsctl.model.windows import AlertTier
 
@@ -211,11 +212,15 @@ class Catalog:
     teams: tuple[Team, ...] = ()
 
     def team(self, ref: EntityRef) -> Team | None:
-        """The team with that ref, if the catalog knows it."""
+        """The team with that ref, if the catalog knows it (the first, when two share a ref)."""
+        return self._teams_by_ref.get(ref)
+
+    @cached_property
+    def _teams_by_ref(self) -> dict[EntityRef, Team]:
+        found: dict[EntityRef, Team] = {}
         for team in self.teams:
-            if team.ref == ref:
-                return team
-        return None
+            found.setdefault(team.ref, team)
+        return found
 
     def teams_in_use(self) -> tuple[EntityRef, ...]:
         """Every team that owns at least one service, sorted."""

@@ -32,6 +32,7 @@ and frozen owners) is built by `desired.DesiredStates`, statuses and held retrie
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -419,7 +420,14 @@ class Reconciler:
                 self._full_requested = False
             if full:
                 next_full = now + self.config.resync_seconds
+                gc.unfreeze()
             self.run_once(full=full, reason=reason)
+            if full:
+                # What a full round leaves (catalog, rendered artifacts, statuses) lives until the next one: the
+                # cyclic collector need not walk it on every event round (at 10,000 services a walk of the heap
+                # costs an event round more than its work). Unfrozen, and so collectable, at the next full round.
+                gc.collect()
+                gc.freeze()
             woke = self._wake.wait(self._seconds_to_next(next_full))
             if self._stop.is_set():
                 break
@@ -444,6 +452,7 @@ class Reconciler:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        gc.unfreeze()
 
     @property
     def stopping(self) -> threading.Event:
