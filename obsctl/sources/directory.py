@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -171,11 +172,13 @@ class DirectorySource:
         self._scanned = False  # the cache holds a whole walk of the tree
         self._changed: set[Path] | None = None  # paths reported since the last read; None: unknown, walk
         self._root_id: tuple[int, int] | None = None  # (device, inode) of the root at the last walk
+        self._walk_started: float | None = None  # monotonic time the last walk began
 
     def fetch(self) -> FetchResult:
         """Every catalog file now; an unreadable tree is an outage (no prune), not an empty catalog."""
         with self._lock:
             self._changed = set() if self.watch_mode == "inotify" else None
+            self._walk_started = time.monotonic()
         try:
             with self._lock:
                 files = read_directory(self.root, self.globs, cache=self._cache)
@@ -246,12 +249,15 @@ class DirectorySource:
             try:
                 import watchfiles
 
+                started = time.monotonic()  # it reports every change from here on
                 for changes in watchfiles.watch(self.root, stop_event=stop, debounce=50, step=20,
                                                 raise_interrupt=False, rust_timeout=1000, yield_on_timeout=True):
-                    with self._lock:  # the watcher is up: from now on it reports every change
+                    with self._lock:  # the watcher is up: it reports every change since `started`
                         if self.watch_mode != "inotify":
                             self.watch_mode = "inotify"
-                            self._changed = None  # whatever changed before it watched: walk once
+                            # a walk that began before the watcher may have missed a change: walk once more
+                            walked_since = self._walk_started is not None and self._walk_started >= started
+                            self._changed = set() if walked_since else None
                     if not changes:
                         continue
                     paths = sorted({p for _, p in changes})
