@@ -637,8 +637,9 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
 
 
 def _group_kind(group: str) -> str:
-    """sli/meta/alerts (obsctl), sli-recordings/meta-recordings/alerts (Sloth), increase/burnrates/generic (Pyrra)."""
-    for suffix in ("-sli", "-meta", "-alerts", "-increase", "-generic"):
+    """sli/meta/period/alerts (obsctl), sli-recordings/meta-recordings/alerts (Sloth),
+    increase/burnrates/generic (Pyrra)."""
+    for suffix in ("-sli", "-meta", "-period", "-alerts", "-increase", "-generic"):
         if group.endswith(suffix):
             return suffix[1:]
     for part in ("sli-recordings", "meta-recordings", "alerts"):

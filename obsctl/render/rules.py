@@ -2,8 +2,9 @@
 
 Per SLO (labels service, catalog_namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
 
-- windows up to RAW_WINDOW_MAX_S (5m ... 6h): error and request rates on the raw counters and
-  their ratio;
+- windows up to RAW_WINDOW_MAX_S (5m ... 6h): the request rate on the raw counters, then the error
+  ratio, whose error rate reads that recorded request rate where it needs the total; the error rate
+  itself is recorded at 5m only (dashboards and reports read it there);
 - tiles: sums of the recorded 5m rates over the 5m and the hour before each evaluation, and how many
   rates each holds (`tile_rules`);
 - longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
@@ -13,7 +14,14 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
   hourly tiles;
 - timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
 - burn rate per window and for the period, objective, budget, remaining budget;
-- one alert per enabled MWMB tier, a no-data alert and an optional budget-exhausted alert.
+- one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
+  optional budget-exhausted alert.
+
+Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
+5m); `meta`, once a minute, the tiles, the ticket tiers' windows and the burn-rate series
+(dashboards); `period`, every 2 minutes, the period's figures and the SLO's constants; `alerts`
+every alert. Rule evaluation cost is mostly per rule and per sample read,
+so rules nothing reads at the alerting interval run once a minute.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -43,9 +51,13 @@ from obsctl.slo.alerts import enabled_tiers
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
-# The meta group scans the whole period per SLO (4 recorded series): once a minute is plenty for
-# reports and the budget-exhausted alert, and well inside Prometheus' 5m lookback.
+# The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
+# burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
 META_INTERVAL = "1m"
+# The period group's figures move once an hour (they add up hourly tiles): every 2 minutes is plenty for
+# reports and the budget-exhausted alert, and a missed evaluation still leaves a sample within
+# Prometheus' 5m lookback.
+PERIOD_INTERVAL = "2m"
 NO_DATA_FOR = "15m"
 BUDGET_EXHAUSTED_FOR = "5m"
 TICKET = "ticket"
@@ -108,6 +120,7 @@ class _SloRules:
         self.timeslices = slo.budgeting is BudgetingMethod.TIMESLICES
         self.groups = group_labels(slo)
         self.environment = cv.service_environment(svc, options.environment)
+        self.budget = number(slo.error_budget)
 
     # -- helpers -----------------------------------------------------------
 
@@ -149,50 +162,88 @@ class _SloRules:
             rules.append(self.record(cv.series(cv.SERIES_RATE_SAMPLES, t), f"count_over_time({total5}[{span}])"))
         return rules
 
+    def tiled_count(self, window_s: float, tile_s: float) -> str:
+        """How many 5m rates the tiles of `tile_s` over a window hold."""
+        return _tiled(self.ref(cv.SERIES_RATE_SAMPLES, _win(tile_s)), window_s, tile_s)
+
     def tiled_rates(self, window_s: float, tile_s: float) -> tuple[str, str]:
-        """(errors, requests) as average rates over a window, from the tiles of `tile_s`."""
+        """(errors, requests): the sums of the 5m rates over a window, from the tiles of `tile_s`.
+
+        Divided by `tiled_count` they are the average rates; their ratio is the error ratio.
+        """
         t = _win(tile_s)
-        count = _tiled(self.ref(cv.SERIES_RATE_SAMPLES, t), window_s, tile_s)
-        return (f"{_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s, tile_s)}\n/\n{count}",
-                f"{_tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s, tile_s)}\n/\n{count}")
+        return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s, tile_s),
+                _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s, tile_s))
+
+    def fast_windows(self) -> set[float]:
+        """The windows page tiers read, and the short resolution: recorded at the rules' evaluation interval
+        (the `sli` group). The others (ticket tiers' windows) are recorded once a minute (`meta`)."""
+        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
+
+    def window_rules(self, seconds: float) -> list[Rule]:
+        """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
+
+        Up to RAW_WINDOW_MAX_S from the raw series: the request rate, then the error ratio, whose
+        error rate reads that recorded request rate where it needs the total. Longer windows from the
+        tiles (`tiled_rates`). The error rate itself is recorded for the short resolution only:
+        dashboards and reports read it there, and nothing reads it over longer windows.
+        """
+        w = _win(seconds)
+        requests, ratio = cv.series(cv.SERIES_TOTAL, w), cv.series(cv.SERIES_ERROR_RATIO, w)
+        rules: list[Rule] = []
+        if seconds > RAW_WINDOW_MAX_S:
+            errors, total = self.tiled_rates(seconds, TILE_S)
+            rules.append(self.record(requests, f"{total}\n/\n{self.tiled_count(seconds, TILE_S)}"))
+            rules.append(self.record(ratio, f"{errors}\n/\n{total}"))
+        else:
+            q = sli_queries(self.svc, self.slo, self.templates, w, self.environment, total_ref=self.ref(requests, w))
+            rules.append(self.record(requests, q.total))
+            on = f" on({', '.join(self.groups)})"
+            if seconds == SHORT_S:
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
+                rules.append(self.record(ratio, f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(requests, w)}"))
+            else:
+                rules.append(self.record(ratio, f"({q.errors})\n/{on}\n{self.ref(requests, w)}"))
+        if self.timeslices:
+            rules.append(self.record(cv.series(cv.SERIES_BAD_SLICES, w),
+                                     f"avg_over_time({cv.SERIES_SLICE_BAD}{self.sel}[{w}])"))
+        return rules
 
     def sli_rules(self) -> list[Rule]:
-        """Windowed rates, ratios, tiles, bad slices and burn rates (the `sli` group)."""
+        """Rates and ratios over the windows page tiers read, and the bad-slice indicator (the `sli` group)."""
         rules: list[Rule] = []
-        for seconds in self.windows():
-            w = _win(seconds)
-            if seconds <= RAW_WINDOW_MAX_S:
-                q = sli_queries(self.svc, self.slo, self.templates, w, self.environment)
-                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
-                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), q.total))
-            else:
-                errors, total = self.tiled_rates(seconds, TILE_S)
-                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), errors))
-                rules.append(self.record(cv.series(cv.SERIES_TOTAL, w), total))
-            rules.append(self.record(cv.series(cv.SERIES_ERROR_RATIO, w),
-                                     f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(cv.SERIES_TOTAL, w)}"))
-            if seconds == SHORT_S:
-                rules.extend(self.tile_rules())
         if self.timeslices:
             slice_w = _win(self.slo.timeslice_seconds)
             q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
             bad = number(1.0 - self.slo.timeslice_target)
             rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
-            for seconds in self.windows():
-                w = _win(seconds)
-                rules.append(self.record(cv.series(cv.SERIES_BAD_SLICES, w),
-                                         f"avg_over_time({cv.SERIES_SLICE_BAD}{self.sel}[{w}])"))
-        budget = number(self.slo.error_budget)
+        fast = self.fast_windows()
         for seconds in self.windows():
-            w = _win(seconds)
-            ratio = cv.SERIES_BAD_SLICES if self.timeslices else cv.SERIES_ERROR_RATIO
-            rules.append(self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ref(ratio, w)} / {budget}"))
+            if seconds in fast:
+                rules.extend(self.window_rules(seconds))
         return rules
 
     def meta_rules(self) -> list[Rule]:
-        """Objective, budget, info, the period's ratio, burn rate and remaining budget (the `meta` group)."""
+        """Tiles, the other windows' rates and ratios, and every window's burn rate (the `meta` group)."""
+        rules = self.tile_rules()
+        fast = self.fast_windows()
+        for seconds in self.windows():
+            if seconds not in fast:
+                rules.extend(self.window_rules(seconds))
+        for seconds in self.windows():
+            w = _win(seconds)
+            rules.append(self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}"))
+        return rules
+
+    def ratio_ref(self, window: str) -> str:
+        """The series burn rates divide: the error ratio, or the bad-slice fraction for timeslices."""
+        return self.ref(cv.SERIES_BAD_SLICES if self.timeslices else cv.SERIES_ERROR_RATIO, window)
+
+    def period_rules(self) -> list[Rule]:
+        """Objective, budget, info, the period's ratio, burn rate and remaining budget (the `period` group)."""
         p = self.period
         errors, total = self.tiled_rates(self.period_s, PERIOD_TILE_S)
+        count = self.tiled_count(self.period_s, PERIOD_TILE_S)
         hourly = _win(PERIOD_TILE_S)
         hour_events = (f"{self.ref(cv.SERIES_TOTAL_SUM, hourly)} / {self.ref(cv.SERIES_RATE_SAMPLES, hourly)}"
                        f" * {number(PERIOD_TILE_S)}")
@@ -211,8 +262,8 @@ class _SloRules:
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
             self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
-            self.record(cv.SERIES_PERIOD_ERRORS, errors),
-            self.record(cv.SERIES_PERIOD_TOTAL, total),
+            self.record(cv.SERIES_PERIOD_ERRORS, f"{errors}\n/\n{count}"),
+            self.record(cv.SERIES_PERIOD_TOTAL, f"{total}\n/\n{count}"),
             self.record(cv.SERIES_PERIOD_ERROR_RATIO,
                         f"{cv.SERIES_PERIOD_ERRORS}{self.sel}\n/\n{cv.SERIES_PERIOD_TOTAL}{self.sel}"),
             # each hour's requests (its average rate x 1h), summed over the period's hours
@@ -276,8 +327,9 @@ class _SloRules:
         for tier in tiers:
             long_w, short_w = _win(tier.long_window_s), _win(tier.short_window_s)
             burn = number(tier.burn_rate)
-            expr = (f"{self.ref(cv.SERIES_BURN_RATE, long_w)} > {burn}\n"
-                    f"and\n{self.ref(cv.SERIES_BURN_RATE, short_w)} > {burn}")
+            # burn rates from the ratios themselves: page tiers read ratios recorded at this group's interval
+            expr = (f"{self.ratio_ref(long_w)} / {self.budget} > {burn}\n"
+                    f"and\n{self.ratio_ref(short_w)} / {self.budget} > {burn}")
             if policy.min_events:
                 events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
                 expr += f"\nand on({', '.join(self.groups)})\n({events} >= {number(policy.min_events)})"
@@ -321,17 +373,18 @@ class _SloRules:
 
 
 # Group keys beside name and rules, per part.
-_GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL}}
+_GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
+                                            "period": {"interval": PERIOD_INTERVAL}}
 
 
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
     """One SLO's rules per group part (sli, meta, alerts)."""
     b = _SloRules(svc, slo, templates, options)
-    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "alerts": b.alert_rules()}
+    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "period": b.period_rules(), "alerts": b.alert_rules()}
 
 
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:
-    """The rule groups of one service, in evaluation order (sli, meta, alerts); [] without SLOs."""
+    """The rule groups of one service (sli, meta, period, alerts); [] without SLOs."""
     if not svc.slos:
         return []
     parts: dict[str, list[Rule]] = {part: [] for part in cv.RULE_GROUP_PARTS}

@@ -67,9 +67,9 @@ def shape_selector(shape: SliShape, svc: Service, environment: str,
     return sel
 
 
-def _with_zero(errors: str, total: str) -> str:
+def _with_zero(errors: str, total: str, on: str = "") -> str:
     # A counter of failures that never failed has no series: report 0 while there is traffic.
-    return f"({errors}) or (0 * ({total}))"
+    return f"({errors}) or{on} (0 * ({total}))"
 
 
 def group_labels(slo: SLO) -> tuple[str, ...]:
@@ -88,11 +88,21 @@ def _sum(slo: SLO, query: str, op: str = "sum") -> str:
     return f"{op} by ({', '.join(group_labels(slo))}) ({query})"
 
 
-def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, environment: str = "") -> SliQueries:
+def _on(slo: SLO) -> str:
+    """` on(<groups>)`: matches a query's groups with a recorded series, which carries more labels."""
+    return f" on({', '.join(group_labels(slo))})"
+
+
+def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, environment: str = "", *,
+                total_ref: str = "") -> SliQueries:
     """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), with only the group labels.
 
     Default SLIs count only the series of `environment` (custom events queries are the user's own).
+    With `total_ref` (the SLO's request rate over `window`, already recorded: a selector), the error
+    rate reads it where it needs the total instead of querying the raw series again; matched on the
+    group labels, the error rate then carries the recorded series' labels where it is derived from it.
     """
+    on = _on(slo) if total_ref else ""
     sli = slo.sli
     if isinstance(sli, EventsSLI):
         if sli.error_ratio_query is not None:
@@ -100,14 +110,17 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
             # A ratio has no event counts: each series counts as one event per second.
             return SliQueries(_sum(slo, ratio), _sum(slo, ratio, "count"))
         total = _sum(slo, sli.total_query.replace(WINDOW_PLACEHOLDER, window))
+        ref = total_ref or total
         if sli.error_query is not None:
             bad = _sum(slo, sli.error_query.replace(WINDOW_PLACEHOLDER, window))
         elif sli.good_query is not None:
             good = _sum(slo, sli.good_query.replace(WINDOW_PLACEHOLDER, window))
+            if total_ref:
+                return SliQueries(f"{ref} -{on} ({good} or{on} (0 * {ref}))", total)
             bad = f"{total} - ({good} or (0 * {total}))"
         else:
             raise ValueError(f"{svc.ref}: SLO {slo.name}: events SLI needs an error or a good query")
-        return SliQueries(_with_zero(bad, total), total)
+        return SliQueries(_with_zero(bad, ref, on), total)
     shape = templates.sli_shapes.get(svc.protocol.value)
     if shape is None:
         raise ValueError(f"{svc.ref}: no SLI shape for protocol {svc.protocol.value!r} in alert-rules/sli.yaml")
@@ -118,13 +131,13 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
         hist = _sum(slo, f"rate({metric}{{{sel}}}[{window}])")
         total = f"histogram_count({hist})"
         good = f"histogram_fraction(0, {number(sli.threshold_seconds)}, {hist}) * {total}"
-        return SliQueries(f"{total} - {good}", total)
+        return SliQueries(f"{total_ref} -{on} ({good})" if total_ref else f"{total} - {good}", total)
     total = _sum(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])")
     if isinstance(sli, AvailabilitySLI):
         bad = _sum(slo, f"rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}])")
-        return SliQueries(_with_zero(bad, total), total)
+        return SliQueries(_with_zero(bad, total_ref or total, on), total)
     if isinstance(sli, LatencySLI):
         bound = latency_bound(sli.threshold_seconds, svc.latency_buckets or shape.buckets)
         good = _sum(slo, f"rate({shape.bucket_metric}{{{sel},{le_matcher(bound)}}}[{window}])")
-        return SliQueries(f"{total} - {good}", total)
+        return SliQueries(f"{total_ref} -{on} {good}" if total_ref else f"{total} - {good}", total)
     raise ValueError(f"{svc.ref}: SLO {slo.name}: unknown SLI kind {type(sli).__name__}")

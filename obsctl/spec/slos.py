@@ -193,9 +193,9 @@ def cardinality_note(group_by: tuple[str, ...]) -> str:
             f"combination; 1 group = ~{SERIES_PER_GROUP} recorded series")
 
 
-# Recorded series per SLO group: 3 per window (errors, total, ratio) and a burn rate, over 7 windows, plus
-# the period's 5 (errors, total, ratio, burn, remaining).
-SERIES_PER_GROUP = 4 * 7 + 5
+# Recorded series per SLO group: per window a request rate, an error ratio and a burn rate over 7 windows,
+# the 5m error rate, 6 tiles, plus the period's 6 (errors, total, ratio, events, burn, remaining).
+SERIES_PER_GROUP = 3 * 7 + 1 + 6 + 6
 
 
 def identity_labels(r: Reader, path: FieldPath, labels: tuple[tuple[str, str], ...], *, service: str,

@@ -126,8 +126,13 @@ def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> No
     end = n * step  # on an hour boundary
     off = end - 180.0  # 3 minutes after the last 5m boundary, 57 after the last hour's
     rates = {w: f"avg_over_time(obsctl:slo_errors:rate5m{sel}[{w}])" for w in ("23h59m59s999ms", "1d23h59m59s999ms")}
-    probes = [(f"obsctl:slo_errors:rate1d{sel}", end), (rates["23h59m59s999ms"], end),
-              (f"obsctl:slo_errors:rate1d{sel}", off), (rates["23h59m59s999ms"], end - 300.0),
+    day = "23h59m59s999ms"
+    ratio_every = (f"sum_over_time(obsctl:slo_errors:rate5m{sel}[{day}]) / "
+                   f"sum_over_time(obsctl:slo_requests:rate5m{sel}[{day}])")
+    requests_every = f"avg_over_time(obsctl:slo_requests:rate5m{sel}[{day}])"
+    probes = [(f"obsctl:slo_error_ratio:rate1d{sel}", end), (ratio_every, end),
+              (f"obsctl:slo_error_ratio:rate1d{sel}", off), (ratio_every, end - 300.0),
+              (f"obsctl:slo_requests:rate1d{sel}", off), (requests_every, end - 300.0),
               (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], end),
               (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], end - 3600.0)]
     probe = Suite(rule_groups(svc, templates), evaluation_interval_s=step)
@@ -277,3 +282,45 @@ def test_other_environments_traffic_never_burns_the_budget(tmp_path: Path) -> No
     }, [Check(3590.0), Check(4200.0, ["page-fast"])], 10.0)
     result = run_promtool_test(suite.write(tmp_path, "environment"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", ["availability", "latency", "good"])
+def test_grouped_slo_ratios_per_group_with_the_zero_fill(tmp_path: Path, kind: str) -> None:
+    """A grouped SLO's error ratios are per group at every window, read the request rate recorded for that
+    group, and are 0 (not absent) for a group that never failed (matched `on(<groups>)`)."""
+    import yaml
+
+    base = availability_service(0.99, 30)
+    sli = {"availability": base.slos[0].sli, "latency": LatencySLI(0.25),
+           "good": EventsSLI(total_query="sum by (http_route) (rate(jobs_total[{{window}}]))",
+                             good_query='sum by (http_route) (rate(jobs_total{ok="1"}[{{window}}]))')}[kind]
+    slo = replace(base.slos[0], sli=sli, group_by=("http_route",))
+    svc = replace(base, slos=(slo,))
+    env = 'service_name="checkout",deployment_environment_name="production"'
+    if kind == "good":
+        series = [(f'jobs_total{{http_route="{r}",ok="{ok}"}}', inc) for r, ok, inc in
+                  (("/a", "1", 9), ("/a", "0", 1), ("/b", "1", 10))]
+    elif kind == "latency":
+        metric = "http_server_request_duration_seconds"
+        series = [(f'{metric}_bucket{{{env},http_route="{r}",le="{le}"}}', inc) for r, le, inc in
+                  (("/a", "0.25", 9), ("/a", "+Inf", 10), ("/b", "0.25", 10), ("/b", "+Inf", 10))]
+        series += [(f'{metric}_count{{{env},http_route="{r}"}}', 10) for r in ("/a", "/b")]
+    else:
+        series = [(f'http_server_request_duration_seconds_count{{{env},http_route="{r}",'
+                   f'http_response_status_code="{c}"}}', inc) for r, c, inc in
+                  (("/a", "200", 9), ("/a", "500", 1), ("/b", "200", 10))]
+    groups = rule_groups(svc, TEMPLATES)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    sel = 'service="checkout",catalog_namespace="default",slo="availability"'
+    windows = ("5m", "30m", "1h", "2h", "6h")
+    tests = [{"interval": "1m",
+              "input_series": [{"series": s, "values": f"0+{inc * 60}x480"} for s, inc in series],
+              "promql_expr_test": [
+                  {"expr": f'obsctl:slo_error_ratio:rate{w}{{{sel}}}', "eval_time": "7h",
+                   "exp_samples": [{"labels": f'obsctl:slo_error_ratio:rate{w}{{{sel},http_route="{r}"}}',
+                                    "value": v} for r, v in (("/a", 0.1), ("/b", 0.0))]}
+                  for w in windows]}]
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m",
+                                                       "tests": tests}, sort_keys=False))
+    result = run_promtool_test(tmp_path / "test.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

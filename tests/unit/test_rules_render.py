@@ -92,10 +92,11 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     # long windows: ratio of sums of the recorded 5m rates, never an average of ratios or raw counters;
     # the sums add up abutting tiles (sums of the 5m rates over 5m, or an hour for the period)
     sel = '{service="checkout",catalog_namespace="default",slo="availability"}'
-    assert by_name["obsctl:slo_error_ratio:rate1d"] == \
-        f"obsctl:slo_errors:rate1d{sel}\n/\nobsctl:slo_requests:rate1d{sel}"
-    assert by_name["obsctl:slo_errors:rate1d"] == (
+    assert by_name["obsctl:slo_error_ratio:rate1d"] == (
         f"sum_over_time(obsctl:slo_errors:sum5m{sel}[23h59m59s999ms:5m])\n/\n"
+        f"sum_over_time(obsctl:slo_requests:sum5m{sel}[23h59m59s999ms:5m])")
+    assert by_name["obsctl:slo_requests:rate1d"] == (
+        f"sum_over_time(obsctl:slo_requests:sum5m{sel}[23h59m59s999ms:5m])\n/\n"
         f"sum_over_time(obsctl:slo_rate_samples:count5m{sel}[23h59m59s999ms:5m])")
     assert by_name["obsctl:slo_errors:sum5m"] == f"sum_over_time(obsctl:slo_errors:rate5m{sel}[4m59s999ms])"
     assert by_name["obsctl:slo_rate_samples:count1h"] == \
@@ -103,8 +104,18 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     assert "http_server" not in by_name["obsctl:slo_error_ratio:period"]
     assert "sum_over_time(obsctl:slo_errors:sum1h" in by_name["obsctl:slo_errors:period"]
     assert "[29d23h59m59s999ms:1h])" in by_name["obsctl:slo_errors:period"]
-    # short windows: the raw counters
-    assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_errors:rate1h"]
+    # short windows: the raw counters; the error rate reads the request rate recorded just before it
+    assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_error_ratio:rate1h"]
+    assert f"or on() (0 * (obsctl:slo_requests:rate1h{sel}))" in by_name["obsctl:slo_error_ratio:rate1h"]
+    # the error rate itself only at the short resolution (dashboards and reports read it there)
+    assert "obsctl:slo_errors:rate5m" in names and not any(
+        n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
+    # page tiers' windows at the rules' interval, the ticket tiers' and burn rates once a minute
+    sli, meta = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:2])
+    sli_names = {r["record"] for r in sli["rules"]}
+    assert {f"obsctl:slo_error_ratio:rate{w}" for w in ("5m", "30m", "1h", "6h")} <= sli_names
+    assert not {f"obsctl:slo_error_ratio:rate{w}" for w in ("2h", "1d", "3d")} & sli_names
+    assert meta["interval"] == "1m" and not any(n.startswith("obsctl:slo_burn_rate") for n in sli_names)
     alerts = [r for r in all_rules if "alert" in r]
     tiers = sorted(r["labels"]["tier"] for r in alerts if r["alert"] == cv.ALERT_BURN)
     assert tiers == ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
@@ -146,7 +157,8 @@ def test_events_sli_substitutes_window_and_sums() -> None:
     groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
     records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
     assert "{{window}}" not in "".join(records.values())
-    assert "jobs_total[30m]" in records["obsctl:slo_errors:rate30m"]
+    assert "jobs_total[30m]" in records["obsctl:slo_requests:rate30m"]
+    assert 'jobs_total{ok="1"}[30m]' in records["obsctl:slo_error_ratio:rate30m"]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
