@@ -50,7 +50,7 @@ _INERT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _QUERY_FIELDS = {"t": "total_query", "e": "error_query", "g": "good_query", "r": "error_ratio_query"}
 FORMS = ("file", "crd", "ruler")
 _FORM_INDENT = {"file": 2, "crd": 4, "ruler": 0}
-_CACHE_MAX = 4096
+_CACHE_MAX = 512  # shapes held (a shape's text is ~100 kB in three forms); then the cache starts over
 
 Rule = dict[str, Any]
 # (svc, slo, templates, options) -> {part: rules}: the dict path's rules of one SLO
@@ -98,7 +98,7 @@ def _split(text: str) -> _Text | None:
             keys.append(m.group(1))
         else:
             line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
-            indent = len(line) - len(line.lstrip(" ")) + 2
+            indent = len(line) - len(line.lstrip(" -")) + 2  # a list item's "- " is part of its indent
             keys.append(f"d{m.group(2)}_{indent}")
             dynamic.append((keys[-1], int(m.group(2)), indent))
         last = m.end()
@@ -178,6 +178,7 @@ class ShapeCache:
         self.options = options
         self.slo_rules = slo_rules
         self.shapes: dict[tuple[Any, ...], Shape | None] = {}
+        self.seen: set[tuple[Any, ...]] = set()  # keys met once: a shape is built on the second service
         # platform data or settings holding a token would read as one: then every service takes the dict path
         self.usable = TOKEN not in repr(templates) and TOKEN not in repr(options)
 
@@ -193,6 +194,11 @@ class ShapeCache:
         key = _shape_key(svc, tok_slo, environment)
         if key in self.shapes:
             shape = self.shapes[key]
+        elif key not in self.seen:  # an SLO shape no other service shares costs no more than the dict path
+            if len(self.seen) >= 8 * _CACHE_MAX:
+                self.seen.clear()
+            self.seen.add(key)
+            return None
         else:
             shape = self._build(_tokenised_service(svc, tok_slo, environment), tok_slo, svc, slo, values)
             if len(self.shapes) >= _CACHE_MAX:

@@ -466,17 +466,14 @@ def _shaped_texts(svc: Service, ctx: RenderContext) -> tuple[str, str, str] | No
     """(groups of the rule file, the same two columns deeper for the manifest, the ruler group) from
     per-shape text (obsctl.render.rule_shapes); None when a value needs the dict path."""
     cache = _shape_cache(ctx)
-    per_slo = []
-    for slo in svc.slos:
-        texts = cache.texts(svc, slo)
-        if texts is None:
-            return None
-        per_slo.append(texts)
+    per_slo = [cache.texts(svc, slo) for slo in svc.slos]  # every SLO: each one's shape counts this use
+    if any(texts is None for texts in per_slo):
+        return None
     file_text: list[str] = []
     crd_text: list[str] = []
     ruler_text = [f"name: {yamltext.inline(cv.ruler_group_name(svc))}\nrules:\n"]
     for part in cv.RULE_GROUP_PARTS:
-        chunks = [texts[part] for texts in per_slo if part in texts]
+        chunks = [texts[part] for texts in per_slo if texts is not None and part in texts]
         if not chunks:
             continue
         head = [f"name: {yamltext.inline(cv.rule_group_name(svc, part))}"]

@@ -138,14 +138,16 @@ def test_shaped_rule_text_equals_the_dict_path(services: list[Service], grafana:
 
 
 def test_inert_values_share_one_shape_per_slo_kind() -> None:
-    """Services that differ only in their names reuse the shapes; hostile names take the dict path."""
+    """Services that differ only in their names share one shape, built when a second service needs it;
+    hostile names take the dict path."""
     options = RenderOptions(outputs=EVERY_FORM, grafana_url="https://grafana.example")
     slo = SLO("availability", 0.999, AvailabilitySLI())
     services = [Service(ref=EntityRef("component", "default", f"svc-{i}"), team=EntityRef("group", "default", "t"),
                         slos=(slo,)) for i in range(5)]
     ctx = RenderContext.of(Catalog(services=tuple(services)), TEMPLATES, options)
     cache = rules._shape_cache(ctx)
-    for svc in services:
+    assert cache.texts(services[0], slo) is None  # a shape no second service shares is never built
+    for svc in services[1:]:
         assert cache.texts(svc, slo) is not None
     assert len(cache.shapes) == 1
     hostile = Service(ref=EntityRef("component", "default", 'a"b'), team=EntityRef("group", "default", "t"),
@@ -174,7 +176,7 @@ def _every_kind_of_slo() -> tuple[SLO, ...]:
 @pytest.mark.parametrize("field", ["name", "namespace", "team", "team_namespace", "environment", "runbook"])
 @pytest.mark.parametrize("value", INERT_NAMES + HOSTILE_NAMES + ["https://r.example/#a", "https://r.example/{{x}}"])
 def test_each_value_in_each_place_after_a_shape_is_built(field: str, value: str) -> None:
-    """The first service builds (and checks) the shapes; a second one differing in one value fills them."""
+    """Two services build (and check) the shapes; a third one differing in one value fills them."""
     first = Service(ref=EntityRef("component", "default", "checkout"), team=EntityRef("group", "default", "payments"),
                     slos=_every_kind_of_slo(), links=Links(runbook="https://runbooks.example/checkout"))
     second = {
@@ -185,7 +187,21 @@ def test_each_value_in_each_place_after_a_shape_is_built(field: str, value: str)
         "environment": replace(first, environment=value),
         "runbook": replace(first, links=Links(runbook=value)),
     }[field]
+    builder = replace(first, ref=EntityRef("component", "default", "orders"))  # a shape is built on its 2nd use
     options = RenderOptions(outputs=EVERY_FORM, grafana_url="https://grafana.example")
-    fast = _render([first, second], options, shaped=True)
-    slow = _render([first, second], options, shaped=False)
+    fast = _render([first, builder, second], options, shaped=True)
+    slow = _render([first, builder, second], options, shaped=False)
     assert fast == slow
+
+
+def test_every_kind_of_slo_fills_from_its_shape() -> None:
+    """No shape of a well-formed catalog is left unusable by its check (the dict path would hide it)."""
+    options = RenderOptions(outputs=EVERY_FORM, grafana_url="https://grafana.example")
+    services = [Service(ref=EntityRef("component", "default", f"svc-{i}"), team=EntityRef("group", "default", "t"),
+                        slos=_every_kind_of_slo(), links=Links(runbook=f"https://runbooks.example/{i}"))
+                for i in range(3)]
+    ctx = RenderContext.of(Catalog(services=tuple(services)), TEMPLATES, options)
+    for svc in services:
+        rules.render_service(svc, ctx)
+    shapes = rules._shape_cache(ctx).shapes
+    assert len(shapes) == 3 and all(shape is not None for shape in shapes.values())
