@@ -182,8 +182,8 @@ class ShapeCache:
         # platform data or settings holding a token would read as one: then every service takes the dict path
         self.usable = TOKEN not in repr(templates) and TOKEN not in repr(options)
 
-    def texts(self, svc: Service, slo: SLO) -> dict[str, dict[str, str]] | None:
-        """Per part and form, the text of one SLO's rules for `svc`; None: take the dict path."""
+    def texts(self, svc: Service, slo: SLO, forms: tuple[str, ...] = FORMS) -> dict[str, dict[str, str]] | None:
+        """Per part and form (those in `forms`), the text of one SLO's rules for `svc`; None: take the dict path."""
         if not self.usable:
             return None
         environment = cv.service_environment(svc, self.options.environment)
@@ -206,9 +206,10 @@ class ShapeCache:
             self.shapes[key] = shape
         if shape is None:
             return None
-        return self._fill(shape, slo, values)
+        return self._fill(shape, slo, values, forms)
 
-    def _fill(self, shape: Shape, slo: SLO, values: Mapping[str, str]) -> dict[str, dict[str, str]] | None:
+    def _fill(self, shape: Shape, slo: SLO, values: Mapping[str, str],
+              forms: tuple[str, ...] = FORMS) -> dict[str, dict[str, str]] | None:
         dynamic: list[str] = []
         if shape.dynamic:
             sli = slo.sli
@@ -220,8 +221,8 @@ class ShapeCache:
                 if parse_error(expr) is not None:
                     return None  # the dict path reports it, located
                 dynamic.append(expr)
-        return {part: {form: fill(text, values, dynamic) for form, text in forms.items()}
-                for part, forms in shape.texts.items()}
+        return {part: {form: fill(texts[form], values, dynamic) for form in forms}
+                for part, texts in shape.texts.items()}
 
     def _build(self, tok_svc: Service, tok_slo: SLO, svc: Service, slo: SLO,
                values: Mapping[str, str]) -> Shape | None:

@@ -462,16 +462,17 @@ def _shape_cache(ctx: RenderContext) -> ShapeCache:
     return cache
 
 
-def _shaped_texts(svc: Service, ctx: RenderContext) -> tuple[str, str, str] | None:
-    """(groups of the rule file, the same two columns deeper for the manifest, the ruler group) from
-    per-shape text (obsctl.render.rule_shapes); None when a value needs the dict path."""
+def _shaped_texts(svc: Service, ctx: RenderContext, forms: tuple[str, ...]) -> dict[str, bytes] | None:
+    """The groups of the rule file (`file`), the same two columns deeper for the manifest (`crd`) and the
+    ruler group (`ruler`), those in `forms`, from per-shape text (obsctl.render.rule_shapes); None when
+    a value needs the dict path."""
     cache = _shape_cache(ctx)
-    per_slo = [cache.texts(svc, slo) for slo in svc.slos]  # every SLO: each one's shape counts this use
+    per_slo = [cache.texts(svc, slo, forms) for slo in svc.slos]  # every SLO: each one's shape counts this use
     if any(texts is None for texts in per_slo):
         return None
-    file_text: list[str] = []
-    crd_text: list[str] = []
-    ruler_text = [f"name: {yamltext.inline(cv.ruler_group_name(svc))}\nrules:\n"]
+    out: dict[str, list[str]] = {form: [] for form in forms}
+    if "ruler" in out:
+        out["ruler"].append(f"name: {yamltext.inline(cv.ruler_group_name(svc))}\nrules:\n")
     for part in cv.RULE_GROUP_PARTS:
         chunks = [texts[part] for texts in per_slo if texts is not None and part in texts]
         if not chunks:
@@ -479,13 +480,13 @@ def _shaped_texts(svc: Service, ctx: RenderContext) -> tuple[str, str, str] | No
         head = [f"name: {yamltext.inline(cv.rule_group_name(svc, part))}"]
         head += [f"{k}: {yamltext.inline(v)}" for k, v in _GROUP_EXTRA.get(part, {}).items()]
         head.append("rules:")
-        file_text.append("- " + "\n  ".join(head) + "\n")
-        crd_text.append("  - " + "\n    ".join(head) + "\n")
-        for chunk in chunks:
-            file_text.append(chunk["file"])
-            crd_text.append(chunk["crd"])
-            ruler_text.append(chunk["ruler"])
-    return "".join(file_text), "".join(crd_text), "".join(ruler_text)
+        if "file" in out:
+            out["file"].append("- " + "\n  ".join(head) + "\n")
+        if "crd" in out:
+            out["crd"].append("  - " + "\n    ".join(head) + "\n")
+        for form, text in out.items():
+            text.extend(chunk[form] for chunk in chunks)
+    return {form: "".join(text).encode() for form, text in out.items()}
 
 
 def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
@@ -499,28 +500,26 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
     owner = str(svc.ref)
     header = cv.FILE_HEADER.format(owner=owner)
     key = cv.service_key(svc.ref)
-    shaped = _shaped_texts(svc, ctx)
-    if shaped is not None:
-        groups_text, crd_groups, ruler_text = (t.encode() for t in shaped)
-        ruler = ruler_text
-    else:
+    forms = tuple(form for form, want in (("file", want_file), ("crd", want_crd), ("ruler", want_ruler)) if want)
+    texts = _shaped_texts(svc, ctx, forms)
+    if texts is None:
         groups = service_groups(svc, ctx.templates, options)
         if not groups:
             return out
         # The groups are written once; the manifest embeds the same text two columns deeper, which is
         # what dumping the whole manifest would give (block style, no folding), at a third of the cost.
-        groups_text = dump_yaml(groups)
-        crd_groups = _indent(groups_text, b"  ")
-        ruler = ruler_body(ruler_group(svc, groups))
+        groups_text = dump_yaml(groups) if want_file or want_crd else b""
+        texts = {"file": groups_text, "crd": _indent(groups_text, b"  ") if want_crd else b"",
+                 "ruler": ruler_body(ruler_group(svc, groups)) if want_ruler else b""}
     if want_file:
         out.append(Artifact(Kind.PROMETHEUS_RULES, key, cv.rules_path(svc),
-                            header_line(header) + b"groups:\n" + groups_text, owner))
+                            header_line(header) + b"groups:\n" + texts["file"], owner))
     if want_crd:
-        crd = dump_yaml(_crd(svc, options), header=header) + b"spec:\n  groups:\n" + crd_groups
+        crd = dump_yaml(_crd(svc, options), header=header) + b"spec:\n  groups:\n" + texts["crd"]
         out.append(Artifact(Kind.PROMETHEUS_RULE_CRD, key, cv.rule_crd_path(svc), crd, owner))
     if want_ruler:
         rkey = cv.ruler_group_key(svc.team.name, svc.namespace, svc.name)
-        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", ruler, owner))
+        out.append(Artifact(Kind.RULER_GROUP, rkey, f"ruler/{rkey}.yaml", texts["ruler"], owner))
     return out
 
 
