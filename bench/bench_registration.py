@@ -261,6 +261,7 @@ def round_stages(work: Path, held: int) -> list[Row]:
     from obsctl.app import build_sinks, build_source, catalog_loader, render_options
     from obsctl.reconcile.loop import Reconciler
     from obsctl.render.incremental import IncrementalRenderer
+    from obsctl.sinks.base import ListsScoped
 
     root = work / f"stages-{held}"
     catalog = root / "catalog"
@@ -286,6 +287,8 @@ def round_stages(work: Path, held: int) -> list[Row]:
     sinks = build_sinks(settings)
     for sink in sinks:
         sink.list_owned = timed("list", sink.list_owned)  # type: ignore[method-assign]
+        if isinstance(sink, ListsScoped):  # event rounds list only their scope
+            sink.list_scoped = timed("list", sink.list_scoped)  # type: ignore[method-assign]
         sink.put = timed("apply", sink.put)  # type: ignore[method-assign]
         sink.delete = timed("apply", sink.delete)  # type: ignore[method-assign]
         sink.finish = timed("apply", sink.finish)  # type: ignore[method-assign]
