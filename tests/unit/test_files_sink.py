@@ -210,18 +210,31 @@ def test_a_failed_write_leaves_ownership_as_it_was(tmp_path: Path, monkeypatch: 
     foreign.write_text("hand: written\n")
     sink = FilesSink(tmp_path)
     apply_plan(sink, make_plan(desired_state([art("a")]), sink.list_owned()))
+    refuse_next = False
+    real_append = FilesSink._append
 
     def full_disk(path: Path, data: bytes, mode: int = 0o644) -> None:
+        nonlocal refuse_next
+        refuse_next = True  # the journal line that would revert the announcement does not fit either
         raise OSError(28, "No space left on device")
 
+    def append(self: FilesSink, record: dict[str, object]) -> None:
+        nonlocal refuse_next
+        if refuse_next:
+            refuse_next = False
+            raise OSError(28, "No space left on device")
+        real_append(self, record)
+
     monkeypatch.setattr(files_module, "atomic_write", full_disk)
+    monkeypatch.setattr(FilesSink, "_append", append)
     result = apply_plan(sink, make_plan(desired_state([art("a", "a: 2\n"), art("b")]), sink.list_owned()))
     # both writes failed, and so did folding the journal into the manifest (the journal stays)
     assert sorted(o.id for o in result.failed) == ["finish", "prometheus-rules/a", "prometheus-rules/b"]
     monkeypatch.undo()
-    # b.yml was never written: not ours, in this process or the next; a.yml is still ours, as it was
-    for listing in (sink.list_owned(), FilesSink(tmp_path).list_owned()):
-        assert list(listing) == ["prometheus-rules/a"] and not listing["prometheus-rules/a"].drifted
+    # b.yml was never written: not ours, in this process or the next; a.yml is still ours (as it was here;
+    # a new process reads the announced digest: drift, rewritten when desired)
+    assert list(sink.list_owned()) == ["prometheus-rules/a"] and not sink.list_owned()["prometheus-rules/a"].drifted
+    assert list(FilesSink(tmp_path).list_owned()) == ["prometheus-rules/a"]
     assert converge({}, [FilesSink(tmp_path)], Policy(max_delete_fraction=1.0)).failed == []
     assert foreign.read_text() == "hand: written\n" and not (tmp_path / "rules" / "a.yml").exists()
 
