@@ -141,6 +141,7 @@ class FilesSink:
                  deep_every_seconds: float = DEEP_EVERY_SECONDS, settle_seconds: float = SETTLE_SECONDS) -> None:
         self.root = root
         self.kinds = frozenset(kinds) if kinds is not None else frozenset(Kind)
+        self._kind_values = {k.value for k in self.kinds}
         self.name = name
         self._validate = validate
         self._after_write = after_write
@@ -162,6 +163,9 @@ class FilesSink:
         # and the stat settled: a fast listing answers with that observed while stat and entry are the same
         self._trusted: dict[str, tuple[_Stat, Entry, Observed]] = {}
         self._where: dict[str, str] = {}  # path -> absolute path, checked once
+        # this sink's last listing (id -> observed), kept up to date with its own writes: a scoped listing
+        # starts from it and looks at the scope again
+        self._listed: dict[str, Observed] | None = None
 
     # -- ownership records --------------------------------------------------------------------
 
@@ -185,6 +189,7 @@ class FilesSink:
         files = self._read_manifest()
         delta, lines = self._replay(files)
         self._files, self._delta, self._lines = files, delta, lines
+        self._listed = None
         self._by_id = {}
         for path in sorted(files):
             self._by_id.setdefault(files[path].id, path)
@@ -255,6 +260,11 @@ class FilesSink:
             self._by_id[entry.id] = rel
         self._delta[rel] = entry
         self._trusted.pop(rel, None)
+        if self._listed is not None:
+            if old is not None and old.id not in self._by_id:
+                self._listed.pop(old.id, None)
+            if entry is not None and entry.id.partition("/")[0] in self._kind_values:
+                self._listed[entry.id] = Observed(entry.id, None, entry.digest, owner=entry.owner)
 
     def _disown(self, rel: str) -> None:
         self._append({"path": rel, "gone": True})
@@ -273,6 +283,7 @@ class FilesSink:
         atomic_write(self._manifest, body.encode() + b"\n")
         self._journal.unlink(missing_ok=True)
         self._files, self._delta, self._lines = files, {}, 0
+        self._listed = None
         self._by_id = {}
         for path in sorted(files):
             self._by_id.setdefault(files[path].id, path)
@@ -305,43 +316,52 @@ class FilesSink:
         return self._list(deep, scope)
 
     def _list(self, deep: bool, scope: Collection[str] | None) -> dict[str, Observed]:
-        out: dict[str, Observed] = {}
-        kinds = {k.value for k in self.kinds}
-        root = os.fspath(self.root)
+        kinds = self._kind_values
         with self._lock:
             self._sync()
             now = time.time_ns()
-            for rel, entry in self._files.items():
-                if entry.id.partition("/")[0] not in kinds:
-                    continue
-                if scope is not None and entry.id not in scope:  # counted, not planned: the index's word
-                    trusted = self._trusted.get(rel)
-                    out[entry.id] = trusted[2] if trusted is not None and trusted[1] == entry else Observed(
-                        entry.id, None, entry.digest, owner=entry.owner)
-                    continue
-                path = self._where.get(rel)
-                if path is None:
-                    path = self._where[rel] = os.path.join(root, _check_rel(rel))
-                try:
-                    st = os.stat(path)
-                    trusted = self._trusted.get(rel)
-                    if not deep and trusted is not None and trusted[0] == _stat_key(st) and trusted[1] == entry:
-                        out[entry.id] = trusted[2]
+            if scope is not None and self._listed is not None:  # the last listing, with the scope looked at again
+                out = dict(self._listed)
+                for aid in scope:
+                    rel = self._by_id.get(aid)
+                    if rel is not None and aid.partition("/")[0] in kinds:
+                        out[aid] = self._observe(rel, self._files[rel], deep, now)
+            else:
+                out = {}
+                for rel, entry in self._files.items():
+                    if entry.id.partition("/")[0] not in kinds:
                         continue
-                    body, st = _read_with_stat(path)
-                except FileNotFoundError:
-                    self._trusted.pop(rel, None)
-                    out[entry.id] = Observed(entry.id, b"", entry.digest, drifted=True, owner=entry.owner)
-                    continue
-                drifted = hashlib.sha256(body).hexdigest() != entry.digest
-                observed = Observed(entry.id, body if drifted else None, entry.digest, drifted, owner=entry.owner,
-                                    read=functools.partial(_read_or_empty, path))
-                if not drifted and now - st.st_ctime_ns >= self._settle_ns:
-                    self._trusted[rel] = (_stat_key(st), entry, observed)
-                else:
-                    self._trusted.pop(rel, None)
-                out[entry.id] = observed
+                    if scope is not None and entry.id not in scope:  # counted, not planned: the index's word
+                        trusted = self._trusted.get(rel)
+                        out[entry.id] = trusted[2] if trusted is not None and trusted[1] == entry else Observed(
+                            entry.id, None, entry.digest, owner=entry.owner)
+                    else:
+                        out[entry.id] = self._observe(rel, entry, deep, now)
+            self._listed = dict(out)
         return out
+
+    def _observe(self, rel: str, entry: Entry, deep: bool, now: int) -> Observed:
+        """One owned file as it is on disk: from its trusted stat, else read and hashed."""
+        path = self._where.get(rel)
+        if path is None:
+            path = self._where[rel] = os.path.join(os.fspath(self.root), _check_rel(rel))
+        try:
+            st = os.stat(path)
+            trusted = self._trusted.get(rel)
+            if not deep and trusted is not None and trusted[0] == _stat_key(st) and trusted[1] == entry:
+                return trusted[2]
+            body, st = _read_with_stat(path)
+        except FileNotFoundError:
+            self._trusted.pop(rel, None)
+            return Observed(entry.id, b"", entry.digest, drifted=True, owner=entry.owner)
+        drifted = hashlib.sha256(body).hexdigest() != entry.digest
+        observed = Observed(entry.id, body if drifted else None, entry.digest, drifted, owner=entry.owner,
+                            read=functools.partial(_read_or_empty, path))
+        if not drifted and now - st.st_ctime_ns >= self._settle_ns:
+            self._trusted[rel] = (_stat_key(st), entry, observed)
+        else:
+            self._trusted.pop(rel, None)
+        return observed
 
     def put(self, artifact: Artifact) -> None:
         """Validate (when configured), then announce in the journal and write atomically."""
@@ -378,8 +398,11 @@ class FilesSink:
                 raise
             # what obsctl just wrote needs no hashing before a fast listing trusts it (see the module doc)
             path = os.fspath(target)
-            self._trusted[artifact.path] = (_stat_key(os.stat(path)), entry, Observed(
-                entry.id, None, entry.digest, owner=entry.owner, read=functools.partial(_read_or_empty, path)))
+            observed = Observed(entry.id, None, entry.digest, owner=entry.owner,
+                                read=functools.partial(_read_or_empty, path))
+            self._trusted[artifact.path] = (_stat_key(os.stat(path)), entry, observed)
+            if self._listed is not None:
+                self._listed[entry.id] = observed
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file, then its record; empty directories are removed too."""

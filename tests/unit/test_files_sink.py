@@ -346,3 +346,23 @@ class FilesOnlyOwned:
 
     def list_owned(self, deep: bool = True) -> dict[str, Observed]:
         return self._inner.list_owned(deep)
+
+
+def test_a_scoped_listing_knows_the_sinks_own_writes_and_deletes(tmp_path: Path) -> None:
+    sink, desired = written(tmp_path)
+    current = dict(desired)
+    for step in range(6):  # creates, updates, deletes and a move, each followed by an empty-scope listing
+        if step % 3 == 0:
+            current.pop(sorted(current)[0])
+        elif step % 3 == 1:
+            new = art(f"n{step}", f"n: {step}\n")
+            current[new.id] = new
+        else:
+            key = sorted(current)[-1]
+            moved = current[key]
+            current[key] = Artifact(moved.kind, moved.key, f"moved/{moved.key}.yml", b"moved: 1\n", moved.owner)
+        converge(current, [sink], Policy(scope=frozenset(current) | frozenset(sink.list_scoped(()))))
+        scoped = sink.list_scoped(())
+        fresh = FilesSink(tmp_path).list_owned()
+        assert {k: o.digest for k, o in scoped.items()} == {k: o.digest for k, o in fresh.items()} == {
+            k: a.digest for k, a in current.items()}
