@@ -37,6 +37,7 @@ would reveal them to the collector (stage "build").
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -558,6 +559,9 @@ def _default(default: Any) -> Any:
     return default.defaults() if isinstance(default, Table) else default
 
 
+_NO_BASE = Table("", {})
+
+
 def table_config(name: str, fields: Mapping[str, FieldRow], check: Check | None = None, *,
                  base: Table | None = None, doc: str = "", normalise: Callable[[Any], Any] | None = None,
                  lenient: bool | None = None, optional: bool = False, null_means_empty: Iterable[str] = (),
@@ -566,7 +570,7 @@ def table_config(name: str, fields: Mapping[str, FieldRow], check: Check | None 
     values (raise with `_fail`). `base` contributes its rows first (a key listed again keeps its place
     and takes the new row), its checks run first and its normalisers last; `optional=True` adds the
     configoptional `enabled` key. Data to copy from the next release's config struct, not a class."""
-    parent = base or Table("", {})
+    parent = base or _NO_BASE
     rows: dict[str, FieldRow] = {"enabled": (Bool, True)} if optional and not parent.optional else {}
     return Table(
         name=name,
@@ -1362,10 +1366,15 @@ def _check_error_mode(value: str | None, where: str = "error_mode") -> None:
 
 # OTTL's lexer tokens (pkg/ottl grammar), tried in order like the collector's lexer. Only a lexical
 # check: a statement that lexes may still not parse (OTTL grammar and functions are not modelled).
-_OTTL_TOKEN = re.compile(
+_OTTL_LEXEMES = (
     r'0x[a-fA-F0-9]+|(\d+\.\d*|\d*\.\d+)([eE][-+]?\d+)?|\d+|"(\\.|[^\\"])*"'
     r"|==|!=|>=|<=|=>|[><=+\-/*(){}:,.\[\]]|[A-Za-z_][A-Za-z0-9_]*|\s+"
 )
+
+
+@functools.cache
+def _ottl_token() -> re.Pattern[str]:
+    return re.compile(_OTTL_LEXEMES)  # compiled on first OTTL statement, not at import
 _OTTL_PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
@@ -1376,7 +1385,7 @@ def ottl_lexical_problem(text: str) -> str | None:
     stack: list[str] = []
     pos = 0
     while pos < len(text):
-        match = _OTTL_TOKEN.match(text, pos)
+        match = _ottl_token().match(text, pos)
         if match is None or match.end() == pos:
             return f'statement has invalid syntax: 1:{pos + 1}: lexer: invalid input text "{text[pos:pos + 10]}"'
         lexeme = match.group(0)
@@ -1395,7 +1404,7 @@ _OTTL_KEYWORDS = {"and", "or", "not", "true", "false", "nil", "where"}
 
 def ottl_path_roots(text: str) -> list[str]:
     """First segments of the paths in an OTTL statement (`span` in `span.attributes["x"]`)."""
-    tokens = [m.group(0) for m in _OTTL_TOKEN.finditer(text) if not m.group(0).isspace()]
+    tokens = [m.group(0) for m in _ottl_token().finditer(text) if not m.group(0).isspace()]
     roots: list[str] = []
     for index, token in enumerate(tokens):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", token) or token in _OTTL_KEYWORDS:
