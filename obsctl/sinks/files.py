@@ -188,8 +188,8 @@ class FilesSink:
             return
         files = self._read_manifest()
         delta, lines = self._replay(files)
+        self._keep_listing_if_mine_unchanged(files)
         self._files, self._delta, self._lines = files, delta, lines
-        self._listed = None
         self._by_id = {}
         for path in sorted(files):
             self._by_id.setdefault(files[path].id, path)
@@ -228,6 +228,19 @@ class FilesSink:
                 files.pop(rel, None)
                 delta[rel] = None
         return delta, lines
+
+    def _keep_listing_if_mine_unchanged(self, files: dict[str, Entry]) -> None:
+        """Forget the last listing unless the entries of this sink's kinds in `files` are the ones it knew
+        (a fold, or another sink's fold of the shared manifest, changes nothing of this sink's)."""
+        if self._listed is None:
+            return
+        kinds = self._kind_values
+
+        def mine(entries: dict[str, Entry]) -> dict[str, Entry]:
+            return {rel: e for rel, e in entries.items() if e.id.partition("/")[0] in kinds}
+
+        if mine(files) != mine(self._files):
+            self._listed = None
 
     def _append(self, record: dict[str, Any]) -> None:
         """One journal line, in one write (a killed process cannot leave half of it)."""
@@ -282,8 +295,8 @@ class FilesSink:
                           indent=2, sort_keys=True)
         atomic_write(self._manifest, body.encode() + b"\n")
         self._journal.unlink(missing_ok=True)
+        self._keep_listing_if_mine_unchanged(files)
         self._files, self._delta, self._lines = files, {}, 0
-        self._listed = None
         self._by_id = {}
         for path in sorted(files):
             self._by_id.setdefault(files[path].id, path)

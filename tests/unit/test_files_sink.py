@@ -193,7 +193,8 @@ def test_sinks_sharing_a_root_keep_each_others_records(tmp_path: Path) -> None:
     assert sorted(json.loads((tmp_path / MANIFEST).read_text())["files"]) == ["otel/a.yaml", "rules/r1.yml",
                                                                               "rules/r2.yml"]
     apply_plan(rules, make_plan(desired_state([art("r1"), art("r2", "b: 2\n")]), rules.list_owned()))
-    assert list(collectors.list_owned(deep=False)) == [agent.id]
+    assert list(collectors.list_owned(deep=False)) == [agent.id] == list(collectors.list_scoped(()))
+    assert list(rules.list_scoped(())) == ["prometheus-rules/r1", "prometheus-rules/r2"]
     assert sorted(FilesSink(tmp_path).list_owned()) == [agent.id, "prometheus-rules/r1", "prometheus-rules/r2"]
 
 
