@@ -251,14 +251,27 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+CHUNK_BYTES = 8 << 20  # bodies a worker sends back at once, about (a plan keeps only their digests)
+
+
+def _slices(n: int, step: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive (lo, hi) bounds over n services, each `step[0]` long when it is drawn."""
+    lo = 0
+    while lo < n:
+        hi = min(lo + step[0], n)
+        yield lo, hi
+        lo = hi
+
+
 def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions,
                   only: Sequence[str] | None = None, *, workers: int | None = None,
                   chunk: int = 50) -> Iterator[list[Artifact]]:
     """The artifacts of `render_all`, streamed in chunks (services in ref order, then the shared ones).
 
     With more than one worker the services are rendered by forked worker processes, `chunk` at a
-    time, each artifact already hashed. Only a single-threaded process forks (a fork copies no other
-    thread and could inherit a lock one of them held); otherwise the render runs here, chunk by chunk.
+    time (fewer when their bodies exceed `CHUNK_BYTES`), each artifact already hashed. Only a
+    single-threaded process forks (a fork copies no other thread and could inherit a lock one of them
+    held); otherwise the render runs here, chunk by chunk.
     A SpecError with every problem is raised after the last chunk of services.
     """
     ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
@@ -283,11 +296,16 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
             with multiprocessing.get_context("fork").Pool(size) as pool:
                 # at most two chunks per worker in flight: a slow consumer holds the workers back instead of
                 # piling their bodies up here (imap would run ahead without bound)
-                todo = iter(bounds)
+                # the first chunks are small; the next hold about CHUNK_BYTES of bodies, at most `chunk` services
+                step = [max(1, chunk // 5)]
+                todo = _slices(len(services), step)
                 pending = collections.deque(pool.apply_async(_render_slice, (b,))
                                             for b in itertools.islice(todo, 2 * size))
                 while pending:
                     arts, sums, probs = pending.popleft().get()
+                    if arts:
+                        per_service = sum(len(a.body) for a in arts) / max(1, len(sums) + len(probs))
+                        step[0] = max(1, min(chunk, int(CHUNK_BYTES / max(1.0, per_service))))
                     following = next(todo, None)
                     if following is not None:
                         pending.append(pool.apply_async(_render_slice, (following,)))

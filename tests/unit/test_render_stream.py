@@ -124,3 +124,16 @@ def test_the_one_off_commands_render_on_every_core_what_render_all_gives() -> No
     spread = render_on_every_core(catalog, TEMPLATES, EVERYTHING)
     assert list(spread) == list(whole)
     assert [a.body for a in spread.values()] == [a.body for a in whole.values()]
+
+
+def test_chunks_shrink_to_their_byte_budget_and_still_make_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import obsctl.render as render
+
+    catalog = synthetic_catalog(130, 4)
+    whole = render_all(catalog, TEMPLATES, EVERYTHING)
+    monkeypatch.setattr(render, "CHUNK_BYTES", 1)  # every chunk drawn after the first result: one service
+    chunks = list(render_chunks(catalog, TEMPLATES, EVERYTHING, workers=2, chunk=20))
+    owners = [len({a.owner for a in chunk}) for chunk in chunks[:-1]]  # the last one: the shared artifacts
+    # two chunks per worker, a fifth of `chunk` each, were in flight before the first came back
+    assert owners == [4] * 4 + [1] * 114
+    assert {a.id: a.body for chunk in chunks for a in chunk} == {k: a.body for k, a in whole.items()}
