@@ -2,9 +2,10 @@
 
 Each N runs in a fresh child process (`python -m bench.render --child N SEED`) so its wall time
 and peak RSS are its own. The child streams `render_chunks` (services rendered by forked worker
-processes, 50 at a time, at most two chunks per worker in flight, every body hashed in the worker; the
-shared team/org artifacts last) and keeps only what a plan keeps of a desired state: each artifact's id
-and digest. Target: 10,000 services in under 10 s and 300 MB (the parent and its workers together).
+processes, up to 50 at a time (about 8 MB of bodies a chunk), at most two chunks per worker in flight,
+every body hashed in the worker; the shared team/org artifacts last) and keeps only what a plan keeps
+of a desired state: each artifact's id and digest. Target: 10,000 services in under 10 s and 300 MB
+(the parent and its workers together).
 The desired state of the apply benchmark's N is written for it chunk by chunk (after the timing).
 When a target is missed, a 1,000-service serial render is profiled with pyinstrument (if installed)
 and the top frames are kept in the notes.
