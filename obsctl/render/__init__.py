@@ -13,13 +13,12 @@ import collections
 import functools
 import importlib
 import itertools
-import multiprocessing
-import multiprocessing.pool
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState, Kind, desired_state
@@ -27,6 +26,9 @@ from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.platform import Templates
 from obsctl.render.context import RENDERER_NAMES, RenderContext, ServiceSummary, summary_of, teams_in_use
 from obsctl.render.options import RenderOptions
+
+if TYPE_CHECKING:
+    import multiprocessing.pool
 
 __all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared",
            "selection_of", "shared_parts"]
@@ -280,8 +282,11 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
     bounds = [(i, min(i + chunk, len(services))) for i in range(0, len(services), chunk)]
     summaries: list[ServiceSummary] = []
     problems: list[Problem] = []
-    fork = (workers > 1 and len(bounds) > 1 and threading.active_count() == 1
-            and "fork" in multiprocessing.get_all_start_methods())
+    fork = workers > 1 and len(bounds) > 1 and threading.active_count() == 1
+    if fork:
+        import multiprocessing  # only a forked render pays for it (~25 ms of imports)
+
+        fork = "fork" in multiprocessing.get_all_start_methods()
     if not fork:
         for lo, hi in bounds:
             arts, sums, probs = _render_range(services[lo:hi], ctx)
