@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import statistics
 import sys
@@ -304,6 +305,8 @@ def round_stages(work: Path, held: int) -> list[Row]:
         while source.sources[0].watch_mode != "inotify" and time.monotonic() < deadline:  # type: ignore[attr-defined]
             time.sleep(0.05)
         loop.run_once(full=True)  # the first convergence, the watcher up (not timed)
+        gc.collect()  # what serve's loop does after a full round (Reconciler.run)
+        gc.freeze()
         (catalog / "stage-new.yaml").write_text(yaml.safe_dump(service_doc("stage-new", owner="team-payments")))
         time.sleep(0.5)  # inotify reported it
         for label, full in (("event round: 1 new service", False), ("full resync, nothing changed", True)):
@@ -322,6 +325,7 @@ def round_stages(work: Path, held: int) -> list[Row]:
                             " / ".join(f"{v * 1000:.0f}" for v in stages.values())
                             + f" = {total * 1000:.0f} ms ({top}), {writes} writes"))
     finally:
+        gc.unfreeze()
         stop.set()
         watcher.join(5)
     return rows
