@@ -18,9 +18,9 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
   optional budget-exhausted alert.
 
 Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
-5m); `meta`, once a minute, the tiles, the ticket tiers' windows and the burn-rate series
-(dashboards); `period`, every 2 minutes, the period's figures and the SLO's constants; `alerts`
-every alert. Rule evaluation cost is mostly per rule and per sample read,
+5m); `meta`, once a minute, the 5m tiles, the ticket tiers' windows and the burn-rate series
+(dashboards); `period`, every 2 minutes, the hourly tiles, the period's figures and the SLO's
+constants; `alerts` every alert. Rule evaluation cost is mostly per rule and per sample read,
 so rules nothing reads at the alerting interval run once a minute.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
@@ -146,21 +146,15 @@ class _SloRules:
 
     # -- recording rules ---------------------------------------------------
 
-    def tile_rules(self) -> list[Rule]:
-        """Tile sums of the 5m error and request rates and their sample counts, per tile the SLO reads."""
+    def tile_rules(self, tile_s: float) -> list[Rule]:
+        """Tile sums of the 5m error and request rates and their sample count over `tile_s`."""
         short = _win(SHORT_S)
         errors5 = self.ref(cv.SERIES_ERRORS, short)
         total5 = self.ref(cv.SERIES_TOTAL, short)
-        tiles = {PERIOD_TILE_S}
-        if any(w > RAW_WINDOW_MAX_S for w in self.windows()):
-            tiles.add(TILE_S)
-        rules: list[Rule] = []
-        for tile_s in sorted(tiles):
-            t, span = _win(tile_s), _under(tile_s)
-            rules.append(self.record(cv.series(cv.SERIES_ERRORS_SUM, t), f"sum_over_time({errors5}[{span}])"))
-            rules.append(self.record(cv.series(cv.SERIES_TOTAL_SUM, t), f"sum_over_time({total5}[{span}])"))
-            rules.append(self.record(cv.series(cv.SERIES_RATE_SAMPLES, t), f"count_over_time({total5}[{span}])"))
-        return rules
+        t, span = _win(tile_s), _under(tile_s)
+        return [self.record(cv.series(cv.SERIES_ERRORS_SUM, t), f"sum_over_time({errors5}[{span}])"),
+                self.record(cv.series(cv.SERIES_TOTAL_SUM, t), f"sum_over_time({total5}[{span}])"),
+                self.record(cv.series(cv.SERIES_RATE_SAMPLES, t), f"count_over_time({total5}[{span}])")]
 
     def tiled_count(self, window_s: float, tile_s: float) -> str:
         """How many 5m rates the tiles of `tile_s` over a window hold."""
@@ -225,7 +219,8 @@ class _SloRules:
 
     def meta_rules(self) -> list[Rule]:
         """Tiles, the other windows' rates and ratios, and every window's burn rate (the `meta` group)."""
-        rules = self.tile_rules()
+        # the windows' 5m tiles (the hourly ones are the period group's own)
+        rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
         fast = self.fast_windows()
         for seconds in self.windows():
             if seconds not in fast:
@@ -258,6 +253,9 @@ class _SloRules:
             cv.LABEL_SLI: slo.sli.kind,
         }
         rules = [
+            # hourly tiles recorded where they are read: every 2 minutes (2m divides the hour, so they abut),
+            # so the period's subqueries scan half the samples a 1m tile would have
+            *self.tile_rules(PERIOD_TILE_S),
             self.record(cv.SERIES_INFO, "vector(1)", info),
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
