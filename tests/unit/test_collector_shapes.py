@@ -17,7 +17,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from obsctl.errors import SpecError
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import SLO, AvailabilitySLI, Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.otelcol import validate_collector_config
@@ -26,6 +25,7 @@ from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_template_tree
 from obsctl.spec.templates import Templates, parse_templates
+from tests.support.shapes import substituted_and_built
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = parse_templates(read_template_tree(ROOT))
@@ -53,22 +53,7 @@ def _catalog(draw: st.DrawFn) -> Catalog:
 
 def _both(catalog: Catalog, templates: Templates, options: RenderOptions,
           monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], RenderContext]:
-    ctx = RenderContext.of(catalog, templates, options)
-
-    def each(context: RenderContext) -> list[Any]:
-        out: list[Any] = []
-        for svc in catalog.services:
-            try:
-                out.append([(a.id, a.path, a.body) for a in collectors.render_service(svc, context)])
-            except SpecError as exc:
-                out.append(exc.problems)
-        return out
-
-    fast = each(ctx)
-    with monkeypatch.context() as m:
-        m.setattr(collectors, "_agent_bodies", lambda *_a: None)
-        slow = each(RenderContext.of(catalog, templates, options))
-    return fast, slow, ctx
+    return substituted_and_built(collectors, "_agent_bodies", catalog, templates, options, monkeypatch)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

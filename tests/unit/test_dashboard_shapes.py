@@ -37,6 +37,7 @@ from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_template_tree
 from obsctl.spec.templates import Templates, parse_templates
+from tests.support.shapes import substituted_and_built
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = parse_templates(read_template_tree(ROOT))
@@ -84,23 +85,7 @@ def _catalog(draw: st.DrawFn) -> Catalog:
 
 def _both(catalog: Catalog, templates: Templates, options: RenderOptions,
           monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], RenderContext]:
-    """Every service's dashboard artifacts (or its problems), by substitution and built per service."""
-    ctx = RenderContext.of(catalog, templates, options)
-
-    def each(context: RenderContext) -> list[Any]:
-        out: list[Any] = []
-        for svc in catalog.services:
-            try:
-                out.append([(a.id, a.path, a.body) for a in dashboards.render_service(svc, context)])
-            except SpecError as exc:
-                out.append(exc.problems)
-        return out
-
-    fast = each(ctx)
-    with monkeypatch.context() as m:
-        m.setattr(dashboards, "_compile", lambda *_a: None)
-        slow = each(RenderContext.of(catalog, templates, options))
-    return fast, slow, ctx
+    return substituted_and_built(dashboards, "_compile", catalog, templates, options, monkeypatch)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
