@@ -151,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         args.results = RESULTS
     if not args.no_write and args.results is not None:
         rows, notes, errors = merge(args.results.with_suffix(".json"), names, rows, notes, errors, args.quick,
-                                     loads)
+                                     loads, info.get("obsctl", ""))
         args.results.write_text(markdown(rows, info, args, notes, errors, elapsed))
         say(f"\nwrote {args.results}")
     return 1 if errors else 0
 
 
 def merge(path: Path, names: list[str], rows: list[Row], notes: list[str], errors: list[str],
-          quick: bool, loads: dict[str, str] | None = None) -> tuple[list[Row], list[str], list[str]]:
+          quick: bool, loads: dict[str, str] | None = None, version: str = "",
+          ) -> tuple[list[Row], list[str], list[str]]:
     """Keep the other benchmarks' latest rows (from `path`, a JSON sidecar) when only some ran.
 
     Each benchmark's rows, notes and errors are stored under its name with the time it ran, so
@@ -177,7 +178,7 @@ def merge(path: Path, names: list[str], rows: list[Row], notes: list[str], error
         return text.startswith((f"{name}:", f"{name} "))
 
     for name in names:
-        bench[name] = {"ran": stamp, "load": (loads or {}).get(name, ""),
+        bench[name] = {"ran": stamp, "load": (loads or {}).get(name, ""), "obsctl": version,
                        "rows": [asdict(r) for r in rows if r.benchmark == name],
                        "notes": [n for n in notes if mine(n, name)],
                        "errors": [e for e in errors if mine(e, name)]}
@@ -194,7 +195,8 @@ def _assemble(bench: dict[str, Any]) -> tuple[list[Row], list[str], list[str]]:
         if name not in bench:
             continue
         entry = bench[name]
-        when = entry["ran"] + (f", load average {entry['load']} at its start" if entry.get("load") else "")
+        when = entry["ran"] + (f", load average {entry['load']} at its start" if entry.get("load") else "") + (
+            f", obsctl {entry['obsctl']}" if entry.get("obsctl") else "")
         all_rows += [Row(**r) for r in entry["rows"]]
         all_notes += [f"{n} ({name} ran {when})" if i == 0 else n for i, n in enumerate(entry["notes"])]
         if not entry["notes"]:
@@ -224,7 +226,8 @@ def collect(args: argparse.Namespace) -> int:
     rows, notes, errors = _assemble(bench)
     args.only = ",".join(n for n in BENCHMARKS if n in bench)
     info = machine()
-    del info["load average (1/5/15 min) at start"]  # each benchmark's own load is in the notes
+    for key in ("load average (1/5/15 min) at start", "obsctl"):
+        del info[key]  # each benchmark's own load and obsctl commit are in the notes
     target.with_suffix(".md").write_text(markdown(rows, info, args, notes, errors, 0.0))
     say(table(rows) + f"\nwrote {target.with_suffix('.md')}")
     return 0
