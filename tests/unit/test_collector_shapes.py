@@ -9,6 +9,7 @@ collector model's verdict really ignores an attribute action's value.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,9 @@ from obsctl.model.artifact import Kind
 from obsctl.model.entities import SLO, AvailabilitySLI, Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.otelcol import validate_collector_config
 from obsctl.render import collectors
-from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_template_tree
-from obsctl.spec.templates import Templates, parse_templates
+from obsctl.spec.templates import parse_templates
 from tests.support.shapes import substituted_and_built
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +51,7 @@ def _catalog(draw: st.DrawFn) -> Catalog:
     return Catalog(tuple(services))
 
 
-def _both(catalog: Catalog, templates: Templates, options: RenderOptions,
-          monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], RenderContext]:
-    return substituted_and_built(collectors, "_agent_bodies", catalog, templates, options, monkeypatch)
+_both = functools.partial(substituted_and_built, collectors, "_agent_bodies")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,6 +9,7 @@ and check that the substitution is really what ran for ordinary services.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from obsctl.render import dashboards, symbolic
 from obsctl.render.context import RenderContext
 from obsctl.render.options import RenderOptions
 from obsctl.sources.directory import read_template_tree
-from obsctl.spec.templates import Templates, parse_templates
+from obsctl.spec.templates import parse_templates
 from tests.support.shapes import substituted_and_built
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +84,7 @@ def _catalog(draw: st.DrawFn) -> Catalog:
     return Catalog(services, teams)
 
 
-def _both(catalog: Catalog, templates: Templates, options: RenderOptions,
-          monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], RenderContext]:
-    return substituted_and_built(dashboards, "_compile", catalog, templates, options, monkeypatch)
+_both = functools.partial(substituted_and_built, dashboards, "_compile")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
