@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ import yaml
 
 from obsctl.model import conventions as conv
 from obsctl.model.artifact import Kind
+from obsctl.model.durations import parse_duration
 from obsctl.model.entities import (
     SLO,
     AvailabilitySLI,
@@ -183,20 +184,24 @@ def split_levels(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def backfill_rules(prom: Prometheus, rules_doc: Mapping[str, Any], start: float, end: float,
-                   steps: Sequence[float] = (60.0,)) -> None:
+                   evaluation_interval: float = 60.0) -> None:
     """Evaluate recording rules over [start, end] with the real Prometheus, level by level, into its TSDB.
 
-    Each rule's expression is evaluated by one range query (what `promtool tsdb create-blocks-from
-    rules` does per 2h block, which takes minutes here); the results, labelled as the rule says,
-    are backfilled with promtool. Prometheus restarts between levels to load the new blocks.
+    Each rule's expression is evaluated by one range query stepping at its group's interval (the
+    global `evaluation_interval` when the group sets none), as a running Prometheus would: the tiles
+    count the samples of the series they sum, so a coarser step would change what they add up. This
+    is what `promtool tsdb create-blocks-from rules` does per 2h block, which takes minutes here; the
+    results, labelled as the rule says, are backfilled with promtool. Prometheus restarts between
+    levels to load the new blocks.
     """
-    for k, level in enumerate(split_levels(rules_doc)):
-        step = steps[min(k, len(steps) - 1)]
+    every = {str(r["record"]): parse_duration(str(g["interval"])) if g.get("interval") else evaluation_interval
+             for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
+    for level in split_levels(rules_doc):
         if prom.pid is None:
             prom.start()
         families: dict[str, list[tuple[dict[str, str], list[tuple[float, float]]]]] = {}
         for rule in level["groups"][0]["rules"]:
-            for item in prom.query_range(str(rule["expr"]), start, end, step):
+            for item in prom.query_range(str(rule["expr"]), start, end, every[str(rule["record"])]):
                 labels = {n: v for n, v in item["metric"].items() if n != "__name__"}
                 labels.update(rule.get("labels") or {})
                 samples = [(float(t), float(v)) for t, v in item["values"]]
@@ -235,7 +240,7 @@ def start_prometheus(tmp: Path, templates: Templates) -> tuple[Prometheus, str]:
     prom.start()
     try:
         # past END so the last evaluation at END is included (the reports read at END)
-        backfill_rules(prom, rules, START, END + 600, steps=(60.0, 300.0))
+        backfill_rules(prom, rules, START, END + 600)
     except BaseException:
         prom.stop()
         raise
