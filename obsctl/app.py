@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from obsctl.config import Settings
-from obsctl.errors import ConfigError
+from obsctl.errors import ConfigError, Problem
 from obsctl.model.artifact import DesiredState, Kind
-from obsctl.model.entities import Catalog
+from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import ALL_KINDS, Policy, carry_forward
 from obsctl.render import render_all, render_on_every_core
 from obsctl.render.options import CatalogIntegration, KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
-from obsctl.spec.load import LoadResult, load_catalog
+from obsctl.spec.load import CatalogLoader, LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
@@ -259,12 +259,74 @@ def build_source(settings: Settings, registrations: RegistrationReader | None = 
     return CombinedSource(parts)
 
 
+class RoutingCheck:
+    """`check_routing` for a loader that loads again what changed: each team is checked again only when
+    one of its services or its Group changed (a team's verdict reads nothing else)."""
+
+    def __init__(self, templates: Templates, options: RenderOptions) -> None:
+        self.templates = templates
+        self.options = options
+        self._team_of: dict[EntityRef, EntityRef] = {}  # service ref -> its team
+        self._members: dict[EntityRef, dict[EntityRef, Service]] = {}  # team -> its services by ref
+        self._problems: dict[EntityRef, list[Problem]] = {}  # team -> its routing problems
+
+    def check(self, result: LoadResult, loader: CatalogLoader) -> LoadResult:
+        """As check_routing(result, ...), `result` being `loader`'s last load."""
+        from obsctl.render.routes import routing_problems
+
+        if Kind.ALERTMANAGER_CONFIG not in self.options.outputs:
+            return result
+        changed, changed_teams = loader.changed_refs, loader.changed_teams
+        if changed is None or changed_teams is None:
+            self._team_of, self._members, self._problems = {}, {}, {}
+            for each in result.catalog.services:
+                self._team_of[each.ref] = each.team
+                self._members.setdefault(each.team, {})[each.ref] = each
+            changed, teams = frozenset(), set(self._members)
+        else:
+            teams = set(changed_teams)
+        for ref in changed:
+            before = self._team_of.pop(ref, None)
+            if before is not None:
+                teams.add(before)
+                former = self._members[before]
+                del former[ref]
+                if not former:
+                    del self._members[before]
+            svc = loader.service(ref)
+            if svc is not None:
+                self._team_of[ref] = svc.team
+                self._members.setdefault(svc.team, {})[ref] = svc
+                teams.add(svc.team)
+        for team in teams:
+            members = self._members.get(team)
+            group = result.catalog.team(team)
+            found = routing_problems(Catalog(tuple(members[r] for r in sorted(members, key=str)),
+                                             (group,) if group is not None else ()),
+                                     self.templates, self.options) if members else []
+            if found:
+                self._problems[team] = found
+            else:
+                self._problems.pop(team, None)
+        if not self._problems:
+            return result
+        problems = [p for team in sorted(self._problems, key=str) for p in self._problems[team]]
+        lost = {p.entity for p in problems}
+        services = tuple(s for s in result.catalog.services if str(s.ref) not in lost)
+        return LoadResult(replace(result.catalog, services=services), [*result.problems, *problems],
+                          sorted({*result.skipped, *lost}))
+
+
 def catalog_loader(templates: Templates, settings: Settings | None = None) -> Callable[[list[SourceFile]], LoadResult]:
-    """Bytes -> validated catalog, with the platform templates bound (and the routing check, given settings)."""
+    """Bytes -> validated catalog, with the platform templates bound (and the routing check, given settings).
+
+    The loader keeps its last load: a round loads again only what changed (`CatalogLoader`).
+    """
+    loader = CatalogLoader(templates)
     if settings is None:
-        return lambda files: load_catalog(files, templates)
-    options = render_options(settings)
-    return lambda files: check_routing(load_catalog(files, templates), templates, options)
+        return loader.load
+    check = RoutingCheck(templates, render_options(settings))
+    return lambda files: check.check(loader.load(files), loader)
 
 
 def catalog_renderer(settings: Settings, templates: Templates) -> Callable[[Catalog], DesiredState]:

@@ -5,6 +5,7 @@ One bad entity is reported and skipped; every other entity still loads.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections.abc import Callable, Iterable
@@ -183,123 +184,391 @@ def _assembled(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templa
 
 def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
     """Parse and validate every document, then assemble services and teams."""
-    problems: list[Problem] = []
-    skipped: list[str] = []
-    pending: dict[EntityRef, _Pending] = {}
-    teams: dict[EntityRef, Team] = {}
-    oslo = openslo.OpenSloSet()
+    return CatalogLoader(templates).load(files)
 
-    for source in sorted(files, key=lambda f: f.path):
-        parsed = _parsed(source.data, source.path)
-        problems.extend(parsed.problems)
-        for doc in parsed.docs:
-            if doc.data is None:
-                continue
-            entity = parsed.label(doc)
-            r = Reader(doc, entity, problems)
-            if not isinstance(doc.data, dict):
-                r.problem((), "a catalog document must be a mapping")
-                continue
-            data: dict[str, Any] = doc.data
-            api = str(data.get("apiVersion", ""))
-            kind = str(data.get("kind", ""))
-            if api == backstage.API_VERSION:
-                if kind == "Component":
-                    comp = _memoized(parsed, (doc.index, "component"), r, templates,
-                                     partial(backstage.parse_component, r, data))
-                    if comp is None:
-                        skipped.append(entity)
-                        continue
-                    if comp.spec_type not in backstage.SERVICE_TYPES:
-                        continue
-                    if comp.annotations.get(backstage.ORPHAN) == "true":
-                        continue
-                    entry = pending.setdefault(comp.ref, _Pending())
-                    if entry.component is not None:
-                        r.problem(("metadata", "name"), f"{comp.ref} is defined twice (also {entry.origin})")
-                        continue
-                    entry.component, entry.reader = comp, r
-                    entry.origin = Origin(doc.file, doc.line(), "backstage")
-                    entry.failed = entry.failed or r.failed
-                elif kind == "Group":
-                    team = _memoized(parsed, (doc.index, "group"), r, templates,
-                                     partial(backstage.parse_group, r, data, doc.file))
-                    if team is not None:
-                        teams[team.ref] = team
-                elif kind in ("System", "API", "Resource", "Domain", "User", "Location", "Template"):
-                    backstage.check_metadata(r, data, kind)
-                else:
-                    r.problem(("kind",), f"unknown Backstage kind {kind!r}")
-            elif api == native.API_VERSION:
-                if kind != "Service":
-                    r.problem(("kind",), f"unknown obsctl kind {kind!r}; expected Service")
+
+# What one document adds to a service's pending entry, replayed in file order when the entry is merged:
+# ("component", ref, component, reader, origin), ("doc", ref, service doc, reader, origin),
+# ("attach", ref, slos, owner, origin, reader, marks failed).
+_Record = tuple[Any, ...]
+
+
+@dataclass
+class _FileRead:
+    """What reading one file's documents found (validation problems land in the pass's problem list)."""
+
+    records: list[_Record] = field(default_factory=list)
+    teams: list[Team] = field(default_factory=list)
+    openslo: list[openslo.OpenSloDoc] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def refs(self) -> set[EntityRef]:
+        """The services the file's documents add to."""
+        return {rec[1] for rec in self.records}
+
+
+def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]) -> _FileRead:
+    """Validate each document of one file; what it adds to services is recorded, not merged yet."""
+    out = _FileRead()
+    parsed = _parsed(source.data, source.path)
+    problems.extend(parsed.problems)
+    for doc in parsed.docs:
+        if doc.data is None:
+            continue
+        entity = parsed.label(doc)
+        r = Reader(doc, entity, problems)
+        if not isinstance(doc.data, dict):
+            r.problem((), "a catalog document must be a mapping")
+            continue
+        data: dict[str, Any] = doc.data
+        api = str(data.get("apiVersion", ""))
+        kind = str(data.get("kind", ""))
+        if api == backstage.API_VERSION:
+            if kind == "Component":
+                comp = _memoized(parsed, (doc.index, "component"), r, templates,
+                                 partial(backstage.parse_component, r, data))
+                if comp is None:
+                    out.skipped.append(entity)
                     continue
-                sdoc = _memoized(parsed, (doc.index, "service"), r, templates,
-                                 partial(native.parse_service_doc, r, data, templates))
-                if sdoc is None:
-                    skipped.append(entity)
+                if comp.spec_type not in backstage.SERVICE_TYPES:
                     continue
-                target = EntityRef.parse(sdoc.component, "component", sdoc.namespace) if sdoc.component else \
-                    EntityRef("component", sdoc.namespace, sdoc.name)
-                entry = pending.setdefault(target, _Pending())
+                if comp.annotations.get(backstage.ORPHAN) == "true":
+                    continue
+                out.records.append(("component", comp.ref, comp, r, Origin(doc.file, doc.line(), "backstage")))
+            elif kind == "Group":
+                team = _memoized(parsed, (doc.index, "group"), r, templates,
+                                 partial(backstage.parse_group, r, data, doc.file))
+                if team is not None:
+                    out.teams.append(team)
+            elif kind in ("System", "API", "Resource", "Domain", "User", "Location", "Template"):
+                backstage.check_metadata(r, data, kind)
+            else:
+                r.problem(("kind",), f"unknown Backstage kind {kind!r}")
+        elif api == native.API_VERSION:
+            if kind != "Service":
+                r.problem(("kind",), f"unknown obsctl kind {kind!r}; expected Service")
+                continue
+            sdoc = _memoized(parsed, (doc.index, "service"), r, templates,
+                             partial(native.parse_service_doc, r, data, templates))
+            if sdoc is None:
+                out.skipped.append(entity)
+                continue
+            target = EntityRef.parse(sdoc.component, "component", sdoc.namespace) if sdoc.component else \
+                EntityRef("component", sdoc.namespace, sdoc.name)
+            out.records.append(("doc", target, sdoc, r, Origin(doc.file, doc.line(), "obsctl")))
+        elif sloth.is_sloth(data):
+            service, labels, slos = sloth.parse_sloth(r, data, templates)
+            if not service:
+                continue
+            out.records.append(("attach", EntityRef("component", "default", service), slos,
+                                labels.get("owner", labels.get("team", "")),
+                                Origin(doc.file, doc.line(), "sloth"), r, True))
+        elif pyrra.is_pyrra(data):
+            # One Pyrra document is one SLO: a bad one is reported and skipped alone.
+            with r.contained():
+                service, owner, slos = pyrra.parse_pyrra(r, data, templates)
+            if not service:
+                continue
+            out.records.append(("attach", EntityRef("component", "default", service), slos, owner,
+                                Origin(doc.file, doc.line(), "pyrra"), r, False))
+        elif api in openslo.API_VERSIONS:
+            if kind not in openslo.KINDS:
+                r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
+                continue
+            meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+            name = str(meta.get("name", "")) if meta else ""
+            if not name:
+                r.problem(("metadata", "name"), "is required")
+                continue
+            if kind in ("AlertNotificationTarget", "DataSource"):
+                r.warn(("kind",), f"an OpenSLO {kind} is not honoured: alerts route to the owning team's "
+                                  "receivers and rules query the Prometheus they are loaded into")
+            out.openslo.append(openslo.OpenSloDoc(kind, name, data, r))
+        else:
+            r.problem(("apiVersion",), f"unknown document type (apiVersion {api!r}, kind {kind!r}); expected "
+                                       "backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or "
+                                       "sloth.slok.dev/v1, openslo/v1 or pyrra.dev/v1alpha1")
+    return out
+
+
+def _merge(reads: Iterable[_FileRead], pending: dict[EntityRef, _Pending]) -> None:
+    """Each file's records into the services' pending entries, in file order (the first definition wins)."""
+    for read in reads:
+        for rec in read.records:
+            what, ref = rec[0], rec[1]
+            if what == "component":
+                comp, r, origin = rec[2], rec[3], rec[4]
+                entry = pending.setdefault(ref, _Pending())
+                if entry.component is not None:
+                    r.problem(("metadata", "name"), f"{comp.ref} is defined twice (also {entry.origin})")
+                    continue
+                entry.component, entry.reader, entry.origin = comp, r, origin
+                entry.failed = entry.failed or r.failed
+            elif what == "doc":
+                sdoc, r, origin = rec[2], rec[3], rec[4]
+                entry = pending.setdefault(ref, _Pending())
                 if entry.doc is not None:
-                    r.problem(("metadata", "name"), f"a second obsctl.dev/v1 document for {target}")
+                    r.problem(("metadata", "name"), f"a second obsctl.dev/v1 document for {ref}")
                     continue
                 entry.doc, entry.doc_reader = sdoc, r
                 entry.failed = entry.failed or r.failed
                 if entry.origin is None:
-                    entry.origin = Origin(doc.file, doc.line(), "obsctl")
-            elif sloth.is_sloth(data):
-                service, labels, slos = sloth.parse_sloth(r, data, templates)
-                if not service:
-                    continue
-                entry = _attach_slos(pending, service, slos, labels.get("owner", labels.get("team", "")),
-                                     origin=Origin(doc.file, doc.line(), "sloth"), reader=r)
-                entry.failed = entry.failed or r.failed
-            elif pyrra.is_pyrra(data):
-                # One Pyrra document is one SLO: a bad one is reported and skipped alone.
-                with r.contained():
-                    service, owner, slos = pyrra.parse_pyrra(r, data, templates)
-                if not service:
-                    continue
-                _attach_slos(pending, service, slos, owner, origin=Origin(doc.file, doc.line(), "pyrra"), reader=r)
-            elif api in openslo.API_VERSIONS:
-                if kind not in openslo.KINDS:
-                    r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
-                    continue
-                meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-                name = str(meta.get("name", "")) if meta else ""
-                if not name:
-                    r.problem(("metadata", "name"), "is required")
-                    continue
-                if kind in ("AlertNotificationTarget", "DataSource"):
-                    r.warn(("kind",), f"an OpenSLO {kind} is not honoured: alerts route to the owning team's "
-                                      "receivers and rules query the Prometheus they are loaded into")
-                oslo.add(openslo.OpenSloDoc(kind, name, data, r))
+                    entry.origin = origin
             else:
-                r.problem(("apiVersion",), f"unknown document type (apiVersion {api!r}, kind {kind!r}); expected "
-                                           "backstage.io/v1alpha1, obsctl.dev/v1, Sloth prometheus/v1 or "
-                                           "sloth.slok.dev/v1, openslo/v1 or pyrra.dev/v1alpha1")
+                slos, owner, origin, r, marks = rec[2], rec[3], rec[4], rec[5], rec[6]
+                entry = _attach_slos(pending, ref.name, slos, owner, origin=origin, reader=r)
+                if marks:
+                    entry.failed = entry.failed or r.failed
 
-    for (kind, _name), odoc in sorted(oslo.objects.items()):
-        if kind != "SLO":
-            continue
-        service, owner, slos = openslo.build_slos(odoc, oslo, templates)
-        if not service:
-            continue
-        # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
-        _attach_slos(pending, service, slos, owner,
-                     origin=Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), reader=odoc.reader)
 
-    services: list[Service] = []
-    for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
-        svc = _assembled(ref, entry, teams, templates, problems)
-        if svc is None or entry.failed:
-            skipped.append(str(ref))
-            continue
-        services.append(svc)
-    return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
-                      sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)), sorted(set(skipped)))
+def _teams_of(reads: Iterable[list[Team]]) -> dict[EntityRef, Team]:
+    teams: dict[EntityRef, Team] = {}
+    for found in reads:
+        for team in found:
+            teams[team.ref] = team  # the last definition wins
+    return teams
+
+
+class CatalogLoader:
+    """Loads a catalog, and loads it again re-merging only what changed since its last load.
+
+    A serve round hands it every catalog file; the files whose bytes changed (added, edited,
+    removed) are read again, and so is every file that adds to a service those files add to (or
+    added to), so each service is assembled from all of its documents, in file order, as a fresh
+    load does. Everything else is kept from the last load. A change to the set of team names (which
+    services are told their owner is unknown) or any OpenSLO document (SLOs refer across files)
+    loads everything again. The result always equals a fresh `load_catalog` of the same files.
+    """
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+        self._result: LoadResult | None = None
+        self._data: dict[str, bytes | str] = {}  # path -> the bytes last loaded
+        self._file_refs: dict[str, frozenset[EntityRef]] = {}
+        self._ref_files: dict[EntityRef, set[str]] = {}
+        self._file_teams: dict[str, list[Team]] = {}  # files that define teams
+        self._file_problems: dict[str, list[Problem]] = {}
+        self._file_skipped: dict[str, list[str]] = {}
+        self._ref_skipped: set[EntityRef] = set()
+        self._services: dict[EntityRef, Service] = {}
+        self._order: list[str] = []  # sorted str(ref) of self._services
+        self._by_key: dict[str, EntityRef] = {}
+        self._teams: dict[EntityRef, Team] = {}
+        self._openslo_files: set[str] = set()  # files with OpenSLO documents: read again on every change
+        self._openslo_refs: frozenset[EntityRef] = frozenset()  # services OpenSLO SLOs were attached to
+        self.changed_refs: frozenset[EntityRef] | None = None  # refs the last load re-assembled; None: all
+        self.changed_teams: frozenset[EntityRef] | None = None  # teams whose Group changed; None: all
+
+    def load(self, files: Iterable[SourceFile]) -> LoadResult:
+        """The catalog of these files (equal to a fresh load of them)."""
+        sources = list(files)
+        by_path = {f.path: f for f in sources}
+        if len(by_path) != len(sources) or self._result is None:
+            return self._load_all(sources, keep=len(by_path) == len(sources))
+        missing = object()
+        changed = {p for p, f in by_path.items()
+                   if (was := self._data.get(p, missing)) is not f.data and was != f.data}
+        changed.update(p for p in self._data if p not in by_path)
+        if not changed:
+            self.changed_refs = self.changed_teams = frozenset()
+            return self._result
+        return self._load_changed(by_path, changed) or self._load_all(sources, keep=True)
+
+    def service(self, ref: EntityRef) -> Service | None:
+        """The service with that ref in the last load (None: none, or skipped)."""
+        return self._services.get(ref)
+
+    # -- a whole load --------------------------------------------------------------------------
+
+    def _load_all(self, sources: list[SourceFile], keep: bool) -> LoadResult:
+        problems: list[Problem] = []
+        ordered = sorted(sources, key=lambda f: f.path)
+        reads = [_read_file(source, self.templates, problems) for source in ordered]
+        teams = _teams_of(read.teams for read in reads)
+        attached = self._openslo_slos(reads)
+        pending: dict[EntityRef, _Pending] = {}
+        _merge([*reads, _FileRead(attached)], pending)
+        file_skipped = [label for read in reads for label in read.skipped]
+        assembled, ref_skipped = self._assemble_all(pending, teams, problems)
+        self.changed_refs = self.changed_teams = None
+        paths = {f.path for f in sources}
+        if not keep or any(p.file not in paths for p in problems):
+            self._result = None  # no incremental state: the next load is whole again
+            self._data = {}
+            services = [assembled[k] for k in sorted(assembled, key=str)]
+            return self._finish_whole(services, teams, problems, [*file_skipped, *map(str, ref_skipped)])
+        self._data = {f.path: f.data for f in sources}
+        self._file_refs, self._ref_files = {}, {}
+        self._file_teams, self._file_problems, self._file_skipped = {}, {}, {}
+        for source, read in zip(ordered, reads, strict=True):
+            self._index(source.path, read)
+        self._file_problems = _by_file(problems)
+        self._ref_skipped = set(ref_skipped)
+        self._services = assembled
+        self._by_key = {str(ref): ref for ref in assembled}
+        self._order = sorted(self._by_key)
+        self._teams = teams
+        self._openslo_files = {source.path for source, read in zip(ordered, reads, strict=True) if read.openslo}
+        self._openslo_refs = frozenset(rec[1] for rec in attached)
+        return self._publish()
+
+    def _openslo_slos(self, reads: Iterable[_FileRead]) -> list[_Record]:
+        """The OpenSLO documents of these files (all of the catalog's) as SLOs to attach, in name order."""
+        oslo = openslo.OpenSloSet()
+        for read in reads:
+            for odoc in read.openslo:
+                oslo.add(odoc)
+        out: list[_Record] = []
+        for (kind, _name), odoc in sorted(oslo.objects.items()):
+            if kind != "SLO":
+                continue
+            service, owner, slos = openslo.build_slos(odoc, oslo, self.templates)
+            if not service:
+                continue
+            # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
+            out.append(("attach", EntityRef("component", "default", service), slos, owner,
+                        Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), odoc.reader, False))
+        return out
+
+    def _assemble_all(self, pending: dict[EntityRef, _Pending], teams: dict[EntityRef, Team],
+                      problems: list[Problem]) -> tuple[dict[EntityRef, Service], list[EntityRef]]:
+        assembled: dict[EntityRef, Service] = {}
+        skipped: list[EntityRef] = []
+        for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
+            svc = _assembled(ref, entry, teams, self.templates, problems)
+            if svc is None or entry.failed:
+                skipped.append(ref)
+            else:
+                assembled[ref] = svc
+        return assembled, skipped
+
+    def _finish_whole(self, services: list[Service], teams: dict[EntityRef, Team], problems: list[Problem],
+                      skipped: list[str]) -> LoadResult:
+        return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
+                          sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)),
+                          sorted(set(skipped)))
+
+    def _index(self, path: str, read: _FileRead) -> None:
+        refs = frozenset(read.refs)
+        if refs:
+            self._file_refs[path] = refs
+        for ref in refs:
+            self._ref_files.setdefault(ref, set()).add(path)
+        if read.teams:
+            self._file_teams[path] = read.teams
+        if read.skipped:
+            self._file_skipped[path] = read.skipped
+
+    def _unindex(self, path: str) -> None:
+        for ref in self._file_refs.pop(path, ()):
+            paths = self._ref_files.get(ref)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self._ref_files[ref]
+        self._file_teams.pop(path, None)
+        self._file_skipped.pop(path, None)
+        self._file_problems.pop(path, None)
+
+    # -- a load of what changed -----------------------------------------------------------------
+
+    def _load_changed(self, by_path: dict[str, SourceFile], changed: set[str]) -> LoadResult | None:
+        """Re-read the changed files and every file that adds to the same services; None: load everything."""
+        problems: list[Problem] = []
+        reads: dict[str, _FileRead] = {}
+        files: set[str] = set()
+        refs: set[EntityRef] = set()
+
+        def close(paths: Iterable[str], more: Iterable[EntityRef]) -> None:
+            """Read these files, and every file that adds (or added) to a service they add (or added) to."""
+            todo = [p for p in paths if p not in files]
+            files.update(todo)
+            pending_refs = set(more) - refs
+            while todo or pending_refs:
+                touched = pending_refs
+                pending_refs = set()
+                while todo:
+                    path = todo.pop()
+                    touched |= self._file_refs.get(path, frozenset())
+                    source = by_path.get(path)
+                    if source is not None:
+                        read = reads[path] = _read_file(source, self.templates, problems)
+                        touched |= read.refs
+                for ref in touched - refs:
+                    refs.add(ref)
+                    for other in self._ref_files.get(ref, ()):
+                        if other not in files:
+                            files.add(other)
+                            todo.append(other)
+
+        # OpenSLO documents refer to each other across files: all of them are read again on any change
+        close([*changed, *self._openslo_files], self._openslo_refs)
+        attached = self._openslo_slos(reads[p] for p in sorted(reads))
+        close((), (rec[1] for rec in attached))
+        if any(p.file not in files for p in problems):
+            return None  # a problem placed outside the files read: cannot be kept per file
+        team_files = dict(self._file_teams)
+        for path in files:
+            team_files.pop(path, None)
+            if path in reads and reads[path].teams:
+                team_files[path] = reads[path].teams
+        teams_changed = any(path in self._file_teams or (path in reads and reads[path].teams) for path in files)
+        teams = _teams_of(team_files[p] for p in sorted(team_files)) if teams_changed else self._teams
+        if teams.keys() != self._teams.keys():
+            return None  # which owners are unknown changed for services anywhere
+        pending: dict[EntityRef, _Pending] = {}
+        _merge([*(reads[p] for p in sorted(reads)), _FileRead(attached)], pending)
+        assembled, ref_skipped = self._assemble_all(pending, teams, problems)
+        if any(p.file not in files for p in problems):
+            return None
+        # commit
+        for path in files:
+            self._unindex(path)
+            if path in reads:
+                self._index(path, reads[path])
+                self._data[path] = by_path[path].data
+            else:
+                self._data.pop(path, None)
+        self._file_problems.update(_by_file(problems))
+        self._ref_skipped -= refs
+        self._ref_skipped.update(ref_skipped)
+        for ref in refs:
+            if self._services.pop(ref, None) is not None:
+                key = str(ref)
+                del self._by_key[key]
+                del self._order[bisect.bisect_left(self._order, key)]
+        for ref, svc in assembled.items():
+            key = str(ref)
+            self._services[ref] = svc
+            self._by_key[key] = ref
+            bisect.insort(self._order, key)
+        self.changed_refs = frozenset(refs)
+        self.changed_teams = frozenset(t for t in teams if teams[t] is not self._teams.get(t))
+        if teams_changed:
+            self._file_teams = team_files
+            self._teams = teams
+        self._openslo_files = {p for p in self._openslo_files if p not in files} | \
+            {p for p, read in reads.items() if read.openslo}
+        self._openslo_refs = frozenset(rec[1] for rec in attached)
+        return self._publish()
+
+    def _publish(self) -> LoadResult:
+        services = tuple(self._services[self._by_key[k]] for k in self._order)
+        problems = [p for path in sorted(self._file_problems) for p in self._file_problems[path]]
+        skipped = [label for labels in self._file_skipped.values() for label in labels]
+        skipped.extend(str(ref) for ref in self._ref_skipped)
+        self._result = LoadResult(Catalog(services, tuple(sorted(self._teams.values(), key=lambda t: str(t.ref)))),
+                                  sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)),
+                                  sorted(set(skipped)))
+        return self._result
+
+
+def _by_file(problems: list[Problem]) -> dict[str, list[Problem]]:
+    out: dict[str, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.file, []).append(p)
+    return out
 
 
 def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[SLO, ...], owner: str, *,
