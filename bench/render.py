@@ -1,12 +1,15 @@
-"""Render benchmark: N synthetic services (three SLOs each) through the per-service streaming render.
+"""Render benchmark: N synthetic services (three SLOs each) rendered, planned and written into a directory by the
+path `obsctl render --out` takes (`converge_catalog`: the render workers plan their chunk against the files sink's
+records and stage the changed bodies; the parent commits them, prunes and keeps the manifest).
 
-Each N runs in a fresh child process (`python -m bench.render --child N SEED`) so its wall time
-and peak RSS are its own. The child streams `render_chunks` (services rendered by forked worker
-processes, up to 50 at a time (about 8 MB of bodies a chunk), at most two chunks per worker in flight,
-every body hashed in the worker; the shared team/org artifacts last) and keeps only what a plan keeps
-of a desired state: each artifact's id and digest. Target: 10,000 services in under 10 s and 300 MB
-(the parent and its workers together).
-The desired state of the apply benchmark's N is written for it chunk by chunk (after the timing).
+Each N runs in a fresh child process (`python -m bench.render --child N SEED`) so its wall time, CPU and peak
+memory are its own. Two runs per N: (a) a first render into an empty directory (every file written), then
+(b) the same render again over the unchanged directory (every file read and compared, 0 writes). Each run
+reports wall time, CPU of the parent and of the workers, the peak PSS of the family (parent + workers,
+sampled from a separate process) and its stages: render + plan (+ staging) in the workers, then the parent's
+commit (apply). Target: 10,000 services in under 10 s and 300 MB.
+After the timed runs a serial render of 1,000 services gives CPU ms per service by renderer, and the
+desired state of the apply benchmark's N is written for it chunk by chunk (not timed).
 When a target is missed, a 1,000-service serial render is profiled with pyinstrument (if installed)
 and the top frames are kept in the notes.
 """
@@ -20,7 +23,6 @@ import re
 import resource
 import sys
 import time
-from collections import Counter
 from typing import Any
 
 from bench.common import Context, Row, fmt_s, run_child, say, synthetic_catalog, templates, verdict
@@ -56,40 +58,52 @@ def _pss_kb(pid: int | str) -> int:
     return 0
 
 
-def _family() -> list[str]:
-    """This process and its children (the render workers)."""
-    pids = ["self"]
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as fh:
-                pids += fh.read().split()
-    except OSError:
-        pass
-    return pids
+def _family(pid: int) -> list[int]:
+    """A process and its descendants (the render workers)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass
+    return found
+
+
+def _sample(pid: int, interval: float = 0.1) -> None:
+    """`--sample PID`: the peak PSS (kB) of PID and its descendants, printed once stdin closes."""
+    import select
+
+    peak = 0
+    while True:
+        peak = max(peak, sum(_pss_kb(p) for p in _family(pid)))
+        ready, _, _ = select.select([sys.stdin], [], [], interval)
+        if ready and not sys.stdin.read(1):
+            break
+    print(peak, flush=True)
 
 
 class _PssPeak:
-    """Samples the proportional set size (shared pages split between sharers) of this process and its workers."""
+    """The peak proportional set size (shared pages split between sharers) of this process and its workers,
+    sampled by another process (a thread here would keep the render from forking its workers)."""
 
-    def __init__(self, interval: float = 0.2) -> None:
-        import threading
-
+    def __init__(self) -> None:
         self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in _family()))
-            self._stop.wait(interval)
+        self._proc: Any = None
 
     def __enter__(self) -> _PssPeak:
-        self._thread.start()
+        import subprocess
+
+        self._proc = subprocess.Popen([sys.executable, "-m", "bench.render", "--sample", str(os.getpid())],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        out, _ = self._proc.communicate("", timeout=60)
+        self.peak_kb = int(out.strip() or 0)
 
 
 STAGE_N = 1000  # services rendered serially, stage by stage, after the timed run
@@ -126,8 +140,45 @@ def _stages(catalog: Any, tpl: Any, options: Any, n: int) -> dict[str, float]:
     return out
 
 
+def _timed_converge(catalog: Any, tpl: Any, options: Any, out: str, workers: int) -> dict[str, Any]:
+    """One `render --out` converge into `out`: wall, CPU parent / workers, peak PSS, stage times, plan summary."""
+    import contextlib
+    import gc
+    from pathlib import Path
+
+    from obsctl.reconcile.converge import Hooks, Policy
+    from obsctl.reconcile.stream import converge_catalog
+    from obsctl.sinks.files import FilesSink
+
+    gc.collect()
+    marks: dict[str, float] = {}
+
+    def applying(_sink: Any, _writes: int) -> contextlib.AbstractContextManager[object]:
+        marks["apply"] = time.perf_counter()
+        return contextlib.nullcontext()
+
+    cpu0, kids0 = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    with _PssPeak() as pss:
+        t0 = time.perf_counter()
+        done = converge_catalog(catalog, tpl, options, [FilesSink(Path(out))],
+                                policy=Policy(strict_mass_delete=True), hooks=Hooks(apply_scope=applying),
+                                workers=workers)
+        wall = time.perf_counter() - t0
+    run = done.report.runs[0]
+    apply_s = t0 + wall - marks.get("apply", t0 + wall)
+    return {"wall_s": wall, "render_plan_s": wall - apply_s, "apply_s": apply_s,
+            "cpu_parent_s": _cpu_s(resource.RUSAGE_SELF) - cpu0,
+            "cpu_workers_s": _cpu_s(resource.RUSAGE_CHILDREN) - kids0,
+            "pss_peak_mb": pss.peak_kb / 1024.0, "plan": run.plan.summary(), "failed": len(run.failed),
+            "artifacts": done.artifacts, "load": " / ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
 def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "all", workers: int = 0) -> None:
     t0 = time.perf_counter()
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     from obsctl.render import default_workers, render_all, render_chunks
 
     tpl = templates()
@@ -144,28 +195,13 @@ def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "a
         profiler.stop()
         sys.stderr.write(profiler.output_text(unicode=False, color=False, show_all=False))
         return
-    kinds: Counter[str] = Counter()
-    kind_mb: Counter[str] = Counter()
-    digests: dict[str, str] = {}  # what a plan keeps of the desired state
-    cpu0 = _cpu_s(resource.RUSAGE_SELF)
-    t1 = time.perf_counter()
-    chunks = render_chunks(catalog, tpl, _options(outputs), workers=workers)  # type: ignore[arg-type]
-
-    def take(chunk: list[Any]) -> None:
-        for art in chunk:
-            digests[art.id] = art.digest
-            kinds[art.kind.value] += 1
-            kind_mb[art.kind.value] += len(art.body)
-
-    # render_chunks forks its workers only from a single-threaded process: the PSS sampler's thread
-    # starts once the first chunk is in (the workers exist by then)
-    take(next(chunks, []))
-    with _PssPeak() as pss:
-        for chunk in chunks:
-            take(chunk)
-    wall = time.perf_counter() - t1
-    cpu_parent = _cpu_s(resource.RUSAGE_SELF) - cpu0
-    cpu_workers = _cpu_s(resource.RUSAGE_CHILDREN)
+    out = tempfile.mkdtemp(prefix=f"obsctl-bench-render-{n}-", dir=os.environ.get("OBSCTL_BENCH_OUT"))
+    try:
+        first = _timed_converge(catalog, tpl, _options(outputs), out, workers)
+        again = _timed_converge(catalog, tpl, _options(outputs), out, workers)
+        written = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     rss_parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rss_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     stages = _stages(catalog, tpl, _options(outputs), min(n, STAGE_N))
@@ -175,13 +211,9 @@ def _child(n: int, seed: int, profile: bool, save: str | None, outputs: str = "a
         with open(save, "wb") as fh:
             for chunk in render_chunks(catalog, tpl, _options(outputs), workers=workers):  # type: ignore[arg-type]
                 pickle.dump(chunk, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    print(json.dumps({"render_s": wall, "setup_s": setup, "artifacts": len(digests), "bytes": sum(kind_mb.values()),
-                      "kinds": dict(sorted(kinds.items())), "rss_before_render_mb": rss_before,
-                      "mb_by_kind": {k: round(v / 1e6, 1) for k, v in sorted(kind_mb.items())},
-                      "rss_parent_mb": rss_parent, "rss_worker_mb": rss_worker, "workers": workers,
-                      "pss_peak_mb": pss.peak_kb / 1024.0, "stages_ms": stages,
-                      "cpu_parent_s": cpu_parent, "cpu_workers_s": cpu_workers,
-                      "load": " / ".join(f"{x:.2f}" for x in os.getloadavg())}))
+    print(json.dumps({"first": first, "again": again, "setup_s": setup, "bytes": written, "workers": workers,
+                      "rss_before_render_mb": rss_before, "rss_parent_mb": rss_parent, "rss_worker_mb": rss_worker,
+                      "stages_ms": stages, "load": " / ".join(f"{x:.2f}" for x in os.getloadavg())}))
 
 
 def run(ctx: Context) -> list[Row]:
@@ -204,38 +236,45 @@ def run(ctx: Context) -> list[Row]:
         args = ["bench.render", "--child", str(n), str(ctx.seed), "--outputs", outputs]
         if n == apply_n and outputs == "all":
             args += ["--save", str(desired_cache(ctx, n))]
-        res = run_child(args)
-        d = res.data
-        rss = d["rss_parent_mb"] + d["workers"] * d["rss_worker_mb"]
-        pss = d.get("pss_peak_mb", rss)
-        say(f"[render]   {d['artifacts']} artifacts ({d['bytes'] / 1e6:.1f} MB) in {fmt_s(d['render_s'])} "
-            f"with {d['workers']} workers; peak RSS parent {d['rss_parent_mb']:.0f} MB + largest worker "
-            f"{d['rss_worker_mb']:.0f} MB; CPU parent {d['cpu_parent_s']:.1f} s, workers {d['cpu_workers_s']:.1f} s; "
-            f"load at the end {d['load']}")
+        d = run_child(args).data
         big = n >= 10000
-        t_ok = d["render_s"] < TARGET_S if big else None
-        m_ok = pss < TARGET_MB if big else None
-        rows.append(Row(NAME, inputs, f"streamed render wall time ({d['workers']} workers)", fmt_s(d["render_s"]),
-                        f"< {TARGET_S:g} s" if big else "", verdict(t_ok) if big else ""))
-        rows.append(Row(NAME, inputs, "CPU: parent / workers (per service)",
-                        f"{d['cpu_parent_s']:.1f} s / {d['cpu_workers_s']:.1f} s "
-                        f"({(d['cpu_parent_s'] + d['cpu_workers_s']) / n * 1000:.1f} ms)"))
-        rows.append(Row(NAME, inputs, "peak memory: PSS of parent + workers (shared pages split), sampled",
-                        f"{pss:.0f} MB", f"< {TARGET_MB:g} MB" if big else "", verdict(m_ok) if big else ""))
-        rows.append(Row(NAME, inputs, "peak RSS: parent + workers x largest worker (shared pages counted again)",
-                        f"{rss:.0f} MB ({d['rss_parent_mb']:.0f} + {d['workers']} x {d['rss_worker_mb']:.0f})"))
+        missed = False
+        for key, label in (("first", "render --out into an empty directory"),
+                           ("again", "render --out again over it, unchanged (0 writes)")):
+            r = d[key]
+            plan = r["plan"]
+            say(f"[render]   {label}: {fmt_s(r['wall_s'])} (render + plan {fmt_s(r['render_plan_s'])}, "
+                f"commit {fmt_s(r['apply_s'])}) with {d['workers']} workers; CPU parent {r['cpu_parent_s']:.1f} s, "
+                f"workers {r['cpu_workers_s']:.1f} s; peak PSS {r['pss_peak_mb']:.0f} MB; plan {plan}; "
+                f"load at the end {r['load']}")
+            t_ok = r["wall_s"] < TARGET_S if big else None
+            m_ok = r["pss_peak_mb"] < TARGET_MB if big else None
+            missed = missed or t_ok is False or m_ok is False
+            cpu = r["cpu_parent_s"] + r["cpu_workers_s"]
+            stage = "render + plan in the workers" if r["render_plan_s"] >= r["apply_s"] else "commit in the parent"
+            rows.append(Row(NAME, inputs, f"{label}: wall time ({d['workers']} workers)", fmt_s(r["wall_s"]),
+                            f"< {TARGET_S:g} s" if big else "", verdict(t_ok) if big else ""))
+            rows.append(Row(NAME, inputs, f"{label}: stages (dominant: {stage})",
+                            f"render + plan {fmt_s(r['render_plan_s'])}, commit {fmt_s(r['apply_s'])}"))
+            rows.append(Row(NAME, inputs, f"{label}: CPU parent / workers (per service)",
+                            f"{r['cpu_parent_s']:.1f} s / {r['cpu_workers_s']:.1f} s ({cpu / n * 1000:.2f} ms)"))
+            rows.append(Row(NAME, inputs, f"{label}: peak memory, PSS of parent + workers (sampled)",
+                            f"{r['pss_peak_mb']:.0f} MB", f"< {TARGET_MB:g} MB" if big else "",
+                            verdict(m_ok) if big else ""))
+            rows.append(Row(NAME, inputs, f"{label}: plan", ", ".join(f"{k} {v}" for k, v in plan.items())
+                            + (f", {r['failed']} failed" if r["failed"] else "")))
         if d.get("stages_ms"):
             stages = d["stages_ms"]
             top = max(stages, key=stages.get)
-            rows.append(Row(NAME, inputs, f"CPU ms per service by stage (serial, {min(n, STAGE_N)} services)",
+            rows.append(Row(NAME, inputs, f"CPU ms per service by renderer (serial, {min(n, STAGE_N)} services)",
                             ", ".join(f"{k} {v:.2f}" for k, v in stages.items()) + f"; dominant: {top}"))
-        rows.append(Row(NAME, inputs, "artifacts rendered", f"{d['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
+        rows.append(Row(NAME, inputs, "files written", f"{d['first']['artifacts']} ({d['bytes'] / 1e6:.0f} MB)"))
         ctx.note(f"render N={n} ({outputs}): load average at the end {d['load']}; catalog built and templates "
                  f"parsed in {fmt_s(d['setup_s'])} (not timed); "
-                 f"RSS before rendering {d['rss_before_render_mb']:.0f} MB "
-                 f"(the catalog, shared copy-on-write with the forked workers, so the sum overstates); artifacts by "
-                 f"kind {d['kinds']}; body MB by kind {d.get('mb_by_kind')}")
-        if big and outputs == "all" and not (t_ok and m_ok):
+                 f"RSS before rendering {d['rss_before_render_mb']:.0f} MB; "
+                 f"peak RSS parent {d['rss_parent_mb']:.0f} MB, largest worker {d['rss_worker_mb']:.0f} MB "
+                 "(shared copy-on-write pages counted in each: the PSS row splits them)")
+        if big and outputs == "all" and missed:
             _profile(ctx, PROFILE_N)
     return rows
 
@@ -280,14 +319,20 @@ def _profile(ctx: Context, n: int) -> None:
 
 
 def main() -> None:
-    """Child entry point: `python -m bench.render --child N SEED [--profile]`."""
+    """Child entry point: `python -m bench.render --child N SEED [--profile]` (or `--sample PID`)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--child", nargs=2, type=int, required=True, metavar=("N", "SEED"))
+    ap.add_argument("--child", nargs=2, type=int, metavar=("N", "SEED"))
+    ap.add_argument("--sample", type=int, metavar="PID", help="print the peak PSS of PID and its children")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--save", help="pickle the desired state here (for the apply benchmark)")
     ap.add_argument("--outputs", choices=("all", "default"), default="all")
     ap.add_argument("--workers", type=int, default=0, help="worker processes (default: the usable CPUs)")
     args = ap.parse_args()
+    if args.sample:
+        _sample(args.sample)
+        return
+    if not args.child:
+        ap.error("--child N SEED or --sample PID")
     _child(args.child[0], args.child[1], args.profile, args.save, args.outputs, args.workers)
 
 

@@ -14,14 +14,15 @@ from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
-from obsctl.reconcile.converge import ALL_KINDS, Policy, carry_forward
-from obsctl.render import render_all, render_on_every_core
+from obsctl.reconcile.converge import ALL_KINDS, Hooks, Policy, carry_forward
+from obsctl.render import render_all
 from obsctl.render.options import CatalogIntegration, KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import CatalogLoader, LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
+    from obsctl.reconcile.stream import StreamedConverge
     from obsctl.sinks.base import Sink
     from obsctl.sinks.files import FilesSink
     from obsctl.sinks.grafana import GrafanaSink
@@ -147,34 +148,32 @@ def render_files(files: list[SourceFile], settings: Settings, templates: Templat
     return Rendered(result, render_all(result.catalog, templates, options, only))
 
 
-def render_selection(path: Path, settings: Settings, templates: Templates, only: frozenset[Kind] | None = None,
-                     phase: Callable[[str], None] | None = None) -> tuple[Rendered, frozenset[Kind]]:
-    """Load a catalog path and render the selected kinds: settings' outputs narrowed by `only`.
+def converge_path(path: Path, settings: Settings, templates: Templates, sinks: list[Sink], *,
+                  only: frozenset[Kind] | None = None, no_prune: bool = False, allow_mass_delete: bool = False,
+                  apply: bool = True, diffs: bool = False, hooks: Hooks | None = None,
+                  phase: Callable[[str], None] | None = None) -> tuple[LoadResult, StreamedConverge]:
+    """A one-off command (render --out, plan, apply): load a catalog path, render the selected kinds
+    (settings' outputs narrowed by `only`) and converge the sinks once, streamed over every core.
 
+    Entities skipped for spec errors keep what they own; an error that names no entity means the read
+    was incomplete, so nothing is pruned. A refused mass deletion stops the command before any write.
     `phase` (a progress line) hears what is being done.
     """
+    from obsctl.reconcile.stream import converge_catalog
+
     options = render_options(settings)
     selection = options.outputs & (only if only is not None else ALL_KINDS)
     if phase:
         phase("loading the catalog")
     result = load_path(path, settings, templates, routing=alerting_selected(selection))
+    protected, frozen, complete = carry_forward(result)
+    policy = Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
+                    max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,
+                    strict_mass_delete=True, apply=apply, retry=RetryPolicy())
     if phase:
-        phase(f"rendering {len(result.catalog.services)} services")
-    desired = render_on_every_core(result.catalog, templates, dataclasses.replace(options, outputs=selection))
-    return Rendered(result, desired), selection
-
-
-def one_off_policy(rendered: Rendered, settings: Settings, selection: frozenset[Kind], *, no_prune: bool,
-                   allow_mass_delete: bool, apply: bool = True) -> Policy:
-    """The converge policy of a one-off command (apply, render, plan) over a catalog read from a path.
-
-    Entities skipped for spec errors keep what they own; an error that names no entity means the
-    read was incomplete, so nothing is pruned. A refused mass deletion stops the command before any write.
-    """
-    protected, frozen, complete = carry_forward(rendered.load)
-    return Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
-                  max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,
-                  strict_mass_delete=True, apply=apply, retry=RetryPolicy())
+        phase(f"rendering {len(result.catalog.services)} services and comparing them with what is there")
+    return result, converge_catalog(result.catalog, templates, dataclasses.replace(options, outputs=selection),
+                                    sinks, policy=policy, hooks=hooks, diffs=diffs)
 
 
 # -- serve composition ----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from obsctl.errors import ConfigError, ObsctlError, PruneRefused, SpecError
 from obsctl.progress import Progress
 
 if TYPE_CHECKING:  # the CLI starts fast: what a subcommand needs is imported when it runs
-    from obsctl.app import Rendered
     from obsctl.config import Settings
     from obsctl.model.entities import Catalog
     from obsctl.reconcile.converge import SinkRun
+    from obsctl.spec.load import LoadResult
     from obsctl.spec.templates import Templates
 
 
@@ -105,46 +105,43 @@ def cmd_validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     return 1 if result.errors else 0
 
 
-def _converge_dir(args: argparse.Namespace, settings: Settings, apply: bool, progress: Progress
-                  ) -> tuple[Rendered, SinkRun]:
-    """render/plan: the shared converge path, with the output directory as a files sink."""
+def _converge_dir(args: argparse.Namespace, settings: Settings, apply: bool, progress: Progress, diffs: bool = False
+                  ) -> tuple[LoadResult, SinkRun]:
+    """render/plan: the one-off converge path, with the output directory as a files sink."""
     import contextlib
 
-    from obsctl.app import directory_sink, load_templates, one_off_policy, render_selection
-    from obsctl.reconcile.converge import Hooks, converge
+    from obsctl.app import converge_path, directory_sink, load_templates
+    from obsctl.reconcile.converge import Hooks
     from obsctl.sinks.base import Sink
-
-    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only,
-                                           progress.phase)
-    policy = one_off_policy(rendered, settings, selection, no_prune=args.no_prune,
-                            allow_mass_delete=args.allow_mass_delete, apply=apply)
-    progress.phase(f"comparing {len(rendered.desired)} artifacts with {args.out}")
 
     def writing(_sink: Sink, writes: int) -> contextlib.AbstractContextManager[object]:
         progress.phase("writing", total=writes)
         return contextlib.nullcontext()
 
     hooks = Hooks(apply_scope=writing, on_outcome=lambda _: progress.step())
-    report = converge(rendered.desired, [directory_sink(settings, Path(args.out))], policy, hooks)
-    return rendered, report.runs[0]
+    load, streamed = converge_path(Path(args.path), settings, load_templates(settings),
+                                   [directory_sink(settings, Path(args.out))], only=args.only, no_prune=args.no_prune,
+                                   allow_mass_delete=args.allow_mass_delete, apply=apply, diffs=diffs, hooks=hooks,
+                                   phase=progress.phase)
+    return load, streamed.report.runs[0]
 
 
 def _converge_dir_reported(args: argparse.Namespace, settings: Settings, write: bool,
-                           err: TextIO) -> tuple[Rendered, SinkRun | None]:
+                           err: TextIO, diffs: bool = False) -> tuple[LoadResult, SinkRun | None]:
     """`_converge_dir` with its problems on stderr; no run when the directory could not be listed."""
     with Progress(err) as progress:
-        rendered, run = _converge_dir(args, settings, write, progress)
-    for p in rendered.load.problems:
+        load, run = _converge_dir(args, settings, write, progress, diffs)
+    for p in load.problems:
         err.write(str(p) + "\n")
     if not run.listed:
         err.write(f"obsctl: {args.out}: {run.error}\n")
-        return rendered, None
-    return rendered, run
+        return load, None
+    return load, run
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Write the desired artifacts under --out (only what changed is written)."""
-    rendered, run = _converge_dir_reported(args, settings, True, err)
+    load, run = _converge_dir_reported(args, settings, True, err)
     if run is None:
         return 1
     for o in run.failed:
@@ -152,7 +149,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
     s = run.plan.summary()
     out.write(f"{s['create']} created, {s['update']} updated, {s['delete']} deleted, {s['unchanged']} unchanged "
               f"in {args.out}\n")
-    return 1 if run.failed or rendered.load.errors else 0
+    return 1 if run.failed or load.errors else 0
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
@@ -160,7 +157,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
     from obsctl.reconcile.converge import changes_as_dicts
     from obsctl.reconcile.plan import Action
 
-    rendered, run = _converge_dir_reported(args, settings, False, err)
+    load, run = _converge_dir_reported(args, settings, False, err, diffs=not args.no_diff)
     if run is None:
         return 1
     plan = run.plan
@@ -174,7 +171,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings, out: TextIO, err: Tex
         s = plan.summary()
         out.write(f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete, "
                   f"{s['unchanged']} unchanged.\n")
-    return 2 if args.exit_code and plan.writes else (1 if rendered.load.errors else 0)
+    return 2 if args.exit_code and plan.writes else (1 if load.errors else 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

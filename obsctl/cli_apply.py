@@ -36,8 +36,8 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
     """Render, then converge every configured sink (the path serve uses); exit 1 on any failure."""
     import contextlib
 
-    from obsctl.app import alerting_sinks, grafana_sink_from_settings, load_templates, one_off_policy, render_selection
-    from obsctl.reconcile.converge import Hooks, converge
+    from obsctl.app import alerting_sinks, converge_path, grafana_sink_from_settings, load_templates
+    from obsctl.reconcile.converge import Hooks
     from obsctl.sinks.base import Sink
 
     sinks = alerting_sinks(settings)
@@ -46,20 +46,18 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
     if not sinks:
         raise ConfigError("nothing to apply to: set prometheus.rules_dir, ruler.url, alerting.config_dir "
                           "or grafana.url")
-    rendered, selection = render_selection(Path(args.path), settings, load_templates(settings), args.only)
-    for p in rendered.load.problems:
-        err.write(str(p) + "\n")
-    policy = one_off_policy(rendered, settings, selection, no_prune=args.no_prune,
-                            allow_mass_delete=args.allow_mass_delete)
-
     with Progress(err) as progress:
         def applying(sink: Sink, writes: int) -> contextlib.AbstractContextManager[object]:
             progress.phase(f"{sink.name}: applying", total=writes)
             return contextlib.nullcontext()
 
         # one-off applies list deep (finds drift)
-        report = converge(rendered.desired, sinks, policy, Hooks(apply_scope=applying,
-                                                                 on_outcome=lambda _: progress.step()))
+        load, streamed = converge_path(Path(args.path), settings, load_templates(settings), sinks, only=args.only,
+                                       no_prune=args.no_prune, allow_mass_delete=args.allow_mass_delete,
+                                       hooks=Hooks(apply_scope=applying, on_outcome=lambda _: progress.step()))
+    report = streamed.report
+    for p in load.problems:
+        err.write(str(p) + "\n")
     for r in report.runs:
         if not r.listed:
             err.write(f"{r.name}: {r.error}\n")
@@ -73,4 +71,4 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) 
         if r.stale:
             err.write(f"{r.name}: the backend runs an older config, its reload failed (retried on the next apply "
                       f"or round): {r.stale}\n")
-    return 1 if report.failed or not report.complete or rendered.load.errors else 0
+    return 1 if report.failed or not report.complete or load.errors else 0

@@ -75,6 +75,21 @@ class Observed:
         return self.read() if self.read is not None else b""
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A change planned (and its body written aside, ready to be put in place) where the artifact was rendered:
+    what the parent of a streamed render keeps of it instead of the body."""
+
+    path: str  # the artifact's path
+    digest: str
+    owner: str
+    target: str = ""  # where the sink puts it (its own layout of the path)
+    token: str = ""  # the sink's handle on the staged body ("" when not staged: a dry run, or it failed)
+    error: str = ""  # why staging failed (the artifact is then not written)
+    temporary: bool = False  # that failure was temporary (a timeout)
+    diff: str | None = None  # the unified diff of an update, when asked for
+
+
 def kind_of(artifact_id: str) -> Kind | None:
     """The kind an artifact id (`<kind>/<key>`) names, or None for an id of no known kind."""
     try:

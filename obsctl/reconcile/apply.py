@@ -9,10 +9,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import cast
 
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.reconcile.plan import Action, Change, Plan
-from obsctl.sinks.base import Reloads, Sink
+from obsctl.sinks.base import Reloads, Sink, StagesWrites
 
 log = logging.getLogger("obsctl.reconcile.apply")
 
@@ -80,11 +81,15 @@ def _apply_one(sink: Sink, change: Change, retry: RetryPolicy) -> Outcome:
             if change.action is Action.DELETE:
                 assert change.observed is not None
                 sink.delete(change.observed)
+            elif change.artifact is None and change.staged is not None:  # planned and staged by a render worker
+                if change.staged.error:
+                    state = OutcomeState.FAILED_TEMPORARY if change.staged.temporary else OutcomeState.FAILED_PERMANENT
+                    return Outcome(change.id, change.action, state, sink.name, attempt, change.staged.error)
+                cast("StagesWrites", sink).commit(change.id, change.staged)  # only a staging sink plans these
             else:
                 assert change.artifact is not None
                 sink.put(change.artifact)
-            digest = change.artifact.digest if change.artifact else ""
-            return Outcome(change.id, change.action, OutcomeState.APPLIED, sink.name, attempt, digest=digest)
+            return Outcome(change.id, change.action, OutcomeState.APPLIED, sink.name, attempt, digest=change.digest)
         except TemporaryError as exc:
             if attempt >= retry.attempts:
                 return Outcome(change.id, change.action, OutcomeState.FAILED_TEMPORARY, sink.name, attempt,
@@ -112,7 +117,7 @@ def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, paralle
     """
     retry = retry or RetryPolicy()
     result = ApplyResult([Outcome(c.id, c.action, OutcomeState.UNCHANGED, sink.name, 0,
-                                  digest=c.artifact.digest if c.artifact else "")
+                                  digest=c.digest)
                           for c in plan.of(Action.UNCHANGED)])
     writes = plan.writes
     if parallelism > 1 and len(writes) > 1:

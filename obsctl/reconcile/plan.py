@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from obsctl.errors import PruneRefused
-from obsctl.model.artifact import Artifact, Observed
+from obsctl.model.artifact import Artifact, Observed, Staged
 
 
 class Action(str, Enum):
@@ -28,14 +28,26 @@ class Change:
     id: str
     artifact: Artifact | None = None  # create/update/unchanged
     observed: Observed | None = None  # update/delete/unchanged
+    staged: Staged | None = None  # create/update/unchanged planned by a streamed render (artifact None then)
 
     @property
     def path(self) -> str:
         """The artifact's output path (or id for deletes)."""
-        return self.artifact.path if self.artifact else self.id
+        if self.artifact:
+            return self.artifact.path
+        return self.staged.path if self.staged else self.id
+
+    @property
+    def digest(self) -> str:
+        """The digest obsctl would write ("" for a delete)."""
+        if self.artifact:
+            return self.artifact.digest
+        return self.staged.digest if self.staged else ""
 
     def diff(self) -> str:
         """A unified diff from what is there to what obsctl would write."""
+        if self.artifact is None and self.staged is not None and self.staged.diff is not None:
+            return self.staged.diff
         old = self.observed.content().decode(errors="replace").splitlines(keepends=True) if self.observed else []
         new = self.artifact.body.decode(errors="replace").splitlines(keepends=True) if self.artifact else []
         return "".join(difflib.unified_diff(old, new, f"a/{self.path}", f"b/{self.path}"))
@@ -70,23 +82,33 @@ def make_plan(desired: Mapping[str, Artifact], owned: Mapping[str, Observed], *,
     one artifact): the signature of a catalog that suddenly reads empty. `owned_count` is how much
     is owned when `owned` is only a part of it (a plan over the artifacts that changed).
     """
-    changes: list[Change] = []
-    for aid, art in desired.items():
-        seen = owned.get(aid)
-        if seen is None:
-            changes.append(Change(Action.CREATE, aid, art))
-        elif seen.digest != art.digest or seen.drifted:
-            changes.append(Change(Action.UPDATE, aid, art, seen))
-        else:
-            changes.append(Change(Action.UNCHANGED, aid, art, seen))
+    changes = [change_for(art, owned.get(aid)) for aid, art in desired.items()]
     deletes = [Change(Action.DELETE, aid, None, obs) for aid, obs in owned.items() if aid not in desired]
     if prune:
-        total = len(owned) if owned_count is None else owned_count
-        if deletes and not allow_mass_delete and len(deletes) > 1 and \
-                len(deletes) > max_delete_fraction * total:
-            raise PruneRefused(
-                f"refusing to delete {len(deletes)} of {total} owned artifacts (limit "
-                f"{max_delete_fraction:.0%}); if the catalog really shrank, allow it explicitly "
-                "(--allow-mass-delete)")
+        check_deletes(len(deletes), len(owned) if owned_count is None else owned_count,
+                      max_delete_fraction=max_delete_fraction, allow_mass_delete=allow_mass_delete)
         changes.extend(deletes)
     return Plan(sorted(changes, key=lambda c: c.id))
+
+
+def action_for(digest: str, seen: Observed | None) -> Action:
+    """What a plan does to a desired artifact of this digest, given what the sink holds under its id."""
+    if seen is None:
+        return Action.CREATE
+    if seen.digest != digest or seen.drifted:
+        return Action.UPDATE
+    return Action.UNCHANGED
+
+
+def change_for(art: Artifact, seen: Observed | None) -> Change:
+    """The change a plan makes for one desired artifact."""
+    return Change(action_for(art.digest, seen), art.id, art, seen)
+
+
+def check_deletes(deletes: int, total: int, *, max_delete_fraction: float, allow_mass_delete: bool) -> None:
+    """Raise PruneRefused when deleting `deletes` of `total` owned artifacts is a mass deletion."""
+    if deletes and not allow_mass_delete and deletes > 1 and deletes > max_delete_fraction * total:
+        raise PruneRefused(
+            f"refusing to delete {deletes} of {total} owned artifacts (limit "
+            f"{max_delete_fraction:.0%}); if the catalog really shrank, allow it explicitly "
+            "(--allow-mass-delete)")

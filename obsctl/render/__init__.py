@@ -15,10 +15,10 @@ import importlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Artifact, DesiredState, Kind, desired_state
@@ -30,8 +30,10 @@ from obsctl.render.options import RenderOptions
 if TYPE_CHECKING:
     import multiprocessing.pool
 
-__all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_service", "render_shared",
-           "selection_of", "shared_parts"]
+__all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_mapped", "render_service",
+           "render_shared", "selection_of", "shared_parts"]
+
+T = TypeVar("T")
 
 Renderer = Callable[[Catalog, Templates, RenderOptions], list[Artifact]]
 _MODULES = {"rules": "obsctl.render.rules", "alertmanager": "obsctl.render.routes",
@@ -201,15 +203,18 @@ def _finish(summaries: list[ServiceSummary], problems: list[Problem], ctx: Rende
 
 
 # Filled in the parent right before the worker processes fork: they inherit it instead of unpickling it.
-_WORK: list[tuple[Sequence[Service], RenderContext]] = []
+# (services, context, what each worker does with a chunk's artifacts: None keeps them, hashed)
+_WORK: list[tuple[Sequence[Service], RenderContext, Callable[[list[Artifact]], Any] | None]] = []
 
 
-def _render_slice(bounds: tuple[int, int]) -> tuple[list[Artifact], list[ServiceSummary], list[Problem]]:
-    services, ctx = _WORK[0]
-    out = _render_range(services[bounds[0]:bounds[1]], ctx)
-    for art in out[0]:
+def _render_slice(bounds: tuple[int, int]) -> tuple[Any, list[ServiceSummary], list[Problem]]:
+    services, ctx, consume = _WORK[0]
+    arts, sums, probs = _render_range(services[bounds[0]:bounds[1]], ctx)
+    if consume is not None:
+        return consume(arts), sums, probs
+    for art in arts:
         art.digest  # noqa: B018 - hashed here, in parallel, not in the parent
-    return out
+    return arts, sums, probs
 
 
 def _render_team_part(work: tuple[str, tuple[EntityRef, ...]]) -> tuple[list[Artifact], list[Problem] | None]:
@@ -276,6 +281,23 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
     held); otherwise the render runs here, chunk by chunk.
     A SpecError with every problem is raised after the last chunk of services.
     """
+    return _stream(catalog, templates, options, only, consume=None, workers=workers, chunk=chunk)
+
+
+def render_mapped(catalog: Catalog, templates: Templates, options: RenderOptions,
+                  consume: Callable[[list[Artifact]], T], *, only: Sequence[str] | None = None,
+                  workers: int | None = None, chunk: int = 50) -> Generator[T, None, None]:
+    """`render_chunks` with each chunk of artifacts turned into `consume(chunk)` where it was rendered: in the
+    forked worker for the services (only what `consume` returns travels back, so bodies need not), here for
+    the shared artifacts (the last chunk). `consume` runs in a fork of this process: it may use what this
+    process holds (a sink's listing) but its side effects on memory stay in the worker.
+    """
+    return _stream(catalog, templates, options, only, consume=consume, workers=workers, chunk=chunk)
+
+
+def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only: Sequence[str] | None, *,
+            consume: Callable[[list[Artifact]], Any] | None, workers: int | None, chunk: int
+            ) -> Generator[Any, None, None]:
     ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
     services = sorted(catalog.services, key=lambda s: str(s.ref))
     workers = default_workers() if workers is None else workers
@@ -287,14 +309,18 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
         import multiprocessing  # only a forked render pays for it (~25 ms of imports)
 
         fork = "fork" in multiprocessing.get_all_start_methods()
+
+    def finished(shared: list[Artifact]) -> Any:
+        return shared if consume is None else consume(shared)
+
     if not fork:
         for lo, hi in bounds:
             arts, sums, probs = _render_range(services[lo:hi], ctx)
             summaries.extend(sums)
             problems.extend(probs)
-            yield arts
+            yield arts if consume is None else consume(arts)
     else:
-        _WORK[:] = [(services, ctx)]
+        _WORK[:] = [(services, ctx, consume)]
         _modules(ctx.renderers)  # imported once here, not once per worker (and again here for the shared part)
         try:
             size = min(workers, len(bounds))
@@ -302,31 +328,26 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
                 # at most two chunks per worker in flight: a slow consumer holds the workers back instead of
                 # piling their bodies up here (imap would run ahead without bound)
                 # the first chunks are small; the next hold about CHUNK_BYTES of bodies, at most `chunk` services
-                step = [max(1, chunk // 5)]
+                step = [max(1, chunk // 5) if consume is None else chunk]
                 todo = _slices(len(services), step)
                 pending = collections.deque(pool.apply_async(_render_slice, (b,))
                                             for b in itertools.islice(todo, 2 * size))
                 while pending:
-                    arts, sums, probs = pending.popleft().get()
-                    if arts:
-                        per_service = sum(len(a.body) for a in arts) / max(1, len(sums) + len(probs))
+                    out, sums, probs = pending.popleft().get()
+                    if consume is None and out:
+                        per_service = sum(len(a.body) for a in out) / max(1, len(sums) + len(probs))
                         step[0] = max(1, min(chunk, int(CHUNK_BYTES / max(1.0, per_service))))
                     following = next(todo, None)
                     if following is not None:
                         pending.append(pool.apply_async(_render_slice, (following,)))
                     summaries.extend(sums)
                     problems.extend(probs)
-                    yield arts
-                    del arts
-                yield from _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size))
+                    yield out
+                    del out
+                for shared in _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size)):
+                    yield finished(shared)
         finally:
             _WORK.clear()
         return
-    yield from _finish(summaries, problems, ctx)
-
-
-def render_on_every_core(catalog: Catalog, templates: Templates, options: RenderOptions,
-                         only: Sequence[str] | None = None) -> DesiredState:
-    """`render_all`, the services spread over worker processes (`render_chunks`) when this process may fork:
-    the one-off commands (render, plan, apply) use every core."""
-    return desired_state([a for chunk in render_chunks(catalog, templates, options, only) for a in chunk])
+    for shared in _finish(summaries, problems, ctx):
+        yield finished(shared)

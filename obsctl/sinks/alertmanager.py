@@ -27,7 +27,7 @@ class AlertmanagerSink(FilesSink):
                          validate=check_with([amtool, "check-config"], "amtool check-config"),
                          after_write=reloader(alertmanager_url, "Alertmanager", client) if alertmanager_url else None)
 
-    def put(self, artifact: Artifact) -> None:
-        """Validate and write the config (path relative to `root`)."""
+    def _placed(self, artifact: Artifact) -> Artifact:
+        """The config, its path relative to `root`."""
         path = artifact.path[len(PREFIX):] if artifact.path.startswith(PREFIX) else artifact.path
-        super().put(replace(artifact, path=path))
+        return replace(artifact, path=path)

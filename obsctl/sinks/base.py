@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.model.artifact import Artifact, Kind, Observed, Staged
 
-__all__ = ["ListsScoped", "Observed", "Reloads", "Sink", "SinkContract", "url_location"]
+__all__ = ["ListsScoped", "Observed", "Reloads", "Sink", "SinkContract", "StagesWrites", "url_location"]
 
 
 def url_location(url: str) -> str:
@@ -101,4 +101,39 @@ class Reloads(Protocol):
 
     def stale(self) -> str:
         """Why the backend runs an older config than the files (its last reload's error), or "" when it does not."""
+        ...
+
+
+@runtime_checkable
+class StagesWrites(Protocol):
+    """A sink whose plan and writes can be prepared where the artifacts are rendered (a forked render worker),
+    so their bodies never travel to the process that converges.
+
+    The converging process calls `begin_staging` once before the fork (its answer is the listing: every
+    owned artifact, bodies not read); a worker calls `observe` (what a deep listing would find under that
+    id, given the body obsctl would write) and, for a change, `stage` (the body written aside, checked as
+    `put` would check it). Back in the converging process, after the whole catalog rendered and the plan
+    passed its guards, `commit` puts a staged body in place with the ownership protocol of `put`;
+    `end_staging` drops what was not committed. Nothing staged is visible in the backend before `commit`.
+    Such a sink needs no `prepare`.
+    """
+
+    def begin_staging(self) -> Mapping[str, Observed]:
+        """Everything owned (no body read); raises like `list_owned` when the records cannot be read."""
+        ...
+
+    def observe(self, artifact: Artifact) -> Observed | None:
+        """What a deep listing finds under artifact.id, or None when it is not owned (called in a worker)."""
+        ...
+
+    def stage(self, artifact: Artifact) -> Staged:
+        """Write the body aside, checked; raises PermanentError/TemporaryError like `put` (called in a worker)."""
+        ...
+
+    def commit(self, artifact_id: str, staged: Staged) -> None:
+        """Put a staged body in place."""
+        ...
+
+    def end_staging(self) -> None:
+        """Drop whatever was staged and not committed."""
         ...

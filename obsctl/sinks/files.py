@@ -22,6 +22,15 @@ Crash safety (the process killed at any point):
 Only files in the manifest or the journal are ever deleted; a file whose bytes no longer match the
 digest recorded for it was edited by hand (drift) and is rewritten.
 
+Staged writes (`StagesWrites`, used by a streamed render): before the render forks its workers, the
+sink reads its ownership records once (`begin_staging`); each worker compares the bytes it rendered
+with the owned file (`observe`: what a deep listing would find) and writes the body of a change into
+`.obsctl-staging-<sink>-<pid>/` under the root (`stage`: synced, validated). Only the parent puts a
+staged body in place (`commit`), through the same announce-then-rename protocol as `put`, after the
+whole catalog rendered and the prune passed its guard: nothing is in place before that, a refused or
+failed run leaves the files as they were, and a staging directory left by a killed process is removed
+by the next run (it holds nothing anyone owns).
+
 Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
 A fast listing stats each file and trusts the recorded digest while its size, mtime, ctime and inode
 are those this process saw right after writing the file, or when it last hashed it and found the
@@ -41,6 +50,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -49,13 +59,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from obsctl.errors import PermanentError, TemporaryError
-from obsctl.model.artifact import Artifact, Kind, Observed
+from obsctl.model.artifact import Artifact, Kind, Observed, Staged
 from obsctl.sinks.base import SinkContract
 
 MANIFEST = ".obsctl-manifest.json"
 JOURNAL_PREFIX = ".obsctl-journal-"  # + sink name: changes not yet folded into the manifest
 # Beside the files while the backend has not loaded them (its last reload failed): a new process knows.
 RELOAD_PENDING = ".obsctl-reload-pending"
+STAGING_PREFIX = ".obsctl-staging-"  # + sink name + "-" + pid: bodies a streamed render staged, not yet in place
 FOLD_RATIO = 8  # fold the journal once it has manifest entries / FOLD_RATIO lines (or more)
 DEEP_EVERY_SECONDS = 3600.0
 SETTLE_SECONDS = 2.0  # longer than any timestamp granularity of a local filesystem
@@ -125,6 +136,16 @@ def _read_or_empty(path: str) -> bytes:
         return b""
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _digest_or_none(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -166,6 +187,7 @@ class FilesSink:
         # this sink's last listing (id -> observed), kept up to date with its own writes: a scoped listing
         # starts from it and looks at the scope again
         self._listed: dict[str, Observed] | None = None
+        self._staging: Path | None = None  # where this process's workers stage bodies (see StagesWrites)
 
     # -- ownership records --------------------------------------------------------------------
 
@@ -376,8 +398,13 @@ class FilesSink:
             self._trusted.pop(rel, None)
         return observed
 
+    def _placed(self, artifact: Artifact) -> Artifact:
+        """The artifact as this sink places it (a subclass may lay files out its own way)."""
+        return artifact
+
     def put(self, artifact: Artifact) -> None:
         """Validate (when configured), then announce in the journal and write atomically."""
+        artifact = self._placed(artifact)
         target = safe_join(self.root, artifact.path)
         if self._validate is not None:
             fd, tmp = tempfile.mkstemp(suffix=Path(artifact.path).suffix or ".tmp")
@@ -387,35 +414,138 @@ class FilesSink:
                 self._validate(artifact, Path(tmp))
             finally:
                 Path(tmp).unlink(missing_ok=True)
+        self._install(Entry(artifact.id, artifact.digest, artifact.owner), artifact.path, target,
+                      lambda: atomic_write(target, artifact.body))
+
+    def _install(self, entry: Entry, rel: str, target: Path, write: Callable[[], None]) -> None:
+        """Announce `entry` at `rel` in the journal, then `write` the file (atomically) and trust what it wrote."""
         with self._lock:
             self._sync()
-            moved = self._by_id.get(artifact.id)
-            if moved is not None and moved != artifact.path:
+            moved = self._by_id.get(entry.id)
+            if moved is not None and moved != rel:
                 safe_join(self.root, moved).unlink(missing_ok=True)
                 self._disown(moved)
-            before = self._files.get(artifact.path)
-            entry = Entry(artifact.id, artifact.digest, artifact.owner)
-            self._append({"path": artifact.path, **entry._asdict()})
-            self._set(artifact.path, entry)
+            before = self._files.get(rel)
+            self._append({"path": rel, **entry._asdict()})
+            self._set(rel, entry)
             self._dirty = True
             try:
-                atomic_write(target, artifact.body)
+                write()
             except BaseException:
                 # not written: what the path held before is what obsctl owns there (if anything). Should
                 # the journal refuse this line too (a full disk), replay's digest check reaches the same
                 # answer: the path's bytes are not the announced ones.
-                self._set(artifact.path, before)
+                self._set(rel, before)
                 with contextlib.suppress(OSError):
-                    self._append({"path": artifact.path, "gone": True} if before is None
-                                 else {"path": artifact.path, **before._asdict()})
+                    self._append({"path": rel, "gone": True} if before is None
+                                 else {"path": rel, **before._asdict()})
                 raise
             # what obsctl just wrote needs no hashing before a fast listing trusts it (see the module doc)
             path = os.fspath(target)
             observed = Observed(entry.id, None, entry.digest, owner=entry.owner,
                                 read=functools.partial(_read_or_empty, path))
-            self._trusted[artifact.path] = (_stat_key(os.stat(path)), entry, observed)
+            self._trusted[rel] = (_stat_key(os.stat(path)), entry, observed)
             if self._listed is not None:
                 self._listed[entry.id] = observed
+
+    # -- staged writes (StagesWrites) ---------------------------------------------------------
+
+    def begin_staging(self) -> dict[str, Observed]:
+        """Read the ownership records (no file is read) and forget bodies staged by processes that are gone.
+
+        Everything owned of this sink's kinds, each Observed without its body: what `observe` and `commit`
+        (and a plan's prune) start from. Raises PermanentError when the manifest is unreadable.
+        """
+        with self._lock:
+            self._sync()
+            self._drop_stale_staging()
+            self._staging = self.root / f"{STAGING_PREFIX}{self.name}-{os.getpid()}"
+            kinds = self._kind_values
+            out: dict[str, Observed] = {}
+            for aid, rel in self._by_id.items():
+                if aid.partition("/")[0] in kinds:
+                    entry = self._files[rel]
+                    out[aid] = Observed(aid, None, entry.digest, owner=entry.owner,
+                                        read=functools.partial(_read_or_empty, os.path.join(self.root, rel)))
+            return out
+
+    def _drop_stale_staging(self) -> None:
+        prefix = f"{STAGING_PREFIX}{self.name}-"
+        try:
+            found = [p for p in os.listdir(self.root) if p.startswith(prefix)]
+        except FileNotFoundError:
+            return
+        for name in found:
+            pid = name[len(prefix):]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue  # another process's staging, still running
+            shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def observe(self, artifact: Artifact) -> Observed | None:
+        """What a deep listing finds under the artifact's id (None: not owned), read to compare with what
+        obsctl would write: the owned file's bytes are compared with the body instead of hashed."""
+        rel = self._by_id.get(artifact.id)
+        if rel is None or artifact.kind not in self.kinds:
+            return None
+        entry = self._files[rel]
+        path = os.path.join(self.root, _check_rel(rel))
+        read = functools.partial(_read_or_empty, path)
+        if entry.digest != artifact.digest:  # an update whatever the file holds: not read now
+            return Observed(entry.id, None, entry.digest, owner=entry.owner, read=read)
+        try:
+            with open(path, "rb") as fh:
+                body = fh.read()
+        except FileNotFoundError:
+            return Observed(entry.id, b"", entry.digest, drifted=True, owner=entry.owner)
+        if body == artifact.body:
+            return Observed(entry.id, None, entry.digest, owner=entry.owner, read=read)
+        return Observed(entry.id, body, entry.digest, drifted=True, owner=entry.owner, read=read)
+
+    def stage(self, artifact: Artifact) -> Staged:
+        """Write the body aside (synced, validated when configured), ready for `commit`; raises like `put`."""
+        if self._staging is None:
+            raise PermanentError(f"{self.name}: stage() before begin_staging()")
+        placed = self._placed(artifact)
+        _check_rel(placed.path)
+        self._staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=Path(placed.path).suffix or ".tmp",
+                                   dir=self._staging)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(placed.body)
+                fh.flush()
+                if not os.environ.get("NOFSYNC"):
+                    os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            if self._validate is not None:
+                self._validate(placed, Path(tmp))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Staged(artifact.path, artifact.digest, artifact.owner, target=placed.path,
+                      token=os.path.basename(tmp))
+
+    def commit(self, artifact_id: str, staged: Staged) -> None:
+        """Put a staged body in place: announced in the journal, then renamed over its path (as `put` does)."""
+        if self._staging is None or not staged.token or "/" in staged.token:
+            raise PermanentError(f"{self.name}: {artifact_id} was not staged here")
+        source = self._staging / staged.token
+        target = safe_join(self.root, staged.target)
+
+        def move() -> None:
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:  # its directory is new (or the staged body is gone: raised again)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+
+        self._install(Entry(artifact_id, staged.digest, staged.owner), staged.target, target, move)
+
+    def end_staging(self) -> None:
+        """Remove whatever was staged and not committed."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
 
     def delete(self, observed: Observed) -> None:
         """Remove an owned file, then its record; empty directories are removed too."""

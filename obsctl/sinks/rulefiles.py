@@ -29,9 +29,9 @@ class RuleFilesSink(FilesSink):
                          validate=check_with([promtool, "check", "rules"], "promtool check rules"),
                          after_write=reloader(prometheus_url, "Prometheus", client) if prometheus_url else None)
 
-    def put(self, artifact: Artifact) -> None:
-        """Validate and write one rule file, flat in the rules directory."""
-        super().put(replace(artifact, path=rule_file_name(artifact.key)))
+    def _placed(self, artifact: Artifact) -> Artifact:
+        """One rule file, flat in the rules directory."""
+        return replace(artifact, path=rule_file_name(artifact.key))
 
 
 def rule_file_name(key: str) -> str:

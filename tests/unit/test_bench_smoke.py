@@ -22,11 +22,13 @@ def test_quick_render_benchmark_prints_table_and_writes_results(tmp_path: Path) 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "benchmark  inputs" in out
-    assert "streamed render wall time (2 workers)" in out or "streamed render wall time (1 workers)" in out
+    assert "render --out into an empty directory: wall time (2 workers)" in out or \
+        "render --out into an empty directory: wall time (1 workers)" in out
+    assert "render --out again over it, unchanged (0 writes): plan" in out
     assert "N=20 services x 3 SLOs, every artifact kind, seed=" in out and "N=250 services x 3 SLOs" in out
     text = results.read_text()
     for expected in ("## Machine", "| nproc |", "| cpu |", "| prometheus |", "| sloth |", "| pyrra |",
-                     "## Results", "peak RSS"):
+                     "## Results", "peak memory, PSS", "peak RSS"):
         assert expected in text
     assert "ERROR" not in text
 

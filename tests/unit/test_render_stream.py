@@ -116,16 +116,6 @@ def test_shapes_share_one_parse_across_services() -> None:
     assert shape("m{a='x'}") == "m{a='x'}"  # other quoting: left as it is
 
 
-def test_the_one_off_commands_render_on_every_core_what_render_all_gives() -> None:
-    from obsctl.render import render_on_every_core
-
-    catalog = synthetic_catalog(230, 9)  # three chunks of 100: the workers render them
-    whole = render_all(catalog, TEMPLATES, EVERYTHING)
-    spread = render_on_every_core(catalog, TEMPLATES, EVERYTHING)
-    assert list(spread) == list(whole)
-    assert [a.body for a in spread.values()] == [a.body for a in whole.values()]
-
-
 def test_chunks_shrink_to_their_byte_budget_and_still_make_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     import obsctl.render as render
 

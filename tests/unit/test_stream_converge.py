@@ -1,0 +1,254 @@
+"""The streamed one-off converge (render -> plan -> write in the render workers, `converge_catalog`) does what
+`converge(render_all(...))` does: the same files, manifest, plans and outcomes, the same guards, the same
+failures; and a process killed while the workers stage bodies leaves the directory as it was."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bench.common import synthetic_catalog, templates
+from obsctl.errors import PruneRefused, SpecError
+from obsctl.model.artifact import Kind
+from obsctl.model.entities import Catalog, EventsSLI
+from obsctl.reconcile.converge import Policy, converge
+from obsctl.reconcile.plan import Action
+from obsctl.reconcile.stream import converge_catalog
+from obsctl.render import render_all
+from obsctl.render.options import RenderOptions
+from obsctl.sinks.files import MANIFEST, STAGING_PREFIX, FilesSink
+from obsctl.sinks.rulefiles import RuleFilesSink
+
+TEMPLATES = templates()
+EVERYTHING = RenderOptions(outputs=frozenset(Kind))
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root (the manifest included) by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def summary(plan_changes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return sorted(plan_changes)
+
+
+def both(catalog: Catalog, old: Path, new: Path, policy: Policy, options: RenderOptions = EVERYTHING,
+         workers: int = 2) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Converge `old` the whole-desired-state way and `new` the streamed way; each plan's (id, action)."""
+    whole = converge(render_all(catalog, TEMPLATES, options), [FilesSink(old)], policy)
+    streamed = converge_catalog(catalog, TEMPLATES, options, [FilesSink(new)], policy=policy, workers=workers)
+    runs = whole.runs[0], streamed.report.runs[0]
+    assert not runs[0].failed and not runs[1].failed
+    assert [(o.id, o.action, o.state, o.digest) for o in runs[0].result.outcomes] == \
+        [(o.id, o.action, o.state, o.digest) for o in runs[1].result.outcomes]  # type: ignore[union-attr]
+    return ([(c.id, c.action.value) for c in runs[0].plan.changes],
+            [(c.id, c.action.value) for c in runs[1].plan.changes])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_streamed_converge_writes_what_the_whole_render_writes_through_a_sequence_of_edits(
+        tmp_path: Path, workers: int) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    (new / "rules").mkdir(parents=True)
+    (new / "rules" / "foreign.yml").write_bytes(b"not ours\n")
+    (old / "rules").mkdir(parents=True)
+    (old / "rules" / "foreign.yml").write_bytes(b"not ours\n")
+    catalog = synthetic_catalog(130, 7)
+    policy = Policy(max_delete_fraction=0.5, strict_mass_delete=True)
+    first = both(catalog, old, new, policy, workers=workers)
+    assert {a for _, a in first[1]} == {"create"} and first[0] == first[1]
+    assert tree(old) == tree(new)
+
+    again = both(catalog, old, new, policy, workers=workers)
+    assert again[0] == again[1] and {a for _, a in again[1]} == {"unchanged"}  # 0 writes
+
+    services = list(catalog.services)
+    services[5] = replace(services[5], slos=services[5].slos[:1])  # fewer SLOs: its artifacts change
+    del services[40:52]  # a team's worth of services leave: their artifacts are pruned
+    edited = Catalog(tuple(services), catalog.teams)
+    for root in (old, new):  # a hand edit (drift) and a deleted file, found by both paths
+        manifest = (root / MANIFEST).read_text()
+        assert "grafana/dashboards" in manifest
+    victim = sorted((new / "grafana").rglob("*.json"))[3].relative_to(new)
+    for root in (old, new):
+        (root / victim).write_bytes(b"{}\n")
+    gone = sorted((new / "otel").rglob("*.yaml"))[2].relative_to(new)
+    for root in (old, new):
+        (root / gone).unlink()
+    edits = both(edited, old, new, policy, workers=workers)
+    assert edits[0] == edits[1]
+    actions = {a for _, a in edits[1]}
+    assert {"update", "delete", "unchanged"} <= actions
+    assert tree(old) == tree(new)
+    assert (new / "rules" / "foreign.yml").read_bytes() == b"not ours\n"
+    assert not list(new.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_a_streamed_plan_writes_nothing_and_diffs_like_the_whole_one(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(130, 7)
+    converge_catalog(catalog, TEMPLATES, EVERYTHING, [FilesSink(root)], policy=Policy(), workers=2)
+    victim = sorted((root / "prometheus").rglob("*.yml"))[1]
+    victim.write_bytes(victim.read_bytes().replace(b"groups:", b"groups:  ", 1))
+    before = tree(root)
+    dry = Policy(apply=False)
+    streamed = converge_catalog(catalog, TEMPLATES, EVERYTHING, [FilesSink(root)], policy=dry, workers=2, diffs=True)
+    whole = converge(render_all(catalog, TEMPLATES, EVERYTHING), [FilesSink(root)], dry)
+    assert tree(root) == before and not list(root.glob(f"{STAGING_PREFIX}*"))
+    got, want = streamed.report.runs[0].plan.writes, whole.runs[0].plan.writes
+    assert [(c.id, c.action, c.path) for c in got] == [(c.id, c.action, c.path) for c in want]
+    assert len(got) == 1 and got[0].action is Action.UPDATE and got[0].diff() == want[0].diff() != ""
+
+
+def test_a_refused_mass_delete_writes_nothing_not_even_the_updates(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(130, 7)
+    converge_catalog(catalog, TEMPLATES, EVERYTHING, [FilesSink(root)], policy=Policy(), workers=2)
+    before = tree(root)
+    shrunk = Catalog(tuple(replace(s, description="changed") if i == 0 else s
+                           for i, s in enumerate(catalog.services[:40])), catalog.teams)
+    with pytest.raises(PruneRefused):
+        converge_catalog(shrunk, TEMPLATES, EVERYTHING, [FilesSink(root)],
+                         policy=Policy(max_delete_fraction=0.5, strict_mass_delete=True), workers=2)
+    assert tree(root) == before and not list(root.glob(f"{STAGING_PREFIX}*"))
+    # not strict (serve's rule): the sink is applied without its deletes, the refusal reported
+    report = converge_catalog(shrunk, TEMPLATES, EVERYTHING, [FilesSink(root)],
+                              policy=Policy(max_delete_fraction=0.5), workers=2).report
+    assert report.prune_refused and not report.runs[0].plan.of(Action.DELETE)
+    assert {p for p in tree(root) if not p.startswith(".obsctl-journal")} == set(before)  # nothing deleted
+
+
+def test_a_service_that_fails_to_render_fails_the_run_as_the_whole_render_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(250, 5)
+    services = list(catalog.services)
+    for i in (3, 180):
+        slo = services[i].slos[2]
+        bad = replace(slo, sli=EventsSLI(total_query="rate(x[{{window}}])", error_query="rate(x{[{{window}}])"))
+        services[i] = replace(services[i], slos=(*services[i].slos[:2], bad))
+    broken = Catalog(tuple(services), catalog.teams)
+    with pytest.raises(SpecError) as whole:
+        render_all(broken, TEMPLATES, RenderOptions())
+    with pytest.raises(SpecError) as streamed:
+        converge_catalog(broken, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
+    assert streamed.value.problems == whole.value.problems
+    assert not root.exists() or tree(root) == {}
+
+
+def test_frozen_and_protected_owners_keep_their_files_as_in_the_whole_converge(tmp_path: Path) -> None:
+    old, new = tmp_path / "old", tmp_path / "new"
+    catalog = synthetic_catalog(130, 7)
+    policy = Policy(max_delete_fraction=1.0)
+    both(catalog, old, new, policy)
+    services = list(catalog.services)
+    frozen, protected = str(services[7].ref), str(services[9].ref)
+    services[7] = replace(services[7], slos=services[7].slos[:1])  # would change its files
+    del services[9]  # would delete its files
+    edited = Catalog(tuple(services), catalog.teams)
+    from obsctl.model.status import owner_key
+
+    keep = Policy(max_delete_fraction=1.0, frozen_owners=frozenset({owner_key(frozen)}),
+                  protected=frozenset({owner_key(protected)}))
+    unkept = converge_catalog(edited, TEMPLATES, EVERYTHING, [FilesSink(new)], policy=replace(keep, apply=False,
+                              frozen_owners=frozenset(), protected=frozenset()), workers=2).report.runs[0].plan
+    assert unkept.of(Action.UPDATE) and unkept.of(Action.DELETE)  # what the policy keeps from happening
+    plans = both(edited, old, new, keep)
+    assert plans[0] == plans[1] and tree(old) == tree(new)
+    assert {a for _, a in plans[1]} == {"unchanged"}
+
+
+def test_a_rule_files_sink_stages_at_its_own_layout(tmp_path: Path) -> None:
+    catalog = synthetic_catalog(60, 2)
+    options = RenderOptions(outputs=frozenset({Kind.PROMETHEUS_RULES}))
+    old, new = tmp_path / "old", tmp_path / "new"
+    whole = converge(render_all(catalog, TEMPLATES, options), [RuleFilesSink(old)], Policy())
+    streamed = converge_catalog(catalog, TEMPLATES, options, [RuleFilesSink(new)], policy=Policy(), workers=2)
+    assert not whole.failed and not streamed.report.failed
+    assert tree(old) == tree(new) and all("/" not in p for p in tree(new) if p != MANIFEST)
+
+
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from bench.common import synthetic_catalog, templates
+    from obsctl.model.artifact import Kind
+    from obsctl.reconcile.converge import Policy
+    from obsctl.reconcile.stream import converge_catalog
+    from obsctl.render.options import RenderOptions
+    from obsctl.sinks import files
+    root, mode = Path(sys.argv[1]), sys.argv[2]
+    catalog = synthetic_catalog(130, 7)
+    if mode == "edited":
+        from dataclasses import replace
+        from obsctl.model.entities import Catalog
+        catalog = Catalog(tuple(replace(s, slos=s.slos[:2]) for s in catalog.services), catalog.teams)
+    staged = []
+
+    def validate(artifact, path):  # runs in a render worker, on the staged body
+        staged.append(path)
+        if len(staged) == 25:  # mid-render: the whole process group (parent and workers) dies
+            os.killpg(0, signal.SIGKILL)
+
+    real_replace = os.replace
+    done = []
+
+    def replace_then_die(src, dst):  # runs in the parent, committing: dies after 7 renames
+        real_replace(src, dst)
+        done.append(dst)
+        if len(done) == 7:
+            os.killpg(0, signal.SIGKILL)
+
+    sink = files.FilesSink(root, validate=validate if mode != "commit" else None)
+    if mode == "commit":
+        files.os.replace = replace_then_die
+    converge_catalog(catalog, templates(), RenderOptions(outputs=frozenset(Kind)), [sink], policy=Policy(), workers=2)
+    raise SystemExit("not killed")
+""")
+
+
+def killed(root: Path, mode: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(root), mode], check=False, cwd=REPO,
+                          start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == -9
+
+
+@pytest.mark.parametrize("mode", ["edited", "commit"])
+def test_a_run_killed_while_staging_or_committing_loses_nothing_owned_and_adopts_nothing_foreign(
+        tmp_path: Path, mode: str) -> None:
+    root, whole = tmp_path / "out", tmp_path / "whole"
+    catalog = synthetic_catalog(130, 7)
+    converge_catalog(catalog, TEMPLATES, EVERYTHING, [FilesSink(root)], policy=Policy(), workers=2)
+    (root / "rules").mkdir()
+    (root / "rules" / "foreign.yml").write_bytes(b"not ours\n")
+    if mode == "commit":  # 30 owned files gone: 30 updates to commit
+        for victim in sorted((root / "grafana").rglob("*.json"))[:30]:
+            victim.unlink()
+    before = tree(root)
+    owned_before = FilesSink(root).list_owned()
+    killed(root, mode)
+    after = FilesSink(root).list_owned()
+    assert (root / "rules" / "foreign.yml").read_bytes() == b"not ours\n"
+    if mode == "edited":  # killed in the workers: nothing was put in place, nothing changed owner
+        assert {k: v.digest for k, v in after.items()} == {k: v.digest for k, v in owned_before.items()}
+        assert {p: b for p, b in tree(root).items() if not p.startswith(STAGING_PREFIX)} == before
+        assert list(root.glob(f"{STAGING_PREFIX}*"))  # what the workers staged is left behind...
+    else:  # killed committing: the 7 renamed in place are owned and whole, the rest as before
+        assert set(after) == set(owned_before)
+        assert sum(o.drifted for o in owned_before.values()) == 30
+        assert sum(o.drifted for o in after.values()) == 23
+    # ...and the next run removes it and ends where a whole render ends
+    report = converge_catalog(catalog, TEMPLATES, EVERYTHING, [FilesSink(root)], policy=Policy(), workers=2).report
+    assert not report.failed and not list(root.glob(f"{STAGING_PREFIX}*"))
+    converge(render_all(catalog, TEMPLATES, EVERYTHING), [FilesSink(whole)], Policy())
+    files = {p: b for p, b in tree(root).items() if p != "rules/foreign.yml" and not p.startswith(".obsctl-")}
+    assert files == {p: b for p, b in tree(whole).items() if not p.startswith(".obsctl-")}
+    assert {k: (v.digest, v.owner) for k, v in FilesSink(root).list_owned().items()} == \
+        {k: (v.digest, v.owner) for k, v in FilesSink(whole).list_owned().items()}
+    assert (root / "rules" / "foreign.yml").read_bytes() == b"not ours\n"
