@@ -408,16 +408,28 @@ class Reconciler:
         return max(0.0, wait)
 
     def run(self) -> None:
-        """Rounds until stop(): at start, on wake-ups, at retry times, and a full resync periodically."""
+        """Rounds until stop(): at start, on wake-ups, at retry times, and a full resync periodically.
+
+        A catalog event waiting when a periodic resync falls due is served first by its own (short)
+        round, once per resync: the resync follows right after, so it is never starved. What a full
+        round leaves is frozen out of the cyclic collector's walks; its garbage is collected when no
+        event waits (an event does not wait behind a collection of the whole heap).
+        """
         next_full = 0.0
         reason = "start"
+        deferred = False  # the due resync already let an event round go first
+        settle = False  # a full round's leftovers are frozen, its cyclic garbage not collected yet
         while not self._stop.is_set():
             now = time.monotonic()
             self._wake.clear()
             with self._lock:
+                events = bool(self._pending_reasons) and self.rounds > 0
                 self._pending_reasons.clear()
-                full = now >= next_full or self._full_requested
-                self._full_requested = False
+                due = now >= next_full
+                full = self._full_requested or (due and (deferred or not events))
+                deferred = due and not full
+                if full:
+                    self._full_requested = False
             if full:
                 next_full = now + self.config.resync_seconds
                 gc.unfreeze()
@@ -426,8 +438,13 @@ class Reconciler:
                 # What a full round leaves (catalog, rendered artifacts, statuses) lives until the next one: the
                 # cyclic collector need not walk it on every event round (at 10,000 services a walk of the heap
                 # costs an event round more than its work). Unfrozen, and so collectable, at the next full round.
+                gc.freeze()
+                settle = True
+            if settle and not self._wake.is_set():
+                gc.unfreeze()
                 gc.collect()
                 gc.freeze()
+                settle = False
             woke = self._wake.wait(self._seconds_to_next(next_full))
             if self._stop.is_set():
                 break

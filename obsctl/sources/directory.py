@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
@@ -40,8 +41,9 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
     found = _walk(root, names) if len(names) == len(globs) else _glob(root, globs)
     out: list[SourceFile] = []
     kept: set[str] = set()
+    excluded = _excluded(tuple(exclude))
     for rel in found:
-        if any(PurePosixPath(rel).match(x) for x in exclude):
+        if excluded(rel):
             continue
         path = f"{root}/{rel}"
         got = _read(path, cache)
@@ -52,6 +54,16 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
         for gone in set(cache) - kept:
             del cache[gone]
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _excluded(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a relative path matches an exclude pattern, remembered by path (a walk sees the same paths again)."""
+    @functools.lru_cache(maxsize=1 << 17)
+    def excluded(rel: str) -> bool:
+        return any(PurePosixPath(rel).match(x) for x in patterns)
+
+    return excluded
 
 
 def _glob(root: Path, globs: Sequence[str]) -> list[str]:

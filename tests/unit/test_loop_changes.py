@@ -4,6 +4,7 @@ exactly where a full round would; the safety rules hold the same way."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from obsctl.errors import PruneRefused
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.status import ArtifactState
 from obsctl.reconcile.converge import Policy, converge
-from obsctl.reconcile.loop import LoopConfig, Reconciler
+from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
 from obsctl.sinks.files import FilesSink
 from tests.unit.test_loop import FIVE, NO_RETRY, doc, files, load, make, render
 
@@ -108,3 +109,30 @@ def test_the_mass_delete_guard_counts_everything_owned_in_a_scoped_plan(tmp_path
     scope = frozenset(set(kept) - set(six))
     with pytest.raises(PruneRefused):  # 6 of 7, though all of the scope
         converge(six, [sink], Policy(scope=scope, strict_mass_delete=True))
+
+
+def test_an_event_waiting_when_a_resync_falls_due_goes_first_and_the_resync_follows(tmp_path: Path) -> None:
+    r, src, _sink, _clock, _rec = make(tmp_path, resync_seconds=0.0, debounce_seconds=0.0)
+    calls: list[tuple[bool, str]] = []
+    real = r.run_once
+
+    def recorded(full: bool = True, reason: str = "manual") -> RoundReport:
+        calls.append((full, reason))
+        report = real(full=full, reason=reason)
+        if len(calls) == 1:  # the start-up round: an event arrives and the resync is due when it ends
+            src.docs["late"] = doc("late")
+            r.wake("event")
+        elif len(calls) == 2:
+            r.config.resync_seconds = 3600
+        return report
+
+    r.run_once = recorded  # type: ignore[method-assign]
+    r.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        r.stop(10)
+    assert calls[:3] == [(True, "start"), (False, "event"), (True, "resync")]
+    assert (tmp_path / "out/rules/late.yml").exists()
