@@ -196,7 +196,7 @@ class DesiredStates:
         desired, failures = self._rendered(catalog, previous)
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
-        desired_owners = {owner_key(a.owner) for a in desired.values()}
+        desired_owners = {owner_key(owner) for owner in {a.owner for a in desired.values()}}
         orphans = set(known) - desired_owners - set(current) - forgotten - skipped_keys - set(failures)
         absent_since.update(self._absence(orphans, complete, now))
         kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}

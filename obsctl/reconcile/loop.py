@@ -109,6 +109,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unsettled = False  # a full round's garbage is not collected yet (see run)
         self._pending_reasons: list[str] = []
         self._full_requested = False
         self._states = DesiredStates(load, render, grace_seconds=self.config.deletion_grace_seconds,
@@ -239,6 +240,8 @@ class Reconciler:
                 "sinks": {s.name: s.summary for s in report.sinks}, "catalog_error": report.catalog_error,
                 "prune_refused": report.prune_refused, "error": report.error}})
         if report.complete:
+            if not self.ready.is_set() and self._unsettled and threading.current_thread() is self._thread:
+                self._settle()  # the start-up round's garbage: collected before the first event can wait for it
             self.ready.set()  # after the round's span ended: whoever waits for readiness sees the whole trace
         return report
 
@@ -418,7 +421,6 @@ class Reconciler:
         next_full = 0.0
         reason = "start"
         deferred = False  # the due resync already let an event round go first
-        settle = False  # a full round's leftovers are frozen, its cyclic garbage not collected yet
         while not self._stop.is_set():
             now = time.monotonic()
             self._wake.clear()
@@ -433,18 +435,15 @@ class Reconciler:
             if full:
                 next_full = now + self.config.resync_seconds
                 gc.unfreeze()
+                self._unsettled = True
             self.run_once(full=full, reason=reason)
             if full:
                 # What a full round leaves (catalog, rendered artifacts, statuses) lives until the next one: the
                 # cyclic collector need not walk it on every event round (at 10,000 services a walk of the heap
                 # costs an event round more than its work). Unfrozen, and so collectable, at the next full round.
                 gc.freeze()
-                settle = True
-            if settle and not self._wake.is_set():
-                gc.unfreeze()
-                gc.collect()
-                gc.freeze()
-                settle = False
+            if self._unsettled and not self._wake.is_set():
+                self._settle()
             woke = self._wake.wait(self._seconds_to_next(next_full))
             if self._stop.is_set():
                 break
@@ -453,6 +452,13 @@ class Reconciler:
             with self._lock:
                 reasons = sorted(set(self._pending_reasons))
             reason = ",".join(reasons) if reasons else ("resync" if time.monotonic() >= next_full else "retry")
+
+    def _settle(self) -> None:
+        """Collect the last full round's cyclic garbage and freeze what is left (see `run`)."""
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._unsettled = False
 
     def start(self) -> None:
         """Run the loop on a daemon thread."""

@@ -112,6 +112,9 @@ class RoundReport:
         }
 
 
+_SETTLED = (ArtifactState.APPLIED, ArtifactState.UNCHANGED)
+
+
 class StatusBook:
     """Every artifact's status by (sink, artifact id), mirrored to the recorder when there is one."""
 
@@ -122,11 +125,24 @@ class StatusBook:
         self._backoff_max = backoff_max
         self._lock = threading.RLock()
         self.statuses: dict[tuple[str, str], ArtifactStatus] = {}
+        self._unsettled: set[tuple[str, str]] = set()  # keys of the statuses not applied nor unchanged
+
+    def _put(self, st: ArtifactStatus) -> None:
+        self.statuses[st.key] = st
+        if st.state in _SETTLED:
+            self._unsettled.discard(st.key)
+        else:
+            self._unsettled.add(st.key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.statuses.pop(key, None)
+        self._unsettled.discard(key)
 
     def load(self, statuses: Sequence[ArtifactStatus]) -> None:
         """Start from recorded statuses (at start, and on becoming leader)."""
         with self._lock:
             self.statuses = {st.key: st for st in statuses}
+            self._unsettled = {key for key, st in self.statuses.items() if st.state not in _SETTLED}
 
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
@@ -149,8 +165,7 @@ class StatusBook:
     def unsettled(self) -> set[str]:
         """Ids of the artifacts some sink does not hold as desired yet (failed, held back or pending)."""
         with self._lock:
-            return {st.key[1] for st in self.statuses.values()
-                    if st.state not in (ArtifactState.APPLIED, ArtifactState.UNCHANGED)}
+            return {key[1] for key in self._unsettled}
 
     def owner_of(self, sink: str, aid: str) -> str:
         """The owner recorded with an artifact ("" when unknown)."""
@@ -187,9 +202,9 @@ class StatusBook:
                 for aid, art in run.desired.items():
                     st = self.statuses.get((sink.name, aid))
                     if st is None or st.desired_digest != art.digest:
-                        self.statuses[(sink.name, aid)] = ArtifactStatus(
+                        self._put(ArtifactStatus(
                             sink.name, aid, art.owner, art.path, "", ArtifactState.PENDING, art.digest,
-                            st.applied_digest if st else "", False, sr.error, "", 0, None, now)
+                            st.applied_digest if st else "", False, sr.error, "", 0, None, now))
             return sr
         sr.summary = run.plan.summary()
         sr.stale = run.stale
@@ -203,8 +218,7 @@ class StatusBook:
         with self._lock:
             for c in run.held:
                 st = self.statuses[(sink.name, c.id)]
-                self.statuses[st.key] = replace(st, state=ArtifactState.HELD, drifted=bool(c.observed and
-                                                                                             c.observed.drifted))
+                self._put(replace(st, state=ArtifactState.HELD, drifted=bool(c.observed and c.observed.drifted)))
             for o in result.outcomes:
                 if o.id == "finish":
                     sr.failed += 1
@@ -215,20 +229,20 @@ class StatusBook:
                 st_new = self._status_from(sink.name, o, change, now)
                 if st_new is None:
                     forgotten.append((sink.name, o.id))
-                    self.statuses.pop((sink.name, o.id), None)
+                    self._drop((sink.name, o.id))
                     continue
                 if st_new.state in (ArtifactState.FAILED_PERMANENT, ArtifactState.FAILED_TEMPORARY):
                     sr.failed += 1
                 old = self.statuses.get(st_new.key)
                 if old is not None and replace(old, updated_at=st_new.updated_at) == st_new:
                     continue  # nothing new: keep the time of the last change, write nothing
-                self.statuses[st_new.key] = st_new
+                self._put(st_new)
                 saved.append(st_new)
             # statuses of artifacts that are neither desired nor owned any more
             for key in [k for k in self.statuses if k[0] == sink.name and k[1] not in run.desired
                         and k[1] not in run.owned]:
                 forgotten.append(key)
-                del self.statuses[key]
+                self._drop(key)
         if self.recorder is not None:
             if saved:
                 self.recorder.save_statuses(saved)

@@ -57,6 +57,8 @@ class LoadResult:
         already has instead (see reconcile.converge.Policy.frozen_owners).
         """
         with_errors = {owner_key(p.entity) for p in self.errors if p.entity}
+        if not with_errors:
+            return frozenset()
         return frozenset(key for key in (owner_key(str(s.ref)) for s in self.catalog.services) if key in with_errors)
 
 
