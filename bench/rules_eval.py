@@ -341,12 +341,14 @@ def vectorised_backfill_rules() -> str:
     return _dump([{"name": "bench-backfill-5m", "rules": rules}])
 
 
-TILE_INTERVALS = {"5m": STEP_S, "1h": 120}  # as the generated rules record them: meta group 1m, period group 2m
+# Tiles hold one sample per span (the generated rules record a tile only when their own series has none in
+# the span before): backfilled at their span, from the first span boundary of the data on.
+TILE_INTERVALS = {"5m": 300, "1h": 3600}
 
 
 def vectorised_tile_rules(tile: str) -> str:
     """obsctl's tile sums and counts of the recorded 5m rates over `tile`, for all services at once (a
-    backfill pass per tile, at the interval of the group that records it)."""
+    backfill pass per tile, one evaluation per span: what the generated rules' `unless` keeps live)."""
     from obsctl.model import conventions as cv
     from obsctl.model.durations import parse_duration
     from obsctl.render.rules import _under
@@ -469,7 +471,10 @@ def run(ctx: Context) -> list[Row]:
             path = work / f"backfill-{stage.replace(' ', '-')}.yml"
             path.write_text(text)
             t1 = time.monotonic()
-            res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--start={t_start}",
+            # each pass starts on a multiple of its interval: promtool evaluates every 2h block from the block's
+            # start (or --start), so aligned starts keep every evaluation one interval apart
+            start = -(-t_start // every) * every
+            res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--start={start}",
                                   f"--end={t_end}", f"--url={prom.url}", f"--output-dir={rb}",
                                   f"--eval-interval={every}s", str(path)],
                                  capture_output=True, text=True, timeout=3600, check=False)
@@ -506,7 +511,8 @@ def _wait_complete(ctx: Context, url: str, t_end: int, timeout: float = 600.0) -
     only once every raw and recorded series is complete.
     """
     steps = {name: STEP_S for name in ("obsctl:slo_errors:rate5m", "obsctl:slo_requests:rate5m",
-                                        "slo:sli_error:ratio_rate5m", METRIC, "obsctl:slo_rate_samples:count5m")}
+                                        "slo:sli_error:ratio_rate5m", METRIC)}
+    steps["obsctl:slo_rate_samples:count5m"] = TILE_INTERVALS["5m"]
     steps["obsctl:slo_requests:sum1h"] = TILE_INTERVALS["1h"]
     t0 = time.monotonic()
     short: float | None = None  # the most samples any series still misses
@@ -530,11 +536,15 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
         for g in yaml.safe_load(text)["groups"]:
             for rule in g["rules"]:
                 sel = ",".join(f'{k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
-                stamp = _scalar(_query(url, f"timestamp({rule['record']}{{{sel}}})", at))
+                # a tile holds one sample per span: look it up on its span's grid (within the 5m lookback)
+                span = next((s for w, s in TILE_INTERVALS.items() if _is_tile(rule["record"], w)), 0)
+                stamp = _scalar(_query(url, f"timestamp({rule['record']}{{{sel}}})", at - at % span if span else at))
                 if stamp is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing")
                 got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", stamp))
-                want = _scalar(_query(url, rule["expr"], stamp))  # at the sample's own time
+                # at the sample's own time; a tile's own `unless` (no tile in the span before) left out: the
+                # backfilled tile itself is in that span
+                want = _scalar(_query(url, rule["expr"].split("\nunless\n")[0], stamp))
                 if want is None or got is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing (want {want}, got {got})")
                 worst = max(worst, abs(got - want) / abs(want) if want else abs(got))
@@ -546,6 +556,13 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
              f"the generated expressions within {worst:.2e} (relative, 1 h before the end)")
     if worst > 1e-9:
         raise RuntimeError(f"vectorised backfill differs from the generated rules by {worst:.3e}")
+
+
+def _is_tile(record: str, window: str) -> bool:
+    """Whether `record` is one of obsctl's tile series over `window` (sums and count of the 5m rates)."""
+    from obsctl.model import conventions as cv
+
+    return record in {cv.series(t, window) for t in (cv.SERIES_ERRORS_SUM, cv.SERIES_TOTAL_SUM, cv.SERIES_RATE_SAMPLES)}
 
 
 def _accuracy(ctx: Context, url: str, sets: list[RuleSet], exact: dict[str, tuple[float, float]],

@@ -88,18 +88,19 @@ def _under(seconds: float) -> str:
     return f"{format_duration(seconds - 1)}999ms" if seconds > 1 else "999ms"
 
 
-def _tiled(series_sel: str, window_s: float, tile_s: float) -> str:
-    """The sum, over a window, of a tile series: `sum_over_time(tile[W-1ms:tile])`.
+def _tiled(series_sel: str, window_s: float) -> str:
+    """The sum, over a window, of a tile series: `sum_over_time(tile[W-1ms])`, a plain range read.
 
-    Tiles are sums over the `tile_s` before each evaluation, recorded at every evaluation of their
-    group. The subquery reads one tile per step; its steps are `tile_s` apart, so when the group's
-    interval divides `tile_s` the tiles read abut exactly: their sum is the sum of every recorded 5m
-    rate in the window, traffic-weighted as before, at a fraction of the samples. Subquery steps
-    are aligned to multiples of the step since the epoch, so the window ends at the last tile
-    boundary read: up to one tile (plus one evaluation interval) before the evaluation time.
-    A series that exists for part of the window sums the tiles it has.
+    A tile series holds one sample per tile span (see `_SloRules.tile_rules`): each sums the recorded
+    5m rates over the span before it, and consecutive samples are one span apart, so the samples in the
+    window abut: their sum is the sum of every recorded 5m rate in the window, traffic-weighted as
+    before, at a fraction of the samples and with no subquery (a subquery looks every step up again).
+    The window ends at the last tile recorded: up to one span (plus one evaluation interval) before the
+    evaluation time. A series that exists for part of the window sums the tiles it has.
     """
-    return f"sum_over_time({series_sel}[{_under(window_s)}:{_win(tile_s)}])"
+    return f"sum_over_time({series_sel}[{_under(window_s)}])"
+
+
 def _win(seconds: float) -> str:
     return cv.window_name(seconds)
 
@@ -147,18 +148,28 @@ class _SloRules:
     # -- recording rules ---------------------------------------------------
 
     def tile_rules(self, tile_s: float) -> list[Rule]:
-        """Tile sums of the 5m error and request rates and their sample count over `tile_s`."""
+        """Tile sums of the 5m error and request rates and their sample count over `tile_s`, one sample per span.
+
+        Each tile rule records only when its own series has no sample in the span before (`unless` its
+        own count there): whatever the group's interval (a ruler's default, promtool's test step), the
+        tiles are one span apart, sum the 5m rates since the one before, and never overlap. A missed
+        evaluation delays the next tile by one interval (those rates are not counted), nothing more.
+        """
         short = _win(SHORT_S)
         errors5 = self.ref(cv.SERIES_ERRORS, short)
         total5 = self.ref(cv.SERIES_TOTAL, short)
         t, span = _win(tile_s), _under(tile_s)
-        return [self.record(cv.series(cv.SERIES_ERRORS_SUM, t), f"sum_over_time({errors5}[{span}])"),
-                self.record(cv.series(cv.SERIES_TOTAL_SUM, t), f"sum_over_time({total5}[{span}])"),
-                self.record(cv.series(cv.SERIES_RATE_SAMPLES, t), f"count_over_time({total5}[{span}])")]
+        rules = []
+        for name, fn, src in ((cv.SERIES_ERRORS_SUM, "sum", errors5), (cv.SERIES_TOTAL_SUM, "sum", total5),
+                              (cv.SERIES_RATE_SAMPLES, "count", total5)):
+            own = cv.series(name, t) + self.sel
+            rules.append(self.record(cv.series(name, t),
+                                     f"{fn}_over_time({src}[{span}])\nunless\ncount_over_time({own}[{span}])"))
+        return rules
 
     def tiled_count(self, window_s: float, tile_s: float) -> str:
         """How many 5m rates the tiles of `tile_s` over a window hold."""
-        return _tiled(self.ref(cv.SERIES_RATE_SAMPLES, _win(tile_s)), window_s, tile_s)
+        return _tiled(self.ref(cv.SERIES_RATE_SAMPLES, _win(tile_s)), window_s)
 
     def tiled_rates(self, window_s: float, tile_s: float) -> tuple[str, str]:
         """(errors, requests): the sums of the 5m rates over a window, from the tiles of `tile_s`.
@@ -166,8 +177,8 @@ class _SloRules:
         Divided by `tiled_count` they are the average rates; their ratio is the error ratio.
         """
         t = _win(tile_s)
-        return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s, tile_s),
-                _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s, tile_s))
+        return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s),
+                _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s))
 
     def fast_windows(self) -> set[float]:
         """The windows page tiers read, and the short resolution: recorded at the rules' evaluation interval
@@ -239,9 +250,7 @@ class _SloRules:
         p = self.period
         errors, total = self.tiled_rates(self.period_s, PERIOD_TILE_S)
         count = self.tiled_count(self.period_s, PERIOD_TILE_S)
-        hourly = _win(PERIOD_TILE_S)
-        hour_events = (f"{self.ref(cv.SERIES_TOTAL_SUM, hourly)} / {self.ref(cv.SERIES_RATE_SAMPLES, hourly)}"
-                       f" * {number(PERIOD_TILE_S)}")
+        hours = f"count_over_time({self.ref(cv.SERIES_RATE_SAMPLES, _win(PERIOD_TILE_S))}[{_under(self.period_s)}])"
         svc, slo = self.svc, self.slo
         info = {
             cv.LABEL_TEAM: svc.team.name,
@@ -264,8 +273,10 @@ class _SloRules:
             self.record(cv.SERIES_PERIOD_TOTAL, f"{total}\n/\n{count}"),
             self.record(cv.SERIES_PERIOD_ERROR_RATIO,
                         f"{cv.SERIES_PERIOD_ERRORS}{self.sel}\n/\n{cv.SERIES_PERIOD_TOTAL}{self.sel}"),
-            # each hour's requests (its average rate x 1h), summed over the period's hours
-            self.record(cv.SERIES_PERIOD_EVENTS, _tiled(f"({hour_events})", self.period_s, PERIOD_TILE_S)),
+            # the period's average request rate x the hours its tiles cover (each hour weighted by its rates:
+            # the same as adding up each hour's average x 1h when every hour holds as many rates)
+            self.record(cv.SERIES_PERIOD_EVENTS,
+                        f"{cv.SERIES_PERIOD_TOTAL}{self.sel} * {number(PERIOD_TILE_S)}\n*\n{hours}"),
         ]
         ratio = cv.SERIES_PERIOD_ERROR_RATIO
         if self.timeslices:

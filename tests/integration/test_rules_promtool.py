@@ -108,7 +108,8 @@ def test_period_ratio_is_traffic_weighted_on_spiky_traffic(tmp_path: Path) -> No
 
 def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> None:
     """The tiled day window and period equal the average of every recorded 5m rate in the window ending
-    at the last tile boundary: exactly (abutting tiles, no sample counted twice or missed)."""
+    at the last tile: exactly (abutting tiles, no sample counted twice or missed), though every group is
+    evaluated each minute here (promtool ignores group intervals): each tile records once per span."""
     rng = random.Random(20261128)
     step, days = 60.0, 2
     files = read_template_tree()
@@ -125,16 +126,20 @@ def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> No
     sel = "{" + ",".join(f'{k}="{v}"' for k, v in cv.alert_selector(svc, svc.slos[0]).items()) + "}"
     end = n * step  # on an hour boundary
     off = end - 180.0  # 3 minutes after the last 5m boundary, 57 after the last hour's
+    # Tiles are one span apart from the first one, recorded with the first 5m rate (t = 60 s, the second raw
+    # sample): the last 5m tile before `end` is at end - 240 s, the last hourly one at end - 3540 s.
+    last5, last_hour = end - 240.0, end - 3540.0
     rates = {w: f"avg_over_time(obsctl:slo_errors:rate5m{sel}[{w}])" for w in ("23h59m59s999ms", "1d23h59m59s999ms")}
     day = "23h59m59s999ms"
     ratio_every = (f"sum_over_time(obsctl:slo_errors:rate5m{sel}[{day}]) / "
                    f"sum_over_time(obsctl:slo_requests:rate5m{sel}[{day}])")
     requests_every = f"avg_over_time(obsctl:slo_requests:rate5m{sel}[{day}])"
-    probes = [(f"obsctl:slo_error_ratio:rate1d{sel}", end), (ratio_every, end),
-              (f"obsctl:slo_error_ratio:rate1d{sel}", off), (ratio_every, end - 300.0),
-              (f"obsctl:slo_requests:rate1d{sel}", off), (requests_every, end - 300.0),
-              (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], end),
-              (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], end - 3600.0)]
+    probes = [(f"obsctl:slo_error_ratio:rate1d{sel}", end), (ratio_every, last5),
+              (f"obsctl:slo_error_ratio:rate1d{sel}", off), (ratio_every, last5),
+              (f"obsctl:slo_requests:rate1d{sel}", off), (requests_every, last5),
+              (f"count_over_time(obsctl:slo_errors:sum5m{sel}[{day}])", end), ("vector(288)", end),
+              (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], last_hour),
+              (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], last_hour)]
     probe = Suite(rule_groups(svc, templates), evaluation_interval_s=step)
     probe.add_expr(scenario, probes)
     result = run_promtool_test(probe.write(tmp_path, "tiles"))
