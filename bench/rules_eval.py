@@ -471,10 +471,9 @@ def run(ctx: Context) -> list[Row]:
             path = work / f"backfill-{stage.replace(' ', '-')}.yml"
             path.write_text(text)
             t1 = time.monotonic()
-            # each pass starts on a multiple of its interval: promtool evaluates every 2h block from the block's
-            # start (or --start), so aligned starts keep every evaluation one interval apart
-            start = -(-t_start // every) * every
-            res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--start={start}",
+            # promtool aligns every evaluation to the group's interval (plus an offset from its hash, as a live
+            # Prometheus does), so the tiles come one span apart
+            res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "-q", f"--start={t_start}",
                                   f"--end={t_end}", f"--url={prom.url}", f"--output-dir={rb}",
                                   f"--eval-interval={every}s", str(path)],
                                  capture_output=True, text=True, timeout=3600, check=False)
@@ -536,9 +535,12 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
         for g in yaml.safe_load(text)["groups"]:
             for rule in g["rules"]:
                 sel = ",".join(f'{k}="{v}"' for k, v in sorted(rule.get("labels", {}).items()))
-                # a tile holds one sample per span: look it up on its span's grid (within the 5m lookback)
+                # a tile holds one sample per span (promtool offsets them within it by the group's hash): the
+                # latest one in the span before `at`
                 span = next((s for w, s in TILE_INTERVALS.items() if _is_tile(rule["record"], w)), 0)
-                stamp = _scalar(_query(url, f"timestamp({rule['record']}{{{sel}}})", at - at % span if span else at))
+                last = (f"max_over_time(timestamp({rule['record']}{{{sel}}})[{span}s:{STEP_S}s])" if span
+                        else f"timestamp({rule['record']}{{{sel}}})")
+                stamp = _scalar(_query(url, last, at))
                 if stamp is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing")
                 got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", stamp))

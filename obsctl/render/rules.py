@@ -19,9 +19,10 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 
 Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
 5m); `meta`, once a minute, the 5m tiles, the ticket tiers' windows and the burn-rate series
-(dashboards); `period`, every 2 minutes, the hourly tiles, the period's figures and the SLO's
-constants; `alerts` every alert. Rule evaluation cost is mostly per rule and per sample read,
-so rules nothing reads at the alerting interval run once a minute.
+(dashboards), then the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the
+hourly tiles, the period's figures and the SLO's constants; `alerts` the page alerts. Rule
+evaluation cost is mostly per rule and per sample read, so rules nothing reads at the alerting
+interval run once a minute.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -387,9 +388,17 @@ _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
 
 
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
-    """One SLO's rules per group part (sli, meta, alerts)."""
+    """One SLO's rules per group part (sli, meta, period, alerts).
+
+    Page alerts run in `alerts`, at the rules' evaluation interval (their detection time is minutes);
+    ticket, no-data and budget-exhausted alerts once a minute in `meta`, right after the ticket windows
+    they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
+    """
     b = _SloRules(svc, slo, templates, options)
-    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "period": b.period_rules(), "alerts": b.alert_rules()}
+    alerts = b.alert_rules()
+    page = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) == PAGE]
+    rest = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) != PAGE]
+    return {"sli": b.sli_rules(), "meta": [*b.meta_rules(), *rest], "period": b.period_rules(), "alerts": page}
 
 
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:

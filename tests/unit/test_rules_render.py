@@ -138,7 +138,11 @@ def test_policy_filters_tiers_and_adds_guard_and_budget_alert() -> None:
                                                     labels=(("channel", "#x"),), page_labels=(("pd", "1"),)))
     svc = replace(svc, slos=(slo,))
     groups = rules.service_groups(svc, TEMPLATES, RenderOptions(grafana_url="https://g.example"))
-    alerts = [r for r in groups[-1]["rules"]]
+    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    # page alerts at the rules' interval; the others once a minute, after the ticket windows they read
+    assert {r["alert"] for r in groups[-1]["rules"]} == {cv.ALERT_BURN}
+    meta = next(g for g in groups if g["name"].endswith("-meta"))
+    assert {r["alert"] for r in meta["rules"] if "alert" in r} == {cv.ALERT_NO_DATA, cv.ALERT_BUDGET_EXHAUSTED}
     burn = [a for a in alerts if a["alert"] == cv.ALERT_BURN]
     assert {a["labels"]["tier"] for a in burn} == {"page-fast", "page-slow"}
     assert all("and on()" in a["expr"] and ">= 50" in a["expr"] for a in burn)
@@ -196,7 +200,7 @@ def test_hostile_values_cannot_escape_promql_yaml_or_templates(hostile: str) -> 
         else:
             for text in [*rule["labels"].values(), *rule["annotations"].values()]:
                 assert _go_literal_safe(text)
-    first_alert = next(r for r in all_rules if "alert" in r)
+    first_alert = next(r for r in all_rules if "alert" in r and r["labels"].get("tier") == "page-fast")
     assert first_alert["annotations"]["note"] == rules.template_literal(hostile)
     assert first_alert["labels"]["severity"] == rules.template_literal(hostile)  # the spec's, verbatim
     assert first_alert["labels"][cv.LABEL_SEVERITY_CLASS] == "page"  # routing never reads the spec's value
