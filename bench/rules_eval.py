@@ -531,6 +531,7 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
     """The generated per-service 5m rules, evaluated near the end of the data, against what was backfilled."""
     worst = 0.0
     stamp: float | None = None
+    rate_stamp: float | None = None  # of a 5m rate: the offset of promtool's evaluations (tiles lie a span apart)
     for text in backfill_rules:
         for g in yaml.safe_load(text)["groups"]:
             for rule in g["rules"]:
@@ -541,6 +542,8 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
                 last = (f"max_over_time(timestamp({rule['record']}{{{sel}}})[{span}s:{STEP_S}s])" if span
                         else f"timestamp({rule['record']}{{{sel}}})")
                 stamp = _scalar(_query(url, last, at))
+                if not span:
+                    rate_stamp = stamp
                 if stamp is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing")
                 got = _scalar(_query(url, f"{rule['record']}{{{sel}}}", stamp))
@@ -550,7 +553,7 @@ def _check_backfill(ctx: Context, url: str, backfill_rules: list[str], at: int) 
                 if want is None or got is None:
                     raise RuntimeError(f"backfilled {rule['record']}{{{sel}}} missing (want {want}, got {got})")
                 worst = max(worst, abs(got - want) / abs(want) if want else abs(got))
-    ctx.note(f"rules: promtool evaluated the backfilled rules {at - (stamp or at):.3f} s before the raw samples' "
+    ctx.note(f"rules: promtool evaluated the backfilled rules {at - (rate_stamp or at):.3f} s before the raw samples' "
              "minute grid (live Prometheus offsets rule groups and scrapes by per-group/per-target hashes the same "
              "way), so a 5m rate recorded there spans 5 raw samples (4 increments), not 6")
     ctx.note(f"rules: the 5m series were backfilled with vectorised equivalents of the generated per-service "

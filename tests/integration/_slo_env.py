@@ -170,7 +170,8 @@ def split_levels(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             return level[i]
         if i in seen:
             raise ValueError(f"recording rule cycle at {rules[i]['record']}")
-        deps = set(_NAME.findall(str(rules[i]["expr"]))) & recorded
+        # a tile reads its own series (it records once per span): not a dependency (see `backfill_rules`)
+        deps = (set(_NAME.findall(str(rules[i]["expr"]))) & recorded) - {rules[i]["record"]}
         below = [lvl(j, seen | {i}) for j, r in enumerate(rules) if r["record"] in deps]
         level[i] = 1 + max(below, default=0)
         return level[i]
@@ -201,7 +202,13 @@ def backfill_rules(prom: Prometheus, rules_doc: Mapping[str, Any], start: float,
             prom.start()
         families: dict[str, list[tuple[dict[str, str], list[tuple[float, float]]]]] = {}
         for rule in level["groups"][0]["rules"]:
-            for item in prom.query_range(str(rule["expr"]), start, end, every[str(rule["record"])]):
+            record, expr, step = str(rule["record"]), str(rule["expr"]), every[str(rule["record"])]
+            if record in _NAME.findall(expr):
+                # a tile records only when its own series has no sample in the span before (`unless` its own
+                # count): one evaluation per span, which a range query stepping by the span reproduces
+                expr, _, _ = expr.partition("\nunless\n")
+                step = parse_duration(record.rsplit(":", 1)[1].removeprefix("sum").removeprefix("count"))
+            for item in prom.query_range(expr, start, end, step):
                 labels = {n: v for n, v in item["metric"].items() if n != "__name__"}
                 labels.update(rule.get("labels") or {})
                 samples = [(float(t), float(v)) for t, v in item["values"]]
