@@ -28,7 +28,9 @@ class Change:
     id: str
     artifact: Artifact | None = None  # create/update/unchanged
     observed: Observed | None = None  # update/delete/unchanged
-    staged: Staged | None = None  # create/update/unchanged planned by a streamed render (artifact None then)
+    # a create/update planned by a streamed render (artifact None then; an unchanged one has neither: its
+    # digest is the observed one)
+    staged: Staged | None = None
 
     @property
     def path(self) -> str:
@@ -42,7 +44,9 @@ class Change:
         """The digest obsctl would write ("" for a delete)."""
         if self.artifact:
             return self.artifact.digest
-        return self.staged.digest if self.staged else ""
+        if self.staged:
+            return self.staged.digest
+        return self.observed.digest if self.observed and self.action is Action.UNCHANGED else ""
 
     def diff(self) -> str:
         """A unified diff from what is there to what obsctl would write."""

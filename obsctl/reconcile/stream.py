@@ -52,25 +52,35 @@ class StreamedConverge:
     artifacts: int
 
 
-def _light(seen: Observed | None) -> Observed | None:
-    """What the converging process keeps of an observation: no body (a diff reads it again)."""
-    return None if seen is None or seen.body is None else replace(seen, body=None)
+# What a worker sends back for one artifact of a staging sink: (sink slot, id) when unchanged (the listing has
+# the rest), else (sink slot, id, action, what was staged, whether the owned file had drifted).
+_Planned = tuple[int, str] | tuple[int, str, Action, Staged, bool]
 
 
-def _plan_one(sink: StagesWrites, art: Artifact, policy: Policy, diffs: bool) -> Change | None:
-    """One artifact's change for a staging sink (its body staged when the plan will be applied); None when
+def _plan_one(slot: int, sink: StagesWrites, art: Artifact, policy: Policy, diffs: bool) -> _Planned | None:
+    """One artifact's plan for a staging sink (its body staged when the plan will be applied); None when
     the policy keeps what the sink holds (an entity loaded without one of its SLOs)."""
     seen = sink.observe(art)
     if seen is not None and policy.frozen_owners and owner_key(art.owner) in policy.frozen_owners:
         return None
     action = action_for(art.digest, seen)
-    staged = Staged(art.path, art.digest, art.owner)
-    if action is not Action.UNCHANGED:
-        if policy.apply:
-            staged = _stage(sink, art, policy)
-        if diffs and action is Action.UPDATE:
-            staged = replace(staged, diff=Change(action, art.id, art, seen).diff())
-    return Change(action, art.id, None, _light(seen), staged)
+    if action is Action.UNCHANGED:
+        return slot, art.id
+    staged = _stage(sink, art, policy) if policy.apply else Staged(art.path, art.digest, art.owner)
+    if diffs and action is Action.UPDATE:
+        staged = replace(staged, diff=Change(action, art.id, art, seen).diff())
+    return slot, art.id, action, staged, seen is not None and seen.drifted
+
+
+def _change(planned: _Planned, owned: dict[str, Observed]) -> Change:
+    """The plan's change for what a worker sent back; what the sink holds comes from its listing."""
+    seen = owned.get(planned[1])
+    if len(planned) == 2:
+        return Change(Action.UNCHANGED, planned[1], None, seen)
+    _slot, aid, action, staged, drifted = planned
+    if seen is not None and drifted:
+        seen = replace(seen, drifted=True)
+    return Change(action, aid, None, seen, staged)
 
 
 def _stage(sink: StagesWrites, art: Artifact, policy: Policy) -> Staged:
@@ -146,14 +156,14 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
         slots[len(staging)] = i
         staging.append((sink, sink.kinds & policy.selection))
 
-    def consume(arts: list[Artifact]) -> tuple[list[tuple[int, Change]], list[Artifact]]:
-        planned: list[tuple[int, Change]] = []
+    def consume(arts: list[Artifact]) -> tuple[list[_Planned], list[Artifact]]:
+        planned: list[_Planned] = []
         for art in arts:
             for slot, (sink, kinds) in enumerate(staging):
                 if art.kind in kinds:
-                    change = _plan_one(sink, art, policy, diffs)
-                    if change is not None:
-                        planned.append((slot, change))
+                    one = _plan_one(slot, sink, art, policy, diffs)
+                    if one is not None:
+                        planned.append(one)
         return planned, [a for a in arts if a.kind in body_kinds]
 
     changes: list[list[Change]] = [[] for _ in staging]
@@ -166,11 +176,11 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
         with contextlib.closing(render_mapped(catalog, templates, options, consume, workers=workers)) as chunks:
             for out in chunks:
                 planned, kept = out
-                ids = {(slot, c.id) for slot, c in planned}
+                ids = {(p[0], p[1]) for p in planned}
                 if len(ids) < len(planned) or len({a.id for a in kept}) < len(kept):
                     raise ValueError("two artifacts share an id")  # a renderer bug, as in desired_state
-                for slot, change in planned:
-                    changes[slot].append(change)
+                for one in planned:
+                    changes[one[0]].append(_change(one, runs[slots[one[0]]].owned))
                 for art in kept:
                     bodies[art.id] = art
                 fresh = {aid for _, aid in ids} | {a.id for a in kept}
