@@ -108,13 +108,17 @@ class SharedPart:
     """One renderer's shared artifacts and what they read, so a cache knows when to build them again.
 
     `reads`: "summaries" (every service summary and the teams in use), "teams" (the teams in use and
-    their entities) or "team" (one team and its entity: the part over several teams is the parts of
-    each team, and `render` is called with one team at a time).
+    their entities), "team" (one team and its entity: the part over several teams is the parts of
+    each team, and `render` is called with one team at a time) or "team summaries" (each team, its
+    entity and the summaries of its services: `piece` builds one team's piece from those, `assemble`
+    the artifacts from every team's piece in team order; `render` is both over all the summaries).
     """
 
     name: str
     reads: str
     render: Callable[[Sequence[ServiceSummary], tuple[EntityRef, ...], RenderContext], list[Artifact]]
+    piece: Callable[[EntityRef, Sequence[ServiceSummary], RenderContext], Any] | None = None
+    assemble: Callable[[Sequence[Any], RenderContext], list[Artifact]] | None = None
 
 
 def shared_parts(ctx: RenderContext) -> list[SharedPart]:
@@ -125,9 +129,19 @@ def shared_parts(ctx: RenderContext) -> list[SharedPart]:
         if not found:
             continue
         mod = found[0]
+        piece, assemble = getattr(mod, "team_piece", None), getattr(mod, "render_pieces", None)
+        if piece is not None and assemble is not None:  # the routing tree, team by team
+            parts.append(SharedPart(name, "team summaries",
+                                    functools.partial(_by_summaries, mod.render_summaries), piece, assemble))
+            continue
         by_summaries = getattr(mod, "render_summaries", None)  # the routing tree needs more than the teams
         if by_summaries is not None:
             parts.append(SharedPart(name, "summaries", functools.partial(_by_summaries, by_summaries)))
+            continue
+        split = getattr(mod, "SHARED_PARTS", None)  # (reads, function name): a per-team part and an org part
+        if split is not None:
+            parts.extend(SharedPart(name if reads == "team" else f"{name}-{reads}", reads,
+                                    functools.partial(_by_teams, getattr(mod, fn_name))) for reads, fn_name in split)
             continue
         fn = getattr(mod, "render_shared", None)
         if fn is not None:

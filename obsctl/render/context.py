@@ -9,7 +9,7 @@ per-service `ServiceSummary` values and the context alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,3 +102,11 @@ def _summary_of(svc: Service, templates: Templates | None) -> ServiceSummary:
 def teams_in_use(summaries: list[ServiceSummary] | tuple[ServiceSummary, ...]) -> tuple[EntityRef, ...]:
     """Every team that owns at least one of the services, sorted (as `Catalog.teams_in_use`)."""
     return tuple(sorted({s.team for s in summaries}, key=str))
+
+
+def by_team(summaries: Sequence[ServiceSummary]) -> list[tuple[EntityRef, tuple[ServiceSummary, ...]]]:
+    """The summaries grouped by owning team (teams in ref order, each team's services in ref order)."""
+    groups: dict[EntityRef, list[ServiceSummary]] = {}
+    for svc in sorted(summaries, key=lambda s: s.ref):
+        groups.setdefault(svc.team, []).append(svc)
+    return [(team, tuple(groups[team])) for team in sorted(groups, key=str)]

@@ -9,7 +9,6 @@ for where they land: PromQL label values inside `expr`, JSON strings everywhere 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -672,39 +671,51 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
     """The folders (root, one per team in `teams`), team and org overviews, the file provider (those in the outputs)."""
+    return render_org_shared(teams, ctx) + render_team_shared(teams, ctx)
+
+
+# The shared part of the dashboards is two: each team's folder and overview (built team by team) and the org's
+# root folder, overview and file provider (which lists every team's folder).
+SHARED_PARTS = (("team", "render_team_shared"), ("teams", "render_org_shared"))
+
+
+def render_team_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
+    """The folder and overview of each team in `teams` (those in the outputs)."""
     options = ctx.options
     if not options.wants(*GRAFANA_KINDS):
         return []
     dashboards = options.wants(Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_DASHBOARD_CRD)
-    lib = _library(ctx)
-    out: list[Artifact] = _folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER, options)
-    folders: list[tuple[str, str]] = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
+    out: list[Artifact] = []
     problems: list[Problem] = []
-
-    def guard(build: Callable[[], dict[str, Any]], folder_uid: str, owner: str) -> None:
-        if not dashboards:
-            return
-        try:
-            out.extend(_artifacts_for(build(), folder_uid, owner, options))
-        except SpecError as exc:
-            problems.extend(exc.problems)
-
     for ref in teams:
         uid = _team_folder(ref)
-        title = _team_title(ctx.team, ref)
-        out.extend(_folder(uid, title, cv.ROOT_FOLDER_UID, str(ref), options))
-        folders.append((uid, title))
+        if Kind.GRAFANA_FOLDER in options.outputs or Kind.GRAFANA_FOLDER_CRD in options.outputs:
+            folder = _folder(uid, _team_title(ctx.team, ref), cv.ROOT_FOLDER_UID, str(ref), options)
+            out.extend(a for a in folder if a.kind is not Kind.GRAFANA_FOLDER or Kind.GRAFANA_FOLDER in options.outputs)
         if dashboards:
             try:
                 out.extend(_artifacts_of(*_team_dashboard(ref, ctx), uid, str(ref), options))
             except SpecError as exc:
                 problems.extend(exc.problems)
-    guard(functools.partial(_org_overview, options, lib), cv.ROOT_FOLDER_UID, cv.OWNER)
     if problems:
         raise SpecError(problems)
+    return out
+
+
+def render_org_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
+    """The root folder, the org overview and the file provider listing the folders of `teams` (those in the
+    outputs)."""
+    options = ctx.options
+    if not options.wants(*GRAFANA_KINDS):
+        return []
+    out: list[Artifact] = _folder(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE, "", cv.OWNER, options)
+    if options.wants(Kind.GRAFANA_DASHBOARD, Kind.GRAFANA_DASHBOARD_CRD):
+        out.extend(_artifacts_for(_org_overview(options, _library(ctx)), cv.ROOT_FOLDER_UID, cv.OWNER, options))
     if Kind.GRAFANA_PROVIDER in options.outputs:
+        folders = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
+        folders += [(_team_folder(ref), _team_title(ctx.team, ref)) for ref in teams]
         out.append(_provider(folders, options))
-    if Kind.GRAFANA_FOLDER not in options.outputs:  # built anyway (a few bytes): the provider needs the titles
+    if Kind.GRAFANA_FOLDER not in options.outputs:  # built anyway (a few bytes)
         out = [a for a in out if a.kind is not Kind.GRAFANA_FOLDER]
     return out
 

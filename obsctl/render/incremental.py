@@ -12,11 +12,12 @@ test checks it over random sequences of catalog edits).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.platform import Templates
 from obsctl.model.status import owner_key
 from obsctl.render import render_service, shared_parts
-from obsctl.render.context import RenderContext, ServiceSummary, teams_in_use
+from obsctl.render.context import RenderContext, ServiceSummary, by_team
 from obsctl.render.isolated import IsolatedRender, RenderFailure, assemble, failure_of
 from obsctl.render.options import RenderOptions
 
@@ -72,12 +73,13 @@ class _Entry:
     summary: ServiceSummary
 
 
-_SharedCache = dict[tuple[str, EntityRef | None], tuple[tuple[object, ...], tuple[Artifact, ...]]]
+_SharedCache = dict[tuple[str, EntityRef | None], tuple[tuple[object, ...], Any]]
 
 
 @dataclass
 class _Assembly:
-    """A collision-free isolated render: every artifact by id, and the owner claiming each id and path."""
+    """A collision-free isolated render: every artifact by id (in id order), and the owner claiming each id
+    and path."""
 
     entries: dict[EntityRef, _Entry]
     shared: tuple[Artifact, ...]
@@ -99,6 +101,26 @@ class _Assembly:
 
 
 @dataclass
+class _Services:
+    """The services' entries of one render and how they differ from the renderer's last ones (`base`): the
+    entries dropped and added, and the summaries of each team in use (each team's in ref order)."""
+
+    base: dict[EntityRef, _Entry]
+    entries: dict[EntityRef, _Entry]
+    by_id: dict[int, _Entry]
+    dropped: list[_Entry]
+    added: list[_Entry]
+    members: dict[EntityRef, dict[str, ServiceSummary]]
+    groups: dict[EntityRef, tuple[ServiceSummary, ...]]
+    teams: tuple[EntityRef, ...]
+    team_entities: dict[EntityRef, Team | None]
+
+    def ordered(self) -> list[_Entry]:
+        """The entries in ref order (the order a full render takes them in)."""
+        return sorted(self.entries.values(), key=lambda e: str(e.service.ref))
+
+
+@dataclass
 class RenderStats:
     """What the last render did: how many services it rendered and how many it reused."""
 
@@ -110,7 +132,11 @@ class RenderStats:
 class IncrementalRenderer:
     """Catalog -> desired state, re-rendering only the services whose inputs changed.
 
-    Thread-safe (one render at a time). `only` selects renderers as `render_all` does.
+    A render walks the catalog once, finding each unchanged service by identity; everything after that
+    costs what changed: the teams whose services changed get their summaries grouped again, each shared
+    part is rebuilt only for what it reads (a team's routes, folder, gateway; the org parts when the
+    teams in use change), and the last collision-free isolated render is patched with the changed
+    artifacts. Thread-safe (one render at a time). `only` selects renderers as `render_all` does.
     """
 
     def __init__(self, templates: Templates, options: RenderOptions, only: Sequence[str] | None = None,
@@ -119,7 +145,7 @@ class IncrementalRenderer:
         self.options = options
         self.only = list(only) if only else None
         self.pack = pack  # hold bodies compressed (PackedArtifact): a long-lived process over a large catalog
-        self._entries: dict[EntityRef, _Entry] = {}
+        self._services = _Services({}, {}, {}, [], [], {}, {}, (), {})
         # each shared part's artifacts (per team for a part built team by team) and what they were built from
         self._shared: _SharedCache = {}
         self._assembly: _Assembly | None = None  # the last isolated render, when it had no collision
@@ -140,40 +166,99 @@ class IncrementalRenderer:
         def spec_error(_svc: Service, exc: Exception) -> None:
             problems.extend(exc.problems if isinstance(exc, SpecError) else ())
 
-        entries = self._render_services(catalog, ctx, stats, SpecError, spec_error)
-        shared, cache = self._shared_of([e.summary for e in entries.values()], ctx, stats, problems)
+        services = self._render_services(catalog, ctx, stats, SpecError, spec_error)
+        shared, cache = self._shared_of(services.groups, services.teams, ctx, stats, problems)
         if problems:
             raise SpecError(problems)
-        self._entries, self._shared = entries, cache
+        self._services, self._shared = services, cache
         self.stats = stats
         out: DesiredState = {}
-        for art in itertools.chain.from_iterable([*(e.artifacts for e in entries.values()), shared]):
+        for art in itertools.chain.from_iterable([*(e.artifacts for e in services.ordered()), shared]):
             if art.id in out:
                 raise ValueError(f"two artifacts share the id {art.id}")
             out[art.id] = art
         return dict(sorted(out.items()))
 
     def _render_services(self, catalog: Catalog, ctx: RenderContext, stats: RenderStats, catch: type[Exception],
-                         failed: Callable[[Service, Exception], None]) -> dict[EntityRef, _Entry]:
+                         failed: Callable[[Service, Exception], None]) -> _Services:
         """Every service's entry: the cached one while its inputs are unchanged, else a fresh render
         (a service whose render raises `catch` is handed to `failed` and left out)."""
-        entries: dict[EntityRef, _Entry] = {}
-        for svc in sorted(catalog.services, key=lambda s: str(s.ref)):
-            team = ctx.team(svc.team)
-            old = self._entries.get(svc.ref)
+        last = self._services
+        base = last.entries
+        entries, by_id = dict(base), dict(last.by_id)
+        dropped: list[_Entry] = []
+        added: list[_Entry] = []
+        teams = ctx.teams
+        # every entry of a team was rendered with an entity equal to the one recorded for the team
+        stale = {t for t, e in last.team_entities.items() if teams.get(t) is not e and teams.get(t) != e}
+        lookup = by_id.get
+        for svc in catalog.services:
+            old = lookup(id(svc))
+            if old is not None and old.service is svc and not (stale and svc.team in stale):
+                continue  # unchanged (the loader hands back the same object for an unchanged document)
+            team = teams.get(svc.team)
+            old = entries.get(svc.ref)
             if old is not None and (old.service is svc or old.service == svc) and old.team == team:
-                entries[svc.ref] = old
-                stats.reused += 1
+                new = old if old.service is svc else _Entry(svc, old.team, old.artifacts, old.summary)
+            else:
+                try:
+                    arts, summary = render_service(svc, ctx)
+                except catch as exc:
+                    failed(svc, exc)
+                    if old is not None:
+                        del entries[svc.ref]
+                        by_id.pop(id(old.service), None)
+                        dropped.append(old)
+                    continue
+                new = _Entry(svc, team, tuple(map(PackedArtifact.of, arts)) if self.pack else tuple(arts), summary)
+                stats.rendered += 1
+            if new is old:
                 continue
-            try:
-                arts, summary = render_service(svc, ctx)
-            except catch as exc:
-                failed(svc, exc)
-                continue
-            entries[svc.ref] = _Entry(svc, team, tuple(map(PackedArtifact.of, arts)) if self.pack else tuple(arts),
-                                      summary)
-            stats.rendered += 1
-        return entries
+            if old is not None:
+                by_id.pop(id(old.service), None)
+                dropped.append(old)
+            entries[svc.ref] = by_id[id(svc)] = new
+            added.append(new)
+        # the entries of services no longer in the catalog (each entry holds its service: ids are not reused)
+        for gone in by_id.keys() - set(map(id, catalog.services)):
+            entry = by_id.pop(gone)
+            if entries.get(entry.service.ref) is entry:
+                del entries[entry.service.ref]
+            dropped.append(entry)
+        stats.reused = len(entries) - stats.rendered
+        return self._regrouped(last, ctx, base=base, entries=entries, by_id=by_id, dropped=dropped, added=added)
+
+    @staticmethod
+    def _regrouped(last: _Services, ctx: RenderContext, *, base: dict[EntityRef, _Entry],
+                   entries: dict[EntityRef, _Entry], by_id: dict[int, _Entry], dropped: list[_Entry],
+                   added: list[_Entry]) -> _Services:
+        """The services with each changed team's summaries grouped again (the others' kept as they were)."""
+        members = dict(last.members)
+        copied: set[EntityRef] = set()
+
+        def team_members(team: EntityRef) -> dict[str, ServiceSummary]:
+            if team not in copied:
+                copied.add(team)
+                members[team] = dict(members.get(team, {}))
+            return members[team]
+
+        for entry in dropped:
+            summary = entry.summary
+            mine = team_members(summary.team)
+            if mine.get(summary.ref) is summary:
+                del mine[summary.ref]
+        for entry in added:
+            team_members(entry.summary.team)[entry.summary.ref] = entry.summary
+        groups = dict(last.groups)
+        for team in copied:
+            if members[team]:
+                groups[team] = tuple(v for _, v in sorted(members[team].items()))
+            else:
+                del members[team]
+                groups.pop(team, None)
+        teams = last.teams if groups.keys() == last.groups.keys() else tuple(sorted(groups, key=str))
+        team_entities = {t: ctx.team(t) for t in teams}
+        return _Services(base, entries, by_id, dropped, added, members, groups, teams, team_entities)
 
     def isolated(self, catalog: Catalog) -> IsolatedRender:
         """The desired state of `catalog` with every service in its own try: a service that fails to
@@ -187,102 +272,152 @@ class IncrementalRenderer:
             def isolate(svc: Service, exc: Exception) -> None:
                 failures[owner_key(str(svc.ref))] = failure_of(str(svc.ref), exc)
 
-            entries = self._render_services(catalog, ctx, stats, Exception, isolate)
-
-            caches: list[_SharedCache] = []
+            services = self._render_services(catalog, ctx, stats, Exception, isolate)
 
             def shared_of(summaries: Sequence[ServiceSummary]) -> Sequence[Artifact]:
-                shared, cache = self._shared_of(summaries, ctx, stats, None)
-                caches.append(cache)
+                groups = dict(by_team(summaries))
+                shared, cache = self._shared_of(groups, tuple(groups), ctx, stats, None)
+                self._shared = cache
                 return shared
 
-            shared = tuple(shared_of([e.summary for e in entries.values()]))
-            patched = self._patched(entries, shared)
+            shared, cache = self._shared_of(services.groups, services.teams, ctx, stats, None)
+            # a cache holds what each part was built from, so it is valid whatever happens next
+            self._shared = cache
+            patched, self._assembly = self._patched(services, shared), None
             if patched is not None:
-                result = IsolatedRender(dict(sorted(patched.desired.items())), failures)
+                result = IsolatedRender(dict(patched.desired), failures)
             else:
                 rendered = set(failures)
-                result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in entries.values()],
-                                  failures, shared_of)
+                ordered = services.ordered()
+                result = assemble([(str(e.service.ref), e.artifacts, e.summary) for e in ordered], failures,
+                                  shared_of)
                 # with no collision the result is every artifact: later rounds patch it
-                patched = _Assembly.of(entries, shared, result.desired) if set(failures) == rendered else None
+                patched = _Assembly.of(services.entries, shared, result.desired) if set(failures) == rendered \
+                    else None
             self._assembly = patched
-            self._entries = entries
-            if caches:
-                self._shared = caches[-1]
+            self._services = services
             self.stats = stats
             return result
 
-    def _patched(self, entries: dict[EntityRef, _Entry], shared: tuple[Artifact, ...]) -> _Assembly | None:
+    def _patched(self, services: _Services, shared: tuple[Artifact, ...]) -> _Assembly | None:
         """The last collision-free assembly with the changed services' (and shared) artifacts swapped;
         None when there is none or a new artifact collides (then `assemble` decides who keeps what)."""
         last = self._assembly
         if last is None:
             return None
-        desired, ids, paths = dict(last.desired), dict(last.ids), dict(last.paths)
+        entries = services.entries
+        dropped, added = services.dropped, services.added
+        if last.entries is not services.base:  # the changes are relative to other entries: find them here
+            dropped = [old for ref, old in last.entries.items() if entries.get(ref) is not old]
+            added = [new for ref, new in entries.items() if last.entries.get(ref) is not new]
+        # patched in place: the caller forgets the last assembly first, and keeps this one only if it fits
+        desired, ids, paths = last.desired, last.ids, last.paths
+        unclaimed: list[str] = []  # ids dropped: left in place until the end, where a new artifact may take them
 
         def drop(artifacts: Sequence[Artifact], owner: str | None) -> None:
             for art in artifacts:
                 who = owner or art.owner
                 if ids.get(art.id) == who:
                     del ids[art.id]
-                    desired.pop(art.id, None)
+                    unclaimed.append(art.id)
                 if paths.get(art.path) == who:
                     del paths[art.path]
 
+        fresh = False
+
         def take(artifacts: Sequence[Artifact], owner: str | None) -> bool:
+            nonlocal fresh
             for art in artifacts:
                 who = owner or art.owner
                 if ids.setdefault(art.id, who) != who or paths.setdefault(art.path, who) != who:
                     return False
-                desired[art.id] = art
+                fresh = fresh or art.id not in desired
+                desired[art.id] = art  # an id taken again keeps its place (in id order)
             return True
 
-        same_shared = len(shared) == len(last.shared) and all(a is b for a, b in zip(shared, last.shared,
-                                                                                       strict=True))
-        for ref, old in last.entries.items():
-            if entries.get(ref) is not old:
-                drop(old.artifacts, str(ref))
-        if not same_shared:
-            drop(last.shared, None)
-        for ref, new in entries.items():
-            if last.entries.get(ref) is not new and not take(new.artifacts, str(ref)):
+        # the shared artifacts rebuilt (a shared part not rebuilt hands back the same objects)
+        before, now = set(map(id, last.shared)), set(map(id, shared))
+        for old in dropped:
+            drop(old.artifacts, str(old.service.ref))
+        drop([a for a in last.shared if id(a) not in now], None)
+        for new in added:
+            if not take(new.artifacts, str(new.service.ref)):
                 return None
-        if not same_shared and not take(shared, None):
+        if not take([a for a in shared if id(a) not in before], None):
             return None
+        for aid in unclaimed:
+            if aid not in ids:
+                desired.pop(aid, None)
+        if fresh:  # only new ids need sorting in (the rest kept their places)
+            keys = sorted(desired)
+            desired = dict(zip(keys, map(desired.__getitem__, keys), strict=True))
         return _Assembly(entries, shared, desired, ids, paths)
 
-    def _shared_of(self, summaries: Sequence[ServiceSummary], ctx: RenderContext, stats: RenderStats,
-                   problems: list[Problem] | None) -> tuple[tuple[Artifact, ...], _SharedCache]:
-        """The shared artifacts of the services summarised, each part (or team) built again only when what
-        it reads changed, and the cache to keep. A SpecError goes into `problems` (raised when None)."""
-        summaries = tuple(summaries)
-        teams = teams_in_use(summaries)
+    @staticmethod
+    def _assembled(assemble_of: Callable[[Sequence[Any], RenderContext], list[Artifact]], pieces: tuple[Any, ...],
+                   ctx: RenderContext, packed: Callable[[Sequence[Artifact]], tuple[Artifact, ...]]
+                   ) -> tuple[Artifact, ...]:
+        return packed(assemble_of(pieces, ctx))
+
+    @staticmethod
+    def _built(render: Callable[[Sequence[ServiceSummary], tuple[EntityRef, ...], RenderContext], list[Artifact]],
+               summaries: Sequence[ServiceSummary], teams: tuple[EntityRef, ...], ctx: RenderContext,
+               packed: Callable[[Sequence[Artifact]], tuple[Artifact, ...]]) -> tuple[Artifact, ...]:
+        return packed(render(summaries, teams, ctx))
+
+    def _shared_of(self, groups: Mapping[EntityRef, tuple[ServiceSummary, ...]], teams: tuple[EntityRef, ...],
+                   ctx: RenderContext, stats: RenderStats, problems: list[Problem] | None
+                   ) -> tuple[tuple[Artifact, ...], _SharedCache]:
+        """The shared artifacts of the services grouped by team (`teams`: the groups' teams in ref order),
+        each part (or team) built again only when what it reads changed, and the cache to keep. A SpecError
+        goes into `problems` (raised when None)."""
+        teams = tuple(sorted(teams, key=str))
         entities = tuple(ctx.team(t) for t in teams)
         cache: _SharedCache = {}
         out: list[Artifact] = []
+
+        def cached(key: tuple[str, EntityRef | None], inputs: tuple[object, ...], build: Callable[[], Any]) -> Any:
+            hit = self._shared.get(key)
+            if hit is not None and hit[0] == inputs:
+                value = hit[1]
+            else:
+                value = build()
+                stats.shared_rebuilt = True
+            cache[key] = (inputs, value)
+            return value
+
+        def packed(rendered: Sequence[Artifact]) -> tuple[Artifact, ...]:
+            return tuple(map(PackedArtifact.of, rendered)) if self.pack else tuple(rendered)
+
+        def guarded(key: tuple[str, EntityRef | None], inputs: tuple[object, ...], build: Callable[[], Any]) -> Any:
+            try:
+                return cached(key, inputs, build)
+            except SpecError as exc:
+                if problems is None:
+                    raise
+                problems.extend(exc.problems)
+                return None
+
         for part in shared_parts(ctx):
+            if part.reads == "team summaries":
+                assert part.piece is not None and part.assemble is not None
+                piece, assemble_of = part.piece, part.assemble
+                pieces = tuple(guarded((part.name, t), (t, e, groups[t]), functools.partial(piece, t, groups[t], ctx))
+                               for t, e in zip(teams, entities, strict=True))
+                if all(p is not None for p in pieces):
+                    out.extend(guarded((part.name, None), pieces,
+                                       functools.partial(self._assembled, assemble_of, pieces, ctx, packed)) or ())
+                continue
             units: list[tuple[tuple[str, EntityRef | None], tuple[object, ...], tuple[EntityRef, ...]]]
+            every: tuple[ServiceSummary, ...] = ()
             if part.reads == "team":
                 units = [((part.name, t), (t, e), (t,)) for t, e in zip(teams, entities, strict=True)]
+            elif part.reads == "summaries":
+                every = tuple(s for t in teams for s in groups[t])
+                units = [((part.name, None), (teams, entities, every), teams)]
             else:
-                reads: tuple[object, ...] = (teams, entities, summaries) if part.reads == "summaries" \
-                    else (teams, entities)
-                units = [((part.name, None), reads, teams)]
+                units = [((part.name, None), (teams, entities), teams)]
             for key, inputs, unit_teams in units:
-                hit = self._shared.get(key)
-                if hit is not None and hit[0] == inputs:
-                    artifacts = hit[1]
-                else:
-                    try:
-                        rendered = part.render(summaries, unit_teams, ctx)
-                        artifacts = tuple(map(PackedArtifact.of, rendered)) if self.pack else tuple(rendered)
-                    except SpecError as exc:
-                        if problems is None:
-                            raise
-                        problems.extend(exc.problems)
-                        continue
-                    stats.shared_rebuilt = True
-                cache[key] = (inputs, artifacts)
-                out.extend(artifacts)
+                out.extend(guarded(key, inputs, functools.partial(self._built, part.render, every, unit_teams, ctx,
+                                                                  packed)) or ())
         return tuple(out), cache

@@ -23,17 +23,20 @@ reads from files); a setting that inlines one is refused.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from obsctl.errors import ConfigError, Problem
 from obsctl.model import conventions as cv
+from obsctl.model import yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.escape import promql
 from obsctl.model.platform import Templates
-from obsctl.render.context import RenderContext, ServiceSummary, summary_of
+from obsctl.render.context import RenderContext, ServiceSummary, by_team, summary_of
 from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
@@ -258,30 +261,111 @@ def dependency_inhibitions(summaries: Sequence[ServiceSummary]) -> list[dict[str
     distinct dependencies (never services squared). Dependencies on a cycle get no rule: two
     services muting each other would page nobody.
     """
-    keys = {cv.dependency_key(s.entity): s for s in summaries if s.entity is not None}
-    edges: dict[str, set[str]] = {}
-    for svc in summaries:
-        if svc.entity is not None:
-            edges.setdefault(cv.dependency_key(svc.entity), set()).update(
-                cv.dependency_key(d) for d in svc.depends_on if cv.dependency_key(d) in keys)
-    cyclic = _in_cycles(edges)
-    rules = []
-    for key in sorted({d for targets in edges.values() for d in targets} - cyclic):
-        dep = keys[key].entity
-        assert dep is not None
-        pattern = ".*\\|" + key.replace(".", "[.]") + "\\|.*"  # names hold [A-Za-z0-9._-] and one /
-        rules.append({
-            "source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_NAMESPACE, dep.namespace),
-                                matcher(cv.LABEL_SERVICE, dep.name)],
-            "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"),
-                                matcher(cv.LABEL_DEPENDS_ON, pattern, "=~")],
-            "equal": [cv.LABEL_ENVIRONMENT],
-        })
-    return rules
+    with_entity = [s for s in summaries if s.entity is not None]
+    return _inhibitions([(cv.dependency_key(s.entity), s.entity) for s in with_entity if s.entity is not None],
+                        [(cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
+                         for s in with_entity if s.entity is not None and s.depends_on])
+
+
+def _inhibitions(keys: Iterable[tuple[str, EntityRef]], edges: Iterable[tuple[str, tuple[str, ...]]]
+                 ) -> list[dict[str, Any]]:
+    """The dependency rules from every service's (key, entity) and the (key, dependencies) of those that have
+    some: a service without dependencies lies on no cycle, so the graph holds only the others."""
+    known = dict(keys)
+    graph: dict[str, set[str]] = {}
+    for key, deps in edges:
+        graph.setdefault(key, set()).update(d for d in deps if d in known)
+    cyclic = _in_cycles(graph)
+    return [_dependency_rule(known[key]) for key in sorted({d for targets in graph.values() for d in targets} - cyclic)]
 
 
 def _route(matchers: list[str], receiver_name: str) -> dict[str, Any]:
     return {"matchers": matchers, "receiver": receiver_name}
+
+
+@dataclass(frozen=True)
+class TeamRoutes:
+    """One team's part of the routing tree: its route and its receivers, each also as the YAML lines the
+    whole config writes for it, and what its services bring to the dependency inhibitions.
+
+    A part depends only on the team, its Group and the summaries of its services, so a cache may keep it
+    while those are unchanged; `render_pieces` assembles the config from the parts of every team.
+    """
+
+    team: EntityRef
+    route: dict[str, Any]
+    receivers: tuple[dict[str, Any], ...]
+    route_text: str  # the route as an item of route.routes (indent 2)
+    receivers_text: str  # the receivers as items of the top-level receivers list ("" when none)
+    keys: tuple[tuple[str, EntityRef], ...]  # (dependency key, entity) of each service with an entity
+    edges: tuple[tuple[str, tuple[str, ...]], ...]  # (dependency key, its dependencies) of services with some
+
+
+def team_piece(team: EntityRef, summaries: Sequence[ServiceSummary], ctx: RenderContext) -> TeamRoutes:
+    """The part of one team, from the summaries of its services (in ref order)."""
+    options = ctx.options
+    group = ctx.team(team)
+    receivers: list[dict[str, Any]] = []
+    sub: list[dict[str, Any]] = []
+    for severity in SEVERITIES:
+        emitting = [s for s in summaries if severity in s.severities]
+        if not emitting:
+            continue
+        for svc in emitting:
+            own = service_specs(svc, severity, options)
+            if own and svc.entity is not None:
+                name = f"{cv.receiver_name(team, severity)}-{svc.entity.namespace}-{svc.entity.name}"
+                receivers.append(receiver(name, own))
+                sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity),
+                                   matcher(cv.LABEL_NAMESPACE, svc.entity.namespace),
+                                   matcher(cv.LABEL_SERVICE, svc.entity.name)], name))
+        specs, _source = resolve(team, group, severity, options)
+        if specs:
+            name = cv.receiver_name(team, severity)
+            receivers.append(receiver(name, specs))
+            sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
+    route = {"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
+    keys = tuple((cv.dependency_key(s.entity), s.entity) for s in summaries if s.entity is not None)
+    edges = tuple((cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
+                  for s in summaries if s.entity is not None and s.depends_on)
+    return TeamRoutes(team, route, tuple(receivers), yamltext.dump_at([route], 2),
+                      yamltext.dump_at(receivers, 0) if receivers else "", keys, edges)
+
+
+def _dependency_rules(pieces: Sequence[TeamRoutes]) -> list[dict[str, Any]]:
+    """`dependency_inhibitions` over the services of every part: only services with dependencies are walked."""
+    if not any(p.edges for p in pieces):
+        return []
+    return _inhibitions(itertools.chain.from_iterable(p.keys for p in pieces),
+                        itertools.chain.from_iterable(p.edges for p in pieces))
+
+
+def _dependency_rule(dep: EntityRef) -> dict[str, Any]:
+    key = cv.dependency_key(dep)
+    pattern = ".*\\|" + key.replace(".", "[.]") + "\\|.*"  # names hold [A-Za-z0-9._-] and one /
+    return {
+        "source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_NAMESPACE, dep.namespace),
+                            matcher(cv.LABEL_SERVICE, dep.name)],
+        "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_DEPENDS_ON, pattern, "=~")],
+        "equal": [cv.LABEL_ENVIRONMENT],
+    }
+
+
+def _fixed_inhibitions(ctx: RenderContext) -> list[dict[str, Any]]:
+    # A page mutes its SLO's tickets, unless the page may itself be muted by a dependency's page:
+    # Alertmanager lets a muted alert mute others, and a dependent must still ticket.
+    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_SLO, ".+", "=~"),
+                                    matcher(cv.LABEL_DEPENDS_ON, "")],
+                "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")],
+                "equal": SLO_IDENTITY}]
+    return inhibit + _tier_inhibitions(ctx.templates)
+
+
+def _head(ctx: RenderContext) -> dict[str, Any]:
+    options = ctx.options
+    return {"global": {"resolve_timeout": "5m"},
+            "route": {"receiver": cv.DEFAULT_RECEIVER, "group_by": GROUP_BY, "group_wait": options.group_wait,
+                      "group_interval": options.group_interval, "repeat_interval": options.repeat_interval}}
 
 
 def config(catalog: Catalog, templates: Templates, options: RenderOptions) -> dict[str, Any]:
@@ -296,56 +380,46 @@ def teams_config(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> dic
     A team/severity without any integration gets no sub-route: its alerts fall to the root
     receiver (`routing_problems` reports it; the composition does not render such teams).
     """
-    options = ctx.options
-    receivers = [receiver(cv.DEFAULT_RECEIVER, options.default_routing.ticket)]
-    routes = []
-    for team, per in team_severities(summaries).items():
-        group = ctx.team(team)
-        sub: list[dict[str, Any]] = []
-        for severity in SEVERITIES:
-            emitting = per.get(severity, [])
-            if not emitting:
-                continue
-            for svc in emitting:
-                own = service_specs(svc, severity, options)
-                if own and svc.entity is not None:
-                    name = f"{cv.receiver_name(team, severity)}-{svc.entity.namespace}-{svc.entity.name}"
-                    receivers.append(receiver(name, own))
-                    sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity),
-                                       matcher(cv.LABEL_NAMESPACE, svc.entity.namespace),
-                                       matcher(cv.LABEL_SERVICE, svc.entity.name)], name))
-            specs, _source = resolve(team, group, severity, options)
-            if specs:
-                name = cv.receiver_name(team, severity)
-                receivers.append(receiver(name, specs))
-                sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
-        routes.append({"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER,
-                       "routes": sub})
-    # A page mutes its SLO's tickets, unless the page may itself be muted by a dependency's page:
-    # Alertmanager lets a muted alert mute others, and a dependent must still ticket.
-    inhibit = [{"source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_SLO, ".+", "=~"),
-                                    matcher(cv.LABEL_DEPENDS_ON, "")],
-                "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "ticket")],
-                "equal": SLO_IDENTITY}]
-    inhibit += _tier_inhibitions(ctx.templates)
-    inhibit += dependency_inhibitions(summaries)
-    return {
-        "global": {"resolve_timeout": "5m"},
-        "route": {"receiver": cv.DEFAULT_RECEIVER, "group_by": GROUP_BY, "group_wait": options.group_wait,
-                  "group_interval": options.group_interval, "repeat_interval": options.repeat_interval,
-                  "routes": routes},
-        "inhibit_rules": inhibit,
-        "receivers": receivers,
-    }
+    return _config([team_piece(team, group, ctx) for team, group in by_team(summaries)], ctx)
+
+
+def _config(pieces: Sequence[TeamRoutes], ctx: RenderContext) -> dict[str, Any]:
+    head = _head(ctx)
+    head["route"]["routes"] = [p.route for p in pieces]
+    return {**head,
+            "inhibit_rules": _fixed_inhibitions(ctx) + _dependency_rules(pieces),
+            "receivers": [receiver(cv.DEFAULT_RECEIVER, ctx.options.default_routing.ticket),
+                          *(r for p in pieces for r in p.receivers)]}
+
+
+def render_pieces(pieces: Sequence[TeamRoutes], ctx: RenderContext) -> list[Artifact]:
+    """The Alertmanager config from the parts of every team in use (in team order): the YAML of `teams_config`,
+    byte for byte, joined from each part's lines, so a new service costs the lines of its team."""
+    if Kind.ALERTMANAGER_CONFIG not in ctx.options.outputs:
+        return []
+    fixed = ctx.memo.get(_FIXED_TEXT)  # from the templates and options only
+    if fixed is None:
+        head = dump_yaml(_head(ctx), header=cv.FILE_HEADER.format(owner="the catalog")).decode()
+        default = yamltext.dump_at([receiver(cv.DEFAULT_RECEIVER, ctx.options.default_routing.ticket)], 0)
+        fixed = ctx.memo[_FIXED_TEXT] = (head, yamltext.dump_at(_fixed_inhibitions(ctx), 0), default)
+    head, inhibit, default = fixed
+    routes = "".join(p.route_text for p in pieces)
+    dependency = _dependency_rules(pieces)
+    body = "".join((head, "  routes:\n" if routes else "  routes: []\n", routes,
+                    "inhibit_rules:\n", inhibit, yamltext.dump_at(dependency, 0) if dependency else "",
+                    "receivers:\n", default, *(p.receivers_text for p in pieces))).encode()
+    return [Artifact(Kind.ALERTMANAGER_CONFIG, cv.ALERTMANAGER_CONFIG_KEY, cv.ALERTMANAGER_CONFIG_PATH, body,
+                     cv.OWNER)]
+
+
+_FIXED_TEXT = "routes.fixed-text"
 
 
 def render_summaries(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
     """One Alertmanager config routing the services summarised (none when it is not in the outputs)."""
     if Kind.ALERTMANAGER_CONFIG not in ctx.options.outputs:
         return []
-    body = dump_yaml(teams_config(summaries, ctx), header=cv.FILE_HEADER.format(owner="the catalog"))
-    return [Artifact(Kind.ALERTMANAGER_CONFIG, cv.ALERTMANAGER_CONFIG_KEY, cv.ALERTMANAGER_CONFIG_PATH, body,
-                     cv.OWNER)]
+    return render_pieces([team_piece(team, group, ctx) for team, group in by_team(summaries)], ctx)
 
 
 def render(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Artifact]:

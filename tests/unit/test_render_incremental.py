@@ -15,7 +15,7 @@ from obsctl.model.artifact import Kind
 from obsctl.model.entities import Catalog, EntityRef, EventsSLI, LatencySLI, Protocol, Runtime, Team
 from obsctl.render import render_all
 from obsctl.render.incremental import IncrementalRenderer
-from obsctl.render.options import RenderOptions
+from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions, TeamRouting
 
 TEMPLATES = templates()
 OPTIONS = RenderOptions(outputs=frozenset(Kind))
@@ -56,6 +56,18 @@ def _edit(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
         services[k] = replace(svc, slos=slos)
     elif op == "runtime":
         services[k] = replace(svc, runtime=list(Runtime)[j % len(Runtime)], protocol=list(Protocol)[j % 2])
+    elif op == "page-id":  # its own PagerDuty service: a receiver and a sub-route of its team's route
+        services[k] = replace(svc, pagerduty_service_id="" if svc.pagerduty_service_id else f"P{j}")
+    elif op == "team-routing" and teams:  # the Group's annotations: where its team's alerts go
+        t = j % len(teams)
+        teams[t] = replace(teams[t], pagerduty_service_id="" if teams[t].pagerduty_service_id else f"PT{j}",
+                           slack_channel=f"chan-{j}" if j % 2 else "")
+    elif op == "depends":  # a dependency (a cycle now and then): the dependency inhibitions
+        other = services[j % len(services)]
+        services[k] = replace(svc, depends_on=() if svc.depends_on else (other.ref,))
+    elif op == "move-many" and teams:  # a team edit that moves several services at once
+        target = teams[j % len(teams)].ref
+        services = [replace(s, team=target) if n % 3 == i % 3 else s for n, s in enumerate(services)]
     seen: set[EntityRef] = set()
     unique = []
     for s in services:
@@ -71,20 +83,72 @@ def _edit(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
     return Catalog(tuple(unique), tuple(unique_teams))
 
 
+ROUTING_OPS = ["page-id", "team-routing", "depends", "move-many"]
 _OPS = st.tuples(st.sampled_from(["objective", "move", "new-team", "retitle-team", "drop-team", "remove", "add",
-                                  "title", "latency", "runtime"]), st.integers(0, 100), st.integers(0, 100))
+                                  "title", "latency", "runtime", *ROUTING_OPS]), st.integers(0, 100),
+                 st.integers(0, 100))
+# routing that reads what the edits change: Group and Component PagerDuty ids, Slack channels, team settings
+_HOOK = ReceiverSpec("hook", "webhook", (("url", "http://127.0.0.1:9/hook"),))
+ROUTED = replace(OPTIONS, default_routing=TeamRouting(ticket=(_HOOK,)),
+                 teams=(("team-0001", TeamRouting(page=(_HOOK,))),),
+                 catalog_integrations=(
+                     CatalogIntegration("pagerduty", ("page",), (("routing_key_file", "/etc/am/pd/{service_id}"),)),
+                     CatalogIntegration("slack", ("page", "ticket"), (("api_url_file", "/etc/am/slack"),))))
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.lists(_OPS, min_size=1, max_size=6))
 def test_incremental_render_equals_full_render(ops: list[tuple[str, int, int]]) -> None:
-    inc = IncrementalRenderer(TEMPLATES, OPTIONS)
+    for options in (OPTIONS, ROUTED):
+        inc = IncrementalRenderer(TEMPLATES, options)
+        catalog = BASE
+        inc(catalog)
+        for op, i, j in ops:
+            catalog = _edit(catalog, op, i, j)
+            got = inc(catalog)
+            want = render_all(catalog, TEMPLATES, options)
+            assert list(got) == list(want)
+            assert all(got[k].body == want[k].body for k in want)
+
+
+def test_the_routing_tree_joined_from_team_parts_is_the_whole_tree_dumped() -> None:
+    """render_pieces writes, byte for byte, what dumping teams_config writes (the one routing path)."""
+    from obsctl.model import conventions as cv
+    from obsctl.render import routes
+    from obsctl.render.context import RenderContext, summary_of
+    from obsctl.render.yamlout import dump_yaml
+
     catalog = BASE
-    inc(catalog)
+    seen = b""
+    for n, (op, i, j) in enumerate([("page-id", 1, 3), ("team-routing", 0, 1), ("depends", 2, 5), ("depends", 5, 2),
+                                    ("depends", 7, 7), ("page-id", 9, 2), ("team-routing", 0, 4), ("move-many", 1, 0),
+                                    ("drop-team", 0, 1), ("new-team", 3, 8)]):
+        catalog = _edit(catalog, op, i, j)
+        for options in (OPTIONS, ROUTED):
+            ctx = RenderContext.of(catalog, TEMPLATES, options)
+            summaries = [summary_of(s, TEMPLATES) for s in catalog.services]
+            whole = dump_yaml(routes.teams_config(summaries, ctx), header=cv.FILE_HEADER.format(owner="the catalog"))
+            [joined] = routes.render_summaries(summaries, ctx)
+            assert joined.body == whole, (n, op)
+            seen += whole
+    # the edits reached every kind of route the parts hold
+    assert b"webhook_configs" in seen and b"pagerduty_configs" in seen and b"slack_configs" in seen
+    assert b"obsctl_depends_on=~" in seen
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([*ROUTING_OPS, "move", "remove", "add", "drop-team", "new-team"]),
+                          st.integers(0, 100), st.integers(0, 100)), min_size=1, max_size=8))
+def test_incremental_routing_tree_equals_a_full_render(ops: list[tuple[str, int, int]]) -> None:
+    """Team edits that move services between teams and change where their alerts go: the routing tree a
+    long-lived renderer patches team by team equals the one a full render builds."""
+    inc = IncrementalRenderer(TEMPLATES, ROUTED, only=["alertmanager", "dashboards"])
+    catalog = BASE
+    inc.isolated(catalog)
     for op, i, j in ops:
         catalog = _edit(catalog, op, i, j)
-        got = inc(catalog)
-        want = render_all(catalog, TEMPLATES, OPTIONS)
+        got = inc.isolated(catalog).desired
+        want = render_all(catalog, TEMPLATES, ROUTED, only=["alertmanager", "dashboards"])
         assert list(got) == list(want)
         assert all(got[k].body == want[k].body for k in want)
 
@@ -132,7 +196,8 @@ def _edit_isolated(catalog: Catalog, op: str, i: int, j: int) -> Catalog:
 
 
 _ISOLATED_OPS = st.tuples(st.sampled_from(["objective", "move", "new-team", "retitle-team", "remove", "add", "title",
-                                           "collide", "uncollide"]), st.integers(0, 100), st.integers(0, 100))
+                                           "collide", "uncollide", *ROUTING_OPS]), st.integers(0, 100),
+                          st.integers(0, 100))
 
 
 @settings(max_examples=20, deadline=None)
@@ -141,13 +206,15 @@ def test_incremental_isolated_render_equals_a_full_isolated_render(ops: list[tup
     """What serve renders (every service in its own try, collisions isolated) equals render_isolated."""
     from obsctl.render.isolated import render_isolated
 
-    inc = IncrementalRenderer(TEMPLATES, OPTIONS, pack=True)  # as serve holds them: bodies compressed
+    inc = IncrementalRenderer(TEMPLATES, ROUTED, pack=True)  # as serve holds them: bodies compressed
     catalog = BASE
     inc.isolated(catalog)
-    for op, i, j in ops:
+    for n, (op, i, j) in enumerate(ops):
         catalog = _edit_isolated(catalog, op, i, j)
+        if n % 3 == 2:  # a whole render in between (admission's): the next isolated render diffs its own last one
+            inc(Catalog(tuple(s for s in catalog.services if "." not in s.name), catalog.teams))
         got = inc.isolated(catalog)
-        want = render_isolated(catalog, TEMPLATES, OPTIONS)
+        want = render_isolated(catalog, TEMPLATES, ROUTED)
         assert list(got.desired) == list(want.desired)
         assert all(got.desired[k].body == want.desired[k].body for k in want.desired)
         assert got.failures == want.failures
