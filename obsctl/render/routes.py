@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,22 +261,27 @@ def dependency_inhibitions(summaries: Sequence[ServiceSummary]) -> list[dict[str
     distinct dependencies (never services squared). Dependencies on a cycle get no rule: two
     services muting each other would page nobody.
     """
-    with_entity = [s for s in summaries if s.entity is not None]
-    return _inhibitions([(cv.dependency_key(s.entity), s.entity) for s in with_entity if s.entity is not None],
-                        [(cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
-                         for s in with_entity if s.entity is not None and s.depends_on])
+    keys = {cv.dependency_key(s.entity): s.entity for s in summaries if s.entity is not None}
+    return _inhibitions(keys.get, [(cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
+                                   for s in summaries if s.entity is not None and s.depends_on])
 
 
-def _inhibitions(keys: Iterable[tuple[str, EntityRef]], edges: Iterable[tuple[str, tuple[str, ...]]]
+def _inhibitions(known: Callable[[str], EntityRef | None], edges: Iterable[tuple[str, tuple[str, ...]]]
                  ) -> list[dict[str, Any]]:
-    """The dependency rules from every service's (key, entity) and the (key, dependencies) of those that have
-    some: a service without dependencies lies on no cycle, so the graph holds only the others."""
-    known = dict(keys)
+    """The dependency rules from the (key, dependencies) of every service that has some, `known` giving the
+    entity of a service's key: a service without dependencies lies on no cycle, so the graph holds only
+    the others."""
+    found: dict[str, EntityRef] = {}
     graph: dict[str, set[str]] = {}
     for key, deps in edges:
-        graph.setdefault(key, set()).update(d for d in deps if d in known)
+        targets = graph.setdefault(key, set())
+        for dep in deps:
+            entity = found.get(dep) or known(dep)
+            if entity is not None:
+                found[dep] = entity
+                targets.add(dep)
     cyclic = _in_cycles(graph)
-    return [_dependency_rule(known[key]) for key in sorted({d for targets in graph.values() for d in targets} - cyclic)]
+    return [_dependency_rule(found[key]) for key in sorted({d for targets in graph.values() for d in targets} - cyclic)]
 
 
 def _route(matchers: list[str], receiver_name: str) -> dict[str, Any]:
@@ -297,7 +302,7 @@ class TeamRoutes:
     receivers: tuple[dict[str, Any], ...]
     route_text: str  # the route as an item of route.routes (indent 2)
     receivers_text: str  # the receivers as items of the top-level receivers list ("" when none)
-    keys: tuple[tuple[str, EntityRef], ...]  # (dependency key, entity) of each service with an entity
+    keys: Mapping[str, EntityRef]  # dependency key -> entity, of each service with an entity
     edges: tuple[tuple[str, tuple[str, ...]], ...]  # (dependency key, its dependencies) of services with some
 
 
@@ -325,7 +330,7 @@ def team_piece(team: EntityRef, summaries: Sequence[ServiceSummary], ctx: Render
             receivers.append(receiver(name, specs))
             sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
     route = {"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
-    keys = tuple((cv.dependency_key(s.entity), s.entity) for s in summaries if s.entity is not None)
+    keys = {cv.dependency_key(s.entity): s.entity for s in summaries if s.entity is not None}
     edges = tuple((cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
                   for s in summaries if s.entity is not None and s.depends_on)
     return TeamRoutes(team, route, tuple(receivers), yamltext.dump_at([route], 2),
@@ -336,8 +341,11 @@ def _dependency_rules(pieces: Sequence[TeamRoutes]) -> list[dict[str, Any]]:
     """`dependency_inhibitions` over the services of every part: only services with dependencies are walked."""
     if not any(p.edges for p in pieces):
         return []
-    return _inhibitions(itertools.chain.from_iterable(p.keys for p in pieces),
-                        itertools.chain.from_iterable(p.edges for p in pieces))
+
+    def known(key: str) -> EntityRef | None:
+        return next((p.keys[key] for p in pieces if key in p.keys), None)
+
+    return _inhibitions(known, itertools.chain.from_iterable(p.edges for p in pieces))
 
 
 def _dependency_rule(dep: EntityRef) -> dict[str, Any]:

@@ -12,7 +12,9 @@ A registration is accepted only when
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -23,7 +25,7 @@ import yaml
 from fastapi import HTTPException, status
 
 from obsctl.errors import SpecError
-from obsctl.model.artifact import DesiredState
+from obsctl.model.artifact import Artifact, DesiredState
 from obsctl.model.entities import Catalog, Service
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
@@ -68,11 +70,72 @@ class Admitted:
     overrides: str  # what catalog service it replaces ("" when none)
 
 
-@dataclass
-class _Index:
-    desired: DesiredState
-    paths: dict[str, tuple[str, str]]  # artifact path -> (artifact id, owner key)
-    ids: dict[str, tuple[str, str]]  # artifact id -> (artifact id, owner key)
+class PathIndex:
+    """Who holds each artifact path of a desired state, kept up to date from what changed.
+
+    Built once over every artifact; when the loop's desired state moves on (after every round), only
+    the ids added, removed or given another artifact object are looked at: a registration after a
+    round costs what the round changed, not the ~3 artifacts per held service. Where several
+    artifacts share a path (a failed owner's carried artifacts), the one with the greatest id holds
+    it, as a walk of the desired state in id order would leave it.
+    """
+
+    def __init__(self, desired: DesiredState) -> None:
+        self.desired: dict[str, Artifact] = dict(desired)  # a copy: the diff must not see later edits
+        self.source: DesiredState = desired
+        self.paths: dict[str, tuple[str, str]] = {}  # artifact path -> (artifact id, owner key)
+        self._count: dict[str, int] = {}  # artifacts per path
+        for aid, art in self.desired.items():
+            self._add(aid, art)
+
+    def _add(self, aid: str, art: Artifact) -> None:
+        path = art.path
+        self._count[path] = self._count.get(path, 0) + 1
+        held = self.paths.get(path)
+        if held is None or aid >= held[0]:
+            self.paths[path] = (aid, owner_key(art.owner))
+
+    def _remove(self, aid: str, art: Artifact, rescan: set[str]) -> None:
+        path = art.path
+        left = self._count[path] - 1
+        if left:
+            self._count[path] = left
+            if self.paths[path][0] == aid:
+                rescan.add(path)
+        else:
+            del self._count[path]
+            del self.paths[path]
+
+    def moved_to(self, desired: DesiredState) -> None:
+        """Follow the desired state to `desired`."""
+        old = self.desired
+        gone = [aid for aid in old.keys() - desired.keys()]
+        changed = list(itertools.compress(desired, map(operator.is_not, desired.values(), map(old.get, desired))))
+        rescan: set[str] = set()
+        for aid in gone:
+            self._remove(aid, old[aid], rescan)
+        for aid in changed:
+            if aid in old:
+                self._remove(aid, old[aid], rescan)
+        for aid in changed:
+            self._add(aid, desired[aid])
+        if rescan:  # a path another artifact still shares lost its holder: the greatest id left holds it
+            for path in rescan:
+                self.paths.pop(path, None)
+            for aid, art in desired.items():
+                if art.path in rescan:
+                    held = self.paths.get(art.path)
+                    if held is None or aid >= held[0]:
+                        self.paths[art.path] = (aid, owner_key(art.owner))
+        self.desired = dict(desired)
+        self.source = desired
+
+    def holder(self, aid: str, path: str) -> tuple[str, str] | None:
+        """(artifact id, owner key) of the artifact with that id, else of the one at that path."""
+        art = self.desired.get(aid)
+        if art is not None:
+            return aid, owner_key(art.owner)
+        return self.paths.get(path)
 
 
 class Admission:
@@ -90,7 +153,7 @@ class Admission:
         self._desired = current_desired
         self.allow_catalog_override = allow_catalog_override
         self._lock = threading.Lock()
-        self._index: _Index | None = None
+        self._index: PathIndex | None = None
 
     # -- the checks ----------------------------------------------------------------------------
 
@@ -149,8 +212,10 @@ class Admission:
 
     def _check_catalog_owner(self, principal: Principal, svc: Service, catalog: Catalog) -> str:
         key = f"{svc.namespace}/{svc.name}"
+        namespace, name = svc.namespace, svc.name
         for existing in catalog.services:
-            if f"{existing.namespace}/{existing.name}" != key or existing.origin.file.startswith(ORIGIN_PREFIX):
+            ref = existing.ref
+            if ref.name != name or ref.namespace != namespace or existing.origin.file.startswith(ORIGIN_PREFIX):
                 continue
             where = f"{existing.ref} from {existing.origin.file} (owner {existing.team})"
             if not self.allow_catalog_override:
@@ -180,7 +245,7 @@ class Admission:
         problems = []
         for aid, art in sorted(mine.items()):
             mine_owner = owner_key(art.owner)
-            held = index.ids.get(aid) or index.paths.get(art.path)
+            held = index.holder(aid, art.path)
             if held is None or held[1] == mine_owner or held[1] == key:
                 continue
             field = "spec.owner" if owner_key(art.owner) != key else "metadata.name"
@@ -189,13 +254,13 @@ class Admission:
         if problems:
             raise unprocessable(problems)
 
-    def _path_index(self) -> _Index:
+    def _path_index(self) -> PathIndex:
         desired = self._desired()
         if desired is None:
             desired = self._render_catalog(self._catalog())
         with self._lock:
-            if self._index is None or self._index.desired is not desired:
-                paths = {a.path: (a.id, owner_key(a.owner)) for a in desired.values()}
-                ids = {a.id: (a.id, owner_key(a.owner)) for a in desired.values()}
-                self._index = _Index(desired, paths, ids)
+            if self._index is None:
+                self._index = PathIndex(desired)
+            elif self._index.source is not desired:
+                self._index.moved_to(desired)
             return self._index

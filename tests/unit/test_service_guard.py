@@ -301,3 +301,51 @@ def test_admission_without_a_loop_render_still_checks_collisions() -> None:
     assert "collides" in json.dumps(refused.value.detail)  # type: ignore[attr-defined]
     ok = admission.admit(doc("p10"), ANONYMOUS_WRITER, ("default", "p10"), lambda _n, _s: None)
     assert ok.name == "p10" and isinstance(catalog, Catalog)
+
+
+def _full_index(desired: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """What the admission's collision index was before it was kept incrementally: every path's holder
+    from a walk of the desired state in id order (the last artifact at a path holds it)."""
+    from obsctl.model.status import owner_key
+
+    return {a.path: (a.id, owner_key(a.owner)) for _aid, a in sorted(desired.items())}
+
+
+def test_the_collision_index_followed_round_by_round_equals_one_built_afresh() -> None:
+    """The admission's path index follows the loop's desired state from what each round changed; over random
+    rounds (artifacts added, removed, re-rendered, moved to another path, paths shared by a carried owner) it
+    answers as an index built from the whole desired state would."""
+    import random
+
+    from obsctl.model.artifact import Artifact, Kind
+    from obsctl.service.admission import PathIndex
+
+    rnd = random.Random(14)
+
+    def art(i: int, path: int, owner: int) -> Artifact:
+        return Artifact(Kind.GRAFANA_DASHBOARD, f"d{i:03d}", f"p/{path:03d}.json", f"{i}-{rnd.random()}".encode(),
+                        f"component:default/svc-{owner}")
+
+    desired = {a.id: a for a in (art(i, i, i % 7) for i in range(60))}
+    index = PathIndex(desired)
+    for _ in range(300):
+        desired = dict(desired)  # each round hands over a new dict
+        for _ in range(rnd.randint(0, 4)):
+            op, i = rnd.choice(["add", "remove", "rerender", "move", "share"]), rnd.randrange(80)
+            key = f"grafana-dashboard/d{i:03d}"
+            if op == "remove":
+                desired.pop(key, None)
+            elif op in ("add", "rerender"):
+                desired[key] = art(i, i, i % 7)
+            elif op == "move":
+                desired[key] = art(i, rnd.randrange(80), i % 7)
+            else:  # a second artifact at an existing path (a failed owner's carried artifact)
+                other = rnd.choice(sorted(desired)) if desired else key
+                desired[key] = art(i, int(desired[other].path[2:5]) if other in desired else i, rnd.randrange(7))
+        desired = dict(sorted(desired.items()))
+        index.moved_to(desired)
+        assert index.paths == _full_index(desired)
+        probe = art(rnd.randrange(80), rnd.randrange(80), 0)
+        full = {a.id: (a.id, a.owner.split(":")[1]) for a in desired.values()}.get(probe.id) \
+            or _full_index(desired).get(probe.path)
+        assert index.holder(probe.id, probe.path) == full
