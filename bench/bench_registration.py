@@ -341,6 +341,7 @@ def rows_for(source: str, times: list[float] | str, inputs: str, target: float =
     """Result rows (p50, p99) for one source."""
     if isinstance(times, str):
         return [Row("registration", f"{source}: {inputs}", "p50 / p99", times, f"p99 < {target:g} s", "n/a")]
+    say(f"registration:   {source} samples in order (ms): {', '.join(f'{t * 1000:.0f}' for t in times)}")
     p50, p99 = statistics.median(times), percentile(times, 99)
     ok = p99 < target
     return [Row("registration", f"{source}: {inputs}, n={len(times)}", metric,
