@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import gc
 import importlib
 import itertools
 import os
@@ -336,6 +337,10 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
     else:
         _WORK[:] = [(services, ctx, consume)]
         _modules(ctx.renderers)  # imported once here, not once per worker (and again here for the shared part)
+        # what the workers inherit is left out of their garbage collections: a collection writes to every object
+        # it visits, which would copy the catalog's pages into each worker
+        frozen_before = gc.get_freeze_count()
+        gc.freeze()
         try:
             size = min(workers, len(bounds))
             with multiprocessing.get_context("fork").Pool(size) as pool:
@@ -362,6 +367,8 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
                     yield finished(shared)
         finally:
             _WORK.clear()
+            if not frozen_before:  # a caller's own frozen objects stay frozen
+                gc.unfreeze()
         return
     for shared in _finish(summaries, problems, ctx):
         yield finished(shared)

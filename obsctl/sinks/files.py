@@ -470,8 +470,9 @@ class FilesSink:
     def begin_staging(self) -> dict[str, Observed]:
         """Read the ownership records (no file is read) and forget bodies staged by processes that are gone.
 
-        Everything owned of this sink's kinds, each Observed without its body: what `observe` and `commit`
-        (and a plan's prune) start from. Raises PermanentError when the manifest is unreadable.
+        Everything owned of this sink's kinds, each Observed with neither its body nor a reader (a diff is
+        made by `observe`'s caller): what `observe` and `commit` (and a plan's prune) start from. Raises
+        PermanentError when the manifest is unreadable.
         """
         with self._lock:
             self._sync()
@@ -480,11 +481,10 @@ class FilesSink:
             self._staged, self._flushed = 0, False
             kinds = self._kind_values
             out: dict[str, Observed] = {}
-            for aid, rel in self._by_id.items():
+            for aid, rel in self._by_id.items():  # no reader each: a diff is made where the body is (observe)
                 if aid.partition("/")[0] in kinds:
                     entry = self._files[rel]
-                    out[aid] = Observed(aid, None, entry.digest, owner=entry.owner,
-                                        read=functools.partial(_read_or_empty, os.path.join(self.root, rel)))
+                    out[aid] = Observed(aid, None, entry.digest, owner=entry.owner)
             return out
 
     def _drop_stale_staging(self) -> None:
