@@ -283,7 +283,9 @@ class IncrementalRenderer:
             shared, cache = self._shared_of(services.groups, services.teams, ctx, stats, None)
             # a cache holds what each part was built from, so it is valid whatever happens next
             self._shared = cache
-            patched, self._assembly = self._patched(services, shared), None
+            # patched in place: forgotten first, so a patch that stops half-way is never reused
+            last, self._assembly = self._assembly, None
+            patched = self._patched(services, shared, last)
             if patched is not None:
                 result = IsolatedRender(dict(patched.desired), failures)
             else:
@@ -299,10 +301,10 @@ class IncrementalRenderer:
             self.stats = stats
             return result
 
-    def _patched(self, services: _Services, shared: tuple[Artifact, ...]) -> _Assembly | None:
+    @staticmethod
+    def _patched(services: _Services, shared: tuple[Artifact, ...], last: _Assembly | None) -> _Assembly | None:
         """The last collision-free assembly with the changed services' (and shared) artifacts swapped;
         None when there is none or a new artifact collides (then `assemble` decides who keeps what)."""
-        last = self._assembly
         if last is None:
             return None
         entries = services.entries
