@@ -173,8 +173,9 @@ class DesiredStates:
                 current[key] = last_good[key]
                 carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
         absent: set[str] = set()
-        for key, svc in sorted(last_good.items()):
-            if key in current or key in forgotten:
+        for key in sorted(last_good.keys() - current.keys()):  # a set difference: not a walk of the catalog
+            svc = last_good[key]
+            if key in forgotten:
                 continue
             if key in skipped_keys or svc.origin.file in broken_files or not complete:
                 current[key] = svc
@@ -190,7 +191,8 @@ class DesiredStates:
         grace_carried = len(in_grace)
         frozen = frozenset(k for k, svc in current.items()
                            if (k in partial and svc is not last_good.get(k))
-                           or (k in partial_models and svc is last_good.get(k)))
+                           or (k in partial_models and svc is last_good.get(k))) if partial or partial_models \
+            else frozenset()
         services = tuple(v for _, v in sorted(current.items()))
         catalog = Catalog(services, result.catalog.teams)
         desired, failures = self._rendered(catalog, previous)

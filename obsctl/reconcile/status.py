@@ -7,6 +7,7 @@ run into status rows and a report line; `RoundReport` is what a whole round did.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -126,8 +127,13 @@ class StatusBook:
         self._lock = threading.RLock()
         self.statuses: dict[tuple[str, str], ArtifactStatus] = {}
         self._unsettled: set[tuple[str, str]] = set()  # keys of the statuses not applied nor unchanged
+        self._owners: Counter[str] = Counter()  # owner -> how many statuses name it
 
     def _put(self, st: ArtifactStatus) -> None:
+        old = self.statuses.get(st.key)
+        if old is not None:
+            self._count(old.owner, -1)
+        self._count(st.owner, 1)
         self.statuses[st.key] = st
         if st.state in _SETTLED:
             self._unsettled.discard(st.key)
@@ -135,14 +141,26 @@ class StatusBook:
             self._unsettled.add(st.key)
 
     def _drop(self, key: tuple[str, str]) -> None:
-        self.statuses.pop(key, None)
+        old = self.statuses.pop(key, None)
+        if old is not None:
+            self._count(old.owner, -1)
         self._unsettled.discard(key)
+
+    def _count(self, owner: str, delta: int) -> None:
+        if not owner:
+            return
+        left = self._owners[owner] + delta
+        if left > 0:
+            self._owners[owner] = left
+        else:
+            self._owners.pop(owner, None)
 
     def load(self, statuses: Sequence[ArtifactStatus]) -> None:
         """Start from recorded statuses (at start, and on becoming leader)."""
         with self._lock:
             self.statuses = {st.key: st for st in statuses}
             self._unsettled = {key for key, st in self.statuses.items() if st.state not in _SETTLED}
+            self._owners = Counter(st.owner for st in self.statuses.values() if st.owner)
 
     def snapshot(self) -> list[ArtifactStatus]:
         """A copy of every artifact status."""
@@ -176,7 +194,7 @@ class StatusBook:
     def owners(self) -> set[str]:
         """Every owner some status names."""
         with self._lock:
-            return {st.owner for st in self.statuses.values() if st.owner}
+            return set(self._owners)
 
     def hold(self, change: Change, sink: str, full: bool, now: float) -> bool:
         """Skip this write for now: it failed before with the same desired content (permanent: until a

@@ -355,6 +355,7 @@ class CatalogLoader:
         self._ref_skipped: set[EntityRef] = set()
         self._services: dict[EntityRef, Service] = {}
         self._order: list[str] = []  # sorted str(ref) of self._services
+        self._sorted: list[Service] = []  # self._services in that order
         self._by_key: dict[str, EntityRef] = {}
         self._teams: dict[EntityRef, Team] = {}
         self._openslo_files: set[str] = set()  # files with OpenSLO documents: read again on every change
@@ -410,6 +411,7 @@ class CatalogLoader:
         self._services = assembled
         self._by_key = {str(ref): ref for ref in assembled}
         self._order = sorted(self._by_key)
+        self._sorted = [assembled[self._by_key[k]] for k in self._order]
         self._teams = teams
         self._openslo_files = {source.path for source, read in zip(ordered, reads, strict=True) if read.openslo}
         self._openslo_refs = frozenset(rec[1] for rec in attached)
@@ -539,12 +541,16 @@ class CatalogLoader:
             if self._services.pop(ref, None) is not None:
                 key = str(ref)
                 del self._by_key[key]
-                del self._order[bisect.bisect_left(self._order, key)]
+                at = bisect.bisect_left(self._order, key)
+                del self._order[at]
+                del self._sorted[at]
         for ref, svc in assembled.items():
             key = str(ref)
             self._services[ref] = svc
             self._by_key[key] = ref
-            bisect.insort(self._order, key)
+            at = bisect.bisect_left(self._order, key)
+            self._order.insert(at, key)
+            self._sorted.insert(at, svc)
         self.changed_refs = frozenset(refs)
         self.changed_teams = frozenset(t for t in teams if teams[t] is not self._teams.get(t))
         if teams_changed:
@@ -556,7 +562,7 @@ class CatalogLoader:
         return self._publish()
 
     def _publish(self) -> LoadResult:
-        services = tuple(self._services[self._by_key[k]] for k in self._order)
+        services = tuple(self._sorted)
         problems = [p for path in sorted(self._file_problems) for p in self._file_problems[path]]
         skipped = [label for labels in self._file_skipped.values() for label in labels]
         skipped.extend(str(ref) for ref in self._ref_skipped)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from obsctl.errors import PruneRefused
+from obsctl.errors import PermanentError, PruneRefused, TemporaryError
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.status import ArtifactState
 from obsctl.reconcile.converge import Policy, converge
@@ -136,3 +136,29 @@ def test_an_event_waiting_when_a_resync_falls_due_goes_first_and_the_resync_foll
         r.stop(10)
     assert calls[:3] == [(True, "start"), (False, "event"), (True, "resync")]
     assert (tmp_path / "out/rules/late.yml").exists()
+
+
+def test_the_status_books_indexes_equal_a_scan_of_its_statuses(tmp_path: Path) -> None:
+    rnd = random.Random(3)
+    names = [f"s{i:02d}" for i in range(12)]
+    r, src, sink, _clock, _rec = make(tmp_path, {n: doc(n, owner=f"team-{i % 3}") for i, n in enumerate(names)})
+    r.run_once(full=True)
+    saw_unsettled = False
+    for _ in range(30):
+        name = rnd.choice(names)
+        if rnd.random() < 0.5:
+            src.docs[name] = doc(name, rnd.choice([99.0, 99.5]), owner=f"team-{rnd.randrange(4)}")
+        elif len(src.docs) > 6:
+            src.docs.pop(name, None)
+        else:
+            src.docs[name] = doc(name)
+        # a failed write (permanent or temporary): unsettled until it lands
+        sink.fail_put = {f"prometheus-rules/default/{name}": rnd.choice([PermanentError("no"), TemporaryError("later")])
+                         } if rnd.random() < 0.4 else {}
+        r.run_once(full=rnd.random() < 0.3)
+        book = r._book
+        assert book.owners() == {st.owner for st in r.statuses.values() if st.owner}
+        assert book.unsettled() == {aid for (_sink, aid), st in r.statuses.items()
+                                    if st.state not in (ArtifactState.APPLIED, ArtifactState.UNCHANGED)}
+        saw_unsettled = saw_unsettled or bool(book.unsettled())
+    assert saw_unsettled  # failed writes were among the rounds
