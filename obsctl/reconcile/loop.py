@@ -433,11 +433,13 @@ class Reconciler:
                 if full:
                     self._full_requested = False
             if full:
-                next_full = now + self.config.resync_seconds
                 gc.unfreeze()
                 self._unsettled = True
             self.run_once(full=full, reason=reason)
             if full:
+                # the period runs from the end of a full round: one that took longer than the period (the start-up
+                # round at 10,000 services) is not followed at once by another that every event would wait behind
+                next_full = time.monotonic() + self.config.resync_seconds
                 # What a full round leaves (catalog, rendered artifacts, statuses) lives until the next one: the
                 # cyclic collector need not walk it on every event round (at 10,000 services a walk of the heap
                 # costs an event round more than its work). Unfrozen, and so collectable, at the next full round.
