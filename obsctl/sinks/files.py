@@ -54,7 +54,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -82,6 +82,19 @@ class Entry(NamedTuple):
     id: str
     digest: str
     owner: str
+
+
+def manifest_text(files: Mapping[str, Entry]) -> str:
+    """The manifest's JSON: `json.dumps({"owner": "obsctl", "files": ...}, indent=2, sort_keys=True)`, byte for
+    byte, written line by line (the indenting encoder is pure Python: a second per 32,000 files)."""
+    quote = json.encoder.encode_basestring_ascii
+    if not files:
+        return '{\n  "files": {},\n  "owner": "obsctl"\n}'
+    entries = ",\n".join(
+        f'    {quote(path)}: {{\n      "digest": {quote(e.digest)},\n      "id": {quote(e.id)},\n'
+        f'      "owner": {quote(e.owner)}\n    }}'
+        for path, e in sorted(files.items()))
+    return f'{{\n  "files": {{\n{entries}\n  }},\n  "owner": "obsctl"\n}}'
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -330,9 +343,7 @@ class FilesSink:
                 files.pop(rel, None)
             else:
                 files[rel] = entry
-        body = json.dumps({"owner": "obsctl", "files": {p: files[p]._asdict() for p in sorted(files)}},
-                          indent=2, sort_keys=True)
-        atomic_write(self._manifest, body.encode() + b"\n")
+        atomic_write(self._manifest, manifest_text(files).encode() + b"\n")
         self._journal.unlink(missing_ok=True)
         self._keep_listing_if_mine_unchanged(files)
         self._files, self._delta, self._lines = files, {}, 0

@@ -15,6 +15,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 
 from obsctl.app import load_templates
@@ -29,7 +31,7 @@ from obsctl.reconcile.tracing import TracedSink
 from obsctl.service.runtime import FencedSink
 from obsctl.sinks import files as files_module
 from obsctl.sinks.collectors import collector_sink
-from obsctl.sinks.files import JOURNAL_PREFIX, MANIFEST, FilesSink
+from obsctl.sinks.files import JOURNAL_PREFIX, MANIFEST, Entry, FilesSink, manifest_text
 from obsctl.sources.base import FetchResult
 from obsctl.spec.load import SourceFile, load_catalog
 
@@ -367,3 +369,13 @@ def test_a_scoped_listing_knows_the_sinks_own_writes_and_deletes(tmp_path: Path)
         fresh = FilesSink(tmp_path).list_owned()
         assert {k: o.digest for k, o in scoped.items()} == {k: o.digest for k, o in fresh.items()} == {
             k: a.digest for k, a in current.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), st.tuples(st.text(), st.text(), st.text()), max_size=6))
+def test_the_manifest_text_is_the_indented_json_dump(raw: dict[str, tuple[str, str, str]]) -> None:
+    files = {path: Entry(*fields) for path, fields in raw.items()}
+    expected = json.dumps({"owner": "obsctl", "files": {p: files[p]._asdict() for p in sorted(files)}},
+                          indent=2, sort_keys=True)
+    assert manifest_text(files) == expected
+    assert json.loads(manifest_text(files))["files"] == {p: e._asdict() for p, e in files.items()}
