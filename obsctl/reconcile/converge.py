@@ -208,7 +208,14 @@ def converge(desired: Mapping[str, Artifact], sinks: Sequence[Sink], policy: Pol
     Raises PruneRefused before any write when `policy.strict_mass_delete` and a plan was refused.
     """
     hooks = hooks or Hooks()
-    report = ConvergeReport([plan_sink(s, desired, policy, hooks) for s in sinks])
+    return apply_report(ConvergeReport([plan_sink(s, desired, policy, hooks) for s in sinks]), policy, hooks)
+
+
+def apply_report(report: ConvergeReport, policy: Policy, hooks: Hooks) -> ConvergeReport:
+    """Apply every listed sink's plan in turn (unless a dry run), until `hooks.proceed()` says stop.
+
+    Raises PruneRefused before any write when `policy.strict_mass_delete` and a plan was refused.
+    """
     if policy.strict_mass_delete and report.prune_refused:
         raise PruneRefused(next(r.prune_refused for r in report.runs if r.prune_refused))
     if not policy.apply:

@@ -35,7 +35,7 @@ from obsctl.reconcile.converge import (
     SinkRun,
     _in_scope,
     _protected,
-    apply_run,
+    apply_report,
     plan_sink,
 )
 from obsctl.reconcile.plan import Action, Change, Plan, action_for, check_deletes
@@ -193,17 +193,7 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
         for i, run in enumerate(runs):
             if not isinstance(run.sink, StagesWrites):
                 runs[i] = plan_sink(run.sink, dict(sorted(bodies.items())), policy, hooks)
-        report = ConvergeReport(runs)
-        if policy.strict_mass_delete and report.prune_refused:
-            raise PruneRefused(next(r.prune_refused for r in report.runs if r.prune_refused))
-        if policy.apply:
-            for run in report.runs:
-                if not run.listed:
-                    continue
-                if not hooks.proceed():
-                    report.stopped = True
-                    break
-                apply_run(run, policy, hooks)
+        report = apply_report(ConvergeReport(runs), policy, hooks)
     finally:
         for stager, _kinds in staging:
             stager.end_staging()

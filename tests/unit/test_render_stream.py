@@ -3,7 +3,6 @@ problems are collected per service, and the cheap PromQL check agrees with the p
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import promql_parser
@@ -14,10 +13,10 @@ from hypothesis import strategies as st
 from bench.common import synthetic_catalog, templates
 from obsctl.errors import Problem, SpecError
 from obsctl.model.artifact import Kind
-from obsctl.model.entities import Catalog, EventsSLI
 from obsctl.render import RenderContext, render_all, render_chunks, render_service, render_shared
 from obsctl.render.options import RenderOptions
 from obsctl.render.promql import parse_error, shape
+from tests.support.catalogs import with_unrenderable
 
 TEMPLATES = templates()
 EVERYTHING = RenderOptions(outputs=frozenset(Kind))
@@ -73,13 +72,7 @@ def test_service_and_shared_parts_make_the_whole() -> None:
 
 
 def test_problems_of_every_bad_service_come_together() -> None:
-    catalog = synthetic_catalog(250, 5)
-    services = list(catalog.services)
-    for i in (3, 180):
-        slo = services[i].slos[2]
-        bad = replace(slo, sli=EventsSLI(total_query="rate(x[{{window}}])", error_query="rate(x{[{{window}}])"))
-        services[i] = replace(services[i], slos=(*services[i].slos[:2], bad))
-    broken = Catalog(tuple(services), catalog.teams)
+    broken, services = with_unrenderable(250, 5, (3, 180))
     with pytest.raises(SpecError) as whole:
         render_all(broken, TEMPLATES, RenderOptions())
     with pytest.raises(SpecError) as streamed:

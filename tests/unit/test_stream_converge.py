@@ -16,7 +16,7 @@ import pytest
 from bench.common import synthetic_catalog, templates
 from obsctl.errors import PruneRefused, SpecError
 from obsctl.model.artifact import Kind
-from obsctl.model.entities import Catalog, EventsSLI
+from obsctl.model.entities import Catalog
 from obsctl.reconcile.converge import Policy, converge
 from obsctl.reconcile.plan import Action
 from obsctl.reconcile.stream import converge_catalog
@@ -24,6 +24,7 @@ from obsctl.render import render_all
 from obsctl.render.options import RenderOptions
 from obsctl.sinks.files import MANIFEST, STAGING_PREFIX, FilesSink
 from obsctl.sinks.rulefiles import RuleFilesSink
+from tests.support.catalogs import with_unrenderable
 
 TEMPLATES = templates()
 EVERYTHING = RenderOptions(outputs=frozenset(Kind))
@@ -127,13 +128,7 @@ def test_a_refused_mass_delete_writes_nothing_not_even_the_updates(tmp_path: Pat
 
 def test_a_service_that_fails_to_render_fails_the_run_as_the_whole_render_and_writes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "out"
-    catalog = synthetic_catalog(250, 5)
-    services = list(catalog.services)
-    for i in (3, 180):
-        slo = services[i].slos[2]
-        bad = replace(slo, sli=EventsSLI(total_query="rate(x[{{window}}])", error_query="rate(x{[{{window}}])"))
-        services[i] = replace(services[i], slos=(*services[i].slos[:2], bad))
-    broken = Catalog(tuple(services), catalog.teams)
+    broken, _ = with_unrenderable(250, 5, (3, 180))
     with pytest.raises(SpecError) as whole:
         render_all(broken, TEMPLATES, RenderOptions())
     with pytest.raises(SpecError) as streamed:
