@@ -20,7 +20,7 @@ Every sink is listed and planned before any sink is written.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from obsctl.errors import PermanentError, PruneRefused, Severity, TemporaryError
@@ -150,10 +150,30 @@ def _plan_inputs(mine: Mapping[str, Artifact], owned: Mapping[str, Observed], si
     if policy.frozen_owners:
         mine = {aid: art for aid, art in mine.items()
                 if not (aid in owned and owner_key(art.owner) in policy.frozen_owners)}
-    candidates = {aid: obs for aid, obs in owned.items()
-                  if aid in mine or (_in_scope(aid, sink, policy.selection)
-                                     and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
-    return dict(mine), candidates
+    return dict(mine), prune_candidates(owned, mine, sink, policy, hooks)
+
+
+def prune_candidates(owned: Mapping[str, Observed], desired: Container[str], sink: Sink, policy: Policy,
+                     hooks: Hooks) -> dict[str, Observed]:
+    """The owned artifacts a plan may update or delete: desired ones, and the others of the selection whose
+    owner is not protected (what is left of them after the desired ones is the prune)."""
+    return {aid: obs for aid, obs in owned.items()
+            if aid in desired or (_in_scope(aid, sink, policy.selection)
+                                  and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
+
+
+def list_into(run: SinkRun, listing: Callable[[], Mapping[str, Observed]]) -> bool:
+    """`run.owned` from `listing`; False (the run marked not listed, its error kept) when it fails: the other
+    sinks go on, and nothing of this one is planned or pruned."""
+    try:
+        run.owned = dict(listing())
+    except (TemporaryError, PermanentError) as exc:
+        run.listed, run.error = False, f"list_owned failed: {exc}"
+        return False
+    except Exception as exc:  # OSError or a sink bug
+        run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
+        return False
+    return True
 
 
 def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks: Hooks | None = None) -> SinkRun:
@@ -162,17 +182,14 @@ def plan_sink(sink: Sink, desired: Mapping[str, Artifact], policy: Policy, hooks
     mine = select(desired, sink.kinds & policy.selection)
     run = SinkRun(sink, mine)
     run.deep = hooks.deep(sink)
-    try:
+
+    def listing() -> Mapping[str, Observed]:
         sink.prepare(mine.values())
         if policy.scope is not None and isinstance(sink, ListsScoped):  # the rest is counted, not planned
-            run.owned = dict(sink.list_scoped(policy.scope, run.deep))
-        else:
-            run.owned = dict(sink.list_owned(run.deep))
-    except (TemporaryError, PermanentError) as exc:
-        run.listed, run.error = False, f"list_owned failed: {exc}"
-        return run
-    except Exception as exc:  # OSError or a sink bug: this sink is not listed, the others go on
-        run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
+            return sink.list_scoped(policy.scope, run.deep)
+        return sink.list_owned(run.deep)
+
+    if not list_into(run, listing):
         return run
     mine, candidates = _plan_inputs(mine, run.owned, sink, policy, hooks)
     count = None

@@ -33,10 +33,10 @@ from obsctl.reconcile.converge import (
     Hooks,
     Policy,
     SinkRun,
-    _in_scope,
-    _protected,
     apply_report,
+    list_into,
     plan_sink,
+    prune_candidates,
 )
 from obsctl.reconcile.plan import Action, Change, Plan, action_for, check_deletes
 from obsctl.render import render_mapped
@@ -105,9 +105,7 @@ def _finish_plan(run: SinkRun, changes: list[Change], policy: Policy, hooks: Hoo
     (the candidates and the mass-delete guard of `plan_sink`)."""
     sink = run.sink
     mine = {c.id for c in changes}
-    candidates = {aid: obs for aid, obs in run.owned.items()
-                  if aid in mine or (_in_scope(aid, sink, policy.selection)
-                                     and not _protected(policy, obs.owner or hooks.owner_of(sink, aid)))}
+    candidates = prune_candidates(run.owned, mine, sink, policy, hooks)
     deletes = [Change(Action.DELETE, aid, None, obs) for aid, obs in candidates.items() if aid not in mine]
     if not policy.prune:
         deletes = []
@@ -145,13 +143,7 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
             body_kinds |= sink.kinds & policy.selection
             continue
         run.deep = True
-        try:
-            run.owned = dict(sink.begin_staging())
-        except (TemporaryError, PermanentError) as exc:
-            run.listed, run.error = False, f"list_owned failed: {exc}"
-            continue
-        except Exception as exc:  # OSError or a sink bug: this sink is not listed, the others go on
-            run.listed, run.error = False, f"list_owned failed: {type(exc).__name__}: {exc}"
+        if not list_into(run, sink.begin_staging):
             continue
         slots[len(staging)] = i
         staging.append((sink, sink.kinds & policy.selection))
