@@ -108,11 +108,11 @@ def render_service(service: Service, ctx: RenderContext) -> tuple[list[Artifact]
 class SharedPart:
     """One renderer's shared artifacts and what they read, so a cache knows when to build them again.
 
-    `reads`: "summaries" (every service summary and the teams in use), "teams" (the teams in use and
-    their entities), "team" (one team and its entity: the part over several teams is the parts of
-    each team, and `render` is called with one team at a time) or "team summaries" (each team, its
-    entity and the summaries of its services: `piece` builds one team's piece from those, `assemble`
-    the artifacts from every team's piece in team order; `render` is both over all the summaries).
+    `reads`: "teams" (the teams in use and their entities), "team" (one team and its entity: the part
+    over several teams is the parts of each team, and `render` is called with one team at a time) or
+    "team summaries" (each team, its entity and the summaries of its services: `piece` builds one team's
+    piece from those, `assemble` the artifacts from every team's piece in team order; `render` is both
+    over all the summaries).
     """
 
     name: str
@@ -135,10 +135,6 @@ def shared_parts(ctx: RenderContext) -> list[SharedPart]:
             parts.append(SharedPart(name, "team summaries",
                                     functools.partial(_by_summaries, mod.render_summaries), piece, assemble))
             continue
-        by_summaries = getattr(mod, "render_summaries", None)  # the routing tree needs more than the teams
-        if by_summaries is not None:
-            parts.append(SharedPart(name, "summaries", functools.partial(_by_summaries, by_summaries)))
-            continue
         split = getattr(mod, "SHARED_PARTS", None)  # (reads, function name): a per-team part and an org part
         if split is not None:
             parts.extend(SharedPart(name if reads == "team" else f"{name}-{reads}", reads,
@@ -146,8 +142,7 @@ def shared_parts(ctx: RenderContext) -> list[SharedPart]:
             continue
         fn = getattr(mod, "render_shared", None)
         if fn is not None:
-            reads = "team" if getattr(mod, "SHARED_PER_TEAM", False) else "teams"
-            parts.append(SharedPart(name, reads, functools.partial(_by_teams, fn)))
+            parts.append(SharedPart(name, "teams", functools.partial(_by_teams, fn)))
     return parts
 
 

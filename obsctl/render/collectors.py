@@ -374,7 +374,7 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
 
 
 # render_shared over several teams is render_shared over each team: a cache may build one team's alone.
-SHARED_PER_TEAM = True
+SHARED_PARTS = (("team", "render_shared"),)
 
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:

@@ -411,15 +411,11 @@ class IncrementalRenderer:
                                        functools.partial(self._assembled, assemble_of, pieces, ctx, packed)) or ())
                 continue
             units: list[tuple[tuple[str, EntityRef | None], tuple[object, ...], tuple[EntityRef, ...]]]
-            every: tuple[ServiceSummary, ...] = ()
             if part.reads == "team":
                 units = [((part.name, t), (t, e), (t,)) for t, e in zip(teams, entities, strict=True)]
-            elif part.reads == "summaries":
-                every = tuple(s for t in teams for s in groups[t])
-                units = [((part.name, None), (teams, entities, every), teams)]
             else:
                 units = [((part.name, None), (teams, entities), teams)]
             for key, inputs, unit_teams in units:
-                out.extend(guarded(key, inputs, functools.partial(self._built, part.render, every, unit_teams, ctx,
+                out.extend(guarded(key, inputs, functools.partial(self._built, part.render, (), unit_teams, ctx,
                                                                   packed)) or ())
         return tuple(out), cache

@@ -163,7 +163,7 @@ class _SloRules:
         rules = []
         for name, fn, src in ((cv.SERIES_ERRORS_SUM, "sum", errors5), (cv.SERIES_TOTAL_SUM, "sum", total5),
                               (cv.SERIES_RATE_SAMPLES, "count", total5)):
-            own = cv.series(name, t) + self.sel
+            own = self.ref(name, t)
             rules.append(self.record(cv.series(name, t),
                                      f"{fn}_over_time({src}[{span}])\nunless\ncount_over_time({own}[{span}])"))
         return rules

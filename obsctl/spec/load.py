@@ -185,8 +185,8 @@ def _assembled(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templa
 
 
 def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
-    """Parse and validate every document, then assemble services and teams."""
-    return CatalogLoader(templates).load(files)
+    """Parse and validate every document, then assemble services and teams (no index kept for a next load)."""
+    return CatalogLoader(templates)._load_all(list(files), keep=False)
 
 
 # What one document adds to a service's pending entry, replayed in file order when the entry is merged:
@@ -356,7 +356,6 @@ class CatalogLoader:
         self._services: dict[EntityRef, Service] = {}
         self._order: list[str] = []  # sorted str(ref) of self._services
         self._sorted: list[Service] = []  # self._services in that order
-        self._by_key: dict[str, EntityRef] = {}
         self._teams: dict[EntityRef, Team] = {}
         self._openslo_files: set[str] = set()  # files with OpenSLO documents: read again on every change
         self._openslo_refs: frozenset[EntityRef] = frozenset()  # services OpenSLO SLOs were attached to
@@ -409,9 +408,9 @@ class CatalogLoader:
         self._file_problems = _by_file(problems)
         self._ref_skipped = set(ref_skipped)
         self._services = assembled
-        self._by_key = {str(ref): ref for ref in assembled}
-        self._order = sorted(self._by_key)
-        self._sorted = [assembled[self._by_key[k]] for k in self._order]
+        in_order = sorted(assembled.items(), key=lambda item: str(item[0]))
+        self._order = [str(ref) for ref, _ in in_order]
+        self._sorted = [svc for _, svc in in_order]
         self._teams = teams
         self._openslo_files = {source.path for source, read in zip(ordered, reads, strict=True) if read.openslo}
         self._openslo_refs = frozenset(rec[1] for rec in attached)
@@ -540,14 +539,12 @@ class CatalogLoader:
         for ref in refs:
             if self._services.pop(ref, None) is not None:
                 key = str(ref)
-                del self._by_key[key]
                 at = bisect.bisect_left(self._order, key)
                 del self._order[at]
                 del self._sorted[at]
         for ref, svc in assembled.items():
             key = str(ref)
             self._services[ref] = svc
-            self._by_key[key] = ref
             at = bisect.bisect_left(self._order, key)
             self._order.insert(at, key)
             self._sorted.insert(at, svc)
