@@ -58,6 +58,11 @@ class PermanentError(ObsctlError):
     """A failure that retrying cannot fix (validation error, 4xx, forbidden)."""
 
 
+class WorkerLost(TemporaryError):
+    """A worker process died (killed, out of memory) before it finished its share: the run stops, nothing
+    of it is committed, and running again may succeed."""
+
+
 class ConfigError(ObsctlError):
     """Invalid platform settings."""
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from obsctl.errors import PermanentError, PruneRefused, TemporaryError
+from obsctl.errors import PermanentError, PruneRefused, TemporaryError, WorkerLost
 from obsctl.model.artifact import Artifact, Kind, Observed, Staged
 from obsctl.model.entities import Catalog
 from obsctl.model.platform import Templates
@@ -186,6 +186,8 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
             if not isinstance(run.sink, StagesWrites):
                 runs[i] = plan_sink(run.sink, dict(sorted(bodies.items())), policy, hooks)
         report = apply_report(ConvergeReport(runs), policy, hooks)
+    except WorkerLost as exc:  # raised by the render, before anything was committed
+        raise WorkerLost(f"{exc}; nothing was committed") from None
     finally:
         for stager, _kinds in staging:
             stager.end_staging()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from obsctl.errors import Problem, SpecError
+from obsctl.errors import Problem, SpecError, WorkerLost
 from obsctl.model.artifact import Artifact, DesiredState, Kind, desired_state
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.platform import Templates
@@ -30,6 +30,7 @@ from obsctl.render.options import RenderOptions
 
 if TYPE_CHECKING:
     import multiprocessing.pool
+    from multiprocessing.process import BaseProcess
 
 __all__ = ["RenderContext", "ServiceSummary", "render_all", "render_chunks", "render_mapped", "render_service",
            "render_shared", "selection_of", "shared_parts"]
@@ -241,8 +242,8 @@ def _render_team_part(work: tuple[str, tuple[EntityRef, ...]]) -> tuple[list[Art
     return arts, None
 
 
-def _shared_over(pool: multiprocessing.pool.Pool, workers: int, summaries: Sequence[ServiceSummary],
-                 ctx: RenderContext) -> list[Artifact]:
+def _shared_over(pool: multiprocessing.pool.Pool, workers: int, processes: Sequence[BaseProcess],
+                 summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
     """`render_shared` with each per-team part (a team's gateway and sampler...) spread over the workers:
     the same artifacts in the same order, and the same first failure."""
     teams = teams_in_use(tuple(summaries))
@@ -252,8 +253,13 @@ def _shared_over(pool: multiprocessing.pool.Pool, workers: int, summaries: Seque
             artifacts.extend(part.render(summaries, teams, ctx))
             continue
         size = max(1, -(-len(teams) // (4 * workers)))
-        for arts, problems in pool.imap(_render_team_part,
-                                        [(part.name, teams[i:i + size]) for i in range(0, len(teams), size)]):
+        results = pool.imap(_render_team_part, [(part.name, teams[i:i + size]) for i in range(0, len(teams), size)])
+        while True:
+            try:
+                arts, problems = _awaited(results.next, processes,
+                                          functools.partial(str, f"the {part.name} part of the teams"))
+            except StopIteration:
+                break
             if problems is not None:  # the serial render stops at its first failing team too
                 raise SpecError(problems)
             artifacts.extend(arts)
@@ -266,6 +272,26 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+WAIT_SECONDS = 0.25  # how often a wait for a worker's answer looks whether every worker is alive
+
+
+def _awaited(get: Callable[[float], T], processes: Sequence[BaseProcess], doing: Callable[[], str]) -> T:
+    """`get(timeout)` until it answers; WorkerLost as soon as one of the pool's `processes` has died (the task
+    it held is lost, and multiprocessing.Pool would wait for its answer forever)."""
+    import multiprocessing
+
+    while True:
+        try:
+            return get(WAIT_SECONDS)
+        except multiprocessing.TimeoutError:
+            dead = [p for p in processes if p.exitcode is not None]
+            if dead:
+                code = dead[0].exitcode or 0
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                raise WorkerLost(f"render worker {dead[0].pid} {how} (out of memory?) while the workers rendered "
+                                 f"{doing()}; the render stopped") from None
 
 
 CHUNK_BYTES = 8 << 20  # bodies a worker sends back at once, about (a plan keeps only their digests)
@@ -338,27 +364,35 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
         gc.freeze()
         try:
             size = min(workers, len(bounds))
+            others = set(multiprocessing.active_children())
             with multiprocessing.get_context("fork").Pool(size) as pool:
+                processes = [p for p in multiprocessing.active_children() if p not in others]
+
+                def in_hand() -> str:
+                    return "; ".join(f"services {services[lo].ref} .. {services[hi - 1].ref}"
+                                     for (lo, hi), _result in pending)
+
                 # at most two chunks per worker in flight: a slow consumer holds the workers back instead of
                 # piling their bodies up here (imap would run ahead without bound)
                 # the first chunks are small; the next hold about CHUNK_BYTES of bodies, at most `chunk` services
                 step = [max(1, chunk // 5) if consume is None else chunk]
                 todo = _slices(len(services), step)
-                pending = collections.deque(pool.apply_async(_render_slice, (b,))
+                pending = collections.deque((b, pool.apply_async(_render_slice, (b,)))
                                             for b in itertools.islice(todo, 2 * size))
                 while pending:
-                    out, sums, probs = pending.popleft().get()
+                    out, sums, probs = _awaited(pending[0][1].get, processes, in_hand)
+                    pending.popleft()
                     if consume is None and out:
                         per_service = sum(len(a.body) for a in out) / max(1, len(sums) + len(probs))
                         step[0] = max(1, min(chunk, int(CHUNK_BYTES / max(1.0, per_service))))
                     following = next(todo, None)
                     if following is not None:
-                        pending.append(pool.apply_async(_render_slice, (following,)))
+                        pending.append((following, pool.apply_async(_render_slice, (following,))))
                     summaries.extend(sums)
                     problems.extend(probs)
                     yield out
                     del out
-                for shared in _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size)):
+                for shared in _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size, processes)):
                     yield finished(shared)
         finally:
             _WORK.clear()

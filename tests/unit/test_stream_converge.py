@@ -4,17 +4,20 @@ failures; and a process killed while the workers stage bodies leaves the directo
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.common import synthetic_catalog, templates
-from obsctl.errors import PruneRefused, SpecError
+from obsctl.errors import PruneRefused, SpecError, WorkerLost
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import Catalog
 from obsctl.reconcile.converge import Policy, converge
@@ -247,3 +250,58 @@ def test_a_run_killed_while_staging_or_committing_loses_nothing_owned_and_adopts
     assert {k: (v.digest, v.owner) for k, v in FilesSink(root).list_owned().items()} == \
         {k: (v.digest, v.owner) for k, v in FilesSink(whole).list_owned().items()}
     assert (root / "rules" / "foreign.yml").read_bytes() == b"not ours\n"
+
+
+def kill_the_worker_rendering(monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
+    """The render worker that renders the service named `victim` dies of SIGKILL (as when the kernel's OOM killer
+    picks it); the converging process renders it unharmed, should it ever do so."""
+    import signal
+
+    from obsctl.render import dashboards
+
+    parent, real = os.getpid(), dashboards.render_service
+
+    def deadly(service: Any, ctx: Any) -> Any:
+        if service.name == victim and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(service, ctx)
+
+    monkeypatch.setattr(dashboards, "render_service", deadly)  # the forked workers inherit it
+
+
+def test_a_render_worker_killed_fails_the_run_naming_its_services_and_commits_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(250, 5)
+    converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
+    for victim in sorted(root.rglob("*.json"))[:20]:  # 20 updates the killed run would have made
+        victim.write_bytes(b"edited\n")
+    before = tree(root)
+    services = sorted(catalog.services, key=lambda s: str(s.ref))
+    kill_the_worker_rendering(monkeypatch, services[170].name)
+    with pytest.raises(WorkerLost) as lost:
+        converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
+    message = str(lost.value)
+    assert "killed by signal 9" in message and message.endswith("nothing was committed")
+    assert f"services {services[150].ref} .. {services[199].ref}" in message  # the victim's chunk (of 50) is named
+    assert tree(root) == before  # nothing committed, nothing staged left behind
+
+
+def test_a_killed_render_worker_is_an_error_of_the_command_not_a_hang(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from obsctl.cli import main
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "examples" / "catalog", catalog)
+    template = (catalog / "checkout.yaml").read_text().split("spec:")[0].replace(
+        "  name: checkout", "  name: NAME").replace("dependsOn", "# ")
+    for i in range(120):  # enough chunks for the render to fork its workers
+        (catalog / f"svc-{i}.yaml").write_text(template.replace("NAME", f"svc-{i:03d}")
+                                               + "spec: {type: service, lifecycle: production, owner: team-payments}\n")
+    kill_the_worker_rendering(monkeypatch, "svc-100")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--config", str(REPO / "examples" / "obsctl.yaml"), "render", str(catalog),
+                 "--out", str(tmp_path / "out")], out, err)
+    assert code == 1
+    assert "render worker" in err.getvalue() and "killed by signal 9" in err.getvalue()
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
