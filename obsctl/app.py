@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from obsctl.config import Settings
-from obsctl.errors import ConfigError, Problem
+from obsctl.errors import ConfigError, Problem, Severity
 from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
@@ -140,6 +140,26 @@ def check_routing(result: LoadResult, templates: Templates, options: RenderOptio
                       sorted({*result.skipped, *lost}))
 
 
+def hold_routes(result: LoadResult) -> bool:
+    """Whether a one-off command keeps the Alertmanager config as it is (neither written nor pruned), adding a
+    warning per team that says why: some team's routing is lost in this read (its Group was held back for
+    errors, or the routing check held its services back). With no memory of the team's last good Group, the
+    config in place is its last good route; `serve` keeps that Group instead (reconcile.desired)."""
+    from obsctl.render.routes import routing_team
+
+    lost: dict[str, Problem] = {}
+    for p in result.errors:
+        if p.entity.startswith("group:") and p.entity in result.skipped:
+            lost.setdefault(p.entity, p)
+        elif routing_team(p):
+            lost.setdefault(str(EntityRef.parse(routing_team(p), "group", "default")), p)
+    for team, p in sorted(lost.items()):
+        result.problems.append(Problem(p.file, p.line, team, "routing", (
+            "the Alertmanager config is kept as it is (not written): this team's routing is lost in this catalog "
+            "(see its errors); its alerts keep their last good route until it is fixed"), Severity.WARNING))
+    return bool(lost)
+
+
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
                  only: list[str] | None = None) -> Rendered:
     """Load and render catalog files."""
@@ -166,6 +186,8 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     if phase:
         phase("loading the catalog")
     result = load_path(path, settings, templates, routing=alerting_selected(selection))
+    if Kind.ALERTMANAGER_CONFIG in selection and hold_routes(result):
+        selection -= {Kind.ALERTMANAGER_CONFIG}
     protected, frozen, complete = carry_forward(result)
     policy = Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
                     max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,

@@ -5,7 +5,9 @@ learned and applies four rules to each read:
 
 - carry-forward: a service skipped for spec errors, whose file broke, or missing from an incomplete
   read keeps its last good model (so its artifacts stay as they were); a service that fails to render
-  keeps its last good artifacts;
+  keeps its last good artifacts; a team (Group) skipped for errors, whose file broke or missing from
+  an incomplete read, and the team of a service the routing check held back, keep their last good
+  Group, so the Alertmanager config routes their alerts where it did;
 - frozen owners: a service that loaded without an SLO that has errors is rendered from its last
   complete model, or, with none, its artifacts stay exactly as the sink holds them;
 - deletion grace: a service missing from a complete read is carried forward until it has been absent
@@ -28,12 +30,13 @@ from opentelemetry import trace
 
 from obsctl.errors import Severity
 from obsctl.model.artifact import DesiredState
-from obsctl.model.entities import Catalog, Service
+from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.reconcile.converge import ConvergeReport, protected_owners
 from obsctl.reconcile.status import Recorder
 from obsctl.render.isolated import IsolatedRender
+from obsctl.render.routes import routing_team
 from obsctl.spec.load import LoadResult
 
 log = logging.getLogger("obsctl.reconcile")
@@ -67,6 +70,7 @@ class Desired:
     forgotten: set[str] = field(default_factory=set)
     grace_carried: int = 0  # services in the catalog only because their deletion grace runs
     frozen: frozenset[str] = frozenset()  # owner keys loaded without an SLO that has errors, no good model to use
+    last_good_teams: dict[EntityRef, Team] = field(default_factory=dict)
 
 
 class DesiredStates:
@@ -81,6 +85,7 @@ class DesiredStates:
         self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
         self._lock = threading.RLock()
         self._last_good: dict[str, Service] = {}
+        self._last_good_teams: dict[EntityRef, Team] = {}
         self._partial_models: frozenset[str] = frozenset()  # keys whose model in _last_good lacks an SLO
         self._forgotten: set[str] = set()  # deregistered on purpose: no grace, no carry-forward
         self._absent: dict[str, tuple[float, int]] = {}  # owner key -> (absent since, complete reads absent)
@@ -163,6 +168,7 @@ class DesiredStates:
         current = {service_key(s): s for s in result.catalog.services}
         with self._lock:
             last_good = dict(self._last_good)
+            last_good_teams = dict(self._last_good_teams)
             partial_models = set(self._partial_models)
             forgotten = set(self._forgotten) - set(current)  # a re-registered service is back for good
             previous = self._render_cache[1] if self._render_cache is not None else {}
@@ -194,7 +200,8 @@ class DesiredStates:
                            or (k in partial_models and svc is last_good.get(k))) if partial or partial_models \
             else frozenset()
         services = tuple(v for _, v in sorted(current.items()))
-        catalog = Catalog(services, result.catalog.teams)
+        teams = self._teams(result, current, last_good_teams, broken_files, complete=complete, carried=carried)
+        catalog = Catalog(services, tuple(teams[ref] for ref in sorted(teams, key=str)))
         desired, failures = self._rendered(catalog, previous)
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
@@ -207,7 +214,28 @@ class DesiredStates:
         protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
         return Desired(catalog, desired, complete, list(result.skipped), carried, protected,
                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
-                       failures, grace_left, absent_since, forgotten, grace_carried, frozen)
+                       failures, grace_left, absent_since, forgotten, grace_carried, frozen, teams)
+
+    @staticmethod
+    def _teams(result: LoadResult, current: dict[str, Service], last_good: dict[EntityRef, Team],
+               broken_files: set[str], *, complete: bool, carried: list[str]) -> dict[EntityRef, Team]:
+        """The teams to render: the read's, with the last good Group of each team whose entry is invalid (skipped,
+        its file broken, missing from an incomplete read) or whose services the routing check held back."""
+        teams = {t.ref: t for t in result.catalog.teams}
+        if not last_good:
+            return teams
+        skipped = set(result.skipped)
+        unrouted = {current[key].team for key in {owner_key(p.entity) for p in result.problems
+                                                  if p.severity is Severity.ERROR and routing_team(p)}
+                    if key in current}
+        for ref, team in sorted(last_good.items(), key=lambda kv: str(kv[0])):
+            if teams.get(ref) is team:
+                continue
+            invalid = ref not in teams and (str(ref) in skipped or team.origin.file in broken_files or not complete)
+            if invalid or ref in unrouted:
+                teams[ref] = team
+                carried.append(f"{ref} (its routing: the last good Group is kept)")
+        return teams
 
     def _rendered(self, catalog: Catalog, previous: DesiredState) -> tuple[DesiredState, dict[str, str]]:
         """The catalog's desired state and render failures (an isolated service keeps its last good artifacts)."""
@@ -270,6 +298,7 @@ class DesiredStates:
         """The round goes on with `d` (it was not refused): its models are the last good ones now."""
         with self._lock:
             self._last_good = d.last_good
+            self._last_good_teams = d.last_good_teams
             self._partial_models = d.frozen
 
     def held(self, d: Desired, listing: Callable[[], ConvergeReport], recorder: Recorder | None) -> frozenset[str]:

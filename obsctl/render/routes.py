@@ -188,6 +188,15 @@ def team_severities(summaries: Sequence[ServiceSummary]) -> dict[EntityRef, dict
     return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
+ROUTING_FIELD = "routing"  # a routing problem's field: routing.<team>.<severity>
+
+
+def routing_team(problem: Problem) -> str:
+    """The team name of a problem `routing_problems` found ("" for any other problem)."""
+    parts = problem.field.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == ROUTING_FIELD else ""
+
+
 def routing_problems(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Problem]:
     """One error per service whose alerts of some severity would reach no integration, naming team and severity."""
     services: dict[str, Service] = {str(s.ref): s for s in catalog.services}
@@ -214,7 +223,7 @@ def routing_problems(catalog: Catalog, templates: Templates, options: RenderOpti
             for summary in lost:
                 svc = services[summary.ref]
                 problems.append(Problem(svc.origin.file, svc.origin.line, summary.ref,
-                                        f"routing.{team.name}.{severity}", message))
+                                        f"{ROUTING_FIELD}.{team.name}.{severity}", message))
     return problems
 
 

@@ -33,13 +33,15 @@ ROUTING_VALUES = {
 
 
 def routing_annotation(r: Reader, annotations: dict[str, str], key: str) -> str:
-    """A routing annotation's value, or "" with a warning when it is not a safe value of its kind."""
+    """A routing annotation's value; an error when it is not a safe value of its kind (the entity is held back:
+    ignoring the value would send its alerts to another destination)."""
     value = annotations.get(key, "").strip()
     if not value:
         return ""
     pattern, what = ROUTING_VALUES[key]
     if not pattern.match(value):
-        r.warn(("metadata", "annotations", key), f"{value!r} is not {what}; ignored for routing")
+        r.problem(("metadata", "annotations", key), f"{value[:80]!r} is not {what}; the entity is held back "
+                                                    "(serve keeps routing its alerts as before)")
         return ""
     return value
 

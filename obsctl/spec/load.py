@@ -241,8 +241,12 @@ def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]
             elif kind == "Group":
                 team = _memoized(parsed, (doc.index, "group"), r, templates,
                                  partial(backstage.parse_group, r, data, doc.file))
-                if team is not None:
-                    out.teams.append(team)
+                if team is None or r.failed:
+                    # a team with errors is left out whole: half a Group could route its pages elsewhere
+                    # (serve keeps its last good routing, see reconcile.desired)
+                    out.skipped.append(entity)
+                    continue
+                out.teams.append(team)
             elif kind in ("System", "API", "Resource", "Domain", "User", "Location", "Template"):
                 backstage.check_metadata(r, data, kind)
             else:
@@ -750,6 +754,7 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
             if bad is not None:
                 r.problem(("metadata" if key in ("title", "description") else "spec", key),
                           f"contains the control character {bad}")
+    pagerduty_service_id = backstage.routing_annotation(r, ann, backstage.PAGERDUTY_SERVICE)
     if r.failed or dr.failed:
         return None
     source = ann.get("backstage.io/source-location", "")
@@ -763,7 +768,7 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         description=comp.description if comp else str(f.get("description", "")),
         links=Links(runbook=runbook, source=source, catalog=ann.get("backstage.io/view-url", "")),
         labels=tuple(sorted(labels.items())),
-        pagerduty_service_id=backstage.routing_annotation(r, ann, backstage.PAGERDUTY_SERVICE),
+        pagerduty_service_id=pagerduty_service_id,
         depends_on=tuple(sorted({d for d in (*(comp.depends_on if comp else ()),
                                              *(backstage.dependency_refs(dr, f["dependsOn"], (*spec_path, "dependsOn"),
                                                                          ref.namespace) if "dependsOn" in f else ()))

@@ -135,21 +135,25 @@ def _component(name: str, owner: str, depends: list[str] | None = None, **ann: s
 PD = CatalogIntegration("pagerduty", ("page",), (("routing_key_file", "/etc/am/pd/{service_id}"),))
 
 
-def test_hostile_routing_annotations_are_ignored_with_a_warning_never_reach_paths_or_settings() -> None:
+def test_hostile_routing_annotations_are_errors_that_hold_the_entity_back_and_never_reach_paths() -> None:
     from obsctl.model.source import SourceFile
     from obsctl.spec.load import load_catalog
 
     docs = [_group("team-a", **{"pagerduty.com/service-id": "../../etc/passwd",
                                 "slack.com/channel": "#x\nchannel: y", "opsgenie.com/team": "a\"} b"}),
-            _component("svc", "team-a", **{"pagerduty.com/service-id": "P1/../../k"})]
+            _component("svc", "team-a", **{"pagerduty.com/service-id": "P1/../../k"}),
+            _component("other", "team-a")]
     result = load_catalog([SourceFile("c.yaml", yaml.safe_dump_all(docs).encode())], TEMPLATES)
-    assert not result.errors
-    warned = sorted(p.field for p in result.problems)
-    assert warned == ["metadata.annotations.opsgenie.com/team", "metadata.annotations.pagerduty.com/service-id",
-                      "metadata.annotations.pagerduty.com/service-id", "metadata.annotations.slack.com/channel"]
-    team = result.catalog.teams[0]
-    assert (team.pagerduty_service_id, team.slack_channel, team.opsgenie_team) == ("", "", "")
-    assert result.catalog.services[0].pagerduty_service_id == ""
+    errors = sorted((p.file, p.entity, p.field) for p in result.errors)
+    assert errors == [("c.yaml", "component:default/svc", "metadata.annotations.pagerduty.com/service-id"),
+                      ("c.yaml", "group:default/team-a", "metadata.annotations.opsgenie.com/team"),
+                      ("c.yaml", "group:default/team-a", "metadata.annotations.pagerduty.com/service-id"),
+                      ("c.yaml", "group:default/team-a", "metadata.annotations.slack.com/channel")]
+    assert all("held back" in p.message for p in result.errors)
+    # the Group and the Component are held back whole (serve keeps their last good routing); the rest loads
+    assert result.skipped == ["component:default/svc", "group:default/team-a"]
+    assert result.catalog.teams == () and [str(s.ref) for s in result.catalog.services] == ["component:default/other"]
+    assert "etc/passwd" not in repr(result.catalog) and "../../k" not in repr(result.catalog)
     # nothing routes this team now: the routing check names it
     problems = routes.routing_problems(result.catalog, TEMPLATES, RenderOptions(catalog_integrations=(PD,)))
     assert {p.field for p in problems} == {"routing.team-a.page", "routing.team-a.ticket"}
