@@ -2,9 +2,13 @@
 
 Per SLO (labels service, catalog_namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
 
-- windows up to RAW_WINDOW_MAX_S (5m ... 6h): the request rate on the raw counters, then the error
-  ratio, whose error rate reads that recorded request rate where it needs the total; the error rate
-  itself is recorded at 5m only (dashboards and reports read it there);
+- the short resolution (5m) on the raw counters: the request rate, the error rate (which reads that
+  recorded request rate where it needs the total) and their ratio;
+- windows up to RAW_WINDOW_MAX_S (30m ... 6h): the sum of abutting values of a shorter recorded window
+  (30m = six 5m values, 5m apart; 1h = two 30m; 6h = six 1h; 2h = two 1h; see `_SloRules.part_of`), one
+  sample per value instead of every raw sample in the window, exact when the group's interval divides
+  the part; the raw counters only where no recorded window divides a (custom) window. The error rate
+  is recorded for the windows others add up from;
 - tiles: sums of the recorded 5m rates over the 5m and the hour before each evaluation, and how many
   rates each holds (`tile_rules`);
 - longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
@@ -30,6 +34,7 @@ templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` du
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,7 +43,7 @@ from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
-from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
+from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EventsSLI, Service
 from obsctl.model.escape.gotemplate import literal as template_literal
 from obsctl.model.platform import Templates
 from obsctl.model.windows import AlertTier, WindowTable
@@ -50,7 +55,9 @@ from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.alerts import enabled_tiers
 
-RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
+RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this add up shorter recorded windows; longer ones read tiles
+MAX_PARTS = 6  # a window adds up at most this many values of a shorter recorded window (else raw counters)
+PART_LABEL = "obsctl_part"  # tells the abutting values apart inside one expression; summed away
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
 # The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
 # burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
@@ -186,28 +193,80 @@ class _SloRules:
         (the `sli` group). The others (ticket tiers' windows) are recorded once a minute (`meta`)."""
         return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
 
+    def part_of(self, seconds: float) -> float | None:
+        """The shorter window a window of `seconds` adds up from (`_abutting`), or None (raw counters, tiles).
+
+        The part must divide the window into at most MAX_PARTS and be recorded no later than the window:
+        a page tier's window (the `sli` group) from another `sli` window only, so its parts are as fresh
+        as itself; a `meta` window from any. The largest such part is taken (fewest lookups).
+        An error-ratio SLI (a query giving a ratio, no event counts) keeps its query over the whole
+        window: averaging its shorter windows' ratios would weight them by time, not by events.
+        """
+        sli = self.slo.sli
+        if seconds <= SHORT_S or seconds > RAW_WINDOW_MAX_S or (
+                isinstance(sli, EventsSLI) and sli.error_ratio_query is not None):
+            return None
+        fast = self.fast_windows()
+        parts = [w for w in self.windows()
+                 if w < seconds and (seconds not in fast or w in fast)
+                 and math.isclose(seconds / w, round(seconds / w)) and round(seconds / w) <= MAX_PARTS]
+        return max(parts, default=None)
+
+    def parts(self) -> set[float]:
+        """The windows other windows add up from: their error rate is recorded too."""
+        return {p for w in self.windows() if (p := self.part_of(w)) is not None}
+
+    def _abutting(self, template: str, part_s: float, n: int) -> str:
+        """The sum of `n` abutting values of a recorded `part_s` window: now, `part_s` ago, ... (`n` lookups).
+
+        A rule's sample from `k x part_s` ago covers exactly the `part_s` before that when the group's
+        interval divides `part_s` (Prometheus evaluates a group on a fixed grid), so the values abut and
+        their sum is the rate over `n x part_s`, read from one sample each instead of every raw sample
+        in the window. A value missing (the series is younger than the window) counts as no events, as
+        the raw counters' rate over the window would; the sum exists while any value does.
+        """
+        ref = self.ref(template, _win(part_s))
+        terms = [f'label_replace({ref}{f" offset {format_duration(k * part_s)}" if k else ""}, '
+                 f'"{PART_LABEL}", "{k}", "", "")' for k in range(n)]
+        return f"sum without ({PART_LABEL}) (\n  " + "\nor\n  ".join(terms) + "\n)"
+
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
 
-        Up to RAW_WINDOW_MAX_S from the raw series: the request rate, then the error ratio, whose
-        error rate reads that recorded request rate where it needs the total. Longer windows from the
-        tiles (`tiled_rates`). The error rate itself is recorded for the short resolution only:
-        dashboards and reports read it there, and nothing reads it over longer windows.
+        The short resolution (5m) from the raw series: the request rate, then the error rate (which
+        reads that recorded request rate where it needs the total), then their ratio. Windows up to
+        RAW_WINDOW_MAX_S from abutting values of a shorter recorded window (`part_of`, `_abutting`:
+        30m from six 5m, 1h from two 30m, 6h from six 1h, 2h from two 1h), or from the raw series where
+        no recorded window divides them. Longer windows from the tiles (`tiled_rates`). The error rate
+        is recorded for the short resolution (dashboards and reports read it there) and for the windows
+        others add up from; the others' ratio reads the sum of their parts' error rates directly.
         """
         w = _win(seconds)
         requests, ratio = cv.series(cv.SERIES_TOTAL, w), cv.series(cv.SERIES_ERROR_RATIO, w)
+        errors = cv.series(cv.SERIES_ERRORS, w)
+        record_errors = seconds == SHORT_S or seconds in self.parts()
+        part = self.part_of(seconds)
         rules: list[Rule] = []
         if seconds > RAW_WINDOW_MAX_S:
-            errors, total = self.tiled_rates(seconds, TILE_S)
+            tiled_errors, total = self.tiled_rates(seconds, TILE_S)
             rules.append(self.record(requests, f"{total}\n/\n{self.tiled_count(seconds, TILE_S)}"))
-            rules.append(self.record(ratio, f"{errors}\n/\n{total}"))
+            rules.append(self.record(ratio, f"{tiled_errors}\n/\n{total}"))
+        elif part is not None:
+            n = round(seconds / part)
+            rules.append(self.record(requests, f"{self._abutting(cv.SERIES_TOTAL, part, n)}\n/ {n}"))
+            summed = self._abutting(cv.SERIES_ERRORS, part, n)
+            if record_errors:
+                rules.append(self.record(errors, f"{summed}\n/ {n}"))
+                rules.append(self.record(ratio, f"{self.ref(errors, w)}\n/\n{self.ref(requests, w)}"))
+            else:
+                rules.append(self.record(ratio, f"{summed}\n/\n({self.ref(requests, w)} * {n})"))
         else:
             q = sli_queries(self.svc, self.slo, self.templates, w, self.environment, total_ref=self.ref(requests, w))
             rules.append(self.record(requests, q.total))
             on = f" on({', '.join(self.groups)})"
-            if seconds == SHORT_S:
-                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
-                rules.append(self.record(ratio, f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(requests, w)}"))
+            if record_errors:
+                rules.append(self.record(errors, q.errors))
+                rules.append(self.record(ratio, f"{self.ref(errors, w)}\n/\n{self.ref(requests, w)}"))
             else:
                 rules.append(self.record(ratio, f"({q.errors})\n/{on}\n{self.ref(requests, w)}"))
         if self.timeslices:

@@ -150,6 +150,38 @@ def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> No
         assert got[tiled] == pytest.approx(got[every], rel=1e-12, abs=1e-15)
 
 
+def test_windows_added_up_from_shorter_windows_equal_the_raw_counters(tmp_path: Path) -> None:
+    """30m, 1h, 2h and 6h add up abutting values of a shorter recorded window (30m = six 5m, 1h = two 30m,
+    6h = six 1h, 2h = two 1h): on spiky traffic their request rate and error ratio equal the raw
+    counters' over the same window, to rounding, at any evaluation (here one a minute)."""
+    rng = random.Random(20261129)
+    step = 60.0
+    n = int(8 * 3600 / step)
+    segments = [(step, 1.0 if rng.random() < 0.03 else rng.uniform(0.0, 0.05)) for _ in range(n)]
+    weights = [rng.choice((0.1, 1.0, 1.0, 6.0)) for _ in range(n)]
+    scenario = _WeightedScenario(step, segments, weights)
+    svc = availability_service(0.999, 30)
+    groups = rule_groups(svc, TEMPLATES)
+    sel = "{" + ",".join(f'{k}="{v}"' for k, v in cv.alert_selector(svc, svc.slos[0]).items()) + "}"
+    raw = 'http_server_request_duration_seconds_count{service_name="checkout"'
+    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
+    probes: list[tuple[str, float]] = []
+    for w in ("30m", "1h", "2h", "6h"):
+        assert "obsctl_part" in records[f"obsctl:slo_requests:rate{w}"]  # added up, not a raw read
+        for at in (7 * 3600.0, 7 * 3600.0 + 1380, n * step):
+            probes += [(f"obsctl:slo_requests:rate{w}{sel}", at), (f"sum(rate({raw}}}[{w}]))", at),
+                       (f"obsctl:slo_error_ratio:rate{w}{sel}", at),
+                       (f'sum(rate({raw},http_response_status_code=~"5.."}}[{w}])) / sum(rate({raw}}}[{w}]))', at)]
+    probe = Suite(groups, evaluation_interval_s=step)
+    probe.add_expr(scenario, probes)
+    result = run_promtool_test(probe.write(tmp_path, "abutting"))
+    got = values_from_probe(result.stdout + result.stderr)
+    assert all(got.get(p) is not None for p in probes), result.stdout[-2000:] + result.stderr[-2000:]
+    for added, raw_value in zip(probes[::2], probes[1::2], strict=True):
+        print(f"\nABUTTING {added[0].split('{')[0]} at {added[1]:.0f}: {got[added]!r} vs raw {got[raw_value]!r}")
+        assert got[added] == pytest.approx(got[raw_value], rel=1e-9, abs=1e-15)
+
+
 class _WeightedScenario(Scenario):
     """A scenario whose request rate is multiplied per step (spiky traffic)."""
 
