@@ -103,6 +103,29 @@ def _apply_one(sink: Sink, change: Change, retry: RetryPolicy) -> Outcome:
                            f"{type(exc).__name__}: {exc}")
 
 
+def _staged(change: Change) -> bool:
+    """A write a render worker planned and staged (its body is beside the sink's files, not here)."""
+    return change.action is not Action.DELETE and change.artifact is None and change.staged is not None \
+        and not change.staged.error
+
+
+def _commit_staged(sink: Sink, batch: list[Change], on_outcome: Callable[[Outcome], None] | None) -> list[Outcome]:
+    """Staged writes committed in one `commit_many` (one journal write, then the renames); their outcomes."""
+    errors = cast("StagesWrites", sink).commit_many([(c.id, c.staged) for c in batch if c.staged is not None])
+    outcomes: list[Outcome] = []
+    for change, exc in zip(batch, errors, strict=True):
+        if exc is None:
+            outcome = Outcome(change.id, change.action, OutcomeState.APPLIED, sink.name, 1, digest=change.digest)
+        elif isinstance(exc, PermanentError):
+            outcome = Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, 1, str(exc))
+        else:  # OSError (a read-only directory, a full disk)
+            log.warning("%s: %s %s failed: %s: %s", sink.name, change.action.value, change.id, type(exc).__name__, exc)
+            outcome = Outcome(change.id, change.action, OutcomeState.FAILED_PERMANENT, sink.name, 1,
+                              f"{type(exc).__name__}: {exc}")
+        outcomes.append(_reported(outcome, on_outcome))
+    return outcomes
+
+
 def _reported(outcome: Outcome, on_outcome: Callable[[Outcome], None] | None) -> Outcome:
     if on_outcome is not None:
         on_outcome(outcome)
@@ -120,7 +143,19 @@ def apply_plan(sink: Sink, plan: Plan, retry: RetryPolicy | None = None, paralle
                                   digest=c.digest)
                           for c in plan.of(Action.UNCHANGED)])
     writes = plan.writes
-    if parallelism > 1 and len(writes) > 1:
+    if isinstance(sink, StagesWrites):  # each run of consecutive staged writes committed at once, in plan order
+        i = 0
+        while i < len(writes):
+            j = i
+            while j < len(writes) and _staged(writes[j]):
+                j += 1
+            if j > i:
+                result.outcomes.extend(_commit_staged(sink, writes[i:j], on_outcome))
+                i = j
+            else:
+                result.outcomes.append(_reported(_apply_one(sink, writes[i], retry), on_outcome))
+                i += 1
+    elif parallelism > 1 and len(writes) > 1:
         with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"apply-{sink.name}") as pool:
             result.outcomes.extend(pool.map(lambda c: _reported(_apply_one(sink, c, retry), on_outcome), writes))
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
@@ -132,6 +132,10 @@ class StagesWrites(Protocol):
 
     def commit(self, artifact_id: str, staged: Staged) -> None:
         """Put a staged body in place."""
+        ...
+
+    def commit_many(self, items: Sequence[tuple[str, Staged]]) -> list[Exception | None]:
+        """Put staged bodies in place (as `commit` each, cheaper); the error of each item, None when in place."""
         ...
 
     def end_staging(self) -> None:

@@ -25,11 +25,13 @@ digest recorded for it was edited by hand (drift) and is rewritten.
 Staged writes (`StagesWrites`, used by a streamed render): before the render forks its workers, the
 sink reads its ownership records once (`begin_staging`); each worker compares the bytes it rendered
 with the owned file (`observe`: what a deep listing would find) and writes the body of a change into
-`.obsctl-staging-<sink>-<pid>/` under the root (`stage`: synced, validated). Only the parent puts a
-staged body in place (`commit`), through the same announce-then-rename protocol as `put`, after the
-whole catalog rendered and the prune passed its guard: nothing is in place before that, a refused or
-failed run leaves the files as they were, and a staging directory left by a killed process is removed
-by the next run (it holds nothing anyone owns).
+`.obsctl-staging-<sink>-<pid>/` under the root (`stage`: validated). Only the parent puts a staged body
+in place (`commit_many`), through the same announce-then-rename protocol as `put`, after the whole
+catalog rendered and the prune passed its guard: nothing is in place before that, a refused or failed
+run leaves the files as they were, and a staging directory left by a killed process is removed by the
+next run (it holds nothing anyone owns). A batch is announced in one journal write, then the filesystem
+is flushed once (the staged bodies and those journal lines reach the disk before any rename), then each
+body is renamed into place.
 
 Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
 A fast listing stats each file and trusts the recorded digest while its size, mtime, ctime and inode
@@ -54,7 +56,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -296,20 +298,27 @@ class FilesSink:
 
     def _append(self, record: dict[str, Any]) -> None:
         """One journal line, in one write (a killed process cannot leave half of it)."""
+        self._append_all([record])
+
+    def _append_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """Journal lines, in one write: a killed process leaves a prefix of them, the last one maybe cut short
+        (replay skips it; the next append starts a new line)."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            line = _RECORD.encode(record) + "\n"
+            lines = [_RECORD.encode(record) + "\n" for record in records]
             if not self._journal_checked:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
-                    line = "\n" + line  # a line cut short before: never glue a whole one to it
+                    lines.insert(0, "\n")  # a line cut short before: never glue a whole one to it
                 self._journal_checked = True
-            os.write(fd, line.encode())
+            data = memoryview("".join(lines).encode())
+            while data:
+                data = data[os.write(fd, data):]
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        self._lines += 1
+        self._lines += sum(1 for line in lines if line != "\n")
         self._seen = (self._seen[0] if self._seen else _signature(self._manifest),
                       (st.st_ino, st.st_size, st.st_mtime_ns))
 
@@ -460,13 +469,7 @@ class FilesSink:
             try:
                 write()
             except BaseException:
-                # not written: what the path held before is what obsctl owns there (if anything). Should
-                # the journal refuse this line too (a full disk), replay's digest check reaches the same
-                # answer: the path's bytes are not the announced ones.
-                self._set(rel, before)
-                with contextlib.suppress(OSError):
-                    self._append({"path": rel, "gone": True} if before is None
-                                 else {"path": rel, **before._asdict()})
+                self._revert([(rel, before)])
                 raise
             # what obsctl just wrote needs no hashing before a fast listing trusts it (see the module doc)
             path = os.fspath(target)
@@ -561,22 +564,86 @@ class FilesSink:
 
     def commit(self, artifact_id: str, staged: Staged) -> None:
         """Put a staged body in place: announced in the journal, then renamed over its path (as `put` does)."""
-        if self._staging is None or not staged.token or "/" in staged.token:
-            raise PermanentError(f"{self.name}: {artifact_id} was not staged here")
-        source = os.path.join(self._staging, staged.token)
-        target = os.path.join(self.root, _check_rel(staged.target))
-        if not self._flushed:
-            _syncfs(self._staging)
-            self._flushed = True
+        error = self.commit_many([(artifact_id, staged)])[0]
+        if error is not None:
+            raise error
 
-        def move() -> None:
+    def commit_many(self, items: Sequence[tuple[str, Staged]]) -> list[Exception | None]:
+        """Put staged bodies in place: every one announced in the journal (one write), the filesystem flushed
+        once (the staged bodies and those lines), then each renamed over its path. The error of each item (None
+        when in place): one that fails is reverted alone, as a failed `put` is.
+
+        The crash rules are `put`'s, item by item (see the module doc): an announced path not renamed yet is
+        owned and drifted when it was owned, and not adopted when it was not (its bytes are not the announced
+        ones).
+        """
+        errors: list[Exception | None] = [None] * len(items)
+        todo: list[tuple[int, str, str, str, Entry]] = []  # (item, source, target, rel, entry)
+        with self._lock:
+            self._sync()
+            for i, (aid, staged) in enumerate(items):
+                try:
+                    if self._staging is None or not staged.token or "/" in staged.token:
+                        raise PermanentError(f"{self.name}: {aid} was not staged here")
+                    rel = _check_rel(staged.target)
+                except PermanentError as exc:
+                    errors[i] = exc
+                    continue
+                moved = self._by_id.get(aid)
+                if moved is not None and moved != rel:
+                    safe_join(self.root, moved).unlink(missing_ok=True)
+                    self._disown(moved)
+                todo.append((i, os.path.join(self._staging, staged.token),
+                             os.path.join(self.root, rel), rel, Entry(aid, staged.digest, staged.owner)))
+            if not todo:
+                return errors
+            befores = [self._files.get(rel) for _i, _s, _t, rel, _e in todo]
+            self._append_all({"path": rel, **entry._asdict()} for _i, _s, _t, rel, entry in todo)
+            for _i, _s, _t, rel, entry in todo:
+                self._set(rel, entry)
+            self._dirty = True
+            reverted: list[tuple[str, Entry | None]] = []
+            done = 0
             try:
-                os.replace(source, target)
-            except FileNotFoundError:  # its directory is new (or the staged body is gone: raised again)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.replace(source, target)
+                if not self._flushed:  # before the first rename, so no rename exposes bytes not on disk yet
+                    _syncfs(self.root)
+                    self._flushed = True
+                for i, source, target, rel, entry in todo:
+                    try:
+                        try:
+                            os.replace(source, target)
+                        except FileNotFoundError:  # its directory is new (or the staged body is gone: raised again)
+                            os.makedirs(os.path.dirname(target), exist_ok=True)
+                            os.replace(source, target)
+                    except Exception as exc:  # OSError (a full disk): this item only
+                        errors[i] = exc
+                        reverted.append((rel, befores[done]))
+                    else:
+                        # what obsctl just wrote needs no hashing before a fast listing trusts it (module doc)
+                        observed = Observed(entry.id, None, entry.digest, owner=entry.owner,
+                                            read=functools.partial(_read_or_empty, target))
+                        self._trusted[rel] = (_stat_key(os.stat(target)), entry, observed)
+                        if self._listed is not None:
+                            self._listed[entry.id] = observed
+                    done += 1
+            except BaseException:  # interrupted: what was not renamed is what obsctl owned there before
+                reverted.extend((rel, before) for (_i, _s, _t, rel, _e), before in zip(todo[done:], befores[done:],
+                                                                                     strict=True))
+                raise
+            finally:
+                self._revert(reverted)
+        return errors
 
-        self._install(Entry(artifact_id, staged.digest, staged.owner), staged.target, target, move)
+    def _revert(self, paths: Sequence[tuple[str, Entry | None]]) -> None:
+        """Announced and not written: what each path held before is what obsctl owns there (if anything).
+        Should the journal refuse these lines too (a full disk), replay's digest check reaches the same
+        answer: the path's bytes are not the announced ones."""
+        for rel, before in paths:
+            self._set(rel, before)
+        if paths:
+            with contextlib.suppress(OSError):
+                self._append_all({"path": rel, "gone": True} if before is None else {"path": rel, **before._asdict()}
+                                 for rel, before in paths)
 
     def end_staging(self) -> None:
         """Remove whatever was staged and not committed."""
