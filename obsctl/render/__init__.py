@@ -242,24 +242,37 @@ def _render_team_part(work: tuple[str, tuple[EntityRef, ...]]) -> tuple[list[Art
     return arts, None
 
 
-def _shared_over(pool: multiprocessing.pool.Pool, workers: int, processes: Sequence[BaseProcess],
-                 summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:
-    """`render_shared` with each per-team part (a team's gateway and sampler...) spread over the workers:
-    the same artifacts in the same order, and the same first failure."""
+_TeamParts = dict[str, list["multiprocessing.pool.AsyncResult[tuple[list[Artifact], list[Problem] | None]]"]]
+
+
+def _team_parts(pool: multiprocessing.pool.Pool, workers: int, teams: tuple[EntityRef, ...], ctx: RenderContext
+                ) -> _TeamParts:
+    """Every per-team shared part (a team's gateway and sampler...) handed to the workers in slices of teams, in
+    order: the answers of each part by name."""
+    if len(teams) < 2:
+        return {}
+    size = max(1, -(-len(teams) // (4 * workers)))
+    return {part.name: [pool.apply_async(_render_team_part, ((part.name, teams[i:i + size]),))
+                        for i in range(0, len(teams), size)]
+            for part in shared_parts(ctx) if part.reads == "team"}
+
+
+def _shared_over(pool: multiprocessing.pool.Pool, workers: int, processes: Sequence[BaseProcess],  # noqa: PLR0917
+                 early: tuple[tuple[EntityRef, ...], _TeamParts], summaries: Sequence[ServiceSummary],
+                 ctx: RenderContext) -> list[Artifact]:
+    """`render_shared` with each per-team part spread over the workers: the same artifacts in the same order,
+    and the same first failure. `early`: those parts already handed out for some teams (while the last services
+    rendered), used when those are the teams in use."""
     teams = teams_in_use(tuple(summaries))
+    parts = early[1] if early[0] == teams else _team_parts(pool, workers, teams, ctx)
     artifacts: list[Artifact] = []
     for part in shared_parts(ctx):
-        if part.reads != "team" or len(teams) < 2:
+        if part.name not in parts:
             artifacts.extend(part.render(summaries, teams, ctx))
             continue
-        size = max(1, -(-len(teams) // (4 * workers)))
-        results = pool.imap(_render_team_part, [(part.name, teams[i:i + size]) for i in range(0, len(teams), size)])
-        while True:
-            try:
-                arts, problems = _awaited(results.next, processes,
-                                          functools.partial(str, f"the {part.name} part of the teams"))
-            except StopIteration:
-                break
+        for result in parts[part.name]:
+            arts, problems = _awaited(result.get, processes,
+                                      functools.partial(str, f"the {part.name} part of the teams"))
             if problems is not None:  # the serial render stops at its first failing team too
                 raise SpecError(problems)
             artifacts.extend(arts)
@@ -377,6 +390,7 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
                 # the first chunks are small; the next hold about CHUNK_BYTES of bodies, at most `chunk` services
                 step = [max(1, chunk // 5) if consume is None else chunk]
                 todo = _slices(len(services), step)
+                early: tuple[tuple[EntityRef, ...], _TeamParts] | None = None
                 pending = collections.deque((b, pool.apply_async(_render_slice, (b,)))
                                             for b in itertools.islice(todo, 2 * size))
                 while pending:
@@ -388,11 +402,15 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
                     following = next(todo, None)
                     if following is not None:
                         pending.append((following, pool.apply_async(_render_slice, (following,))))
+                    elif early is None:  # every service handed out: the per-team parts of their teams go next
+                        teams = tuple(sorted({s.team for s in services}, key=str))
+                        early = teams, _team_parts(pool, size, teams, ctx)
                     summaries.extend(sums)
                     problems.extend(probs)
                     yield out
                     del out
-                for shared in _finish(summaries, problems, ctx, functools.partial(_shared_over, pool, size, processes)):
+                shared_of = functools.partial(_shared_over, pool, size, processes, early or ((), {}))
+                for shared in _finish(summaries, problems, ctx, shared_of):
                     yield finished(shared)
         finally:
             _WORK.clear()
