@@ -113,7 +113,12 @@ def receiver(name: str, specs: tuple[ReceiverSpec, ...]) -> dict[str, Any]:
 
 
 def _tier_inhibitions(templates: Templates) -> list[dict[str, Any]]:
-    """Faster tier mutes slower tier of the same severity, for pairs ordered alike in every window table."""
+    """Faster tier mutes slower tier of the same severity, for pairs ordered alike in every window table.
+
+    Each pair is matched on `tier` and again on `obsctl_tier`, where obsctl writes the tier when a spec uses
+    the label `tier` itself (Sloth's own examples do: `tier: "2"`, the service tier); the tiers of one SLO and
+    severity carry the same spec labels, so their tier names sit under the same one of the two.
+    """
     pairs: dict[tuple[str, str], bool] = {}
     for table in templates.windows.values():
         for a in table.tiers:
@@ -123,11 +128,12 @@ def _tier_inhibitions(templates: Templates) -> list[dict[str, Any]]:
                 faster = a.long_window_s < b.long_window_s
                 pairs[(a.name, b.name)] = pairs.get((a.name, b.name), True) and faster
     rules = []
-    for (fast, slow), ok in sorted(pairs.items()):
-        if ok:
-            rules.append({"source_matchers": [matcher(cv.LABEL_TIER, fast)],
-                          "target_matchers": [matcher(cv.LABEL_TIER, slow)],
-                          "equal": [*SLO_IDENTITY, cv.LABEL_SEVERITY_CLASS]})
+    for label in (cv.LABEL_TIER, cv.own_label(cv.LABEL_TIER, {cv.LABEL_TIER})):
+        for (fast, slow), ok in sorted(pairs.items()):
+            if ok:
+                rules.append({"source_matchers": [matcher(label, fast)],
+                              "target_matchers": [matcher(label, slow)],
+                              "equal": [*SLO_IDENTITY, cv.LABEL_SEVERITY_CLASS]})
     return rules
 
 

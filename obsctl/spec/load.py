@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from obsctl.errors import Problem, Severity
+from obsctl.model import conventions as cv
 from obsctl.model.durations import parse_duration
 from obsctl.model.entities import (
     SLO,
@@ -68,7 +69,7 @@ class _Pending:
     doc: native.ServiceDoc | None = None
     doc_reader: Reader | None = None
     reader: Reader | None = None
-    extra_slos: list[tuple[tuple[SLO, ...], str]] = field(default_factory=list)
+    extra_slos: list[tuple[tuple[SLO, ...], Reader]] = field(default_factory=list)
     owner_hint: str = ""
     origin: Origin | None = None
     failed: bool = False
@@ -584,7 +585,7 @@ def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[S
                  origin: Origin, reader: Reader) -> _Pending:
     """Add an imported spec's SLOs (Sloth, Pyrra, OpenSLO) to their service; the first document names it."""
     entry = pending.setdefault(EntityRef("component", "default", service), _Pending())
-    entry.extra_slos.append((slos, origin.file))
+    entry.extra_slos.append((slos, reader))
     entry.owner_hint = entry.owner_hint or owner
     if entry.origin is None:
         entry.origin = origin
@@ -716,13 +717,13 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
             dr.problem((*spec_path, "latencyBuckets"), f"every bucket must be a finite number of seconds in "
                                                        f"(0, {MAX_NUMBER:g}]")
     if sdoc is not None and sdoc.slos is not None:
-        slos: tuple[SLO, ...] = sdoc.slos
+        slos: tuple[SLO, ...] = _routed(dr, ref, sdoc.slos, owner)
     elif e.extra_slos:
         slos = ()
     else:
         slos = _golden_slos(r, comp, tier, protocol, templates)
-    for extra, _file in e.extra_slos:
-        slos = slos + extra
+    for extra, reader in e.extra_slos:
+        slos = slos + _routed(reader, ref, extra, owner)
     lifecycle = (comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production"
     paging, pgr, pgpath = pick("paging", "paging")
     if paging and paging not in PAGING_MODES:
@@ -776,6 +777,32 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         latency_buckets=buckets,
         origin=e.origin or Origin(""),
     )
+
+
+# The label the Alertmanager config routes a team's alerts on. A spec may write it (Pyrra's pyrra.dev/team, a
+# Sloth `team` label): the alerts then carry the spec's value (obsctl's goes under obsctl_team, render.rules),
+# so a value other than the owning team's name would page another team, or none.
+ROUTED_LABELS = (cv.LABEL_TEAM,)
+
+
+def _routed(r: Reader, ref: EntityRef, slos: tuple[SLO, ...], owner: EntityRef) -> tuple[SLO, ...]:
+    """The SLOs (of the document `r` reads) whose labels route their alerts to the owning team; each other one is
+    an error on the service (file, service, field) and is left out alone, as an SLO with an invalid field is."""
+    kept = []
+    for slo in slos:
+        policy = slo.alerting
+        wrong = [(where, name, value) for where, pairs in (("labels", slo.labels), ("alerting.labels", policy.labels),
+                                                          ("alerting.page.labels", policy.page_labels),
+                                                          ("alerting.ticket.labels", policy.ticket_labels))
+                 for name, value in pairs if name in ROUTED_LABELS and value != owner.name]
+        for where, name, value in wrong:
+            r.problems.append(Problem(r.doc.file, r.doc.line(), str(ref), f"slos.{slo.name}.{where}.{name}",
+                                      f"label {name}={value[:80]!r} would route SLO {slo.name}'s alerts away from "
+                                      f"the owner {owner} (Alertmanager routes on {name}): remove it or set it to "
+                                      f"{owner.name!r}; the SLO is left out"))
+        if not wrong:
+            kept.append(slo)
+    return tuple(kept)
 
 
 def _apply_paging(slo: SLO, paging: str) -> SLO:

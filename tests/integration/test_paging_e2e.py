@@ -299,3 +299,38 @@ def test_a_dependency_outage_pages_its_owner_exactly_once(stack: Stack) -> None:
     assert [(p["path"], p["payload"]["routing_key"]) for p in pages] == [("/pagerduty", "key-PDB")], pages
     print(f"\ndependency down -> its owner's page {t_page - t_fail:.1f}s; dependents' pages muted in Alertmanager; "
           f"dependents' tickets by {t_tickets - t_fail:.1f}s; pages delivered in total: {len(pages)}")
+
+
+def test_a_spec_tier_label_keeps_the_tier_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
+    """Sloth's own examples label the service tier (`tier: "2"`): obsctl's tier name then goes under
+    obsctl_tier, and a faster tier still mutes a slower one; the alerts route to the owner's receiver."""
+    require_binary("prometheus-alertmanager")
+    from obsctl.render.rules import service_groups
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    (cat / "slos.yml").write_bytes((ROOT / "tests" / "corpus" / "sloth" / "ours" / "full-fields.yml").read_bytes())
+    settings = load_settings(None, alerting={"teams": {"team-payments": {
+        "page": _hook("http://127.0.0.1:9/page", "p"), "ticket": _hook("http://127.0.0.1:9/ticket", "t")}}})
+    templates = load_templates(settings)
+    result = load_path(cat, settings, templates)
+    assert not result.errors, result.errors
+    [svc] = result.catalog.services
+    options = render_options(settings)
+    [config] = routes.render(result.catalog, templates, options)
+    alerts = {r["labels"]["obsctl_tier"]: r["labels"] | {"alertname": r["alert"]}
+              for g in service_groups(svc, templates, options) for r in g["rules"]
+              if r.get("alert") == "PaymentsHighErrorRate" and r["labels"][cv.LABEL_SEVERITY_CLASS] == "page"}
+    assert set(alerts) == {"page-fast", "page-slow"}
+    assert {a["tier"] for a in alerts.values()} == {"1"}  # the spec's label, as written
+    with Alertmanager(tmp_path / "am", config.body.decode()) as am:
+        am.post_alerts([{"labels": labels} for labels in alerts.values()])
+
+        def settled() -> dict[str, dict[str, Any]] | None:
+            found = {a["labels"]["obsctl_tier"]: a for a in am.alerts()}
+            return found if len(found) == 2 and found["page-slow"]["status"]["inhibitedBy"] else None
+
+        found = am.wait_for(settled, timeout=20)
+    assert found["page-fast"]["status"]["state"] == "active"
+    assert found["page-slow"]["status"]["state"] == "suppressed"
+    assert [r["name"] for r in found["page-fast"]["receivers"]] == ["obsctl-team-payments-page"]

@@ -45,7 +45,7 @@ def test_every_field_of_the_cli_form() -> None:
                                   "category": "availability"}
     policy = avail.alerting
     assert policy.name == "PaymentsHighErrorRate"
-    assert dict(policy.labels) == {"routing_key": "payments", "team": "payments-oncall"}
+    assert dict(policy.labels) == {"routing_key": "payments", "team": "team-payments"}
     assert dict(policy.page_labels) == {"severity": "critical", "channel": "#payments-page"}
     assert dict(policy.ticket_labels) == {"severity": "warning"}
     assert dict(policy.page_annotations) == {"escalation": "call the payments on-call"}
@@ -67,8 +67,8 @@ def test_page_alert_keeps_critical_and_routes_on_the_class_label() -> None:
     assert len(page) == 2
     for rule in page:
         labels = rule["labels"]
-        assert labels["severity"] == "critical" and labels["tier"] == "1" and labels["team"] == "payments-oncall"
-        assert labels["obsctl_tier"] in ("page-fast", "page-slow") and labels["obsctl_team"] == "team-payments"
+        assert labels["severity"] == "critical" and labels["tier"] == "1" and labels["team"] == "team-payments"
+        assert labels["obsctl_tier"] in ("page-fast", "page-slow") and "obsctl_team" not in labels
         assert labels["repo"] == "acme/payments-api" and labels["channel"] == "#payments-page"
         assert rule["annotations"]["escalation"] == "call the payments on-call"
         assert rule["annotations"]["summary"] == "Payments API error budget burn"
