@@ -23,7 +23,6 @@ reads from files); a setting that inlines one is refused.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,9 +275,18 @@ def dependency_inhibitions(summaries: Sequence[ServiceSummary]) -> list[dict[str
     distinct dependencies (never services squared). Dependencies on a cycle get no rule: two
     services muting each other would page nobody.
     """
+    keys, edges = _dependency_graph(summaries)
+    return _inhibitions(keys.get, edges)
+
+
+def _dependency_graph(summaries: Sequence[ServiceSummary]
+                      ) -> tuple[dict[str, EntityRef], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """(dependency key -> entity of each service with an entity, (key, its dependencies' keys) of each one
+    that has dependencies)."""
     keys = {cv.dependency_key(s.entity): s.entity for s in summaries if s.entity is not None}
-    return _inhibitions(keys.get, [(cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
-                                   for s in summaries if s.entity is not None and s.depends_on])
+    edges = tuple((cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
+                  for s in summaries if s.entity is not None and s.depends_on)
+    return keys, edges
 
 
 def _inhibitions(known: Callable[[str], EntityRef | None], edges: Iterable[tuple[str, tuple[str, ...]]]
@@ -345,22 +353,24 @@ def team_piece(team: EntityRef, summaries: Sequence[ServiceSummary], ctx: Render
             receivers.append(receiver(name, specs))
             sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
     route = {"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
-    keys = {cv.dependency_key(s.entity): s.entity for s in summaries if s.entity is not None}
-    edges = tuple((cv.dependency_key(s.entity), tuple(cv.dependency_key(d) for d in s.depends_on))
-                  for s in summaries if s.entity is not None and s.depends_on)
+    keys, edges = _dependency_graph(summaries)
     return TeamRoutes(team, route, tuple(receivers), yamltext.dump_at([route], 2),
                       yamltext.dump_at(receivers, 0) if receivers else "", keys, edges)
 
 
 def _dependency_rules(pieces: Sequence[TeamRoutes]) -> list[dict[str, Any]]:
-    """`dependency_inhibitions` over the services of every part: only services with dependencies are walked."""
-    if not any(p.edges for p in pieces):
+    """`dependency_inhibitions` over the services of every part: only services with dependencies are walked,
+    and each part's keys are looked up once, for the dependencies named (not once per dependency)."""
+    edges = [edge for p in pieces for edge in p.edges]
+    if not edges:
         return []
-
-    def known(key: str) -> EntityRef | None:
-        return next((p.keys[key] for p in pieces if key in p.keys), None)
-
-    return _inhibitions(known, itertools.chain.from_iterable(p.edges for p in pieces))
+    wanted = {dep for _key, deps in edges for dep in deps}
+    index: dict[str, EntityRef] = {}
+    for p in pieces:  # each part costs the smaller of its keys and the dependencies named
+        found = [k for k in wanted if k in p.keys] if len(wanted) < len(p.keys) else [k for k in p.keys if k in wanted]
+        for key in found:
+            index.setdefault(key, p.keys[key])  # the first part that has it, as a walk in part order finds
+    return _inhibitions(index.get, edges)
 
 
 def _dependency_rule(dep: EntityRef) -> dict[str, Any]:
