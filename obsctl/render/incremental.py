@@ -12,6 +12,7 @@ test checks it over random sequences of catalog edits).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -119,6 +120,11 @@ class _Services:
         """The entries in ref order (the order a full render takes them in)."""
         return sorted(self.entries.values(), key=lambda e: str(e.service.ref))
 
+    def settled(self) -> _Services:
+        """These services as the next render starts from them: without this round's diff (the last entries,
+        the dropped and added ones), so the dropped entries and their bodies are not held until then."""
+        return dataclasses.replace(self, base={}, dropped=[], added=[])
+
 
 @dataclass
 class RenderStats:
@@ -170,7 +176,7 @@ class IncrementalRenderer:
         shared, cache = self._shared_of(services.groups, services.teams, ctx, stats, problems)
         if problems:
             raise SpecError(problems)
-        self._services, self._shared = services, cache
+        self._services, self._shared = services.settled(), cache
         self.stats = stats
         out: DesiredState = {}
         for art in itertools.chain.from_iterable([*(e.artifacts for e in services.ordered()), shared]):
@@ -297,7 +303,7 @@ class IncrementalRenderer:
                 patched = _Assembly.of(services.entries, shared, result.desired) if set(failures) == rendered \
                     else None
             self._assembly = patched
-            self._services = services
+            self._services = services.settled()
             self.stats = stats
             return result
 

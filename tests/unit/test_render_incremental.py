@@ -234,3 +234,22 @@ def test_a_packed_artifact_reads_and_compares_as_the_artifact() -> None:
     moved = copy_with(packed, path="elsewhere.yml")  # what the rule-file sink does on put
     assert moved.path == "elsewhere.yml" and moved.body == art.body
     assert packed != copy_with(art, body=b"other\n") and PackedArtifact.of(packed) is packed
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["render", "isolated"])
+def test_a_dropped_service_is_not_held_once_its_round_is_done(isolated: bool) -> None:
+    """The renderer keeps no part of a round's diff: a removed or re-rendered service's old entry (and the
+    bodies it holds) is released when the round ends, not at the next one."""
+    import gc
+    import weakref
+
+    inc = IncrementalRenderer(TEMPLATES, OPTIONS, pack=True)
+    render = inc.isolated if isolated else inc
+    render(BASE)
+    gone, edited = BASE.services[2], BASE.services[4]
+    entries = inc._services.entries
+    refs = [weakref.ref(entries[gone.ref]), weakref.ref(entries[edited.ref])]
+    del entries
+    render(_edit(Catalog(tuple(s for s in BASE.services if s is not gone), BASE.teams), "objective", 3, 0))
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
