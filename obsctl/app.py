@@ -131,7 +131,11 @@ def check_routing(result: LoadResult, templates: Templates, options: RenderOptio
 
     if Kind.ALERTMANAGER_CONFIG not in options.outputs:
         return result
-    problems = routing_problems(result.catalog, templates, options)
+    return _held_back(result, routing_problems(result.catalog, templates, options))
+
+
+def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
+    """`result` with the services the routing problems name moved to `skipped`, and the problems added."""
     if not problems:
         return result
     lost = {p.entity for p in problems}
@@ -329,13 +333,7 @@ class RoutingCheck:
                 self._problems[team] = found
             else:
                 self._problems.pop(team, None)
-        if not self._problems:
-            return result
-        problems = [p for team in sorted(self._problems, key=str) for p in self._problems[team]]
-        lost = {p.entity for p in problems}
-        services = tuple(s for s in result.catalog.services if str(s.ref) not in lost)
-        return LoadResult(replace(result.catalog, services=services), [*result.problems, *problems],
-                          sorted({*result.skipped, *lost}))
+        return _held_back(result, [p for team in sorted(self._problems, key=str) for p in self._problems[team]])
 
 
 def catalog_loader(templates: Templates, settings: Settings | None = None) -> Callable[[list[SourceFile]], LoadResult]:

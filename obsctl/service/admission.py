@@ -89,11 +89,14 @@ class PathIndex:
             self._add(aid, art)
 
     def _add(self, aid: str, art: Artifact) -> None:
-        path = art.path
-        self._count[path] = self._count.get(path, 0) + 1
-        held = self.paths.get(path)
+        self._count[art.path] = self._count.get(art.path, 0) + 1
+        self._claim(aid, art)
+
+    def _claim(self, aid: str, art: Artifact) -> None:
+        """The artifact holds its path unless one with a greater id does."""
+        held = self.paths.get(art.path)
         if held is None or aid >= held[0]:
-            self.paths[path] = (aid, owner_key(art.owner))
+            self.paths[art.path] = (aid, owner_key(art.owner))
 
     def _remove(self, aid: str, art: Artifact, rescan: set[str]) -> None:
         path = art.path
@@ -124,9 +127,7 @@ class PathIndex:
                 self.paths.pop(path, None)
             for aid, art in desired.items():
                 if art.path in rescan:
-                    held = self.paths.get(art.path)
-                    if held is None or aid >= held[0]:
-                        self.paths[art.path] = (aid, owner_key(art.owner))
+                    self._claim(aid, art)
         self.desired = dict(desired)
         self.source = desired
 

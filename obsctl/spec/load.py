@@ -404,7 +404,7 @@ class CatalogLoader:
             self._result = None  # no incremental state: the next load is whole again
             self._data = {}
             services = [assembled[k] for k in sorted(assembled, key=str)]
-            return self._finish_whole(services, teams, problems, [*file_skipped, *map(str, ref_skipped)])
+            return _result(services, teams, problems, [*file_skipped, *map(str, ref_skipped)])
         self._data = {f.path: f.data for f in sources}
         self._file_refs, self._ref_files = {}, {}
         self._file_teams, self._file_problems, self._file_skipped = {}, {}, {}
@@ -450,12 +450,6 @@ class CatalogLoader:
             else:
                 assembled[ref] = svc
         return assembled, skipped
-
-    def _finish_whole(self, services: list[Service], teams: dict[EntityRef, Team], problems: list[Problem],
-                      skipped: list[str]) -> LoadResult:
-        return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
-                          sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)),
-                          sorted(set(skipped)))
 
     def _index(self, path: str, read: _FileRead) -> None:
         refs = frozenset(read.refs)
@@ -564,14 +558,19 @@ class CatalogLoader:
         return self._publish()
 
     def _publish(self) -> LoadResult:
-        services = tuple(self._sorted)
         problems = [p for path in sorted(self._file_problems) for p in self._file_problems[path]]
         skipped = [label for labels in self._file_skipped.values() for label in labels]
         skipped.extend(str(ref) for ref in self._ref_skipped)
-        self._result = LoadResult(Catalog(services, tuple(sorted(self._teams.values(), key=lambda t: str(t.ref)))),
-                                  sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)),
-                                  sorted(set(skipped)))
+        self._result = _result(self._sorted, self._teams, problems, skipped)
         return self._result
+
+
+def _result(services: Iterable[Service], teams: dict[EntityRef, Team], problems: list[Problem],
+            skipped: list[str]) -> LoadResult:
+    """A load's result: services in ref order as given, teams, problems and skipped labels sorted, each once."""
+    return LoadResult(Catalog(tuple(services), tuple(sorted(teams.values(), key=lambda t: str(t.ref)))),
+                      sorted(dict.fromkeys(problems), key=lambda p: (p.file, p.line, p.field)),
+                      sorted(set(skipped)))
 
 
 def _by_file(problems: list[Problem]) -> dict[str, list[Problem]]:
