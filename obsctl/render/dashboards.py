@@ -670,8 +670,19 @@ def render_service(svc: Service, ctx: RenderContext) -> list[Artifact]:
 
 
 def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Artifact]:
-    """The folders (root, one per team in `teams`), team and org overviews, the file provider (those in the outputs)."""
-    return render_org_shared(teams, ctx) + render_team_shared(teams, ctx)
+    """The folders (root, one per team in `teams`), team and org overviews, the file provider (those in the outputs).
+
+    A SpecError holds the problems of both parts (the org's never hides the teams')."""
+    out: list[Artifact] = []
+    problems: list[Problem] = []
+    for part in (render_org_shared, render_team_shared):
+        try:
+            out.extend(part(teams, ctx))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    return out
 
 
 # The shared part of the dashboards is two: each team's folder and overview (built team by team) and the org's

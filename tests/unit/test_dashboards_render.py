@@ -455,3 +455,23 @@ def test_trace_and_log_links_and_exemplars_only_with_their_datasources(
                               if a.key == cv.service_dashboard_uid(evil)))
     query = pane(next(link["url"] for link in hostile["links"] if link["title"] == "Traces"))["queries"][0]["query"]
     assert query == '{resource.service.name="' + evil.name.replace("\\", "\\\\").replace('"', '\\"') + '"}'
+
+
+def test_the_org_parts_problems_do_not_hide_the_teams(sample: Catalog, templates: Templates,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing org overview and failing team overviews are reported together, each team's once."""
+    from obsctl.errors import Problem
+    from obsctl.render.context import RenderContext
+
+    def org_fails(*_args: object) -> object:
+        raise SpecError([Problem("org", 0, "obsctl", "dashboard org", "org overview broken")])
+
+    def team_fails(ref: EntityRef, _ctx: object) -> object:
+        raise SpecError([Problem(str(ref), 0, str(ref), "dashboard team", "team overview broken")])
+
+    monkeypatch.setattr(dashboards, "_org_overview", org_fails)
+    monkeypatch.setattr(dashboards, "_team_dashboard", team_fails)
+    teams = sample.teams_in_use()
+    with pytest.raises(SpecError) as exc:
+        dashboards.render_shared(teams, RenderContext.of(sample, templates, RenderOptions()))
+    assert sorted(p.entity for p in exc.value.problems) == sorted(["obsctl", *map(str, teams)])
