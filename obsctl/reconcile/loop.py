@@ -442,8 +442,11 @@ class Reconciler:
                 next_full = time.monotonic() + self.config.resync_seconds
                 # What a full round leaves (catalog, rendered artifacts, statuses) lives until the next one: the
                 # cyclic collector need not walk it on every event round (at 10,000 services a walk of the heap
-                # costs an event round more than its work). Unfrozen, and so collectable, at the next full round.
-                gc.freeze()
+                # costs an event round more than its work). With no event waiting, `_settle` below collects its
+                # garbage and freezes the rest; an event waiting goes first over the heap frozen as it is, and the
+                # collection follows that round. Unfrozen, and so collectable, at the next full round.
+                if self._wake.is_set():
+                    gc.freeze()
             if self._unsettled and not self._wake.is_set():
                 self._settle()
             woke = self._wake.wait(self._seconds_to_next(next_full))

@@ -9,7 +9,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
@@ -41,9 +41,9 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
     found = _walk(root, names) if len(names) == len(globs) else _glob(root, globs)
     out: list[SourceFile] = []
     kept: set[str] = set()
-    excluded = _excluded(tuple(exclude))
+    patterns = tuple(exclude)
     for rel in found:
-        if excluded(rel):
+        if _excluded(patterns, rel):
             continue
         path = f"{root}/{rel}"
         got = _read(path, cache)
@@ -56,14 +56,10 @@ def read_directory(root: Path, globs: Sequence[str] = DEFAULT_GLOBS, exclude: Se
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _excluded(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """Whether a relative path matches an exclude pattern, remembered by path (a walk sees the same paths again)."""
-    @functools.lru_cache(maxsize=1 << 17)
-    def excluded(rel: str) -> bool:
-        return any(PurePosixPath(rel).match(x) for x in patterns)
-
-    return excluded
+@functools.lru_cache(maxsize=1 << 17)
+def _excluded(patterns: tuple[str, ...], rel: str) -> bool:
+    """Whether a relative path matches an exclude pattern, remembered (every walk sees the same paths again)."""
+    return any(PurePosixPath(rel).match(x) for x in patterns)
 
 
 def _glob(root: Path, globs: Sequence[str]) -> list[str]:
