@@ -200,8 +200,14 @@ class DesiredStates:
                            or (k in partial_models and svc is last_good.get(k))) if partial or partial_models \
             else frozenset()
         services = tuple(v for _, v in sorted(current.items()))
-        teams = self._teams(result, current, last_good_teams, broken_files, complete=complete, carried=carried)
-        catalog = Catalog(services, tuple(teams[ref] for ref in sorted(teams, key=str)))
+        teams = {t.ref: t for t in result.catalog.teams}
+        kept_teams = self._kept_teams(result, teams, current, last_good_teams, broken_files, complete=complete)
+        carried.extend(f"{ref} (its routing: the last good Group is kept)" for ref in sorted(kept_teams, key=str))
+        if kept_teams:
+            teams.update(kept_teams)
+            catalog = Catalog(services, tuple(teams[ref] for ref in sorted(teams, key=str)))
+        else:  # the read's teams as they are (in ref order already)
+            catalog = Catalog(services, result.catalog.teams)
         desired, failures = self._rendered(catalog, previous)
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
@@ -217,25 +223,25 @@ class DesiredStates:
                        failures, grace_left, absent_since, forgotten, grace_carried, frozen, teams)
 
     @staticmethod
-    def _teams(result: LoadResult, current: dict[str, Service], last_good: dict[EntityRef, Team],
-               broken_files: set[str], *, complete: bool, carried: list[str]) -> dict[EntityRef, Team]:
-        """The teams to render: the read's, with the last good Group of each team whose entry is invalid (skipped,
-        its file broken, missing from an incomplete read) or whose services the routing check held back."""
-        teams = {t.ref: t for t in result.catalog.teams}
+    def _kept_teams(result: LoadResult, teams: dict[EntityRef, Team], current: dict[str, Service],
+                    last_good: dict[EntityRef, Team], broken_files: set[str], *, complete: bool
+                    ) -> dict[EntityRef, Team]:
+        """The last good Group of each team whose entry is invalid (skipped, its file broken, missing from an
+        incomplete read) or whose services the routing check held back: rendered instead of the read's (`teams`)."""
         if not last_good:
-            return teams
+            return {}
+        kept: dict[EntityRef, Team] = {}
         skipped = set(result.skipped)
         unrouted = {current[key].team for key in {owner_key(p.entity) for p in result.problems
                                                   if p.severity is Severity.ERROR and routing_team(p)}
                     if key in current}
-        for ref, team in sorted(last_good.items(), key=lambda kv: str(kv[0])):
+        for ref, team in last_good.items():
             if teams.get(ref) is team:
                 continue
             invalid = ref not in teams and (str(ref) in skipped or team.origin.file in broken_files or not complete)
             if invalid or ref in unrouted:
-                teams[ref] = team
-                carried.append(f"{ref} (its routing: the last good Group is kept)")
-        return teams
+                kept[ref] = team
+        return kept
 
     def _rendered(self, catalog: Catalog, previous: DesiredState) -> tuple[DesiredState, dict[str, str]]:
         """The catalog's desired state and render failures (an isolated service keeps its last good artifacts)."""
