@@ -51,7 +51,7 @@ class Artifact:
         return hashlib.sha256(self.body).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observed:
     """An artifact as a sink found it: its normalised body (for diffs) and digest.
 
@@ -75,7 +75,7 @@ class Observed:
         return self.read() if self.read is not None else b""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Staged:
     """A change planned (and its body written aside, ready to be put in place) where the artifact was rendered:
     what the parent of a streamed render keeps of it instead of the body."""

@@ -20,7 +20,7 @@ class Action(str, Enum):
     UNCHANGED = "unchanged"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One planned change."""
 
