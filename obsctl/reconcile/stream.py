@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,37 +101,6 @@ def _stage(sink: StagesWrites, art: Artifact, policy: Policy) -> Staged:
             return Staged(art.path, art.digest, art.owner, error=f"{type(exc).__name__}: {exc}")
 
 
-FLUSH_EVERY_SECONDS = 0.5
-
-
-@contextlib.contextmanager
-def _flushing(sinks: Sequence[StagesWrites], start: bool) -> Iterator[Callable[[], None]]:
-    """A thread flushing the staging sinks' bodies to disk while the render goes on (the disk works while the
-    workers render, and the commit's own flush finds little left), stopped on leaving. The context's value
-    starts it (once): only after the render forked its workers, since only a single-threaded process forks."""
-    stop = threading.Event()
-    thread: threading.Thread | None = None
-
-    def loop() -> None:
-        while not stop.wait(FLUSH_EVERY_SECONDS):
-            for sink in sinks:
-                with contextlib.suppress(OSError):
-                    sink.flush_staged()
-
-    def begin() -> None:
-        nonlocal thread
-        if start and sinks and thread is None:
-            thread = threading.Thread(target=loop, name="obsctl-flush-staged", daemon=True)
-            thread.start()
-
-    try:
-        yield begin
-    finally:
-        stop.set()
-        if thread is not None:
-            thread.join()
-
-
 def _finish_plan(run: SinkRun, changes: list[Change], policy: Policy, hooks: Hooks) -> None:
     """A staging sink's plan: its desired changes and the prune of what it owns and no longer renders
     (the candidates and the mass-delete guard of `plan_sink`)."""
@@ -203,10 +171,8 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
     try:
         out: Any
         # closed on any error: the workers stop before the staged bodies are dropped
-        with contextlib.closing(render_mapped(catalog, templates, options, consume, workers=workers)) as chunks, \
-                _flushing([s for s, _kinds in staging], policy.apply) as flush_meanwhile:
+        with contextlib.closing(render_mapped(catalog, templates, options, consume, workers=workers)) as chunks:
             for out in chunks:
-                flush_meanwhile()  # the workers are forked by now
                 planned, kept = out
                 ids = {(p[0], p[1]) for p in planned}
                 if len(ids) < len(planned) or len({a.id for a in kept}) < len(kept):

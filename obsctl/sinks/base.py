@@ -130,11 +130,6 @@ class StagesWrites(Protocol):
         """Write the body aside, checked; raises PermanentError/TemporaryError like `put` (called in a worker)."""
         ...
 
-    def flush_staged(self) -> None:
-        """Start writing what was staged so far to disk (a head start on the flush `commit` must do; safe to
-        call from another thread while workers stage)."""
-        ...
-
     def commit(self, artifact_id: str, staged: Staged) -> None:
         """Put a staged body in place."""
         ...

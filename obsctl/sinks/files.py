@@ -569,12 +569,6 @@ class FilesSink:
             raise
         return Staged(artifact.path, artifact.digest, artifact.owner, target=placed.path, token=name)
 
-    def flush_staged(self) -> None:
-        """Flush the filesystem of the root (what was staged so far goes to disk while the render goes on; the
-        first commit flushes again, then only what is left). Nothing to flush yet when the root is missing."""
-        with contextlib.suppress(FileNotFoundError):
-            _syncfs(self.root)
-
     def commit(self, artifact_id: str, staged: Staged) -> None:
         """Put a staged body in place: announced in the journal, then renamed over its path (as `put` does)."""
         error = self.commit_many([(artifact_id, staged)])[0]
