@@ -152,11 +152,12 @@ def hold_routes(result: LoadResult) -> bool:
     from obsctl.render.routes import routing_team
 
     lost: dict[str, Problem] = {}
+    groups = {t.ref.name: t.ref for t in result.catalog.teams}  # a routing problem names its team by name
     for p in result.errors:
         if p.entity.startswith("group:") and p.entity in result.skipped:
             lost.setdefault(p.entity, p)
-        elif routing_team(p):
-            lost.setdefault(str(EntityRef.parse(routing_team(p), "group", "default")), p)
+        elif name := routing_team(p):
+            lost.setdefault(str(groups.get(name) or EntityRef("group", "default", name)), p)
     for team, p in sorted(lost.items()):
         result.problems.append(Problem(p.file, p.line, team, "routing", (
             "the Alertmanager config is kept as it is (not written): this team's routing is lost in this catalog "

@@ -152,3 +152,19 @@ def test_a_one_off_render_keeps_the_alertmanager_config_while_a_team_is_invalid(
     # fixed: written again
     converge(_files(_group("team-a", "PAFIX"), team_b_id="PBNEW"))
     assert b"/keys/PAFIX" in config.read_bytes() and b"/keys/PBNEW" in config.read_bytes()
+
+
+def test_the_one_off_warning_names_a_team_in_its_own_namespace() -> None:
+    from obsctl.app import check_routing, hold_routes, render_options
+    from obsctl.spec.load import load_catalog
+
+    settings = _settings(default_page=False)
+    templates = load_templates(settings)
+    group = {**_group("team-ns", "x"), "metadata": {"name": "team-ns", "namespace": "payments"}}  # no receivers
+    component = _component("pay", "payments/team-ns")
+    files = [SourceFile("g.yaml", yaml.safe_dump(group).encode()),
+             SourceFile("c.yaml", yaml.safe_dump(component).encode())]
+    result = check_routing(load_catalog(files, templates), templates, render_options(settings))
+    assert hold_routes(result)
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert (warning.file, warning.entity) == ("c.yaml", "group:payments/team-ns")
