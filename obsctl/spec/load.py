@@ -266,7 +266,8 @@ def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]
             out.records.append(("doc", target, sdoc, r, Origin(doc.file, doc.line(), "obsctl")))
         elif sloth.is_sloth(data):
             service, labels, slos = sloth.parse_sloth(r, data, templates)
-            if not service:
+            if not service or not _service_name(r, ("spec", "service") if "apiVersion" in data else ("service",),
+                                                service):
                 continue
             out.records.append(("attach", EntityRef("component", "default", service), slos,
                                 labels.get("owner", labels.get("team", "")),
@@ -275,7 +276,7 @@ def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]
             # One Pyrra document is one SLO: a bad one is reported and skipped alone.
             with r.contained():
                 service, owner, slos = pyrra.parse_pyrra(r, data, templates)
-            if not service:
+            if not service or not _service_name(r, ("metadata", "labels"), service):
                 continue
             out.records.append(("attach", EntityRef("component", "default", service), slos, owner,
                                 Origin(doc.file, doc.line(), "pyrra"), r, False))
@@ -432,7 +433,7 @@ class CatalogLoader:
             if kind != "SLO":
                 continue
             service, owner, slos = openslo.build_slos(odoc, oslo, self.templates)
-            if not service:
+            if not service or not _service_name(odoc.reader, ("spec", "service"), service):
                 continue
             # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
             out.append(("attach", EntityRef("component", "default", service), slos, owner,
@@ -590,6 +591,16 @@ def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[S
         entry.origin = origin
     entry.reader = entry.reader or reader
     return entry
+
+
+def _service_name(r: Reader, path: tuple[str | int, ...], service: str) -> bool:
+    """Whether an imported spec's service name is a valid entity name (it becomes a file path and a uid part);
+    an error at `path` when not, and the spec's SLOs attach to no service."""
+    if len(service) <= 63 and backstage.NAME_RE.match(service):
+        return True
+    r.problem(path, f"service {service[:80]!r} is not a valid entity name (1-63 of [A-Za-z0-9-_.], starting and "
+                    "ending with a letter or digit)")
+    return False
 
 
 def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, protocol: Protocol,

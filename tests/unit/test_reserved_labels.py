@@ -115,3 +115,21 @@ def test_a_team_label_on_one_severity_is_refused_too(where: str) -> None:
                 "alerting": {"name": "A", block: {"labels": {"team": "team-b"}}}}]}
     [error] = _load(("s.yml", yaml.safe_dump(spec))).errors
     assert error.field == f"slos.availability.{where}.team"
+
+
+@pytest.mark.parametrize("service", ["../../etc/passwd", "a/b", "-x", "x" * 64])
+def test_an_imported_specs_service_name_must_be_an_entity_name(service: str) -> None:
+    """Found by the loader fuzz test: a Sloth, Pyrra or OpenSLO service name became a service (and a file path)
+    unchecked, so `../../etc/passwd` reached a collector config's path."""
+    sloth_doc = {"version": "prometheus/v1", "service": service, "slos": []}
+    pyrra_doc = {"apiVersion": "pyrra.dev/v1alpha1", "kind": "ServiceLevelObjective",
+                 "metadata": {"name": "s", "labels": {"pyrra.dev/service": service}},
+                 "spec": {"target": "99", "window": "28d", "indicator": {"ratio": {
+                     "errors": {"metric": 'x_total{code="5xx"}'}, "total": {"metric": "x_total"}}}}}
+    openslo_doc = {"apiVersion": "openslo/v1", "kind": "SLO", "metadata": {"name": "delivery"},
+                   "spec": {"service": service, "indicatorRef": "missing", "budgetingMethod": "Occurrences",
+                            "timeWindow": [{"duration": "30d", "isRolling": True}], "objectives": [{"target": 0.99}]}}
+    for doc, field in ((sloth_doc, "service"), (pyrra_doc, "metadata.labels"), (openslo_doc, "spec.service")):
+        result = _load(("spec.yaml", yaml.safe_dump(doc)))
+        assert result.catalog.services == (), (doc, result.catalog.services)
+        assert any(p.field == field and "not a valid entity name" in p.message for p in result.errors), result.errors
