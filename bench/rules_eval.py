@@ -414,8 +414,7 @@ def vectorised_backfill_rules() -> str:
 
 # Tiles hold one sample per span (the generated rules record a tile only when their own series has none in
 # the span before): backfilled at their span, from the first span boundary of the data on.
-# Only the period's hourly tiles: the 1d/3d windows add up recorded 6h/1d windows (no 5m tile is recorded).
-TILE_INTERVALS = {"1h": 3600}
+TILE_INTERVALS = {"5m": 300, "1h": 3600}
 
 
 def vectorised_tile_rules(tile: str) -> str:
@@ -633,6 +632,7 @@ def _wait_complete(ctx: Context, url: str, t_end: int, timeout: float = 600.0) -
     """
     steps = {name: STEP_S for name in ("obsctl:slo_errors:rate5m", "obsctl:slo_requests:rate5m",
                                         "slo:sli_error:ratio_rate5m", METRIC)}
+    steps["obsctl:slo_rate_samples:count5m"] = TILE_INTERVALS["5m"]
     steps["obsctl:slo_requests:sum1h"] = TILE_INTERVALS["1h"]
     t0 = time.monotonic()
     short: float | None = None  # the most samples any series still misses

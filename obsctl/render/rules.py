@@ -2,20 +2,15 @@
 
 Per SLO (labels service, catalog_namespace, slo on every series; volatile metadata on `obsctl_slo_info`):
 
-- the short resolution (5m) on the raw counters: the request rate, the error rate (which reads that
-  recorded request rate where it needs the total) and their ratio;
-- longer windows (30m ... 3d): the sum of abutting values of a shorter recorded window (30m = six 5m
-  values, 5m apart; 1h = two 30m; 2h and 6h from 1h; 1d = four 6h; 3d = three 1d; see
-  `_SloRules.part_of`), one sample per value instead of every raw sample in the window, exact (the
-  raw counters' rate over the window) when the group's interval divides the part. The error rate is
-  recorded for the windows others add up from;
-- where no recorded window divides a (custom) window, and for every window of an error-ratio SLI:
-  up to RAW_WINDOW_MAX_S the raw counters; beyond, the ratio of the recorded 5m rates' sums over the
-  window, added up from abutting 5m tiles (sums of the 5m rates over the 5m before, and how many
-  rates each holds: `tile_rules`, `_tiled`);
-- the period: the ratio of the recorded 5m rates' sums over the period, added up from abutting hourly
-  tiles, which weights every scrape interval by its traffic (exact for occurrences budgeting) and
-  reads one tile per hour instead of every recorded rate; the period's request count from the
+- windows up to RAW_WINDOW_MAX_S (5m ... 6h): the request rate on the raw counters, then the error
+  ratio, whose error rate reads that recorded request rate where it needs the total; the error rate
+  itself is recorded at 5m only (dashboards and reports read it there);
+- tiles: sums of the recorded 5m rates over the 5m and the hour before each evaluation, and how many
+  rates each holds (`tile_rules`);
+- longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
+  added up from abutting tiles (5m tiles for the windows, hourly ones for the period; see
+  `_tiled`), which weights every scrape interval by its traffic (exact for occurrences budgeting)
+  and reads one tile per step instead of every recorded rate; the period's request count from the
   hourly tiles;
 - timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
 - burn rate per window and for the period, objective, budget, remaining budget;
@@ -23,7 +18,7 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
   optional budget-exhausted alert.
 
 Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
-5m); `meta`, once a minute, the 5m tiles (where a window reads them), the ticket tiers' windows and the burn-rate series
+5m); `meta`, once a minute, the 5m tiles, the ticket tiers' windows and the burn-rate series
 (dashboards), then the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the
 hourly tiles, the period's figures and the SLO's constants; `alerts` the page alerts. Rule
 evaluation cost is mostly per rule and per sample read, so rules nothing reads at the alerting
@@ -35,8 +30,6 @@ templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` du
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -45,7 +38,7 @@ from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
-from obsctl.model.entities import SLO, BudgetingMethod, Catalog, EventsSLI, Service
+from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.escape.gotemplate import literal as template_literal
 from obsctl.model.platform import Templates
 from obsctl.model.windows import AlertTier, WindowTable
@@ -57,10 +50,7 @@ from obsctl.render.sli import group_labels, number, selector, sli_queries
 from obsctl.render.yamlout import dump_yaml, header_line
 from obsctl.slo.alerts import enabled_tiers
 
-# A window no shorter recorded window divides reads the raw counters up to this, and the 5m tiles beyond
-RAW_WINDOW_MAX_S = 6 * 3600.0
-MAX_PARTS = 6  # a window adds up at most this many values of a shorter recorded window (else raw counters)
-PART_LABEL = "obsctl_part"  # tells the abutting values apart inside one expression; summed away
+RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
 # The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
 # burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
@@ -85,7 +75,7 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 # in the sli group next to the rates. A window of W reads W/TILE tiles through a subquery stepped by
 # the tile (a day: 288 points instead of 4,320 rates at a 20 s interval; the period: 720 hourly tiles
 # instead of 129,600), see `_tiled`.
-TILE_S = SHORT_S  # the tile of such longer windows (and of every long window of an error-ratio SLI)
+TILE_S = SHORT_S  # the tile of the windows longer than RAW_WINDOW_MAX_S (1d, 3d)
 PERIOD_TILE_S = 3600.0  # the tile of the period
 
 
@@ -196,88 +186,28 @@ class _SloRules:
         (the `sli` group). The others (ticket tiers' windows) are recorded once a minute (`meta`)."""
         return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
 
-    @functools.cached_property
-    def _part_table(self) -> dict[float, float | None]:
-        fast = self.fast_windows()
-        sli = self.slo.sli
-        ratio_sli = isinstance(sli, EventsSLI) and sli.error_ratio_query is not None
-        table: dict[float, float | None] = {}
-        for seconds in self.windows():
-            parts = [] if seconds <= SHORT_S or ratio_sli else [
-                w for w in self.windows()
-                if w < seconds and (seconds not in fast or w in fast)
-                and math.isclose(seconds / w, round(seconds / w)) and round(seconds / w) <= MAX_PARTS]
-            table[seconds] = max(parts, default=None)
-        return table
-
-    def part_of(self, seconds: float) -> float | None:
-        """The shorter window a window of `seconds` adds up from (`_abutting`), or None (raw counters, tiles).
-
-        The part must divide the window into at most MAX_PARTS and be recorded no later than the window:
-        a page tier's window (the `sli` group) from another `sli` window only, so its parts are as fresh
-        as itself; a `meta` window from any. The largest such part is taken (fewest lookups): 30m from
-        5m, 1h from 30m, 2h and 6h from 1h, 1d from 6h, 3d from 1d.
-        An error-ratio SLI (a query giving a ratio, no event counts) keeps its query over each window
-        up to RAW_WINDOW_MAX_S, and the tiles' time average beyond (as before): adding up its shorter
-        windows would weight them by time, not by events.
-        """
-        return self._part_table.get(seconds)
-
-    def parts(self) -> set[float]:
-        """The windows other windows add up from: their error rate is recorded too."""
-        return {p for p in self._part_table.values() if p is not None}
-
-    def _abutting(self, template: str, part_s: float, n: int) -> str:
-        """The sum of `n` abutting values of a recorded `part_s` window: now, `part_s` ago, ... (`n` lookups).
-
-        A rule's sample from `k x part_s` ago covers exactly the `part_s` before that when the group's
-        interval divides `part_s` (Prometheus evaluates a group on a fixed grid), so the values abut and
-        their sum is the rate over `n x part_s`, read from one sample each instead of every raw sample
-        in the window. A value missing (the series is younger than the window) counts as no events, as
-        the raw counters' rate over the window would; the sum exists while any value does.
-        """
-        ref = self.ref(template, _win(part_s))
-        terms = [f'label_replace({ref}{f" offset {format_duration(k * part_s)}" if k else ""}, '
-                 f'"{PART_LABEL}", "{k}", "", "")' for k in range(n)]
-        return f"sum without ({PART_LABEL}) (\n  " + "\nor\n  ".join(terms) + "\n)"
-
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
 
-        The short resolution (5m) from the raw series: the request rate, then the error rate (which
-        reads that recorded request rate where it needs the total), then their ratio. Longer windows from
-        abutting values of a shorter recorded window (`part_of`, `_abutting`: 30m from six 5m, 1h from
-        two 30m, 2h and 6h from 1h, 1d from four 6h, 3d from three 1d); where no recorded window divides
-        one, up to RAW_WINDOW_MAX_S from the raw series, beyond from the 5m tiles (`tiled_rates`). The error rate
-        is recorded for the short resolution (dashboards and reports read it there) and for the windows
-        others add up from; the others' ratio reads the sum of their parts' error rates directly.
+        Up to RAW_WINDOW_MAX_S from the raw series: the request rate, then the error ratio, whose
+        error rate reads that recorded request rate where it needs the total. Longer windows from the
+        tiles (`tiled_rates`). The error rate itself is recorded for the short resolution only:
+        dashboards and reports read it there, and nothing reads it over longer windows.
         """
         w = _win(seconds)
         requests, ratio = cv.series(cv.SERIES_TOTAL, w), cv.series(cv.SERIES_ERROR_RATIO, w)
-        errors = cv.series(cv.SERIES_ERRORS, w)
-        record_errors = seconds == SHORT_S or seconds in self.parts()
-        part = self.part_of(seconds)
         rules: list[Rule] = []
-        if part is None and seconds > RAW_WINDOW_MAX_S:
-            tiled_errors, total = self.tiled_rates(seconds, TILE_S)
+        if seconds > RAW_WINDOW_MAX_S:
+            errors, total = self.tiled_rates(seconds, TILE_S)
             rules.append(self.record(requests, f"{total}\n/\n{self.tiled_count(seconds, TILE_S)}"))
-            rules.append(self.record(ratio, f"{tiled_errors}\n/\n{total}"))
-        elif part is not None:
-            n = round(seconds / part)
-            rules.append(self.record(requests, f"{self._abutting(cv.SERIES_TOTAL, part, n)}\n/ {n}"))
-            summed = self._abutting(cv.SERIES_ERRORS, part, n)
-            if record_errors:
-                rules.append(self.record(errors, f"{summed}\n/ {n}"))
-                rules.append(self.record(ratio, f"{self.ref(errors, w)}\n/\n{self.ref(requests, w)}"))
-            else:
-                rules.append(self.record(ratio, f"{summed}\n/\n({self.ref(requests, w)} * {n})"))
+            rules.append(self.record(ratio, f"{errors}\n/\n{total}"))
         else:
             q = sli_queries(self.svc, self.slo, self.templates, w, self.environment, total_ref=self.ref(requests, w))
             rules.append(self.record(requests, q.total))
             on = f" on({', '.join(self.groups)})"
-            if record_errors:
-                rules.append(self.record(errors, q.errors))
-                rules.append(self.record(ratio, f"{self.ref(errors, w)}\n/\n{self.ref(requests, w)}"))
+            if seconds == SHORT_S:
+                rules.append(self.record(cv.series(cv.SERIES_ERRORS, w), q.errors))
+                rules.append(self.record(ratio, f"{self.ref(cv.SERIES_ERRORS, w)}\n/\n{self.ref(requests, w)}"))
             else:
                 rules.append(self.record(ratio, f"({q.errors})\n/{on}\n{self.ref(requests, w)}"))
         if self.timeslices:
@@ -301,10 +231,8 @@ class _SloRules:
 
     def meta_rules(self) -> list[Rule]:
         """Tiles, the other windows' rates and ratios, and every window's burn rate (the `meta` group)."""
-        # 5m tiles for a window longer than RAW_WINDOW_MAX_S that no shorter window divides (the hourly ones
-        # are the period group's own)
-        tiled = any(w > RAW_WINDOW_MAX_S and self.part_of(w) is None for w in self.windows())
-        rules = self.tile_rules(TILE_S) if tiled else []
+        # the windows' 5m tiles (the hourly ones are the period group's own)
+        rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
         fast = self.fast_windows()
         for seconds in self.windows():
             if seconds not in fast:

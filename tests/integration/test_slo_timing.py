@@ -125,11 +125,10 @@ def test_error_ratio_just_under_slowest_threshold_never_fires(tmp_path: Path, pe
     assert fired.get(over.end_s), "a ratio 2% over the slowest threshold should fire"
 
 
-def test_day_windows_at_one_minute_resolution_fire_on_time(tmp_path: Path) -> None:
-    """At 1m steps the 1d/3d ratios are the raw counters' (they add up abutting recorded 6h and 1d
-    windows, rules._SloRules.part_of): a ticket tier fires within two steps of its detection time.
-    (When they added up 5m tiles they trailed by up to 2.5 minutes plus one tile: the bound was
-    det + 150 + 300 + 2 steps.)"""
+def test_day_windows_at_one_minute_resolution_lag_by_at_most_one_tile_more(tmp_path: Path) -> None:
+    """At 1m steps the 1d/3d ratios trail the raw truth by about 2.5 minutes (the recorded 5m rates) plus
+    up to one 5m tile: they add up the 5m tiles read at 5m boundaries (rules._tiled), so the window ends
+    at the last boundary. A ticket tier fires at most that much later; the pages' windows read raw counters."""
     period, objective = 30, OBJECTIVE
     tier = TEMPLATES.windows[period].tier("ticket-fast")
     step = 60.0
@@ -146,4 +145,4 @@ def test_day_windows_at_one_minute_resolution_fire_on_time(tmp_path: Path) -> No
     timing = measure(firing_from_probe(result.stdout + result.stderr), tier.name, baseline, None, times)
     print(f"\nTIMING 99.9%/30d ticket-fast at 1m steps: detect {timing.detection_s}s (theory {det:.1f}s)")
     assert timing.detection_s is not None
-    assert det <= timing.detection_s <= det + 2 * step
+    assert det <= timing.detection_s <= det + 150 + 300 + 2 * step

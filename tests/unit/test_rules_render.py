@@ -11,7 +11,6 @@ import yaml
 
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Kind
-from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import (
     AlertPolicy,
     BudgetingMethod,
@@ -90,12 +89,18 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     info = next(r for r in records if r["record"] == cv.SERIES_INFO)
     assert info["labels"]["objective"] == "99.9" and info["labels"]["team"] == "team-payments"
     by_name = {r["record"]: r["expr"] for r in records}
-    # long windows: ratios of counts (error rate over request rate), never an average of ratios or a raw
-    # read: 1d adds up four 6h values, 3d three 1d values (below); no 5m tile is left to record
+    # long windows: ratio of sums of the recorded 5m rates, never an average of ratios or raw counters;
+    # the sums add up abutting tiles (sums of the 5m rates over 5m, or an hour for the period)
     sel = '{service="checkout",catalog_namespace="default",slo="availability"}'
     assert by_name["obsctl:slo_error_ratio:rate1d"] == (
-        f"obsctl:slo_errors:rate1d{sel}\n/\nobsctl:slo_requests:rate1d{sel}")
-    assert not any(":sum5m" in n or ":count5m" in n for n in names)
+        f"sum_over_time(obsctl:slo_errors:sum5m{sel}[23h59m59s999ms])\n/\n"
+        f"sum_over_time(obsctl:slo_requests:sum5m{sel}[23h59m59s999ms])")
+    assert by_name["obsctl:slo_requests:rate1d"] == (
+        f"sum_over_time(obsctl:slo_requests:sum5m{sel}[23h59m59s999ms])\n/\n"
+        f"sum_over_time(obsctl:slo_rate_samples:count5m{sel}[23h59m59s999ms])")
+    assert by_name["obsctl:slo_errors:sum5m"] == (
+        f"sum_over_time(obsctl:slo_errors:rate5m{sel}[4m59s999ms])\nunless\n"
+        f"count_over_time(obsctl:slo_errors:sum5m{sel}[4m59s999ms])")
     assert by_name["obsctl:slo_rate_samples:count1h"].startswith(
         f"count_over_time(obsctl:slo_requests:rate5m{sel}[59m59s999ms])\nunless\n")
     assert "http_server" not in by_name["obsctl:slo_error_ratio:period"]
@@ -106,24 +111,12 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     # each tile records only when its own series has no sample in the span before
     assert by_name["obsctl:slo_errors:sum1h"].endswith(
         f"unless\ncount_over_time(obsctl:slo_errors:sum1h{sel}[59m59s999ms])")
-    # 5m on the raw counters; the error rate reads the request rate recorded just before it
-    assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_errors:rate5m"]
-    assert f"or on() (0 * (obsctl:slo_requests:rate5m{sel}))" in by_name["obsctl:slo_errors:rate5m"]
-    # 30m ... 3d add up abutting values of a shorter recorded window, never the raw counters
-    for w, part, n in (("30m", "5m", 6), ("1h", "30m", 2), ("2h", "1h", 2), ("6h", "1h", 6), ("1d", "6h", 4),
-                       ("3d", "1d", 3)):
-        for expr in (by_name[f"obsctl:slo_requests:rate{w}"], by_name[f"obsctl:slo_error_ratio:rate{w}"]):
-            assert "http_server" not in expr and "[" not in expr, (w, expr)
-        total = by_name[f"obsctl:slo_requests:rate{w}"]
-        offsets = [format_duration(k * parse_duration(part)) for k in range(1, n)]
-        assert total.startswith("sum without (obsctl_part) (") and total.endswith(f"\n/ {n}")
-        assert total.count(f"obsctl:slo_requests:rate{part}{sel}") == n
-        assert all(f"obsctl:slo_requests:rate{part}{sel} offset {o}," in total for o in offsets)
-        assert f"offset {format_duration(n * parse_duration(part))}" not in total
-    # the error rate is recorded at 5m and for the windows others add up from, nowhere else
-    assert {n for n in names if n.startswith("obsctl:slo_errors:rate")} == {
-        f"obsctl:slo_errors:rate{w}" for w in ("5m", "30m", "1h", "6h", "1d")}
-    assert by_name["obsctl:slo_error_ratio:rate2h"].endswith(f"/\n(obsctl:slo_requests:rate2h{sel} * 2)")
+    # short windows: the raw counters; the error rate reads the request rate recorded just before it
+    assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_error_ratio:rate1h"]
+    assert f"or on() (0 * (obsctl:slo_requests:rate1h{sel}))" in by_name["obsctl:slo_error_ratio:rate1h"]
+    # the error rate itself only at the short resolution (dashboards and reports read it there)
+    assert "obsctl:slo_errors:rate5m" in names and not any(
+        n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
     # page tiers' windows at the rules' interval, the ticket tiers' and burn rates once a minute
     sli, meta = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:2])
     sli_names = {r["record"] for r in sli["rules"]}
@@ -175,26 +168,8 @@ def test_events_sli_substitutes_window_and_sums() -> None:
     groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
     records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
     assert "{{window}}" not in "".join(records.values())
-    assert "jobs_total[5m]" in records["obsctl:slo_requests:rate5m"]
-    assert 'jobs_total{ok="1"}[5m]' in records["obsctl:slo_errors:rate5m"]
-    # longer windows add up the recorded 5m/30m/1h rates: counts add up whatever the query
-    assert "jobs_total" not in records["obsctl:slo_requests:rate30m"] + records["obsctl:slo_error_ratio:rate6h"]
-
-
-def test_error_ratio_sli_keeps_its_query_over_each_window() -> None:
-    """A ratio query has no event counts: averaging its 5m values would weight them by time, so every
-    window up to 6h evaluates the user's ratio over the whole window; 1d and 3d average its 5m values
-    over the 5m tiles, as before (docs/imports.md: a raw ratio's long windows average it over time)."""
-    svc = availability_service(0.99, 30)
-    slo = replace(svc.slos[0], sli=EventsSLI(total_query="", error_ratio_query="avg(job:error_ratio:rate{{window}})"))
-    groups = rules.service_groups(replace(svc, slos=(slo,)), TEMPLATES, RenderOptions())
-    records = {r["record"]: r["expr"] for g in groups for r in g["rules"] if "record" in r}
-    for w in ("30m", "1h", "2h", "6h"):
-        assert f"job:error_ratio:rate{w}" in records[f"obsctl:slo_error_ratio:rate{w}"]
-        assert "obsctl_part" not in records[f"obsctl:slo_error_ratio:rate{w}"]
-    for w in ("1d", "3d"):
-        assert "sum_over_time(obsctl:slo_errors:sum5m" in records[f"obsctl:slo_error_ratio:rate{w}"]
-    assert "obsctl:slo_errors:sum5m" in records
+    assert "jobs_total[30m]" in records["obsctl:slo_requests:rate30m"]
+    assert 'jobs_total{ok="1"}[30m]' in records["obsctl:slo_error_ratio:rate30m"]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
