@@ -578,7 +578,8 @@ class FilesSink:
     def commit_many(self, items: Sequence[tuple[str, Staged]]) -> list[Exception | None]:
         """Put staged bodies in place: every one announced in the journal (one write), the filesystem flushed
         once (the staged bodies and those lines), then each renamed over its path. The error of each item (None
-        when in place): one that fails is reverted alone, as a failed `put` is.
+        when in place): one that fails is reverted alone, as a failed `put` is; a journal or flush that fails is
+        the error of every item (none is renamed), so the rest of a plan still runs.
 
         The crash rules are `put`'s, item by item (see the module doc): an announced path not renamed yet is
         owned and drifted when it was owned, and not adopted when it was not (its bytes are not the announced
@@ -606,7 +607,12 @@ class FilesSink:
             if not todo:
                 return errors
             befores = [self._files.get(rel) for _i, _s, _t, rel, _e in todo]
-            self._append_lines([_announcement(rel, entry) for _i, _s, _t, rel, entry in todo])
+            try:
+                self._append_lines([_announcement(rel, entry) for _i, _s, _t, rel, entry in todo])
+            except Exception as exc:  # the journal refused the batch (a full disk): no item of it is in place
+                for i, *_ in todo:
+                    errors[i] = exc
+                return errors
             for _i, _s, _t, rel, entry in todo:
                 self._set(rel, entry)
             self._dirty = True
@@ -614,7 +620,14 @@ class FilesSink:
             done = 0
             try:
                 if not self._flushed:  # before the first rename, so no rename exposes bytes not on disk yet
-                    _syncfs(self.root)
+                    try:
+                        _syncfs(self.root)
+                    except Exception as exc:  # an I/O error: renamed, bodies might not survive a power loss
+                        for i, *_ in todo:
+                            errors[i] = exc
+                        reverted.extend((rel, before) for (_i, _s, _t, rel, _e), before in zip(todo, befores,
+                                                                                             strict=True))
+                        return errors
                     self._flushed = True
                 for i, source, target, rel, entry in todo:
                     try:

@@ -305,3 +305,41 @@ def test_a_killed_render_worker_is_an_error_of_the_command_not_a_hang(
     assert code == 1
     assert "render worker" in err.getvalue() and "killed by signal 9" in err.getvalue()
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("fault", ["journal", "flush"])
+def test_a_journal_or_flush_that_fails_fails_the_staged_writes_and_the_rest_of_the_plan_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    import errno
+
+    from obsctl.reconcile.apply import OutcomeState
+    from obsctl.sinks import files
+
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(30, 7)
+    converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=1)
+    edited = Catalog(tuple(replace(s, description="changed") if i < 2 else s
+                           for i, s in enumerate(catalog.services[:28])), catalog.teams)
+    before = tree(root)
+    disk_full = OSError(errno.ENOSPC, "No space left on device")
+    if fault == "journal":
+        def refuse(self: FilesSink, lines: list[str]) -> None:
+            raise disk_full
+        monkeypatch.setattr(FilesSink, "_append_lines", refuse)
+    else:
+        def refuse_flush(directory: Path) -> None:
+            raise disk_full
+        monkeypatch.setattr(files, "_syncfs", refuse_flush)
+    run = converge_catalog(edited, TEMPLATES, RenderOptions(), [FilesSink(root)],
+                           policy=Policy(max_delete_fraction=1.0), workers=1).report.runs[0]  # no exception raised
+    writes = {c.id for c in run.plan.writes if c.action is not Action.DELETE}
+    deletes = {c.id for c in run.plan.of(Action.DELETE)}
+    assert writes and deletes
+    outcomes = {o.id: o for o in run.result.outcomes}  # type: ignore[union-attr]
+    assert {i for i in writes if outcomes[i].state is OutcomeState.FAILED_PERMANENT} == writes
+    assert all("No space left" in (outcomes[i].error or "") for i in writes)
+    assert deletes <= set(outcomes)  # the deletes after the failed batch were still attempted
+    changed = {str(Path(c.path)) for c in run.plan.writes if c.action is not Action.DELETE}
+    after = tree(root)
+    assert all(after.get(p) == before.get(p) for p in changed)  # no staged body renamed into place
+    assert not list(root.glob(f"{STAGING_PREFIX}*"))
