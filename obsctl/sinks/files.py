@@ -30,8 +30,9 @@ in place (`commit_many`), through the same announce-then-rename protocol as `put
 catalog rendered and the prune passed its guard: nothing is in place before that, a refused or failed
 run leaves the files as they were, and a staging directory left by a killed process is removed by the
 next run (it holds nothing anyone owns). A batch is announced in one journal write, then the filesystem
-is flushed once (the staged bodies and those journal lines reach the disk before any rename), then each
-body is renamed into place.
+is flushed once before the first rename of the run (the staged bodies and the first batch's journal lines
+reach the disk; a later batch's lines have `put`'s guarantee, no flush per line), then each body is renamed
+into place.
 
 Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
 A fast listing stats each file and trusts the recorded digest while its size, mtime, ctime and inode
@@ -622,7 +623,7 @@ class FilesSink:
                 if not self._flushed:  # before the first rename, so no rename exposes bytes not on disk yet
                     try:
                         _syncfs(self.root)
-                    except Exception as exc:  # an I/O error: renamed, bodies might not survive a power loss
+                    except Exception as exc:  # an I/O error: nothing renamed (the bodies might not be on disk)
                         for i, *_ in todo:
                             errors[i] = exc
                         reverted.extend((rel, before) for (_i, _s, _t, rel, _e), before in zip(todo, befores,
@@ -643,7 +644,8 @@ class FilesSink:
                         # what obsctl just wrote needs no hashing before a fast listing trusts it (module doc)
                         observed = Observed(entry.id, None, entry.digest, owner=entry.owner,
                                             read=functools.partial(_read_or_empty, target))
-                        self._trusted[rel] = (_stat_key(os.stat(target)), entry, observed)
+                        with contextlib.suppress(OSError):  # in place either way; untrusted, it is hashed
+                            self._trusted[rel] = (_stat_key(os.stat(target)), entry, observed)
                         if self._listed is not None:
                             self._listed[entry.id] = observed
                     done += 1

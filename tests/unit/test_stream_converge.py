@@ -343,3 +343,24 @@ def test_a_journal_or_flush_that_fails_fails_the_staged_writes_and_the_rest_of_t
     after = tree(root)
     assert all(after.get(p) == before.get(p) for p in changed)  # no staged body renamed into place
     assert not list(root.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_a_stat_that_fails_after_a_rename_leaves_the_file_in_place_and_owned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from obsctl.reconcile.apply import OutcomeState
+    from obsctl.sinks import files
+
+    def refuse(_st: os.stat_result) -> tuple[int, ...]:
+        raise OSError("stat refused")
+
+    monkeypatch.setattr(files, "_stat_key", refuse)
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(5, 7)
+    run = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(),
+                           workers=1).report.runs[0]
+    assert run.result is not None and run.result.outcomes
+    assert {o.state for o in run.result.outcomes} == {OutcomeState.APPLIED}
+    monkeypatch.undo()
+    again = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(),
+                             workers=1).report.runs[0]
+    assert not again.plan.writes  # owned and unchanged: nothing rewritten, nothing adopted as foreign
