@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from obsctl.config import Settings
 from obsctl.errors import ConfigError, Problem, Severity
 from obsctl.model.artifact import DesiredState, Kind
+from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
@@ -68,6 +69,11 @@ def rendered_kinds(settings: Settings) -> frozenset[Kind]:
     return frozenset(kinds)
 
 
+def _dependency_group_wait(settings: Settings) -> str:
+    wait = parse_duration(settings.alerting.dependency_wait)
+    return format_duration(parse_duration(settings.alerting.group_wait) + wait) if wait > 0 else ""
+
+
 def render_options(settings: Settings) -> RenderOptions:
     """Plain values for the renderers."""
     teams = tuple(sorted((name, _routing(list(t.page), list(t.ticket)))
@@ -86,6 +92,7 @@ def render_options(settings: Settings) -> RenderOptions:
         group_wait=settings.alerting.group_wait,
         group_interval=settings.alerting.group_interval,
         repeat_interval=settings.alerting.repeat_interval,
+        dependency_group_wait=_dependency_group_wait(settings),
         outputs=rendered_kinds(settings),
         kubernetes=KubernetesOptions(
             rules_namespace=settings.kubernetes.rules_namespace,

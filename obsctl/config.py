@@ -437,9 +437,22 @@ class AlertingSettings(_Strict):
     group_wait: str = "30s"
     group_interval: str = "5m"
     repeat_interval: str = "4h"
+    # Added to group_wait for the pages of a service with dependencies, so its dependency's page (evaluated
+    # in another rule group, at another offset) reaches Alertmanager first and mutes them: at least twice
+    # Prometheus' rule evaluation interval. "0s" = no wait (a dependent then pages whenever its alert is first).
+    dependency_wait: str = "2m"
     alertmanager_url: str = ""  # POST /-/reload after a config change
     config_dir: Path | None = None  # where alertmanager.yml is written (the Alertmanager sink is off without it)
     amtool: str = "amtool"
+
+    def _check(self) -> None:
+        from obsctl.model.durations import parse_duration
+
+        for key in ("group_wait", "group_interval", "repeat_interval", "dependency_wait"):
+            try:
+                parse_duration(getattr(self, key))
+            except ValueError as exc:
+                raise ValueError(f"alerting.{key}: {exc}") from None
 
 
 class RulerSettings(_Strict):

@@ -82,6 +82,7 @@ class RenderOptions:
     group_wait: str = "30s"  # Alertmanager route timing
     group_interval: str = "5m"
     repeat_interval: str = "4h"
+    dependency_group_wait: str = ""  # the group_wait of a dependent's pages ("" = group_wait)
     grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
     outputs: frozenset[Kind] = DEFAULT_OUTPUTS  # the artifact kinds to render; renderers build nothing else
     kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)

@@ -39,6 +39,9 @@ from obsctl.render.context import RenderContext, ServiceSummary, by_team, summar
 from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
+# The severity a dependency's alert mutes in its dependents (and the one it mutes with); the routes of a
+# dependent's alerts of this severity wait `dependency_group_wait` for the dependency's alert to arrive.
+DEPENDENCY_MUTED = "page"
 GROUP_BY = ["alertname", cv.LABEL_NAMESPACE, cv.LABEL_SERVICE, cv.LABEL_SLO]
 SLO_IDENTITY = [cv.LABEL_NAMESPACE, cv.LABEL_SERVICE, cv.LABEL_SLO]
 
@@ -339,19 +342,27 @@ def team_piece(team: EntityRef, summaries: Sequence[ServiceSummary], ctx: Render
         emitting = [s for s in summaries if severity in s.severities]
         if not emitting:
             continue
+        wait = options.dependency_group_wait if severity == DEPENDENCY_MUTED else ""
+        team_routed_dependents = False
         for svc in emitting:
             own = service_specs(svc, severity, options)
-            if own and svc.entity is not None:
+            if not (own and svc.entity is not None):
+                team_routed_dependents |= bool(svc.depends_on)
+            else:
                 name = f"{cv.receiver_name(team, severity)}-{svc.entity.namespace}-{svc.entity.name}"
                 receivers.append(receiver(name, own))
                 sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity),
                                    matcher(cv.LABEL_NAMESPACE, svc.entity.namespace),
                                    matcher(cv.LABEL_SERVICE, svc.entity.name)], name))
+                if wait and svc.depends_on:
+                    sub[-1]["group_wait"] = wait
         specs, _source = resolve(team, group, severity, options)
         if specs:
             name = cv.receiver_name(team, severity)
             receivers.append(receiver(name, specs))
             sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
+            if wait and team_routed_dependents:
+                sub[-1]["routes"] = [{"matchers": [matcher(cv.LABEL_DEPENDS_ON, ".+", "=~")], "group_wait": wait}]
     route = {"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
     keys, edges = _dependency_graph(summaries)
     return TeamRoutes(team, route, tuple(receivers), yamltext.dump_at([route], 2),
@@ -377,9 +388,10 @@ def _dependency_rule(dep: EntityRef) -> dict[str, Any]:
     key = cv.dependency_key(dep)
     pattern = ".*\\|" + key.replace(".", "[.]") + "\\|.*"  # names hold [A-Za-z0-9._-] and one /
     return {
-        "source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_NAMESPACE, dep.namespace),
-                            matcher(cv.LABEL_SERVICE, dep.name)],
-        "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, "page"), matcher(cv.LABEL_DEPENDS_ON, pattern, "=~")],
+        "source_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, DEPENDENCY_MUTED),
+                            matcher(cv.LABEL_NAMESPACE, dep.namespace), matcher(cv.LABEL_SERVICE, dep.name)],
+        "target_matchers": [matcher(cv.LABEL_SEVERITY_CLASS, DEPENDENCY_MUTED),
+                            matcher(cv.LABEL_DEPENDS_ON, pattern, "=~")],
         "equal": [cv.LABEL_ENVIRONMENT],
     }
 

@@ -195,3 +195,41 @@ def test_one_inhibit_rule_per_dependency_and_none_on_a_cycle() -> None:
     assert rules[0]["equal"] == ["environment"]
     selfish = next(s for s in catalog.services if s.name == "self")
     assert selfish.depends_on == ()  # a service never depends on itself
+
+
+def test_a_dependents_pages_wait_for_the_dependencys_page_and_nothing_else_waits() -> None:
+    """Rule groups evaluate at their own offsets: a dependent's page may reach Alertmanager first. Its route
+    waits `dependency_group_wait` so the dependency's page arrives and mutes it; other routes keep group_wait."""
+    from obsctl.app import render_options
+
+    catalog = _load(_group("team-a"), _group("team-b"),
+                    _component("db", "team-a"),
+                    _component("app", "team-a", ["component:db"]),
+                    _component("svc", "team-a", ["component:db"], **{"pagerduty.com/service-id": "PSVC"}),
+                    _component("web", "team-b"))
+    hook = (ReceiverSpec("h", "webhook", (("url", "http://127.0.0.1:9/h"),)),)
+    base = RenderOptions(catalog_integrations=(PD,), default_routing=TeamRouting(page=hook, ticket=hook))
+    settings = load_settings(None, alerting={"group_wait": "30s", "dependency_wait": "2m"})
+    assert render_options(settings).dependency_group_wait == "2m30s"
+    options = RenderOptions(**{**base.__dict__, "dependency_group_wait": "2m30s"})
+    doc = routes.config(catalog, TEMPLATES, options)
+    teams = {r["matchers"][0]: r["routes"] for r in doc["route"]["routes"]}
+    a = {tuple(r["matchers"]): r for r in teams['team="team-a"']}
+    own = a[('obsctl_severity="page"', 'catalog_namespace="default"', 'service="svc"')]
+    assert own["group_wait"] == "2m30s"  # its own PagerDuty service, and it has a dependency
+    page = a[('obsctl_severity="page"',)]
+    assert "group_wait" not in page  # db pages at once
+    assert page["routes"] == [{"matchers": ['obsctl_depends_on=~".+"'], "group_wait": "2m30s"}]  # app waits
+    assert "group_wait" not in a[('obsctl_severity="ticket"',)] and "routes" not in a[('obsctl_severity="ticket"',)]
+    assert all("routes" not in r and "group_wait" not in r for r in teams['team="team-b"'])  # nobody depends
+    # "0s" turns the wait off: the routing tree is the one without dependencies' waits
+    off = render_options(load_settings(None, alerting={"dependency_wait": "0s"}))
+    assert off.dependency_group_wait == ""
+    plain = routes.config(catalog, TEMPLATES, base)
+    assert "group_wait" not in yaml.safe_dump(plain["route"]["routes"])
+
+
+def test_alerting_durations_are_checked_at_load() -> None:
+    for key in ("group_wait", "dependency_wait"):
+        with pytest.raises(ConfigError, match=f"alerting.{key}: not a duration"):
+            load_settings(None, alerting={key: "soon"})
