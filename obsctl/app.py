@@ -17,7 +17,14 @@ from obsctl.model.source import SourceFile
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import ALL_KINDS, Hooks, Policy, carry_forward
 from obsctl.render import render_all
-from obsctl.render.options import CatalogIntegration, KubernetesOptions, ReceiverSpec, RenderOptions, TeamRouting
+from obsctl.render.options import (
+    CatalogIntegration,
+    HeldRoutes,
+    KubernetesOptions,
+    ReceiverSpec,
+    RenderOptions,
+    TeamRouting,
+)
 from obsctl.sources.directory import read_directory, read_template_tree
 from obsctl.spec.load import CatalogLoader, LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
@@ -151,25 +158,75 @@ def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
                       sorted({*result.skipped, *lost}))
 
 
-def hold_routes(result: LoadResult) -> bool:
-    """Whether a one-off command keeps the Alertmanager config as it is (neither written nor pruned), adding a
-    warning per team that says why: some team's routing is lost in this read (its Group was held back for
-    errors, or the routing check held its services back). With no memory of the team's last good Group, the
-    config in place is its last good route; `serve` keeps that Group instead (reconcile.desired)."""
+def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
+    """Each team whose routing is lost in this read (its Group held back for errors, or the routing check held its
+    services back), with the first error that says why."""
     from obsctl.render.routes import routing_team
 
-    lost: dict[str, Problem] = {}
+    lost: dict[EntityRef, Problem] = {}
     groups = {t.ref.name: t.ref for t in result.catalog.teams}  # a routing problem names its team by name
     for p in result.errors:
         if p.entity.startswith("group:") and p.entity in result.skipped:
-            lost.setdefault(p.entity, p)
+            lost.setdefault(EntityRef.parse(p.entity, "group"), p)
         elif name := routing_team(p):
-            lost.setdefault(str(groups.get(name) or EntityRef("group", "default", name)), p)
-    for team, p in sorted(lost.items()):
-        result.problems.append(Problem(p.file, p.line, team, "routing", (
-            "the Alertmanager config is kept as it is (not written): this team's routing is lost in this catalog "
-            "(see its errors); its alerts keep their last good route until it is fixed"), Severity.WARNING))
+            lost.setdefault(groups.get(name) or EntityRef("group", "default", name), p)
+    return lost
+
+
+def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True) -> bool:
+    """Whether some team's routing is lost in this read (`lost`, by default `lost_routing`), adding a warning per
+    such team that says what a one-off command does about it: with no memory of the team's last good Group, the
+    config in place holds its last good route. `whole`: the whole Alertmanager config is kept as it is (neither
+    written nor pruned: the config in place could not be read completely); otherwise only the team's route and
+    receivers are kept as the config in place has them, and every other team is rendered from the catalog.
+    `serve` keeps the last good Group instead (reconcile.desired)."""
+    lost = lost_routing(result) if lost is None else lost
+    what = ("the Alertmanager config is kept as it is (not written: the config in place could not be read)" if whole
+            else "this team's route and receivers are kept as the Alertmanager config in place has them (the other "
+                 "teams follow the catalog)")
+    for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
+        result.problems.append(Problem(p.file, p.line, str(team), "routing", (
+            f"{what}: this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
+            "good route until it is fixed"), Severity.WARNING))
     return bool(lost)
+
+
+def held_routes(result: LoadResult, unchecked: LoadResult, templates: Templates, sinks: list[Sink], *,
+                complete: bool) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
+    """The part of the Alertmanager config in place of each team whose routing `result` lost (`lost_routing`; and,
+    when the read is not `complete`, of each team the config in place routes whose Group the read lacks: the file
+    that failed may hold it), with what the team's services the routing check held back bring to the dependency
+    inhibitions, and those teams with the error that explains each; None when the config in place cannot be read
+    completely. `unchecked`: the same read before the routing check."""
+    from obsctl.reconcile.routes_in_place import config_in_place, held_team_parts, routed_teams
+    from obsctl.render.context import summary_of
+    from obsctl.render.routes import held_part
+
+    lost = lost_routing(result)
+    body = config_in_place(sinks)
+    routed = routed_teams(body) if body is not None and not complete else set()
+    if body is None or routed is None:
+        # as before this module took team parts from it: an incomplete read with no team known lost writes the config
+        return None if lost else ((), lost)
+    if not complete:
+        read = {t.ref.name for t in result.catalog.teams}
+        owners = {s.team.name: s.team for s in unchecked.catalog.services}
+        unpinned = next((p for p in result.errors if not p.entity), result.errors[0])  # what made it incomplete
+        for name in sorted(routed - read):
+            ref = owners.get(name) or EntityRef("group", "default", name)
+            lost.setdefault(ref, unpinned)
+    if not lost:
+        return (), lost
+    parts = held_team_parts(body, lost)
+    if parts is None:
+        return None
+    rendered = {s.ref for s in result.catalog.services}
+    held_back: dict[EntityRef, list[Service]] = {}
+    for svc in unchecked.catalog.services:
+        if svc.team in lost and svc.ref not in rendered:
+            held_back.setdefault(svc.team, []).append(svc)
+    return tuple(held_part(team, *parts[team], [summary_of(s, templates) for s in held_back.get(team, [])])
+                 for team in sorted(lost, key=str)), lost
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
@@ -197,10 +254,19 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     selection = options.outputs & (only if only is not None else ALL_KINDS)
     if phase:
         phase("loading the catalog")
-    result = load_path(path, settings, templates, routing=alerting_selected(selection))
-    if Kind.ALERTMANAGER_CONFIG in selection and hold_routes(result):
-        selection -= {Kind.ALERTMANAGER_CONFIG}
+    unchecked = load_path(path, settings, templates, routing=False)
+    result = check_routing(unchecked, templates, options) if alerting_selected(selection) else unchecked
     protected, frozen, complete = carry_forward(result)
+    if Kind.ALERTMANAGER_CONFIG in selection and (not complete or lost_routing(result)):
+        # only the teams whose routing is lost keep their part of the config in place; the whole config only when
+        # that cannot be read completely
+        held = held_routes(result, unchecked, templates, sinks, complete=complete)
+        if held is None:
+            hold_routes(result, whole=True)
+            selection -= {Kind.ALERTMANAGER_CONFIG}
+        else:
+            hold_routes(result, held[1], whole=False)
+            options = dataclasses.replace(options, held_routes=held[0])
     policy = Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
                     max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,
                     strict_mass_delete=True, apply=apply, retry=RetryPolicy())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from obsctl.model.artifact import Kind
+from obsctl.model.entities import EntityRef
 
 # What a platform renders unless its settings say otherwise: one delivery path per artifact family.
 # The Kubernetes manifests (PrometheusRule, OpenTelemetryCollector) and the ruler groups are opt-in.
@@ -64,6 +65,24 @@ class CatalogIntegration:
 
 
 @dataclass(frozen=True)
+class HeldRoutes:
+    """One team's part of the Alertmanager config kept as the config in place has it, while the catalog read has
+    lost the team's routing (its Group held back for errors, or its services held back by the routing check).
+
+    `route_text` and `receivers_text` are the team's route (an item of route.routes) and its receivers (items of
+    the top-level list) re-emitted from the config in place ("" when it has no route for the team: then the
+    catalog's route, if any, is rendered); `keys` and `edges` are what the team's services that are not rendered
+    bring to the dependency inhibitions (see routes.TeamRoutes).
+    """
+
+    team: EntityRef
+    route_text: str = ""
+    receivers_text: str = ""
+    keys: tuple[tuple[str, EntityRef], ...] = ()
+    edges: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderOptions:
     """Everything renderers take from outside the catalog."""
 
@@ -86,6 +105,7 @@ class RenderOptions:
     grafana_dashboards_dir: str = "/var/lib/grafana/dashboards/obsctl"  # where Grafana sees grafana/dashboards/
     outputs: frozenset[Kind] = DEFAULT_OUTPUTS  # the artifact kinds to render; renderers build nothing else
     kubernetes: KubernetesOptions = field(default_factory=KubernetesOptions)
+    held_routes: tuple[HeldRoutes, ...] = ()  # teams whose routes are kept as the config in place has them
 
     def wants(self, *kinds: Kind) -> bool:
         """Whether any of `kinds` is to be rendered."""

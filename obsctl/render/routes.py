@@ -36,7 +36,7 @@ from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.escape import promql
 from obsctl.model.platform import Templates
 from obsctl.render.context import RenderContext, ServiceSummary, by_team, summary_of
-from obsctl.render.options import CatalogIntegration, ReceiverSpec, RenderOptions
+from obsctl.render.options import CatalogIntegration, HeldRoutes, ReceiverSpec, RenderOptions
 from obsctl.render.yamlout import dump_yaml
 
 # The severity a dependency's alert mutes in its dependents (and the one it mutes with); the routes of a
@@ -448,6 +448,8 @@ def render_pieces(pieces: Sequence[TeamRoutes], ctx: RenderContext) -> list[Arti
         default = yamltext.dump_at([receiver(cv.DEFAULT_RECEIVER, ctx.options.default_routing.ticket)], 0)
         fixed = ctx.memo[_FIXED_TEXT] = (head, yamltext.dump_at(_fixed_inhibitions(ctx), 0), default)
     head, inhibit, default = fixed
+    if ctx.options.held_routes:
+        pieces = _with_held(pieces, ctx.options.held_routes)
     routes = "".join(p.route_text for p in pieces)
     dependency = _dependency_rules(pieces)
     body = "".join((head, "  routes:\n" if routes else "  routes: []\n", routes,
@@ -458,6 +460,30 @@ def render_pieces(pieces: Sequence[TeamRoutes], ctx: RenderContext) -> list[Arti
 
 
 _FIXED_TEXT = "routes.fixed-text"
+
+
+def held_part(team: EntityRef, route_text: str, receivers_text: str,
+              summaries: Sequence[ServiceSummary] = ()) -> HeldRoutes:
+    """A team's part kept as the config in place has it (`route_text`, `receivers_text`: its lines there), with
+    what `summaries` (its services that are not rendered) bring to the dependency inhibitions."""
+    keys, edges = _dependency_graph(summaries)
+    return HeldRoutes(team, route_text, receivers_text, tuple(sorted(keys.items())), edges)
+
+
+def _with_held(pieces: Sequence[TeamRoutes], held: Sequence[HeldRoutes]) -> list[TeamRoutes]:
+    """The parts with each held team's route and receivers as the config in place has them (the catalog's, when
+    it has none there), and its services' dependencies added, in team order."""
+    out = {p.team: p for p in pieces}
+    for h in held:
+        fresh = out.get(h.team)
+        keys = {**dict(h.keys), **(fresh.keys if fresh is not None else {})}
+        edges = (fresh.edges if fresh is not None else ()) + h.edges
+        if h.route_text or fresh is None:
+            out[h.team] = TeamRoutes(h.team, {}, (), h.route_text, h.receivers_text, keys, edges)
+        else:
+            out[h.team] = TeamRoutes(h.team, fresh.route, fresh.receivers, fresh.route_text, fresh.receivers_text,
+                                     keys, edges)
+    return [out[team] for team in sorted(out, key=str)]
 
 
 def render_summaries(summaries: Sequence[ServiceSummary], ctx: RenderContext) -> list[Artifact]:

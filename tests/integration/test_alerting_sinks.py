@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -211,3 +212,61 @@ def test_cli_apply_converges_rule_files_ruler_and_alertmanager(tmp_path: Path,
         out = io.StringIO()
         assert main(["apply", catalog], out, io.StringIO()) == 0
         assert all("0 created, 0 updated, 0 deleted" in line for line in out.getvalue().splitlines())
+
+
+# --------------------------------------------------------------------------- one-off routing hold
+
+
+def test_a_one_off_apply_keeps_an_invalid_teams_route_and_routes_the_others(tmp_path: Path) -> None:
+    """`obsctl apply` over a catalog where team-a's Group went invalid: the config amtool checks and Alertmanager
+    loads still sends team-a's pages to its last good PagerDuty service, while a new team-c gets its own route in
+    the same run (before, the whole config was held and team-c's pages reached only the root receiver)."""
+    require_binary("amtool")
+    from obsctl.app import converge_path, load_templates
+    from obsctl.config import load_settings
+    from tests.support.prom import amtool_routes_test
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for service_id in ("PAAA", "PCCC"):
+        (keys / service_id).write_text("k\n")
+    settings = load_settings(None, alerting={
+        "config_dir": str(tmp_path / "am"),
+        "catalog": {"pagerduty": {"severities": ["page"], "settings": {"routing_key_file": f"{keys}/{{service_id}}"}}},
+        "default": {"ticket": [{"name": "t", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/t"}}]}})
+    templates = load_templates(settings)
+    sinks: list[Sink] = [AlertmanagerSink(tmp_path / "am")]
+
+    def group(name: str, service_id: str) -> str:
+        return yaml.safe_dump({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "spec": {"type": "team"},
+                               "metadata": {"name": name, "annotations": {"pagerduty.com/service-id": service_id}}})
+
+    def component(name: str, owner: str) -> str:
+        return yaml.safe_dump({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                               "metadata": {"name": name, "annotations": {"obsctl.dev/availability": "99.9"}},
+                               "spec": {"type": "service", "lifecycle": "production", "owner": owner}})
+
+    def apply(docs: dict[str, str]) -> None:
+        catalog = tmp_path / "catalog"
+        shutil.rmtree(catalog, ignore_errors=True)
+        catalog.mkdir()
+        for name, text in docs.items():
+            (catalog / name).write_text(text)
+        _result, run = converge_path(catalog, settings, templates, sinks)
+        assert not run.report.failed, run.report.failed
+
+    def page_of(team: str, service: str) -> str:
+        labels = {"team": team, "obsctl_severity": "page", "catalog_namespace": "default", "service": service,
+                  "slo": "availability", "alertname": "SLOErrorBudgetBurn"}
+        return amtool_routes_test(tmp_path / "am" / "alertmanager.yml", labels).stdout.strip()
+
+    apply({"a.yaml": group("team-a", "PAAA"), "pay.yaml": component("pay", "team-a")})
+    assert page_of("team-a", "pay") == "obsctl-team-a-page"
+    apply({"a.yaml": group("team-a", "not an id!"), "pay.yaml": component("pay", "team-a"),
+           "c.yaml": group("team-c", "PCCC"), "new.yaml": component("new", "team-c")})
+    assert page_of("team-a", "pay") == "obsctl-team-a-page"
+    assert page_of("team-c", "new") == "obsctl-team-c-page"
+    written = yaml.safe_load((tmp_path / "am" / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in written["receivers"]}
+    assert receivers["obsctl-team-a-page"]["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PAAA"}]
+    assert receivers["obsctl-team-c-page"]["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PCCC"}]

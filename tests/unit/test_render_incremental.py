@@ -136,6 +136,38 @@ def test_the_routing_tree_joined_from_team_parts_is_the_whole_tree_dumped() -> N
     assert b"obsctl_depends_on=~" in seen
 
 
+def test_a_team_held_from_the_config_in_place_is_written_again_byte_for_byte() -> None:
+    """A team whose part is taken from the config in place (routes_in_place) is re-emitted as it was there, in its
+    place: with that part held, whether its services are still rendered or only bring their dependencies, the
+    config is the same bytes as the config it was taken from."""
+    import dataclasses
+
+    from obsctl.reconcile.routes_in_place import team_parts
+    from obsctl.render import routes
+    from obsctl.render.context import RenderContext, summary_of, teams_in_use
+
+    catalog = BASE
+    checked = 0
+    for op, i, j in [("page-id", 1, 3), ("team-routing", 0, 1), ("depends", 2, 5), ("depends", 5, 2),
+                     ("new-team", 3, 8)]:
+        catalog = _edit(catalog, op, i, j)
+        for options in (OPTIONS, ROUTED):
+            summaries = [summary_of(s, TEMPLATES) for s in catalog.services]
+            [whole] = routes.render_summaries(summaries, RenderContext.of(catalog, TEMPLATES, options))
+            for team in teams_in_use(summaries):
+                parts = team_parts(whole.body, [team])
+                assert parts is not None and parts[team][0], team
+                mine = [s for s in summaries if s.team == team]
+                others = [s for s in summaries if s.team != team]
+                for rendered, held in ((summaries, ()), (others, mine)):
+                    ctx = RenderContext.of(catalog, TEMPLATES, dataclasses.replace(
+                        options, held_routes=(routes.held_part(team, *parts[team], held),)))
+                    [again] = routes.render_summaries(rendered, ctx)
+                    assert again.body == whole.body, (op, team)
+                    checked += 1
+    assert checked > 20
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([*ROUTING_OPS, "move", "remove", "add", "drop-team", "new-team"]),
                           st.integers(0, 100), st.integers(0, 100)), min_size=1, max_size=8))

@@ -9,6 +9,7 @@ check's error on its services, and its route stays too. Every other team follows
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,8 @@ def test_a_valid_team_whose_receivers_go_keeps_its_route_and_its_services_are_er
     assert "page alerts of component:default/pay have no destination" in problem
 
 
-def test_a_one_off_render_keeps_the_alertmanager_config_while_a_team_is_invalid(tmp_path: Path) -> None:
-    """`render --out`/`apply` have no memory of the last good Group: the config in place is the team's last good
-    route, so it is neither written nor pruned while some team's routing is lost, with a warning naming the team;
-    every other artifact follows the catalog."""
-    settings = _settings(default_page=True)
+def _one_off(tmp_path: Path, settings: Settings) -> Callable[[list[SourceFile]], LoadResult]:
+    """A one-off `render --out` of a catalog's files (each call replaces the catalog) into tmp_path/out."""
     templates = load_templates(settings)
     catalog, out = tmp_path / "catalog", tmp_path / "out"
 
@@ -135,23 +133,102 @@ def test_a_one_off_render_keeps_the_alertmanager_config_while_a_team_is_invalid(
         result, _run = converge_path(catalog, settings, templates, [directory_sink(settings, out)])
         return result
 
+    return converge
+
+
+def _config_doc(tmp_path: Path) -> dict[str, Any]:
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    doc: dict[str, Any] = yaml.safe_load(config.read_bytes())
+    return doc
+
+
+def _team_part(doc: dict[str, Any], team: str) -> tuple[list[Any], list[Any]]:
+    """A team's routes and the receivers they name, as the config has them."""
+    mine = [r for r in doc["route"]["routes"] if r["matchers"] == [f'team="{team}"']]
+    names: set[str] = set()
+    todo = list(mine)
+    while todo:
+        route = todo.pop()
+        names.add(route["receiver"])
+        todo.extend(route.get("routes", []))
+    return mine, [r for r in doc["receivers"] if r["name"] in names - {"obsctl-default"}]
+
+
+def _routing_keys(doc: dict[str, Any], team: str) -> list[str]:
+    routes, receivers = _team_part(doc, team)
+    by_name = {r["name"]: r for r in receivers}
+    return [c.get("routing_key_file") or c.get("url") for route in routes for sub in route.get("routes", [])
+            if sub["matchers"] == ['obsctl_severity="page"']
+            for c in by_name[sub["receiver"]].get("pagerduty_configs", []) + by_name[sub["receiver"]].get(
+                "webhook_configs", [])]
+
+
+def _more_teams(files: list[SourceFile], *extra: tuple[dict[str, Any], dict[str, Any]]) -> list[SourceFile]:
+    """The files with more (Group, Component) pairs, each in its own file."""
+    return [*files, *(SourceFile(f"more/{g['metadata']['name']}.yaml", yaml.safe_dump_all([g, c]).encode())
+                      for g, c in extra)]
+
+
+@pytest.mark.parametrize("default_page", [False, True], ids=["no-default-page", "default-page"])
+@pytest.mark.parametrize("broken", sorted(BROKEN_GROUPS))
+def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost(
+        tmp_path: Path, broken: str, default_page: bool) -> None:
+    """`render --out`/`apply` have no memory of the last good Group: the config in place has the team's last good
+    route and receivers, so those are kept as they are there (byte for byte) and every other team follows the
+    catalog in the same run: another team's new PagerDuty service, a new team's route. A new team with no receiver
+    is held the same way (it had no route: it gets none)."""
+    converge = _one_off(tmp_path, _settings(default_page))
     converge(_files(_group("team-a", "PAAA")))
-    [config] = out.rglob("alertmanager*.y*ml")
-    before = config.read_bytes()
-    assert b"/keys/PAAA" in before
-    files = _files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW")
-    new = yaml.safe_dump(_component("new", "team-b")).encode()
-    files[2] = SourceFile("services.yaml", files[2].data + b"---\n" + new)
-    result = converge(files)
-    assert config.read_bytes() == before
-    assert any(p.name.startswith("new") for p in out.rglob("*.rules.yml")), "the other artifacts follow the catalog"
-    [warning] = [p for p in result.problems if p.field == "routing"]
-    assert warning.file.endswith("teams/a.yaml")
-    assert (warning.entity, warning.severity) == ("group:default/team-a", Severity.WARNING)
-    assert "kept as it is" in warning.message
-    # fixed: written again
+    before = _config_doc(tmp_path)
+    assert _routing_keys(before, "team-a") == ["/keys/PAAA"]
+
+    bare = {**_group("team-d", "x"), "metadata": {"name": "team-d"}}  # valid, no receiver of its own
+    result = converge(_more_teams(_files(BROKEN_GROUPS[broken], team_b_id="PBNEW"),
+                                  (_group("team-c", "PCCC"), _component("new", "team-c")),
+                                  (bare, _component("lonely", "team-d"))))
+    after = _config_doc(tmp_path)
+    assert _team_part(after, "team-a") == _team_part(before, "team-a"), "team-a keeps its route as it was"
+    assert _routing_keys(after, "team-b") == ["/keys/PBNEW"], "another team's change is taken"
+    assert _routing_keys(after, "team-c") == ["/keys/PCCC"], "a new team gets its route"
+    if default_page:  # team-d routes to the platform's default
+        assert _routing_keys(after, "team-d") == [f"{HOOK}/default-page"]
+    else:  # team-d's services have no destination: held, and it had no route in place
+        assert _team_part(after, "team-d") == ([], [])
+    warned = {p.entity: p for p in result.problems if p.field == "routing"}
+    assert set(warned) == {"group:default/team-a"} | ({"group:default/team-d"} if not default_page else set())
+    warning = warned["group:default/team-a"]
+    # a Group file that is not YAML names no Group: the routing check names team-a's service, or the broken file
+    where = "services.yaml" if broken == "not yaml" and not default_page else "teams/a.yaml"
+    assert warning.file.endswith(where) and warning.severity is Severity.WARNING
+    assert "route and receivers are kept as the Alertmanager config in place has them" in warning.message
+
+    # fixed: the Group's routing is taken again
     converge(_files(_group("team-a", "PAFIX"), team_b_id="PBNEW"))
-    assert b"/keys/PAFIX" in config.read_bytes() and b"/keys/PBNEW" in config.read_bytes()
+    assert _routing_keys(_config_doc(tmp_path), "team-a") == ["/keys/PAFIX"]
+
+
+def test_a_held_teams_lines_are_written_again_byte_for_byte(tmp_path: Path) -> None:
+    """The held team's route and receivers are the same lines as the config in place: with nothing else changed,
+    the config is unchanged (nothing to write)."""
+    converge = _one_off(tmp_path, _settings(default_page=False))
+    converge(_files(_group("team-a", "PAAA")))
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    before = config.read_bytes()
+    converge(_files(BROKEN_GROUPS["invalid pagerduty id"]))
+    assert config.read_bytes() == before
+
+
+def test_a_config_in_place_that_cannot_be_read_is_kept_whole(tmp_path: Path) -> None:
+    """Never drop a held team's route on an incomplete read: a config in place that is not a config obsctl can
+    read (edited by hand into something else) is neither written nor pruned, as before."""
+    converge = _one_off(tmp_path, _settings(default_page=True))
+    converge(_files(_group("team-a", "PAAA")))
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    config.write_bytes(b"route: [not, a, config\n")
+    result = converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
+    assert config.read_bytes() == b"route: [not, a, config\n"
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert "the Alertmanager config is kept as it is" in warning.message
 
 
 def test_the_one_off_warning_names_a_team_in_its_own_namespace() -> None:

@@ -1,0 +1,127 @@
+"""The Alertmanager config in place, read back: the part of each team whose routing a catalog read lost.
+
+When a team's Group is held back for errors, or the routing check holds its services back, the catalog no
+longer says where the team's alerts go. The config in place (what the sink that writes the Alertmanager
+config holds) still does: the team's route under `route.routes` (matched on `team="<name>"`) and the
+receivers that route and its sub-routes name. This module finds that part and re-emits it with the same
+YAML writer the routes renderer uses, so a held team's lines are what obsctl wrote for it before, and
+the other teams can be rendered from the catalog beside it.
+
+A config that cannot be read completely (the sink's read fails, the file is gone or not a config obsctl
+wrote, a receiver a held route names is missing) gives None: then the caller keeps the whole config as
+it is, never dropping a team's route because of an incomplete read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from obsctl.model import conventions as cv
+from obsctl.model import yamltext
+from obsctl.model.artifact import Kind
+from obsctl.model.entities import EntityRef
+from obsctl.render.routes import matcher
+from obsctl.sinks.base import ListsScoped, Sink
+
+log = logging.getLogger("obsctl.reconcile")
+
+CONFIG_ID = f"{Kind.ALERTMANAGER_CONFIG.value}/{cv.ALERTMANAGER_CONFIG_KEY}"
+
+
+def config_in_place(sinks: Sequence[Sink]) -> bytes | None:
+    """The Alertmanager config obsctl owns in the first sink that writes it: its bytes, b"" when there is none
+    (no such sink, or nothing owned there), None when it cannot be read (the read failed, the owned file is gone)."""
+    sink = next((s for s in sinks if Kind.ALERTMANAGER_CONFIG in s.kinds), None)
+    if sink is None:
+        return b""
+    try:
+        owned = (sink.list_scoped({CONFIG_ID}, deep=True) if isinstance(sink, ListsScoped)
+                 else sink.list_owned(deep=True))
+        observed = owned.get(CONFIG_ID)
+        if observed is None:
+            return b""
+        body = observed.content()
+    except Exception as exc:  # a temporary or permanent failure, an OSError: an incomplete read either way
+        log.warning("the Alertmanager config in place could not be read (%s): it is kept as it is", exc)
+        return None
+    return body or None  # owned, yet empty or gone: nothing complete to take a team's route from
+
+
+def team_parts(body: bytes, teams: Iterable[EntityRef]) -> dict[EntityRef, tuple[str, str]] | None:
+    """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
+    (("", "") for a team with no route there); None when the config cannot be read completely."""
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
+        return None
+    routes, receivers = doc["route"].get("routes") or [], doc.get("receivers") or []
+    if not isinstance(routes, list) or not isinstance(receivers, list) \
+            or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in receivers):
+        return None
+    by_name = {r["name"]: r for r in receivers}
+    out: dict[EntityRef, tuple[str, str]] = {}
+    for team in teams:
+        mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, team.name)]]
+        names = _receivers_named(mine)
+        if names is None or not names <= by_name.keys():
+            return None
+        wanted = [r for r in receivers if r["name"] in names]
+        out[team] = (yamltext.dump_at(mine, 2) if mine else "", yamltext.dump_at(wanted, 0) if wanted else "")
+    return out
+
+
+def routed_teams(body: bytes) -> set[str] | None:
+    """The names of the teams the config `body` routes (a route under route.routes on `team="<name>"`); None when
+    it cannot be read."""
+    try:
+        doc = yaml.safe_load(body) if body else {"route": {}}
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict) \
+            or not isinstance(doc["route"].get("routes") or [], list):
+        return None
+    names: set[str] = set()
+    for route in doc["route"].get("routes") or []:
+        matchers = route.get("matchers") if isinstance(route, dict) else None
+        if isinstance(matchers, list) and len(matchers) == 1 and isinstance(matchers[0], str):
+            found = _TEAM_MATCHER.fullmatch(matchers[0])
+            if found:
+                names.add(found.group(1))
+    return names
+
+
+_TEAM_MATCHER = re.compile(rf'{cv.LABEL_TEAM}="([A-Za-z0-9._-]+)"')
+
+
+def _receivers_named(routes: Sequence[Any]) -> set[str] | None:
+    """Every receiver the routes and their sub-routes name, obsctl's root receiver aside (None: not a route tree)."""
+    names: set[str] = set()
+    todo = list(routes)
+    while todo:
+        route = todo.pop()
+        if not isinstance(route, dict):
+            return None
+        name = route.get("receiver")
+        if name is not None:
+            if not isinstance(name, str):
+                return None
+            if name != cv.DEFAULT_RECEIVER:
+                names.add(name)
+        subs = route.get("routes") or []
+        if not isinstance(subs, list):
+            return None
+        todo.extend(subs)
+    return names
+
+
+def held_team_parts(body: bytes, teams: Iterable[EntityRef]) -> Mapping[EntityRef, tuple[str, str]] | None:
+    """`team_parts` of the config in place `body` (b"": there is none, so no team has a part there); None when it
+    cannot be read completely."""
+    return {team: ("", "") for team in teams} if not body else team_parts(body, teams)
