@@ -31,6 +31,7 @@ from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
     from obsctl.reconcile.stream import StreamedConverge
+    from obsctl.render.context import ServiceSummary
     from obsctl.sinks.base import Sink
     from obsctl.sinks.files import FilesSink
     from obsctl.sinks.grafana import GrafanaSink
@@ -158,21 +159,6 @@ def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
                       sorted({*result.skipped, *lost}))
 
 
-def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
-    """Each team whose routing is lost in this read (its Group held back for errors, or the routing check held its
-    services back), with the first error that says why."""
-    from obsctl.render.routes import routing_team
-
-    lost: dict[EntityRef, Problem] = {}
-    groups = {t.ref.name: t.ref for t in result.catalog.teams}  # a routing problem names its team by name
-    for p in result.errors:
-        if p.entity.startswith("group:") and p.entity in result.skipped:
-            lost.setdefault(EntityRef.parse(p.entity, "group"), p)
-        elif name := routing_team(p):
-            lost.setdefault(groups.get(name) or EntityRef("group", "default", name), p)
-    return lost
-
-
 def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True) -> bool:
     """Whether some team's routing is lost in this read (`lost`, by default `lost_routing`), adding a warning per
     such team that says what a one-off command does about it: with no memory of the team's last good Group, the
@@ -180,6 +166,8 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     written nor pruned: the config in place could not be read completely); otherwise only the team's route and
     receivers are kept as the config in place has them, and every other team is rendered from the catalog.
     `serve` keeps the last good Group instead (reconcile.desired)."""
+    from obsctl.reconcile.routes_in_place import lost_routing
+
     lost = lost_routing(result) if lost is None else lost
     what = ("the Alertmanager config is kept as it is (not written: the config in place could not be read)" if whole
             else "this team's route and receivers are kept as the Alertmanager config in place has them (the other "
@@ -193,40 +181,18 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
 
 def held_routes(result: LoadResult, unchecked: LoadResult, templates: Templates, sinks: list[Sink], *,
                 complete: bool) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
-    """The part of the Alertmanager config in place of each team whose routing `result` lost (`lost_routing`; and,
-    when the read is not `complete`, of each team the config in place routes whose Group the read lacks: the file
-    that failed may hold it), with what the team's services the routing check held back bring to the dependency
-    inhibitions, and those teams with the error that explains each; None when the config in place cannot be read
-    completely. `unchecked`: the same read before the routing check."""
-    from obsctl.reconcile.routes_in_place import config_in_place, held_team_parts, routed_teams
+    """`routes_in_place.held_routes` of a one-off read, the config in place read from `sinks`; `unchecked`: the same
+    read before the routing check (the services it held back still bring their dependencies)."""
+    from obsctl.reconcile.routes_in_place import config_in_place
+    from obsctl.reconcile.routes_in_place import held_routes as held_in_place
     from obsctl.render.context import summary_of
-    from obsctl.render.routes import held_part
 
-    lost = lost_routing(result)
-    body = config_in_place(sinks)
-    routed = routed_teams(body) if body is not None and not complete else set()
-    if body is None or routed is None:
-        # as before this module took team parts from it: an incomplete read with no team known lost writes the config
-        return None if lost else ((), lost)
-    if not complete:
-        read = {t.ref.name for t in result.catalog.teams}
-        owners = {s.team.name: s.team for s in unchecked.catalog.services}
-        unpinned = next((p for p in result.errors if not p.entity), result.errors[0])  # what made it incomplete
-        for name in sorted(routed - read):
-            ref = owners.get(name) or EntityRef("group", "default", name)
-            lost.setdefault(ref, unpinned)
-    if not lost:
-        return (), lost
-    parts = held_team_parts(body, lost)
-    if parts is None:
-        return None
     rendered = {s.ref for s in result.catalog.services}
-    held_back: dict[EntityRef, list[Service]] = {}
+    held_back: dict[EntityRef, list[ServiceSummary]] = {}
     for svc in unchecked.catalog.services:
-        if svc.team in lost and svc.ref not in rendered:
-            held_back.setdefault(svc.team, []).append(svc)
-    return tuple(held_part(team, *parts[team], [summary_of(s, templates) for s in held_back.get(team, [])])
-                 for team in sorted(lost, key=str)), lost
+        if svc.ref not in rendered:
+            held_back.setdefault(svc.team, []).append(summary_of(svc, templates))
+    return held_in_place(result, lambda: config_in_place(sinks), complete=complete, held_back=held_back)
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
@@ -257,14 +223,14 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     unchecked = load_path(path, settings, templates, routing=False)
     result = check_routing(unchecked, templates, options) if alerting_selected(selection) else unchecked
     protected, frozen, complete = carry_forward(result)
-    if Kind.ALERTMANAGER_CONFIG in selection and (not complete or lost_routing(result)):
+    if Kind.ALERTMANAGER_CONFIG in selection:
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely
         held = held_routes(result, unchecked, templates, sinks, complete=complete)
         if held is None:
             hold_routes(result, whole=True)
             selection -= {Kind.ALERTMANAGER_CONFIG}
-        else:
+        elif held[1]:
             hold_routes(result, held[1], whole=False)
             options = dataclasses.replace(options, held_routes=held[0])
     policy = Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,

@@ -7,7 +7,9 @@ learned and applies four rules to each read:
   read keeps its last good model (so its artifacts stay as they were); a service that fails to render
   keeps its last good artifacts; a team (Group) skipped for errors, whose file broke or missing from
   an incomplete read, and the team of a service the routing check held back, keep their last good
-  Group, so the Alertmanager config routes their alerts where it did;
+  Group, so the Alertmanager config routes their alerts where it did; with no last good Group (serve
+  restarted meanwhile) such a team's route and receivers are taken from the Alertmanager config in
+  place (`routes_in_place`), and the whole config is kept as it is when that cannot be read;
 - frozen owners: a service that loaded without an SLO that has errors is rendered from its last
   complete model, or, with none, its artifacts stay exactly as the sink holds them;
 - deletion grace: a service missing from a complete read is carried forward until it has been absent
@@ -23,19 +25,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
 from obsctl.errors import Severity
-from obsctl.model.artifact import DesiredState
+from obsctl.model import conventions as cv
+from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.reconcile.converge import ConvergeReport, protected_owners
+from obsctl.reconcile.routes_in_place import held_routes
 from obsctl.reconcile.status import Recorder
 from obsctl.render.isolated import IsolatedRender
+from obsctl.render.options import HeldRoutes
 from obsctl.render.routes import routing_team
 from obsctl.spec.load import LoadResult
 
@@ -50,6 +55,15 @@ Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
 def service_key(svc: Service) -> str:
     """The owner key (`namespace/name`) of a service."""
     return f"{svc.ref.namespace}/{svc.ref.name}"
+
+
+@dataclass(frozen=True)
+class RoutesInPlace:
+    """How a round reads the Alertmanager config in place (`routes_in_place.config_in_place` of the sinks) and
+    hands the renderer the team parts taken from it (`IncrementalRenderer.hold_routes`)."""
+
+    read: Callable[[], bytes | None]
+    hold: Callable[[tuple[HeldRoutes, ...]], None]
 
 
 @dataclass
@@ -77,9 +91,11 @@ class DesiredStates:
     """What the loop remembers between rounds to build each round's desired state (thread-safe)."""
 
     def __init__(self, load: Loader, render: Renderer, *, grace_seconds: float = 0.0, grace_reads: int = 1,
-                 tracer: trace.Tracer | None = None) -> None:
+                 tracer: trace.Tracer | None = None, routes: RoutesInPlace | None = None) -> None:
         self._load = load
         self._render = render
+        self._routes = routes
+        self._held: tuple[HeldRoutes, ...] = ()  # the held team parts of the last render
         self.grace_seconds = grace_seconds
         self.grace_reads = grace_reads
         self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
@@ -203,12 +219,22 @@ class DesiredStates:
         teams = {t.ref: t for t in result.catalog.teams}
         kept_teams = self._kept_teams(result, teams, current, last_good_teams, broken_files, complete=complete)
         carried.extend(f"{ref} (its routing: the last good Group is kept)" for ref in sorted(kept_teams, key=str))
+        # a file that failed to parse may hold a Group: the read is not whole (as a one-off's carry_forward says)
+        whole_read = complete and all(p.entity and owner_key(p.entity) in skipped_keys | partial
+                                      for p in result.problems if p.severity is Severity.ERROR)
+        held, in_place, whole = self._held_routes(result, kept_teams, whole_read)
+        carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
+                       "has them)" for ref in sorted(in_place, key=str))
         if kept_teams:
             teams.update(kept_teams)
             catalog = Catalog(services, tuple(teams[ref] for ref in sorted(teams, key=str)))
         else:  # the read's teams as they are (in ref order already)
             catalog = Catalog(services, result.catalog.teams)
-        desired, failures = self._rendered(catalog, previous)
+        desired, failures = self._rendered(catalog, previous, held)
+        if whole:  # the config in place could not be read: neither written nor pruned, as it is
+            desired = {aid: art for aid, art in desired.items() if art.kind is not Kind.ALERTMANAGER_CONFIG}
+            carried.append("the Alertmanager config (a team's routing is lost and the config in place could not be "
+                           "read: it is kept as it is)")
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
         desired_owners = {owner_key(owner) for owner in {a.owner for a in desired.values()}}
@@ -217,7 +243,8 @@ class DesiredStates:
         kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}
         in_grace |= kept_as_is
         grace_left = {k: max(0.0, absent_since[k][0] + self.grace_seconds - now) for k in in_grace}
-        protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is)
+        protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is
+                              | ({owner_key(cv.OWNER)} if whole else set()))
         return Desired(catalog, desired, complete, list(result.skipped), carried, protected,
                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
                        failures, grace_left, absent_since, forgotten, grace_carried, frozen, teams)
@@ -243,14 +270,31 @@ class DesiredStates:
                 kept[ref] = team
         return kept
 
-    def _rendered(self, catalog: Catalog, previous: DesiredState) -> tuple[DesiredState, dict[str, str]]:
-        """The catalog's desired state and render failures (an isolated service keeps its last good artifacts)."""
+    def _held_routes(self, result: LoadResult, kept: Mapping[EntityRef, Team], complete: bool
+                     ) -> tuple[tuple[HeldRoutes, ...], Collection[EntityRef], bool]:
+        """(the team parts taken from the Alertmanager config in place, the teams they are of, whether the whole
+        config is kept as it is) for the teams whose routing this read lost and that have no last good Group to
+        route with (`kept`): after a restart, the config in place is their last good route."""
+        if self._routes is None:
+            return (), (), False
+        found = held_routes(result, self._routes.read, complete=complete, kept=kept)
+        if found is None:
+            return (), (), True
+        return found[0], found[1], False
+
+    def _rendered(self, catalog: Catalog, previous: DesiredState, held: tuple[HeldRoutes, ...] = ()
+                  ) -> tuple[DesiredState, dict[str, str]]:
+        """The catalog's desired state and render failures (an isolated service keeps its last good artifacts);
+        `held`: the team parts the render takes from the config in place."""
         with self._tracer.start_as_current_span("render") as span:
             cached = self._render_cache
-            if cached is not None and cached[0] == catalog:
+            if cached is not None and cached[0] == catalog and held == self._held:
                 desired, failures = cached[1], dict(self._render_failures)  # pure: same catalog, same bytes
                 span.set_attribute("obsctl.cached", True)
             else:
+                if self._routes is not None:
+                    self._routes.hold(held)
+                self._held = held
                 rendered = self._render(catalog)
                 if isinstance(rendered, IsolatedRender):
                     desired, failures = rendered.desired, {k: f.error for k, f in rendered.failures.items()}

@@ -57,10 +57,12 @@ from obsctl.reconcile.converge import (
     changes_as_dicts,
     converge,
 )
-from obsctl.reconcile.desired import Desired, DesiredStates, Loader, Renderer
+from obsctl.reconcile.desired import Desired, DesiredStates, Loader, Renderer, RoutesInPlace
 from obsctl.reconcile.plan import Change
+from obsctl.reconcile.routes_in_place import config_in_place
 from obsctl.reconcile.status import Recorder, RoundReport, SinkReport, StatusBook
 from obsctl.reconcile.tracing import ErrorHook, TracedSink
+from obsctl.render.options import HeldRoutes
 from obsctl.sinks.base import Sink
 from obsctl.sources.base import CatalogSource, ChangeTrackingSource
 
@@ -94,7 +96,8 @@ class Reconciler:
                  config: LoopConfig | None = None, recorder: Recorder | None = None,
                  is_leader: Callable[[], bool] = lambda: True, tracer: trace.Tracer | None = None,
                  on_error: ErrorHook | None = None, on_round: Callable[[RoundReport], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 hold_routes: Callable[[tuple[HeldRoutes, ...]], None] | None = None) -> None:
         self.source = source
         self.config = config or LoopConfig()
         self._tracer = tracer or trace.get_tracer("obsctl.reconcile")
@@ -112,8 +115,11 @@ class Reconciler:
         self._unsettled = False  # a full round's garbage is not collected yet (see run)
         self._pending_reasons: list[str] = []
         self._full_requested = False
+        # `hold_routes`: the renderer's (IncrementalRenderer.hold_routes): a team whose routing is lost with no last
+        # good Group (after a restart) keeps its part of the Alertmanager config in place
+        routes = RoutesInPlace(lambda: config_in_place(self.sinks), hold_routes) if hold_routes is not None else None
         self._states = DesiredStates(load, render, grace_seconds=self.config.deletion_grace_seconds,
-                                     grace_reads=self.config.deletion_reads, tracer=self._tracer)
+                                     grace_reads=self.config.deletion_reads, tracer=self._tracer, routes=routes)
         self._baseline_services: int | None = None
         self._catalog_failures = 0
         self._catalog_retry_at: float | None = None

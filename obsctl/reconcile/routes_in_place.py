@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
+from obsctl.errors import Problem
 from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import EntityRef
-from obsctl.render.routes import matcher
+from obsctl.render.context import ServiceSummary
+from obsctl.render.options import HeldRoutes
+from obsctl.render.routes import held_part, matcher, routing_team
 from obsctl.sinks.base import ListsScoped, Sink
+from obsctl.spec.load import LoadResult
 
 log = logging.getLogger("obsctl.reconcile")
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there: a config of 10k routes
 CONFIG_ID = f"{Kind.ALERTMANAGER_CONFIG.value}/{cv.ALERTMANAGER_CONFIG_KEY}"
 
 
@@ -56,7 +61,7 @@ def team_parts(body: bytes, teams: Iterable[EntityRef]) -> dict[EntityRef, tuple
     """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
     (("", "") for a team with no route there); None when the config cannot be read completely."""
     try:
-        doc = yaml.safe_load(body)
+        doc = yaml.load(body, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
@@ -81,7 +86,7 @@ def routed_teams(body: bytes) -> set[str] | None:
     """The names of the teams the config `body` routes (a route under route.routes on `team="<name>"`); None when
     it cannot be read."""
     try:
-        doc = yaml.safe_load(body) if body else {"route": {}}
+        doc = yaml.load(body, Loader=_LOADER) if body else {"route": {}}  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict) \
@@ -121,7 +126,49 @@ def _receivers_named(routes: Sequence[Any]) -> set[str] | None:
     return names
 
 
-def held_team_parts(body: bytes, teams: Iterable[EntityRef]) -> Mapping[EntityRef, tuple[str, str]] | None:
-    """`team_parts` of the config in place `body` (b"": there is none, so no team has a part there); None when it
-    cannot be read completely."""
-    return {team: ("", "") for team in teams} if not body else team_parts(body, teams)
+def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
+    """Each team whose routing is lost in this read (its Group held back for errors, or the routing check held its
+    services back), with the first error that says why."""
+    lost: dict[EntityRef, Problem] = {}
+    groups = {t.ref.name: t.ref for t in result.catalog.teams}  # a routing problem names its team by name
+    for p in result.errors:
+        if p.entity.startswith("group:") and p.entity in result.skipped:
+            lost.setdefault(EntityRef.parse(p.entity, "group"), p)
+        elif name := routing_team(p):
+            lost.setdefault(groups.get(name) or EntityRef("group", "default", name), p)
+    return lost
+
+
+def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, complete: bool,
+                kept: Collection[EntityRef] = (), held_back: Mapping[EntityRef, Sequence[ServiceSummary]] | None = None
+                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
+    """The part of the Alertmanager config in place (`read_config`: `config_in_place` of the sinks, read only when
+    some team needs it) of each team whose routing `result` lost (`lost_routing`) and, when the read is not
+    `complete`, of each team the config in place routes whose Group the read lacks (the file or source that failed
+    may hold it), with those teams and the error that explains each. Teams in `kept` are left out (`serve` routes
+    them with their last good Group). `held_back`: per team, the summaries of its services the routing check held
+    back, which still bring their dependencies to the inhibitions. None when the config in place cannot be read
+    completely while some team needs it; ((), {}) when none does."""
+    lost = {ref: p for ref, p in lost_routing(result).items() if ref not in kept}
+    if complete and not lost:
+        return (), lost
+    body = read_config()
+    routed = routed_teams(body) if body is not None and not complete else set()
+    if body is None or routed is None:
+        # as before the config in place was read back: an incomplete read with no team known lost writes the config
+        return None if lost else ((), lost)
+    if routed:
+        read = {t.ref.name for t in result.catalog.teams} | {t.name for t in kept}
+        owners = {s.team.name: s.team for s in result.catalog.services}
+        owners.update((t.name, t) for t in held_back or {})
+        unpinned = next((p for p in result.errors if not p.entity), None)  # what made the read incomplete
+        for name in sorted(routed - read):
+            ref = owners.get(name) or EntityRef("group", "default", name)
+            lost.setdefault(ref, unpinned or Problem("", 0, str(ref), "routing", "the catalog read is incomplete"))
+    if not lost:
+        return (), lost
+    parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost)
+    if parts is None:
+        return None
+    held = held_back or {}
+    return tuple(held_part(team, *parts[team], held.get(team, ())) for team in sorted(lost, key=str)), lost

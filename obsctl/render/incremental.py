@@ -30,7 +30,7 @@ from obsctl.model.status import owner_key
 from obsctl.render import render_service, shared_parts
 from obsctl.render.context import RenderContext, ServiceSummary, by_team
 from obsctl.render.isolated import IsolatedRender, RenderFailure, assemble, failure_of
-from obsctl.render.options import RenderOptions
+from obsctl.render.options import HeldRoutes, RenderOptions
 
 
 class PackedArtifact(Artifact):
@@ -156,8 +156,16 @@ class IncrementalRenderer:
         self._shared: _SharedCache = {}
         self._assembly: _Assembly | None = None  # the last isolated render, when it had no collision
         self._lock = threading.Lock()
-        self._memo: dict[str, Any] = {}  # the contexts' derived values (shapes): templates and options are fixed
+        # the contexts' derived values (shapes): templates and options are fixed (held_routes aside: none reads it)
+        self._memo: dict[str, Any] = {}
         self.stats = RenderStats()
+
+    def hold_routes(self, held: tuple[HeldRoutes, ...]) -> None:
+        """The teams whose part of the Alertmanager config the next renders take as the config in place has it
+        (RenderOptions.held_routes; () for none)."""
+        with self._lock:
+            if held != self.options.held_routes:
+                self.options = dataclasses.replace(self.options, held_routes=held)
 
     def __call__(self, catalog: Catalog) -> DesiredState:
         """The desired state of `catalog` (as `render_all`); SpecError with every problem, nothing cached for it."""
@@ -413,7 +421,8 @@ class IncrementalRenderer:
                 pieces = tuple(guarded((part.name, t), (t, e, groups[t]), functools.partial(piece, t, groups[t], ctx))
                                for t, e in zip(teams, entities, strict=True))
                 if all(p is not None for p in pieces):
-                    out.extend(guarded((part.name, None), pieces,
+                    # the assembly reads the teams held as the config in place has them, too
+                    out.extend(guarded((part.name, None), (*pieces, ctx.options.held_routes),
                                        functools.partial(self._assembled, assemble_of, pieces, ctx, packed)) or ())
                 continue
             units: list[tuple[tuple[str, EntityRef | None], tuple[object, ...], tuple[EntityRef, ...]]]

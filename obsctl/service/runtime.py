@@ -17,11 +17,9 @@ from obsctl import app
 from obsctl.config import Settings
 from obsctl.errors import TemporaryError
 from obsctl.model.artifact import Artifact
-from obsctl.model.entities import Catalog
 from obsctl.model.status import ArtifactStatus
 from obsctl.reconcile.loop import LoopConfig, Reconciler, RoundReport
 from obsctl.render.incremental import IncrementalRenderer
-from obsctl.render.isolated import IsolatedRender
 from obsctl.service.auth import Tokens, load_tokens
 from obsctl.service.metrics import ServiceMetrics
 from obsctl.sinks.base import ListsScoped, Observed, Reloads, Sink, SinkContract
@@ -150,22 +148,20 @@ class Runtime:
                                           lease_seconds=s.serve.leader_lease_seconds)
         self.source = app.build_source(s, self.store)
         self.sinks = [FencedSink(sink, self.elector.is_leader) for sink in app.build_sinks(s)]
+        # every service rendered in its own try (a failure isolates that service only), re-rendering only the
+        # services whose inputs changed
+        renderer = IncrementalRenderer(self.templates, app.render_options(s), pack=True)
         self.reconciler = Reconciler(
-            self.source, app.catalog_loader(self.templates, s), self._renderer(), self.sinks,
+            self.source, app.catalog_loader(self.templates, s), renderer.isolated, self.sinks,
             config=LoopConfig(resync_seconds=s.serve.resync_seconds, max_delete_fraction=s.serve.max_delete_fraction,
                               deletion_grace_seconds=s.serve.deletion_grace_seconds, deletion_reads=2,
                               allow_mass_delete=s.serve.allow_mass_delete, selection=app.rendered_kinds(s)),
             recorder=self.store, is_leader=self.elector.is_leader, tracer=tracer,
-            on_error=self.metrics.sink_error, on_round=self._round_done)
+            on_error=self.metrics.sink_error, on_round=self._round_done, hold_routes=renderer.hold_routes)
         self.metrics.bind(self.reconciler.queue_depth, lambda: self.reconciler.last_catalog_ok_at,
                           self.elector.is_leader, self.is_ready)
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
-
-    def _renderer(self) -> Callable[[Catalog], IsolatedRender]:
-        """Every service rendered in its own try (a failure isolates that service only), re-rendering only
-        the services whose inputs changed."""
-        return IncrementalRenderer(self.templates, app.render_options(self.settings), pack=True).isolated
 
     def _leadership(self, leader: bool) -> None:
         if leader:

@@ -245,3 +245,74 @@ def test_the_one_off_warning_names_a_team_in_its_own_namespace() -> None:
     assert hold_routes(result)
     [warning] = [p for p in result.problems if p.field == "routing"]
     assert (warning.file, warning.entity) == ("c.yaml", "group:payments/team-ns")
+
+
+@pytest.mark.parametrize("default_page", [False, True], ids=["no-default-page", "default-page"])
+@pytest.mark.parametrize("broken", sorted(BROKEN_GROUPS))
+def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config_in_place(
+        tmp_path: Path, broken: str, default_page: bool) -> None:
+    """The last good Group lives in serve's memory only: after a restart the Alertmanager config in place is the
+    team's last good route, so a fresh loop keeps that team's part of it, round after round, while the other teams
+    follow the catalog; once the Group is fixed, its routing is taken."""
+    from obsctl.reconcile.loop import LoopConfig, Reconciler
+    from obsctl.sinks.files import FilesSink
+    from tests.unit.test_loop import NO_RETRY, MemSource
+
+    settings = _settings(default_page)
+    templates = load_templates(settings)
+
+    def started(files: list[SourceFile]) -> tuple[MemSource, Reconciler]:
+        """A new serve process (nothing in memory) over the same output directory."""
+        source = MemSource({f.path: f.data for f in files})
+        renderer = catalog_renderer(settings, templates)
+        sink = FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})
+        return source, Reconciler(source, catalog_loader(templates, settings), renderer, [sink],
+                                  config=LoopConfig(retry=NO_RETRY), hold_routes=renderer.hold_routes)
+
+    _source, first = started(_files(_group("team-a", "PAAA")))
+    assert not first.run_once().problems
+    before = _config_doc(tmp_path)
+    assert _routing_keys(before, "team-a") == ["/keys/PAAA"]
+
+    # team-a's Group broke while serve was down; team-b moved to another PagerDuty service and team-c is new
+    source, second = started(_more_teams(_files(BROKEN_GROUPS[broken], team_b_id="PBNEW"),
+                                         (_group("team-c", "PCCC"), _component("new", "team-c"))))
+    for _round in range(2):  # and every round after (the config in place is now what this loop wrote)
+        report = second.run_once()
+        after = _config_doc(tmp_path)
+        assert _team_part(after, "team-a") == _team_part(before, "team-a"), "team-a keeps its route as it was"
+        assert _routing_keys(after, "team-b") == ["/keys/PBNEW"] and _routing_keys(after, "team-c") == ["/keys/PCCC"]
+        assert any(c.startswith("group:default/team-a") and "config in place" in c for c in report.carried), \
+            report.carried
+        assert report.problems
+
+    source.docs["teams/a.yaml"] = yaml.safe_dump(_group("team-a", "PAFIX")).encode()
+    second.run_once()
+    assert _routing_keys(_config_doc(tmp_path), "team-a") == ["/keys/PAFIX"]
+
+
+def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_whole(tmp_path: Path) -> None:
+    """No team part is taken from an incomplete read: a config in place that cannot be read back is kept as it is
+    (neither written nor pruned) while a team's routing is lost and no last good Group is known."""
+    from obsctl.reconcile.loop import LoopConfig, Reconciler
+    from obsctl.sinks.files import FilesSink
+    from tests.unit.test_loop import NO_RETRY, MemSource
+
+    settings = _settings(default_page=True)
+    templates = load_templates(settings)
+    sink = FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})
+    renderer = catalog_renderer(settings, templates)
+    first = Reconciler(MemSource({f.path: f.data for f in _files(_group("team-a", "PAAA"))}),
+                       catalog_loader(templates, settings), renderer, [sink], config=LoopConfig(retry=NO_RETRY),
+                       hold_routes=renderer.hold_routes)
+    first.run_once()
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    config.write_bytes(b"route: [edited by hand\n")
+    renderer = catalog_renderer(settings, templates)
+    files = _files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW")
+    second = Reconciler(MemSource({f.path: f.data for f in files}), catalog_loader(templates, settings), renderer,
+                        [FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})],
+                        config=LoopConfig(retry=NO_RETRY), hold_routes=renderer.hold_routes)
+    report = second.run_once()
+    assert config.read_bytes() == b"route: [edited by hand\n"
+    assert any(c.startswith("the Alertmanager config") for c in report.carried), report.carried
