@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -101,6 +101,20 @@ def _stage(sink: StagesWrites, art: Artifact, policy: Policy) -> Staged:
             return Staged(art.path, art.digest, art.owner, error=f"{type(exc).__name__}: {exc}")
 
 
+def _flush_started(staging: Sequence[tuple[StagesWrites, frozenset[Kind]]], policy: Policy
+                   ) -> Callable[[], None] | None:
+    """What the render calls once the workers are done staging: each staging sink starts putting its staged bodies
+    on disk while the shared artifacts render and the plan is finished, so the commit's flush (still made before
+    its first rename) finds little left to write. Nothing for a dry run (nothing is staged)."""
+    if not policy.apply or not staging:
+        return None
+
+    def started() -> None:
+        for stager, _kinds in staging:
+            stager.start_flush()
+    return started
+
+
 def _finish_plan(run: SinkRun, changes: list[Change], policy: Policy, hooks: Hooks) -> None:
     """A staging sink's plan: its desired changes and the prune of what it owns and no longer renders
     (the candidates and the mass-delete guard of `plan_sink`)."""
@@ -171,7 +185,8 @@ def converge_catalog(catalog: Catalog, templates: Templates, options: RenderOpti
     try:
         out: Any
         # closed on any error: the workers stop before the staged bodies are dropped
-        with contextlib.closing(render_mapped(catalog, templates, options, consume, workers=workers)) as chunks:
+        with contextlib.closing(render_mapped(catalog, templates, options, consume, workers=workers,
+                                              services_done=_flush_started(staging, policy))) as chunks:
             for out in chunks:
                 planned, kept = out
                 ids = {(p[0], p[1]) for p in planned}

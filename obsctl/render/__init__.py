@@ -330,23 +330,27 @@ def render_chunks(catalog: Catalog, templates: Templates, options: RenderOptions
     held); otherwise the render runs here, chunk by chunk.
     A SpecError with every problem is raised after the last chunk of services.
     """
-    return _stream(catalog, templates, options, only, consume=None, workers=workers, chunk=chunk)
+    return _stream(catalog, templates, options, only, consume=None, workers=workers, chunk=chunk, services_done=None)
 
 
 def render_mapped(catalog: Catalog, templates: Templates, options: RenderOptions,
                   consume: Callable[[list[Artifact]], T], *, only: Sequence[str] | None = None,
-                  workers: int | None = None, chunk: int = 50) -> Generator[T, None, None]:
+                  workers: int | None = None, chunk: int = 50,
+                  services_done: Callable[[], None] | None = None) -> Generator[T, None, None]:
     """`render_chunks` with each chunk of artifacts turned into `consume(chunk)` where it was rendered: in the
     forked worker for the services (only what `consume` returns travels back, so bodies need not), here for
     the shared artifacts (the last chunk). `consume` runs in a fork of this process: it may use what this
     process holds (a sink's listing) but its side effects on memory stay in the worker.
+    `services_done` is called here once every chunk of services was consumed, before the shared artifacts
+    are rendered (no more `consume` in a worker from then on).
     """
-    return _stream(catalog, templates, options, only, consume=consume, workers=workers, chunk=chunk)
+    return _stream(catalog, templates, options, only, consume=consume, workers=workers, chunk=chunk,
+                   services_done=services_done)
 
 
 def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only: Sequence[str] | None, *,
-            consume: Callable[[list[Artifact]], Any] | None, workers: int | None, chunk: int
-            ) -> Generator[Any, None, None]:
+            consume: Callable[[list[Artifact]], Any] | None, workers: int | None, chunk: int,
+            services_done: Callable[[], None] | None) -> Generator[Any, None, None]:
     ctx = RenderContext.of(catalog, templates, options, list(only) if only else None)
     services = sorted(catalog.services, key=lambda s: str(s.ref))
     workers = default_workers() if workers is None else workers
@@ -368,6 +372,8 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
             summaries.extend(sums)
             problems.extend(probs)
             yield arts if consume is None else consume(arts)
+        if services_done is not None:
+            services_done()
     else:
         _WORK[:] = [(services, ctx, consume)]
         _modules(ctx.renderers)  # imported once here, not once per worker (and again here for the shared part)
@@ -409,6 +415,8 @@ def _stream(catalog: Catalog, templates: Templates, options: RenderOptions, only
                     problems.extend(probs)
                     yield out
                     del out
+                if services_done is not None:
+                    services_done()
                 shared_of = functools.partial(_shared_over, pool, size, processes, early or ((), {}))
                 for shared in _finish(summaries, problems, ctx, shared_of):
                     yield finished(shared)

@@ -130,6 +130,11 @@ class StagesWrites(Protocol):
         """Write the body aside, checked; raises PermanentError/TemporaryError like `put` (called in a worker)."""
         ...
 
+    def start_flush(self) -> None:
+        """Begin putting what was staged on disk, without waiting (a head start for the commit, which still makes
+        sure of it): called once the workers are done staging and a commit is expected."""
+        ...
+
     def commit(self, artifact_id: str, staged: Staged) -> None:
         """Put a staged body in place."""
         ...

@@ -364,3 +364,43 @@ def test_a_stat_that_fails_after_a_rename_leaves_the_file_in_place_and_owned(
     again = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(),
                              workers=1).report.runs[0]
     assert not again.plan.writes  # owned and unchanged: nothing rewritten, nothing adopted as foreign
+
+
+def test_staged_bodies_start_for_the_disk_early_and_the_commit_still_flushes_before_its_first_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from obsctl.sinks import files
+
+    flush = files._syncfs
+    calls: list[dict[str, Any]] = []
+    root = tmp_path / "out"
+
+    def in_place() -> int:  # artifact files renamed into place (not the staging, journal or manifest)
+        return sum(1 for p in root.rglob("*") if p.is_file() and not p.relative_to(root).parts[0].startswith(".obsctl"))
+
+    def recorded(directory: Path) -> None:
+        call = {"thread": threading.current_thread().name, "staged": sum(
+            1 for d in root.glob(f"{STAGING_PREFIX}*") for _ in d.iterdir()), "in place": in_place()}
+        calls.append(call)
+        flush(directory)
+        call["done"] = len(calls)  # how many flushes had begun when this one ended
+
+    monkeypatch.setattr(files, "_syncfs", recorded)
+    catalog = synthetic_catalog(130, 7)  # enough chunks to fork the workers
+    dry = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(apply=False),
+                           workers=2)
+    assert dry.report.runs[0].plan.writes and calls == []  # a dry run stages nothing and flushes nothing
+
+    run = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
+    assert not run.report.runs[0].failed
+    head, barrier = calls
+    assert head["thread"].startswith("obsctl-flush-") and head["staged"] >= 3 * 130 and head["in place"] == 0
+    assert head["done"] == 1  # the head start ended before the commit's flush began (the commit waited for it)
+    assert barrier["thread"] == threading.current_thread().name and barrier["in place"] == 0  # before any rename
+    assert in_place() == len(run.report.runs[0].plan.writes)
+    assert not [t for t in threading.enumerate() if t.name.startswith("obsctl-flush-")]
+
+    calls.clear()
+    again = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
+    assert not again.report.runs[0].plan.writes and calls == []  # nothing staged: no flush at all
