@@ -3,11 +3,14 @@
 The catalog as read is not what a round converges to. `DesiredStates` keeps what earlier rounds
 learned and applies four rules to each read:
 
-- carry-forward: a service skipped for spec errors, whose file broke, or missing from an incomplete
-  read keeps its last good model (so its artifacts stay as they were); a service that fails to render
-  keeps its last good artifacts; a team (Group) skipped for errors, whose file broke or missing from
-  an incomplete read, and the team of a service the routing check held back, keep their last good
-  Group, so the Alertmanager config routes their alerts where it did; with no last good Group (serve
+- carry-forward: a service skipped for spec errors, whose file broke (an error there names no entity:
+  not YAML, a document with no name; an error on another entity of the file is that entity's alone),
+  or missing from an incomplete read keeps its last good model (so its artifacts stay as they were); a
+  service that fails to render keeps its last good artifacts; a team (Group) skipped for errors, whose
+  file broke or missing from an incomplete read, and the team of a service the routing check held back
+  (which includes a team whose Group was deleted while services still name it: its route ends when
+  they move or go), keep their last good Group, so the Alertmanager config routes their alerts where
+  it did; with no last good Group (serve
   restarted meanwhile) such a team's route and receivers are taken from the Alertmanager config in
   place (`routes_in_place`), and the whole config is kept as it is when that cannot be read;
 - frozen owners: a service that loaded without an SLO that has errors is rendered from its last
@@ -55,6 +58,12 @@ Renderer = Callable[[Catalog], "DesiredState | IsolatedRender"]
 def service_key(svc: Service) -> str:
     """The owner key (`namespace/name`) of a service."""
     return f"{svc.ref.namespace}/{svc.ref.name}"
+
+
+def _names_entity(label: str) -> bool:
+    """Whether a problem's entity label is an entity ref (`kind:namespace/name`), as `protected_owners` reads them;
+    not a file that is not YAML ("") or a document with no name (`file#index`)."""
+    return ":" in label and "/" in label and "#" not in label
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,10 @@ class DesiredStates:
             result = self._load(files)
         skipped_keys = protected_owners(result.skipped)
         partial = result.partial_owners()
-        broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR}
+        # a file is broken for the entities it held when an error names none of them (not YAML, a document with no
+        # name): an error on one entity (skipped, or loaded without an SLO) is that entity's alone, so another entity
+        # deleted from the same file on purpose (a Backstage all.yaml) is deleted, not carried until the file is clean
+        broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR and not _names_entity(p.entity)}
         current = {service_key(s): s for s in result.catalog.services}
         with self._lock:
             last_good = dict(self._last_good)
@@ -218,7 +230,8 @@ class DesiredStates:
         services = tuple(v for _, v in sorted(current.items()))
         teams = {t.ref: t for t in result.catalog.teams}
         kept_teams = self._kept_teams(result, teams, current, last_good_teams, broken_files, complete=complete)
-        carried.extend(f"{ref} (its routing: the last good Group is kept)" for ref in sorted(kept_teams, key=str))
+        carried.extend(f"{ref} (its routing: the last good Group is kept until its Group is valid again, or no "
+                       "service names the team)" for ref in sorted(kept_teams, key=str))
         # a file that failed to parse may hold a Group: the read is not whole (as a one-off's carry_forward says)
         whole_read = complete and all(p.entity and owner_key(p.entity) in skipped_keys | partial
                                       for p in result.problems if p.severity is Severity.ERROR)
@@ -253,8 +266,9 @@ class DesiredStates:
     def _kept_teams(result: LoadResult, teams: dict[EntityRef, Team], current: dict[str, Service],
                     last_good: dict[EntityRef, Team], broken_files: set[str], *, complete: bool
                     ) -> dict[EntityRef, Team]:
-        """The last good Group of each team whose entry is invalid (skipped, its file broken, missing from an
-        incomplete read) or whose services the routing check held back: rendered instead of the read's (`teams`)."""
+        """The last good Group of each team whose entry is invalid (skipped, its file broken: `broken_files`, missing
+        from an incomplete read) or whose services the routing check held back: rendered instead of the read's
+        (`teams`)."""
         if not last_good:
             return {}
         kept: dict[EntityRef, Team] = {}

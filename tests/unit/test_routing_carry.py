@@ -316,3 +316,38 @@ def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_
     report = second.run_once()
     assert config.read_bytes() == b"route: [edited by hand\n"
     assert any(c.startswith("the Alertmanager config") for c in report.carried), report.carried
+
+
+def test_a_group_deleted_on_purpose_from_a_file_with_an_error_on_another_entity_loses_its_route() -> None:
+    """A Backstage all.yaml: an error on one Component of the file is that Component's alone; it does not make the
+    file's Group and service deleted on purpose 'invalid' (carried, their route kept, until the file is clean). An
+    error that names no entity (a Group document with no name) still keeps the last good Group."""
+    settings = _settings(default_page=False)
+    templates = load_templates(settings)
+    states = DesiredStates(catalog_loader(templates, settings), catalog_renderer(settings, templates))
+
+    def all_yaml(*docs: dict[str, Any]) -> list[SourceFile]:
+        return [SourceFile("all.yaml", yaml.safe_dump_all(list(docs)).encode())]
+
+    bad = {**_component("bad", "team-a"),
+           "metadata": {"name": "bad", "annotations": {"obsctl.dev/availability": "99.9",
+                                                       "pagerduty.com/service-id": "not an id!"}}}
+    first = states.build(all_yaml(_group("team-a", "PAAA"), _group("team-b", "PBBB"),
+                                  _component("pay", "team-a"), _component("search", "team-b")), True, (), 0.0)
+    states.accept(first)
+    assert _page_route(first, "team-b") == ["/keys/PBBB"]
+
+    # team-b and its service leave on purpose; another Component of the file has an error
+    second = states.build(all_yaml(_group("team-a", "PAAA"), _component("pay", "team-a"), bad), True, (), 1.0)
+    states.accept(second)
+    assert any("component:default/bad" in p for p in second.problems), second.problems
+    doc = yaml.safe_load(next(a.body for a in second.desired.values() if a.kind is Kind.ALERTMANAGER_CONFIG))
+    assert ['team="team-b"'] not in [r["matchers"] for r in doc["route"]["routes"]], "team-b's route is gone"
+    assert _page_route(second, "team-a") == ["/keys/PAAA"]
+    assert not any("team-b" in c for c in second.carried), second.carried
+    assert "default/search" not in second.last_good, "its service, deleted from the file too, is not carried"
+
+    # an error that may be team-a's Group (a Group document with no name) keeps team-a's last good route
+    nameless = {**_group("team-a", "PANEW"), "metadata": {"annotations": {"pagerduty.com/service-id": "PANEW"}}}
+    third = states.build(all_yaml(nameless, _component("pay", "team-a")), True, (), 2.0)
+    assert _page_route(third, "team-a") == ["/keys/PAAA"], third.problems
