@@ -204,6 +204,12 @@ class _SloShape:
     tiers: tuple[tuple[tuple[str, Var], ...], ...]
     windows: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.values, self.tiers, self.windows)))
+
+    def __hash__(self) -> int:  # the same shapes recur (memoised): hashed once, not at every dashboard's lookup
+        return self._hash  # type: ignore[attr-defined,no-any-return]
+
 
 @dataclass(frozen=True)
 class _Shape:

@@ -127,7 +127,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def _check_rel(rel: str) -> str:
-    if rel.startswith("/") or "\\" in rel or any(p in ("..", "") for p in rel.split("/")):
+    wrapped = f"/{rel}/"  # an empty or ".." part of rel.split("/") is a "//" or "/../" here
+    if rel.startswith("/") or "\\" in rel or "//" in wrapped or "/../" in wrapped:
         raise PermanentError(f"unsafe artifact path {rel!r}")
     return rel
 
@@ -586,9 +587,13 @@ class FilesSink:
             self._staging.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(placed.body)
-                os.fchmod(fh.fileno(), 0o644)
+            try:  # plain writes: a buffered file object costs more than the write of a body this size
+                data = memoryview(placed.body)
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
             if self._validate is not None:
                 self._validate(placed, Path(tmp))
         except BaseException:
