@@ -270,3 +270,57 @@ def test_a_one_off_apply_keeps_an_invalid_teams_route_and_routes_the_others(tmp_
     receivers = {r["name"]: r for r in written["receivers"]}
     assert receivers["obsctl-team-a-page"]["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PAAA"}]
     assert receivers["obsctl-team-c-page"]["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PCCC"}]
+
+
+def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_in_the_config_amtool_checks(tmp_path: Path) -> None:
+    """A new serve loop (no last good Group in memory) over a catalog where team-a's Group went invalid writes a
+    config that amtool checks and that still sends team-a's pages to its PagerDuty service, taking team-b's new
+    service in the same round."""
+    require_binary("amtool")
+    from obsctl.app import catalog_loader, catalog_renderer, load_templates
+    from obsctl.config import load_settings
+    from obsctl.reconcile.loop import LoopConfig, Reconciler
+    from tests.support.prom import amtool_routes_test
+    from tests.unit.test_loop import NO_RETRY, MemSource
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for service_id in ("PAAA", "PBBB", "PBNEW"):
+        (keys / service_id).write_text("k\n")
+    settings = load_settings(None, alerting={
+        "config_dir": str(tmp_path / "am"),
+        "catalog": {"pagerduty": {"severities": ["page"], "settings": {"routing_key_file": f"{keys}/{{service_id}}"}}},
+        "default": {"ticket": [{"name": "t", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/t"}}]}})
+    templates = load_templates(settings)
+
+    def catalog(team_a_id: str, team_b_id: str) -> dict[str, bytes]:
+        docs = [{"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "spec": {"type": "team"},
+                 "metadata": {"name": team, "annotations": {"pagerduty.com/service-id": sid}}}
+                for team, sid in (("team-a", team_a_id), ("team-b", team_b_id))]
+        docs += [{"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                  "metadata": {"name": name, "annotations": {"obsctl.dev/availability": "99.9"}},
+                  "spec": {"type": "service", "lifecycle": "production", "owner": owner}}
+                 for name, owner in (("pay", "team-a"), ("search", "team-b"))]
+        return {"all.yaml": yaml.safe_dump_all(docs).encode()}
+
+    def serve_once(docs: dict[str, bytes]) -> None:
+        renderer = catalog_renderer(settings, templates)
+        loop = Reconciler(MemSource(docs), catalog_loader(templates, settings), renderer,
+                          [AlertmanagerSink(tmp_path / "am")], config=LoopConfig(retry=NO_RETRY),
+                          hold_routes=renderer.hold_routes)
+        report = loop.run_once()
+        assert [(r.listed, r.error, r.failed) for r in report.sinks] == [(True, "", 0)], report.sinks
+
+    def page_receiver(team: str, service: str) -> dict[str, object]:
+        labels = {"team": team, "obsctl_severity": "page", "catalog_namespace": "default", "service": service,
+                  "slo": "availability", "alertname": "SLOErrorBudgetBurn"}
+        config = tmp_path / "am" / "alertmanager.yml"
+        name = amtool_routes_test(config, labels).stdout.strip()
+        [found] = [r for r in yaml.safe_load(config.read_text())["receivers"] if r["name"] == name]
+        return found
+
+    serve_once(catalog("PAAA", "PBBB"))
+    assert page_receiver("team-a", "pay")["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PAAA"}]
+    serve_once(catalog("not an id!", "PBNEW"))  # a restart: a new loop, nothing in memory
+    assert page_receiver("team-a", "pay")["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PAAA"}]
+    assert page_receiver("team-b", "search")["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PBNEW"}]
