@@ -17,15 +17,12 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
   optional budget-exhausted alert.
 
-Groups: `meta`, once a minute, records every window's rates and ratios, the 5m tiles, then the
-ticket, no-data and budget-exhausted alerts (they read those series just recorded, and fire after
-hours or after a `for` of 5 to 15 minutes); `period`, every 2 minutes, the hourly tiles, the
-period's figures, the SLO's constants and every window's burn rate (dashboards, users' queries);
-`alerts`, at the rules' evaluation interval, the page alerts, which divide their windows from the
-raw series at their own evaluation (`_SloRules.page_ratio`): the same value the meta group records,
-fresh. `sli`, at the rules' interval, holds only the bad-slice indicator of timeslices budgeting.
-Rule evaluation cost is mostly per rule, so nothing runs at the alerting interval but the page
-alerts themselves.
+Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
+5m); `meta`, once a minute, the 5m tiles, the ticket tiers' windows and the burn-rate series
+(dashboards), then the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the
+hourly tiles, the period's figures and the SLO's constants; `alerts` the page alerts. Rule
+evaluation cost is mostly per rule and per sample read, so rules nothing reads at the alerting
+interval run once a minute.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -55,13 +52,12 @@ from obsctl.slo.alerts import enabled_tiers
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
-# The meta group records every window once a minute (dashboards, reports and ticket alerts read them; page
-# alerts compute their own): 1m divides the 5m tile, so its tiles abut (see `_tiled`).
+# The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
+# burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
 META_INTERVAL = "1m"
 # The period group's figures move once an hour (they add up hourly tiles): every 2 minutes is plenty for
 # reports and the budget-exhausted alert, and a missed evaluation still leaves a sample within
-# Prometheus' 5m lookback. The windows' burn rates (for dashboards and users' queries; no alert reads
-# them) are recorded there too.
+# Prometheus' 5m lookback.
 PERIOD_INTERVAL = "2m"
 NO_DATA_FOR = "15m"
 BUDGET_EXHAUSTED_FOR = "5m"
@@ -185,6 +181,11 @@ class _SloRules:
         return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s),
                 _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s))
 
+    def fast_windows(self) -> set[float]:
+        """The windows page tiers read, and the short resolution: recorded at the rules' evaluation interval
+        (the `sli` group). The others (ticket tiers' windows) are recorded once a minute (`meta`)."""
+        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
+
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
 
@@ -215,53 +216,31 @@ class _SloRules:
         return rules
 
     def sli_rules(self) -> list[Rule]:
-        """The bad-slice indicator of timeslices budgeting (the `sli` group): its average over a window is the
-        fraction of bad slices, sampled at the rules' evaluation interval. Nothing else is recorded there:
-        page alerts read their windows from the raw series themselves (`page_ratio`)."""
-        if not self.timeslices:
-            return []
-        slice_w = _win(self.slo.timeslice_seconds)
-        q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
-        bad = number(1.0 - self.slo.timeslice_target)
-        return [self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}")]
-
-    def meta_rules(self) -> list[Rule]:
-        """Every window's rates and ratios, and the 5m tiles (the `meta` group, once a minute).
-
-        Order matters within the group: the windows read from the raw series first (5m ... 6h), then the
-        tiles, which sum the 5m rates just recorded, then the longer windows, which add up the tiles.
-        """
-        windows = self.windows()
+        """Rates and ratios over the windows page tiers read, and the bad-slice indicator (the `sli` group)."""
         rules: list[Rule] = []
-        for seconds in windows:
-            if seconds <= RAW_WINDOW_MAX_S:
-                rules.extend(self.window_rules(seconds))
-        if any(w > RAW_WINDOW_MAX_S for w in windows):
-            rules.extend(self.tile_rules(TILE_S))  # the windows' 5m tiles (the hourly ones are the period group's)
-        for seconds in windows:
-            if seconds > RAW_WINDOW_MAX_S:
+        if self.timeslices:
+            slice_w = _win(self.slo.timeslice_seconds)
+            q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
+            bad = number(1.0 - self.slo.timeslice_target)
+            rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
+        fast = self.fast_windows()
+        for seconds in self.windows():
+            if seconds in fast:
                 rules.extend(self.window_rules(seconds))
         return rules
 
-    def burn_rate_rules(self) -> list[Rule]:
-        """Every window's burn rate, for dashboards and users' queries (alerts divide the ratios themselves)."""
-        return [self.record(cv.series(cv.SERIES_BURN_RATE, _win(s)), f"{self.ratio_ref(_win(s))} / {self.budget}")
-                for s in self.windows()]
-
-    def page_ratio(self, seconds: float) -> str:
-        """The error ratio (or bad-slice fraction) over a window as a page alert reads it: computed at the
-        alert's own evaluation, as the `meta` group records it once a minute (the same expression, with the
-        raw total where the recorded one was read). A window longer than RAW_WINDOW_MAX_S (only a spec's custom
-        tier has one) adds up 5m tiles, which move every 5 minutes: its recorded ratio is as fresh."""
-        w = _win(seconds)
-        if self.timeslices:
-            return f"avg_over_time({cv.SERIES_SLICE_BAD}{self.sel}[{w}])"
-        if seconds > RAW_WINDOW_MAX_S:
-            return self.ratio_ref(w)
-        q = sli_queries(self.svc, self.slo, self.templates, w, self.environment)
-        # compared with a positive burn rate: no error series fails as 0 would, so the zero fill (which reads
-        # the raw total a second time) is left out
-        return f"(({q.bad or q.errors})\n/\n({q.total}))"
+    def meta_rules(self) -> list[Rule]:
+        """Tiles, the other windows' rates and ratios, and every window's burn rate (the `meta` group)."""
+        # the windows' 5m tiles (the hourly ones are the period group's own)
+        rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
+        fast = self.fast_windows()
+        for seconds in self.windows():
+            if seconds not in fast:
+                rules.extend(self.window_rules(seconds))
+        for seconds in self.windows():
+            w = _win(seconds)
+            rules.append(self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}"))
+        return rules
 
     def ratio_ref(self, window: str) -> str:
         """The series burn rates divide: the error ratio, or the bad-slice fraction for timeslices."""
@@ -307,7 +286,6 @@ class _SloRules:
             ratio = cv.SERIES_PERIOD_BAD_SLICES
         rules.append(self.record(cv.SERIES_PERIOD_BURN_RATE, f"{ratio}{self.sel} / {number(slo.error_budget)}"))
         rules.append(self.record(cv.SERIES_BUDGET_REMAINING, f"1 - {cv.SERIES_PERIOD_BURN_RATE}{self.sel}"))
-        rules.extend(self.burn_rate_rules())
         return rules
 
     # -- alerts ------------------------------------------------------------
@@ -359,19 +337,11 @@ class _SloRules:
         for tier in tiers:
             long_w, short_w = _win(tier.long_window_s), _win(tier.short_window_s)
             burn = number(tier.burn_rate)
-            page = tier.severity == PAGE
-            # burn rates from the ratios themselves. A page tier reads its windows from the raw series at its
-            # own evaluation (the recorded ratios are a minute apart); a ticket tier, in the meta group right
-            # after them, the recorded ratios.
-            long_r, short_r = (self.page_ratio(tier.long_window_s), self.page_ratio(tier.short_window_s)) if page \
-                else (self.ratio_ref(long_w), self.ratio_ref(short_w))
-            expr = f"{long_r} / {self.budget} > {burn}\nand\n{short_r} / {self.budget} > {burn}"
+            # burn rates from the ratios themselves: page tiers read ratios recorded at this group's interval
+            expr = (f"{self.ratio_ref(long_w)} / {self.budget} > {burn}\n"
+                    f"and\n{self.ratio_ref(short_w)} / {self.budget} > {burn}")
             if policy.min_events:
-                if page and tier.long_window_s <= RAW_WINDOW_MAX_S:
-                    total = sli_queries(self.svc, self.slo, self.templates, long_w, self.environment).total
-                    events = f"({total}) * {number(tier.long_window_s)}"
-                else:
-                    events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
+                events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
                 expr += f"\nand on({', '.join(self.groups)})\n({events} >= {number(policy.min_events)})"
             kind = "bad slices" if self.timeslices else "errors"
             rules.append({
@@ -420,9 +390,9 @@ _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
     """One SLO's rules per group part (sli, meta, period, alerts).
 
-    Page alerts run in `alerts`, at the rules' evaluation interval (their detection time is minutes), and
-    read the raw series; ticket, no-data and budget-exhausted alerts once a minute in `meta`, right after the
-    series they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
+    Page alerts run in `alerts`, at the rules' evaluation interval (their detection time is minutes);
+    ticket, no-data and budget-exhausted alerts once a minute in `meta`, right after the ticket windows
+    they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
     """
     b = _SloRules(svc, slo, templates, options)
     alerts = b.alert_rules()

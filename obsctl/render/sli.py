@@ -54,9 +54,6 @@ class SliQueries:
 
     errors: str
     total: str
-    # The error rate only where an error series exists (`errors` without its zero fill; "" when `errors` has
-    # none): enough wherever it is compared with a positive threshold, where a missing series and 0 both fail.
-    bad: str = ""
 
 
 def shape_selector(shape: SliShape, svc: Service, environment: str,
@@ -123,7 +120,7 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
             bad = f"{total} - ({good} or (0 * {total}))"
         else:
             raise ValueError(f"{svc.ref}: SLO {slo.name}: events SLI needs an error or a good query")
-        return SliQueries(_with_zero(bad, ref, on), total, bad)
+        return SliQueries(_with_zero(bad, ref, on), total)
     shape = templates.sli_shapes.get(svc.protocol.value)
     if shape is None:
         raise ValueError(f"{svc.ref}: no SLI shape for protocol {svc.protocol.value!r} in alert-rules/sli.yaml")
@@ -138,7 +135,7 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
     total = _sum(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])")
     if isinstance(sli, AvailabilitySLI):
         bad = _sum(slo, f"rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}])")
-        return SliQueries(_with_zero(bad, total_ref or total, on), total, bad)
+        return SliQueries(_with_zero(bad, total_ref or total, on), total)
     if isinstance(sli, LatencySLI):
         bound = latency_bound(sli.threshold_seconds, svc.latency_buckets or shape.buckets)
         good = _sum(slo, f"rate({shape.bucket_metric}{{{sel},{le_matcher(bound)}}}[{window}])")

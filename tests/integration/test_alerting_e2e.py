@@ -155,13 +155,11 @@ def test_page_and_ticket_reach_their_receivers_and_inhibition_holds(stack: dict[
     rule_sink = RuleFilesSink(stack["rules_dir"], prom.url)
     arts = rules.render(catalog, TEMPLATES, options)
     _apply(rule_sink, arts)
-    # the meta and period groups run once a minute or less often; paging needs only the alerts group, whose
-    # page alerts read the raw series: traffic there is what they need
+    # the meta group runs once a minute (period scans); paging needs only the sli and alerts groups
     groups = [g["name"] for svc in catalog.services for g in rules.service_groups(svc, TEMPLATES, options)
               if "interval" not in g]
     prom.wait_rules_loaded(groups)
-    prom.wait_for(lambda: prom.query_value(
-        'sum(rate(http_server_request_duration_seconds_count{service_name="checkout"}[5m]))'), timeout=15)
+    prom.wait_for(lambda: prom.query_value('obsctl:slo_requests:rate5m{service="checkout"}'), timeout=15)
     time.sleep(2)  # some healthy history
     exporter.fail("checkout")
     exporter.fail("ledger")
@@ -171,7 +169,7 @@ def test_page_and_ticket_reach_their_receivers_and_inhibition_holds(stack: dict[
     t_page = time.monotonic()
     # Ticket tiers read the day windows, which sum closed 5m tiles aligned to the clock: a failure counts
     # there from the next 5-minute boundary, so the ticket may take up to one tile (300 s) longer; their
-    # windows are recorded once a minute (page tiers read the raw series instead): up to 60 s more.
+    # windows are recorded once a minute (only page tiers' at the alerting interval): up to 60 s more.
     ticket = hook.wait_for(lambda r: r["path"] == "/team-billing/ticket", timeout=300 + 60 + 30)
     print(f"\nE2E stack up + rules applied in {t_fail - t_start:.1f}s; failure -> page webhook {t_page - t_fail:.1f}s, "
           f"-> ticket webhook {time.monotonic() - t_fail:.1f}s")

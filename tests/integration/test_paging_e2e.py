@@ -190,10 +190,9 @@ class Stack:
         groups = [g["name"] for svc in result.catalog.services for g in service_groups(svc, templates, options)
                   if "interval" not in g]
         self.prom.wait_rules_loaded(groups)
-        # page alerts read the raw series (the meta group records once a minute): traffic there is what they need
         for svc in result.catalog.services:
             self.prom.wait_for(lambda s=svc.name: self.prom.query_value(  # type: ignore[misc]
-                f'sum(rate(http_server_request_duration_seconds_count{{service_name="{s}"}}[5m]))'), timeout=20)
+                f'obsctl:slo_requests:rate5m{{service="{s}",slo="availability"}}'), timeout=20)
         return result
 
     def wait(self, predicate: Any, what: str, timeout: float = 90) -> dict[str, Any]:

@@ -66,8 +66,7 @@ def test_conditions_map_to_exactly_the_tiers_they_describe() -> None:
     assert by_tier["ticket-13.44x-1h"]["severity"] == "ticket"
     assert by_tier["page-10x-3h"][cv.LABEL_SEVERITY_CLASS] == "page"
     custom = next(a for a in alerts if "page-10x-3h" in a["labels"].values())
-    # a page tier divides its windows from the raw series at its own evaluation
-    assert "[3h]" in custom["expr"] and "[15m]" in custom["expr"] and "obsctl:" not in custom["expr"]
+    assert "obsctl:slo_error_ratio:rate3h" in custom["expr"] and "obsctl:slo_error_ratio:rate15m" in custom["expr"]
     assert "> 10\n" in custom["expr"]
     # the SLO's metadata labels on the alerts; `tier` is the spec's, obsctl's tier goes under obsctl_tier
     assert all(a["labels"]["tier"] == "1" and a["labels"]["domain"] == "money,checkout" for a in alerts)

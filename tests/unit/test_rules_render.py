@@ -117,28 +117,13 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     # the error rate itself only at the short resolution (dashboards and reports read it there)
     assert "obsctl:slo_errors:rate5m" in names and not any(
         n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
-    # every window once a minute (meta), burn rates every 2 minutes (period), page alerts at the rules' interval;
-    # nothing at the rules' interval but the page alerts (occurrences budgeting has no slice indicator)
-    groups = {g["name"].rsplit("-", 1)[1]: g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"]}
-    assert list(groups) == ["meta", "period", "alerts"]
-    meta_names = [r.get("record") for r in groups["meta"]["rules"]]
-    assert {f"obsctl:slo_error_ratio:rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")} <= set(meta_names)
-    # the tiles sum the 5m rates recorded before them in the group, the day windows add up the tiles after them
-    assert (meta_names.index("obsctl:slo_errors:rate5m") < meta_names.index("obsctl:slo_errors:sum5m")
-            < meta_names.index("obsctl:slo_error_ratio:rate1d"))
-    assert groups["meta"]["interval"] == "1m" and groups["period"]["interval"] == "2m"
-    assert not any(str(n).startswith("obsctl:slo_burn_rate") for n in meta_names)
-    assert {f"obsctl:slo_burn_rate:rate{w}" for w in ("5m", "1h", "3d")} <= {
-        r.get("record") for r in groups["period"]["rules"]}
-    assert "interval" not in groups["alerts"] and all("alert" in r for r in groups["alerts"]["rules"])
+    # page tiers' windows at the rules' interval, the ticket tiers' and burn rates once a minute
+    sli, meta = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:2])
+    sli_names = {r["record"] for r in sli["rules"]}
+    assert {f"obsctl:slo_error_ratio:rate{w}" for w in ("5m", "30m", "1h", "6h")} <= sli_names
+    assert not {f"obsctl:slo_error_ratio:rate{w}" for w in ("2h", "1d", "3d")} & sli_names
+    assert meta["interval"] == "1m" and not any(n.startswith("obsctl:slo_burn_rate") for n in sli_names)
     alerts = [r for r in all_rules if "alert" in r]
-    # a page tier divides the raw counters at its own evaluation; a ticket tier reads the recorded ratios
-    page_fast = next(r for r in alerts if r["labels"].get("tier") == "page-fast")
-    assert "obsctl:" not in page_fast["expr"] and "[1h]" in page_fast["expr"] and "[5m]" in page_fast["expr"]
-    ticket_slow = next(r for r in alerts if r["labels"].get("tier") == "ticket-slow")
-    assert ticket_slow in groups["meta"]["rules"]
-    assert ticket_slow["expr"].startswith(f"obsctl:slo_error_ratio:rate3d{sel} / 0.001 > 1\nand\n"
-                                          f"obsctl:slo_error_ratio:rate6h{sel} / 0.001 > 1")
     tiers = sorted(r["labels"]["tier"] for r in alerts if r["alert"] == cv.ALERT_BURN)
     assert tiers == ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
     page = next(r for r in alerts if r["labels"].get("tier") == "page-fast")
