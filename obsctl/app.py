@@ -31,7 +31,6 @@ from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
     from obsctl.reconcile.stream import StreamedConverge
-    from obsctl.render.context import ServiceSummary
     from obsctl.sinks.base import Sink
     from obsctl.sinks.files import FilesSink
     from obsctl.sinks.grafana import GrafanaSink
@@ -155,8 +154,9 @@ def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
         return result
     lost = {p.entity for p in problems}
     services = tuple(s for s in result.catalog.services if str(s.ref) not in lost)
+    held = tuple(s for s in result.catalog.services if str(s.ref) in lost)
     return LoadResult(replace(result.catalog, services=services), [*result.problems, *problems],
-                      sorted({*result.skipped, *lost}))
+                      sorted({*result.skipped, *lost}), (*result.held_back, *held))
 
 
 def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True) -> bool:
@@ -179,20 +179,13 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     return bool(lost)
 
 
-def held_routes(result: LoadResult, unchecked: LoadResult, templates: Templates, sinks: list[Sink], *,
+def held_routes(result: LoadResult, sinks: list[Sink], *,
                 complete: bool) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
-    """`routes_in_place.held_routes` of a one-off read, the config in place read from `sinks`; `unchecked`: the same
-    read before the routing check (the services it held back still bring their dependencies)."""
+    """`routes_in_place.held_routes` of a one-off read, the config in place read from `sinks`."""
     from obsctl.reconcile.routes_in_place import config_in_place
     from obsctl.reconcile.routes_in_place import held_routes as held_in_place
-    from obsctl.render.context import summary_of
 
-    rendered = {s.ref for s in result.catalog.services}
-    held_back: dict[EntityRef, list[ServiceSummary]] = {}
-    for svc in unchecked.catalog.services:
-        if svc.ref not in rendered:
-            held_back.setdefault(svc.team, []).append(summary_of(svc, templates))
-    return held_in_place(result, lambda: config_in_place(sinks), complete=complete, held_back=held_back)
+    return held_in_place(result, lambda: config_in_place(sinks), complete=complete)
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
@@ -220,13 +213,12 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     selection = options.outputs & (only if only is not None else ALL_KINDS)
     if phase:
         phase("loading the catalog")
-    unchecked = load_path(path, settings, templates, routing=False)
-    result = check_routing(unchecked, templates, options) if alerting_selected(selection) else unchecked
+    result = load_path(path, settings, templates, routing=alerting_selected(selection))
     protected, frozen, complete = carry_forward(result)
     if Kind.ALERTMANAGER_CONFIG in selection:
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely
-        held = held_routes(result, unchecked, templates, sinks, complete=complete)
+        held = held_routes(result, sinks, complete=complete)
         if held is None:
             hold_routes(result, whole=True)
             selection -= {Kind.ALERTMANAGER_CONFIG}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import yaml
@@ -26,7 +26,7 @@ from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import EntityRef
-from obsctl.render.context import ServiceSummary
+from obsctl.render.context import ServiceSummary, summary_of
 from obsctl.render.options import HeldRoutes
 from obsctl.render.routes import held_part, matcher, routing_team
 from obsctl.sinks.base import ListsScoped, Sink
@@ -151,15 +151,15 @@ def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
 
 
 def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, complete: bool,
-                kept: Collection[EntityRef] = (), held_back: Mapping[EntityRef, Sequence[ServiceSummary]] | None = None
+                kept: Collection[EntityRef] = ()
                 ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
     """The part of the Alertmanager config in place (`read_config`: `config_in_place` of the sinks, read only when
     some team needs it) of each team whose routing `result` lost (`lost_routing`) and, when the read is not
     `complete`, of each team the config in place routes whose Group the read lacks (the file or source that failed
     may hold it), with those teams and the error that explains each. Teams in `kept` are left out (`serve` routes
-    them with their last good Group). `held_back`: per team, the summaries of its services the routing check held
-    back, which still bring their dependencies to the inhibitions. None when the config in place cannot be read
-    completely while some team needs it; ((), {}) when none does."""
+    them with their last good Group). The team's services the routing check held back (`result.held_back`) still
+    bring their dependencies to the inhibitions. None when the config in
+    place cannot be read completely while some team needs it; ((), {}) when none does."""
     lost = {ref: p for ref, p in lost_routing(result).items() if ref not in kept}
     if complete and not lost:
         return (), lost
@@ -170,8 +170,7 @@ def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, 
         return None if lost else ((), lost)
     if routed:
         read = {t.ref.name for t in result.catalog.teams} | {t.name for t in kept}
-        owners = {s.team.name: s.team for s in result.catalog.services}
-        owners.update((t.name, t) for t in held_back or {})
+        owners = {s.team.name: s.team for s in (*result.catalog.services, *result.held_back)}
         unpinned = next((p for p in result.errors if not p.entity), None)  # what made the read incomplete
         for name in sorted(routed - read):
             ref = owners.get(name) or EntityRef("group", "default", name)
@@ -181,5 +180,8 @@ def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, 
     parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost)
     if parts is None:
         return None
-    held = held_back or {}
+    held: dict[EntityRef, list[ServiceSummary]] = {}
+    for svc in result.held_back:
+        if svc.team in lost:
+            held.setdefault(svc.team, []).append(summary_of(svc))  # its entity and dependencies: all the rules read
     return tuple(held_part(team, *parts[team], held.get(team, ())) for team in sorted(lost, key=str)), lost

@@ -45,6 +45,9 @@ class LoadResult:
     catalog: Catalog
     problems: list[Problem] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # valid services a later check (the composition's routing check) moved to `skipped`: what they would bring
+    # to artifacts shared with others (the dependency inhibitions) is still known
+    held_back: tuple[Service, ...] = ()
 
     @property
     def errors(self) -> list[Problem]:

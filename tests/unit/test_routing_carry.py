@@ -351,3 +351,45 @@ def test_a_group_deleted_on_purpose_from_a_file_with_an_error_on_another_entity_
     nameless = {**_group("team-a", "PANEW"), "metadata": {"annotations": {"pagerduty.com/service-id": "PANEW"}}}
     third = states.build(all_yaml(nameless, _component("pay", "team-a")), True, (), 2.0)
     assert _page_route(third, "team-a") == ["/keys/PAAA"], third.problems
+
+
+@pytest.mark.parametrize("how", ["one-off", "serve restarted"])
+def test_a_held_teams_services_keep_their_dependency_inhibitions(tmp_path: Path, how: str) -> None:
+    """team-a's services are held back (its Group broke and no default page receiver): its database is still a
+    dependency of team-b's service, so the rule that mutes team-b's pages while the database pages stays."""
+    from obsctl.reconcile.loop import LoopConfig, Reconciler
+    from obsctl.sinks.files import FilesSink
+    from tests.unit.test_loop import NO_RETRY, MemSource
+
+    settings = _settings(default_page=False)
+    one_off = _one_off(tmp_path, settings)
+
+    def converge(files: list[SourceFile]) -> list[str]:
+        """The skipped entities of a one-off run, or of a new serve loop's first round."""
+        if how == "one-off":
+            return one_off(files).skipped
+        templates = load_templates(settings)
+        renderer = catalog_renderer(settings, templates)
+        loop = Reconciler(MemSource({f.path: f.data for f in files}), catalog_loader(templates, settings), renderer,
+                          [FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})],
+                          config=LoopConfig(retry=NO_RETRY), hold_routes=renderer.hold_routes)
+        return loop.run_once().skipped
+
+    def files(team_a: Any) -> list[SourceFile]:
+        app = _component("app", "team-b")
+        app["spec"]["dependsOn"] = ["component:db"]
+        return [SourceFile("teams/a.yaml", (team_a if isinstance(team_a, str) else yaml.safe_dump(team_a)).encode()),
+                SourceFile("teams/b.yaml", yaml.safe_dump(_group("team-b", "PBBB")).encode()),
+                SourceFile("services.yaml", yaml.safe_dump_all([_component("db", "team-a"), app]).encode())]
+
+    def muted_by(doc: dict[str, Any]) -> list[list[str]]:
+        return [r["source_matchers"] for r in doc["inhibit_rules"]
+                if 'obsctl_depends_on=~".*\\\\|default/db\\\\|.*"' in r["target_matchers"]]
+
+    converge(files(_group("team-a", "PAAA")))
+    before = _config_doc(tmp_path)
+    assert muted_by(before) == [['obsctl_severity="page"', 'catalog_namespace="default"', 'service="db"']]
+    assert "component:default/db" in converge(files(BROKEN_GROUPS["invalid pagerduty id"]))
+    after = _config_doc(tmp_path)
+    assert muted_by(after) == muted_by(before)
+    assert _team_part(after, "team-a") == _team_part(before, "team-a")
