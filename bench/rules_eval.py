@@ -18,7 +18,9 @@
    `prometheus_rule_group_last_duration_seconds` read from /metrics after every evaluation (several per
    rule set; the median per group), plus samples touched per evaluation:
    the sum of `totalQueryableSamples` (`stats=all`) over every rule expression, queried once
-   (Prometheus 2.42 has no `prometheus_engine_query_samples_total`).
+   (Prometheus 2.42 has no `prometheus_engine_query_samples_total`). Beside each set's figures: the
+   machine's 1-minute load and Prometheus' process CPU over its phase (wall-clock durations of long
+   raw reads stretch more than short ones under CPU contention, so the ratios move with the load).
 
 Rule sets: obsctl's (`obsctl.render.rules.service_groups`), Sloth's real output (`sloth generate`
 at the pinned version; unoptimized through its sli_rules plugin's `disableOptimized`), and
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -740,6 +743,11 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
     skip: dict[str, int] = {n: 2 for n in names}  # the first readings may predate the poll or run cold
     durations: dict[str, list[float]] = {n: [] for n in names}
     deadline = time.monotonic() + max(interval.values()) * (shape.evaluations + 3) + 300
+    # Beside the wall-clock group durations: Prometheus' own CPU seconds and the machine's load over the
+    # phase. Under CPU contention a long raw read's wall time grows more than a short one's (Pyrra-style
+    # measured 7.9 s/min quiet and 17.5 s/min at load 2-3), so the ratio moves with the load.
+    cpu0 = _metric_values(prom.url, ("process_cpu_seconds_total",))
+    t_phase, load0 = time.monotonic(), os.getloadavg()
     while time.monotonic() < deadline:
         for group, m in _group_metrics(prom.url).items():
             if group in durations and m.get("ts", 0) > seen.get(group, 0):
@@ -751,6 +759,9 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
         if all(len(v) >= shape.evaluations for v in durations.values()):
             break
         time.sleep(1.0)
+    cpu1 = _metric_values(prom.url, ("process_cpu_seconds_total",))
+    phase_s, load1 = time.monotonic() - t_phase, os.getloadavg()
+    cpu_min = (cpu1.get("process_cpu_seconds_total", 0.0) - cpu0.get("process_cpu_seconds_total", 0.0)) * 60.0 / phase_s
     # medians: one evaluation that meets a compaction or another process' burst does not move the figure
     per_eval = sum(statistics.median(v) for v in durations.values() if v)
     # groups may have their own interval (obsctl's meta group: 1m): cost per minute of wall clock
@@ -773,6 +784,7 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
             kinds[kind] = kinds.get(kind, 0.0) + statistics.median(values)
     rs.results["by_kind"] = kinds
     slowest = max(durations.items(), key=lambda kv: statistics.median(kv[1]) if kv[1] else 0.0)
+    rs.results.update({"prom_cpu_min": cpu_min, "load": (load0[0], load1[0]), "phase_s": phase_s})
     rs.results.update({"eval_s": per_min, "eval_cycle_s": per_eval, "groups": len(names), "rules": rules_n,
                        "samples": samples_min, "samples_cycle": samples,
                        "intervals": sorted({f"{v:g}s" for v in interval.values()}),
@@ -784,7 +796,9 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape) -> None:
         f"({samples / 1e6:.2f} M per pass); "
         f"slowest group {slowest[0]} {fmt_s(rs.results['slowest_s'])}")
     ctx.note(f"rules: {rs.name} evaluation time per cycle by group kind: "
-             + ", ".join(f"{k} {fmt_s(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+             + ", ".join(f"{k} {fmt_s(v)}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+             + f"; measured over {phase_s:.0f} s at 1-minute load {load0[0]:.1f} -> {load1[0]:.1f}, Prometheus "
+             f"process CPU {cpu_min:.2f} s per minute (rules, live scrapes and housekeeping)")
 
 
 def _group_kind(group: str) -> str:
@@ -819,6 +833,9 @@ def _rows(ctx: Context, sets: list[RuleSet], inputs: str, diag: RuleSet | None) 
         rows.append(Row(NAME, label, "rule evaluation time per minute (per pass; group intervals "
                         f"{'/'.join(r['intervals'])})", f"{fmt_s(r['eval_s'])} ({fmt_s(r['eval_cycle_s'])})",
                         tgt, verdict(r["eval_s"] <= by["sloth-optimized"]["eval_s"]) if tgt else ""))
+        if "prom_cpu_min" in r:
+            rows.append(Row(NAME, label, "Prometheus process CPU per minute while measured (1-minute load then)",
+                            f"{r['prom_cpu_min']:.2f} s (load {r['load'][0]:.1f} -> {r['load'][1]:.1f})"))
         rows.append(Row(NAME, label, "period error ratio vs exact (max / mean rel. error)",
                         f"{r['rel_err_max']:.4%} / {r['rel_err_mean']:.4%}",
                         "<= 0.1 %" if rs.name == "obsctl" else "",
