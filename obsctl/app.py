@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from obsctl.config import Settings
 from obsctl.errors import ConfigError, Problem, Severity
 from obsctl.model.artifact import DesiredState, Kind
+from obsctl.model.conventions import names_entity
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
+from obsctl.model.status import owner_key
 from obsctl.reconcile.apply import RetryPolicy
 from obsctl.reconcile.converge import ALL_KINDS, Hooks, Policy, carry_forward
 from obsctl.render import render_all
@@ -215,6 +217,15 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
         phase("loading the catalog")
     result = load_path(path, settings, templates, routing=alerting_selected(selection))
     protected, frozen, complete = carry_forward(result)
+    if Kind.ALERTMANAGER_CONFIG in selection and not complete:
+        # an error that names no entity hides which services (own routes, dependencies) and teams the file held:
+        # rendering the config without them would drop their routes, as a prune would their files
+        first = next(p for p in result.errors if not names_entity(p.entity) or owner_key(p.entity) not in
+                     protected | frozen)
+        result.problems.append(Problem(first.file, first.line, first.entity, "routing", (
+            "the Alertmanager config is kept as it is (not written): this catalog read is incomplete, so the "
+            "routes of what this error hides would be dropped"), Severity.WARNING))
+        selection -= {Kind.ALERTMANAGER_CONFIG}
     if Kind.ALERTMANAGER_CONFIG in selection:
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely

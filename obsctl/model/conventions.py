@@ -76,9 +76,21 @@ ALERT_BUDGET_EXHAUSTED = "SLOErrorBudgetExhausted"
 
 _UID_OK = re.compile(r"[^A-Za-z0-9_-]+")
 _SLUG = re.compile(r"[^a-z0-9]+")
-NAME_RE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]$|^[A-Za-z0-9]$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,61}[A-Za-z0-9]$|^[A-Za-z0-9]$")  # a catalog entity's name
+NAMESPACE_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")  # and its namespace (a DNS label, at most 63)
 SLO_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_]{0,61}[a-z0-9])?$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def names_entity(label: str) -> bool:
+    """Whether a problem's or a skipped document's entity label is an entity that can be addressed,
+    `kind:namespace/name` with a valid namespace and name. Not: a file that is not YAML (""), a document
+    with no name (`file#index`), or a document whose name or namespace is invalid: an edit's typo there
+    hides which entity the document was, so it cannot be told from an entity that left the catalog."""
+    kind, colon, rest = label.partition(":")
+    namespace, slash, name = rest.partition("/")
+    return bool(kind and colon and slash and len(namespace) <= 63 and NAMESPACE_RE.match(namespace)
+                and NAME_RE.match(name))
 
 
 def series(template: str, window: str) -> str:

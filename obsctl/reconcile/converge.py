@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Container, Iterable, Mapping, 
 from dataclasses import dataclass, field
 
 from obsctl.errors import PermanentError, PruneRefused, Severity, TemporaryError
+from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
 from obsctl.model.status import owner_key
 from obsctl.reconcile.apply import ApplyResult, Outcome, RetryPolicy, apply_plan
@@ -249,7 +250,7 @@ def apply_report(report: ConvergeReport, policy: Policy, hooks: Hooks) -> Conver
 
 def protected_owners(skipped: Iterable[str]) -> frozenset[str]:
     """Owner keys of the entity refs among a loader's skipped labels (documents without a ref are left out)."""
-    return frozenset(owner_key(ref) for ref in skipped if ":" in ref and "/" in ref and "#" not in ref)
+    return frozenset(owner_key(ref) for ref in skipped if cv.names_entity(ref))
 
 
 def carry_forward(result: LoadResult) -> tuple[frozenset[str], frozenset[str], bool]:

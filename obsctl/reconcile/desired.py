@@ -60,12 +60,6 @@ def service_key(svc: Service) -> str:
     return f"{svc.ref.namespace}/{svc.ref.name}"
 
 
-def _names_entity(label: str) -> bool:
-    """Whether a problem's entity label is an entity ref (`kind:namespace/name`), as `protected_owners` reads them;
-    not a file that is not YAML ("") or a document with no name (`file#index`)."""
-    return ":" in label and "/" in label and "#" not in label
-
-
 @dataclass(frozen=True)
 class RoutesInPlace:
     """How a round reads the Alertmanager config in place (`routes_in_place.config_in_place` of the sinks) and
@@ -81,7 +75,7 @@ class Desired:
 
     catalog: Catalog
     desired: DesiredState
-    complete: bool
+    complete: bool  # the source listed every file and every error names its entity: pruning is safe
     skipped: list[str]
     carried: list[str]
     protected: frozenset[str]  # owner keys whose artifacts must not be pruned
@@ -192,7 +186,8 @@ class DesiredStates:
         # a file is broken for the entities it held when an error names none of them (not YAML, a document with no
         # name): an error on one entity (skipped, or loaded without an SLO) is that entity's alone, so another entity
         # deleted from the same file on purpose (a Backstage all.yaml) is deleted, not carried until the file is clean
-        broken_files = {p.file for p in result.problems if p.severity is Severity.ERROR and not _names_entity(p.entity)}
+        broken_files = {p.file for p in result.problems
+                        if p.severity is Severity.ERROR and not cv.names_entity(p.entity)}
         current = {service_key(s): s for s in result.catalog.services}
         with self._lock:
             last_good = dict(self._last_good)
@@ -206,6 +201,9 @@ class DesiredStates:
             if key in last_good and key not in partial_models:
                 current[key] = last_good[key]
                 carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
+        # a file that failed to parse may hold any entity: the read is not whole (as a one-off's carry_forward says)
+        whole_read = complete and all(p.entity and owner_key(p.entity) in skipped_keys | partial
+                                      for p in result.problems if p.severity is Severity.ERROR)
         absent: set[str] = set()
         for key in sorted(last_good.keys() - current.keys()):  # a set difference: not a walk of the catalog
             svc = last_good[key]
@@ -232,9 +230,6 @@ class DesiredStates:
         kept_teams = self._kept_teams(result, teams, current, last_good_teams, broken_files, complete=complete)
         carried.extend(f"{ref} (its routing: the last good Group is kept until its Group is valid again, or no "
                        "service names the team)" for ref in sorted(kept_teams, key=str))
-        # a file that failed to parse may hold a Group: the read is not whole (as a one-off's carry_forward says)
-        whole_read = complete and all(p.entity and owner_key(p.entity) in skipped_keys | partial
-                                      for p in result.problems if p.severity is Severity.ERROR)
         held, in_place, whole = self._held_routes(result, kept_teams, whole_read)
         carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
                        "has them)" for ref in sorted(in_place, key=str))
@@ -252,13 +247,14 @@ class DesiredStates:
         # desired belongs to: their artifacts are kept as they are while in the grace period
         desired_owners = {owner_key(owner) for owner in {a.owner for a in desired.values()}}
         orphans = set(known) - desired_owners - set(current) - forgotten - skipped_keys - set(failures)
-        absent_since.update(self._absence(orphans, complete, now))
+        # (after a restart, a file that does not parse may be where they are: such a read does not count)
+        absent_since.update(self._absence(orphans, whole_read, now))
         kept_as_is = {k for k in orphans if not self._grace_over(*absent_since[k], now)}
         in_grace |= kept_as_is
         grace_left = {k: max(0.0, absent_since[k][0] + self.grace_seconds - now) for k in in_grace}
         protected = frozenset({k for k in skipped_keys if k not in current} | set(failures) | kept_as_is
                               | ({owner_key(cv.OWNER)} if whole else set()))
-        return Desired(catalog, desired, complete, list(result.skipped), carried, protected,
+        return Desired(catalog, desired, whole_read, list(result.skipped), carried, protected,
                        [str(p) for p in result.problems if p.severity is Severity.ERROR], dict(current),
                        failures, grace_left, absent_since, forgotten, grace_carried, frozen, teams)
 

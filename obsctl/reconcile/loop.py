@@ -279,7 +279,7 @@ class Reconciler:
         report.skipped, report.carried, report.problems = d.skipped, d.carried, d.problems
         report.isolated, report.absent = d.isolated, d.grace_left
         self._states.commit_absence(d, self._recorder)
-        prune = fetched.complete
+        prune = d.complete  # the source listed every file and every error names its entity (nothing hidden)
         # the shrink guard counts what was read: services kept only by the grace period are missing
         refusal = self._catalog_refusal(report.services - d.grace_carried) if prune else ""
         if refusal:
@@ -390,7 +390,7 @@ class Reconciler:
                               "skipped": d.skipped, "carried_forward": d.carried, "problems": d.problems}
             refusal = self._catalog_refusal(len(d.catalog.services) - d.grace_carried) if fetched.complete else ""
             hooks = replace(self._hooks(False, self._clock()), deep=lambda _sink: False)
-            result = converge(d.desired, self.sinks, self._policy(fetched.complete and not refusal, d.protected,
+            result = converge(d.desired, self.sinks, self._policy(d.complete and not refusal, d.protected,
                                                                   apply=False, frozen=d.frozen), hooks)
         for run in result.runs:
             if not run.listed:

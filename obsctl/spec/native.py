@@ -16,6 +16,7 @@ from obsctl.model.entities import (
     EventsSLI,
     LatencySLI,
 )
+from obsctl.spec.backstage import check_metadata
 from obsctl.spec.fields import FieldPath, Reader
 from obsctl.spec.slos import (
     cardinality_note,
@@ -199,11 +200,10 @@ def parse_service_doc(r: Reader, data: dict[str, Any], templates: Templates) -> 
     meta = r.mapping(data.get("metadata"), ("metadata",), {"name", "namespace", "labels", "annotations", "title",
                                                            "description"})
     spec = r.mapping(data.get("spec"), ("spec",), SERVICE_FIELDS)
-    name = r.text(meta, "name", ("metadata",), required=True)
-    namespace = r.text(meta, "namespace", ("metadata",), default="default")
+    ref = check_metadata(r, {**data, "metadata": meta}, "service")
     slos = parse_slos(r, ("spec", "slos"), spec["slos"], templates) if "slos" in spec else None
     fields = {k: v for k, v in spec.items() if k not in ("slos", "component", "owner")}
-    if not name:
+    if ref is None:
         return None
-    return ServiceDoc(name, namespace, r.text(spec, "component", ("spec",)) or None,
+    return ServiceDoc(ref.name, ref.namespace, r.text(spec, "component", ("spec",)) or None,
                       r.text(spec, "owner", ("spec",)) or None, fields, slos, r.doc.line())

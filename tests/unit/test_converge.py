@@ -212,3 +212,23 @@ def test_sinks_declare_where_they_write_without_credentials(tmp_path: Path) -> N
     grafana = GrafanaSink("https://admin:pw@grafana.example:3000/sub/", "token")
     assert grafana.location == "https://grafana.example:3000/sub"
     assert grafana.contract.deep_every_seconds == 600.0 and grafana.contract.parallelism == 8
+
+
+@pytest.mark.parametrize(("old", "new"), [("  name: checkout\n", '  name: ""\n'),
+                                          ("  name: checkout\n", "  name: Checkout!\n"),
+                                          ("  name: checkout\n", "  name: checkout\n  namespace: Shop\n")],
+                         ids=["empty-name", "invalid-name", "invalid-namespace"])
+def test_an_edit_that_makes_a_name_invalid_deletes_nothing(rendered: Path, catalog: Path, old: str, new: str) -> None:
+    """Which entity a document with an invalid name was is unknown (it may be one already rendered): the read is
+    incomplete, so nothing is pruned and the Alertmanager config keeps the routes it hides."""
+    path = catalog / "checkout.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    before = {p: (rendered / p).read_bytes() for p in tree(rendered)}
+    code, out, err = run("render", str(catalog), "--out", str(rendered))
+    assert code == 1
+    assert "metadata.name" in err or "metadata.namespace" in err, err
+    assert "nothing obsctl owns is deleted until it is fixed" in err
+    assert "0 deleted" in out
+    assert {p: (rendered / p).read_bytes() for p in tree(rendered)} == before  # the config's checkout route too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def test_sloth_reference_examples_load(templates: Templates) -> None:
          "'fast please' not understood; write it as \"99% < 300ms\""),
         (component(name="Bad Name!"),
          "bad.yaml:4: component:default/Bad Name! metadata.name: error: name 'Bad Name!' is not a valid entity name "
-         "(1-63 of [A-Za-z0-9-_.], starting and ending with a letter or digit)"),
+         "(1-63 of [A-Za-z0-9-_.], starting and ending with a letter or digit); nothing obsctl owns is deleted until "
+         "it is fixed"),
         (component(annotations='obsctl.dev/protocol: smtp\n'),
          "bad.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/protocol: error: 'smtp' is not one "
          "of http, grpc"),
@@ -258,3 +260,13 @@ def test_sample_catalog_is_valid(templates: Templates) -> None:
     assert result.errors == []
     assert sorted(s.name for s in result.catalog.services) == [
         "checkout", "inventory", "ledger", "notifications", "search-api"]
+
+
+@pytest.mark.parametrize("name", ["../../etc", "Bad Name!", "", "x" * 64])
+def test_an_obsctl_service_document_name_is_an_entity_name(templates: Templates, name: str) -> None:
+    """An obsctl.dev/v1 Service's metadata.name becomes file paths and PromQL: it follows the entity name rules."""
+    doc = ("apiVersion: obsctl.dev/v1\nkind: Service\nmetadata:\n  name: " + json.dumps(name) + "\nspec:\n"
+           "  owner: team-a\n  slos:\n  - {name: a, objective: 99, sli: {availability: {}}}\n")
+    result = load(templates, ("t.yaml", TEAM), ("svc.yaml", doc))
+    assert result.catalog.services == ()
+    assert [(p.file, p.field) for p in result.errors] == [("svc.yaml", "metadata.name")]

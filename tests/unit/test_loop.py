@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from obsctl.app import load_templates
 from obsctl.config import load_settings
 from obsctl.errors import PermanentError, TemporaryError
@@ -408,3 +410,26 @@ def test_an_unchanged_catalog_is_not_rendered_again(tmp_path: Path) -> None:
     src.docs["f"] = doc("f")
     r.run_once()
     assert calls == [5, 6]
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["statuses-recorded", "no-recorder"])
+def test_a_restarted_loop_deletes_nothing_while_a_file_does_not_parse(tmp_path: Path, recorded: bool) -> None:
+    """After a restart there is no last good model of what a file held: while it does not parse (an error that
+    names no entity), the read is not whole, so no absence is counted and nothing is pruned; once it parses
+    again nothing was lost."""
+    r, src, sink, clock, rec = make(tmp_path, FIVE, deletion_grace_seconds=120, deletion_reads=2)
+    r.run_once(full=True)
+    before = files(tmp_path / "out")
+    assert "rules/c.yml" in before
+    good = src.docs["c"]
+    src.docs["c"] = b"apiVersion: x\nmetadata: {name: [unclosed\n"
+    again = Reconciler(src, load, render, [sink], recorder=rec if recorded else None, clock=clock,
+                       config=LoopConfig(retry=NO_RETRY, deletion_grace_seconds=120, deletion_reads=2))
+    for _ in range(4):
+        report = again.run_once(full=True)
+        clock.now += 100
+        assert not report.prune and report.problems
+        assert files(tmp_path / "out")["rules/c.yml"] == before["rules/c.yml"]  # (c's team aggregate lacks it)
+    src.docs["c"] = good
+    report = again.run_once(full=True)
+    assert report.prune and files(tmp_path / "out") == before

@@ -176,7 +176,8 @@ def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost
     """`render --out`/`apply` have no memory of the last good Group: the config in place has the team's last good
     route and receivers, so those are kept as they are there (byte for byte) and every other team follows the
     catalog in the same run: another team's new PagerDuty service, a new team's route. A new team with no receiver
-    is held the same way (it had no route: it gets none)."""
+    is held the same way (it had no route: it gets none). A Group file that is not YAML hides what it held: the
+    whole config is kept as it is until it parses."""
     converge = _one_off(tmp_path, _settings(default_page))
     converge(_files(_group("team-a", "PAAA")))
     before = _config_doc(tmp_path)
@@ -187,6 +188,16 @@ def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost
                                   (_group("team-c", "PCCC"), _component("new", "team-c")),
                                   (bare, _component("lonely", "team-d"))))
     after = _config_doc(tmp_path)
+    if broken == "not yaml":
+        # which services and teams that file held is unknown (the read is incomplete): the whole config is kept
+        assert after == before
+        [kept] = [p for p in result.problems if p.field == "routing"]
+        assert kept.file.endswith("teams/a.yaml") and kept.severity is Severity.WARNING
+        assert "kept as it is (not written): this catalog read is incomplete" in kept.message
+        converge(_files(_group("team-a", "PAFIX"), team_b_id="PBNEW"))
+        assert _routing_keys(_config_doc(tmp_path), "team-a") == ["/keys/PAFIX"]
+        assert _routing_keys(_config_doc(tmp_path), "team-b") == ["/keys/PBNEW"]
+        return
     assert _team_part(after, "team-a") == _team_part(before, "team-a"), "team-a keeps its route as it was"
     assert _routing_keys(after, "team-b") == ["/keys/PBNEW"], "another team's change is taken"
     assert _routing_keys(after, "team-c") == ["/keys/PCCC"], "a new team gets its route"
@@ -197,9 +208,7 @@ def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost
     warned = {p.entity: p for p in result.problems if p.field == "routing"}
     assert set(warned) == {"group:default/team-a"} | ({"group:default/team-d"} if not default_page else set())
     warning = warned["group:default/team-a"]
-    # a Group file that is not YAML names no Group: the routing check names team-a's service, or the broken file
-    where = "services.yaml" if broken == "not yaml" and not default_page else "teams/a.yaml"
-    assert warning.file.endswith(where) and warning.severity is Severity.WARNING
+    assert warning.file.endswith("teams/a.yaml") and warning.severity is Severity.WARNING
     assert "route and receivers are kept as the Alertmanager config in place has them" in warning.message
 
     # fixed: the Group's routing is taken again
@@ -393,3 +402,29 @@ def test_a_held_teams_services_keep_their_dependency_inhibitions(tmp_path: Path,
     after = _config_doc(tmp_path)
     assert muted_by(after) == muted_by(before)
     assert _team_part(after, "team-a") == _team_part(before, "team-a")
+
+
+@pytest.mark.parametrize("typo", [{"name": "Pay!"}, {"name": ""}, {"name": "pay", "namespace": "Pay Ns"}],
+                         ids=["invalid-name", "empty-name", "invalid-namespace"])
+def test_serve_carries_a_service_whose_name_an_edit_made_invalid(typo: dict[str, str]) -> None:
+    """A document whose name or namespace is invalid cannot be told from the entity it was: the file's entities are
+    carried (their artifacts and routes stay), not deleted after the grace as if they had left the catalog."""
+    settings = _settings(default_page=False)
+    templates = load_templates(settings)
+    states = DesiredStates(catalog_loader(templates, settings), catalog_renderer(settings, templates))
+    pay = {**_component("pay", "team-a"),
+           "metadata": {"name": "pay", "annotations": {"obsctl.dev/availability": "99.9",
+                                                       "pagerduty.com/service-id": "PPAY"}}}
+    teams = yaml.safe_dump_all([_group("team-a", "PAAA")]).encode()
+    first = states.build([SourceFile("teams.yaml", teams), SourceFile("pay.yaml", yaml.safe_dump(pay).encode())],
+                         True, (), 0.0)
+    states.accept(first)
+    edited = {**pay, "metadata": {**pay["metadata"], **typo}}
+    second = states.build([SourceFile("teams.yaml", teams), SourceFile("pay.yaml", yaml.safe_dump(edited).encode())],
+                          True, (), 1.0)
+    assert any(p.startswith("pay.yaml:") and (" metadata.name" in p or " metadata.namespace" in p)
+               for p in second.problems), second.problems
+    assert "default/pay" in second.last_good
+    assert {a.id for a in first.desired.values()} == {a.id for a in second.desired.values()}
+    doc = yaml.safe_load(next(a.body for a in second.desired.values() if a.kind is Kind.ALERTMANAGER_CONFIG))
+    assert "obsctl-team-a-page-default-pay" in {r["name"] for r in doc["receivers"]}  # its own PagerDuty route
