@@ -92,7 +92,11 @@ def team_parts(body: bytes, teams: Iterable[EntityRef]) -> dict[EntityRef, tuple
         if names is None or not names <= by_name.keys():
             return None
         wanted = [r for r in receivers if r["name"] in names]
-        out[team] = (yamltext.dump_at(mine, 2) if mine else "", yamltext.dump_at(wanted, 0) if wanted else "")
+        try:
+            out[team] = (yamltext.dump_at(mine, 2) if mine else "", yamltext.dump_at(wanted, 0) if wanted else "")
+        except (TypeError, ValueError) as exc:  # a hand-edited value the writer cannot emit (a date, a set, bytes)
+            log.warning("the Alertmanager config in place has lines of %s that cannot be written again (%s)", team, exc)
+            return None
     return out
 
 

@@ -240,6 +240,22 @@ def test_a_config_in_place_that_cannot_be_read_is_kept_whole(tmp_path: Path) -> 
     assert "the Alertmanager config is kept as it is" in warning.message
 
 
+@pytest.mark.parametrize("value", ["2024-01-01", "!!binary aGk=", "!!set {a: null}"])
+def test_a_held_part_the_writer_cannot_write_again_keeps_the_config_whole(tmp_path: Path, value: str) -> None:
+    """A value edited by hand into the held team's lines that the YAML loader reads as something the writer cannot
+    emit (a date, bytes, a set) makes the config in place unreadable: kept whole with its warning, never a crash."""
+    converge = _one_off(tmp_path, _settings(default_page=True))
+    converge(_files(_group("team-a", "PAAA")))
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    edited = config.read_bytes().replace(b"routing_key_file: /keys/PAAA",
+                                         b"routing_key_file: /keys/PAAA\n    details: {since: " + value.encode() + b"}")
+    config.write_bytes(edited)
+    result = converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
+    assert config.read_bytes() == edited
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert "the Alertmanager config is kept as it is" in warning.message
+
+
 def test_the_one_off_warning_names_a_team_in_its_own_namespace() -> None:
     from obsctl.app import check_routing, hold_routes, render_options
     from obsctl.spec.load import load_catalog
