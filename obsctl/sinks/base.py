@@ -132,7 +132,8 @@ class StagesWrites(Protocol):
 
     def start_flush(self) -> None:
         """Begin putting what was staged on disk, without waiting (a head start for the commit, which still makes
-        sure of it): called once the workers are done staging and a commit is expected."""
+        sure of it, and fails every staged item with an error this flush met): called once the workers are done
+        staging and a commit is expected."""
         ...
 
     def commit(self, artifact_id: str, staged: Staged) -> None:

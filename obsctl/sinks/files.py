@@ -34,7 +34,10 @@ is flushed once before the first rename of the run (the staged bodies and the fi
 reach the disk; a later batch's lines have `put`'s guarantee, no flush per line), then each body is renamed
 into place. Once the workers are done staging, `start_flush` begins a flush in a background thread, while the
 shared artifacts render and the plan is finished; the commit waits for it before its own flush, which then finds
-little left to write (a head start only: the guarantee is the commit's flush).
+little left to write (a head start only: the guarantee is the commit's flush). A flush that fails (a writeback
+error: EIO, ENOSPC) fails every staged item of the run, none renamed, whichever flush met it: Linux reports such an
+error to the first flush that asks only, so the head start's error is the commit's, and a later batch's flush would
+find nothing wrong.
 
 Listing depth (`SinkContract.deep_every_seconds`): a deep listing reads and hashes every owned file.
 A fast listing stats each file and trusts the recorded digest while its size, mtime, ctime and inode
@@ -51,9 +54,11 @@ same-tick write, a filesystem with unreliable times, bytes restored beneath it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -76,6 +81,7 @@ FOLD_RATIO = 8  # fold the journal once it has manifest entries / FOLD_RATIO lin
 DEEP_EVERY_SECONDS = 3600.0
 SETTLE_SECONDS = 2.0  # longer than any timestamp granularity of a local filesystem
 
+log = logging.getLogger(__name__)
 _RECORD = json.JSONEncoder(sort_keys=True)  # one journal line (json.dumps with options builds an encoder per call)
 _Signature = tuple[int, int, int]  # inode, size, mtime_ns: has a file changed since we read or wrote it?
 _Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode of an owned file
@@ -166,13 +172,22 @@ def _read_or_empty(path: str) -> bytes:
 
 def _syncfs(directory: Path) -> None:
     """Flush every file written on the filesystem of `directory` to disk: one call for all the staged bodies
-    instead of one fsync each (Linux's syncfs; elsewhere every filesystem's, os.sync)."""
+    instead of one fsync each (Linux's syncfs; where there is none, every filesystem's, os.sync).
+
+    Raises OSError when the flush fails (a writeback error such as EIO or ENOSPC): os.sync reports no error,
+    so it stands in only for a syncfs that does not exist, never for one that failed.
+    """
     import ctypes
 
     fd = os.open(directory, os.O_RDONLY)
     try:
         syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
-        if syncfs is None or syncfs(fd) != 0:
+        if syncfs is None:
+            os.sync()
+        elif syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            if err != errno.ENOSYS:
+                raise OSError(err, f"{os.strerror(err)} (flushing the filesystem to disk)", os.fspath(directory))
             os.sync()
     finally:
         os.close(fd)
@@ -233,6 +248,10 @@ class FilesSink:
         self._staged = 0  # bodies this process staged (their file names)
         self._flushed = False  # the staged bodies were flushed to disk (before the first commit)
         self._head_start: threading.Thread | None = None  # a flush begun before the commit (start_flush)
+        self._head_start_error: list[OSError] = []  # what that flush raised (read once its thread ended)
+        # the error of this staging's first flush (the head start's or the commit's): every later commit fails
+        # with it, since a flush after a writeback error no longer reports it (Linux reports it to one caller)
+        self._flush_error: OSError | None = None
 
     # -- ownership records --------------------------------------------------------------------
 
@@ -504,7 +523,7 @@ class FilesSink:
             self._sync()
             self._drop_stale_staging()
             self._staging = self.root / f"{STAGING_PREFIX}{self.name}-{os.getpid()}"
-            self._staged, self._flushed = 0, False
+            self._staged, self._flushed, self._flush_error = 0, False, None
             kinds = self._kind_values
             out: dict[str, Observed] = {}
             for aid, rel in self._by_id.items():  # no reader each: a diff is made where the body is (observe)
@@ -530,23 +549,32 @@ class FilesSink:
 
         A head start only: the commit still flushes the filesystem before its first rename, and waits for this
         one first, so that flush finds little left to write (about 1 GB at 10,000 services otherwise). Nothing
-        is started when nothing was staged. An error here is left to that flush to meet again.
+        is started when nothing was staged. An error here is the commit's own: Linux reports a writeback error
+        to the first flush that asks, not to a later one, so the commit fails every staged item with it.
         """
         if self._staging is None or self._head_start is not None or not os.path.isdir(self._staging):
             return
-        root = self.root
+        root, failed = self.root, self._head_start_error
+        failed.clear()
 
         def flush() -> None:
-            with contextlib.suppress(OSError):
+            try:
                 _syncfs(root)
+            except OSError as exc:
+                failed.append(exc)
 
         self._head_start = threading.Thread(target=flush, name=f"obsctl-flush-{self.name}", daemon=True)
         self._head_start.start()
 
-    def _await_head_start(self) -> None:
+    def _await_head_start(self) -> OSError | None:
+        """Wait for the head start's flush, if one runs; what it raised (None: nothing, or it succeeded)."""
         thread, self._head_start = self._head_start, None
-        if thread is not None:
-            thread.join()
+        if thread is None:
+            return None
+        thread.join()
+        failed = self._head_start_error[:1]
+        self._head_start_error.clear()
+        return failed[0] if failed else None
 
     def observe(self, artifact: Artifact) -> Observed | None:
         """What a deep listing finds under the artifact's id (None: not owned), read to compare with what
@@ -622,6 +650,8 @@ class FilesSink:
         root, staging = os.fspath(self.root), os.fspath(self._staging or "")
         with self._lock:
             self._sync()
+            if items and not self._flushed and self._flush_error is None:
+                self._flush_error = self._await_head_start()
             for i, (aid, staged) in enumerate(items):
                 try:
                     if self._staging is None or not staged.token or "/" in staged.token:
@@ -629,6 +659,9 @@ class FilesSink:
                     rel = _check_rel(staged.target)
                 except PermanentError as exc:
                     errors[i] = exc
+                    continue
+                if self._flush_error is not None:  # a flush failed: the staged bodies may not be on disk
+                    errors[i] = self._flush_error
                     continue
                 moved = self._by_id.get(aid)
                 if moved is not None and moved != rel:
@@ -652,10 +685,11 @@ class FilesSink:
             done = 0
             try:
                 if not self._flushed:  # before the first rename, so no rename exposes bytes not on disk yet
-                    self._await_head_start()
                     try:
                         _syncfs(self.root)
                     except Exception as exc:  # an I/O error: nothing renamed (the bodies might not be on disk)
+                        if isinstance(exc, OSError):
+                            self._flush_error = exc  # a later flush would not see it again: later batches fail too
                         for i, *_ in todo:
                             errors[i] = exc
                         reverted.extend((rel, before) for (_i, _s, _t, rel, _e), before in zip(todo, befores,
@@ -702,7 +736,9 @@ class FilesSink:
 
     def end_staging(self) -> None:
         """Remove whatever was staged and not committed."""
-        self._await_head_start()
+        failed = self._await_head_start()
+        if failed is not None:  # no commit came to fail with it (nothing staged is put in place): said here
+            log.warning("%s: flushing %s to disk failed: %s", self.name, self.root, failed)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None

@@ -404,3 +404,119 @@ def test_staged_bodies_start_for_the_disk_early_and_the_commit_still_flushes_bef
     calls.clear()
     again = converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=2)
     assert not again.report.runs[0].plan.writes and calls == []  # nothing staged: no flush at all
+
+
+class _FailingSyncfs:
+    """libc as `files._syncfs` finds it (ctypes.CDLL), with a syncfs that fails with `err` when called from a
+    thread `fails` picks, as a writeback error is reported (-1, errno) to one flush only; other calls are the
+    real syncfs. Records (thread name, failed) per call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fails: Any, err: int) -> None:
+        import ctypes
+        import threading
+
+        real_cdll = ctypes.CDLL
+        real = real_cdll(None, use_errno=True)
+        self.calls: list[tuple[str, bool]] = []
+        calls = self.calls
+
+        def syncfs(fd: int) -> int:
+            name = threading.current_thread().name
+            failing = bool(fails(name))
+            calls.append((name, failing))
+            if failing:
+                ctypes.set_errno(err)
+                return -1
+            return int(real.syncfs(fd))
+
+        class Libc:
+            def __init__(self, name: str | None, use_errno: bool = False) -> None:
+                self._lib = real_cdll(name, use_errno=use_errno)
+                self.syncfs = syncfs
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(self._lib, attr)
+
+        monkeypatch.setattr(ctypes, "CDLL", Libc)
+
+
+@pytest.mark.parametrize("where", ["head start", "commit"])
+def test_a_flush_that_fails_in_the_head_start_or_the_commit_fails_every_staged_write_and_renames_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Review M4: Linux reports a writeback error to the first syncfs that asks only. Failing in the head start,
+    the commit's own flush finds nothing wrong, so the head start's error must be the commit's; and a syncfs
+    that fails is an error, never papered over with os.sync (which reports none)."""
+    import errno
+
+    from obsctl.reconcile.apply import OutcomeState
+
+    root = tmp_path / "out"
+    catalog = synthetic_catalog(30, 7)
+    converge_catalog(catalog, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(), workers=1)
+    edited = Catalog(tuple(replace(s, description="changed") if i < 3 else s for i, s in enumerate(catalog.services)),
+                     catalog.teams)
+    before = tree(root)
+    synced: list[str] = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
+    libc = _FailingSyncfs(monkeypatch, (lambda name: name.startswith("obsctl-flush-")) if where == "head start"
+                          else (lambda name: not name.startswith("obsctl-flush-")), errno.EIO)
+    run = converge_catalog(edited, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(),
+                           workers=1).report.runs[0]
+    first_thread, first_failed = libc.calls[0]  # the head start's flush, failing or not as injected
+    assert first_thread.startswith("obsctl-flush-") and first_failed == (where == "head start")
+    assert any(failed for _name, failed in libc.calls) and synced == []  # the failure met, no os.sync instead
+    writes = {c.id for c in run.plan.writes}
+    assert writes
+    outcomes = {o.id: o for o in run.result.outcomes}  # type: ignore[union-attr]
+    assert {i for i in writes if outcomes[i].state is OutcomeState.FAILED_PERMANENT} == writes
+    assert all("Input/output error" in (outcomes[i].error or "") for i in writes)
+    def files_of(t: dict[str, bytes]) -> dict[str, bytes]:  # the journal may hold the announced and reverted lines
+        return {p: b for p, b in t.items() if not p.startswith(".obsctl-journal-")}
+    assert files_of(tree(root)) == files_of(before)  # no staged body renamed into place, nothing left staged
+    monkeypatch.undo()
+    again = converge_catalog(edited, TEMPLATES, RenderOptions(), [FilesSink(root)], policy=Policy(),
+                             workers=1).report.runs[0]
+    assert {c.id for c in again.plan.writes} == writes and not again.failed  # the next run writes them
+
+
+def test_after_a_failed_flush_a_later_commit_of_the_same_staging_fails_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error was reported once (to the head start): a second batch's flush succeeds, yet the bodies may not be
+    on disk, so that batch fails with the same error instead of being renamed."""
+    import errno
+
+    from obsctl.model.artifact import Artifact
+
+    sink = FilesSink(tmp_path)
+    sink.begin_staging()
+    staged = [sink.stage(Artifact(Kind.GRAFANA_DASHBOARD, f"d{i}", f"d{i}.json", b"{}", "component:default/a"))
+              for i in range(2)]
+    libc = _FailingSyncfs(monkeypatch, lambda name: name.startswith("obsctl-flush-"), errno.ENOSPC)
+    sink.start_flush()
+    first = sink.commit_many([(f"{Kind.GRAFANA_DASHBOARD.value}/d0", staged[0])])
+    second = sink.commit_many([(f"{Kind.GRAFANA_DASHBOARD.value}/d1", staged[1])])
+    sink.end_staging()
+    assert [failed for _name, failed in libc.calls] == [True]  # the commit flushed no more: it knew the error
+    assert isinstance(first[0], OSError) and first[0].errno == errno.ENOSPC and second == first
+    assert not (tmp_path / "d0.json").exists() and not (tmp_path / "d1.json").exists()
+
+
+@pytest.mark.parametrize("libc", ["ENOSYS", "no syncfs"])
+def test_the_flush_falls_back_to_sync_only_where_there_is_no_syncfs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libc: str) -> None:
+    import ctypes
+    import errno
+
+    from obsctl.sinks import files
+
+    synced: list[str] = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
+    if libc == "ENOSYS":
+        _FailingSyncfs(monkeypatch, lambda _name: True, errno.ENOSYS)
+    else:
+        class NoSyncfs:
+            def __init__(self, name: str | None, use_errno: bool = False) -> None:
+                self.syncfs = None
+        monkeypatch.setattr(ctypes, "CDLL", NoSyncfs)
+    files._syncfs(tmp_path)
+    assert synced == ["sync"]
