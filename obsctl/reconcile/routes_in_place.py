@@ -145,12 +145,15 @@ def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
     """Each team whose routing is lost in this read (its Group held back for errors, or the routing check held its
     services back), with the first error that says why."""
     lost: dict[EntityRef, Problem] = {}
-    groups = {t.ref.name: t.ref for t in result.catalog.teams}  # a routing problem names its team by name
+    # a routing problem names its service and its team by name: the team is the service's owner, the identity its
+    # fresh part has (its Group may be missing from the read)
+    owners = {str(s.ref): s.team for s in (*result.catalog.services, *result.held_back)}
+    groups = {t.ref.name: t.ref for t in result.catalog.teams}
     for p in result.errors:
         if p.entity.startswith("group:") and p.entity in result.skipped:
             lost.setdefault(EntityRef.parse(p.entity, "group"), p)
         elif name := routing_team(p):
-            lost.setdefault(groups.get(name) or EntityRef("group", "default", name), p)
+            lost.setdefault(owners.get(p.entity) or groups.get(name) or EntityRef("group", "default", name), p)
     return lost
 
 

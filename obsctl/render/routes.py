@@ -474,8 +474,9 @@ def _with_held(pieces: Sequence[TeamRoutes], held: Sequence[HeldRoutes]) -> list
     """The parts with each held team's route and receivers as the config in place has them (the catalog's, when
     it has none there), and its services' dependencies added, in team order."""
     out = {p.team: p for p in pieces}
+    by_name = {p.team.name: p.team for p in pieces}  # the routing key: the matcher and the receivers use the name
     for h in held:
-        fresh = out.get(h.team)
+        fresh = out.pop(by_name.get(h.team.name, h.team), None)
         keys = {**dict(h.keys), **(fresh.keys if fresh is not None else {})}
         edges = (fresh.edges if fresh is not None else ()) + h.edges
         if h.route_text or fresh is None:

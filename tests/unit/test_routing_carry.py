@@ -444,3 +444,40 @@ def test_serve_carries_a_service_whose_name_an_edit_made_invalid(typo: dict[str,
     assert {a.id for a in first.desired.values()} == {a.id for a in second.desired.values()}
     doc = yaml.safe_load(next(a.body for a in second.desired.values() if a.kind is Kind.ALERTMANAGER_CONFIG))
     assert "obsctl-team-a-page-default-pay" in {r["name"] for r in doc["receivers"]}  # its own PagerDuty route
+
+
+def _amtool_valid(tmp_path: Path) -> None:
+    """The config written is one Alertmanager loads (amtool), each receiver named once."""
+    from tests.support.prom import amtool_check_config
+
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    names = [r["name"] for r in _config_doc(tmp_path)["receivers"]]
+    assert len(names) == len(set(names)), names
+    checked = amtool_check_config(config)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_held_team_outside_default_whose_group_is_gone_keeps_one_route(tmp_path: Path) -> None:
+    """A team of another namespace whose Group leaves the read while one of its services still routes (its own
+    PagerDuty service) and another does not: the team is known by its services' owner ref, so its held route
+    replaces its fresh one (one route, each receiver once), and the warning names that team."""
+    converge = _one_off(tmp_path, _settings(default_page=False))
+    group = {**_group("ops", "PAAA"), "metadata": {"name": "ops", "namespace": "other",
+                                                    "annotations": {"pagerduty.com/service-id": "PAAA"}}}
+
+    def component(name: str, own: str = "") -> dict[str, Any]:
+        c = _component(name, "group:other/ops")
+        c["metadata"]["namespace"] = "other"
+        if own:
+            c["metadata"]["annotations"]["pagerduty.com/service-id"] = own
+        return c
+
+    services = SourceFile("svcs.yaml", yaml.safe_dump_all([component("svc1", "PSVC"), component("svc2")]).encode())
+    converge([SourceFile("g.yaml", yaml.safe_dump(group).encode()), services])
+    before = _team_part(_config_doc(tmp_path), "ops")
+    result = converge([services])  # the Group file removed
+    after = _config_doc(tmp_path)
+    assert _team_part(after, "ops") == before, "the team's route and receivers are kept as they were"
+    _amtool_valid(tmp_path)
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert warning.entity == "group:other/ops"
