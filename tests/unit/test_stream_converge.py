@@ -520,3 +520,23 @@ def test_the_flush_falls_back_to_sync_only_where_there_is_no_syncfs(
         monkeypatch.setattr(ctypes, "CDLL", NoSyncfs)
     files._syncfs(tmp_path)
     assert synced == ["sync"]
+
+
+def test_a_head_start_flush_that_fails_before_no_commit_is_logged_at_the_end_of_staging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """No commit came (a refused plan, an interrupted run): the error is not dropped in silence either."""
+    import errno
+    import logging
+
+    from obsctl.model.artifact import Artifact
+
+    sink = FilesSink(tmp_path)
+    sink.begin_staging()
+    sink.stage(Artifact(Kind.GRAFANA_DASHBOARD, "d0", "d0.json", b"{}", "component:default/a"))
+    _FailingSyncfs(monkeypatch, lambda name: name.startswith("obsctl-flush-"), errno.EIO)
+    sink.start_flush()
+    with caplog.at_level(logging.WARNING, logger="obsctl.sinks.files"):
+        sink.end_staging()
+    assert [r.getMessage() for r in caplog.records if "flushing" in r.getMessage() and "Input/output error"
+            in r.getMessage()]
+    assert not list(tmp_path.glob(f"{STAGING_PREFIX}*")) and not (tmp_path / "d0.json").exists()
