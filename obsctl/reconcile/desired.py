@@ -239,10 +239,17 @@ class DesiredStates:
         else:  # the read's teams as they are (in ref order already)
             catalog = Catalog(services, result.catalog.teams)
         desired, failures = self._rendered(catalog, previous, held)
-        if whole:  # the config in place could not be read: neither written nor pruned, as it is
+        # a file that does not parse and that no last good model comes from (after a restart) may hold services
+        # with their own routes, or a team's only services: rendering the config without them drops those routes
+        remembered = {s.origin.file for s in last_good.values()} | {t.origin.file for t in last_good_teams.values()}
+        unknown = sorted(f for f in broken_files if f not in remembered)
+        if whole or (unknown and any(a.kind is Kind.ALERTMANAGER_CONFIG for a in desired.values())):  # as it is
             desired = {aid: art for aid, art in desired.items() if art.kind is not Kind.ALERTMANAGER_CONFIG}
             carried.append("the Alertmanager config (a team's routing is lost and the config in place could not be "
-                           "read: it is kept as it is)")
+                           "read: it is kept as it is)" if whole else
+                           f"the Alertmanager config ({', '.join(unknown[:3])} does not parse and what it held is not "
+                           "known since the start: it is kept as it is)")
+            whole = True
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
         desired_owners = {owner_key(owner) for owner in {a.owner for a in desired.values()}}

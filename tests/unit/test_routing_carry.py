@@ -278,7 +278,8 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
         tmp_path: Path, broken: str, default_page: bool) -> None:
     """The last good Group lives in serve's memory only: after a restart the Alertmanager config in place is the
     team's last good route, so a fresh loop keeps that team's part of it, round after round, while the other teams
-    follow the catalog; once the Group is fixed, its routing is taken."""
+    follow the catalog; once the Group is fixed, its routing is taken. A file that does not parse hides what it held:
+    the whole config is kept as it is until it parses."""
     from obsctl.reconcile.loop import LoopConfig, Reconciler
     from obsctl.sinks.files import FilesSink
     from tests.unit.test_loop import NO_RETRY, MemSource
@@ -305,6 +306,10 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
     for _round in range(2):  # and every round after (the config in place is now what this loop wrote)
         report = second.run_once()
         after = _config_doc(tmp_path)
+        if broken == "not yaml":  # what that file held is unknown since the start: the config is kept as it is
+            assert after == before
+            assert any("teams/a.yaml does not parse" in c for c in report.carried), report.carried
+            continue
         assert _team_part(after, "team-a") == _team_part(before, "team-a"), "team-a keeps its route as it was"
         assert _routing_keys(after, "team-b") == ["/keys/PBNEW"] and _routing_keys(after, "team-c") == ["/keys/PCCC"]
         assert any(c.startswith("group:default/team-a") and "config in place" in c for c in report.carried), \
@@ -314,6 +319,7 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
     source.docs["teams/a.yaml"] = yaml.safe_dump(_group("team-a", "PAFIX")).encode()
     second.run_once()
     assert _routing_keys(_config_doc(tmp_path), "team-a") == ["/keys/PAFIX"]
+    assert _routing_keys(_config_doc(tmp_path), "team-b") == ["/keys/PBNEW"]
 
 
 def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_whole(tmp_path: Path) -> None:
@@ -481,3 +487,28 @@ def test_a_held_team_outside_default_whose_group_is_gone_keeps_one_route(tmp_pat
     _amtool_valid(tmp_path)
     [warning] = [p for p in result.problems if p.field == "routing"]
     assert warning.entity == "group:other/ops"
+
+
+def test_serve_keeps_the_config_as_it_is_while_a_file_it_never_read_does_not_parse() -> None:
+    """After a restart, a service file that does not parse may hold a team's only service or a service with its own
+    PagerDuty route: the Alertmanager config is kept as it is (neither written nor pruned) until it parses. With a
+    last good model of the file (no restart), its services are carried and the config is rendered with them."""
+    settings = _settings(default_page=False)
+    templates = load_templates(settings)
+    teams = SourceFile("teams.yaml", yaml.safe_dump_all([_group("team-a", "PAAA")]).encode())
+    pay = {**_component("pay", "team-a"),
+           "metadata": {"name": "pay", "annotations": {"obsctl.dev/availability": "99.9",
+                                                       "pagerduty.com/service-id": "PPAY"}}}
+    good, broken = SourceFile("pay.yaml", yaml.safe_dump(pay).encode()), SourceFile("pay.yaml", b"kind: [unclosed\n")
+
+    restarted = DesiredStates(catalog_loader(templates, settings), catalog_renderer(settings, templates))
+    d = restarted.build([teams, broken], True, (), 0.0)
+    assert not d.complete
+    assert not any(a.kind is Kind.ALERTMANAGER_CONFIG for a in d.desired.values())
+    assert any("pay.yaml does not parse" in c for c in d.carried), d.carried
+
+    running = DesiredStates(catalog_loader(templates, settings), catalog_renderer(settings, templates))
+    running.accept(running.build([teams, good], True, (), 0.0))
+    d = running.build([teams, broken], True, (), 1.0)
+    doc = yaml.safe_load(next(a.body for a in d.desired.values() if a.kind is Kind.ALERTMANAGER_CONFIG))
+    assert "obsctl-team-a-page-default-pay" in {r["name"] for r in doc["receivers"]}
