@@ -74,9 +74,12 @@ def _parsed(body: bytes) -> Any:
     return doc
 
 
-def team_parts(body: bytes, teams: Iterable[EntityRef]) -> dict[EntityRef, tuple[str, str]] | None:
+def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] = ()
+               ) -> dict[EntityRef, tuple[str, str]] | None:
     """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
-    (("", "") for a team with no route there); None when the config cannot be read completely."""
+    (("", "") for a team with no route there); None when the config cannot be read completely, or when a team's
+    part cannot be kept beside the teams rendered from the catalog (`others`, by name): a receiver it names is not
+    its own or could be theirs."""
     doc = _parsed(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
         return None
@@ -90,6 +93,11 @@ def team_parts(body: bytes, teams: Iterable[EntityRef]) -> dict[EntityRef, tuple
         mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, team.name)]]
         names = _receivers_named(mine)
         if names is None or not names <= by_name.keys():
+            return None
+        shared = sorted(n for n in names if not n.startswith(f"obsctl-{team.name}-") or _claimed(n, others))
+        if shared:
+            log.warning("%s's route in the Alertmanager config in place names receivers that are not its own or may be "
+                        "another team's (%s)", team, ", ".join(shared))
             return None
         wanted = [r for r in receivers if r["name"] in names]
         try:
@@ -107,17 +115,28 @@ def routed_teams(body: bytes) -> set[str] | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict) \
             or not isinstance(doc["route"].get("routes") or [], list):
         return None
-    names: set[str] = set()
-    for route in doc["route"].get("routes") or []:
-        matchers = route.get("matchers") if isinstance(route, dict) else None
-        if isinstance(matchers, list) and len(matchers) == 1 and isinstance(matchers[0], str):
-            found = _TEAM_MATCHER.fullmatch(matchers[0])
-            if found:
-                names.add(found.group(1))
-    return names
+    return {name for route in doc["route"].get("routes") or [] if (name := _team_route(route)) is not None}
 
 
 _TEAM_MATCHER = re.compile(rf'{cv.LABEL_TEAM}="([A-Za-z0-9._-]+)"')
+
+
+def _team_route(route: Any) -> str | None:
+    """The team of a route under route.routes in the one form obsctl writes (matchers: [team="<name>"]), else None."""
+    matchers = route.get("matchers") if isinstance(route, dict) else None
+    if isinstance(matchers, list) and len(matchers) == 1 and isinstance(matchers[0], str) \
+            and set(route) <= {"matchers", "receiver", "routes", "continue", "group_by", "group_wait",
+                               "group_interval", "repeat_interval"}:
+        found = _TEAM_MATCHER.fullmatch(matchers[0])
+        if found:
+            return found.group(1)
+    return None
+
+
+def _claimed(receiver: str, teams: Collection[str]) -> bool:
+    """Whether a team of `teams` could write a receiver of this name (obsctl-<team>-...)."""
+    parts = receiver.split("-")
+    return any("-".join(parts[1:i]) in teams for i in range(2, len(parts)))
 
 
 def _receivers_named(routes: Sequence[Any]) -> set[str] | None:
@@ -184,7 +203,9 @@ def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, 
             lost.setdefault(ref, unpinned or Problem("", 0, str(ref), "routing", "the catalog read is incomplete"))
     if not lost:
         return (), lost
-    parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost)
+    others = ({s.team.name for s in (*result.catalog.services, *result.held_back)}
+              | {t.ref.name for t in result.catalog.teams} | {t.name for t in kept}) - {t.name for t in lost}
+    parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost, others)
     if parts is None:
         return None
     held: dict[EntityRef, list[ServiceSummary]] = {}

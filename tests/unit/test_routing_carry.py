@@ -512,3 +512,41 @@ def test_serve_keeps_the_config_as_it_is_while_a_file_it_never_read_does_not_par
     d = running.build([teams, broken], True, (), 1.0)
     doc = yaml.safe_load(next(a.body for a in d.desired.values() if a.kind is Kind.ALERTMANAGER_CONFIG))
     assert "obsctl-team-a-page-default-pay" in {r["name"] for r in doc["receivers"]}
+
+
+def _share_team_b(body: bytes) -> bytes:
+    doc = yaml.safe_load(body)
+    for route in doc["route"]["routes"]:
+        if route["matchers"] == ['team="team-a"']:
+            for sub in route["routes"]:
+                sub["receiver"] = sub["receiver"].replace("team-a", "team-b")
+    return yaml.safe_dump(doc).encode()
+
+
+HAND_EDITS: dict[str, Callable[[bytes], bytes]] = {
+    # team-a's route names team-b's receivers: held beside team-b's fresh ones, they would be defined twice
+    "shared receiver": _share_team_b,
+}
+
+
+@pytest.mark.parametrize("edit", sorted(HAND_EDITS))
+def test_a_hand_edited_team_route_that_cannot_be_held_alone_keeps_the_config_whole(tmp_path: Path, edit: str) -> None:
+    """A held team's route edited by hand so its part cannot be kept beside the fresh teams (a receiver it names
+    is another team's; its route is in a form obsctl does not write) keeps the whole config as it is, with the
+    warning that says so: valid for amtool, and team-a's pages still go where the config in place sends them."""
+    from tests.support.prom import amtool_routes_test
+
+    converge = _one_off(tmp_path, _settings(default_page=False))
+    converge(_files(_group("team-a", "PAAA")))
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    edited = HAND_EDITS[edit](config.read_bytes())
+    config.write_bytes(edited)
+    page = {"team": "team-a", "obsctl_severity": "page", "namespace": "default", "service": "pay"}
+    routed = amtool_routes_test(config, page)
+    result = converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
+    assert config.read_bytes() == edited
+    _amtool_valid(tmp_path)
+    assert amtool_routes_test(config, page).stdout == routed.stdout
+    assert "obsctl-default" not in routed.stdout
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert "the Alertmanager config is kept as it is" in warning.message
