@@ -79,7 +79,8 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
     """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
     (("", "") for a team with no route there); None when the config cannot be read completely, or when a team's
     part cannot be kept beside the teams rendered from the catalog (`others`, by name): a receiver it names is not
-    its own or could be theirs."""
+    its own or could be theirs, or it has no route obsctl wrote while some route is in a form obsctl does not write
+    (the team's route may be that one)."""
     doc = _parsed(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
         return None
@@ -88,9 +89,14 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
             or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in receivers):
         return None
     by_name = {r["name"]: r for r in receivers}
+    foreign = next((r for r in routes if _team_route(r) is None), None)
     out: dict[EntityRef, tuple[str, str]] = {}
     for team in teams:
         mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, team.name)]]
+        if not mine and foreign is not None:
+            log.warning("no route of %s in the Alertmanager config in place, and a route there is in a form obsctl "
+                        "does not write (%s): it may be the team's", team, foreign)
+            return None
         names = _receivers_named(mine)
         if names is None or not names <= by_name.keys():
             return None

@@ -526,6 +526,9 @@ def _share_team_b(body: bytes) -> bytes:
 HAND_EDITS: dict[str, Callable[[bytes], bytes]] = {
     # team-a's route names team-b's receivers: held beside team-b's fresh ones, they would be defined twice
     "shared receiver": _share_team_b,
+    # valid for Alertmanager, not the form obsctl writes: team-a's route would not be found and be dropped
+    "matcher with spaces": lambda b: b.replace(b'team="team-a"', b'team = "team-a"'),
+    "match map": lambda b: b.replace(b'- matchers:\n    - team="team-a"', b'- match:\n      team: team-a'),
 }
 
 
