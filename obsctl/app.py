@@ -171,7 +171,8 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     from obsctl.reconcile.routes_in_place import lost_routing
 
     lost = lost_routing(result) if lost is None else lost
-    what = ("the Alertmanager config is kept as it is (not written: the config in place could not be read)" if whole
+    what = ("the Alertmanager config is kept as it is (not written: the config in place could not be read, or this "
+            "team's part of it cannot be kept beside the others; the obsctl.reconcile log says which)" if whole
             else "this team's route and receivers are kept as the Alertmanager config in place has them (the other "
                  "teams follow the catalog)")
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
