@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from obsctl.cli import main
+from obsctl.config import Settings
 from obsctl.errors import PermanentError, TemporaryError
 from obsctl.model.artifact import Artifact, Kind, desired_state
 from obsctl.model.entities import Catalog
@@ -223,17 +224,10 @@ def test_a_one_off_apply_keeps_an_invalid_teams_route_and_routes_the_others(tmp_
     the same run (before, the whole config was held and team-c's pages reached only the root receiver)."""
     require_binary("amtool")
     from obsctl.app import converge_path, load_templates
-    from obsctl.config import load_settings
     from tests.support.prom import amtool_routes_test
 
+    settings = _pagerduty_settings(tmp_path, "PAAA", "PCCC")
     keys = tmp_path / "keys"
-    keys.mkdir()
-    for service_id in ("PAAA", "PCCC"):
-        (keys / service_id).write_text("k\n")
-    settings = load_settings(None, alerting={
-        "config_dir": str(tmp_path / "am"),
-        "catalog": {"pagerduty": {"severities": ["page"], "settings": {"routing_key_file": f"{keys}/{{service_id}}"}}},
-        "default": {"ticket": [{"name": "t", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/t"}}]}})
     templates = load_templates(settings)
     sinks: list[Sink] = [AlertmanagerSink(tmp_path / "am")]
 
@@ -278,19 +272,12 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_in_the_config_a
     service in the same round."""
     require_binary("amtool")
     from obsctl.app import catalog_loader, catalog_renderer, load_templates
-    from obsctl.config import load_settings
     from obsctl.reconcile.loop import LoopConfig, Reconciler
     from tests.support.prom import amtool_routes_test
     from tests.unit.test_loop import NO_RETRY, MemSource
 
+    settings = _pagerduty_settings(tmp_path, "PAAA", "PBBB", "PBNEW")
     keys = tmp_path / "keys"
-    keys.mkdir()
-    for service_id in ("PAAA", "PBBB", "PBNEW"):
-        (keys / service_id).write_text("k\n")
-    settings = load_settings(None, alerting={
-        "config_dir": str(tmp_path / "am"),
-        "catalog": {"pagerduty": {"severities": ["page"], "settings": {"routing_key_file": f"{keys}/{{service_id}}"}}},
-        "default": {"ticket": [{"name": "t", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/t"}}]}})
     templates = load_templates(settings)
 
     def catalog(team_a_id: str, team_b_id: str) -> dict[str, bytes]:
@@ -324,3 +311,18 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_in_the_config_a
     serve_once(catalog("not an id!", "PBNEW"))  # a restart: a new loop, nothing in memory
     assert page_receiver("team-a", "pay")["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PAAA"}]
     assert page_receiver("team-b", "search")["pagerduty_configs"] == [{"routing_key_file": f"{keys}/PBNEW"}]
+
+
+def _pagerduty_settings(tmp_path: Path, *service_ids: str) -> Settings:
+    """Settings writing alertmanager.yml under tmp_path/am: the catalog's PagerDuty ids to key files (one per id
+    given, under tmp_path/keys), tickets to a webhook."""
+    from obsctl.config import load_settings
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for service_id in service_ids:
+        (keys / service_id).write_text("k\n")
+    return load_settings(None, alerting={
+        "config_dir": str(tmp_path / "am"),
+        "catalog": {"pagerduty": {"severities": ["page"], "settings": {"routing_key_file": f"{keys}/{{service_id}}"}}},
+        "default": {"ticket": [{"name": "t", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/t"}}]}})
