@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING
 from obsctl.config import Settings
 from obsctl.errors import ConfigError, Problem, Severity
 from obsctl.model.artifact import DesiredState, Kind
-from obsctl.model.conventions import names_entity
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import Catalog, EntityRef, Service
 from obsctl.model.source import SourceFile
-from obsctl.model.status import owner_key
 from obsctl.reconcile.apply import RetryPolicy
-from obsctl.reconcile.converge import ALL_KINDS, Hooks, Policy, carry_forward
+from obsctl.reconcile.converge import ALL_KINDS, Hooks, Policy, carry_forward, unpinned_errors
 from obsctl.render import render_all
 from obsctl.render.options import (
     CatalogIntegration,
@@ -182,13 +180,14 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     return bool(lost)
 
 
-def held_routes(result: LoadResult, sinks: list[Sink], *,
-                complete: bool) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
-    """`routes_in_place.held_routes` of a one-off read, the config in place read from `sinks`."""
+def held_routes(result: LoadResult, sinks: list[Sink]
+                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
+    """`routes_in_place.held_routes` of a complete one-off read (an incomplete one keeps the whole config), the
+    config in place read from `sinks`."""
     from obsctl.reconcile.routes_in_place import config_in_place
     from obsctl.reconcile.routes_in_place import held_routes as held_in_place
 
-    return held_in_place(result, lambda: config_in_place(sinks), complete=complete)
+    return held_in_place(result, lambda: config_in_place(sinks), complete=True)
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
@@ -221,8 +220,7 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     if Kind.ALERTMANAGER_CONFIG in selection and not complete:
         # an error that names no entity hides which services (own routes, dependencies) and teams the file held:
         # rendering the config without them would drop their routes, as a prune would their files
-        first = next(p for p in result.errors if not names_entity(p.entity) or owner_key(p.entity) not in
-                     protected | frozen)
+        first = unpinned_errors(result, protected | frozen)[0]
         result.problems.append(Problem(first.file, first.line, first.entity, "routing", (
             "the Alertmanager config is kept as it is (not written): this catalog read is incomplete, so the "
             "routes of what this error hides would be dropped"), Severity.WARNING))
@@ -230,7 +228,7 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     if Kind.ALERTMANAGER_CONFIG in selection:
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely
-        held = held_routes(result, sinks, complete=complete)
+        held = held_routes(result, sinks)
         if held is None:
             hold_routes(result, whole=True)
             selection -= {Kind.ALERTMANAGER_CONFIG}

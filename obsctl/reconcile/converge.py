@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from obsctl.errors import PermanentError, PruneRefused, Severity, TemporaryError
+from obsctl.errors import PermanentError, Problem, PruneRefused, TemporaryError
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import Artifact, Kind, Observed, kind_of
 from obsctl.model.status import owner_key
@@ -264,9 +264,13 @@ def carry_forward(result: LoadResult) -> tuple[frozenset[str], frozenset[str], b
     """
     protected = protected_owners(result.skipped)
     frozen = result.partial_owners()
-    complete = all(p.entity and owner_key(p.entity) in protected | frozen
-                   for p in result.problems if p.severity is Severity.ERROR)
-    return protected, frozen, complete
+    return protected, frozen, not unpinned_errors(result, protected | frozen)
+
+
+def unpinned_errors(result: LoadResult, kept: Collection[str]) -> list[Problem]:
+    """The errors of a read not pinned on an entity whose artifacts stay (`kept`: owner keys of the skipped and
+    frozen entities): any of them hides what its file held, so the read is incomplete."""
+    return [p for p in result.errors if not (p.entity and owner_key(p.entity) in kept)]
 
 
 def changes_as_dicts(plan: Plan, diffs: bool = True) -> list[dict[str, str]]:

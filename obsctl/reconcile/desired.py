@@ -39,7 +39,7 @@ from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
-from obsctl.reconcile.converge import ConvergeReport, protected_owners
+from obsctl.reconcile.converge import ConvergeReport, protected_owners, unpinned_errors
 from obsctl.reconcile.routes_in_place import held_routes
 from obsctl.reconcile.status import Recorder
 from obsctl.render.isolated import IsolatedRender
@@ -202,8 +202,7 @@ class DesiredStates:
                 current[key] = last_good[key]
                 carried.append(f"{last_good[key].ref} (an SLO has errors: its last good definition is kept)")
         # a file that failed to parse may hold any entity: the read is not whole (as a one-off's carry_forward says)
-        whole_read = complete and all(p.entity and owner_key(p.entity) in skipped_keys | partial
-                                      for p in result.problems if p.severity is Severity.ERROR)
+        whole_read = complete and not unpinned_errors(result, skipped_keys | partial)
         absent: set[str] = set()
         for key in sorted(last_good.keys() - current.keys()):  # a set difference: not a walk of the catalog
             svc = last_good[key]
@@ -230,7 +229,11 @@ class DesiredStates:
         kept_teams = self._kept_teams(result, teams, current, last_good_teams, broken_files, complete=complete)
         carried.extend(f"{ref} (its routing: the last good Group is kept until its Group is valid again, or no "
                        "service names the team)" for ref in sorted(kept_teams, key=str))
-        held, in_place, whole = self._held_routes(result, kept_teams, whole_read)
+        # a file that does not parse and that no last good model comes from (after a restart) may hold services
+        # with their own routes, or a team's only services: rendering the config without them drops those routes
+        remembered = {s.origin.file for s in last_good.values()} | {t.origin.file for t in last_good_teams.values()}
+        unknown = sorted(f for f in broken_files if f not in remembered)
+        held, in_place, whole = ((), (), False) if unknown else self._held_routes(result, kept_teams, whole_read)
         carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
                        "has them)" for ref in sorted(in_place, key=str))
         if kept_teams:
@@ -239,10 +242,6 @@ class DesiredStates:
         else:  # the read's teams as they are (in ref order already)
             catalog = Catalog(services, result.catalog.teams)
         desired, failures = self._rendered(catalog, previous, held)
-        # a file that does not parse and that no last good model comes from (after a restart) may hold services
-        # with their own routes, or a team's only services: rendering the config without them drops those routes
-        remembered = {s.origin.file for s in last_good.values()} | {t.origin.file for t in last_good_teams.values()}
-        unknown = sorted(f for f in broken_files if f not in remembered)
         if whole or (unknown and any(a.kind is Kind.ALERTMANAGER_CONFIG for a in desired.values())):  # as it is
             desired = {aid: art for aid, art in desired.items() if art.kind is not Kind.ALERTMANAGER_CONFIG}
             carried.append("the Alertmanager config (a team's routing is lost and the config in place could not be "
