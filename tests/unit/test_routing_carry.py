@@ -217,14 +217,18 @@ def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost
 
 
 def test_a_held_teams_lines_are_written_again_byte_for_byte(tmp_path: Path) -> None:
-    """The held team's route and receivers are the same lines as the config in place: with nothing else changed,
-    the config is unchanged (nothing to write)."""
+    """The held team's route and receivers are the same lines as the config in place, while another team's change
+    is taken in the same run: the config is byte for byte what the catalog with team-a's last good Group gives."""
     converge = _one_off(tmp_path, _settings(default_page=False))
     converge(_files(_group("team-a", "PAAA")))
     [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
     before = config.read_bytes()
-    converge(_files(BROKEN_GROUPS["invalid pagerduty id"]))
-    assert config.read_bytes() == before
+    converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
+    assert config.read_bytes() != before  # team-b's change landed: not the whole config held
+    (tmp_path / "ref").mkdir()
+    _one_off(tmp_path / "ref", _settings(default_page=False))(_files(_group("team-a", "PAAA"), team_b_id="PBNEW"))
+    [expected] = (tmp_path / "ref" / "out").rglob("alertmanager*.y*ml")
+    assert config.read_bytes() == expected.read_bytes()
 
 
 def test_a_config_in_place_that_cannot_be_read_is_kept_whole(tmp_path: Path) -> None:
