@@ -394,9 +394,33 @@ def ruler_group_key(team: str, namespace: str, service: str) -> str:
     return f"{team}/{namespace}/{service}"
 
 
+DEFAULT_NAMESPACE = "default"  # the catalog namespace a ref without one is in (Backstage's)
+_TEAM_LABEL = re.compile(r"^(?:([a-z0-9]+(?:-+[a-z0-9]+)*)/)?([A-Za-z0-9][-A-Za-z0-9_.]*)$")
+
+
+def team_label(team: EntityRef) -> str:
+    """The `team` label of a team's alerts, and its routing key (its Alertmanager route matches it, its receivers
+    and its `alerting.teams` settings are named by it): the Group's name in the default namespace, else
+    `<namespace>/<name>`, the way Backstage writes a ref with the default namespace left out. So Groups of one name
+    in two namespaces route apart, and a catalog with one namespace keeps the labels and names it always had."""
+    return team.name if team.namespace == DEFAULT_NAMESPACE else f"{team.namespace}/{team.name}"
+
+
+def team_of_label(label: str) -> EntityRef | None:
+    """The Group a `team_label` names (None when `label` is not one)."""
+    found = _TEAM_LABEL.match(label)
+    if found is None:
+        return None
+    namespace = found.group(1)
+    if namespace == DEFAULT_NAMESPACE:  # team_label never writes it: default/x is written x
+        return None
+    return EntityRef("group", namespace or DEFAULT_NAMESPACE, found.group(2))
+
+
 def receiver_name(team: EntityRef, severity: str) -> str:
-    """The Alertmanager receiver of a team for one severity."""
-    return f"obsctl-{team.name}-{severity}"
+    """The Alertmanager receiver of a team for one severity: obsctl-<team label>-<severity> (a `/` parts a
+    namespace from the name, so no team's receivers can be another's)."""
+    return f"obsctl-{team_label(team)}-{severity}"
 
 
 def canonical_yaml(obj: object) -> bytes:

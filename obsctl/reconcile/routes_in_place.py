@@ -2,10 +2,11 @@
 
 When a team's Group is held back for errors, or the routing check holds its services back, the catalog no
 longer says where the team's alerts go. The config in place (what the sink that writes the Alertmanager
-config holds) still does: the team's route under `route.routes` (matched on `team="<name>"`) and the
-receivers that route and its sub-routes name. This module finds that part and re-emits it with the same
-YAML writer the routes renderer uses, so a held team's lines are what obsctl wrote for it before, and
-the other teams can be rendered from the catalog beside it.
+config holds) still does: the team's route under `route.routes` (matched on `team="<label>"`) and the
+receivers that route and its sub-routes name. A team is keyed by its `cv.team_label` (its name in the default
+namespace, `<namespace>/<name>` elsewhere), as the routes renderer keys it. This module finds that part and
+re-emits it with the same YAML writer the routes renderer uses, so a held team's lines are what obsctl wrote
+for it before, and the other teams can be rendered from the catalog beside it.
 
 A config that cannot be read completely (the sink's read fails, the file is gone or not a config obsctl
 wrote, a receiver a held route names is missing) gives None: then the caller keeps the whole config as
@@ -78,7 +79,7 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
                ) -> dict[EntityRef, tuple[str, str]] | None:
     """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
     (("", "") for a team with no route there); None when the config cannot be read completely, or when a team's
-    part cannot be kept beside the teams rendered from the catalog (`others`, by name): a receiver it names is not
+    part cannot be kept beside the teams rendered from the catalog (`others`, by team label): a receiver it names is not
     its own or could be theirs, or it has no route obsctl wrote while some route is in a form obsctl does not write
     (the team's route may be that one)."""
     doc = _parsed(body)
@@ -92,7 +93,8 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
     foreign = next((r for r in routes if _team_route(r) is None), None)
     out: dict[EntityRef, tuple[str, str]] = {}
     for team in teams:
-        mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, team.name)]]
+        label = cv.team_label(team)
+        mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, label)]]
         if not mine and foreign is not None:
             log.warning("no route of %s in the Alertmanager config in place, and a route there is in a form obsctl "
                         "does not write (%s): it may be the team's", team, foreign)
@@ -100,7 +102,7 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
         names = _receivers_named(mine)
         if names is None or not names <= by_name.keys():
             return None
-        shared = sorted(n for n in names if not n.startswith(f"obsctl-{team.name}-") or _claimed(n, others))
+        shared = sorted(n for n in names if not n.startswith(f"obsctl-{label}-") or _claimed(n, others))
         if shared:
             log.warning("%s's route in the Alertmanager config in place names receivers that are not its own or may be "
                         "another team's (%s)", team, ", ".join(shared))
@@ -115,8 +117,8 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
 
 
 def routed_teams(body: bytes) -> set[str] | None:
-    """The names of the teams the config `body` routes (a route under route.routes on `team="<name>"`); None when
-    it cannot be read."""
+    """The teams (their `cv.team_label`) the config `body` routes (a route under route.routes on `team="<label>"`);
+    None when it cannot be read."""
     doc = _parsed(body) if body else {"route": {}}
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict) \
             or not isinstance(doc["route"].get("routes") or [], list):
@@ -124,23 +126,24 @@ def routed_teams(body: bytes) -> set[str] | None:
     return {name for route in doc["route"].get("routes") or [] if (name := _team_route(route)) is not None}
 
 
-_TEAM_MATCHER = re.compile(rf'{cv.LABEL_TEAM}="([A-Za-z0-9._-]+)"')
+_TEAM_MATCHER = re.compile(rf'{cv.LABEL_TEAM}="((?:[a-z0-9-]+/)?[A-Za-z0-9._-]+)"')
 
 
 def _team_route(route: Any) -> str | None:
-    """The team of a route under route.routes in the one form obsctl writes (matchers: [team="<name>"]), else None."""
+    """The team label of a route under route.routes in the one form obsctl writes (matchers: [team="<label>"]),
+    else None."""
     matchers = route.get("matchers") if isinstance(route, dict) else None
     if isinstance(matchers, list) and len(matchers) == 1 and isinstance(matchers[0], str) \
             and set(route) <= {"matchers", "receiver", "routes", "continue", "group_by", "group_wait",
                                "group_interval", "repeat_interval"}:
         found = _TEAM_MATCHER.fullmatch(matchers[0])
-        if found:
+        if found and cv.team_of_label(found.group(1)) is not None:
             return found.group(1)
     return None
 
 
 def _claimed(receiver: str, teams: Collection[str]) -> bool:
-    """Whether a team of `teams` could write a receiver of this name (obsctl-<team>-...)."""
+    """Whether a team of `teams` (team labels) could write a receiver of this name (obsctl-<team label>-...)."""
     parts = receiver.split("-")
     return any("-".join(parts[1:i]) in teams for i in range(2, len(parts)))
 
@@ -173,12 +176,13 @@ def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
     # a routing problem names its service and its team by name: the team is the service's owner, the identity its
     # fresh part has (its Group may be missing from the read)
     owners = {str(s.ref): s.team for s in (*result.catalog.services, *result.held_back)}
-    groups = {t.ref.name: t.ref for t in result.catalog.teams}
+    groups = {cv.team_label(t.ref): t.ref for t in result.catalog.teams}
     for p in result.errors:
         if p.entity.startswith("group:") and p.entity in result.skipped:
             lost.setdefault(EntityRef.parse(p.entity, "group"), p)
-        elif name := routing_team(p):
-            lost.setdefault(owners.get(p.entity) or groups.get(name) or EntityRef("group", "default", name), p)
+        elif (label := routing_team(p)) and (ref := owners.get(p.entity) or groups.get(label)
+                                             or cv.team_of_label(label)):
+            lost.setdefault(ref, p)
     return lost
 
 
@@ -201,16 +205,18 @@ def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, 
         # as before the config in place was read back: an incomplete read with no team known lost writes the config
         return None if lost else ((), lost)
     if routed:
-        read = {t.ref.name for t in result.catalog.teams} | {t.name for t in kept}
-        owners = {s.team.name: s.team for s in (*result.catalog.services, *result.held_back)}
+        read = {cv.team_label(t.ref) for t in result.catalog.teams} | {cv.team_label(t) for t in kept}
+        owners = {cv.team_label(s.team): s.team for s in (*result.catalog.services, *result.held_back)}
         unpinned = next((p for p in result.errors if not p.entity), None)  # what made the read incomplete
-        for name in sorted(routed - read):
-            ref = owners.get(name) or EntityRef("group", "default", name)
-            lost.setdefault(ref, unpinned or Problem("", 0, str(ref), "routing", "the catalog read is incomplete"))
+        for label in sorted(routed - read):
+            ref = owners.get(label) or cv.team_of_label(label)
+            if ref is not None:  # routed_teams only gives labels team_of_label reads
+                lost.setdefault(ref, unpinned or Problem("", 0, str(ref), "routing", "the catalog read is incomplete"))
     if not lost:
         return (), lost
-    others = ({s.team.name for s in (*result.catalog.services, *result.held_back)}
-              | {t.ref.name for t in result.catalog.teams} | {t.name for t in kept}) - {t.name for t in lost}
+    others = ({cv.team_label(s.team) for s in (*result.catalog.services, *result.held_back)}
+              | {cv.team_label(t.ref) for t in result.catalog.teams}
+              | {cv.team_label(t) for t in kept}) - {cv.team_label(t) for t in lost}
     parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost, others)
     if parts is None:
         return None

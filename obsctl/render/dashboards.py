@@ -577,21 +577,23 @@ def _info_join(info_matchers: str) -> str:
 
 def _team_strings(ref: EntityRef, team_of: TeamLookup) -> list[str]:
     """Every string a team's overview takes from the team: name, namespace and title (text and PromQL forms),
-    uid, tags, and the team tag its link selects."""
+    its `team` label (PromQL form), uid, tags, and the team tag its link selects."""
     name, namespace, title = Var.label(ref.name), Var.label(ref.namespace), Var.label(_team_title(team_of, ref))
-    return [name.text, name.expr, namespace.text, namespace.expr, title.text, title.expr, cv.team_overview_uid(ref),
+    return [name.text, name.expr, namespace.text, namespace.expr, title.text, title.expr,
+            Var.label(cv.team_label(ref)).expr, cv.team_overview_uid(ref),
             *cv.team_overview_tags(ref), f"team:{ref.name}"]
 
 
-_TEAM_QUERY_SLOTS = frozenset({1, 3, 5})
-_TEAM_UID_SLOT = 6
+_TEAM_QUERY_SLOTS = frozenset({1, 3, 5, 6})
+_TEAM_LABEL_SLOT = 6  # the team's `team` label (cv.team_label), which its SLOs' info series carry
+_TEAM_UID_SLOT = 7
 
 
 def _team_board(s: Sequence[str], options: RenderOptions, lib: Library) -> dict[str, Any]:
     """A team's SLO overview from its strings (`_team_strings`): they are only ever concatenated."""
     values = {**_common_vars(options), "team": Var(s[0], s[1]), "team_namespace": Var(s[2], s[3]),
               "team_title": Var(s[4], s[5])}
-    values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{s[1]}"}}'))
+    values["overview_join"] = Var.fragment(_info_join(f'{{{cv.LABEL_TEAM}="{s[_TEAM_LABEL_SLOT]}"}}'))
     links = [_tag_link("Service dashboards", [cv.MANAGED_TAG, s[-1]]),
              _link("SLO overview", f"/d/{cv.ORG_OVERVIEW_UID}", "dashboard")]
     return _overview(lib, "team", s[_TEAM_UID_SLOT], list(s[_TEAM_UID_SLOT + 1:-1]), values=values, options=options,

@@ -162,7 +162,7 @@ def _catalog_specs(integrations: tuple[CatalogIntegration, ...], severity: str, 
 def resolve(team: EntityRef, group: Team | None, severity: str,
             options: RenderOptions) -> tuple[tuple[ReceiverSpec, ...], str]:
     """(integrations, where they came from: settings, catalog, default or none) of a team's severity."""
-    own: tuple[ReceiverSpec, ...] = getattr(options.team_settings(team.name), severity)
+    own: tuple[ReceiverSpec, ...] = getattr(options.team_settings(cv.team_label(team)), severity)
     if own:
         return own, "settings"
     if group is not None:
@@ -180,7 +180,7 @@ def service_specs(svc: ServiceSummary, severity: str, options: RenderOptions) ->
     Empty when the team's settings name receivers for that severity (settings win) or the
     platform maps no PagerDuty integration for it.
     """
-    if not svc.pagerduty_service_id or getattr(options.team_settings(svc.team.name), severity):
+    if not svc.pagerduty_service_id or getattr(options.team_settings(cv.team_label(svc.team)), severity):
         return ()
     pd = tuple(ci for ci in options.catalog_integrations if ci.type == "pagerduty")
     return _catalog_specs(pd, severity, service_id=svc.pagerduty_service_id)
@@ -200,9 +200,15 @@ ROUTING_FIELD = "routing"  # a routing problem's field: routing.<team>.<severity
 
 
 def routing_team(problem: Problem) -> str:
-    """The team name of a problem `routing_problems` found ("" for any other problem)."""
-    parts = problem.field.split(".")
-    return parts[1] if len(parts) == 3 and parts[0] == ROUTING_FIELD else ""
+    """The team (its `cv.team_label`) of a problem `routing_problems` found ("" for any other problem)."""
+    head, dot, rest = problem.field.partition(".")
+    label, dot2, severity = rest.rpartition(".")  # a team's name may hold dots
+    return label if head == ROUTING_FIELD and dot and dot2 and label and severity in SEVERITIES else ""
+
+
+def _settings_key(label: str) -> str:
+    """A team label as a key of the `alerting.teams` settings (quoted when it holds a namespace)."""
+    return f'"{label}"' if "/" in label else label
 
 
 def routing_problems(catalog: Catalog, templates: Templates, options: RenderOptions) -> list[Problem]:
@@ -212,6 +218,7 @@ def routing_problems(catalog: Catalog, templates: Templates, options: RenderOpti
     problems = []
     for team, per in team_severities(summaries).items():
         group = catalog.team(team)
+        label = cv.team_label(team)
         for severity, emitting in per.items():
             specs, _source = resolve(team, group, severity, options)
             if specs:
@@ -224,14 +231,15 @@ def routing_problems(catalog: Catalog, templates: Templates, options: RenderOpti
                        "slack": group.slack_channel} if group is not None else {}
             hints = [f"the Group's {CATALOG_ANNOTATIONS[kind]} is not mapped for {severity} (alerting.catalog.{kind})"
                      for kind, value in sorted(present.items()) if value and kind not in mapped]
-            message = (f"team {team.name}: {severity} alerts of {', '.join(s.ref for s in lost)} have no destination: "
-                       f"alerting.teams.{team.name}.{severity} and alerting.default.{severity} are empty and the "
+            message = (f"team {label}: {severity} alerts of {', '.join(s.ref for s in lost)} have no destination: "
+                       f"alerting.teams.{_settings_key(label)}.{severity} and alerting.default.{severity} are empty "
+                       "and the "
                        f"catalog maps none (annotate the Group with {', '.join(CATALOG_ANNOTATIONS.values())} and "
                        "map it in alerting.catalog)" + (f"; {'; '.join(hints)}" if hints else ""))
             for summary in lost:
                 svc = services[summary.ref]
                 problems.append(Problem(svc.origin.file, svc.origin.line, summary.ref,
-                                        f"{ROUTING_FIELD}.{team.name}.{severity}", message))
+                                        f"{ROUTING_FIELD}.{label}.{severity}", message))
     return problems
 
 
@@ -363,7 +371,7 @@ def team_piece(team: EntityRef, summaries: Sequence[ServiceSummary], ctx: Render
             sub.append(_route([matcher(cv.LABEL_SEVERITY_CLASS, severity)], name))
             if wait and team_routed_dependents:
                 sub[-1]["routes"] = [{"matchers": [matcher(cv.LABEL_DEPENDS_ON, ".+", "=~")], "group_wait": wait}]
-    route = {"matchers": [matcher(cv.LABEL_TEAM, team.name)], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
+    route = {"matchers": [matcher(cv.LABEL_TEAM, cv.team_label(team))], "receiver": cv.DEFAULT_RECEIVER, "routes": sub}
     keys, edges = _dependency_graph(summaries)
     return TeamRoutes(team, route, tuple(receivers), yamltext.dump_at([route], 2),
                       yamltext.dump_at(receivers, 0) if receivers else "", keys, edges)
@@ -474,9 +482,9 @@ def _with_held(pieces: Sequence[TeamRoutes], held: Sequence[HeldRoutes]) -> list
     """The parts with each held team's route and receivers as the config in place has them (the catalog's, when
     it has none there), and its services' dependencies added, in team order."""
     out = {p.team: p for p in pieces}
-    by_name = {p.team.name: p.team for p in pieces}  # the routing key: the matcher and the receivers use the name
+    by_label = {cv.team_label(p.team): p.team for p in pieces}  # the routing key the matcher and receivers use
     for h in held:
-        fresh = out.pop(by_name.get(h.team.name, h.team), None)
+        fresh = out.pop(by_label.get(cv.team_label(h.team), h.team), None)
         keys = {**dict(h.keys), **(fresh.keys if fresh is not None else {})}
         edges = (fresh.edges if fresh is not None else ()) + h.edges
         if h.route_text or fresh is None:

@@ -119,16 +119,22 @@ def _tokenised_service(svc: Service, tok_slo: SLO, environment: str) -> Service:
     """The service with tokens where its own values go."""
     return dataclasses.replace(
         svc, ref=EntityRef(svc.ref.kind, TOKEN + "s", TOKEN + "n"),
-        team=EntityRef(svc.team.kind, TOKEN + "t", TOKEN + "m"),
+        # a team in the default namespace keeps it: its `team` label is its name alone (cv.team_label)
+        team=EntityRef(svc.team.kind, _team_namespace(svc), TOKEN + "m"),
         environment=TOKEN + "e" if environment else "production",
         links=dataclasses.replace(svc.links, runbook=TOKEN + "r" if svc.links.runbook else ""),
         slos=(tok_slo,))
 
 
+def _team_namespace(svc: Service) -> str:
+    """The team namespace of a service's tokenised form: the default namespace itself, else a token."""
+    return cv.DEFAULT_NAMESPACE if svc.team.namespace == cv.DEFAULT_NAMESPACE else TOKEN + "t"
+
+
 def _shape_key(svc: Service, tok_slo: SLO, environment: str) -> tuple[Any, ...]:
     """Everything of a service (beyond the tokens) the rules of one SLO read."""
-    return (tok_slo, svc.ref.kind, svc.team.kind, svc.tier, svc.protocol, svc.latency_buckets, svc.depends_on,
-            bool(svc.links.runbook), bool(environment))
+    return (tok_slo, svc.ref.kind, svc.team.kind, _team_namespace(svc), svc.tier, svc.protocol,
+            svc.latency_buckets, svc.depends_on, bool(svc.links.runbook), bool(environment))
 
 
 def _values(svc: Service, environment: str) -> dict[str, str] | None:
@@ -188,7 +194,7 @@ class ShapeCache:
             return None
         environment = cv.service_environment(svc, self.options.environment)
         values = _values(svc, environment)
-        if values is None or _user_values(slo) & {svc.name, svc.namespace, svc.team.name}:
+        if values is None or _user_values(slo) & {svc.name, svc.namespace, svc.team.name, cv.team_label(svc.team)}:
             return None
         tok_slo = _tokenised_slo(slo)
         key = _shape_key(svc, tok_slo, environment)

@@ -254,7 +254,7 @@ class _SloRules:
         hours = f"count_over_time({self.ref(cv.SERIES_RATE_SAMPLES, _win(PERIOD_TILE_S))}[{_under(self.period_s)}])"
         svc, slo = self.svc, self.slo
         info = {
-            cv.LABEL_TEAM: svc.team.name,
+            cv.LABEL_TEAM: cv.team_label(svc.team),
             cv.LABEL_OWNER_REF: str(svc.team),
             cv.LABEL_SERVICE_TIER: str(svc.tier),
             cv.LABEL_OBJECTIVE: slo.objective_percent,
@@ -297,7 +297,7 @@ class _SloRules:
         user: dict[str, str] = dict(self.slo.labels)
         user.update(policy.labels)
         user.update(policy.page_labels if severity == PAGE else policy.ticket_labels)
-        own = {**self.stable, cv.LABEL_TEAM: self.svc.team.name, cv.LABEL_SEVERITY: severity, **extra}
+        own = {**self.stable, cv.LABEL_TEAM: cv.team_label(self.svc.team), cv.LABEL_SEVERITY: severity, **extra}
         labels = dict(user)
         for name, value in own.items():
             if user.get(name) != value:  # the spec may say the same thing obsctl says: no copy then

@@ -807,12 +807,12 @@ def _routed(r: Reader, ref: EntityRef, slos: tuple[SLO, ...], owner: EntityRef) 
         wrong = [(where, name, value) for where, pairs in (("labels", slo.labels), ("alerting.labels", policy.labels),
                                                           ("alerting.page.labels", policy.page_labels),
                                                           ("alerting.ticket.labels", policy.ticket_labels))
-                 for name, value in pairs if name in ROUTED_LABELS and value != owner.name]
+                 for name, value in pairs if name in ROUTED_LABELS and value != cv.team_label(owner)]
         for where, name, value in wrong:
             r.problems.append(Problem(r.doc.file, r.doc.line(), str(ref), f"slos.{slo.name}.{where}.{name}",
                                       f"label {name}={value[:80]!r} would route SLO {slo.name}'s alerts away from "
                                       f"the owner {owner} (Alertmanager routes on {name}): remove it or set it to "
-                                      f"{owner.name!r}; the SLO is left out"))
+                                      f"{cv.team_label(owner)!r}; the SLO is left out"))
         if not wrong:
             kept.append(slo)
     return tuple(kept)

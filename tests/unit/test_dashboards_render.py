@@ -239,7 +239,8 @@ def test_catalog_values_are_escaped_for_promql_json_and_links(templates: Templat
     assert {link["title"]: link.get("url") for link in umlaut["links"]}["Catalog"] == \
         "https://backstage.example/catalog/default/component/%C3%BCml%C3%A4ut-%E2%98%83"
     team_overview = json.loads(next(a.body for a in arts if a.key == cv.team_overview_uid(evil.team)))
-    assert all(_label_values(e, "team") == {evil.team.name} for e in _exprs(team_overview))
+    # the team's alert label: its namespace (not the default one) and name, exactly as the rules write it
+    assert all(_label_values(e, "team") == {'ns-\u00e9/team "x"'} for e in _exprs(team_overview))
     assert team_overview["title"] == 'Team "X" \u2014 <b>: SLO overview'
     blank = json.loads(next(a.body for a in arts if a.key == cv.service_dashboard_uid(catalog.services[1])))
     assert blank["title"] == "b" * 63  # a blank title falls back to the name

@@ -557,3 +557,42 @@ def test_a_hand_edited_team_route_that_cannot_be_held_alone_keeps_the_config_who
     assert "obsctl-default" not in routed.stdout
     [warning] = [p for p in result.problems if p.field == "routing"]
     assert "the Alertmanager config is kept as it is" in warning.message
+
+
+def _namespaced(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """A catalog document moved into `namespace` (a Component's `owner: payments` then names that namespace's)."""
+    return {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+
+
+@pytest.mark.parametrize("lost", ["default", "retail"])
+def test_a_held_team_keeps_its_part_beside_a_team_of_the_same_name_in_another_namespace(
+        tmp_path: Path, lost: str) -> None:
+    """group:default/payments and group:retail/payments route apart (team="payments", team="retail/payments"). When
+    one's Group breaks, its route and receivers are found by its own key and kept byte for byte, while the other
+    one's change is taken in the same run: one config, valid for amtool, each team's pages at its own PagerDuty."""
+    converge = _one_off(tmp_path, _settings(default_page=False))
+
+    def files(ids: dict[str, str]) -> list[SourceFile]:
+        out = []
+        for namespace in ("default", "retail"):
+            group = _namespaced(_group("payments", ids[namespace]), namespace)
+            out.append(SourceFile(f"{namespace}.yaml", yaml.safe_dump_all(
+                [group, _namespaced(_component("checkout", "payments"), namespace)]).encode()))
+        return out
+
+    label = {"default": "payments", "retail": "retail/payments"}
+    converge(files({"default": "PDEF", "retail": "PRET"}))
+    _amtool_valid(tmp_path)
+    before = _config_doc(tmp_path)
+    assert {ns: _routing_keys(before, label[ns]) for ns in label} == {"default": ["/keys/PDEF"],
+                                                                      "retail": ["/keys/PRET"]}
+    other = "retail" if lost == "default" else "default"
+    result = converge(files({lost: "not an id!", other: "PNEW"}))
+    after = _config_doc(tmp_path)
+    _amtool_valid(tmp_path)
+    assert _team_part(after, label[lost]) == _team_part(before, label[lost]), "the held team's part is kept"
+    assert _routing_keys(after, label[lost]) == [f"/keys/{'PDEF' if lost == 'default' else 'PRET'}"]
+    assert _routing_keys(after, label[other]) == ["/keys/PNEW"], "the other payments follows the catalog"
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert warning.entity == f"group:{lost}/payments"
+    assert "route and receivers are kept as the Alertmanager config in place has them" in warning.message

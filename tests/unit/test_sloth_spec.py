@@ -186,3 +186,23 @@ def test_validate_prints_what_is_not_honoured_and_the_cardinality(tmp_path: Path
     text = out.getvalue()
     assert "slo_plugins: warning: Sloth SLO plugins are not run by obsctl" in text
     assert "slos[0].sli: warning: grouped by (cluster, route): every recording and alert exists once per" in text
+
+
+def test_a_team_label_must_name_the_owner_with_its_namespace_outside_default() -> None:
+    """Alertmanager routes on the `team` label, the owner's name in the default namespace and `<namespace>/<name>`
+    elsewhere: a spec's `team: team-payments` under an owner retail/team-payments would page
+    group:default/team-payments, so that SLO is left out with an error; the owner's own label loads."""
+    text = (CORPUS / "ours" / "full-fields.yml").read_text()
+    assert 'owner: "team-payments"' in text and 'team: "team-payments"' in text
+    moved = text.replace('owner: "team-payments"', 'owner: "retail/team-payments"')
+    wrong = _load_text(moved)
+    assert "requests-availability" not in _slos(wrong)
+    [error] = [p for p in wrong.errors if p.field.endswith(".team")]
+    assert "would route SLO requests-availability's alerts away from the owner group:retail/team-payments" \
+        in error.message and "'retail/team-payments'" in error.message
+    right = _load_text(moved.replace('team: "team-payments"', 'team: "retail/team-payments"'))
+    assert right.errors == [] and "requests-availability" in _slos(right)
+    (svc,) = right.catalog.services
+    labels = [r["labels"] for g in service_groups(svc, TEMPLATES, RenderOptions()) for r in g["rules"] if "alert" in r]
+    assert labels and {lb["team"] for lb in labels} == {"retail/team-payments"}
+    assert not any("obsctl_team" in lb for lb in labels)  # the spec says what obsctl says: no second label
