@@ -30,6 +30,7 @@ from obsctl.spec.load import CatalogLoader, LoadResult, load_catalog
 from obsctl.spec.templates import Templates, parse_templates
 
 if TYPE_CHECKING:  # backends load when a command composes them: validate and render stay fast
+    from obsctl.reconcile.routes_in_place import Unkept
     from obsctl.reconcile.stream import StreamedConverge
     from obsctl.sinks.base import Sink
     from obsctl.sinks.files import FilesSink
@@ -159,20 +160,22 @@ def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
                       sorted({*result.skipped, *lost}), (*result.held_back, *held))
 
 
-def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True) -> bool:
+def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True,
+                why: str = "") -> bool:
     """Whether some team's routing is lost in this read (`lost`, by default `lost_routing`), adding a warning per
     such team that says what a one-off command does about it: with no memory of the team's last good Group, the
     config in place holds its last good route. `whole`: the whole Alertmanager config is kept as it is (neither
     written nor pruned: the config in place could not be read completely); otherwise only the team's route and
     receivers are kept as the config in place has them, and every other team is rendered from the catalog.
+    `why`: what made the whole config be kept (`routes_in_place.Unkept`), said in the warning.
     `serve` keeps the last good Group instead (reconcile.desired)."""
     from obsctl.reconcile.routes_in_place import lost_routing
 
     lost = lost_routing(result) if lost is None else lost
-    what = ("the Alertmanager config is kept as it is (not written: the config in place could not be read, or this "
-            "team's part of it cannot be kept beside the others; the obsctl.reconcile log says which)" if whole
-            else "this team's route and receivers are kept as the Alertmanager config in place has them (the other "
-                 "teams follow the catalog)")
+    why = why or "the config in place could not be read"
+    what = (f"the Alertmanager config is kept as it is (not written: {why})" if whole else
+            "this team's route and receivers are kept as the Alertmanager config in place has them (the other teams "
+            "follow the catalog)")
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
         result.problems.append(Problem(p.file, p.line, str(team), "routing", (
             f"{what}: this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
@@ -181,7 +184,7 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
 
 
 def held_routes(result: LoadResult, sinks: list[Sink]
-                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
+                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | Unkept:
     """`routes_in_place.held_routes` of a complete one-off read (an incomplete one keeps the whole config), the
     config in place read from `sinks`."""
     from obsctl.reconcile.routes_in_place import config_in_place
@@ -209,6 +212,7 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     was incomplete, so nothing is pruned. A refused mass deletion stops the command before any write.
     `phase` (a progress line) hears what is being done.
     """
+    from obsctl.reconcile.routes_in_place import Unkept
     from obsctl.reconcile.stream import converge_catalog
 
     options = render_options(settings)
@@ -229,8 +233,8 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely
         held = held_routes(result, sinks)
-        if held is None:
-            hold_routes(result, whole=True)
+        if isinstance(held, Unkept):
+            hold_routes(result, whole=True, why=held.reason)
             selection -= {Kind.ALERTMANAGER_CONFIG}
         elif held[1]:
             hold_routes(result, held[1], whole=False)

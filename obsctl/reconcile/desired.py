@@ -40,7 +40,7 @@ from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.reconcile.converge import ConvergeReport, protected_owners, unpinned_errors
-from obsctl.reconcile.routes_in_place import held_routes
+from obsctl.reconcile.routes_in_place import Unkept, held_routes
 from obsctl.reconcile.status import Recorder
 from obsctl.render.isolated import IsolatedRender
 from obsctl.render.options import HeldRoutes
@@ -65,7 +65,7 @@ class RoutesInPlace:
     """How a round reads the Alertmanager config in place (`routes_in_place.config_in_place` of the sinks) and
     hands the renderer the team parts taken from it (`IncrementalRenderer.hold_routes`)."""
 
-    read: Callable[[], bytes | None]
+    read: Callable[[], bytes | Unkept]
     hold: Callable[[tuple[HeldRoutes, ...]], None]
 
 
@@ -233,7 +233,7 @@ class DesiredStates:
         # with their own routes, or a team's only services: rendering the config without them drops those routes
         remembered = {s.origin.file for s in last_good.values()} | {t.origin.file for t in last_good_teams.values()}
         unknown = sorted(f for f in broken_files if f not in remembered)
-        held, in_place, whole = ((), (), False) if unknown else self._held_routes(result, kept_teams, whole_read)
+        held, in_place, unkept = ((), (), "") if unknown else self._held_routes(result, kept_teams, whole_read)
         carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
                        "has them)" for ref in sorted(in_place, key=str))
         if kept_teams:
@@ -242,13 +242,13 @@ class DesiredStates:
         else:  # the read's teams as they are (in ref order already)
             catalog = Catalog(services, result.catalog.teams)
         desired, failures = self._rendered(catalog, previous, held)
-        if whole or (unknown and any(a.kind is Kind.ALERTMANAGER_CONFIG for a in desired.values())):  # as it is
+        whole = bool(unkept) or bool(unknown and any(a.kind is Kind.ALERTMANAGER_CONFIG for a in desired.values()))
+        if whole:  # as it is
             desired = {aid: art for aid, art in desired.items() if art.kind is not Kind.ALERTMANAGER_CONFIG}
-            carried.append("the Alertmanager config (a team's routing is lost and the config in place could not be "
-                           "read: it is kept as it is)" if whole else
+            carried.append(f"the Alertmanager config (a team's routing is lost and no part of the config in place "
+                           f"can be taken for it: {unkept}; it is kept as it is)" if unkept else
                            f"the Alertmanager config ({', '.join(unknown[:3])} does not parse and what it held is not "
                            "known since the start: it is kept as it is)")
-            whole = True
         # owners known only from the recorded statuses (after a restart: no model to render) that nothing
         # desired belongs to: their artifacts are kept as they are while in the grace period
         desired_owners = {owner_key(owner) for owner in {a.owner for a in desired.values()}}
@@ -287,16 +287,16 @@ class DesiredStates:
         return kept
 
     def _held_routes(self, result: LoadResult, kept: Mapping[EntityRef, Team], complete: bool
-                     ) -> tuple[tuple[HeldRoutes, ...], Collection[EntityRef], bool]:
-        """(the team parts taken from the Alertmanager config in place, the teams they are of, whether the whole
-        config is kept as it is) for the teams whose routing this read lost and that have no last good Group to
-        route with (`kept`): after a restart, the config in place is their last good route."""
+                     ) -> tuple[tuple[HeldRoutes, ...], Collection[EntityRef], str]:
+        """(the team parts taken from the Alertmanager config in place, the teams they are of, why the whole
+        config is kept as it is: "" when it is not) for the teams whose routing this read lost and that have no last
+        good Group to route with (`kept`): after a restart, the config in place is their last good route."""
         if self._routes is None:
-            return (), (), False
+            return (), (), ""
         found = held_routes(result, self._routes.read, complete=complete, kept=kept)
-        if found is None:
-            return (), (), True
-        return found[0], found[1], False
+        if isinstance(found, Unkept):
+            return (), (), found.reason
+        return found[0], found[1], ""
 
     def _rendered(self, catalog: Catalog, previous: DesiredState, held: tuple[HeldRoutes, ...] = ()
                   ) -> tuple[DesiredState, dict[str, str]]:

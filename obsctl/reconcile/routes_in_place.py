@@ -9,8 +9,9 @@ re-emits it with the same YAML writer the routes renderer uses, so a held team's
 for it before, and the other teams can be rendered from the catalog beside it.
 
 A config that cannot be read completely (the sink's read fails, the file is gone or not a config obsctl
-wrote, a receiver a held route names is missing) gives None: then the caller keeps the whole config as
-it is, never dropping a team's route because of an incomplete read.
+wrote, a receiver a held route names is missing), or a held part that cannot be kept beside the others, gives an
+`Unkept` that says why: then the caller keeps the whole config as it is, never dropping a team's route because of
+an incomplete read, and tells the user that reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -37,11 +39,25 @@ log = logging.getLogger("obsctl.reconcile")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when libyaml is there: a config of 10k routes
 CONFIG_ID = f"{Kind.ALERTMANAGER_CONFIG.value}/{cv.ALERTMANAGER_CONFIG_KEY}"
+_SHOWN = 200  # characters of a hand-edited route a reason quotes
 
 
-def config_in_place(sinks: Sequence[Sink]) -> bytes | None:
+@dataclass(frozen=True)
+class Unkept:
+    """Why no team part can be taken from the Alertmanager config in place, so the whole config is kept as it is:
+    the reason names the team, the receivers or the route, for the warning the user reads."""
+
+    reason: str
+
+
+def _unkept(reason: str) -> Unkept:
+    log.warning("%s", reason)
+    return Unkept(reason)
+
+
+def config_in_place(sinks: Sequence[Sink]) -> bytes | Unkept:
     """The Alertmanager config obsctl owns in the first sink that writes it: its bytes, b"" when there is none
-    (no such sink, or nothing owned there), None when it cannot be read (the read failed, the owned file is gone)."""
+    (no such sink, or nothing owned there), Unkept when it cannot be read (the read failed, the owned file is gone)."""
     sink = next((s for s in sinks if Kind.ALERTMANAGER_CONFIG in s.kinds), None)
     if sink is None:
         return b""
@@ -53,9 +69,9 @@ def config_in_place(sinks: Sequence[Sink]) -> bytes | None:
             return b""
         body = observed.content()
     except Exception as exc:  # a temporary or permanent failure, an OSError: an incomplete read either way
-        log.warning("the Alertmanager config in place could not be read (%s): it is kept as it is", exc)
-        return None
-    return body or None  # owned, yet empty or gone: nothing complete to take a team's route from
+        return _unkept(f"the Alertmanager config in place ({sink.name}) could not be read ({exc})")
+    # owned, yet empty or gone: nothing complete to take a team's route from
+    return body or _unkept(f"the Alertmanager config in place ({sink.name}) is empty or gone")
 
 
 _LAST: list[tuple[bytes, Any]] = [(b"", None)]  # the last config parsed: serve reads the same one round after round
@@ -76,19 +92,20 @@ def _parsed(body: bytes) -> Any:
 
 
 def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] = ()
-               ) -> dict[EntityRef, tuple[str, str]] | None:
+               ) -> dict[EntityRef, tuple[str, str]] | Unkept:
     """(route lines, receiver lines) of each team in the config `body`, as the routes renderer writes them
-    (("", "") for a team with no route there); None when the config cannot be read completely, or when a team's
+    (("", "") for a team with no route there); Unkept when the config cannot be read completely, or when a team's
     part cannot be kept beside the teams rendered from the catalog (`others`, by team label): a receiver it names is not
     its own or could be theirs, or it has no route obsctl wrote while some route is in a form obsctl does not write
     (the team's route may be that one)."""
     doc = _parsed(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
-        return None
+        return _unkept("the Alertmanager config in place is not a YAML config with a route obsctl can read")
     routes, receivers = doc["route"].get("routes") or [], doc.get("receivers") or []
     if not isinstance(routes, list) or not isinstance(receivers, list) \
             or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in receivers):
-        return None
+        return _unkept("the Alertmanager config in place has route.routes or receivers that are not a list of "
+                       "routes and of named receivers")
     by_name = {r["name"]: r for r in receivers}
     foreign = next((r for r in routes if _team_route(r) is None), None)
     out: dict[EntityRef, tuple[str, str]] = {}
@@ -96,24 +113,33 @@ def team_parts(body: bytes, teams: Iterable[EntityRef], others: Collection[str] 
         label = cv.team_label(team)
         mine = [r for r in routes if isinstance(r, dict) and r.get("matchers") == [matcher(cv.LABEL_TEAM, label)]]
         if not mine and foreign is not None:
-            log.warning("no route of %s in the Alertmanager config in place, and a route there is in a form obsctl "
-                        "does not write (%s): it may be the team's", team, foreign)
-            return None
+            return _unkept(f"{team} has no route team=\"{label}\" in the Alertmanager config in place, and a route "
+                           f"there is in a form obsctl does not write, which may be the team's: {_shown(foreign)}")
         names = _receivers_named(mine)
-        if names is None or not names <= by_name.keys():
-            return None
+        if names is None:
+            return _unkept(f"{team}'s route in the Alertmanager config in place has sub-routes or receivers obsctl "
+                           f"cannot read: {_shown(mine)}")
+        missing = sorted(names - by_name.keys())
+        if missing:
+            return _unkept(f"{team}'s route in the Alertmanager config in place names receivers the config does not "
+                           f"define: {', '.join(missing)}")
         shared = sorted(n for n in names if not n.startswith(f"obsctl-{label}-") or _claimed(n, others))
         if shared:
-            log.warning("%s's route in the Alertmanager config in place names receivers that are not its own or may be "
-                        "another team's (%s)", team, ", ".join(shared))
-            return None
+            return _unkept(f"{team}'s route in the Alertmanager config in place names receivers that are not its own "
+                           f"or may be another team's, which would be defined twice beside the teams the catalog "
+                           f"routes: {', '.join(shared)}")
         wanted = [r for r in receivers if r["name"] in names]
         try:
             out[team] = (yamltext.dump_at(mine, 2) if mine else "", yamltext.dump_at(wanted, 0) if wanted else "")
         except (TypeError, ValueError) as exc:  # a hand-edited value the writer cannot emit (a date, a set, bytes)
-            log.warning("the Alertmanager config in place has lines of %s that cannot be written again (%s)", team, exc)
-            return None
+            return _unkept(f"the Alertmanager config in place has lines of {team} that cannot be written again "
+                           f"({exc})")
     return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 
 def routed_teams(body: bytes) -> set[str] | None:
@@ -186,24 +212,27 @@ def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
     return lost
 
 
-def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, complete: bool,
+def held_routes(result: LoadResult, read_config: Callable[[], bytes | Unkept], *, complete: bool,
                 kept: Collection[EntityRef] = ()
-                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | None:
+                ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | Unkept:
     """The part of the Alertmanager config in place (`read_config`: `config_in_place` of the sinks, read only when
     some team needs it) of each team whose routing `result` lost (`lost_routing`) and, when the read is not
     `complete`, of each team the config in place routes whose Group the read lacks (the file or source that failed
     may hold it), with those teams and the error that explains each. Teams in `kept` are left out (`serve` routes
     them with their last good Group). The team's services the routing check held back (`result.held_back`) still
-    bring their dependencies to the inhibitions. None when the config in
-    place cannot be read completely while some team needs it; ((), {}) when none does."""
+    bring their dependencies to the inhibitions. Unkept (why) when the config in place cannot be read completely
+    while some team needs it, or a part cannot be kept beside the others; ((), {}) when no team needs it."""
     lost = {ref: p for ref, p in lost_routing(result).items() if ref not in kept}
     if complete and not lost:
         return (), lost
     body = read_config()
-    routed = routed_teams(body) if body is not None and not complete else set()
-    if body is None or routed is None:
+    if isinstance(body, Unkept):
         # as before the config in place was read back: an incomplete read with no team known lost writes the config
-        return None if lost else ((), lost)
+        return body if lost else ((), lost)
+    routed = routed_teams(body) if not complete else set()
+    if routed is None:
+        return _unkept("the Alertmanager config in place is not a config obsctl can read (its route.routes is not "
+                       "a list)") if lost else ((), lost)
     if routed:
         read = {cv.team_label(t.ref) for t in result.catalog.teams} | {cv.team_label(t) for t in kept}
         owners = {cv.team_label(s.team): s.team for s in (*result.catalog.services, *result.held_back)}
@@ -218,8 +247,8 @@ def held_routes(result: LoadResult, read_config: Callable[[], bytes | None], *, 
               | {cv.team_label(t.ref) for t in result.catalog.teams}
               | {cv.team_label(t) for t in kept}) - {cv.team_label(t) for t in lost}
     parts = {team: ("", "") for team in lost} if not body else team_parts(body, lost, others)
-    if parts is None:
-        return None
+    if isinstance(parts, Unkept):
+        return parts
     held: dict[EntityRef, list[ServiceSummary]] = {}
     for svc in result.held_back:
         if svc.team in lost:

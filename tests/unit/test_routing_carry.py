@@ -241,7 +241,8 @@ def test_a_config_in_place_that_cannot_be_read_is_kept_whole(tmp_path: Path) -> 
     result = converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
     assert config.read_bytes() == b"route: [not, a, config\n"
     [warning] = [p for p in result.problems if p.field == "routing"]
-    assert "the Alertmanager config is kept as it is" in warning.message
+    assert "the Alertmanager config is kept as it is (not written: the Alertmanager config in place is not a YAML " \
+        "config with a route obsctl can read)" in warning.message, warning.message
 
 
 @pytest.mark.parametrize("value", ["2024-01-01", "!!binary aGk=", "!!set {a: null}"])
@@ -257,7 +258,8 @@ def test_a_held_part_the_writer_cannot_write_again_keeps_the_config_whole(tmp_pa
     result = converge(_files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW"))
     assert config.read_bytes() == edited
     [warning] = [p for p in result.problems if p.field == "routing"]
-    assert "the Alertmanager config is kept as it is" in warning.message
+    assert "the Alertmanager config is kept as it is (not written: the Alertmanager config in place has lines of " \
+        "group:default/team-a that cannot be written again" in warning.message, warning.message
 
 
 def test_the_one_off_warning_names_a_team_in_its_own_namespace() -> None:
@@ -326,9 +328,22 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
     assert _routing_keys(_config_doc(tmp_path), "team-b") == ["/keys/PBNEW"]
 
 
-def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_whole(tmp_path: Path) -> None:
-    """No team part is taken from an incomplete read: a config in place that cannot be read back is kept as it is
-    (neither written nor pruned) while a team's routing is lost and no last good Group is known."""
+SERVE_EDITS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "not yaml": (lambda _b: b"route: [edited by hand\n",
+                 "the Alertmanager config in place is not a YAML config with a route obsctl can read"),
+    "shared receiver": (lambda b: _share_team_b(b),  # noqa: PLW0108 - defined further down
+                        "group:default/team-a's route in the Alertmanager config in place names receivers that are "
+                        "not its own or may be another team's, which would be defined twice beside the teams the "
+                        "catalog routes: obsctl-team-b-page"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(SERVE_EDITS))
+def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_whole(tmp_path: Path,
+                                                                                       edit: str) -> None:
+    """No team part is taken from an incomplete read: a config in place that cannot be read back (or whose held part
+    cannot be kept beside the others) is kept as it is (neither written nor pruned) while a team's routing is lost
+    and no last good Group is known; the round's report says why, naming the team and the receivers."""
     from obsctl.reconcile.loop import LoopConfig, Reconciler
     from obsctl.sinks.files import FilesSink
     from tests.unit.test_loop import NO_RETRY, MemSource
@@ -342,15 +357,18 @@ def test_serve_restarted_with_a_config_in_place_it_cannot_read_keeps_the_config_
                        hold_routes=renderer.hold_routes)
     first.run_once()
     [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
-    config.write_bytes(b"route: [edited by hand\n")
+    change, why = SERVE_EDITS[edit]
+    edited = change(config.read_bytes())
+    config.write_bytes(edited)
     renderer = catalog_renderer(settings, templates)
     files = _files(BROKEN_GROUPS["invalid pagerduty id"], team_b_id="PBNEW")
     second = Reconciler(MemSource({f.path: f.data for f in files}), catalog_loader(templates, settings), renderer,
                         [FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})],
                         config=LoopConfig(retry=NO_RETRY), hold_routes=renderer.hold_routes)
     report = second.run_once()
-    assert config.read_bytes() == b"route: [edited by hand\n"
-    assert any(c.startswith("the Alertmanager config") for c in report.carried), report.carried
+    assert config.read_bytes() == edited
+    [carried] = [c for c in report.carried if c.startswith("the Alertmanager config")]
+    assert why in carried and carried.endswith("it is kept as it is)"), carried
 
 
 def test_a_group_deleted_on_purpose_from_a_file_with_an_error_on_another_entity_loses_its_route() -> None:
@@ -536,6 +554,20 @@ HAND_EDITS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+# what the warning says made the whole config be kept, for each hand edit
+HAND_EDIT_WHY = {
+    "shared receiver": "group:default/team-a's route in the Alertmanager config in place names receivers that are not "
+                       "its own or may be another team's, which would be defined twice beside the teams the catalog "
+                       "routes: obsctl-team-b-page",
+    "matcher with spaces": "group:default/team-a has no route team=\"team-a\" in the Alertmanager config in place, "
+                           "and a route there is in a form obsctl does not write, which may be the team's: "
+                           "{'matchers': ['team = \"team-a\"']",
+    "match map": "group:default/team-a has no route team=\"team-a\" in the Alertmanager config in place, and a "
+                 "route there is in a form obsctl does not write, which may be the team's: {'match': {'team': "
+                 "'team-a'}",
+}
+
+
 @pytest.mark.parametrize("edit", sorted(HAND_EDITS))
 def test_a_hand_edited_team_route_that_cannot_be_held_alone_keeps_the_config_whole(tmp_path: Path, edit: str) -> None:
     """A held team's route edited by hand so its part cannot be kept beside the fresh teams (a receiver it names
@@ -556,7 +588,8 @@ def test_a_hand_edited_team_route_that_cannot_be_held_alone_keeps_the_config_who
     assert amtool_routes_test(config, page).stdout == routed.stdout
     assert "obsctl-default" not in routed.stdout
     [warning] = [p for p in result.problems if p.field == "routing"]
-    assert "the Alertmanager config is kept as it is" in warning.message
+    assert warning.message.startswith("the Alertmanager config is kept as it is (not written: ")
+    assert HAND_EDIT_WHY[edit] in warning.message, warning.message
 
 
 def _namespaced(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
