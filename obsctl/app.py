@@ -122,7 +122,7 @@ class Rendered:
 
 def load_path(path: Path, settings: Settings, templates: Templates, *, routing: bool = True) -> LoadResult:
     """Load a catalog directory (or file); with `routing`, teams whose alerts have no destination are errors."""
-    result = load_catalog(read_directory(path, settings.catalog.globs), templates)
+    result = load_catalog(read_directory(path, settings.catalog.globs), templates, settings.environment)
     return check_routing(result, templates, render_options(settings)) if routing else result
 
 
@@ -197,7 +197,7 @@ def render_files(files: list[SourceFile], settings: Settings, templates: Templat
                  only: list[str] | None = None) -> Rendered:
     """Load and render catalog files."""
     options = render_options(settings)
-    result = check_routing(load_catalog(files, templates), templates, options)
+    result = check_routing(load_catalog(files, templates, settings.environment), templates, options)
     return Rendered(result, render_all(result.catalog, templates, options, only))
 
 
@@ -387,7 +387,7 @@ def catalog_loader(templates: Templates, settings: Settings | None = None) -> Ca
 
     The loader keeps its last load: a round loads again only what changed (`CatalogLoader`).
     """
-    loader = CatalogLoader(templates)
+    loader = CatalogLoader(templates, settings.environment if settings is not None else "production")
     if settings is None:
         return loader.load
     check = RoutingCheck(templates, render_options(settings))

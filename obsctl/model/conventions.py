@@ -208,7 +208,13 @@ def rule_group_name(svc: Service, part: str) -> str:
 
 def service_environment(svc: Service, platform_environment: str) -> str:
     """The environment a service's SLIs count and its alerts carry: its obsctl.dev/environment, else the platform's."""
-    return svc.environment if svc.environment and svc.environment != "production" else platform_environment
+    return environment_of(svc.environment, platform_environment)
+
+
+def environment_of(service_environment: str, platform_environment: str) -> str:
+    """`service_environment` from a service's own environment field (empty or `production`: the platform's)."""
+    return service_environment if service_environment and service_environment != "production" \
+        else platform_environment
 
 
 def alert_selector(svc: Service, slo: SLO) -> dict[str, str]:

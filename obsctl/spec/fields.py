@@ -53,11 +53,13 @@ class Reader:
         self.problems = problems
         self.failed = False
 
-    def problem(self, path: FieldPath, message: str, severity: Severity = Severity.ERROR) -> None:
-        """Record a problem at a field path."""
+    def problem(self, path: FieldPath, message: str, severity: Severity = Severity.ERROR, *,
+                entity: str | None = None) -> None:
+        """Record a problem at a field path (of `entity` when given: a service an imported spec adds to)."""
         if severity is Severity.ERROR:
             self.failed = True
-        self.problems.append(Problem(self.doc.file, self.doc.line(*path), self.entity, dotted(path), message, severity))
+        self.problems.append(Problem(self.doc.file, self.doc.line(*path), entity or self.entity, dotted(path), message,
+                                     severity))
 
     @contextmanager
     def contained(self) -> Iterator[Outcome]:

@@ -33,7 +33,7 @@ from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.spec import backstage, native, openslo, pyrra, sloth
 from obsctl.spec.fields import MAX_NUMBER, Reader, control_character
-from obsctl.spec.slos import check_objective, check_period, check_slo, parse_latency
+from obsctl.spec.slos import LabelSites, check_objective, check_period, check_slo, identity_labels, parse_latency
 from obsctl.spec.templates import PAGING_MODES, Templates
 from obsctl.spec.yamlsafe import Document, load_documents
 
@@ -72,7 +72,7 @@ class _Pending:
     doc: native.ServiceDoc | None = None
     doc_reader: Reader | None = None
     reader: Reader | None = None
-    extra_slos: list[tuple[tuple[SLO, ...], Reader]] = field(default_factory=list)
+    extra_slos: list[tuple[tuple[SLO, ...], Reader, dict[str, LabelSites]]] = field(default_factory=list)
     owner_hint: str = ""
     origin: Origin | None = None
     failed: bool = False
@@ -170,32 +170,35 @@ _ASSEMBLED: dict[EntityRef, _Assembled] = {}
 
 
 def _assembled(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates,
-               problems: list[Problem]) -> Service | None:
+               problems: list[Problem], *, environment: str) -> Service | None:
     r, dr = e.reader or e.doc_reader, e.doc_reader
     if e.extra_slos or r is None:  # imported specs attach across documents: assembled each time
-        return _assemble(ref, e, teams, templates)
+        return _assemble(ref, e, teams, templates, environment)
     inputs = (e.component, e.doc, r.doc, dr.doc if dr is not None else None, r.failed,
-              dr.failed if dr is not None else None, e.owner_hint, e.origin, templates)
+              dr.failed if dr is not None else None, e.owner_hint, e.origin, templates, environment)
     hit = _ASSEMBLED.get(ref)
     # equal inputs (the same objects, as a rule: an unchanged file's documents are parsed once) assemble alike
     if hit is not None and hit.inputs == inputs and (hit.service.team in teams) == hit.owner_known:
         problems.extend(hit.problems)
         return hit.service
     start = len(problems)
-    svc = _assemble(ref, e, teams, templates)
+    svc = _assemble(ref, e, teams, templates, environment)
     if svc is not None:
         _ASSEMBLED[ref] = _Assembled(inputs, svc, tuple(problems[start:]), svc.team in teams)
     return svc
 
 
-def load_catalog(files: Iterable[SourceFile], templates: Templates) -> LoadResult:
-    """Parse and validate every document, then assemble services and teams (no index kept for a next load)."""
-    return CatalogLoader(templates)._load_all(list(files), keep=False)
+def load_catalog(files: Iterable[SourceFile], templates: Templates, environment: str = "production") -> LoadResult:
+    """Parse and validate every document, then assemble services and teams (no index kept for a next load).
+
+    `environment` is the platform's (the setting): the one a service without its own carries on its alerts.
+    """
+    return CatalogLoader(templates, environment)._load_all(list(files), keep=False)
 
 
 # What one document adds to a service's pending entry, replayed in file order when the entry is merged:
 # ("component", ref, component, reader, origin), ("doc", ref, service doc, reader, origin),
-# ("attach", ref, slos, owner, origin, reader, marks failed).
+# ("attach", ref, slos, owner, origin, reader, marks failed, where each SLO's labels were written).
 _Record = tuple[Any, ...]
 
 
@@ -268,21 +271,21 @@ def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]
                 EntityRef("component", sdoc.namespace, sdoc.name)
             out.records.append(("doc", target, sdoc, r, Origin(doc.file, doc.line(), "obsctl")))
         elif sloth.is_sloth(data):
-            service, labels, slos = sloth.parse_sloth(r, data, templates)
+            service, labels, slos, sites = sloth.parse_sloth(r, data, templates)
             if not service or not _service_name(r, ("spec", "service") if "apiVersion" in data else ("service",),
                                                 service):
                 continue
             out.records.append(("attach", EntityRef("component", "default", service), slos,
                                 labels.get("owner", labels.get("team", "")),
-                                Origin(doc.file, doc.line(), "sloth"), r, True))
+                                Origin(doc.file, doc.line(), "sloth"), r, True, sites))
         elif pyrra.is_pyrra(data):
             # One Pyrra document is one SLO: a bad one is reported and skipped alone.
             with r.contained():
-                service, owner, slos = pyrra.parse_pyrra(r, data, templates)
+                service, owner, slos, sites = pyrra.parse_pyrra(r, data, templates)
             if not service or not _service_name(r, ("metadata", "labels"), service):
                 continue
             out.records.append(("attach", EntityRef("component", "default", service), slos, owner,
-                                Origin(doc.file, doc.line(), "pyrra"), r, False))
+                                Origin(doc.file, doc.line(), "pyrra"), r, False, sites))
         elif api in openslo.API_VERSIONS:
             if kind not in openslo.KINDS:
                 r.problem(("kind",), f"unknown OpenSLO kind {kind!r}")
@@ -327,8 +330,8 @@ def _merge(reads: Iterable[_FileRead], pending: dict[EntityRef, _Pending]) -> No
                 if entry.origin is None:
                     entry.origin = origin
             else:
-                slos, owner, origin, r, marks = rec[2], rec[3], rec[4], rec[5], rec[6]
-                entry = _attach_slos(pending, ref.name, slos, owner, origin=origin, reader=r)
+                slos, owner, origin, r, marks, sites = rec[2], rec[3], rec[4], rec[5], rec[6], rec[7]
+                entry = _attach_slos(pending, ref.name, slos, owner, origin=origin, reader=r, sites=sites)
                 if marks:
                     entry.failed = entry.failed or r.failed
 
@@ -352,8 +355,9 @@ class CatalogLoader:
     loads everything again. The result always equals a fresh `load_catalog` of the same files.
     """
 
-    def __init__(self, templates: Templates) -> None:
+    def __init__(self, templates: Templates, environment: str = "production") -> None:
         self.templates = templates
+        self.environment = environment  # the platform's, for the services that name none
         self._result: LoadResult | None = None
         self._data: dict[str, bytes | str] = {}  # path -> the bytes last loaded
         self._file_refs: dict[str, frozenset[EntityRef]] = {}
@@ -435,12 +439,12 @@ class CatalogLoader:
         for (kind, _name), odoc in sorted(oslo.objects.items()):
             if kind != "SLO":
                 continue
-            service, owner, slos = openslo.build_slos(odoc, oslo, self.templates)
+            service, owner, slos, sites = openslo.build_slos(odoc, oslo, self.templates)
             if not service or not _service_name(odoc.reader, ("spec", "service"), service):
                 continue
             # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
             out.append(("attach", EntityRef("component", "default", service), slos, owner,
-                        Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), odoc.reader, False))
+                        Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), odoc.reader, False, sites))
         return out
 
     def _assemble_all(self, pending: dict[EntityRef, _Pending], teams: dict[EntityRef, Team],
@@ -448,7 +452,7 @@ class CatalogLoader:
         assembled: dict[EntityRef, Service] = {}
         skipped: list[EntityRef] = []
         for ref, entry in sorted(pending.items(), key=lambda kv: str(kv[0])):
-            svc = _assembled(ref, entry, teams, self.templates, problems)
+            svc = _assembled(ref, entry, teams, self.templates, problems, environment=self.environment)
             if svc is None or entry.failed:
                 skipped.append(ref)
             else:
@@ -585,10 +589,10 @@ def _by_file(problems: list[Problem]) -> dict[str, list[Problem]]:
 
 
 def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[SLO, ...], owner: str, *,
-                 origin: Origin, reader: Reader) -> _Pending:
+                 origin: Origin, reader: Reader, sites: dict[str, LabelSites]) -> _Pending:
     """Add an imported spec's SLOs (Sloth, Pyrra, OpenSLO) to their service; the first document names it."""
     entry = pending.setdefault(EntityRef("component", "default", service), _Pending())
-    entry.extra_slos.append((slos, reader))
+    entry.extra_slos.append((slos, reader, sites))
     entry.owner_hint = entry.owner_hint or owner
     if entry.origin is None:
         entry.origin = origin
@@ -656,7 +660,8 @@ def _enum(r: Reader, path: tuple[str | int, ...], value: str, enum: type[Protoco
         return default
 
 
-def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates) -> Service | None:
+def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates,
+              platform_environment: str) -> Service | None:
     comp, sdoc = e.component, e.doc
     r = e.reader or e.doc_reader
     if r is None:
@@ -729,14 +734,16 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         if not all(math.isfinite(b) and 0 < b <= MAX_NUMBER for b in buckets):
             dr.problem((*spec_path, "latencyBuckets"), f"every bucket must be a finite number of seconds in "
                                                        f"(0, {MAX_NUMBER:g}]")
+    own = {cv.LABEL_SERVICE: ref.name, cv.LABEL_NAMESPACE: ref.namespace, cv.LABEL_TEAM: cv.team_label(owner),
+           cv.LABEL_ENVIRONMENT: cv.environment_of(environment, platform_environment)}
     if sdoc is not None and sdoc.slos is not None:
-        slos: tuple[SLO, ...] = _routed(dr, ref, sdoc.slos, owner)
+        slos: tuple[SLO, ...] = _identified(dr, ref, sdoc.slos, sdoc.label_sites, own)
     elif e.extra_slos:
         slos = ()
     else:
         slos = _golden_slos(r, comp, tier, protocol, templates)
-    for extra, reader in e.extra_slos:
-        slos = slos + _routed(reader, ref, extra, owner)
+    for extra, reader, sites in e.extra_slos:
+        slos = slos + _identified(reader, ref, extra, sites, own)
     lifecycle = (comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production"
     paging, pgr, pgpath = pick("paging", "paging")
     if paging and paging not in PAGING_MODES:
@@ -792,30 +799,13 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
     )
 
 
-# The label the Alertmanager config routes a team's alerts on. A spec may write it (Pyrra's pyrra.dev/team, a
-# Sloth `team` label): the alerts then carry the spec's value (obsctl's goes under obsctl_team, render.rules),
-# so a value other than the owning team's name would page another team, or none.
-ROUTED_LABELS = (cv.LABEL_TEAM,)
-
-
-def _routed(r: Reader, ref: EntityRef, slos: tuple[SLO, ...], owner: EntityRef) -> tuple[SLO, ...]:
-    """The SLOs (of the document `r` reads) whose labels route their alerts to the owning team; each other one is
-    an error on the service (file, service, field) and is left out alone, as an SLO with an invalid field is."""
-    kept = []
-    for slo in slos:
-        policy = slo.alerting
-        wrong = [(where, name, value) for where, pairs in (("labels", slo.labels), ("alerting.labels", policy.labels),
-                                                          ("alerting.page.labels", policy.page_labels),
-                                                          ("alerting.ticket.labels", policy.ticket_labels))
-                 for name, value in pairs if name in ROUTED_LABELS and value != cv.team_label(owner)]
-        for where, name, value in wrong:
-            r.problems.append(Problem(r.doc.file, r.doc.line(), str(ref), f"slos.{slo.name}.{where}.{name}",
-                                      f"label {name}={value[:80]!r} would route SLO {slo.name}'s alerts away from "
-                                      f"the owner {owner} (Alertmanager routes on {name}): remove it or set it to "
-                                      f"{cv.team_label(owner)!r}; the SLO is left out"))
-        if not wrong:
-            kept.append(slo)
-    return tuple(kept)
+def _identified(r: Reader, ref: EntityRef, slos: tuple[SLO, ...], sites: dict[str, LabelSites],
+                own: dict[str, str]) -> tuple[SLO, ...]:
+    """The SLOs (of the document `r` reads) whose labels keep obsctl's identity and routing labels (`own`, the
+    SLO's name aside); each other one is an error on the service at the label's field and is left out alone, as
+    an SLO with an invalid field is (spec.slos.identity_labels)."""
+    return tuple(slo for slo in slos
+                 if identity_labels(r, str(ref), slo, sites.get(slo.name, {}), {**own, cv.LABEL_SLO: slo.name}))
 
 
 def _apply_paging(slo: SLO, paging: str) -> SLO:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from obsctl.model.conventions import LABEL_NAME_RE, RESERVED_LABEL_PREFIX
@@ -19,6 +19,11 @@ from obsctl.model.entities import (
 from obsctl.spec.backstage import check_metadata
 from obsctl.spec.fields import FieldPath, Reader
 from obsctl.spec.slos import (
+    SCOPE_ALERTING,
+    SCOPE_PAGE,
+    SCOPE_SLO,
+    SCOPE_TICKET,
+    LabelSites,
     cardinality_note,
     check_labels,
     check_name,
@@ -26,6 +31,7 @@ from obsctl.spec.slos import (
     check_period,
     check_query,
     check_slo,
+    label_sites,
 )
 from obsctl.spec.templates import Templates
 
@@ -50,6 +56,7 @@ class ServiceDoc:
     fields: dict[str, Any]
     slos: tuple[SLO, ...] | None
     line: int
+    label_sites: dict[str, LabelSites] = field(default_factory=dict)  # by SLO name
 
 
 def parse_duration_field(r: Reader, path: FieldPath, value: Any) -> float | None:
@@ -109,6 +116,10 @@ def parse_sli(r: Reader, path: FieldPath, raw: Any) -> SLI | None:
 def parse_alerting(r: Reader, path: FieldPath, raw: Any) -> AlertPolicy:
     """The alerting block of an SLO."""
     m = r.mapping(raw, path, ALERTING_FIELDS)
+
+    def labels(key: str) -> tuple[tuple[str, str], ...]:
+        return check_labels(r, (*path, key), r.string_map(m.get(key), (*path, key), label_names=True))
+
     tiers = None
     if "tiers" in m:
         tiers = tuple(str(t) for t in r.seq(m["tiers"], (*path, "tiers")))
@@ -123,10 +134,10 @@ def parse_alerting(r: Reader, path: FieldPath, raw: Any) -> AlertPolicy:
         no_data=r.flag(m, "noData", path, True),
         budget_exhausted=r.flag(m, "budgetExhausted", path, False),
         name=r.text(m, "name", path) or None,
-        labels=r.string_map(m.get("labels"), (*path, "labels"), label_names=True),
+        labels=labels("labels"),
         annotations=r.string_map(m.get("annotations"), (*path, "annotations"), label_names=True),
-        page_labels=r.string_map(m.get("pageLabels"), (*path, "pageLabels"), label_names=True),
-        ticket_labels=r.string_map(m.get("ticketLabels"), (*path, "ticketLabels"), label_names=True),
+        page_labels=labels("pageLabels"),
+        ticket_labels=labels("ticketLabels"),
     )
 
 
@@ -144,9 +155,12 @@ def _group_by(r: Reader, path: FieldPath, raw: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates) -> tuple[SLO, ...]:
-    """A list of SLOs; a bad SLO is reported and dropped (the caller decides about the service)."""
+def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates
+               ) -> tuple[tuple[SLO, ...], dict[str, LabelSites]]:
+    """A list of SLOs, and where each one's labels were written (by SLO name); a bad SLO is reported and dropped
+    (the caller decides about the service)."""
     out: list[SLO] = []
+    sites: dict[str, LabelSites] = {}
     seen: dict[str, int] = {}
     for i, item in enumerate(r.seq(raw, path)):
         p = (*path, i)
@@ -192,7 +206,11 @@ def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates) -> tu
             r.warn((*p, "groupBy"), cardinality_note(group_by))
         if check_slo(r, p, slo, templates):
             out.append(slo)
-    return tuple(out)
+            sites[name] = {**label_sites(SCOPE_SLO, (*p, "labels"), labels),
+                           **label_sites(SCOPE_ALERTING, (*p, "alerting", "labels"), alerting.labels),
+                           **label_sites(SCOPE_PAGE, (*p, "alerting", "pageLabels"), alerting.page_labels),
+                           **label_sites(SCOPE_TICKET, (*p, "alerting", "ticketLabels"), alerting.ticket_labels)}
+    return tuple(out), sites
 
 
 def parse_service_doc(r: Reader, data: dict[str, Any], templates: Templates) -> ServiceDoc | None:
@@ -201,9 +219,9 @@ def parse_service_doc(r: Reader, data: dict[str, Any], templates: Templates) -> 
                                                            "description"})
     spec = r.mapping(data.get("spec"), ("spec",), SERVICE_FIELDS)
     ref = check_metadata(r, {**data, "metadata": meta}, "service")
-    slos = parse_slos(r, ("spec", "slos"), spec["slos"], templates) if "slos" in spec else None
+    slos, sites = parse_slos(r, ("spec", "slos"), spec["slos"], templates) if "slos" in spec else (None, {})
     fields = {k: v for k, v in spec.items() if k not in ("slos", "component", "owner")}
     if ref is None:
         return None
     return ServiceDoc(ref.name, ref.namespace, r.text(spec, "component", ("spec",)) or None,
-                      r.text(spec, "owner", ("spec",)) or None, fields, slos, r.doc.line())
+                      r.text(spec, "owner", ("spec",)) or None, fields, slos, r.doc.line(), sites)

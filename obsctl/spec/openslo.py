@@ -32,14 +32,16 @@ from obsctl.model.entities import SLO, AlertPolicy, BudgetingMethod, EventsSLI
 from obsctl.model.windows import AlertTier
 from obsctl.spec.fields import FieldPath, Reader, dotted
 from obsctl.spec.slos import (
+    SCOPE_SLO,
     WINDOW_PLACEHOLDER,
+    LabelSites,
     cardinality_note,
     check_labels,
     check_name,
     check_objective,
     check_query,
     check_slo,
-    identity_labels,
+    label_sites,
     normalize_window,
     query_grouping,
 )
@@ -466,8 +468,10 @@ def _labels(r: Reader, meta: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return check_labels(r, ("metadata", "labels"), tuple(sorted(pairs)))
 
 
-def build_slos(slo_doc: OpenSloDoc, objects: OpenSloSet, templates: Templates) -> tuple[str, str, tuple[SLO, ...]]:
-    """Returns (service name, owner label, valid SLOs) for one OpenSLO SLO object; a bad SLO is skipped alone."""
+def build_slos(slo_doc: OpenSloDoc, objects: OpenSloSet, templates: Templates
+               ) -> tuple[str, str, tuple[SLO, ...], dict[str, LabelSites]]:
+    """Returns (service name, owner label, valid SLOs, where each SLO's labels were written) for one OpenSLO SLO
+    object; a bad SLO is skipped alone."""
     r = slo_doc.reader
     data = slo_doc.data
     v1alpha = str(data.get("apiVersion")) == "openslo/v1alpha"
@@ -483,7 +487,9 @@ def build_slos(slo_doc: OpenSloDoc, objects: OpenSloSet, templates: Templates) -
         slos = _build(r, objects, templates, spec=spec, meta=meta, v1alpha=v1alpha)
     if not outcome.failed:
         out.extend(slos)
-    return service, owner, tuple(out)
+    # every objective's SLO carries the object's metadata labels
+    sites = {slo.name: label_sites(SCOPE_SLO, ("metadata", "labels"), slo.labels) for slo in out}
+    return service, owner, tuple(out), sites
 
 
 def _build(r: Reader, objects: OpenSloSet, templates: Templates, *, spec: dict[str, Any],
@@ -517,8 +523,6 @@ def _build(r: Reader, objects: OpenSloSet, templates: Templates, *, spec: dict[s
     if period is not None and policy is None:
         r.warn(("spec",), "no alertPolicies: this SLO gets recordings and dashboards but no page or ticket")
     base = str(meta.get("name", ""))
-    service = str(spec.get("service", ""))
-    identity_labels(r, ("metadata", "labels"), labels, service=service, slo=base)
     _documentation_only(r, (), data_meta=meta, spec=spec)
     out: list[SLO] = []
     for i, obj in enumerate(objectives):

@@ -27,13 +27,15 @@ from obsctl.model.entities import SLO, AlertPolicy, EventsSLI
 from obsctl.model.windows import AlertTier
 from obsctl.spec.fields import FieldPath, Reader
 from obsctl.spec.slos import (
+    SCOPE_SLO,
+    LabelSites,
     cardinality_note,
     check_labels,
     check_name,
     check_objective,
     check_query,
     check_slo,
-    identity_labels,
+    label_sites,
 )
 from obsctl.spec.templates import Templates
 
@@ -145,8 +147,9 @@ def _indicator(r: Reader, path: FieldPath, raw: Any) -> tuple[EventsSLI | None, 
     return sli, _grouping(r, p, m)
 
 
-def parse_pyrra(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[str, str, tuple[SLO, ...]]:
-    """Returns (service name, owner, SLOs: none when the document is bad)."""
+def parse_pyrra(r: Reader, data: dict[str, Any], templates: Templates
+                ) -> tuple[str, str, tuple[SLO, ...], dict[str, LabelSites]]:
+    """Returns (service name, owner, SLOs: none when the document is bad, where the SLO's labels were written)."""
     r.mapping(data, (), {"apiVersion", "kind", "metadata", "spec", "status"})
     meta = r.mapping(data.get("metadata"), ("metadata",))
     name = r.text(meta, "name", ("metadata",), required=True)
@@ -200,15 +203,16 @@ def parse_pyrra(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[
     if al.get("absentName"):
         r.warn((*ap, "absentName"), f"the no-data alert is named SLONoData, not {al['absentName']!r}")
     if r.failed or sli is None or objective is None or period is None or not name:
-        return service, owner, ()
+        return service, owner, (), {}
     tiers = pyrra_tiers(period) if burnrates else ()
     policy = AlertPolicy(tiers=(), custom_tiers=tiers, no_data=absent, page=burnrates, ticket=burnrates,
                          name=r.text(al, "name", ap) or DEFAULT_ALERT_NAME,
                          page_labels=(("severity", "critical"),), ticket_labels=(("severity", "warning"),))
-    identity_labels(r, ("metadata", "labels"), labels, service=service, slo=name)
     if group_by:
         r.warn(("spec", "indicator"), cardinality_note(group_by))
     slo = SLO(name=name, objective=objective, sli=sli, period_days=period, alerting=policy, labels=labels,
               description=r.text(spec, "description", ("spec",)) or annotations.get(LABEL_PREFIX + "description", ""),
               group_by=group_by)
-    return service, owner, (slo,) if check_slo(r, (), slo, templates) else ()
+    sites = {(scope, name): (*path[:-1], LABEL_PREFIX + name)
+             for (scope, name), path in label_sites(SCOPE_SLO, ("metadata", "labels"), labels).items()}
+    return service, owner, (slo,) if check_slo(r, (), slo, templates) else (), {name: sites}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Mapping
 
 import promql_parser
 
@@ -198,16 +199,59 @@ def cardinality_note(group_by: tuple[str, ...]) -> str:
 SERIES_PER_GROUP = 3 * 7 + 1 + 6 + 6
 
 
-def identity_labels(r: Reader, path: FieldPath, labels: tuple[tuple[str, str], ...], *, service: str,
-                    slo: str) -> None:
-    """Say where a spec label takes the name of the SLO identity obsctl's recorded series carry.
+# Where a spec wrote each label of one SLO: (scope, label name) -> its field path in the document. The
+# scopes are the SLO's label sets: on every series and alert, on both alerts, on the page or the ticket.
+SCOPE_SLO, SCOPE_ALERTING, SCOPE_PAGE, SCOPE_TICKET = "labels", "alerting.labels", "alerting.page.labels", \
+    "alerting.ticket.labels"
+LabelSites = dict[tuple[str, str], FieldPath]
 
-    The recorded series keep obsctl's value (they are selected by it); the alerts carry the spec's,
-    with obsctl's under `obsctl_<name>`.
+# The labels obsctl's own alerts are told apart, routed, grouped and inhibited by (render.routes): a spec's label
+# of that name reaches the alerts as written (obsctl's value goes under `obsctl_<name>`), so another value than
+# obsctl's takes the alert out of obsctl's routing. Each with what would go wrong.
+IDENTITY_LABELS: dict[str, str] = {
+    cv.LABEL_SERVICE: "Alertmanager routes a Component's own receivers (pagerduty.com/service-id) and a "
+                      "dependency's inhibition on it, and groups alerts by it",
+    cv.LABEL_NAMESPACE: "Alertmanager routes a Component's own receivers and a dependency's inhibition on it, and "
+                        "groups alerts by it",
+    cv.LABEL_SLO: "Alertmanager groups alerts by it and a page mutes the tickets of the SLO it names: another SLO's "
+                  "alerts would be grouped and muted with these",
+    cv.LABEL_TEAM: "Alertmanager routes on it: the alerts would go to another team's receivers, or to none",
+    cv.LABEL_ENVIRONMENT: "a dependency's page mutes its dependents' pages only in the same environment, and the "
+                          "SLI counts the service's own environment",
+}
+
+
+def label_sites(scope: str, path: FieldPath, pairs: Iterable[tuple[str, str]]) -> LabelSites:
+    """The sites of labels a spec wrote as a mapping at `path`."""
+    return {(scope, name): (*path, name) for name, _value in pairs}
+
+
+def scoped_labels(slo: SLO) -> Iterator[tuple[str, str, str]]:
+    """(scope, name, value) of every label an SLO's alerts or series carry from its spec."""
+    policy = slo.alerting
+    for scope, pairs in ((SCOPE_SLO, slo.labels), (SCOPE_ALERTING, policy.labels), (SCOPE_PAGE, policy.page_labels),
+                         (SCOPE_TICKET, policy.ticket_labels)):
+        for name, value in pairs:
+            yield scope, name, value
+
+
+def identity_labels(r: Reader, entity: str, slo: SLO, sites: LabelSites, own: Mapping[str, str]) -> bool:
+    """Whether an SLO's spec labels leave obsctl's identity and routing labels as obsctl writes them.
+
+    `own` holds obsctl's value of each name in IDENTITY_LABELS. The same value is harmless (a Sloth spec
+    often says `team: <owner>`); another one is an error at the label's own field, naming the service
+    `entity`, and the caller leaves that SLO out alone: its service keeps its other SLOs and, being
+    loaded without one, its last good artifacts. Grouping labels are not here: the formats refuse a label
+    named like one where they read the grouping.
     """
-    own = {cv.LABEL_SERVICE: service, cv.LABEL_NAMESPACE: "default", cv.LABEL_SLO: slo}
-    for name, value in labels:
-        if name in own and own[name] != value:
-            r.warn((*path, name), f"label {name}={value!r} names the SLO identity of obsctl's recorded series: "
-                                  f"the series keep {name}={own[name]!r}, the alerts carry yours (obsctl's as "
-                                  f"{cv.RESERVED_LABEL_PREFIX}{name})")
+    ok = True
+    for scope, name, value in scoped_labels(slo):
+        if name not in IDENTITY_LABELS or own[name] == value:
+            continue
+        path = sites.get((scope, name)) or ("slos", slo.name, *scope.split("."), name)
+        with r.contained():
+            r.problem(path, f"label {name}={value[:80]!r} would replace obsctl's {name}={own[name]!r} on SLO "
+                            f"{slo.name}'s alerts ({IDENTITY_LABELS[name]}): remove the label or set it to "
+                            f"{own[name]!r}; the SLO is left out", entity=entity)
+        ok = False
+    return ok

@@ -15,13 +15,18 @@ from typing import Any
 from obsctl.model.entities import SLO, AlertPolicy, EventsSLI
 from obsctl.spec.fields import FieldPath, Reader
 from obsctl.spec.slos import (
+    SCOPE_ALERTING,
+    SCOPE_PAGE,
+    SCOPE_SLO,
+    SCOPE_TICKET,
+    LabelSites,
     cardinality_note,
     check_labels,
     check_name,
     check_objective,
     check_query,
     check_slo,
-    identity_labels,
+    label_sites,
     query_grouping,
 )
 from obsctl.spec.templates import Templates
@@ -60,8 +65,10 @@ def is_sloth(data: dict[str, Any]) -> bool:
         str(data.get("apiVersion", "")) == K8S_API_VERSION and str(data.get("kind", "")) == K8S_KIND)
 
 
-def parse_sloth(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[str, dict[str, str], tuple[SLO, ...]]:
-    """Returns (service name, spec labels, valid SLOs). A bad SLO is reported and skipped alone.
+def parse_sloth(r: Reader, data: dict[str, Any], templates: Templates
+                ) -> tuple[str, dict[str, str], tuple[SLO, ...], dict[str, LabelSites]]:
+    """Returns (service name, spec labels, valid SLOs, where each SLO's labels were written, by SLO name).
+    A bad SLO is reported and skipped alone.
 
     Sloth has no period: the platform default applies (Sloth's default is 30 days too).
     """
@@ -74,17 +81,18 @@ def parse_sloth(r: Reader, data: dict[str, Any], templates: Templates) -> tuple[
     if top.get(d.plugins):
         r.warn((*d.root, d.plugins), "Sloth SLO plugins are not run by obsctl: the SLOs render with obsctl's own rules")
     slos: list[SLO] = []
+    sites: dict[str, LabelSites] = {}
     for i, item in enumerate(r.seq(top.get("slos"), (*d.root, "slos"))):
         with r.contained() as outcome:
-            slo = _slo(r, d, (*d.root, "slos", i), item, spec_labels=labels, templates=templates,
-                       service=service)
-        if slo is not None and not outcome.failed:
-            slos.append(slo)
-    return service, dict(labels), tuple(slos)
+            found = _slo(r, d, (*d.root, "slos", i), item, spec_labels=labels, templates=templates)
+        if found is not None and not outcome.failed:
+            slos.append(found[0])
+            sites[found[0].name] = found[1]
+    return service, dict(labels), tuple(slos), sites
 
 
 def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[tuple[str, str], ...],
-         templates: Templates, service: str) -> SLO | None:
+         templates: Templates) -> tuple[SLO, LabelSites] | None:
     m = r.mapping(item, p, SLO_FIELDS)
     name = r.text(m, "name", p, required=True)
     if name:
@@ -114,21 +122,26 @@ def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[
         ticket_annotations=pairs(ticket, (*al_path, d.ticket), "annotations", True),
         # Sloth has no no-data alert; obsctl adds one (a ticket), named SLONoData.
     )
+    own_labels = pairs(m, p, "labels")
     slo_labels = dict(spec_labels)
-    slo_labels.update(pairs(m, p, "labels"))
+    slo_labels.update(own_labels)
+    sites = {**label_sites(SCOPE_SLO, (*d.root, "labels"), spec_labels), **label_sites(SCOPE_SLO, (*p, "labels"),
+                                                                                          own_labels),
+             **label_sites(SCOPE_ALERTING, (*al_path, "labels"), policy.labels),
+             **label_sites(SCOPE_PAGE, (*al_path, d.page, "labels"), policy.page_labels),
+             **label_sites(SCOPE_TICKET, (*al_path, d.ticket, "labels"), policy.ticket_labels)}
     for label in group_by:
         if label in slo_labels:
             r.problem((*p, "labels", label), f"label {label!r} is also a grouping label of the SLI: each group's "
                                              "value would be overwritten")
     if r.failed or sli is None or objective is None or not name:
         return None
-    identity_labels(r, (*p, "labels"), tuple(slo_labels.items()), service=service, slo=name)
     if group_by:
         r.warn((*p, "sli"), cardinality_note(group_by))
     slo = SLO(name=name, objective=objective, sli=sli, period_days=templates.default_period_days,
               description=r.text(m, "description", p), alerting=policy,
               labels=tuple(sorted(slo_labels.items())), group_by=group_by)
-    return slo if check_slo(r, p, slo, templates) else None
+    return (slo, sites) if check_slo(r, p, slo, templates) else None
 
 
 def _sli(r: Reader, d: _Dialect, path: FieldPath, raw: Any) -> tuple[EventsSLI | None, tuple[str, ...]]:

@@ -107,8 +107,9 @@ _names = st.text(string.ascii_lowercase, min_size=1, max_size=6).map(lambda s: f
 _YAML11_BOOLS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
 _values = st.text(string.ascii_letters + string.digits + " -_:/.#", min_size=1, max_size=12).filter(
     lambda v: v.strip().lower() not in _YAML11_BOOLS)
-# No `team`: a spec label team that is not the owner's name is refused by obsctl (it would page another team;
-# tests/unit cover the refusal), and these specs have no owner for it to name.
+# No `team`, `service`, `catalog_namespace`, `slo` or `environment`: a spec label of that name with another value
+# than obsctl's is refused (Alertmanager routes, groups and inhibits on it; tests/unit/test_reserved_labels cover
+# the refusal).
 _labels = st.dictionaries(st.one_of(_names, st.sampled_from(["severity", "tier", "owner", "category"])),
                           _values, max_size=3)
 _annotations = st.dictionaries(st.one_of(_names, st.sampled_from(["summary", "runbook", "title"])), _values,

@@ -1,6 +1,7 @@
-"""A spec's labels cannot take obsctl's routing away: a `team` label naming another team than the owner is
-refused on its field (the SLO is left out alone, the service keeps its other SLOs), read from the real
-formats (Sloth, Pyrra, OpenSLO, obsctl.dev/v1); a `tier` label (Sloth's own examples carry `tier: "2"`)
+"""A spec's labels cannot take obsctl's routing away: a `team`, `service`, `catalog_namespace`, `slo` or
+`environment` label with another value than obsctl's is refused on its field (the SLO is left out alone, the
+service keeps its other SLOs), read from the real formats (Sloth, Pyrra, OpenSLO, obsctl.dev/v1); the same value
+is accepted silently; a `tier` label (Sloth's own examples carry `tier: "2"`)
 is kept and the tier inhibitions match obsctl's tier under `obsctl_tier` (tests/integration/test_paging_e2e
 checks both against a real Alertmanager)."""
 
@@ -39,9 +40,9 @@ def test_a_sloth_team_label_naming_another_team_is_refused_on_its_field() -> Non
     assert 'team: "team-payments"' in text
     result = _load(("slos/payments.yml", text.replace('team: "team-payments"', 'team: "payments-oncall"')))
     [error] = result.errors
-    assert (error.file, error.entity, error.field) == (
-        "slos/payments.yml", "component:default/payments-api", "slos.requests-availability.alerting.labels.team")
-    assert "team='payments-oncall'" in error.message and "group:default/team-payments" in error.message
+    assert (error.file, error.line, error.entity, error.field) == (
+        "slos/payments.yml", 31, "component:default/payments-api", "slos[0].alerting.labels.team")
+    assert "label team='payments-oncall' would replace obsctl's team='team-payments'" in error.message
     # that SLO alone is left out; the service keeps its other one, and keeps its last alerts (frozen)
     assert _slo_names(result) == {"payments-api": ["requests-latency"]}
     assert result.partial_owners() == {"default/payments-api"}
@@ -67,21 +68,20 @@ def test_a_sloth_team_label_against_the_component_owner_is_refused() -> None:
     result = _load(("components.yaml", _component("checkout", "team-pay")), ("slos/checkout.yml", yaml.safe_dump(spec)))
     [error] = result.errors
     assert (error.file, error.entity, error.field) == ("slos/checkout.yml", "component:default/checkout",
-                                                       "slos.availability.labels.team")
+                                                       "labels.team")  # the spec's labels: on every SLO
 
 
 def test_pyrra_team_label_must_name_the_owner() -> None:
     corpus = (CORPUS / "pyrra" / "slos.yaml").read_text()
     alone = _load(("pyrra.yaml", corpus))  # its api-broken SLO is broken on purpose (a bad metric)
-    assert not [p for p in alone.errors if p.field.endswith(".team")]
+    assert not [p for p in alone.errors if p.field.endswith("team")]
     assert {s.team.name for s in alone.catalog.services} == {"team-api"}
     # a Component gives `api` to another team: the SLOs whose pyrra.dev/team says team-api are refused
     result = _load(("components.yaml", _component("api", "team-core")), ("pyrra.yaml", corpus))
-    errors = [p for p in result.errors if p.field.endswith(".team")]
-    assert {p.field for p in errors} == {f"slos.{name}.labels.team" for name in (
-        "api-errors", "api-latency", "api-latency-native", "probe-success")}  # every one labelled pyrra.dev/team
+    errors = [p for p in result.errors if p.field.endswith("team")]
+    assert [p.field for p in errors] == ["metadata.labels.pyrra.dev/team"] * 4  # each SLO labelled pyrra.dev/team
     assert all((p.file, p.entity) == ("pyrra.yaml", "component:default/api") for p in errors)
-    assert "group:default/team-core" in errors[0].message
+    assert "obsctl's team='team-core'" in errors[0].message
 
 
 def test_openslo_and_native_team_labels_must_name_the_owner() -> None:
@@ -92,7 +92,7 @@ def test_openslo_and_native_team_labels_must_name_the_owner() -> None:
                    ("oslo.yaml", text.replace('  labels:\n    tier: "1"\n', '  labels:\n    tier: "1"\n    team: x\n')))
     [error] = result.errors
     assert (error.file, error.entity, error.field) == ("oslo.yaml", "component:default/payments",
-                                                       "slos.payments-availability.labels.team")
+                                                       "metadata.labels.team")
     assert "payments-availability" not in _slo_names(result)["payments"]
     native = {"apiVersion": "obsctl.dev/v1", "kind": "Service", "metadata": {"name": "orders"},
               "spec": {"owner": "team-orders", "slos": [
@@ -101,20 +101,19 @@ def test_openslo_and_native_team_labels_must_name_the_owner() -> None:
     result = _load(("orders.yaml", yaml.safe_dump(native)))
     [error] = result.errors
     assert (error.file, error.entity, error.field, error.severity) == (
-        "orders.yaml", "component:default/orders", "slos.bad.labels.team", Severity.ERROR)
+        "orders.yaml", "component:default/orders", "spec.slos[1].labels.team", Severity.ERROR)
     assert _slo_names(result) == {"orders": ["ok"]}
 
 
-@pytest.mark.parametrize("where", ["alerting.page.labels", "alerting.ticket.labels"])
-def test_a_team_label_on_one_severity_is_refused_too(where: str) -> None:
-    block = "page_alert" if "page" in where else "ticket_alert"
+@pytest.mark.parametrize("block", ["page_alert", "ticket_alert"])
+def test_a_team_label_on_one_severity_is_refused_too(block: str) -> None:
     spec = {"version": "prometheus/v1", "service": "svc", "labels": {"owner": "team-a"},
             "slos": [{"name": "availability", "objective": 99.9, "sli": {"events": {
                 "error_query": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
                 "total_query": "sum(rate(x_total[{{.window}}]))"}},
                 "alerting": {"name": "A", block: {"labels": {"team": "team-b"}}}}]}
     [error] = _load(("s.yml", yaml.safe_dump(spec))).errors
-    assert error.field == f"slos.availability.{where}.team"
+    assert error.field == f"slos[0].alerting.{block}.labels.team"
 
 
 @pytest.mark.parametrize("service", ["../../etc/passwd", "a/b", "-x", "x" * 64])
@@ -133,3 +132,104 @@ def test_an_imported_specs_service_name_must_be_an_entity_name(service: str) -> 
         result = _load(("spec.yaml", yaml.safe_dump(doc)))
         assert result.catalog.services == (), (doc, result.catalog.services)
         assert any(p.field == field and "not a valid entity name" in p.message for p in result.errors), result.errors
+
+
+def _native(namespace: str, labels: dict[str, str], alerting: dict[str, object] | None = None,
+            environment: str | None = None) -> str:
+    spec: dict[str, object] = {"owner": "team-orders", "slos": [
+        {"name": "ok", "objective": 99.9, "sli": {"availability": {}}},
+        {"name": "other", "objective": 99.9, "sli": {"availability": {}}, "labels": labels,
+         **({"alerting": alerting} if alerting else {})}]}
+    if environment:
+        spec["environment"] = environment
+    return yaml.safe_dump({"apiVersion": "obsctl.dev/v1", "kind": "Service",
+                           "metadata": {"name": "orders", "namespace": namespace}, "spec": spec}, sort_keys=False)
+
+
+@pytest.mark.parametrize(("labels", "field"), [
+    ({"service": "payments"}, "spec.slos[1].labels.service"),
+    ({"catalog_namespace": "default"}, "spec.slos[1].labels.catalog_namespace"),
+    ({"slo": "ok"}, "spec.slos[1].labels.slo"),
+    ({"environment": "staging"}, "spec.slos[1].labels.environment"),
+])
+def test_an_identity_label_with_another_value_is_an_error_on_its_field(labels: dict[str, str], field: str) -> None:
+    result = _load(("orders.yaml", _native("shop", labels)))
+    [error] = result.errors
+    (name, value), = labels.items()
+    assert (error.file, error.entity, error.field) == ("orders.yaml", "component:shop/orders", field)
+    assert error.line == 18 and f"label {name}={value!r} would replace obsctl's {name}=" in error.message
+    assert _slo_names(result) == {"orders": ["ok"]}
+    assert result.partial_owners() == {"shop/orders"}
+
+
+def test_the_same_value_as_obsctls_is_accepted_silently() -> None:
+    same = {"service": "orders", "catalog_namespace": "shop", "slo": "other", "team": "shop/team-orders",
+            "environment": "staging"}
+    result = _load(("orders.yaml", _native("shop", same, {"pageLabels": same, "ticketLabels": same, "labels": same},
+                                           environment="staging")))
+    assert not result.errors
+    assert not [p for p in result.problems if ".labels." in p.field or "Labels." in p.field]
+    assert _slo_names(result) == {"orders": ["ok", "other"]}
+
+
+def test_environment_is_the_services_own_else_the_platforms() -> None:
+    text = _native("shop", {"environment": "prod"})
+    assert [p.field for p in _load(("o.yaml", text)).errors] == ["spec.slos[1].labels.environment"]
+    # with the platform's environment setting named `prod`, the label says what obsctl says
+    result = load_catalog([SourceFile("o.yaml", text.encode())], TEMPLATES, environment="prod")
+    assert not result.errors and _slo_names(result) == {"orders": ["ok", "other"]}
+    # a service that names its own environment: the platform's does not apply to it
+    result = load_catalog([SourceFile("o.yaml", _native("shop", {"environment": "prod"}, environment="eu").encode())],
+                          TEMPLATES, environment="prod")
+    [error] = result.errors
+    assert "obsctl's environment='eu'" in error.message
+
+
+@pytest.mark.parametrize(("key", "field"), [("labels", "spec.slos[1].alerting.labels.slo"),
+                                            ("pageLabels", "spec.slos[1].alerting.pageLabels.slo"),
+                                            ("ticketLabels", "spec.slos[1].alerting.ticketLabels.slo")])
+def test_alerting_page_and_ticket_labels_are_checked_alike(key: str, field: str) -> None:
+    result = _load(("orders.yaml", _native("default", {}, {key: {"slo": "ok"}})))
+    assert [p.field for p in result.errors] == [field]
+    assert _slo_names(result) == {"orders": ["ok"]}
+
+
+def test_reserved_names_in_native_alerting_labels_are_refused() -> None:
+    """Before, only an SLO's own labels were checked: `alerting.labels: {obsctl_depends_on: ...}` reached the alerts,
+    so a service depending on nothing was muted whenever payments-db paged."""
+    result = _load(("orders.yaml", _native("default", {}, {"labels": {"obsctl_depends_on": "|default/payments-db|"}})))
+    assert [(p.field, p.message) for p in result.errors] == [
+        ("spec.slos[1].alerting.labels.obsctl_depends_on", "label names starting with 'obsctl_' are obsctl's own")]
+
+
+def test_sloth_service_label_is_refused_at_its_own_line_in_either_form() -> None:
+    cli = {"version": "prometheus/v1", "service": "checkout", "labels": {"owner": "team-a"},
+           "slos": [{"name": "availability", "objective": 99.9, "labels": {"service": "payments"},
+                     "sli": {"events": {"error_query": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
+                                        "total_query": "sum(rate(x_total[{{.window}}]))"}},
+                     "alerting": {"name": "A"}}]}
+    [error] = _load(("s.yml", yaml.safe_dump(cli, sort_keys=False))).errors
+    assert (error.line, error.entity, error.field) == (9, "component:default/checkout", "slos[0].labels.service")
+    k8s = {"apiVersion": "sloth.slok.dev/v1", "kind": "PrometheusServiceLevel",
+           "metadata": {"name": "checkout-slos", "namespace": "monitoring"},
+           "spec": {"service": "checkout", "labels": {"owner": "team-a"},
+                    "slos": [{"name": "availability", "objective": 99.9, "sli": {"events": {
+                        "errorQuery": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
+                        "totalQuery": "sum(rate(x_total[{{.window}}]))"}},
+                        "alerting": {"name": "A", "pageAlert": {"labels": {"catalog_namespace": "monitoring"}}}}]}}
+    [error] = _load(("k.yml", yaml.safe_dump(k8s, sort_keys=False))).errors
+    # the service's entity, not the Kubernetes object's: the error holds checkout's artifacts
+    assert (error.entity, error.field) == ("component:default/checkout",
+                                           "spec.slos[0].alerting.pageAlert.labels.catalog_namespace")
+
+
+def test_openslo_and_pyrra_identity_labels_at_their_own_fields() -> None:
+    text = (CORPUS / "openslo" / "v1-payments.yaml").read_text()
+    result = _load(("oslo.yaml", text.replace('  labels:\n    tier: "1"\n', '  labels:\n    tier: "1"\n    slo: x\n')))
+    assert [(p.field, p.entity) for p in result.errors] == [("metadata.labels.slo", "component:default/payments")]
+    corpus = (CORPUS / "pyrra" / "slos.yaml").read_text()
+    assert "pyrra.dev/service: api" in corpus  # Pyrra propagates it: the same value as obsctl's, kept silently
+    assert not [p for p in _load(("p.yaml", corpus)).errors if "service" in p.field]
+    result = _load(("p.yaml", corpus.replace("pyrra.dev/service: api", "pyrra.dev/service: api\n    pyrra.dev/slo: x",
+                                             1)))
+    assert [p.field for p in result.errors if p.field.endswith("slo")] == ["metadata.labels.pyrra.dev/slo"]

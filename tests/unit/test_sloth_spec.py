@@ -163,12 +163,42 @@ def test_sloths_own_examples_load_without_errors(name: str) -> None:
     assert result.errors == [] and result.catalog.services
 
 
-def test_a_label_named_like_the_slo_identity_is_said_out_loud() -> None:
-    spec = BAD[:BAD.index("  - name: plugin")].replace("alerting: {name: OrdersGood}",
-                                                          "alerting: {name: OrdersGood}\n    labels: {slo: checkout}")
-    result = _load_text(spec)
-    assert result.errors == []
-    assert any("labels.slo: label slo='checkout' names the SLO identity" in w for w in _said(result, Severity.WARNING))
+IDENTITY = """\
+version: prometheus/v1
+service: orders
+labels: {owner: team-orders, service: orders}
+slos:
+  - name: good
+    objective: 99.9
+    labels: {slo: good}
+    sli:
+      events:
+        error_query: sum(rate(orders_total{code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(orders_total[{{.window}}]))
+    alerting: {name: OrdersGood}
+  - name: shadow
+    objective: 99
+    labels: {slo: good}
+    sli:
+      events:
+        error_query: sum(rate(orders_total{code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(orders_total[{{.window}}]))
+    alerting: {name: OrdersShadow}
+"""
+
+
+def test_a_label_naming_another_slo_is_an_error_on_that_slo_alone() -> None:
+    """`slo: good` on SLO shadow would group shadow's alerts with good's, and let shadow's page mute good's tickets
+    (Alertmanager's inhibition compares `slo`); on good itself, and `service: orders`, it says what obsctl says."""
+    result = _load_text(IDENTITY)
+    assert _said(result, Severity.ERROR) == [
+        "15:slos[1].labels.slo: label slo='good' would replace obsctl's slo='shadow' on SLO shadow's alerts "
+        "(Alertmanager groups alerts by it and a page mutes the tickets of the SLO it names: another SLO's alerts "
+        "would be grouped and muted with these): remove the label or set it to 'shadow'; the SLO is left out"]
+    assert [p.entity for p in result.errors] == ["component:default/orders"]
+    assert list(_slos(result)) == ["good"]
+    assert not any("slo" in w or "service" in w for w in _said(result, Severity.WARNING))
+    assert result.partial_owners() == {"default/orders"}  # its artifacts stay as they are
 
 
 def test_validate_prints_what_is_not_honoured_and_the_cardinality(tmp_path: Path) -> None:
@@ -198,8 +228,8 @@ def test_a_team_label_must_name_the_owner_with_its_namespace_outside_default() -
     wrong = _load_text(moved)
     assert "requests-availability" not in _slos(wrong)
     [error] = [p for p in wrong.errors if p.field.endswith(".team")]
-    assert "would route SLO requests-availability's alerts away from the owner group:retail/team-payments" \
-        in error.message and "'retail/team-payments'" in error.message
+    assert "label team='team-payments' would replace obsctl's team='retail/team-payments'" in error.message
+    assert error.field == "slos[0].alerting.labels.team"
     right = _load_text(moved.replace('team: "team-payments"', 'team: "retail/team-payments"'))
     assert right.errors == [] and "requests-availability" in _slos(right)
     (svc,) = right.catalog.services
