@@ -233,7 +233,10 @@ class DesiredStates:
         # with their own routes, or a team's only services: rendering the config without them drops those routes
         remembered = {s.origin.file for s in last_good.values()} | {t.origin.file for t in last_good_teams.values()}
         unknown = sorted(f for f in broken_files if f not in remembered)
-        held, in_place, unkept = ((), (), "") if unknown else self._held_routes(result, kept_teams, whole_read)
+        # with every broken file remembered, their last good models stand in for what they held (services carried,
+        # Groups kept): only a source that did not list every file can hide a team's Group, so a team routed in
+        # place with no Group in the read is held as lost only then (review L2: not a team that never had a Group)
+        held, in_place, unkept = ((), (), "") if unknown else self._held_routes(result, kept_teams, complete)
         carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
                        "has them)" for ref in sorted(in_place, key=str))
         if kept_teams:

@@ -629,3 +629,47 @@ def test_a_held_team_keeps_its_part_beside_a_team_of_the_same_name_in_another_na
     [warning] = [p for p in result.problems if p.field == "routing"]
     assert warning.entity == f"group:{lost}/payments"
     assert "route and receivers are kept as the Alertmanager config in place has them" in warning.message
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["source-complete", "source-incomplete"])
+def test_serve_routes_a_team_without_a_group_fresh_while_a_file_it_remembers_does_not_parse(
+        tmp_path: Path, listed: bool) -> None:
+    """Review L2: a file serve remembers stops parsing (the read is not whole), while a team that never had a Group
+    (routed by name to the platform default) adds a service with its own PagerDuty service. Serve knows what the
+    broken file held (its services are carried, a Group there would be kept): no Group of that team can be hidden,
+    so the team is routed from the catalog, not held from the config in place as if its routing were lost. When the
+    source did not list every file, a Group it did not list may be the team's: then the team is held as before."""
+    from obsctl.reconcile.loop import LoopConfig, Reconciler
+    from obsctl.sinks.files import FilesSink
+    from tests.unit.test_loop import NO_RETRY, MemSource
+
+    settings = _settings(default_page=True)
+    templates = load_templates(settings)
+    own = {**_component("gnew", "team-g"),
+           "metadata": {"name": "gnew", "annotations": {"obsctl.dev/availability": "99.9",
+                                                        "pagerduty.com/service-id": "PGNEW"}}}
+    source = MemSource({"teams.yaml": yaml.safe_dump(_group("team-a", "PAAA")).encode(),
+                        "a.yaml": yaml.safe_dump(_component("pay", "team-a")).encode(),
+                        "g.yaml": yaml.safe_dump(_component("gsvc", "team-g")).encode()})
+    renderer = catalog_renderer(settings, templates)
+    loop = Reconciler(source, catalog_loader(templates, settings), renderer,
+                      [FilesSink(tmp_path / "out", {Kind.PROMETHEUS_RULES, Kind.ALERTMANAGER_CONFIG})],
+                      config=LoopConfig(retry=NO_RETRY), hold_routes=renderer.hold_routes)
+    loop.run_once()
+    assert _routing_keys(_config_doc(tmp_path), "team-g") == [f"{HOOK}/default-page"]
+
+    source.docs["a.yaml"] = b"kind: [unclosed\n"
+    source.docs["g.yaml"] = yaml.safe_dump_all([_component("gsvc", "team-g"), own]).encode()
+    source.complete = listed
+    report = loop.run_once()
+    doc = _config_doc(tmp_path)
+    if not listed:
+        assert "obsctl-team-g-page-default-gnew" not in {r["name"] for r in doc["receivers"]}
+        assert any(c.startswith("group:default/team-g (its routing: its route and receivers are kept as the "
+                                "Alertmanager config in place has them)") for c in report.carried), report.carried
+        return
+    assert "obsctl-team-g-page-default-gnew" in {r["name"] for r in doc["receivers"]}, "the new service's own route"
+    assert not any("team-g" in c for c in report.carried), report.carried
+    assert _routing_keys(doc, "team-a") == ["/keys/PAAA"], "the broken file's team keeps its route"
+    assert any("a.yaml" in c or "default/pay" in c for c in report.carried), report.carried
+    _amtool_valid(tmp_path)
