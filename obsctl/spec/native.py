@@ -192,10 +192,6 @@ def parse_slos(r: Reader, path: FieldPath, raw: Any, templates: Templates
         alerting = parse_alerting(r, (*p, "alerting"), m.get("alerting"))
         group_by = _group_by(r, (*p, "groupBy"), m.get("groupBy"))
         labels = check_labels(r, (*p, "labels"), r.string_map(m.get("labels"), (*p, "labels"), label_names=True))
-        for label in group_by:
-            if label in dict(labels):
-                r.problem((*p, "labels", label), f"label {label!r} is also a groupBy label: each group's value "
-                                                 "would be overwritten")
         after = len([x for x in r.problems if x.severity.value == "error"])
         if after > before or objective is None or period is None or sli is None or not name:
             continue

@@ -241,17 +241,24 @@ def identity_labels(r: Reader, entity: str, slo: SLO, sites: LabelSites, own: Ma
     `own` holds obsctl's value of each name in IDENTITY_LABELS. The same value is harmless (a Sloth spec
     often says `team: <owner>`); another one is an error at the label's own field, naming the service
     `entity`, and the caller leaves that SLO out alone: its service keeps its other SLOs and, being
-    loaded without one, its last good artifacts. Grouping labels are not here: the formats refuse a label
-    named like one where they read the grouping.
+    loaded without one, its last good artifacts. A label named like one of the SLI's grouping labels is
+    refused too, whatever its value: it would give every group's alert that one value, and Prometheus
+    refuses to evaluate an alert whose series collide ("vector contains metrics with the same labelset").
     """
     ok = True
+    grouping = {cv.group_label(g) for g in slo.group_by}  # what each group's series and alerts carry
     for scope, name, value in scoped_labels(slo):
-        if name not in IDENTITY_LABELS or own[name] == value:
+        if name in grouping:
+            why = (f"label {name}={value[:80]!r} is also a grouping label of SLO {slo.name}'s SLI: every group's "
+                   "alert would carry this one value, the alerts of the groups collide and Prometheus evaluates none "
+                   "of them; remove the label")
+        elif name in IDENTITY_LABELS and own[name] != value:
+            why = (f"label {name}={value[:80]!r} would replace obsctl's {name}={own[name]!r} on SLO {slo.name}'s "
+                   f"alerts ({IDENTITY_LABELS[name]}): remove the label or set it to {own[name]!r}")
+        else:
             continue
         path = sites.get((scope, name)) or ("slos", slo.name, *scope.split("."), name)
         with r.contained():
-            r.problem(path, f"label {name}={value[:80]!r} would replace obsctl's {name}={own[name]!r} on SLO "
-                            f"{slo.name}'s alerts ({IDENTITY_LABELS[name]}): remove the label or set it to "
-                            f"{own[name]!r}; the SLO is left out", entity=entity)
+            r.problem(path, f"{why}; the SLO is left out", entity=entity)
         ok = False
     return ok

@@ -130,10 +130,6 @@ def _slo(r: Reader, d: _Dialect, p: FieldPath, item: Any, *, spec_labels: tuple[
              **label_sites(SCOPE_ALERTING, (*al_path, "labels"), policy.labels),
              **label_sites(SCOPE_PAGE, (*al_path, d.page, "labels"), policy.page_labels),
              **label_sites(SCOPE_TICKET, (*al_path, d.ticket, "labels"), policy.ticket_labels)}
-    for label in group_by:
-        if label in slo_labels:
-            r.problem((*p, "labels", label), f"label {label!r} is also a grouping label of the SLI: each group's "
-                                             "value would be overwritten")
     if r.failed or sli is None or objective is None or not name:
         return None
     if group_by:

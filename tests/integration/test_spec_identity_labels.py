@@ -1,6 +1,7 @@
 """A spec label that takes one of obsctl's identity labels (`service`, `catalog_namespace`, `slo`, `team`,
 `environment`) with another value: what it did to paging, in a real amtool and Alertmanager, and how the loader
-refuses it now.
+refuses it now. And a label named like a grouping label of the SLI: the alerts of its groups collided, and
+promtool shows Prometheus then evaluates none of them.
 
 Before, the loader only warned: the SLO rendered with the spec's `service` on its alerts (obsctl's under
 `obsctl_service`). The first test renders that model as the loader used to build it and shows the harm with the
@@ -29,6 +30,7 @@ from obsctl.render.rules import service_groups
 from obsctl.spec.load import LoadResult
 from tests.support.binaries import require_binary
 from tests.support.prom import Alertmanager, amtool_check_config, amtool_routes_test
+from tests.support.slo_promtool import Suite, counter_values, firing_from_probe, rule_groups, run_promtool_test
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +179,66 @@ def test_now_the_file_gets_an_error_and_the_other_services_render_unchanged(tmp_
     for name in ("payments-db", "orders"):
         page = _page(_service(result.catalog, name), settings)
         assert _route(tmp_path / "now.yml", page) == _route(tmp_path / "clean.yml", page)
+
+
+PYRRA = """\
+apiVersion: pyrra.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata:
+  name: api-errors
+  labels:
+    pyrra.dev/team: team-api
+    pyrra.dev/service: api
+spec:
+  target: "99.5"
+  window: 28d
+  indicator:
+    ratio:
+      errors: {metric: 'http_requests_total{job="api",code=~"5.."}'}
+      total: {metric: 'http_requests_total{job="api"}'}
+      grouping: [route]
+"""
+
+
+def _firing(tmp_path: Path, svc: Service, name: str) -> tuple[str, dict[float, list[dict[str, str]]]]:
+    """promtool's report for both routes failing every request from the start, probed at 10 minutes."""
+    suite = Suite(rule_groups(svc, load_templates(load_settings(None))))
+    series = [{"series": f'http_requests_total{{job="api",route="{route}",code="500"}}',
+               "values": counter_values([(30, 600.0)])} for route in ("a", "b")]
+    suite.tests.append({"interval": "1m", "input_series": series,
+                        "alert_rule_test": [{"eval_time": "10m", "alertname": "ErrorBudgetBurn", "exp_alerts": []}]})
+    out = run_promtool_test(suite.write(tmp_path / name, name))
+    return out.stdout + out.stderr, firing_from_probe(out.stdout + out.stderr)
+
+
+def test_a_label_named_like_a_grouping_label_made_the_groups_alerts_collide_and_is_refused(tmp_path: Path) -> None:
+    """Pyrra propagates `pyrra.dev/route: checkout-page` as `route`; the SLI groups by route. Before, the label
+    reached the alerts of every route: promtool shows Prometheus refusing the alert rule, so neither route's page
+    fires. Now the loader refuses the label at its field and the SLO is left out."""
+    require_binary("promtool")
+    settings = load_settings(None)
+    clean = load_path(_write(tmp_path / "clean", PYRRA), settings, load_templates(settings), routing=False)
+    assert not clean.errors, clean.errors
+    [svc] = clean.catalog.services
+    [slo] = svc.slos
+    report, firing = _firing(tmp_path, svc, "clean")
+    assert {a["route"] for a in firing[600.0] if a.get("obsctl_severity") == "page"} == {"a", "b"}, report
+    # what the loader built before: the propagated label on the SLO, as written
+    before = replace(svc, slos=(replace(slo, labels=tuple(sorted({**dict(slo.labels), "route": "checkout-page"}
+                                                                  .items()))),))
+    report, firing = _firing(tmp_path, before, "before")
+    assert "vector contains metrics with the same labelset after applying alert labels" in report
+    assert not [a for alerts in firing.values() for a in alerts if a.get("obsctl_severity") == "page"], report
+    hostile = PYRRA.replace("    pyrra.dev/service: api\n",
+                            "    pyrra.dev/service: api\n    pyrra.dev/route: checkout-page\n")
+    result = load_path(_write(tmp_path / "now", hostile), settings, load_templates(settings), routing=False)
+    [error] = result.errors
+    assert (error.line, error.entity, error.field) == (8, "component:default/api", "metadata.labels.pyrra.dev/route")
+    assert "is also a grouping label" in error.message
+    assert [s.slos for s in result.catalog.services] == [()]
+
+
+def _write(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "slo.yaml").write_text(text)
+    return directory

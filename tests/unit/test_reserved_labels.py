@@ -233,3 +233,46 @@ def test_openslo_and_pyrra_identity_labels_at_their_own_fields() -> None:
     result = _load(("p.yaml", corpus.replace("pyrra.dev/service: api", "pyrra.dev/service: api\n    pyrra.dev/slo: x",
                                              1)))
     assert [p.field for p in result.errors if p.field.endswith("slo")] == ["metadata.labels.pyrra.dev/slo"]
+
+
+def _grouped_sloth(labels: dict[str, str], alerting_labels: dict[str, str] | None = None) -> str:
+    by = "sum by (cluster) "
+    return yaml.safe_dump({"version": "prometheus/v1", "service": "edge", "labels": {"owner": "team-edge"},
+                           "slos": [{"name": "grouped", "objective": 99.9, "labels": labels, "sli": {"events": {
+                               "error_query": by + '(rate(x_total{code="5xx"}[{{.window}}]))',
+                               "total_query": by + "(rate(x_total[{{.window}}]))"}},
+                               "alerting": {"name": "A", "labels": alerting_labels or {}}},
+                               {"name": "plain", "objective": 99.9, "labels": labels, "sli": {"events": {
+                                   "error_query": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
+                                   "total_query": "sum(rate(x_total[{{.window}}]))"}}, "alerting": {"name": "B"}}]},
+                          sort_keys=False)
+
+
+def test_a_label_named_like_a_grouping_label_is_refused_in_every_label_set() -> None:
+    """Every group's alert would carry the one value: the alerts collide and Prometheus evaluates none
+    (tests/integration/test_spec_identity_labels shows it with promtool). The ungrouped SLO keeps the label."""
+    result = _load(("edge.yml", _grouped_sloth({"cluster": "eu"})))
+    [error] = result.errors
+    assert (error.line, error.entity, error.field) == (9, "component:default/edge", "slos[0].labels.cluster")
+    assert "label cluster='eu' is also a grouping label of SLO grouped's SLI" in error.message
+    assert _slo_names(result) == {"edge": ["plain"]}
+    result = _load(("edge.yml", _grouped_sloth({}, {"cluster": "eu"})))
+    assert [p.field for p in result.errors] == ["slos[0].alerting.labels.cluster"]
+    native = {"apiVersion": "obsctl.dev/v1", "kind": "Service", "metadata": {"name": "edge"},
+              "spec": {"owner": "team-edge", "slos": [
+                  {"name": "ok", "objective": 99.9, "sli": {"availability": {}}},
+                  {"name": "grouped", "objective": 99.9, "groupBy": ["cluster"], "sli": {"availability": {}},
+                   "alerting": {"pageLabels": {"cluster": "eu"}}}]}}
+    result = _load(("edge.yaml", yaml.safe_dump(native, sort_keys=False)))
+    assert [p.field for p in result.errors] == ["spec.slos[1].alerting.pageLabels.cluster"]
+    assert _slo_names(result) == {"edge": ["ok"]}  # that SLO alone: the service and its other SLO load
+
+
+def test_a_grouping_by_an_identity_label_leaves_that_label_to_obsctl() -> None:
+    """Grouped by `service`, each group carries `exported_service`: a spec's `service` label naming the service
+    itself says what obsctl says, and `exported_service` is the grouping label that is refused."""
+    text = _grouped_sloth({"service": "edge"}).replace("sum by (cluster) ", "sum by (service) ")
+    assert not _load(("edge.yml", text)).errors
+    result = _load(("edge.yml", _grouped_sloth({"exported_service": "x"}).replace("sum by (cluster) ",
+                                                                                 "sum by (service) ")))
+    assert [p.field for p in result.errors] == ["slos[0].labels.exported_service"]
