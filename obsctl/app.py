@@ -142,10 +142,11 @@ def check_routing(result: LoadResult, templates: Templates, options: RenderOptio
     services' last good artifacts), so one team's missing receiver is that team's problem. A platform
     that does not have obsctl render its Alertmanager config (outputs) routes alerts itself: no check.
     """
-    from obsctl.render.routes import routing_problems
+    from obsctl.render.routes import routing_problems, stray_team_settings
 
     if Kind.ALERTMANAGER_CONFIG not in options.outputs:
         return result
+    result.problems.extend(stray_team_settings(result.catalog, options))
     return _held_back(result, routing_problems(result.catalog, templates, options))
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from obsctl.errors import ConfigError, Problem
+from obsctl.errors import ConfigError, Problem, Severity
 from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Artifact, Kind
@@ -240,6 +240,27 @@ def routing_problems(catalog: Catalog, templates: Templates, options: RenderOpti
                 svc = services[summary.ref]
                 problems.append(Problem(svc.origin.file, svc.origin.line, summary.ref,
                                         f"{ROUTING_FIELD}.{label}.{severity}", message))
+    return problems
+
+
+def stray_team_settings(catalog: Catalog, options: RenderOptions) -> list[Problem]:
+    """A warning per `alerting.teams` key that names no team in use but is the name of teams in use outside the
+    default namespace: those teams are keyed `<namespace>/<name>`, so the settings do not apply to them."""
+    in_use = {s.team for s in catalog.services}
+    labels = {cv.team_label(t) for t in in_use}
+    problems = []
+    for key, _routing in options.teams:
+        if key in labels:
+            continue
+        meant = sorted((t for t in in_use if t.name == key), key=str)
+        if meant:
+            group = catalog.team(meant[0])
+            origin = group.origin if group is not None else next(s.origin for s in catalog.services
+                                                                   if s.team == meant[0])
+            problems.append(Problem(origin.file, origin.line, str(meant[0]), f"alerting.teams.{key}", (
+                f"alerting.teams.{key} names no team in the default namespace, so it routes none of "
+                f"{', '.join(map(str, meant))}: outside the default namespace a team's key is <namespace>/<name> "
+                f"({', '.join(_settings_key(cv.team_label(t)) for t in meant)})"), Severity.WARNING))
     return problems
 
 

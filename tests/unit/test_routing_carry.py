@@ -673,3 +673,31 @@ def test_serve_routes_a_team_without_a_group_fresh_while_a_file_it_remembers_doe
     assert _routing_keys(doc, "team-a") == ["/keys/PAAA"], "the broken file's team keeps its route"
     assert any("a.yaml" in c or "default/pay" in c for c in report.carried), report.carried
     _amtool_valid(tmp_path)
+
+
+@pytest.mark.parametrize("with_default", [False, True], ids=["only-retail", "default-too"])
+def test_team_settings_keyed_by_a_name_that_is_only_outside_default_are_reported(with_default: bool) -> None:
+    """Outside the default namespace a team's settings key is <namespace>/<name>: `alerting.teams.payments` with only
+    group:retail/payments in use routes nothing, and `validate`/`render` say so and which key would; with
+    group:default/payments in use, the key is that team's and nothing is said."""
+    from obsctl.app import check_routing, render_options
+    from obsctl.spec.load import load_catalog
+
+    settings = load_settings(None, alerting={
+        "default": {"page": [{"name": "p", "type": "webhook", "settings": {"url": f"{HOOK}/p"}}],
+                    "ticket": [{"name": "t", "type": "webhook", "settings": {"url": f"{HOOK}/t"}}]},
+        "teams": {"payments": {"page": [{"name": "x", "type": "webhook", "settings": {"url": f"{HOOK}/x"}}]}}})
+    templates = load_templates(settings)
+    docs = [_namespaced(_group("payments", "PRET"), "retail"), _namespaced(_component("till", "payments"), "retail")]
+    if with_default:
+        docs += [_group("payments", "PDEF"), _component("checkout", "payments")]
+    files = [SourceFile("catalog.yaml", yaml.safe_dump_all(docs).encode())]
+    result = check_routing(load_catalog(files, templates), templates, render_options(settings))
+    said = [p for p in result.problems if p.field == "alerting.teams.payments"]
+    if with_default:
+        assert said == []
+        return
+    [warning] = said
+    assert (warning.file, warning.entity, warning.severity) == ("catalog.yaml", "group:retail/payments",
+                                                                Severity.WARNING)
+    assert 'routes none of group:retail/payments' in warning.message and '("retail/payments")' in warning.message
