@@ -383,12 +383,17 @@ class RoutingCheck:
         return _held_back(result, [p for team in sorted(self._problems, key=str) for p in self._problems[team]])
 
 
-def catalog_loader(templates: Templates, settings: Settings | None = None) -> Callable[[list[SourceFile]], LoadResult]:
+def catalog_loader(templates: Templates, settings: Settings | None = None, *, environment: str | None = None
+                   ) -> Callable[[list[SourceFile]], LoadResult]:
     """Bytes -> validated catalog, with the platform templates bound (and the routing check, given settings).
 
-    The loader keeps its last load: a round loads again only what changed (`CatalogLoader`).
+    `environment`: the platform's (default: the settings', else production), which a spec's `environment` label
+    must match on a service that names none. The loader keeps its last load: a round loads again only what
+    changed (`CatalogLoader`).
     """
-    loader = CatalogLoader(templates, settings.environment if settings is not None else "production")
+    if environment is None:
+        environment = settings.environment if settings is not None else "production"
+    loader = CatalogLoader(templates, environment)
     if settings is None:
         return loader.load
     check = RoutingCheck(templates, render_options(settings))

@@ -62,9 +62,9 @@ def create_app(rt: Runtime, *, clock: Callable[[], float] = time.time) -> FastAP
 
     index_renderer = IncrementalRenderer(rt.templates, composition.render_options(rt.settings))
     access = Access(rt.tokens, allow_unauthenticated_writes=serve.allow_unauthenticated_writes)
-    admission = Admission(composition.catalog_loader(rt.templates),
+    admission = Admission(composition.catalog_loader(rt.templates, environment=rt.settings.environment),
                           composition.catalog_renderer(rt.settings, rt.templates),
-                          lambda: current_catalog(rt.reconciler, rt.source, rt.templates),
+                          lambda: current_catalog(rt.reconciler, rt.source, rt.templates, rt.settings.environment),
                           rt.reconciler.desired_state,
                           render_catalog=lambda catalog: index_renderer.isolated(catalog).desired,
                           allow_catalog_override=serve.registrations_may_override_catalog)

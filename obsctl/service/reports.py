@@ -172,14 +172,15 @@ class ReportService:
         return [k for k in self.store.list_reports() if k.startswith(SNAPSHOT_PREFIX)]
 
 
-def current_catalog(reconciler: Reconciler, source: CatalogSource, templates: Templates) -> Catalog:
+def current_catalog(reconciler: Reconciler, source: CatalogSource, templates: Templates,
+                    environment: str = "production") -> Catalog:
     """The catalog the reconcile loop last loaded; before its first round (or on a follower, which
     does not run rounds) the catalog is read from the sources now."""
     cat = reconciler.catalog
     if cat is not None:
         return cat
     fetched = source.fetch()
-    result = app.catalog_loader(templates)(fetched.files)
+    result = app.catalog_loader(templates, environment=environment)(fetched.files)
     if not result.catalog.services and result.errors:
         raise PermanentError(f"the catalog does not load: {result.errors[0]}")
     return result.catalog

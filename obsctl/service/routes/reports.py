@@ -20,7 +20,8 @@ def router(rt: Runtime, access: Access, clock: Callable[[], float] = time.time) 
     """Reports over the current catalog; `clock` is the reports' notion of now."""
     api = APIRouter(tags=["reports"])
     Reader = Annotated[Principal, Depends(access.dependency(READ))]  # noqa: N806 (a type alias)
-    reports = ReportService(rt.store, lambda: current_catalog(rt.reconciler, rt.source, rt.templates),
+    reports = ReportService(rt.store, lambda: current_catalog(rt.reconciler, rt.source, rt.templates,
+                                                              rt.settings.environment),
                             rt.templates, rt.settings.prometheus.url, clock=clock)
 
     @api.get("/v1/reports", response_class=Response,
