@@ -134,8 +134,12 @@ TeamLookup = Callable[[EntityRef], Team | None]
 
 
 def _team_title(team_of: TeamLookup, ref: EntityRef) -> str:
+    """The Group's title, else its `team` label: the name in the default namespace, `<namespace>/<name>` elsewhere,
+    so the folders of same-named Groups of two namespaces differ (Grafana <= 11.2 refuses sibling folders of one
+    title)."""
     team = team_of(ref)
-    return clean_text(team.title if team and team.title else ref.name, MAX_TITLE) or ref.name
+    label = cv.team_label(ref)
+    return clean_text(team.title if team and team.title else label, MAX_TITLE) or label
 
 
 def _team_folder(ref: EntityRef) -> str:
