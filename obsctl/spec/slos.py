@@ -112,7 +112,8 @@ def check_slo(r: Reader, path: FieldPath, slo: SLO, templates: Templates,
 
 def check_labels(r: Reader, path: FieldPath, pairs: tuple[tuple[str, str], ...],
                  annotations: bool = False) -> tuple[tuple[str, str], ...]:
-    """A spec's labels (or annotations): valid names, none of obsctl's reserved names; templates said out loud."""
+    """A spec's labels (or annotations): valid names, none of obsctl's or Prometheus' reserved names; templates said
+    out loud."""
     ok = []
     for name, value in pairs:
         if not annotations and not cv.LABEL_NAME_RE.match(name):
@@ -120,6 +121,9 @@ def check_labels(r: Reader, path: FieldPath, pairs: tuple[tuple[str, str], ...],
             continue
         if not annotations and name.startswith(cv.RESERVED_LABEL_PREFIX):
             r.problem((*path, name), f"label names starting with {cv.RESERVED_LABEL_PREFIX!r} are obsctl's own")
+            continue
+        if not annotations and name.startswith("__"):  # `__name__` makes promtool refuse the service's rule file
+            r.problem((*path, name), "label names starting with '__' are Prometheus' own")
             continue
         if "{{" in value:
             r.warn((*path, name), "Prometheus templating ({{ ... }}) is not expanded: obsctl writes catalog text "

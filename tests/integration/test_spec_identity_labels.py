@@ -29,7 +29,7 @@ from obsctl.render import render_all, routes
 from obsctl.render.rules import service_groups
 from obsctl.spec.load import LoadResult
 from tests.support.binaries import require_binary
-from tests.support.prom import Alertmanager, amtool_check_config, amtool_routes_test
+from tests.support.prom import Alertmanager, amtool_check_config, amtool_routes_test, promtool_check_rules
 from tests.support.slo_promtool import Suite, counter_values, firing_from_probe, rule_groups, run_promtool_test
 
 pytestmark = pytest.mark.integration
@@ -242,3 +242,24 @@ def _write(directory: Path, text: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "slo.yaml").write_text(text)
     return directory
+
+
+def test_a_prometheus_reserved_label_name_broke_the_whole_rule_file_and_is_refused(tmp_path: Path) -> None:
+    """A Sloth label `__name__` reached every rule of the service: promtool (and so the rule-file sink, which
+    validates before it replaces a file) refuses the whole file. Now it is an error on that label's field."""
+    require_binary("promtool")
+    settings = load_settings(None)
+    templates = load_templates(settings)
+    clean = load_path(_write(tmp_path / "clean", HOSTILE.replace("  service: payments-db\n", "")), settings,
+                      templates, routing=False)
+    assert not clean.errors, clean.errors
+    [svc] = clean.catalog.services
+    [slo] = svc.slos
+    before = replace(svc, slos=(replace(slo, labels=(("__name__", "hijack"), *slo.labels)),))
+    path = tmp_path / "checkout.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": service_groups(before, templates, render_options(settings))}))
+    check = promtool_check_rules(path)
+    assert check.returncode != 0 and "invalid label name: __name__" in check.stdout + check.stderr
+    result = load_path(_write(tmp_path / "now", HOSTILE.replace("  service: payments-db\n", "  __name__: hijack\n")),
+                       settings, templates, routing=False)
+    assert [(p.line, p.field) for p in result.errors] == [(5, "labels.__name__")]

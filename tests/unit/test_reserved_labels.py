@@ -276,3 +276,18 @@ def test_a_grouping_by_an_identity_label_leaves_that_label_to_obsctl() -> None:
     result = _load(("edge.yml", _grouped_sloth({"exported_service": "x"}).replace("sum by (cluster) ",
                                                                                  "sum by (service) ")))
     assert [p.field for p in result.errors] == ["slos[0].labels.exported_service"]
+
+
+def test_prometheus_reserved_label_names_are_refused_in_every_format() -> None:
+    """`__name__` in a Sloth or OpenSLO label made promtool refuse the service's whole rule file
+    (tests/integration/test_spec_identity_labels); obsctl.dev/v1 refused `__` names already."""
+    sloth_doc = {"version": "prometheus/v1", "service": "svc", "labels": {"owner": "team-a", "__name__": "hijack"},
+                 "slos": [{"name": "availability", "objective": 99.9, "sli": {"events": {
+                     "error_query": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
+                     "total_query": "sum(rate(x_total[{{.window}}]))"}}, "alerting": {"name": "A"}}]}
+    assert [(p.field, p.message) for p in _load(("s.yml", yaml.safe_dump(sloth_doc))).errors] == [
+        ("labels.__name__", "label names starting with '__' are Prometheus' own")]
+    text = (CORPUS / "openslo" / "v1-payments.yaml").read_text()
+    tmp = text.replace('  labels:\n    tier: "1"\n', '  labels:\n    tier: "1"\n    __tmp: x\n')
+    result = _load(("oslo.yaml", tmp))
+    assert [p.field for p in result.errors] == ["metadata.labels.__tmp"]
