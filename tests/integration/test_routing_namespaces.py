@@ -8,6 +8,7 @@ receivers are named by it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from obsctl.cli import main
 from obsctl.model import conventions as cv
 from tests.support.binaries import require_binary
-from tests.support.prom import amtool_check_config, amtool_routes_test
+from tests.support.prom import Alertmanager, WebhookReceiver, amtool_check_config, amtool_routes_test
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ WANTED = {
 }
 
 
-def _render(tmp_path: Path) -> Path:
+def _render(tmp_path: Path, settings_text: str = SETTINGS) -> Path:
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     (catalog / "groups.yaml").write_text(GROUPS)
@@ -83,7 +84,7 @@ def _render(tmp_path: Path) -> Path:
         (catalog / f"{namespace}-{name}.yaml").write_text(COMPONENT.format(name=name, namespace=namespace,
                                                                            extra=extra))
     settings = tmp_path / "obsctl.yaml"
-    settings.write_text(SETTINGS)
+    settings.write_text(settings_text)
     out = tmp_path / "out"
     assert main(["--config", str(settings), "render", str(catalog), "--out", str(out)]) == 0
     return out
@@ -140,3 +141,42 @@ def test_a_group_in_one_namespace_keeps_the_labels_and_names_it_had(tmp_path: Pa
     assert names == [cv.DEFAULT_RECEIVER, "obsctl-payments-page", "obsctl-payments-ticket",
                      "obsctl-retail/payments-page-retail-till", "obsctl-retail/payments-page",
                      "obsctl-retail/payments-ticket"]
+
+
+def _webhooks(hook: str) -> str:
+    """Settings sending each team's pages and tickets to its own webhook path, with short Alertmanager waits."""
+    def team(path: str) -> str:
+        return "".join(f"      {sev}: [{{name: w, type: webhook, settings: {{url: \"{hook}/{path}/{sev}\"}}}}]\n"
+                       for sev in ("page", "ticket"))
+    return ("alerting:\n  group_wait: 1s\n  group_interval: 1s\n  dependency_wait: 0s\n  teams:\n"
+            f"    payments:\n{team('default-payments')}    \"retail/payments\":\n{team('retail-payments')}"
+            "outputs: [prometheus-rules, alertmanager-config]\n")
+
+
+def test_a_real_alertmanager_delivers_each_payments_teams_page_to_its_own_on_call(tmp_path: Path) -> None:
+    """The rendered config loaded by a real Alertmanager: the page alerts of default/checkout and retail/checkout
+    (labels from their rendered rules, posted at once) each reach only their own team's webhook."""
+    require_binary("prometheus-alertmanager")
+    hook = WebhookReceiver()
+    hook.start()
+    try:
+        out = _render(tmp_path, _webhooks(hook.url))
+        pages = {ns: _alerts(out, ns, "checkout", "page")[0] for ns in ("default", "retail")}
+        with Alertmanager(tmp_path / "am", (out / "alertmanager" / "alertmanager.yml").read_text()) as am:
+            am.post_alerts([{"labels": labels} for labels in pages.values()])
+
+            def delivered() -> dict[str, set[str]] | None:
+                got: dict[str, set[str]] = {}
+                for r in hook.snapshot():
+                    for alert in r["payload"]["alerts"]:
+                        got.setdefault(r["path"], set()).add(alert["labels"][cv.LABEL_NAMESPACE])
+                return got if len(got) >= 2 else None
+
+            am.wait_for(delivered, timeout=30.0)
+            time.sleep(2.0)  # a group_interval more: a page that went astray would have arrived by now
+            got = delivered()
+            receivers = {a["labels"][cv.LABEL_NAMESPACE]: [r["name"] for r in a["receivers"]] for a in am.alerts()}
+        assert got == {"/default-payments/page": {"default"}, "/retail-payments/page": {"retail"}}
+        assert receivers == {"default": ["obsctl-payments-page"], "retail": ["obsctl-retail/payments-page"]}
+    finally:
+        hook.stop()
