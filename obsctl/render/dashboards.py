@@ -142,6 +142,16 @@ def _team_title(team_of: TeamLookup, ref: EntityRef) -> str:
     return clean_text(team.title if team and team.title else label, MAX_TITLE) or label
 
 
+def _team_folder_title(team_of: TeamLookup, ref: EntityRef) -> str:
+    """The title of a team's folder: its title, with the namespace added outside the default namespace when the Group
+    has a title of its own, so same-titled Groups of two namespaces get two sibling folders Grafana <= 11.2 accepts."""
+    title = _team_title(team_of, ref)
+    team = team_of(ref)
+    if ref.namespace == cv.DEFAULT_NAMESPACE or team is None or not team.title:
+        return title
+    return clean_text(f"{title} ({ref.namespace})", MAX_TITLE) or title
+
+
 def _team_folder(ref: EntityRef) -> str:
     return cv.team_folder_uid(ref)
 
@@ -713,7 +723,7 @@ def render_team_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list
     for ref in teams:
         uid = _team_folder(ref)
         if Kind.GRAFANA_FOLDER in options.outputs or Kind.GRAFANA_FOLDER_CRD in options.outputs:
-            folder = _folder(uid, _team_title(ctx.team, ref), cv.ROOT_FOLDER_UID, str(ref), options)
+            folder = _folder(uid, _team_folder_title(ctx.team, ref), cv.ROOT_FOLDER_UID, str(ref), options)
             out.extend(a for a in folder if a.kind is not Kind.GRAFANA_FOLDER or Kind.GRAFANA_FOLDER in options.outputs)
         if dashboards:
             try:
@@ -736,7 +746,7 @@ def render_org_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[
         out.extend(_artifacts_for(_org_overview(options, _library(ctx)), cv.ROOT_FOLDER_UID, cv.OWNER, options))
     if Kind.GRAFANA_PROVIDER in options.outputs:
         folders = [(cv.ROOT_FOLDER_UID, cv.ROOT_FOLDER_TITLE)]
-        folders += [(_team_folder(ref), _team_title(ctx.team, ref)) for ref in teams]
+        folders += [(_team_folder(ref), _team_folder_title(ctx.team, ref)) for ref in teams]
         out.append(_provider(folders, options))
     if Kind.GRAFANA_FOLDER not in options.outputs:  # built anyway (a few bytes)
         out = [a for a in out if a.kind is not Kind.GRAFANA_FOLDER]

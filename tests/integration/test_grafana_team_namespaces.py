@@ -54,9 +54,14 @@ def emu() -> Iterator[GrafanaEmulator]:
         yield emulator
 
 
-def test_same_named_groups_of_two_namespaces_get_two_team_folders(emu: GrafanaEmulator) -> None:
+@pytest.mark.parametrize("titled", [False, True], ids=["untitled", "same-title"])
+def test_same_named_groups_of_two_namespaces_get_two_team_folders(emu: GrafanaEmulator, titled: bool) -> None:
+    """Untitled Groups: the folder is titled with the team label. Groups of one title (displayName): the one outside
+    the default namespace adds its namespace to its folder's title (its dashboards keep the title as written)."""
     templates = parse_templates(read_template_tree(ROOT))
-    result = load_catalog([SourceFile("catalog.yaml", CATALOG.encode())], templates)
+    text = CATALOG.replace("spec: {type: team, children: []}", "spec: {type: team, profile: {displayName: Payments}}") \
+        if titled else CATALOG
+    result = load_catalog([SourceFile("catalog.yaml", text.encode())], templates)
     assert result.errors == []
     desired = render_all(result.catalog, templates, RenderOptions(), only=["dashboards"])
     sink = GrafanaSink(emu.url, "editor-token", parallelism=2, timeout=5.0)
@@ -68,8 +73,9 @@ def test_same_named_groups_of_two_namespaces_get_two_team_folders(emu: GrafanaEm
         sink.close()
     assert outcome.failed == [], outcome.failed
     teams = {ns: cv.team_folder_uid(EntityRef("group", ns, "payments")) for ns in ("default", "retail")}
-    assert {ns: emu.folders[uid]["title"] for ns, uid in teams.items()} == {"default": "payments",
-                                                                            "retail": "retail/payments"}
+    assert {ns: emu.folders[uid]["title"] for ns, uid in teams.items()} == (
+        {"default": "Payments", "retail": "Payments (retail)"} if titled
+        else {"default": "payments", "retail": "retail/payments"})
     for ns, uid in teams.items():  # each team's service dashboard in its own team's folder
         board = cv.grafana_uid("obsctl-svc", ns, "checkout")
         assert emu.dashboard_folder(board) == uid
