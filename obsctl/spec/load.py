@@ -271,19 +271,23 @@ def _read_file(source: SourceFile, templates: Templates, problems: list[Problem]
                 EntityRef("component", sdoc.namespace, sdoc.name)
             out.records.append(("doc", target, sdoc, r, Origin(doc.file, doc.line(), "obsctl")))
         elif sloth.is_sloth(data):
+            start = len(problems)
             service, labels, slos, sites = sloth.parse_sloth(r, data, templates)
             if not service or not _service_name(r, ("spec", "service") if "apiVersion" in data else ("service",),
                                                 service):
                 continue
+            _pin(r, start, service)
             out.records.append(("attach", EntityRef("component", "default", service), slos,
                                 labels.get("owner", labels.get("team", "")),
                                 Origin(doc.file, doc.line(), "sloth"), r, True, sites))
         elif pyrra.is_pyrra(data):
             # One Pyrra document is one SLO: a bad one is reported and skipped alone.
+            start = len(problems)
             with r.contained():
                 service, owner, slos, sites = pyrra.parse_pyrra(r, data, templates)
             if not service or not _service_name(r, ("metadata", "labels"), service):
                 continue
+            _pin(r, start, service)
             out.records.append(("attach", EntityRef("component", "default", service), slos, owner,
                                 Origin(doc.file, doc.line(), "pyrra"), r, False, sites))
         elif api in openslo.API_VERSIONS:
@@ -439,9 +443,11 @@ class CatalogLoader:
         for (kind, _name), odoc in sorted(oslo.objects.items()):
             if kind != "SLO":
                 continue
+            start = len(odoc.reader.problems)
             service, owner, slos, sites = openslo.build_slos(odoc, oslo, self.templates)
             if not service or not _service_name(odoc.reader, ("spec", "service"), service):
                 continue
+            _pin(odoc.reader, start, service)
             # A bad SLO was skipped alone (reported); the service keeps its other SLOs.
             out.append(("attach", EntityRef("component", "default", service), slos, owner,
                         Origin(odoc.reader.doc.file, odoc.reader.doc.line(), "openslo"), odoc.reader, False, sites))
@@ -598,6 +604,22 @@ def _attach_slos(pending: dict[EntityRef, _Pending], service: str, slos: tuple[S
         entry.origin = origin
     entry.reader = entry.reader or reader
     return entry
+
+
+def _pin(r: Reader, start: int, service: str) -> None:
+    """Name the service an imported spec (Sloth, Pyrra, OpenSLO) adds its SLOs to on the problems its document
+    gave since `start`, and on any it gives later.
+
+    The document's own label (a Kubernetes object's name, a Pyrra or OpenSLO SLO's name) is no entity obsctl
+    renders: an error there would neither hold the service's last good artifacts (the bad SLO's alerts would be
+    dropped from its rule file) nor count as pinned (nothing would be pruned anywhere). A shared OpenSLO SLI keeps
+    its own label: several services may use it.
+    """
+    entity = str(EntityRef("component", "default", service))
+    for i in range(start, len(r.problems)):
+        if r.problems[i].entity == r.entity:
+            r.problems[i] = replace(r.problems[i], entity=entity)
+    r.entity = entity
 
 
 def _service_name(r: Reader, path: tuple[str | int, ...], service: str) -> bool:

@@ -291,3 +291,32 @@ def test_prometheus_reserved_label_names_are_refused_in_every_format() -> None:
     tmp = text.replace('  labels:\n    tier: "1"\n', '  labels:\n    tier: "1"\n    __tmp: x\n')
     result = _load(("oslo.yaml", tmp))
     assert [p.field for p in result.errors] == ["metadata.labels.__tmp"]
+
+
+def test_an_imported_specs_errors_name_the_service_so_it_keeps_its_artifacts_and_others_prune() -> None:
+    """A Kubernetes Sloth object, a Pyrra or an OpenSLO document is named for itself (`checkout-slos`,
+    `api-errors`): its errors named that, no service. Then the service rendered without the bad SLO (its alerts
+    dropped from the rule file, in serve too) and the read counted as incomplete (nothing pruned anywhere)."""
+    from obsctl.reconcile.converge import carry_forward
+
+    def pyrra_doc(name: str, target: str) -> dict[str, object]:
+        return {"apiVersion": "pyrra.dev/v1alpha1", "kind": "ServiceLevelObjective",
+                "metadata": {"name": name, "namespace": "monitoring",
+                             "labels": {"pyrra.dev/service": "api", "pyrra.dev/team": "team-api"}},
+                "spec": {"target": target, "window": "28d", "indicator": {"ratio": {
+                    "errors": {"metric": 'x_total{code=~"5.."}'}, "total": {"metric": "x_total"}}}}}
+
+    events = {"errorQuery": 'sum(rate(x_total{code="5xx"}[{{.window}}]))',
+              "totalQuery": "sum(rate(x_total[{{.window}}]))"}
+    k8s = {"apiVersion": "sloth.slok.dev/v1", "kind": "PrometheusServiceLevel",
+           "metadata": {"name": "checkout-slos", "namespace": "monitoring"},
+           "spec": {"service": "checkout", "labels": {"owner": "team-a"}, "slos": [
+               {"name": "good", "objective": 99.9, "sli": {"events": events}, "alerting": {"name": "A"}},
+               {"name": "bad", "objective": 120, "sli": {"events": events}, "alerting": {"name": "B"}}]}}
+    result = _load(("p.yaml", yaml.safe_dump_all([pyrra_doc("api-errors", "abc"), pyrra_doc("api-ok", "99")])),
+                   ("k.yaml", yaml.safe_dump(k8s)))
+    assert sorted((p.file, p.entity, p.field) for p in result.errors) == [
+        ("k.yaml", "component:default/checkout", "spec.slos[1].objective"),
+        ("p.yaml", "component:default/api", "spec.target")]
+    assert _slo_names(result) == {"api": ["api-ok"], "checkout": ["good"]}
+    assert carry_forward(result) == (frozenset(), frozenset({"default/api", "default/checkout"}), True)
