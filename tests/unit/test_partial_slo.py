@@ -126,3 +126,21 @@ def test_serve_renders_the_last_good_definition_and_after_a_restart_touches_noth
     src.docs["a"] = sloth("a", "99.5")  # fixed: the change lands
     r2.run_once()
     assert (tmp_path / "out/rules/a.yml").read_text() == "errors: 0.999\nslow: 0.995\n"
+
+
+def test_serve_keeps_the_last_good_definition_of_an_slo_whose_label_takes_obsctls_identity(tmp_path: Path) -> None:
+    """`slo: errors` on SLO slow would group and mute slow's alerts with errors' (spec.slos.identity_labels): the
+    SLO is refused and serve renders the service's last good definition, while another service changes."""
+    src = MemSource({"a": sloth("a", "99"), "b": sloth("b", "99")})
+    config = LoopConfig(retry=RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0))
+    sink = FilesSink(tmp_path / "out", frozenset({Kind.PROMETHEUS_RULES, Kind.GRAFANA_DASHBOARD}))
+    r = Reconciler(src, load, render, [sink], config=config, recorder=MemRecorder())
+    r.run_once()
+    good = (tmp_path / "out/rules/a.yml").read_text()
+    src.docs["a"] = sloth("a", "99").replace(b"alerting: {name: Slow}", b"labels: {slo: errors}\n    "
+                                                                        b"alerting: {name: Slow}")
+    src.docs["b"] = sloth("b", "98")
+    report = r.run_once()
+    assert any("component:default/a" in c and "last good" in c for c in report.carried)
+    assert (tmp_path / "out/rules/a.yml").read_text() == good
+    assert (tmp_path / "out/rules/b.yml").read_text() == "errors: 0.999\nslow: 0.98\n"
