@@ -170,7 +170,7 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     receivers are kept as the config in place has them, and every other team is rendered from the catalog.
     `why`: what made the whole config be kept (`routes_in_place.Unkept`), said in the warning.
     `serve` keeps the last good Group instead (reconcile.desired)."""
-    from obsctl.reconcile.routes_in_place import lost_routing
+    from obsctl.reconcile.routes_in_place import carried_service, lost_routing
 
     lost = lost_routing(result) if lost is None else lost
     why = why or "the config in place could not be read"
@@ -178,20 +178,39 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
             "this team's route and receivers are kept as the Alertmanager config in place has them (the other teams "
             "follow the catalog)")
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
-        result.problems.append(Problem(p.file, p.line, str(team), "routing", (
-            f"{what}: this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
-            "good route until it is fixed"), Severity.WARNING))
+        if carried_service(p):  # routes_in_place.carried_teams: the team's routing is not lost, it is held
+            cause = (f"{p.entity} keeps its last good alerts in this run (see its errors), so the routes they "
+                     "follow are held with them until it is fixed")
+        else:
+            cause = ("this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
+                     "good route until it is fixed")
+        result.problems.append(Problem(p.file, p.line, str(team), "routing", f"{what}: {cause}", Severity.WARNING))
     return bool(lost)
 
 
-def held_routes(result: LoadResult, sinks: list[Sink]
+def _carried_whole(result: LoadResult, carried: frozenset[str], why: str) -> None:
+    """A warning per service whose carried alerts made a one-off run keep the whole Alertmanager config (`why`:
+    the config in place could not be read, so its team's routes could not be taken from it alone)."""
+    from obsctl.model.status import owner_key
+    from obsctl.reconcile.routes_in_place import carried_service
+
+    named = {p.entity: p for p in reversed(result.errors) if carried_service(p) and owner_key(p.entity) in carried}
+    for entity, p in sorted(named.items()):
+        result.problems.append(Problem(p.file, p.line, entity, "routing", (
+            f"the Alertmanager config is kept as it is (not written: {why}): {entity} keeps its last good alerts in "
+            "this run (see its errors), so the routes they follow are held with them until it is fixed"),
+            Severity.WARNING))
+
+
+def held_routes(result: LoadResult, sinks: list[Sink], carried: frozenset[str] = frozenset()
                 ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | Unkept:
     """`routes_in_place.held_routes` of a complete one-off read (an incomplete one keeps the whole config), the
-    config in place read from `sinks`."""
+    config in place read from `sinks`; `carried`: owner keys of the entities whose artifacts the run keeps
+    (`carry_forward`): their services' teams keep their routes as they are, as their alerts do."""
     from obsctl.reconcile.routes_in_place import config_in_place
     from obsctl.reconcile.routes_in_place import held_routes as held_in_place
 
-    return held_in_place(result, lambda: config_in_place(sinks), complete=True)
+    return held_in_place(result, lambda: config_in_place(sinks), complete=True, carried=carried)
 
 
 def render_files(files: list[SourceFile], settings: Settings, templates: Templates,
@@ -233,9 +252,10 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
     if Kind.ALERTMANAGER_CONFIG in selection:
         # only the teams whose routing is lost keep their part of the config in place; the whole config only when
         # that cannot be read completely
-        held = held_routes(result, sinks)
+        held = held_routes(result, sinks, protected | frozen)
         if isinstance(held, Unkept):
-            hold_routes(result, whole=True, why=held.reason)
+            if not hold_routes(result, whole=True, why=held.reason):
+                _carried_whole(result, protected | frozen, held.reason)
             selection -= {Kind.ALERTMANAGER_CONFIG}
         elif held[1]:
             hold_routes(result, held[1], whole=False)

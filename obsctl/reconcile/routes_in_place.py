@@ -29,6 +29,7 @@ from obsctl.model import conventions as cv
 from obsctl.model import yamltext
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import EntityRef
+from obsctl.model.status import owner_key
 from obsctl.render.context import ServiceSummary, summary_of
 from obsctl.render.options import HeldRoutes
 from obsctl.render.routes import held_part, matcher, routing_team
@@ -212,23 +213,80 @@ def lost_routing(result: LoadResult) -> dict[EntityRef, Problem]:
     return lost
 
 
+def _routes_on_its_own(route: Any, key: str) -> bool:
+    """Whether a team's route (an item of route.routes) has a sub-route for the service `key` (`namespace/name`)
+    alone, as the routes renderer writes one for a Component's own receivers."""
+    namespace, _slash, name = key.partition("/")
+    wanted = {matcher(cv.LABEL_NAMESPACE, namespace), matcher(cv.LABEL_SERVICE, name)}
+    subs = route.get("routes") if isinstance(route, dict) else None
+    return isinstance(subs, list) and any(
+        isinstance(sub, dict) and isinstance(sub.get("matchers"), list) and wanted <= set(map(str, sub["matchers"]))
+        for sub in subs)
+
+
+def carried_teams(result: LoadResult, body: bytes, carried: Collection[str]) -> dict[EntityRef, Problem]:
+    """The teams whose routing must stay as the config `body` has it because a service of theirs keeps its last good
+    alerts in this read (`carried`: owner keys of the services skipped or loaded without an SLO for errors that name
+    them), each with the first error that names such a service: the team the read gives the service, and each team
+    whose route in place routes it on its own (its own PagerDuty service; an edit may have changed its owner).
+    Rendered from this read, the team's config would drop or change the routes of alerts that still fire."""
+    first: dict[str, Problem] = {}
+    for p in result.errors:
+        if carried_service(p) and owner_key(p.entity) in carried:
+            first.setdefault(owner_key(p.entity), p)
+    out: dict[EntityRef, Problem] = {}
+    for svc in result.catalog.services:
+        named = first.get(owner_key(str(svc.ref)))
+        if named is not None:
+            out.setdefault(svc.team, named)
+    doc = _parsed(body) if body else None
+    routes = doc["route"].get("routes") if isinstance(doc, dict) and isinstance(doc.get("route"), dict) else None
+    teams = {cv.team_label(t.ref): t.ref for t in result.catalog.teams}
+    for route in routes if isinstance(routes, list) else ():
+        label = _team_route(route)
+        ref = None if label is None else teams.get(label) or cv.team_of_label(label)
+        if ref is not None:
+            for key in sorted(first):
+                if _routes_on_its_own(route, key):
+                    out.setdefault(ref, first[key])
+    return out
+
+
+def carried_service(problem: Problem) -> bool:
+    """Whether `problem`, the error a held team is held for, names a service whose artifacts are carried
+    (`carried_teams`) rather than a Group or a routing problem (`lost_routing`)."""
+    return problem.entity.startswith("component:") and not routing_team(problem)
+
+
 def held_routes(result: LoadResult, read_config: Callable[[], bytes | Unkept], *, complete: bool,
-                kept: Collection[EntityRef] = ()
+                kept: Collection[EntityRef] = (), carried: Collection[str] = ()
                 ) -> tuple[tuple[HeldRoutes, ...], dict[EntityRef, Problem]] | Unkept:
     """The part of the Alertmanager config in place (`read_config`: `config_in_place` of the sinks, read only when
-    some team needs it) of each team whose routing `result` lost (`lost_routing`) and, when the read is not
+    some team needs it) of each team whose routing `result` lost (`lost_routing`), of each team of a service
+    whose artifacts a one-off run carries (`carried`, see `carried_teams`) and, when the read is not
     `complete`, of each team the config in place routes whose Group the read lacks (the file or source that failed
     may hold it), with those teams and the error that explains each. Teams in `kept` are left out (`serve` routes
     them with their last good Group). The team's services the routing check held back (`result.held_back`) still
     bring their dependencies to the inhibitions. Unkept (why) when the config in place cannot be read completely
     while some team needs it, or a part cannot be kept beside the others; ((), {}) when no team needs it."""
     lost = {ref: p for ref, p in lost_routing(result).items() if ref not in kept}
-    if complete and not lost:
+    if carried:  # only services an error names: a service held back for its team's routing is `lost` above
+        named = {owner_key(p.entity) for p in result.errors if p.entity.startswith("component:")}
+        carried = sorted(named.intersection(carried))
+    if complete and not lost and not carried:
         return (), lost
     body = read_config()
     if isinstance(body, Unkept):
         # as before the config in place was read back: an incomplete read with no team known lost writes the config
-        return body if lost else ((), lost)
+        # (a carried service's routes cannot be known either: keep the config rather than drop them)
+        return body if lost or carried else ((), lost)
+    if carried and body:  # nothing in place (a first run): nothing to keep
+        if routed_teams(body) is None:
+            return _unkept("the Alertmanager config in place is not a config obsctl can read, so the routes the "
+                           "alerts this run carries follow cannot be taken from it")
+        for team, p in carried_teams(result, body, set(carried)).items():
+            if team not in kept:
+                lost.setdefault(team, p)
     routed = routed_teams(body) if not complete else set()
     if routed is None:
         return _unkept("the Alertmanager config in place is not a config obsctl can read (its route.routes is not "

@@ -701,3 +701,23 @@ def test_team_settings_keyed_by_a_name_that_is_only_outside_default_are_reported
     assert (warning.file, warning.entity, warning.severity) == ("catalog.yaml", "group:retail/payments",
                                                                 Severity.WARNING)
     assert 'routes none of group:retail/payments' in warning.message and '("retail/payments")' in warning.message
+
+
+def test_a_service_carried_over_a_config_in_place_that_cannot_be_read_keeps_the_config_whole(tmp_path: Path) -> None:
+    """A Component skipped for its own error keeps its rule file in a one-off run; when the config in place cannot be
+    read, the routes its alerts follow cannot be taken from it alone: the whole config is kept, with a warning that
+    names the service (before, a fresh config without the service's routes was written over it)."""
+    converge = _one_off(tmp_path, _settings(default_page=True))
+    converge(_files(_group("team-a", "PAAA")))
+    [config] = (tmp_path / "out").rglob("alertmanager*.y*ml")
+    config.write_bytes(b"route: [not, a, config\n")
+    files = _files(_group("team-a", "PAAA"), team_b_id="PBNEW")
+    bad = _component("pay", "team-a")
+    bad["metadata"]["annotations"]["obsctl.dev/tier"] = "x"
+    files[2] = SourceFile("services.yaml", yaml.safe_dump_all([bad, _component("search", "team-b")]).encode())
+    result = converge(files)
+    assert config.read_bytes() == b"route: [not, a, config\n"
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert warning.entity == "component:default/pay" and warning.severity is Severity.WARNING
+    assert "kept as it is (not written: the Alertmanager config in place is not a config obsctl can read" \
+        in warning.message and "component:default/pay keeps its last good alerts" in warning.message, warning.message
