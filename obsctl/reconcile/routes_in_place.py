@@ -228,8 +228,10 @@ def carried_teams(result: LoadResult, body: bytes, carried: Collection[str]) -> 
     """The teams whose routing must stay as the config `body` has it because a service of theirs keeps its last good
     alerts in this read (`carried`: owner keys of the services skipped or loaded without an SLO for errors that name
     them), each with the first error that names such a service: the team the read gives the service, and each team
-    whose route in place routes it on its own (its own PagerDuty service; an edit may have changed its owner).
-    Rendered from this read, the team's config would drop or change the routes of alerts that still fire."""
+    whose route in place routes it on its own (its own PagerDuty service; an edit may have changed its owner); for
+    a skipped Component with no route of its own there, each team routed in place that the read renders no service
+    for (the read cannot say which team it was). Rendered from this read, the team's config would drop or change
+    the routes of alerts that still fire."""
     first: dict[str, Problem] = {}
     for p in result.errors:
         if carried_service(p) and owner_key(p.entity) in carried:
@@ -242,6 +244,7 @@ def carried_teams(result: LoadResult, body: bytes, carried: Collection[str]) -> 
     doc = _parsed(body) if body else None
     routes = doc["route"].get("routes") if isinstance(doc, dict) and isinstance(doc.get("route"), dict) else None
     teams = {cv.team_label(t.ref): t.ref for t in result.catalog.teams}
+    found: set[str] = set()
     for route in routes if isinstance(routes, list) else ():
         label = _team_route(route)
         ref = None if label is None else teams.get(label) or cv.team_of_label(label)
@@ -249,6 +252,17 @@ def carried_teams(result: LoadResult, body: bytes, carried: Collection[str]) -> 
             for key in sorted(first):
                 if _routes_on_its_own(route, key):
                     out.setdefault(ref, first[key])
+                    found.add(key)
+    # a skipped Component with no route of its own in place has no team this read can name: any team the config in
+    # place routes and the read renders no service for may be its team, whose route would go with its alerts firing
+    unknown = sorted(set(first) - found - {owner_key(str(s.ref)) for s in result.catalog.services})
+    if unknown:
+        rendered = {cv.team_label(s.team) for s in (*result.catalog.services, *result.held_back)}
+        for route in routes if isinstance(routes, list) else ():
+            label = _team_route(route)
+            ref = None if label is None or label in rendered else teams.get(label) or cv.team_of_label(label)
+            if ref is not None:
+                out.setdefault(ref, first[unknown[0]])
     return out
 
 

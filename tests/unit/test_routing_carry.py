@@ -721,3 +721,29 @@ def test_a_service_carried_over_a_config_in_place_that_cannot_be_read_keeps_the_
     assert warning.entity == "component:default/pay" and warning.severity is Severity.WARNING
     assert "kept as it is (not written: the Alertmanager config in place is not a config obsctl can read" \
         in warning.message and "component:default/pay keeps its last good alerts" in warning.message, warning.message
+
+
+def test_a_skipped_component_keeps_the_route_of_a_team_it_was_the_only_service_of(tmp_path: Path) -> None:
+    """team-a has one service, pay, with no PagerDuty service of its own; pay is skipped for its own error, so its
+    rule file (alerts with team="team-a") is kept. The read renders no service for team-a: its route and receivers
+    are kept as they are, while team-b's new PagerDuty service lands in the same run (before, team-a's route was
+    dropped and pay's pages fell to the root receiver)."""
+    settings = _settings(default_page=False)
+    converge = _one_off(tmp_path, settings)
+    converge(_files(_group("team-a", "PAAA")))
+    before = _config_doc(tmp_path)
+    files = _files(_group("team-a", "PAAA"), team_b_id="PBNEW")
+    bad = _component("pay", "team-a")
+    bad["metadata"]["annotations"]["obsctl.dev/tier"] = "x"
+    files[2] = SourceFile("services.yaml", yaml.safe_dump_all([bad, _component("search", "team-b")]).encode())
+    result = converge(files)
+    after = _config_doc(tmp_path)
+    team_a = [r for r in before["route"]["routes"] if r["matchers"] == ['team="team-a"']]
+    assert team_a and [r for r in after["route"]["routes"] if r["matchers"] == ['team="team-a"']] == team_a
+    assert [r for r in after["receivers"] if r["name"].startswith("obsctl-team-a-")] == \
+        [r for r in before["receivers"] if r["name"].startswith("obsctl-team-a-")]
+    [page_b] = [r for r in after["receivers"] if r["name"] == "obsctl-team-b-page"]
+    assert page_b["pagerduty_configs"] == [{"routing_key_file": "/keys/PBNEW"}]
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert warning.entity == "group:default/team-a" and "component:default/pay keeps its last good alerts" \
+        in warning.message, warning.message
