@@ -68,3 +68,24 @@ def test_collect_takes_each_benchmarks_latest_rows_from_runs_made_elsewhere(tmp_
     assert "| new |" in text and "| kept |" in text
     assert "| old |" not in text and "| stale |" not in text and "| quick |" not in text
     assert "render: ran 2026-11-28 12:00 UTC, load average 1.00 / 1.00 / 1.00" in text
+
+
+def test_rules_bench_storm_fails_half_the_requests_and_keeps_every_counter_continuous() -> None:
+    from bench.rules_eval import LiveCounters
+
+    live = LiveCounters(t_end=0)
+    base = (("http_route", "/a"), ("instance", "i:1"), ("service_name", "s"))
+    rates = {"200": 98.0, "404": 2.0, "500": 0.7, "503": 0.3}
+    for code, rate in rates.items():
+        live.last[tuple(sorted((*base, ("http_response_status_code", code))))] = (1000.0, rate)
+    before = {k: float(line.rsplit(" ", 1)[1]) for k, line in zip(sorted(live.last), sorted(
+        live.exposition().splitlines()[1:]), strict=True)}
+    live.storm()
+    after = {k: float(line.rsplit(" ", 1)[1]) for k, line in zip(sorted(live.last), sorted(
+        live.exposition().splitlines()[1:]), strict=True)}
+    for key in live.last:
+        assert after[key] >= before[key]  # counters never go back at the switch
+        assert after[key] - before[key] < 1e-3 * after[key]
+    new = {dict(k)["http_response_status_code"]: r for k, (_v, r) in live.last.items()}
+    assert new["500"] == new["503"] == 98.0 and new["200"] == 98.0 and new["404"] == 2.0
+    assert (new["500"] + new["503"]) / sum(new.values()) > 0.4
