@@ -17,8 +17,9 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
   optional budget-exhausted alert.
 
-Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows and
-5m); `meta`, once a minute, the 5m tiles, the ticket tiers' windows and the burn-rate series
+Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows up to an
+hour, and 5m); `meta`, once a minute, the 5m tiles, the longer windows (page-slow's 6h, the ticket
+tiers') and the burn-rate series
 (dashboards), then the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the
 hourly tiles, the period's figures and the SLO's constants; `alerts` the page alerts. Rule
 evaluation cost is mostly per rule and per sample read, so rules nothing reads at the alerting
@@ -52,6 +53,12 @@ from obsctl.slo.alerts import enabled_tiers
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
+# Page tiers' windows up to this are recorded at the rules' evaluation interval; longer ones once a minute
+# (`meta`). A 6h ratio read up to a minute late moves a page-slow alert by at most that minute, on a
+# detection time of 2.5 h or more wherever page-slow fires before page-fast (burn rates up to 14.4x); a
+# raw 6h read at every evaluation was over a quarter of the rules' evaluation time. Resolution is
+# unchanged: a page resolves when its short window (30m, still at the interval) drops.
+FAST_WINDOW_MAX_S = 3600.0
 # The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
 # burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
 META_INTERVAL = "1m"
@@ -182,9 +189,11 @@ class _SloRules:
                 _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s))
 
     def fast_windows(self) -> set[float]:
-        """The windows page tiers read, and the short resolution: recorded at the rules' evaluation interval
-        (the `sli` group). The others (ticket tiers' windows) are recorded once a minute (`meta`)."""
-        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
+        """The short resolution and the windows up to FAST_WINDOW_MAX_S page tiers read: recorded at the rules'
+        evaluation interval (the `sli` group). The others (ticket tiers' windows, and a page tier's window
+        longer than that) are recorded once a minute (`meta`)."""
+        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)
+                            if w <= FAST_WINDOW_MAX_S}
 
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
