@@ -18,12 +18,12 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
   optional budget-exhausted alert.
 
 Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows up to an
-hour, and 5m); `meta`, once a minute, the 5m tiles, the longer windows (page-slow's 6h, the ticket
-tiers') and the burn-rate series
-(dashboards), then the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the
-hourly tiles, the period's figures and the SLO's constants; `alerts` the page alerts. Rule
-evaluation cost is mostly per rule and per sample read, so rules nothing reads at the alerting
-interval run once a minute.
+hour, and 5m); `meta`, once a minute, page windows longer than that (page-slow's 6h) and the burn-rate
+series of every page window (dashboards); `tickets`, every 5 minutes, the 5m tiles, the windows only
+ticket tiers read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`,
+every 2 minutes, the hourly tiles, the period's figures and the SLO's constants; `alerts` the page
+alerts. Rule evaluation cost is mostly per sample read and per rule, so each window is read no more
+often than what reads it needs.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -59,9 +59,16 @@ SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded 
 # raw 6h read at every evaluation was over a quarter of the rules' evaluation time. Resolution is
 # unchanged: a page resolves when its short window (30m, still at the interval) drops.
 FAST_WINDOW_MAX_S = 3600.0
-# The meta group holds what alerts read at most once a minute (ticket tiers' windows, tiles) and the
-# burn-rate series dashboards draw: 1m divides the 5m tile, so its tiles abut (see `_tiled`).
+# The meta group holds the page tiers' windows longer than FAST_WINDOW_MAX_S and the burn-rate series of
+# the windows page tiers read, which dashboards draw.
 META_INTERVAL = "1m"
+# The tickets group records one 5m tile per evaluation, then what only tickets read: the windows of ticket
+# tiers (2h from the raw counters, 1d and 3d from the tiles) and their burn rates, then the ticket, no-data
+# and budget-exhausted alerts. Day windows added up from 5m tiles change once per tile: evaluated right after
+# the tile, every 5 minutes, they hold the same values they held evaluated every minute, at a fifth of the
+# reads. A ticket's short window (2h, 6h) is read up to 5 minutes late, so a ticket may fire or resolve
+# that much later: tickets are worked on the next business hours.
+TICKETS_INTERVAL = "5m"
 # The period group's figures move once an hour (they add up hourly tiles): every 2 minutes is plenty for
 # reports and the budget-exhausted alert, and a missed evaluation still leaves a sample within
 # Prometheus' 5m lookback.
@@ -238,18 +245,30 @@ class _SloRules:
                 rules.extend(self.window_rules(seconds))
         return rules
 
+    def page_windows(self) -> set[float]:
+        """Every window a page tier reads, and the short resolution."""
+        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
+
+    def burn_rule(self, seconds: float) -> Rule:
+        w = _win(seconds)
+        return self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}")
+
     def meta_rules(self) -> list[Rule]:
-        """Tiles, the other windows' rates and ratios, and every window's burn rate (the `meta` group)."""
+        """Page tiers' windows longer than FAST_WINDOW_MAX_S, and the burn rates of every window page tiers
+        read (the `meta` group)."""
+        fast, page = self.fast_windows(), self.page_windows()
+        rules = [r for seconds in self.windows() if seconds in page and seconds not in fast
+                 for r in self.window_rules(seconds)]
+        return rules + [self.burn_rule(seconds) for seconds in self.windows() if seconds in page]
+
+    def ticket_rules(self) -> list[Rule]:
+        """The 5m tiles, the windows only ticket tiers read and their burn rates (the `tickets` group)."""
         # the windows' 5m tiles (the hourly ones are the period group's own)
         rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
-        fast = self.fast_windows()
-        for seconds in self.windows():
-            if seconds not in fast:
-                rules.extend(self.window_rules(seconds))
-        for seconds in self.windows():
-            w = _win(seconds)
-            rules.append(self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}"))
-        return rules
+        page = self.page_windows()
+        rest = [seconds for seconds in self.windows() if seconds not in page]
+        rules += [r for seconds in rest for r in self.window_rules(seconds)]
+        return rules + [self.burn_rule(seconds) for seconds in rest]
 
     def ratio_ref(self, window: str) -> str:
         """The series burn rates divide: the error ratio, or the bad-slice fraction for timeslices."""
@@ -393,21 +412,23 @@ class _SloRules:
 
 # Group keys beside name and rules, per part.
 _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
+                                            "tickets": {"interval": TICKETS_INTERVAL},
                                             "period": {"interval": PERIOD_INTERVAL}}
 
 
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
-    """One SLO's rules per group part (sli, meta, period, alerts).
+    """One SLO's rules per group part (sli, meta, tickets, period, alerts).
 
     Page alerts run in `alerts`, at the rules' evaluation interval (their detection time is minutes);
-    ticket, no-data and budget-exhausted alerts once a minute in `meta`, right after the ticket windows
-    they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
+    ticket, no-data and budget-exhausted alerts every 5 minutes in `tickets`, right after the ticket
+    windows they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
     """
     b = _SloRules(svc, slo, templates, options)
     alerts = b.alert_rules()
     page = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) == PAGE]
     rest = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) != PAGE]
-    return {"sli": b.sli_rules(), "meta": [*b.meta_rules(), *rest], "period": b.period_rules(), "alerts": page}
+    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "tickets": [*b.ticket_rules(), *rest],
+            "period": b.period_rules(), "alerts": page}
 
 
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:

@@ -117,12 +117,23 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     # the error rate itself only at the short resolution (dashboards and reports read it there)
     assert "obsctl:slo_errors:rate5m" in names and not any(
         n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
-    # page tiers' windows at the rules' interval, the ticket tiers' and burn rates once a minute
-    sli, meta = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:2])
-    sli_names = {r["record"] for r in sli["rules"]}
-    assert {f"obsctl:slo_error_ratio:rate{w}" for w in ("5m", "30m", "1h", "6h")} <= sli_names
-    assert not {f"obsctl:slo_error_ratio:rate{w}" for w in ("2h", "1d", "3d")} & sli_names
-    assert meta["interval"] == "1m" and not any(n.startswith("obsctl:slo_burn_rate") for n in sli_names)
+    # page tiers' windows up to 1h at the rules' interval; page-slow's 6h and the page windows' burn rates
+    # once a minute; the 5m tiles, the windows only tickets read, their burn rates and the tickets every 5m
+    sli, meta, tickets = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:3])
+    names_of = {g["name"].rsplit("-", 1)[1]: [r.get("record") or r["alert"] for r in g["rules"]]
+                for g in (sli, meta, tickets)}
+    assert "interval" not in sli and meta["interval"] == "1m" and tickets["interval"] == "5m"
+    ratio, burn = "obsctl:slo_error_ratio:rate{}", "obsctl:slo_burn_rate:rate{}"
+    assert {ratio.format(w) for w in ("5m", "30m", "1h")} <= set(names_of["sli"])
+    assert not any(n.startswith("obsctl:slo_burn_rate") for n in names_of["sli"])
+    assert {ratio.format("6h"), *(burn.format(w) for w in ("5m", "30m", "1h", "6h"))} <= set(names_of["meta"])
+    assert {ratio.format(w) for w in ("2h", "1d", "3d")} <= set(names_of["tickets"])
+    assert {burn.format(w) for w in ("2h", "1d", "3d")} <= set(names_of["tickets"])
+    # tiles first, the day windows read them in the same evaluation, the alerts last
+    t = names_of["tickets"]
+    assert t.index("obsctl:slo_errors:sum5m") < t.index(ratio.format("1d")) < t.index(cv.ALERT_BURN)
+    assert all(r.get("record") for r in tickets["rules"][:t.index(cv.ALERT_BURN)])
+    assert not any(r.get("record") for r in tickets["rules"][t.index(cv.ALERT_BURN):])
     alerts = [r for r in all_rules if "alert" in r]
     tiers = sorted(r["labels"]["tier"] for r in alerts if r["alert"] == cv.ALERT_BURN)
     assert tiers == ["page-fast", "page-slow", "ticket-fast", "ticket-slow"]
@@ -139,10 +150,11 @@ def test_policy_filters_tiers_and_adds_guard_and_budget_alert() -> None:
     svc = replace(svc, slos=(slo,))
     groups = rules.service_groups(svc, TEMPLATES, RenderOptions(grafana_url="https://g.example"))
     alerts = [r for g in groups for r in g["rules"] if "alert" in r]
-    # page alerts at the rules' interval; the others once a minute, after the ticket windows they read
+    # page alerts at the rules' interval; the others every 5 minutes, after the ticket windows they read
     assert {r["alert"] for r in groups[-1]["rules"]} == {cv.ALERT_BURN}
-    meta = next(g for g in groups if g["name"].endswith("-meta"))
-    assert {r["alert"] for r in meta["rules"] if "alert" in r} == {cv.ALERT_NO_DATA, cv.ALERT_BUDGET_EXHAUSTED}
+    tickets = next(g for g in groups if g["name"].endswith("-tickets"))
+    assert {r["alert"] for r in tickets["rules"] if "alert" in r} == {cv.ALERT_NO_DATA, cv.ALERT_BUDGET_EXHAUSTED}
+    assert not any("alert" in r for g in groups if g["name"].endswith("-meta") for r in g["rules"])
     burn = [a for a in alerts if a["alert"] == cv.ALERT_BURN]
     assert {a["labels"]["tier"] for a in burn} == {"page-fast", "page-slow"}
     assert all("and on()" in a["expr"] and ">= 50" in a["expr"] for a in burn)
