@@ -845,9 +845,9 @@ def _cost(ctx: Context, prom: Any, rs: RuleSet, shape: Shape, into: dict[str, An
 
 
 def _group_kind(group: str) -> str:
-    """sli/meta/period/alerts (obsctl), sli-recordings/meta-recordings/alerts (Sloth),
+    """sli/meta/tickets/period (obsctl), sli-recordings/meta-recordings/alerts (Sloth),
     increase/burnrates/generic (Pyrra)."""
-    for suffix in ("-sli", "-meta", "-period", "-alerts", "-increase", "-generic"):
+    for suffix in ("-sli", "-meta", "-tickets", "-period", "-increase", "-generic"):
         if group.endswith(suffix):
             return suffix[1:]
     for part in ("sli-recordings", "meta-recordings", "alerts"):

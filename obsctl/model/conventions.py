@@ -202,7 +202,7 @@ def backstage_annotations(svc: Service, grafana_url: str = "") -> dict[str, str]
 
 
 def rule_group_name(svc: Service, part: str) -> str:
-    """A Prometheus rule group name for one part (sli, meta, tickets, period, alerts) of a service's rules."""
+    """A Prometheus rule group name for one part (sli, meta, tickets, period) of a service's rules."""
     return f"obsctl-{svc.namespace}-{svc.name}-{part}"
 
 
@@ -363,7 +363,7 @@ ANNOTATION_SUMMARY = "summary"
 ANNOTATION_DESCRIPTION = "description"
 ANNOTATION_RUNBOOK = "runbook_url"
 ANNOTATION_DASHBOARD = "dashboard_url"
-RULE_GROUP_PARTS = ("sli", "meta", "tickets", "period", "alerts")  # order within one rule file
+RULE_GROUP_PARTS = ("sli", "meta", "tickets", "period")  # order within one rule file
 PROMETHEUS_RULE_API_VERSION = "monitoring.coreos.com/v1"
 K8S_MANAGED_BY = "app.kubernetes.io/managed-by"
 RULER_GROUP_PREFIX = "obsctl:"

@@ -17,13 +17,14 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
   optional budget-exhausted alert.
 
-Groups: `sli` at the rules' evaluation interval holds only what page tiers read (their windows up to an
-hour, and 5m); `meta`, once a minute, page windows longer than that (page-slow's 6h) and the burn-rate
-series of every page window (dashboards); `tickets`, every 5 minutes, the 5m tiles, the windows only
-ticket tiers read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`,
-every 2 minutes, the hourly tiles, the period's figures and the SLO's constants; `alerts` the page
-alerts. Rule evaluation cost is mostly per sample read and per rule, so each window is read no more
-often than what reads it needs.
+Groups: `sli` at the rules' evaluation interval holds what page tiers read (their windows up to an hour,
+and 5m), then the page alerts, which so read this evaluation's ratios; `meta`, once a minute, page
+windows longer than that (page-slow's 6h) and the burn-rate series of every page window (dashboards);
+`tickets`, every 5 minutes, the 5m tiles, the windows only ticket tiers read and their burn rates, then
+the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the hourly tiles, the
+period's figures and the SLO's constants. Rule evaluation cost is mostly per sample read, per rule
+and per group evaluation, so each window is read no more often than what reads it needs, and the
+page alerts share the group of the ratios they read.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -417,9 +418,10 @@ _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
 
 
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
-    """One SLO's rules per group part (sli, meta, tickets, period, alerts).
+    """One SLO's rules per group part (sli, meta, tickets, period).
 
-    Page alerts run in `alerts`, at the rules' evaluation interval (their detection time is minutes);
+    Page alerts run at the end of `sli`, at the rules' evaluation interval, right after the windows
+    they read are recorded (their detection time is minutes; page-slow's 6h comes from `meta`);
     ticket, no-data and budget-exhausted alerts every 5 minutes in `tickets`, right after the ticket
     windows they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
     """
@@ -427,8 +429,8 @@ def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptio
     alerts = b.alert_rules()
     page = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) == PAGE]
     rest = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) != PAGE]
-    return {"sli": b.sli_rules(), "meta": b.meta_rules(), "tickets": [*b.ticket_rules(), *rest],
-            "period": b.period_rules(), "alerts": page}
+    return {"sli": [*b.sli_rules(), *page], "meta": b.meta_rules(), "tickets": [*b.ticket_rules(), *rest],
+            "period": b.period_rules()}
 
 
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:

@@ -150,8 +150,12 @@ def test_policy_filters_tiers_and_adds_guard_and_budget_alert() -> None:
     svc = replace(svc, slos=(slo,))
     groups = rules.service_groups(svc, TEMPLATES, RenderOptions(grafana_url="https://g.example"))
     alerts = [r for g in groups for r in g["rules"] if "alert" in r]
-    # page alerts at the rules' interval; the others every 5 minutes, after the ticket windows they read
-    assert {r["alert"] for r in groups[-1]["rules"]} == {cv.ALERT_BURN}
+    # page alerts at the rules' interval, after the ratios they read; the others every 5 minutes, after the
+    # ticket windows they read
+    sli = groups[0]["rules"]
+    assert {r["alert"] for r in sli if "alert" in r} == {cv.ALERT_BURN}
+    first_alert = next(i for i, r in enumerate(sli) if "alert" in r)
+    assert all("record" in r for r in sli[:first_alert]) and all("alert" in r for r in sli[first_alert:])
     tickets = next(g for g in groups if g["name"].endswith("-tickets"))
     assert {r["alert"] for r in tickets["rules"] if "alert" in r} == {cv.ALERT_NO_DATA, cv.ALERT_BUDGET_EXHAUSTED}
     assert not any("alert" in r for g in groups if g["name"].endswith("-meta") for r in g["rules"])
