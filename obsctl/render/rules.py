@@ -18,13 +18,13 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
   optional budget-exhausted alert.
 
 Groups: `sli` at the rules' evaluation interval holds what page tiers read (their windows up to an hour,
-and 5m), then the page alerts, which so read this evaluation's ratios; `meta`, once a minute, page
-windows longer than that (page-slow's 6h) and the burn-rate series of every page window (dashboards);
-`tickets`, every 5 minutes, the 5m tiles, the windows only ticket tiers read and their burn rates, then
-the ticket, no-data and budget-exhausted alerts; `period`, every 2 minutes, the hourly tiles, the
-period's figures and the SLO's constants. Rule evaluation cost is mostly per sample read, per rule
-and per group evaluation, so each window is read no more often than what reads it needs, and the
-page alerts share the group of the ratios they read.
+and 5m), then page-fast; `meta`, once a minute, page windows longer than that (page-slow's 6h), the
+burn-rate series of every page window (dashboards), then page-slow; `tickets`, every 2m30s, the 5m
+tiles, the windows only ticket tiers read and their burn rates, then the ticket, no-data and
+budget-exhausted alerts; `period`, every 2 minutes, the hourly tiles, the period's figures and the
+SLO's constants. Each alert runs right after the windows it reads are recorded. Rule evaluation cost
+is mostly per sample read, per rule and per group evaluation, so each window is read no more often
+than what reads it needs.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -54,22 +54,23 @@ from obsctl.slo.alerts import enabled_tiers
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
-# Page tiers' windows up to this are recorded at the rules' evaluation interval; longer ones once a minute
-# (`meta`). A 6h ratio read up to a minute late moves a page-slow alert by at most that minute, on a
-# detection time of 2.5 h or more wherever page-slow fires before page-fast (burn rates up to 14.4x); a
-# raw 6h read at every evaluation was over a quarter of the rules' evaluation time. Resolution is
-# unchanged: a page resolves when its short window (30m, still at the interval) drops.
+# Page tiers' windows up to this are recorded at the rules' evaluation interval; longer ones (page-slow's
+# 6h) once a minute in `meta`, where page-slow then runs, right after: a raw 6h read at every evaluation
+# was over a quarter of the rules' evaluation time. Page-slow may so fire or resolve up to a minute
+# later, where it is the first page to fire (burn rates up to 14.4x) only after 2.5 hours or more. With
+# Prometheus' default 1m evaluation interval nothing changes.
 FAST_WINDOW_MAX_S = 3600.0
-# The meta group holds the page tiers' windows longer than FAST_WINDOW_MAX_S and the burn-rate series of
-# the windows page tiers read, which dashboards draw.
+# The meta group holds the page tiers' windows longer than FAST_WINDOW_MAX_S, the burn-rate series of every
+# page window (dashboards draw them) and the page alerts that read such a window.
 META_INTERVAL = "1m"
-# The tickets group records one 5m tile per evaluation, then what only tickets read: the windows of ticket
-# tiers (2h from the raw counters, 1d and 3d from the tiles) and their burn rates, then the ticket, no-data
-# and budget-exhausted alerts. Day windows added up from 5m tiles change once per tile: evaluated right after
-# the tile, every 5 minutes, they hold the same values they held evaluated every minute, at a fifth of the
-# reads. A ticket's short window (2h, 6h) is read up to 5 minutes late, so a ticket may fire or resolve
-# that much later: tickets are worked on the next business hours.
-TICKETS_INTERVAL = "5m"
+# The tickets group records a 5m tile every other evaluation, then what only tickets read: the windows of
+# ticket tiers (2h from the raw counters, 1d and 3d from the tiles) and their burn rates, then the ticket,
+# no-data and budget-exhausted alerts. Day windows added up from 5m tiles change once per tile: every
+# 2m30s they hold the values they held evaluated every minute, at 40 % of the reads. 2m30s divides the
+# tile (so tiles abut) and stays under Prometheus' 5m lookback (a 5m interval would leave its series
+# absent to queries between the lookback's end and the next evaluation). A ticket may fire or resolve up
+# to 2m30s later: tickets are worked on the next business hours.
+TICKETS_INTERVAL = "2m30s"
 # The period group's figures move once an hour (they add up hourly tiles): every 2 minutes is plenty for
 # reports and the budget-exhausted alert, and a missed evaluation still leaves a sample within
 # Prometheus' 5m lookback.
@@ -196,12 +197,19 @@ class _SloRules:
         return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s),
                 _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s))
 
-    def fast_windows(self) -> set[float]:
-        """The short resolution and the windows up to FAST_WINDOW_MAX_S page tiers read: recorded at the rules'
-        evaluation interval (the `sli` group). The others (ticket tiers' windows, and a page tier's window
-        longer than that) are recorded once a minute (`meta`)."""
-        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)
-                            if w <= FAST_WINDOW_MAX_S}
+    def window_part(self, seconds: float) -> str:
+        """The group that records a window: `sli` for 5m and page tiers' windows up to FAST_WINDOW_MAX_S,
+        `meta` for longer page windows, `tickets` for the windows only ticket tiers read."""
+        if seconds == SHORT_S:
+            return "sli"
+        if any(t.severity == PAGE and seconds in (t.long_window_s, t.short_window_s) for t in self.tiers()):
+            return "sli" if seconds <= FAST_WINDOW_MAX_S else "meta"
+        return "tickets"
+
+    def tier_part(self, tier: AlertTier) -> str:
+        """The group of a tier's alert: the later of its two windows' groups, right after they are recorded."""
+        return max(self.window_part(tier.long_window_s), self.window_part(tier.short_window_s),
+                   key=cv.RULE_GROUP_PARTS.index)
 
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
@@ -240,15 +248,10 @@ class _SloRules:
             q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
             bad = number(1.0 - self.slo.timeslice_target)
             rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
-        fast = self.fast_windows()
         for seconds in self.windows():
-            if seconds in fast:
+            if self.window_part(seconds) == "sli":
                 rules.extend(self.window_rules(seconds))
         return rules
-
-    def page_windows(self) -> set[float]:
-        """Every window a page tier reads, and the short resolution."""
-        return {SHORT_S} | {w for t in self.tiers() if t.severity == PAGE for w in (t.long_window_s, t.short_window_s)}
 
     def burn_rule(self, seconds: float) -> Rule:
         w = _win(seconds)
@@ -257,17 +260,16 @@ class _SloRules:
     def meta_rules(self) -> list[Rule]:
         """Page tiers' windows longer than FAST_WINDOW_MAX_S, and the burn rates of every window page tiers
         read (the `meta` group)."""
-        fast, page = self.fast_windows(), self.page_windows()
-        rules = [r for seconds in self.windows() if seconds in page and seconds not in fast
+        rules = [r for seconds in self.windows() if self.window_part(seconds) == "meta"
                  for r in self.window_rules(seconds)]
-        return rules + [self.burn_rule(seconds) for seconds in self.windows() if seconds in page]
+        return rules + [self.burn_rule(seconds) for seconds in self.windows()
+                        if self.window_part(seconds) != "tickets"]
 
     def ticket_rules(self) -> list[Rule]:
         """The 5m tiles, the windows only ticket tiers read and their burn rates (the `tickets` group)."""
         # the windows' 5m tiles (the hourly ones are the period group's own)
         rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
-        page = self.page_windows()
-        rest = [seconds for seconds in self.windows() if seconds not in page]
+        rest = [seconds for seconds in self.windows() if self.window_part(seconds) == "tickets"]
         rules += [r for seconds in rest for r in self.window_rules(seconds)]
         return rules + [self.burn_rule(seconds) for seconds in rest]
 
@@ -355,11 +357,12 @@ class _SloRules:
         return (f"the {template_literal(self.slo.name)} SLO of {template_literal(self.svc.name)} "
                 f"({self.slo.objective_percent}% over {self.period})")
 
-    def alert_rules(self) -> list[Rule]:
-        """The MWMB tiers, no-data and budget-exhausted alerts (the `alerts` group)."""
+    def alert_rules(self) -> list[tuple[str, Rule]]:
+        """The MWMB tiers, no-data and budget-exhausted alerts, each with the group it runs in (`tier_part`
+        for a tier; `tickets` for the others)."""
         policy = self.slo.alerting
         name = policy.name or cv.ALERT_BURN
-        rules: list[Rule] = []
+        rules: list[tuple[str, Rule]] = []
         tiers = self.tiers()
         if not tiers:  # alerting off: no alert of any kind
             return rules
@@ -373,7 +376,7 @@ class _SloRules:
                 events = f"{self.ref(cv.SERIES_TOTAL, long_w)} * {number(tier.long_window_s)}"
                 expr += f"\nand on({', '.join(self.groups)})\n({events} >= {number(policy.min_events)})"
             kind = "bad slices" if self.timeslices else "errors"
-            rules.append({
+            rules.append((self.tier_part(tier), {
                 "alert": name,
                 "expr": expr,
                 "labels": self._alert_labels(tier.severity, {cv.LABEL_TIER: tier.name, cv.LABEL_LONG_WINDOW: long_w,
@@ -385,9 +388,9 @@ class _SloRules:
                     f"{{{{ $value | printf \"%.1f\" }}}}x faster than sustainable over the last {long_w}, and still "
                     f"over {burn}x in the last {short_w}. At {burn}x, {number(tier.budget_percent)}% of the "
                     f"period's budget is gone in {long_w}.", tier.severity),
-            })
+            }))
         if policy.no_data:
-            rules.append({
+            rules.append(("tickets", {
                 "alert": cv.ALERT_NO_DATA,
                 "expr": f"absent({self.ref(cv.SERIES_TOTAL, _win(SHORT_S))})",
                 "for": NO_DATA_FOR,
@@ -396,9 +399,9 @@ class _SloRules:
                     f"{template_literal(self.svc.name)}: no data for the {template_literal(self.slo.name)} SLO",
                     f"No events were recorded for {self._what()} for {NO_DATA_FOR}: its burn-rate alerts cannot "
                     "fire. Check the service's metrics and the SLI queries."),
-            })
+            }))
         if policy.budget_exhausted:
-            rules.append({
+            rules.append(("tickets", {
                 "alert": cv.ALERT_BUDGET_EXHAUSTED,
                 "expr": f"{cv.SERIES_BUDGET_REMAINING}{self.sel} <= 0",
                 "for": BUDGET_EXHAUSTED_FOR,
@@ -407,7 +410,7 @@ class _SloRules:
                     f"{template_literal(self.svc.name)}: {template_literal(self.slo.name)} SLO error budget exhausted",
                     f"The error budget of {self._what()} is spent "
                     f"({{{{ $value | humanizePercentage }}}} remaining)."),
-            })
+            }))
         return rules
 
 
@@ -420,17 +423,15 @@ _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
     """One SLO's rules per group part (sli, meta, tickets, period).
 
-    Page alerts run at the end of `sli`, at the rules' evaluation interval, right after the windows
-    they read are recorded (their detection time is minutes; page-slow's 6h comes from `meta`);
-    ticket, no-data and budget-exhausted alerts every 5 minutes in `tickets`, right after the ticket
-    windows they read are recorded there (they fire after hours, or after a `for` of 5 to 15 minutes).
+    Each alert runs right after the windows it reads are recorded, in the group of the later one: page-fast
+    at the end of `sli` (the rules' evaluation interval), page-slow at the end of `meta` (once a minute:
+    its 6h window is recorded there), ticket, no-data and budget-exhausted alerts at the end of `tickets`.
     """
     b = _SloRules(svc, slo, templates, options)
-    alerts = b.alert_rules()
-    page = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) == PAGE]
-    rest = [r for r in alerts if r["labels"].get(cv.LABEL_SEVERITY_CLASS) != PAGE]
-    return {"sli": [*b.sli_rules(), *page], "meta": b.meta_rules(), "tickets": [*b.ticket_rules(), *rest],
-            "period": b.period_rules()}
+    parts = {"sli": b.sli_rules(), "meta": b.meta_rules(), "tickets": b.ticket_rules(), "period": b.period_rules()}
+    for part, alert in b.alert_rules():
+        parts[part].append(alert)
+    return parts
 
 
 def service_groups(svc: Service, templates: Templates, options: RenderOptions) -> list[dict[str, Any]]:

@@ -88,7 +88,8 @@ def test_a_failed_reload_is_retried_by_the_next_apply_until_it_succeeds(tmp_path
         assert written == [] and failures == []
         assert _last_reload(prom, after=before) > before  # obsctl reloaded it although it had nothing to write
         assert not (rules_dir / RELOAD_PENDING).exists() and sink.stale() == ""
-        assert {g["name"] for g in prom.rules()["groups"]} >= {"obsctl-default-checkout-sli", "obsctl-default-checkout-tickets"}
+        groups = {g["name"] for g in prom.rules()["groups"]}
+        assert groups >= {"obsctl-default-checkout-sli", "obsctl-default-checkout-tickets"}
 
         # converged: the next apply neither writes nor reloads
         again = _last_reload(prom, after=before)

@@ -118,11 +118,12 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     assert "obsctl:slo_errors:rate5m" in names and not any(
         n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
     # page tiers' windows up to 1h at the rules' interval; page-slow's 6h and the page windows' burn rates
-    # once a minute; the 5m tiles, the windows only tickets read, their burn rates and the tickets every 5m
+    # once a minute, then page-slow; the 5m tiles, the windows only tickets read, their burn rates and the
+    # tickets every 2m30s
     sli, meta, tickets = (g for g in yaml.safe_load(body[Kind.PROMETHEUS_RULES])["groups"][:3])
     names_of = {g["name"].rsplit("-", 1)[1]: [r.get("record") or r["alert"] for r in g["rules"]]
                 for g in (sli, meta, tickets)}
-    assert "interval" not in sli and meta["interval"] == "1m" and tickets["interval"] == "5m"
+    assert "interval" not in sli and meta["interval"] == "1m" and tickets["interval"] == "2m30s"
     ratio, burn = "obsctl:slo_error_ratio:rate{}", "obsctl:slo_burn_rate:rate{}"
     assert {ratio.format(w) for w in ("5m", "30m", "1h")} <= set(names_of["sli"])
     assert not any(n.startswith("obsctl:slo_burn_rate") for n in names_of["sli"])
@@ -150,15 +151,17 @@ def test_policy_filters_tiers_and_adds_guard_and_budget_alert() -> None:
     svc = replace(svc, slos=(slo,))
     groups = rules.service_groups(svc, TEMPLATES, RenderOptions(grafana_url="https://g.example"))
     alerts = [r for g in groups for r in g["rules"] if "alert" in r]
-    # page alerts at the rules' interval, after the ratios they read; the others every 5 minutes, after the
-    # ticket windows they read
-    sli = groups[0]["rules"]
-    assert {r["alert"] for r in sli if "alert" in r} == {cv.ALERT_BURN}
-    first_alert = next(i for i, r in enumerate(sli) if "alert" in r)
-    assert all("record" in r for r in sli[:first_alert]) and all("alert" in r for r in sli[first_alert:])
+    # each page alert in the group of the later window it reads (page-slow's 6h: meta), after them; the
+    # others every 2m30s, after the ticket windows they read
+    tiers_in = {g["name"].rsplit("-", 1)[1]: [r["labels"]["tier"] for r in g["rules"]
+                                             if r.get("alert") == cv.ALERT_BURN] for g in groups}
+    assert tiers_in["sli"] == ["page-fast"] and tiers_in["meta"] == ["page-slow"] and not tiers_in["period"]
+    for g in groups[:2]:  # each page alert after the windows it reads, at the end of its group
+        first_alert = next(i for i, r in enumerate(g["rules"]) if "alert" in r)
+        assert all("record" in r for r in g["rules"][:first_alert])
+        assert all("alert" in r for r in g["rules"][first_alert:])
     tickets = next(g for g in groups if g["name"].endswith("-tickets"))
     assert {r["alert"] for r in tickets["rules"] if "alert" in r} == {cv.ALERT_NO_DATA, cv.ALERT_BUDGET_EXHAUSTED}
-    assert not any("alert" in r for g in groups if g["name"].endswith("-meta") for r in g["rules"])
     burn = [a for a in alerts if a["alert"] == cv.ALERT_BURN]
     assert {a["labels"]["tier"] for a in burn} == {"page-fast", "page-slow"}
     assert all("and on()" in a["expr"] and ">= 50" in a["expr"] for a in burn)
