@@ -17,9 +17,9 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
   optional budget-exhausted alert.
 
-Groups: `sli` at the rules' evaluation interval holds what page tiers read (their windows up to an hour,
-and 5m), then page-fast; `meta`, once a minute, page windows longer than that (page-slow's 6h), the
-burn-rate series of every page window (dashboards), then page-slow; `tickets`, every 2m30s, the 5m
+Groups: `sli` at the rules' evaluation interval holds page-fast's windows (1h, 5m), then page-fast;
+`meta`, once a minute, page-slow's windows (6h, 30m), the burn-rate series of every page window
+(dashboards), then page-slow; `tickets`, every 2m30s, the 5m
 tiles, the windows only ticket tiers read and their burn rates, then the ticket, no-data and
 budget-exhausted alerts; `period`, every 2 minutes, the hourly tiles, the period's figures and the
 SLO's constants. Each alert runs right after the windows it reads are recorded. Rule evaluation cost
@@ -54,14 +54,14 @@ from obsctl.slo.alerts import enabled_tiers
 
 RAW_WINDOW_MAX_S = 6 * 3600.0  # windows up to this read the raw counters; longer ones the recorded 5m rates
 SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded rates (5m)
-# Page tiers' windows up to this are recorded at the rules' evaluation interval; longer ones (page-slow's
-# 6h) once a minute in `meta`, where page-slow then runs, right after: a raw 6h read at every evaluation
-# was over a quarter of the rules' evaluation time. Page-slow may so fire or resolve up to a minute
-# later, where it is the first page to fire (burn rates up to 14.4x) only after 2.5 hours or more. With
-# Prometheus' default 1m evaluation interval nothing changes.
+# Page tiers whose long window is up to this run at the rules' evaluation interval (page-fast); longer
+# ones (page-slow, 6h/30m) once a minute in `meta`, right after both their windows are recorded there: a
+# raw 6h read at every evaluation was over a quarter of the rules' evaluation time. Page-slow may so fire
+# or resolve up to a minute later, where it is the first page to fire (burn rates up to 14.4x) only after
+# 2.5 hours or more. With Prometheus' default 1m evaluation interval nothing changes.
 FAST_WINDOW_MAX_S = 3600.0
-# The meta group holds the page tiers' windows longer than FAST_WINDOW_MAX_S, the burn-rate series of every
-# page window (dashboards draw them) and the page alerts that read such a window.
+# The meta group holds the windows of those slower page tiers, the burn-rate series of every page window
+# (dashboards draw them), then those page alerts.
 META_INTERVAL = "1m"
 # The tickets group records a 5m tile every other evaluation, then what only tickets read: the windows of
 # ticket tiers (2h from the raw counters, 1d and 3d from the tiles) and their burn rates, then the ticket,
@@ -197,19 +197,20 @@ class _SloRules:
         return (_tiled(self.ref(cv.SERIES_ERRORS_SUM, t), window_s),
                 _tiled(self.ref(cv.SERIES_TOTAL_SUM, t), window_s))
 
+    def tier_part(self, tier: AlertTier) -> str:
+        """The group a tier's alert runs in: a page tier whose long window is up to FAST_WINDOW_MAX_S in `sli`
+        (the rules' evaluation interval), a longer one in `meta` (once a minute), ticket tiers in `tickets`."""
+        if tier.severity != PAGE:
+            return "tickets"
+        return "sli" if tier.long_window_s <= FAST_WINDOW_MAX_S else "meta"
+
     def window_part(self, seconds: float) -> str:
-        """The group that records a window: `sli` for 5m and page tiers' windows up to FAST_WINDOW_MAX_S,
-        `meta` for longer page windows, `tickets` for the windows only ticket tiers read."""
+        """The group that records a window: 5m in `sli`, any other in the first group among those of the
+        tiers that read it (`tickets` when none does), so every alert reads windows recorded before it."""
         if seconds == SHORT_S:
             return "sli"
-        if any(t.severity == PAGE and seconds in (t.long_window_s, t.short_window_s) for t in self.tiers()):
-            return "sli" if seconds <= FAST_WINDOW_MAX_S else "meta"
-        return "tickets"
-
-    def tier_part(self, tier: AlertTier) -> str:
-        """The group of a tier's alert: the later of its two windows' groups, right after they are recorded."""
-        return max(self.window_part(tier.long_window_s), self.window_part(tier.short_window_s),
-                   key=cv.RULE_GROUP_PARTS.index)
+        parts = [self.tier_part(t) for t in self.tiers() if seconds in (t.long_window_s, t.short_window_s)]
+        return min(parts, key=cv.RULE_GROUP_PARTS.index) if parts else "tickets"
 
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
@@ -241,7 +242,8 @@ class _SloRules:
         return rules
 
     def sli_rules(self) -> list[Rule]:
-        """Rates and ratios over the windows page tiers read, and the bad-slice indicator (the `sli` group)."""
+        """Rates and ratios over 5m and the windows of the fast page tiers, and the bad-slice indicator (the `sli`
+        group)."""
         rules: list[Rule] = []
         if self.timeslices:
             slice_w = _win(self.slo.timeslice_seconds)
@@ -258,8 +260,8 @@ class _SloRules:
         return self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}")
 
     def meta_rules(self) -> list[Rule]:
-        """Page tiers' windows longer than FAST_WINDOW_MAX_S, and the burn rates of every window page tiers
-        read (the `meta` group)."""
+        """The windows of page tiers whose long window is longer than FAST_WINDOW_MAX_S, and the burn rates of
+        every window page tiers read (the `meta` group)."""
         rules = [r for seconds in self.windows() if self.window_part(seconds) == "meta"
                  for r in self.window_rules(seconds)]
         return rules + [self.burn_rule(seconds) for seconds in self.windows()
@@ -423,9 +425,9 @@ _GROUP_EXTRA: dict[str, dict[str, str]] = {"meta": {"interval": META_INTERVAL},
 def slo_parts(svc: Service, slo: SLO, templates: Templates, options: RenderOptions) -> dict[str, list[Rule]]:
     """One SLO's rules per group part (sli, meta, tickets, period).
 
-    Each alert runs right after the windows it reads are recorded, in the group of the later one: page-fast
-    at the end of `sli` (the rules' evaluation interval), page-slow at the end of `meta` (once a minute:
-    its 6h window is recorded there), ticket, no-data and budget-exhausted alerts at the end of `tickets`.
+    Each alert runs right after the windows it reads are recorded: page-fast at the end of `sli` (the rules'
+    evaluation interval), page-slow at the end of `meta` (once a minute, with its 6h and 30m windows),
+    ticket, no-data and budget-exhausted alerts at the end of `tickets`.
     """
     b = _SloRules(svc, slo, templates, options)
     parts = {"sli": b.sli_rules(), "meta": b.meta_rules(), "tickets": b.ticket_rules(), "period": b.period_rules()}
