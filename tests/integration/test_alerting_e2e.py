@@ -22,6 +22,7 @@ import yaml
 
 from obsctl.model import conventions as cv
 from obsctl.model.artifact import desired_state
+from obsctl.model.durations import parse_duration
 from obsctl.model.entities import AlertPolicy, Catalog, EntityRef, Links, Service
 from obsctl.reconcile.apply import apply_plan
 from obsctl.reconcile.plan import make_plan
@@ -43,6 +44,7 @@ from tests.support.slo_promtool import availability_service, repo_templates
 
 pytestmark = pytest.mark.integration
 TEMPLATES = repo_templates()
+TICKETS_S = parse_duration(rules.TICKETS_INTERVAL)
 GRAFANA = "https://grafana.test"
 
 
@@ -167,10 +169,10 @@ def test_page_and_ticket_reach_their_receivers_and_inhibition_holds(stack: dict[
 
     page = hook.wait_for(lambda r: r["path"] == "/team-payments/page", timeout=45)
     t_page = time.monotonic()
-    # Ticket tiers read the day windows, which sum closed 5m tiles aligned to the clock: a failure counts
-    # there from the next 5-minute boundary, so the ticket may take up to one tile (300 s) longer; their
-    # windows are recorded once a minute (only page tiers' at the alerting interval): up to 60 s more.
-    ticket = hook.wait_for(lambda r: r["path"] == "/team-billing/ticket", timeout=300 + 60 + 30)
+    # Ticket tiers read the day windows, which sum closed 5m tiles: a failure counts there from the next
+    # tile, so the ticket may take up to one tile (300 s) longer; they run in the tickets group, every
+    # TICKETS_INTERVAL: up to that much more.
+    ticket = hook.wait_for(lambda r: r["path"] == "/team-billing/ticket", timeout=300 + TICKETS_S + 30)
     print(f"\nE2E stack up + rules applied in {t_fail - t_start:.1f}s; failure -> page webhook {t_page - t_fail:.1f}s, "
           f"-> ticket webhook {time.monotonic() - t_fail:.1f}s")
 
@@ -191,14 +193,14 @@ def test_page_and_ticket_reach_their_receivers_and_inhibition_holds(stack: dict[
     assert {x["labels"]["severity"] for x in ticket["payload"]["alerts"]} == {"ticket"}
 
     # inhibition: checkout's tickets fire in Prometheus but are suppressed in Alertmanager. Both of its
-    # ticket tiers are awaited: their windows are recorded once a minute, so they may trail ledger's ticket
-    # (another service's group, another phase) by up to a group interval each.
+    # ticket tiers are awaited: they run every TICKETS_INTERVAL, so they may trail ledger's ticket (another
+    # service's group, another phase) by up to a group interval.
     def suppressed() -> list[dict[str, Any]] | None:
         found = [x for x in am.alerts() if x["labels"].get("service") == "checkout"
                  and x["labels"].get("severity") == "ticket"]
         both = {x["labels"]["tier"] for x in found} == {"ticket-fast", "ticket-slow"}
         return found if both and all(x["status"]["state"] == "suppressed" for x in found) else None
-    muted = am.wait_for(suppressed, timeout=60 + 60)
+    muted = am.wait_for(suppressed, timeout=TICKETS_S + 60)
     assert {x["labels"]["tier"] for x in muted} == {"ticket-fast", "ticket-slow"}
     slow_page = [x for x in am.alerts() if x["labels"].get("tier") == "page-slow"
                  and x["labels"].get("service") == "checkout"]
