@@ -233,9 +233,9 @@ def routing_problems(catalog: Catalog, templates: Templates, options: RenderOpti
                      for kind, value in sorted(present.items()) if value and kind not in mapped]
             message = (f"team {label}: {severity} alerts of {', '.join(s.ref for s in lost)} have no destination: "
                        f"alerting.teams.{_settings_key(label)}.{severity} and alerting.default.{severity} are empty "
-                       "and the "
-                       f"catalog maps none (annotate the Group with {', '.join(CATALOG_ANNOTATIONS.values())} and "
-                       "map it in alerting.catalog)" + (f"; {'; '.join(hints)}" if hints else ""))
+                       "and the catalog maps none (annotate the Group with "
+                       f"{', '.join(CATALOG_ANNOTATIONS.values())} and map it in alerting.catalog)"
+                       + (f"; {'; '.join(hints)}" if hints else ""))
             for summary in lost:
                 svc = services[summary.ref]
                 problems.append(Problem(svc.origin.file, svc.origin.line, summary.ref,

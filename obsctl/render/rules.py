@@ -19,12 +19,11 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 
 Groups: `sli` at the rules' evaluation interval holds page-fast's windows (1h, 5m), then page-fast;
 `meta`, once a minute, page-slow's windows (6h, 30m), the burn-rate series of every page window
-(dashboards), then page-slow; `tickets`, every 2m30s, the 5m
-tiles, the windows only ticket tiers read and their burn rates, then the ticket, no-data and
-budget-exhausted alerts; `period`, every 2 minutes, the hourly tiles, the period's figures and the
-SLO's constants. Each alert runs right after the windows it reads are recorded. Rule evaluation cost
-is mostly per sample read, per rule and per group evaluation, so each window is read no more often
-than what reads it needs.
+(dashboards), then page-slow; `tickets`, every 2m30s, the 5m tiles, the windows only ticket tiers
+read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`, every 2
+minutes, the hourly tiles, the period's figures and the SLO's constants. Each alert runs right after
+the windows it reads are recorded. Rule evaluation cost is mostly per sample read, per rule and per
+group evaluation, so each window is read no more often than what reads it needs.
 
 Every catalog value is escaped for its target: PromQL strings (`escape.promql`), Go
 templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` dumper from dicts).
@@ -32,6 +31,7 @@ templates in alert labels and annotations (`escape.gotemplate`), YAML (`yaml` du
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -204,13 +204,20 @@ class _SloRules:
             return "tickets"
         return "sli" if tier.long_window_s <= FAST_WINDOW_MAX_S else "meta"
 
-    def window_part(self, seconds: float) -> str:
-        """The group that records a window: 5m in `sli`, any other in the first group among those of the
+    def windows_in(self, part: str) -> list[float]:
+        """The windows a group records, ascending: 5m in `sli`, any other in the first group among those of the
         tiers that read it (`tickets` when none does), so every alert reads windows recorded before it."""
-        if seconds == SHORT_S:
-            return "sli"
-        parts = [self.tier_part(t) for t in self.tiers() if seconds in (t.long_window_s, t.short_window_s)]
-        return min(parts, key=cv.RULE_GROUP_PARTS.index) if parts else "tickets"
+        return [seconds for seconds, p in self.window_parts.items() if p == part]
+
+    @functools.cached_property
+    def window_parts(self) -> dict[float, str]:
+        """Every window (ascending) and the group that records it (see `windows_in`)."""
+        parts: dict[float, str] = {}
+        for seconds in self.windows():
+            readers = [self.tier_part(t) for t in self.tiers() if seconds in (t.long_window_s, t.short_window_s)]
+            parts[seconds] = "sli" if seconds == SHORT_S else \
+                min(readers, key=cv.RULE_GROUP_PARTS.index) if readers else "tickets"
+        return parts
 
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
@@ -250,28 +257,26 @@ class _SloRules:
             q = sli_queries(self.svc, self.slo, self.templates, slice_w, self.environment)
             bad = number(1.0 - self.slo.timeslice_target)
             rules.append(self.record(cv.SERIES_SLICE_BAD, f"({q.errors})\n/\n({q.total})\n> bool {bad}"))
-        for seconds in self.windows():
-            if self.window_part(seconds) == "sli":
-                rules.extend(self.window_rules(seconds))
+        for seconds in self.windows_in("sli"):
+            rules.extend(self.window_rules(seconds))
         return rules
 
     def burn_rule(self, seconds: float) -> Rule:
+        """A window's burn-rate series: its ratio over the budget."""
         w = _win(seconds)
         return self.record(cv.series(cv.SERIES_BURN_RATE, w), f"{self.ratio_ref(w)} / {self.budget}")
 
     def meta_rules(self) -> list[Rule]:
         """The windows of page tiers whose long window is longer than FAST_WINDOW_MAX_S, and the burn rates of
         every window page tiers read (the `meta` group)."""
-        rules = [r for seconds in self.windows() if self.window_part(seconds) == "meta"
-                 for r in self.window_rules(seconds)]
-        return rules + [self.burn_rule(seconds) for seconds in self.windows()
-                        if self.window_part(seconds) != "tickets"]
+        rules = [r for seconds in self.windows_in("meta") for r in self.window_rules(seconds)]
+        return rules + [self.burn_rule(seconds) for seconds, part in self.window_parts.items() if part != "tickets"]
 
     def ticket_rules(self) -> list[Rule]:
         """The 5m tiles, the windows only ticket tiers read and their burn rates (the `tickets` group)."""
         # the windows' 5m tiles (the hourly ones are the period group's own)
         rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
-        rest = [seconds for seconds in self.windows() if self.window_part(seconds) == "tickets"]
+        rest = self.windows_in("tickets")
         rules += [r for seconds in rest for r in self.window_rules(seconds)]
         return rules + [self.burn_rule(seconds) for seconds in rest]
 
