@@ -179,13 +179,18 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
             "follow the catalog)")
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
         if carried_service(p):  # routes_in_place.carried_teams: the team's routing is not lost, it is held
-            cause = (f"{p.entity} keeps its last good alerts in this run (see its errors), so the routes they "
-                     "follow are held with them until it is fixed")
+            cause = _carried_cause(p.entity)
         else:
             cause = ("this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
                      "good route until it is fixed")
         result.problems.append(Problem(p.file, p.line, str(team), "routing", f"{what}: {cause}", Severity.WARNING))
     return bool(lost)
+
+
+def _carried_cause(entity: str) -> str:
+    """Why a carried service's team keeps its routes (said in the routing warnings)."""
+    return (f"{entity} keeps its last good alerts in this run (see its errors), so the routes they follow are held "
+            "with them until it is fixed")
 
 
 def _carried_whole(result: LoadResult, carried: frozenset[str], why: str) -> None:
@@ -197,8 +202,7 @@ def _carried_whole(result: LoadResult, carried: frozenset[str], why: str) -> Non
     named = {p.entity: p for p in reversed(result.errors) if carried_service(p) and owner_key(p.entity) in carried}
     for entity, p in sorted(named.items()):
         result.problems.append(Problem(p.file, p.line, entity, "routing", (
-            f"the Alertmanager config is kept as it is (not written: {why}): {entity} keeps its last good alerts in "
-            "this run (see its errors), so the routes they follow are held with them until it is fixed"),
+            f"the Alertmanager config is kept as it is (not written: {why}): {_carried_cause(entity)}"),
             Severity.WARNING))
 
 
