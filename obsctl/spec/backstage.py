@@ -99,6 +99,10 @@ def parse_component(r: Reader, data: dict[str, Any]) -> ComponentEntity | None:
             hint = difflib.get_close_matches(key[len(PREFIX):], sorted(ANNOTATIONS), n=1)
             more = f"; did you mean {PREFIX}{hint[0]}?" if hint else ""
             r.problem(("metadata", "annotations", key), f"unknown obsctl annotation {key!r}{more}")
+    if PREFIX + "latency-buckets" in annotations:
+        r.warn(("metadata", "annotations", PREFIX + "latency-buckets"),
+               "not used: latency buckets are not read from an annotation; set latencyBuckets in an obsctl.dev/v1 "
+               "document for this Component")
     spec_type = r.text(spec, "type", ("spec",), required=True)
     owner_text = r.text(spec, "owner", ("spec",), required=True)
     if ref is None:

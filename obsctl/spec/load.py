@@ -632,25 +632,79 @@ def _service_name(r: Reader, path: tuple[str | int, ...], service: str) -> bool:
     return False
 
 
+_PERIOD, _AVAILABILITY, _LATENCY = (backstage.PREFIX + k for k in ("period", "availability", "latency"))
+
+
+@dataclass(frozen=True)
+class _SloAnnotations:
+    """The SLO annotations a Component carries, each checked: None where absent."""
+
+    period: int | None = None  # days
+    availability: float | None = None  # percent
+    latency: tuple[float, float] | None = None  # (percent, threshold seconds)
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The annotation keys that were set."""
+        return tuple(key for key, value in ((_PERIOD, self.period), (_AVAILABILITY, self.availability),
+                                            (_LATENCY, self.latency)) if value is not None)
+
+
+def _slo_annotations(r: Reader, ann: dict[str, str], templates: Templates) -> _SloAnnotations | None:
+    """obsctl.dev/period, availability and latency as set on a Component, each checked the one way they are
+    checked wherever they are read; None when one is bad (an error at its field)."""
+    path = ("metadata", "annotations")
+    ok = True
+    period = availability = latency = None
+    if _PERIOD in ann:
+        period = check_period(r, (*path, _PERIOD), ann[_PERIOD], templates)
+        ok = ok and period is not None
+    if _AVAILABILITY in ann:
+        availability = r.number(ann, _AVAILABILITY, path)
+        ok = availability is not None and check_objective(r, (*path, _AVAILABILITY), availability) is not None \
+            and ok
+    if _LATENCY in ann:
+        latency = parse_latency(r, (*path, _LATENCY), ann[_LATENCY])
+        ok = latency is not None and check_objective(r, (*path, _LATENCY), latency[0]) is not None and ok
+    return _SloAnnotations(period, availability, latency) if ok else None
+
+
+def _unused_slo_annotations(r: Reader, ann: dict[str, str], templates: Templates, source: str) -> None:
+    """The SLO annotations of a Component whose SLOs come from `source` (an imported spec, or an obsctl.dev/v1
+    document's slos): a bad value is the error it is anywhere; a valid one is not used, and a warning says so."""
+    if not any(key in ann for key in (_PERIOD, _AVAILABILITY, _LATENCY)):
+        return
+    found = _slo_annotations(r, ann, templates)
+    for key in found.present if found is not None else ():
+        r.warn(("metadata", "annotations", key), f"not used: this service's SLOs come from {source}, which wins "
+                                                  f"over {key}; set the objective there, or remove the annotation")
+
+
+def _spec_sources(extra: list[tuple[tuple[SLO, ...], Reader, dict[str, LabelSites]]]) -> str:
+    """Where imported SLOs come from, for a message: "the Sloth spec in slos/checkout.yaml"."""
+    def kind(data: Any) -> str:
+        if isinstance(data, dict) and sloth.is_sloth(data):
+            return "Sloth"
+        return "Pyrra" if isinstance(data, dict) and pyrra.is_pyrra(data) else "OpenSLO"
+
+    found = dict.fromkeys(f"the {kind(reader.doc.data)} spec in {reader.doc.file}" for _, reader, _ in extra)
+    return " and ".join(found)
+
+
 def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, protocol: Protocol,
                  templates: Templates) -> tuple[SLO, ...]:
     """Default SLOs from annotations, falling back to the tier's defaults."""
     ann = comp.annotations if comp else {}
     path = ("metadata", "annotations")
     defaults = templates.tier_defaults.get(tier) or templates.tier_defaults[templates.default_tier]
-    period_text = ann.get(backstage.PREFIX + "period", f"{templates.default_period_days}d")
-    period = check_period(r, (*path, backstage.PREFIX + "period"), period_text, templates)
-    availability = defaults.availability
-    if backstage.PREFIX + "availability" in ann:
-        availability = r.number(ann, backstage.PREFIX + "availability", path) or -1.0
-    avail_ratio = check_objective(r, (*path, backstage.PREFIX + "availability"), availability)
-    lat_percent, lat_seconds = defaults.latency_percent, defaults.latency_threshold_s
-    if backstage.PREFIX + "latency" in ann:
-        parsed = parse_latency(r, (*path, backstage.PREFIX + "latency"), ann[backstage.PREFIX + "latency"])
-        if parsed is None:
-            return ()
-        lat_percent, lat_seconds = parsed
-    lat_ratio = check_objective(r, (*path, backstage.PREFIX + "latency"), lat_percent)
+    found = _slo_annotations(r, ann, templates)
+    if found is None:
+        return ()
+    period = found.period or check_period(r, (*path, _PERIOD), f"{templates.default_period_days}d", templates)
+    availability = defaults.availability if found.availability is None else found.availability
+    avail_ratio = check_objective(r, (*path, _AVAILABILITY), availability)
+    lat_percent, lat_seconds = found.latency or (defaults.latency_percent, defaults.latency_threshold_s)
+    lat_ratio = check_objective(r, (*path, _LATENCY), lat_percent)
     if period is None or avail_ratio is None or lat_ratio is None:
         return ()
     slos = (
@@ -696,6 +750,10 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
 
     def pick(key: str, ann_key: str) -> tuple[str, Reader, tuple[str | int, ...]]:
         if key in f:
+            if ann.get(backstage.PREFIX + ann_key, str(f[key])) != str(f[key]):
+                r.warn((*ann_path, backstage.PREFIX + ann_key),
+                       f"not used: spec.{key} of its obsctl.dev/v1 document in {dr.doc.file} ({str(f[key])[:80]!r}) "
+                       "wins over the annotation; set it in one place")
             return str(f[key]), dr, (*spec_path, key)
         return ann.get(backstage.PREFIX + ann_key, ""), r, (*ann_path, backstage.PREFIX + ann_key)
 
@@ -760,8 +818,10 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
            cv.LABEL_ENVIRONMENT: cv.environment_of(environment, platform_environment)}
     if sdoc is not None and sdoc.slos is not None:
         slos: tuple[SLO, ...] = _identified(dr, ref, sdoc.slos, sdoc.label_sites, own)
+        _unused_slo_annotations(r, ann, templates, f"spec.slos of its obsctl.dev/v1 document in {dr.doc.file}")
     elif e.extra_slos:
         slos = ()
+        _unused_slo_annotations(r, ann, templates, _spec_sources(e.extra_slos))
     else:
         slos = _golden_slos(r, comp, tier, protocol, templates)
     for extra, reader, sites in e.extra_slos:

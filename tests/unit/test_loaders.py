@@ -226,6 +226,111 @@ def test_one_bad_entity_never_blocks_the_others(templates: Templates) -> None:
     assert any("must be a number, not 'abc'" in m for m in messages(result))
 
 
+SPECS = {
+    "sloth": ("spec.yaml", """
+        version: prometheus/v1
+        service: checkout
+        labels: {owner: team-a}
+        slos:
+          - name: requests
+            objective: 99.5
+            sli:
+              events:
+                error_query: sum(rate(x_total{code=~"5.."}[{{.window}}]))
+                total_query: sum(rate(x_total[{{.window}}]))
+            alerting: {name: CheckoutErrors}
+        """, "the Sloth spec in spec.yaml"),
+    "pyrra": ("spec.yaml", """
+        apiVersion: pyrra.dev/v1alpha1
+        kind: ServiceLevelObjective
+        metadata:
+          name: requests
+          labels: {pyrra.dev/service: checkout, pyrra.dev/team: team-a}
+        spec:
+          target: "99.5"
+          window: 30d
+          indicator:
+            ratio:
+              errors: {metric: 'x_total{code=~"5.."}'}
+              total: {metric: x_total}
+        """, "the Pyrra spec in spec.yaml"),
+    "openslo": ("spec.yaml", """
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: requests}
+        spec:
+          service: checkout
+          budgetingMethod: Occurrences
+          timeWindow: [{duration: 30d, isRolling: true}]
+          objectives: [{target: 0.995}]
+          indicator:
+            metadata: {name: requests-ok}
+            spec:
+              ratioMetric:
+                counter: true
+                good: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(x_total{code!~"5.."}[{{window}}]))'}}}
+                total: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(x_total[{{window}}]))'}}}
+        """, "the OpenSLO spec in spec.yaml"),
+    "native": ("spec.yaml", """
+        apiVersion: obsctl.dev/v1
+        kind: Service
+        metadata: {name: checkout}
+        spec:
+          slos:
+            - {name: requests, objective: 99.5, sli: {availability: {}}}
+        """, "spec.slos of its obsctl.dev/v1 document in spec.yaml"),
+}
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS))
+def test_an_slo_annotation_beside_imported_slos_is_checked_and_said_unused(templates: Templates, spec: str) -> None:
+    """A Component whose SLOs come from an imported spec: a bad obsctl.dev/availability is the error it is without
+    the spec (the service is held back); a valid one is not used, with a warning naming what wins."""
+    file, text, source = SPECS[spec]
+    bad = load(templates, ("t.yaml", TEAM), (file, text),
+               ("c.yaml", component(annotations='obsctl.dev/availability: "abc"\n')))
+    alone = load(templates, ("t.yaml", TEAM), ("c.yaml", component(annotations='obsctl.dev/availability: "abc"\n')))
+    assert [str(p) for p in bad.errors] == [str(p) for p in alone.errors] == [
+        "c.yaml:6: component:default/checkout metadata.annotations.obsctl.dev/availability: error: "
+        "must be a number, not 'abc'"]
+    assert bad.catalog.services == () and bad.skipped == ["component:default/checkout"]
+    for key, value in (("availability", "100"), ("latency", "99% < 3xs"), ("period", "5d")):
+        result = load(templates, ("t.yaml", TEAM), (file, text),
+                      ("c.yaml", component(annotations=f'obsctl.dev/{key}: "{value}"\n')))
+        assert [(p.file, p.entity, p.field) for p in result.errors] == [
+            ("c.yaml", "component:default/checkout", f"metadata.annotations.obsctl.dev/{key}")], key
+    good = load(templates, ("t.yaml", TEAM), (file, text),
+                ("c.yaml", component(annotations='obsctl.dev/availability: "99.9"\n'
+                                                 'obsctl.dev/latency: "99% < 300ms"\nobsctl.dev/period: 7d\n')))
+    assert good.errors == []
+    (svc,) = good.catalog.services
+    assert [(s.name, s.objective, s.period_days) for s in svc.slos] == [("requests", pytest.approx(0.995), 30)]
+    assert sorted((p.field, p.message) for p in good.problems if p.file == "c.yaml") == [
+        (f"metadata.annotations.obsctl.dev/{key}", f"not used: this service's SLOs come from {source}, which wins "
+                                                   f"over obsctl.dev/{key}; set the objective there, or remove the "
+                                                   "annotation")
+        for key in ("availability", "latency", "period")]
+
+
+def test_an_annotation_an_obsctl_document_overrides_is_said_unused(templates: Templates) -> None:
+    doc = "apiVersion: obsctl.dev/v1\nkind: Service\nmetadata: {name: checkout}\nspec: {tier: 1, runtime: jvm}\n"
+    result = load(templates, ("t.yaml", TEAM), ("doc.yaml", doc),
+                  ("c.yaml", component(annotations='obsctl.dev/tier: "3"\nobsctl.dev/runtime: jvm\n')))
+    assert result.errors == []
+    assert result.catalog.services[0].tier == 1
+    assert [(p.field, p.message) for p in result.problems] == [
+        ("metadata.annotations.obsctl.dev/tier", "not used: spec.tier of its obsctl.dev/v1 document in doc.yaml ('1') "
+                                                 "wins over the annotation; set it in one place")]
+
+
+def test_a_latency_buckets_annotation_is_said_unused(templates: Templates) -> None:
+    result = load(templates, ("t.yaml", TEAM),
+                  ("c.yaml", component(annotations='obsctl.dev/latency-buckets: "0.1,0.3"\n')))
+    assert result.errors == [] and result.catalog.services[0].latency_buckets == ()
+    assert [(p.field, p.severity) for p in result.problems] == [
+        ("metadata.annotations.obsctl.dev/latency-buckets", Severity.WARNING)]
+
+
 def test_owner_not_found_is_a_warning(templates: Templates) -> None:
     result = load(templates, ("c.yaml", component(owner="team-ghost")))
     assert result.errors == []
