@@ -781,7 +781,8 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
                                     "team as [kind:][namespace/]name, each part 1-63 letters, digits, '-', '_' or '.'")
         return None
     if owner not in teams and owner_text != templates.default_owner:
-        r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses its name as the team")
+        r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses "
+                                  f"{cv.team_label(owner)!r} as the team (its alerts' team label)")
     tier_text, tr, tpath = pick("tier", "tier")
     tier = templates.default_tier
     if tier_text:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from obsctl.errors import Severity
+from obsctl.model import conventions as cv
 from obsctl.model.entities import AvailabilitySLI, BudgetingMethod, EntityRef, EventsSLI, LatencySLI, Protocol, Runtime
 from obsctl.sources.directory import read_template_tree
 from obsctl.spec.load import LoadResult, SourceFile, load_catalog
@@ -331,12 +332,16 @@ def test_a_latency_buckets_annotation_is_said_unused(templates: Templates) -> No
         ("metadata.annotations.obsctl.dev/latency-buckets", Severity.WARNING)]
 
 
-def test_owner_not_found_is_a_warning(templates: Templates) -> None:
-    result = load(templates, ("c.yaml", component(owner="team-ghost")))
+@pytest.mark.parametrize(("namespace", "label"), [("default", "team-ghost"), ("retail", "retail/team-ghost")])
+def test_owner_not_found_is_a_warning(templates: Templates, namespace: str, label: str) -> None:
+    text = component(owner="team-ghost").replace("  name: checkout\n", f"  name: checkout\n  namespace: {namespace}\n")
+    result = load(templates, ("c.yaml", text))
     assert result.errors == []
     assert [p.message for p in result.problems] == [
-        "owner group:default/team-ghost not found in the catalog; routing uses its name as the team"]
-    assert len(result.catalog.services) == 1
+        f"owner group:{namespace}/team-ghost not found in the catalog; routing uses {label!r} as the team "
+        "(its alerts' team label)"]
+    (svc,) = result.catalog.services
+    assert cv.team_label(svc.team) == label  # the label the rules and routes carry
 
 
 def test_alias_bomb_and_size_cap_are_refused(templates: Templates) -> None:
