@@ -2577,11 +2577,60 @@ def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigPro
                 problems.append(_problem(component, "invalid-value-type",
                                          f"expected a mapping, got {_go_type_name(body)}", "decode"))
                 continue
+            data = dict(body or {})
+            key = _data_key(data)
+            if key is not None and (spec.config, key) in _VALID_BODIES:
+                continue
             try:
-                spec.config.decode(dict(body or {}))
+                spec.config.decode(data)
             except DecodeError as err:
                 problems.extend(_decode_problems(component, err))
+                continue
+            if key is not None:
+                if len(_VALID_BODIES) >= _VALID_BODIES_MAX:
+                    _VALID_BODIES.clear()
+                _VALID_BODIES.add((spec.config, key))
     return _Defined(ids, known)
+
+
+# Component bodies that decoded without a problem, by (the component's table, `_data_key` of the body). A body's
+# decode reads nothing but the body and that table (a Table compares by identity), so the same body always
+# passes again: a render checks the same bodies (the shared processors, a team's exporter) hundreds of times. A body
+# with a problem is decoded every time (its problems name the component).
+_VALID_BODIES: set[tuple[Table, Any]] = set()
+_VALID_BODIES_MAX = 8192
+
+
+def _data_key(value: Any) -> Any:
+    """A hashable key equal for two values exactly when they are the same plain data (dict, list, str, int,
+    float, bool, None, compared with their types and key order: 1, 1.0, True and -0.0, 0.0 differ), or None
+    for anything else (not cached)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        items = []
+        for k, v in value.items():
+            kk, vk = _data_key(k), _data_key(v)
+            if kk is None or vk is None:
+                return None
+            items.append((kk, vk))
+        return (dict, tuple(items))
+    if kind is list:
+        out = []
+        for v in value:
+            vk = _data_key(v)
+            if vk is None:
+                return None
+            out.append(vk)
+        return (list, tuple(out))
+    if kind is int or kind is bool:
+        return (kind, value)
+    if kind is float:
+        return (float, repr(value))
+    if value is None:
+        return (None,)
+    return None
 
 
 TelemetryLogsSampling = table_config("sampling", {

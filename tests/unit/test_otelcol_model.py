@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from obsctl.model import otelcol
 from obsctl.model.otelcol import (
     COLLECTOR_VERSION,
     COMPONENT_MODELS,
@@ -380,6 +381,40 @@ def test_bad_corpus_reports_its_declared_rule(path: Path) -> None:
     assert declared is not None
     rules = {p.rule for p in validate_collector_config(yaml.safe_load(path.read_text()))}
     assert declared.group(1) in rules
+
+
+def _every_config() -> list[Any]:
+    return ([base()] + [copy.deepcopy(case[1]) for case in CASES]
+            + [yaml.safe_load(p.read_text()) for p in sorted(CORPUS.glob("*/*.yaml"))])
+
+
+def test_remembered_valid_bodies_change_no_verdict() -> None:
+    """A component body found valid is not decoded again: every verdict with the memory full of the others'
+    bodies is the verdict of a cold check, including bodies equal to a valid one under `==` (True == 1)."""
+    configs = _every_config()
+    cold = []
+    for config in configs:
+        otelcol._VALID_BODIES.clear()
+        cold.append(validate_collector_config(copy.deepcopy(config)))
+    otelcol._VALID_BODIES.clear()
+    for config in configs:
+        validate_collector_config(copy.deepcopy(config))
+    assert otelcol._VALID_BODIES
+    assert [validate_collector_config(copy.deepcopy(c)) for c in configs] == cold
+    for valid, same_under_eq in ((1, True), (0, False), (0.0, False)):
+        assert validate_collector_config(edit(base(), "processors.batch", {"send_batch_size": valid})) == []
+        problems = validate_collector_config(edit(base(), "processors.batch", {"send_batch_size": same_under_eq}))
+        assert [p.component for p in problems] == ["processors::batch"], (valid, same_under_eq)
+
+
+def test_a_remembered_body_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    otelcol._VALID_BODIES.clear()
+    assert validate_collector_config(base()) == []
+    decoded: list[Any] = []
+    real = otelcol.Table.decode
+    monkeypatch.setattr(otelcol.Table, "decode", lambda self, data: decoded.append(data) or real(self, data))
+    assert validate_collector_config(edit(base(), "exporters.otlp/tempo.endpoint", "tempo-2:4317")) == []
+    assert decoded == [{"endpoint": "tempo-2:4317"}]  # only the changed body, then telemetry (absent: none)
 
 
 def test_policy_problems_are_marked_and_can_be_left_out() -> None:
