@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from obsctl.config import Settings
 from obsctl.errors import ConfigError, Problem, Severity
+from obsctl.model import conventions as cv
 from obsctl.model.artifact import DesiredState, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import Catalog, EntityRef, Service
@@ -162,13 +163,15 @@ def _held_back(result: LoadResult, problems: list[Problem]) -> LoadResult:
 
 
 def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None, *, whole: bool = True,
-                why: str = "") -> bool:
+                why: str = "", not_in_place: Collection[EntityRef] = ()) -> bool:
     """Whether some team's routing is lost in this read (`lost`, by default `lost_routing`), adding a warning per
     such team that says what a one-off command does about it: with no memory of the team's last good Group, the
     config in place holds its last good route. `whole`: the whole Alertmanager config is kept as it is (neither
     written nor pruned: the config in place could not be read completely); otherwise only the team's route and
     receivers are kept as the config in place has them, and every other team is rendered from the catalog.
     `why`: what made the whole config be kept (`routes_in_place.Unkept`), said in the warning.
+    `not_in_place`: held teams the config in place has no route for (nothing of theirs is kept: the warning says
+    what this read renders for them instead).
     `serve` keeps the last good Group instead (reconcile.desired)."""
     from obsctl.reconcile.routes_in_place import carried_service, lost_routing
 
@@ -177,13 +180,22 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     what = (f"the Alertmanager config is kept as it is (not written: {why})" if whole else
             "this team's route and receivers are kept as the Alertmanager config in place has them (the other teams "
             "follow the catalog)")
+    rendered = {cv.team_label(s.team) for s in result.catalog.services}
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
-        if carried_service(p):  # routes_in_place.carried_teams: the team's routing is not lost, it is held
-            cause = _carried_cause(p.entity)
+        carried = carried_service(p)  # routes_in_place.carried_teams: the team's routing is not lost, it is held
+        if not whole and team in not_in_place:
+            message = ("the Alertmanager config in place has no route for this team, so " +
+                       ("its route and receivers are rendered from this catalog read" if cv.team_label(team) in rendered
+                        else f"it gets none (this read renders no service of it): its alerts go to the default "
+                             f"receiver {cv.DEFAULT_RECEIVER}") + ": " +
+                       (f"{p.entity} keeps its last good alerts in this run (see its errors)" if carried else
+                        "this team's routing is lost in this catalog read (see its errors)"))
+        elif carried:
+            message = f"{what}: {_carried_cause(p.entity)}"
         else:
-            cause = ("this team's routing is lost in this catalog read (see its errors); its alerts keep their last "
-                     "good route until it is fixed")
-        result.problems.append(Problem(p.file, p.line, str(team), "routing", f"{what}: {cause}", Severity.WARNING))
+            message = (f"{what}: this team's routing is lost in this catalog read (see its errors); its alerts keep "
+                       "their last good route until it is fixed")
+        result.problems.append(Problem(p.file, p.line, str(team), "routing", message, Severity.WARNING))
     return bool(lost)
 
 
@@ -262,7 +274,7 @@ def converge_path(path: Path, settings: Settings, templates: Templates, sinks: l
                 _carried_whole(result, protected | frozen, held.reason)
             selection -= {Kind.ALERTMANAGER_CONFIG}
         elif held[1]:
-            hold_routes(result, held[1], whole=False)
+            hold_routes(result, held[1], whole=False, not_in_place={h.team for h in held[0] if not h.route_text})
             options = dataclasses.replace(options, held_routes=held[0])
     policy = Policy(selection=selection, prune=complete and not no_prune, protected=protected, frozen_owners=frozen,
                     max_delete_fraction=settings.serve.max_delete_fraction, allow_mass_delete=allow_mass_delete,

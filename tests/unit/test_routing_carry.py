@@ -210,6 +210,11 @@ def test_a_one_off_render_holds_only_the_route_of_the_team_whose_routing_is_lost
     warning = warned["group:default/team-a"]
     assert warning.file.endswith("teams/a.yaml") and warning.severity is Severity.WARNING
     assert "route and receivers are kept as the Alertmanager config in place has them" in warning.message
+    if not default_page:  # nothing of team-d's was in place, and nothing of it is kept: the warning says so
+        assert warned["group:default/team-d"].message == (
+            "the Alertmanager config in place has no route for this team, so it gets none (this read renders no "
+            "service of it): its alerts go to the default receiver obsctl-default: this team's routing is lost in "
+            "this catalog read (see its errors)")
 
     # fixed: the Group's routing is taken again
     converge(_files(_group("team-a", "PAFIX"), team_b_id="PBNEW"))
@@ -747,3 +752,28 @@ def test_a_skipped_component_keeps_the_route_of_a_team_it_was_the_only_service_o
     [warning] = [p for p in result.problems if p.field == "routing"]
     assert warning.entity == "group:default/team-a" and "component:default/pay keeps its last good alerts" \
         in warning.message, warning.message
+
+
+def test_a_frozen_service_of_a_team_with_no_route_in_place_is_said_to_route_fresh(tmp_path: Path) -> None:
+    """A new service whose team the config in place does not route yet loads without one of its SLOs (an error
+    there freezes it): nothing of its team is in place to keep, so the team's route and receivers are rendered from
+    the catalog, and the routing warning says that (before, it said they were kept as the config in place has
+    them)."""
+    converge = _one_off(tmp_path, _settings(default_page=False))
+    converge(_files(_group("team-a", "PAAA")))
+    assert _team_part(_config_doc(tmp_path), "team-c") == ([], [])
+    sloth = {"version": "prometheus/v1", "service": "new", "labels": {"owner": "team-c"}, "slos": [
+        {"name": name, "objective": objective, "alerting": {"name": name.title()}, "sli": {"events": {
+            "error_query": 'sum(rate(x_total{code=~"5.."}[{{.window}}]))',
+            "total_query": "sum(rate(x_total[{{.window}}]))"}}}
+        for name, objective in (("good", 99.5), ("bad", 200))]}
+    files = [*_more_teams(_files(_group("team-a", "PAAA")), (_group("team-c", "PCCC"), _component("new", "team-c"))),
+             SourceFile("more/new-slos.yaml", yaml.safe_dump(sloth).encode())]
+    result = converge(files)
+    assert any(p.entity == "component:default/new" and p.severity is Severity.ERROR for p in result.problems)
+    assert _routing_keys(_config_doc(tmp_path), "team-c") == ["/keys/PCCC"], "rendered from the catalog"
+    [warning] = [p for p in result.problems if p.field == "routing"]
+    assert (warning.entity, warning.severity) == ("group:default/team-c", Severity.WARNING)
+    assert warning.message == (
+        "the Alertmanager config in place has no route for this team, so its route and receivers are rendered from "
+        "this catalog read: component:default/new keeps its last good alerts in this run (see its errors)")
