@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r = ssub.add_parser("report", help="error budgets, burn rates and status of every SLO, from Prometheus")
     r.add_argument("--catalog", type=Path, help="catalog directory or file (default: catalog.path setting)")
     r.add_argument("--prometheus", help="Prometheus base URL (default: prometheus.url setting)")
-    r.add_argument("--team", help="only this team's services")
+    r.add_argument("--team", help="only this team's services: its team label, as on its alerts (payments in the "
+                                  "default namespace, retail/payments elsewhere), or a ref (group:retail/payments)")
     r.add_argument("--service", help="service name or namespace/name")
     r.add_argument("--slo", help="SLO name")
     r.add_argument("--period", default="rolling",

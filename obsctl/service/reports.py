@@ -21,13 +21,14 @@ from typing import Protocol
 
 from obsctl import app
 from obsctl.errors import PermanentError
+from obsctl.model import conventions as cv
 from obsctl.model.entities import Catalog
 from obsctl.reconcile.loop import Reconciler
 from obsctl.slo.formats import render_json, render_markdown, render_table
 from obsctl.slo.html import render_html
 from obsctl.slo.periods import PeriodSpec, parse_period
 from obsctl.slo.query import DEFAULT_TIMEOUT_S, HasWindows, build_report
-from obsctl.slo.report import Report, ReportFilter, SLOReport, Status
+from obsctl.slo.report import Report, ReportFilter, SLOReport, Status, team_matches
 from obsctl.sources.base import CatalogSource
 from obsctl.spec.templates import Templates
 
@@ -88,9 +89,10 @@ def worth_keeping(report: Report) -> bool:
     return not report.warnings and any(s.status is not Status.NO_DATA for s in report.slos)
 
 
-def _team_matches(wanted: str, team: str) -> bool:
-    # a report keeps the team's name only: group:default/team-x and default/team-x match by name
-    return wanted.rpartition("/")[2] == team
+def _team_matches(wanted: str, label: str) -> bool:
+    # a report keeps the team's label (cv.team_label): the same filter as on the catalog (slo.report.team_matches)
+    team = cv.team_of_label(label)
+    return team is not None and team_matches(wanted, team)
 
 
 def _service_matches(wanted: str, namespace: str, service: str) -> bool:

@@ -16,9 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from obsctl.model import conventions as cv
 from obsctl.model.conventions import window_name
 from obsctl.model.durations import parse_duration
-from obsctl.model.entities import SLO, AlertPolicy, BudgetingMethod, Service, Team
+from obsctl.model.entities import SLO, AlertPolicy, BudgetingMethod, EntityRef, Service, Team
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.slo import math as slomath
 from obsctl.slo.alerts import enabled_tiers
@@ -288,7 +289,7 @@ def slo_report(svc: Service, slo: SLO, data: SLOData, *, team: Team | None, tabl
     burn_chart = {w: tuple((t, v / budget) for t, v in pts if t >= start and math.isfinite(v))
                   for w, pts in sorted(data.burn_history.items(), key=lambda kv: _window_order(kv[0]))}
     return SLOReport(
-        team=svc.team.name, team_title=(team.title if team and team.title else svc.team.name),
+        team=cv.team_label(svc.team), team_title=(team.title if team and team.title else cv.team_label(svc.team)),
         namespace=svc.namespace, service=svc.name, service_title=svc.title or svc.name, slo=slo.name,
         description=slo.description, sli_kind=slo.sli.kind, budgeting=slo.budgeting.value,
         objective=slo.objective, period_label=label, period_start=start, period_end=end,
@@ -481,14 +482,22 @@ def _slo_from(s: Mapping[str, Any], team: Mapping[str, Any], svc: Mapping[str, A
 class ReportFilter:
     """Which SLOs a report covers; None matches everything."""
 
-    team: str | None = None  # team name or ref (group:default/team-payments)
+    team: str | None = None  # team label (payments, retail/payments) or ref (group:retail/payments): team_matches
     service: str | None = None  # service name or namespace/name
     slo: str | None = None
 
     def matches(self, svc: Service, slo: SLO) -> bool:
         """Whether the filter keeps this SLO."""
-        if self.team and self.team not in (svc.team.name, str(svc.team), f"{svc.team.namespace}/{svc.team.name}"):
+        if self.team and not team_matches(self.team, svc.team):
             return False
         if self.service and self.service not in (svc.name, f"{svc.namespace}/{svc.name}", str(svc.ref)):
             return False
         return not (self.slo and self.slo != slo.name)
+
+
+def team_matches(wanted: str, team: EntityRef) -> bool:
+    """Whether a team filter names `team`: by its team label (the `team` column and the alerts' `team` label:
+    `payments` in the default namespace, `retail/payments` elsewhere), as `namespace/name`, or as a ref
+    (`group:retail/payments`). A bare name is the default namespace's team, as in a Backstage ref."""
+    ref = EntityRef.parse(wanted.strip(), team.kind)
+    return (ref.namespace, ref.name) == (team.namespace, team.name)

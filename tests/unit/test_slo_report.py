@@ -211,6 +211,29 @@ def test_filters() -> None:
     assert not ReportFilter(slo="latency").matches(s, s.slos[0])
 
 
+def test_same_named_teams_in_two_namespaces_report_and_filter_apart() -> None:
+    """group:default/payments and group:retail/payments: the report's team is the team label the alerts carry
+    (payments, retail/payments), so they are two teams; a bare name filters the default namespace's, as it routes."""
+    from obsctl.service.reports import filter_report
+
+    services = [Service(EntityRef("component", ns, "checkout"), EntityRef("group", ns, "payments"),
+                        (SLO("availability", 0.999, AvailabilitySLI()),)) for ns in ("default", "retail")]
+    reports = [slo_report(s, s.slos[0], BURNING, team=None, table=TEMPLATES.windows[30], period=ROLLING, now=NOW)
+               for s in services]
+    assert [(r.team, r.team_title, r.namespace) for r in reports] == [("payments", "payments", "default"),
+                                                                     ("retail/payments", "retail/payments", "retail")]
+    rep = Report.build(NOW, ROLLING, "http://prometheus", reports)
+    assert sorted((g.team, [sg.namespace for sg in g.services]) for g in rep.groups()) == [
+        ("payments", ["default"]), ("retail/payments", ["retail"])]
+    for wanted, namespaces in (("payments", ["default"]), ("default/payments", ["default"]),
+                               ("group:default/payments", ["default"]), ("retail/payments", ["retail"]),
+                               ("group:retail/payments", ["retail"]), ("other/payments", [])):
+        assert [s.namespace for s in services if ReportFilter(team=wanted).matches(s, s.slos[0])] == namespaces, \
+            wanted
+        # a stored report (a closed period's snapshot) is filtered the same way
+        assert [s.namespace for s in filter_report(rep, ReportFilter(team=wanted)).slos] == namespaces, wanted
+
+
 def test_text_renderers() -> None:
     rep = _report()
     table = render_table(rep)
