@@ -64,6 +64,7 @@ __all__ = [
     "Signal",
     "Table",
     "component_for_module",
+    "component_problems",
     "known_component_types",
     "ottl_lexical_problem",
     "ottl_path_roots",
@@ -2565,32 +2566,46 @@ def _check_sections(config: Mapping[str, Any], problems: list[CollectorConfigPro
                                          f'duplicate id "{cid}" (after trimming spaces)', "decode"))
                 continue
             ids[kind][cid] = body
-            component = f"{kind.section}::{cid}"
             spec = _spec(kind, cid.type)
-            if spec is None:
-                problems.append(_problem(component, "unknown-component-type",
-                                         f'unknown type: "{cid.type}" for id: "{cid}" '
-                                         f"(valid values: {' '.join(_valid_type_names(kind))})", "decode"))
-                continue
-            known[kind].add(cid)
-            if body is not None and not isinstance(body, Mapping):
-                problems.append(_problem(component, "invalid-value-type",
-                                         f"expected a mapping, got {_go_type_name(body)}", "decode"))
-                continue
-            data = dict(body or {})
-            key = _data_key(data)
-            if key is not None and (spec.config, key) in _VALID_BODIES:
-                continue
-            try:
-                spec.config.decode(data)
-            except DecodeError as err:
-                problems.extend(_decode_problems(component, err))
-                continue
-            if key is not None:
-                if len(_VALID_BODIES) >= _VALID_BODIES_MAX:
-                    _VALID_BODIES.clear()
-                _VALID_BODIES.add((spec.config, key))
+            if spec is not None:
+                known[kind].add(cid)
+            problems.extend(_body_problems(kind, cid, spec, body))
     return _Defined(ids, known)
+
+
+def component_problems(kind: ComponentKind, raw_id: str, body: Any) -> list[CollectorConfigProblem]:
+    """The problems of one component's entry (its id's type and its body) as `validate_collector_config` finds
+    them. That is the only place a component's body is read: the rest of the verdict reads the component ids
+    and the `service` section, so two configs alike but for valid bodies get the same verdict."""
+    try:
+        cid = ComponentID.parse(str(raw_id))
+    except ValueError as err:
+        return [_problem(kind.section, "invalid-component-id", str(err), "decode")]
+    return _body_problems(kind, cid, _spec(kind, cid.type), body)
+
+
+def _body_problems(kind: ComponentKind, cid: ComponentID, spec: Component | None,
+                   body: Any) -> list[CollectorConfigProblem]:
+    component = f"{kind.section}::{cid}"
+    if spec is None:
+        return [_problem(component, "unknown-component-type",
+                         f'unknown type: "{cid.type}" for id: "{cid}" '
+                         f"(valid values: {' '.join(_valid_type_names(kind))})", "decode")]
+    if body is not None and not isinstance(body, Mapping):
+        return [_problem(component, "invalid-value-type", f"expected a mapping, got {_go_type_name(body)}", "decode")]
+    data = dict(body or {})
+    key = _data_key(data)
+    if key is not None and (spec.config, key) in _VALID_BODIES:
+        return []
+    try:
+        spec.config.decode(data)
+    except DecodeError as err:
+        return _decode_problems(component, err)
+    if key is not None:
+        if len(_VALID_BODIES) >= _VALID_BODIES_MAX:
+            _VALID_BODIES.clear()
+        _VALID_BODIES.add((spec.config, key))
+    return []
 
 
 # Component bodies that decoded without a problem, by (the component's table, `_data_key` of the body). A body's

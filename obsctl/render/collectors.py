@@ -18,7 +18,7 @@ from obsctl.model import placeholders, yamltext
 from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.entities import Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.escape import otelcol
-from obsctl.model.otelcol import CollectorConfigProblem, validate_collector_config
+from obsctl.model.otelcol import CollectorConfigProblem, ComponentKind, component_problems, validate_collector_config
 from obsctl.model.platform import Templates
 from obsctl.render import symbolic
 from obsctl.render.context import RenderContext
@@ -284,6 +284,76 @@ def _names_in(template: Any) -> frozenset[str]:
     return frozenset(placeholders.names(template)) if isinstance(template, str) else frozenset()
 
 
+# Read by `_agent_from` to drop processors: they shape the config, wherever they stand in the template.
+_STRUCTURAL = frozenset({"slow_statements", "agent_sampling_percent"})
+_COMPONENT_KINDS = {kind.section: kind for kind in ComponentKind}
+
+
+def _body_only(template: Any) -> frozenset[str]:
+    """The placeholders that stand only inside component bodies (`<section>.<id>.<...>` of a component section),
+    never in the `service` section or a key: the config's ids and `service` section do not depend on them."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                outside.update(placeholders.names(k) if isinstance(k, str) else ())
+                walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*path, i))
+        elif isinstance(node, str):
+            in_body = len(path) >= 3 and path[0] in _COMPONENT_KINDS
+            (inside if in_body else outside).update(placeholders.names(node))
+    walk(template, ())
+    return frozenset(inside - outside)
+
+
+def _agent_valid(values: Mapping[str, Any], used: frozenset[str], body_only: frozenset[str],
+                 ctx: RenderContext) -> bool:
+    """Whether the agent config of `values` passes the check, whatever its `_OPAQUE` values (see `_agent_bodies`).
+
+    The whole check runs once per set of the values that shape the config (every value the template reads but
+    the `_OPAQUE` ones and those standing only inside component bodies, `_body_only`: a team's gateway endpoint).
+    Two configs alike in those differ only in the bodies holding the others, and the check reads a body only
+    through `component_problems` (the rest of its verdict reads ids and the `service` section): so once one
+    config of a shaping set passed whole, another passes when each of those bodies, filled with its values,
+    passes `component_problems`. A failing config is left to the ordinary path, which reports the real problems.
+    """
+    templates = ctx.templates
+    agent_template = templates.collectors.agent
+    verdicts: dict[tuple[str, str], bool] = ctx.memo.setdefault("collectors.verdicts", {})
+    # only the values the template reads make the config (the others are settings for other templates)
+    shaping = repr(sorted((k, v) for k, v in values.items() if k in used and k not in _OPAQUE and k not in body_only))
+    key = (shaping, repr(sorted((k, v) for k, v in values.items() if k in body_only)))
+    valid = verdicts.get(key)
+    if valid is not None:
+        return valid
+    if len(verdicts) >= _SHAPES_MAX:
+        verdicts.clear()
+    stood = {**values, **{k: symbolic.sentinel(i) for i, k in enumerate(_OPAQUE)}}
+    # per shaping set that had a config pass whole: the components of that config holding a value that stands only
+    # in bodies
+    passed: dict[str, tuple[tuple[str, Any], ...]] = ctx.memo.setdefault("collectors.passed", {})
+    held = passed.get(shaping)
+    if held is None:
+        config = _agent_from(stood, templates)
+        valid = not validate_collector_config(config)
+        if valid:
+            if len(passed) >= _SHAPES_MAX:
+                passed.clear()
+            passed[shaping] = tuple((section, raw_id) for section in _COMPONENT_KINDS
+                                    for raw_id in config.get(section) or {}
+                                    if _names_in(agent_template[section][raw_id]) & body_only)
+    else:
+        valid = not any(component_problems(_COMPONENT_KINDS[section], raw_id,
+                                           fill(agent_template[section][raw_id], stood, f"agent.{section}.{raw_id}"))
+                        for section, raw_id in held)
+    verdicts[key] = valid
+    return valid
+
+
 def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) -> tuple[bytes, bytes] | None:
     """The agent file and operator manifest of a service, substituted into its shape's text; None when the
     template or the service's values do not allow it (then they are built and checked the ordinary way).
@@ -304,6 +374,9 @@ def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) ->
     names, used = found
     if not names:
         return None
+    body_only = ctx.memo.get("collectors.body_only")
+    if body_only is None:
+        body_only = ctx.memo["collectors.body_only"] = _body_only(agent_template) - _STRUCTURAL - set(_OPAQUE)
     by_team: dict[EntityRef, dict[str, Any]] = ctx.memo.setdefault("collectors.endpoints", {})
     endpoints = by_team.get(svc.team)
     if endpoints is None:
@@ -311,16 +384,7 @@ def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) ->
             by_team.clear()
         endpoints = by_team[svc.team] = _endpoint_values(_settings(templates, options), svc.team)
     values = _agent_values(svc, templates, options, endpoints)
-    verdicts: dict[str, bool] = ctx.memo.setdefault("collectors.verdicts", {})
-    # only the values the template reads make the config (the others are settings for other templates)
-    verdict_key = repr(sorted((k, v) for k, v in values.items() if k in used and k not in _OPAQUE))
-    valid = verdicts.get(verdict_key)
-    if valid is None:
-        if len(verdicts) >= _SHAPES_MAX:
-            verdicts.clear()
-        config = _agent_from({**values, **{k: symbolic.sentinel(i) for i, k in enumerate(_OPAQUE)}}, templates)
-        valid = verdicts[verdict_key] = not validate_collector_config(config)
-    if not valid:
+    if not _agent_valid(values, used, body_only, ctx):
         return None
     owner = str(svc.ref)
     text_names = tuple(sorted(k for k in names if isinstance(values.get(k), str)))

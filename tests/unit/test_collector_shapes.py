@@ -95,6 +95,26 @@ def test_template_edits_that_read_catalog_strings_are_built_per_service(edit: An
     assert any(not isinstance(r[0], tuple) for r in slow if r) is some_fail  # problems, not artifacts
 
 
+@pytest.mark.parametrize("first_refused", [False, True])
+def test_each_teams_gateway_endpoint_is_checked(first_refused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole agent check runs once per set of shaping values; the gateway endpoint (a team's, standing only in
+    the exporter's body) is checked per team through that body. A team whose endpoint the check refuses gets the
+    ordinary path's problems, whichever team's config was checked whole."""
+    teams = ["host-a:4317", "no-port", "host-b:4317", "[::1", "host-c:4317"]
+    if first_refused:
+        teams.insert(0, teams.pop(1))
+    options = RenderOptions(collector={"gateway_endpoint": "@{team}"})
+    services = tuple(Service(EntityRef("component", "default", f"svc-{i}-{j}"), EntityRef("group", "default", team),
+                             (SLO("availability", 0.999, AvailabilitySLI()),
+                              SLO("latency", 0.99, LatencySLI(0.1 + 0.15 * j))))
+                     for i, team in enumerate(teams) for j in range(2))
+    fast, slow, ctx = _both(Catalog(services), TEMPLATES, options, monkeypatch)
+    assert fast == slow
+    refused = [svc.team.name for svc, out in zip(services, fast, strict=True) if not isinstance(out[0], tuple)]
+    assert sorted(set(refused)) == ["[::1", "no-port"] and len(refused) == 4
+    assert len(ctx.memo["collectors.passed"]) == 2  # passed whole once per latency threshold, not once per team
+
+
 @settings(max_examples=60, deadline=None)
 @given(values=st.lists(st.one_of(_TEXT, st.integers(), st.floats(allow_nan=False), st.booleans()), min_size=4,
                        max_size=4))

@@ -25,8 +25,10 @@ from obsctl.model.otelcol import (
     BatchConfig,
     CollectorConfigProblem,
     ComponentID,
+    ComponentKind,
     MemoryLimiterConfig,
     component_for_module,
+    component_problems,
     known_component_types,
     ottl_lexical_problem,
     ottl_path_roots,
@@ -415,6 +417,18 @@ def test_a_remembered_body_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(otelcol.Table, "decode", lambda self, data: decoded.append(data) or real(self, data))
     assert validate_collector_config(edit(base(), "exporters.otlp/tempo.endpoint", "tempo-2:4317")) == []
     assert decoded == [{"endpoint": "tempo-2:4317"}]  # only the changed body, then telemetry (absent: none)
+
+
+@pytest.mark.parametrize(("raw_id", "body"), [("otlp/tempo", {"endpoint": "no-port"}), ("otlp/tempo", {"endpoint": 1}),
+                                           ("nosuch", {}), ("otlp/", {}), ("otlp/tempo", ["x"]),
+                                           ("otlp/tempo", {"endpoint": "tempo:4317"})])
+def test_component_problems_are_the_checks_problems_of_that_component(raw_id: str, body: Any) -> None:
+    config = base()
+    config["exporters"][raw_id] = body
+    config["service"]["pipelines"]["traces"]["exporters"] = [raw_id]
+    mine = component_problems(ComponentKind.EXPORTER, raw_id, body)
+    assert mine == [p for p in validate_collector_config(config) if p.component.startswith("exporters")]
+    assert bool(mine) is (body != {"endpoint": "tempo:4317"})
 
 
 def test_policy_problems_are_marked_and_can_be_left_out() -> None:
