@@ -173,7 +173,7 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     `not_in_place`: held teams the config in place has no route for (nothing of theirs is kept: the warning says
     what this read renders for them instead).
     `serve` keeps the last good Group instead (reconcile.desired)."""
-    from obsctl.reconcile.routes_in_place import carried_service, lost_routing
+    from obsctl.reconcile.routes_in_place import carried_service, lost_routing, nothing_in_place
 
     lost = lost_routing(result) if lost is None else lost
     why = why or "the config in place could not be read"
@@ -184,10 +184,7 @@ def hold_routes(result: LoadResult, lost: dict[EntityRef, Problem] | None = None
     for team, p in sorted(lost.items(), key=lambda kv: str(kv[0])):
         carried = carried_service(p)  # routes_in_place.carried_teams: the team's routing is not lost, it is held
         if not whole and team in not_in_place:
-            message = ("the Alertmanager config in place has no route for this team, so " +
-                       ("its route and receivers are rendered from this catalog read" if cv.team_label(team) in rendered
-                        else f"it gets none (this read renders no service of it): its alerts go to the default "
-                             f"receiver {cv.DEFAULT_RECEIVER}") + ": " +
+            message = (f"{nothing_in_place(cv.team_label(team) in rendered)}: " +
                        (f"{p.entity} keeps its last good alerts in this run (see its errors)" if carried else
                         "this team's routing is lost in this catalog read (see its errors)"))
         elif carried:

@@ -40,7 +40,7 @@ from obsctl.model.entities import Catalog, EntityRef, Service, Team
 from obsctl.model.source import SourceFile
 from obsctl.model.status import owner_key
 from obsctl.reconcile.converge import ConvergeReport, protected_owners, unpinned_errors
-from obsctl.reconcile.routes_in_place import Unkept, held_routes
+from obsctl.reconcile.routes_in_place import Unkept, held_routes, nothing_in_place
 from obsctl.reconcile.status import Recorder
 from obsctl.render.isolated import IsolatedRender
 from obsctl.render.options import HeldRoutes
@@ -237,8 +237,11 @@ class DesiredStates:
         # Groups kept): only a source that did not list every file can hide a team's Group, so a team routed in
         # place with no Group in the read is held as lost only then (review L2: not a team that never had a Group)
         held, in_place, unkept = ((), (), "") if unknown else self._held_routes(result, kept_teams, complete)
-        carried.extend(f"{ref} (its routing: its route and receivers are kept as the Alertmanager config in place "
-                       "has them)" for ref in sorted(in_place, key=str))
+        empty = {h.team for h in held if not h.route_text}  # nothing of the team in place: nothing of it is kept
+        rendered = {cv.team_label(s.team) for s in services}
+        carried.extend(f"{ref} (its routing: " + (nothing_in_place(cv.team_label(ref) in rendered) if ref in empty else
+                                                  "its route and receivers are kept as the Alertmanager config in "
+                                                  "place has them") + ")" for ref in sorted(in_place, key=str))
         if kept_teams:
             teams.update(kept_teams)
             catalog = Catalog(services, tuple(teams[ref] for ref in sorted(teams, key=str)))

@@ -266,6 +266,15 @@ def carried_teams(result: LoadResult, body: bytes, carried: Collection[str]) -> 
     return out
 
 
+def nothing_in_place(rendered: bool) -> str:
+    """What becomes of a held team the Alertmanager config in place has no route for (its part there is empty, so
+    nothing is kept): `rendered`, some service of it renders in this read (the catalog's part is written), or none."""
+    return ("the Alertmanager config in place has no route for this team, so " +
+            ("its route and receivers are rendered from this catalog read" if rendered else
+             f"it gets none (this read renders no service of it): its alerts go to the default receiver "
+             f"{cv.DEFAULT_RECEIVER}"))
+
+
 def carried_service(problem: Problem) -> bool:
     """Whether `problem`, the error a held team is held for, names a service whose artifacts are carried
     (`carried_teams`) rather than a Group or a routing problem (`lost_routing`)."""

@@ -311,9 +311,12 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
     before = _config_doc(tmp_path)
     assert _routing_keys(before, "team-a") == ["/keys/PAAA"]
 
-    # team-a's Group broke while serve was down; team-b moved to another PagerDuty service and team-c is new
+    # team-a's Group broke while serve was down; team-b moved to another PagerDuty service and team-c is new; so is
+    # team-d, with no receiver of its own (routed to the platform's default page receiver, if any)
+    bare = {**_group("team-d", "x"), "metadata": {"name": "team-d"}}
     source, second = started(_more_teams(_files(BROKEN_GROUPS[broken], team_b_id="PBNEW"),
-                                         (_group("team-c", "PCCC"), _component("new", "team-c"))))
+                                         (_group("team-c", "PCCC"), _component("new", "team-c")),
+                                         (bare, _component("lonely", "team-d"))))
     for _round in range(2):  # and every round after (the config in place is now what this loop wrote)
         report = second.run_once()
         after = _config_doc(tmp_path)
@@ -326,6 +329,14 @@ def test_serve_restarted_while_a_team_is_invalid_keeps_its_route_from_the_config
         assert any(c.startswith("group:default/team-a") and "config in place" in c for c in report.carried), \
             report.carried
         assert report.problems
+        team_d = [c for c in report.carried if c.startswith("group:default/team-d")]
+        if default_page:
+            assert team_d == []
+        else:  # its services have no destination: its routing is lost, and the config in place has nothing of it
+            assert _team_part(after, "team-d") == ([], [])
+            assert team_d == ["group:default/team-d (its routing: the Alertmanager config in place has no route for "
+                              "this team, so it gets none (this read renders no service of it): its alerts go to the "
+                              "default receiver obsctl-default)"], team_d
 
     source.docs["teams/a.yaml"] = yaml.safe_dump(_group("team-a", "PAFIX")).encode()
     second.run_once()
