@@ -798,14 +798,13 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
     text, rr, rpath = pick("runtime", "runtime")
     runtime = _enum(rr, rpath, text, Runtime, Runtime.OTHER)
     environment = pick("environment", "environment")[0] or "production"
-    runbook = pick("runbook", "runbook")[0]
+    runbook, rbr, rbpath = pick("runbook", "runbook")
     if not runbook and comp:
         for link in comp.links:
             if "runbook" in str(link.get("title", "")).lower() or link.get("type") == "runbook":
-                runbook = str(link.get("url", ""))
-    for url, path in ((runbook, "runbook"),):
-        if url and not url.startswith(("https://", "http://")):
-            r.problem((*ann_path, backstage.PREFIX + path), f"{url!r} is not an http(s) URL")
+                runbook, rbr, rbpath = str(link.get("url", "")), r, ("metadata", "links")
+    if runbook and not runbook.startswith(("https://", "http://")):
+        rbr.problem(rbpath, f"{runbook!r} is not an http(s) URL")  # where it was written: document, annotation, link
     buckets: tuple[float, ...] = ()
     if "latencyBuckets" in f:
         try:

@@ -324,6 +324,19 @@ def test_an_annotation_an_obsctl_document_overrides_is_said_unused(templates: Te
                                                  "wins over the annotation; set it in one place")]
 
 
+def test_a_runbook_that_is_not_http_is_an_error_where_it_is_written(templates: Templates) -> None:
+    doc = "apiVersion: obsctl.dev/v1\nkind: Service\nmetadata: {name: checkout}\nspec: {runbook: ftp://rb/x}\n"
+    linked = component().replace("  name: checkout\n", "  name: checkout\n  links: [{title: Runbook, url: ftp://rb/y}]\n")
+    for files, where in (([("doc.yaml", doc), ("c.yaml", component())],
+                          ("doc.yaml", "service:default/checkout", "spec.runbook")),
+                         ([("c.yaml", component(annotations="obsctl.dev/runbook: ftp://rb/z\n"))],
+                          ("c.yaml", "component:default/checkout", "metadata.annotations.obsctl.dev/runbook")),
+                         ([("c.yaml", linked)], ("c.yaml", "component:default/checkout", "metadata.links"))):
+        result = load(templates, ("t.yaml", TEAM), *files)
+        assert [(p.file, p.entity, p.field) for p in result.errors] == [where]
+        assert "is not an http(s) URL" in result.errors[0].message and result.catalog.services == ()
+
+
 def test_a_latency_buckets_annotation_is_said_unused(templates: Templates) -> None:
     result = load(templates, ("t.yaml", TEAM),
                   ("c.yaml", component(annotations='obsctl.dev/latency-buckets: "0.1,0.3"\n')))
