@@ -8,7 +8,7 @@ value is only ever a YAML scalar. Every config is checked against obsctl's colle
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,14 +178,17 @@ def _sampler_resolver(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"dns": {"hostname": str(values["sampler_hostname"]), "port": str(values["sampler_port"])}}
 
 
-def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The gateway config of one team: metrics and logs to the backends, traces by trace ID to the samplers."""
+def gateway_config(team: EntityRef, templates: Templates, options: RenderOptions,
+                   memo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The gateway config of one team: metrics and logs to the backends, traces by trace ID to the samplers
+    (`memo`: a render context's, whose verdicts the check may reuse)."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
     values.update({"team": otelcol.value(team.name), "environment": otelcol.value(options.environment),
                    "scrub_actions": _scrub_actions(settings), "sampler_resolver": _sampler_resolver(values)})
     config: dict[str, Any] = fill(templates.collectors.gateway, values, "gateway")
-    _check(config, f"collectors/gateway.yaml for {team}")
+    _team_check("gateway", templates.collectors.gateway, values, config, f"collectors/gateway.yaml for {team}",
+                memo=memo)
     return config
 
 
@@ -211,13 +214,16 @@ def sampling_policies(by_tier: Mapping[Any, Any]) -> list[dict[str, Any]]:
     return policies
 
 
-def sampler_config(team: EntityRef, templates: Templates, options: RenderOptions) -> dict[str, Any]:
-    """The sampler config of one team: tail sampling on whole traces, kept traces to the traces backend."""
+def sampler_config(team: EntityRef, templates: Templates, options: RenderOptions,
+                   memo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The sampler config of one team: tail sampling on whole traces, kept traces to the traces backend
+    (`memo`: a render context's, whose verdicts the check may reuse)."""
     settings = _settings(templates, options)
     values = _endpoint_values(settings, team)
     values["sampling_policies"] = sampling_policies(settings.get("baseline_sampling_percent_by_tier") or {})
     config: dict[str, Any] = fill(templates.collectors.sampler, values, "sampler")
-    _check(config, f"collectors/sampler.yaml for {team}")
+    _team_check("sampler", templates.collectors.sampler, values, config, f"collectors/sampler.yaml for {team}",
+                memo=memo)
     return config
 
 
@@ -312,46 +318,68 @@ def _body_only(template: Any) -> frozenset[str]:
 
 def _agent_valid(values: Mapping[str, Any], used: frozenset[str], body_only: frozenset[str],
                  ctx: RenderContext) -> bool:
-    """Whether the agent config of `values` passes the check, whatever its `_OPAQUE` values (see `_agent_bodies`).
+    """Whether the agent config of `values` passes the check, whatever its `_OPAQUE` values (see `_agent_bodies`
+    and `_passes`: the whole check runs once per set of the other values that shape the config)."""
+    agent_template = ctx.templates.collectors.agent
+    stood = {**values, **{k: symbolic.sentinel(i) for i, k in enumerate(_OPAQUE)}}
+    return _passes("agent", agent_template, {k: v for k, v in values.items() if k in used and k not in _OPAQUE},
+                   body_only=body_only, whole=lambda: _agent_from(stood, ctx.templates),
+                   body=lambda section, raw_id: fill(agent_template[section][raw_id], stood,
+                                                     f"agent.{section}.{raw_id}"),
+                   memo=ctx.memo)
 
-    The whole check runs once per set of the values that shape the config (every value the template reads but
-    the `_OPAQUE` ones and those standing only inside component bodies, `_body_only`: a team's gateway endpoint).
-    Two configs alike in those differ only in the bodies holding the others, and the check reads a body only
-    through `component_problems` (the rest of its verdict reads ids and the `service` section): so once one
-    config of a shaping set passed whole, another passes when each of those bodies, filled with its values,
-    passes `component_problems`. A failing config is left to the ordinary path, which reports the real problems.
+
+def _passes(name: str, template: Any, values: Mapping[str, Any], *, body_only: frozenset[str],
+            whole: Callable[[], dict[str, Any]], body: Callable[[str, str], Any], memo: dict[str, Any]) -> bool:
+    """Whether the config `whole()` builds from `template` and `values` (what it reads of them) passes the check.
+
+    The whole check runs once per set of the values that shape the config: all but those standing only inside
+    component bodies (`body_only`, see `_body_only`: a team's endpoints). Two configs alike in those differ only
+    in the bodies holding the others, and the check reads a body only through `component_problems` (the rest
+    of its verdict reads ids and the `service` section): so once one config of a shaping set passed whole,
+    another passes exactly when each of those bodies (`body(section, id)`, as `whole()` would build it) passes
+    `component_problems`. The caller builds a failing config the ordinary way, whose check names its problems.
     """
-    templates = ctx.templates
-    agent_template = templates.collectors.agent
-    verdicts: dict[tuple[str, str], bool] = ctx.memo.setdefault("collectors.verdicts", {})
-    # only the values the template reads make the config (the others are settings for other templates)
-    shaping = repr(sorted((k, v) for k, v in values.items() if k in used and k not in _OPAQUE and k not in body_only))
+    verdicts: dict[tuple[str, str], bool] = memo.setdefault(f"collectors.{name}.verdicts", {})
+    shaping = repr(sorted((k, v) for k, v in values.items() if k not in body_only))
     key = (shaping, repr(sorted((k, v) for k, v in values.items() if k in body_only)))
     valid = verdicts.get(key)
     if valid is not None:
         return valid
     if len(verdicts) >= _SHAPES_MAX:
         verdicts.clear()
-    stood = {**values, **{k: symbolic.sentinel(i) for i, k in enumerate(_OPAQUE)}}
-    # per shaping set that had a config pass whole: the components of that config holding a value that stands only
-    # in bodies
-    passed: dict[str, tuple[tuple[str, Any], ...]] = ctx.memo.setdefault("collectors.passed", {})
+    # per shaping set that had a config pass whole: the components of that config holding a body-only value
+    passed: dict[str, tuple[tuple[str, str], ...]] = memo.setdefault(f"collectors.{name}.passed", {})
     held = passed.get(shaping)
     if held is None:
-        config = _agent_from(stood, templates)
+        config = whole()
         valid = not validate_collector_config(config)
         if valid:
             if len(passed) >= _SHAPES_MAX:
                 passed.clear()
             passed[shaping] = tuple((section, raw_id) for section in _COMPONENT_KINDS
                                     for raw_id in config.get(section) or {}
-                                    if _names_in(agent_template[section][raw_id]) & body_only)
+                                    if _names_in(template[section][raw_id]) & body_only)
     else:
-        valid = not any(component_problems(_COMPONENT_KINDS[section], raw_id,
-                                           fill(agent_template[section][raw_id], stood, f"agent.{section}.{raw_id}"))
+        valid = not any(component_problems(_COMPONENT_KINDS[section], raw_id, body(section, raw_id))
                         for section, raw_id in held)
     verdicts[key] = valid
     return valid
+
+
+def _team_check(name: str, template: Any, values: Mapping[str, Any], config: dict[str, Any], what: str, *,
+                memo: dict[str, Any] | None) -> None:
+    """`_check` of a team's gateway or sampler config filled from `template` with `values`; through `_passes`
+    with a render's `memo` (the raising check runs only for a config that does not pass)."""
+    if memo is not None:
+        names = memo.get(f"collectors.{name}.names")
+        if names is None:
+            names = memo[f"collectors.{name}.names"] = (_names_in(template), _body_only(template))
+        used, body_only = names
+        if _passes(name, template, {k: v for k, v in values.items() if k in used}, body_only=body_only,
+                   whole=lambda: config, body=lambda section, raw_id: config[section][raw_id], memo=memo):
+            return
+    _check(config, what)
 
 
 def _agent_bodies(svc: Service, ctx: RenderContext, agents: bool, crds: bool) -> tuple[bytes, bytes] | None:
@@ -449,8 +477,8 @@ def render_shared(teams: tuple[EntityRef, ...], ctx: RenderContext) -> list[Arti
     for team in teams if gateways or crds else ():
         owner = str(team)
         key = conv.team_key(team)
-        gateway = gateway_config(team, ctx.templates, ctx.options)
-        sampler = sampler_config(team, ctx.templates, ctx.options)
+        gateway = gateway_config(team, ctx.templates, ctx.options, ctx.memo)
+        sampler = sampler_config(team, ctx.templates, ctx.options, ctx.memo)
         if gateways:
             out.append(Artifact(Kind.COLLECTOR_GATEWAY, key, conv.collector_gateway_path(team),
                                 _dump(gateway, owner), owner))

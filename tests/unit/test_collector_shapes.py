@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from obsctl.errors import SpecError
 from obsctl.model.artifact import Kind
 from obsctl.model.entities import SLO, AvailabilitySLI, Catalog, EntityRef, LatencySLI, Service
 from obsctl.model.otelcol import validate_collector_config
@@ -112,7 +113,32 @@ def test_each_teams_gateway_endpoint_is_checked(first_refused: bool, monkeypatch
     assert fast == slow
     refused = [svc.team.name for svc, out in zip(services, fast, strict=True) if not isinstance(out[0], tuple)]
     assert sorted(set(refused)) == ["[::1", "no-port"] and len(refused) == 4
-    assert len(ctx.memo["collectors.passed"]) == 2  # passed whole once per latency threshold, not once per team
+    assert len(ctx.memo["collectors.agent.passed"]) == 2  # passed whole once per latency threshold, not once per team
+
+
+@pytest.mark.parametrize(("build", "setting"), [(collectors.gateway_config, "logs_endpoint"),
+                                              (collectors.gateway_config, "health_endpoint"),
+                                              (collectors.sampler_config, "traces_endpoint")])
+@pytest.mark.parametrize("first_refused", [False, True])
+def test_each_teams_gateway_and_sampler_are_checked(build: Any, setting: str, first_refused: bool) -> None:
+    """A render checks a team's gateway and sampler whole once per set of shaping values, and a team's own values
+    through the bodies holding them: every team gets the config or the problems of a check of its own."""
+    teams = ["host-a:4317", "no-port", "", "[::1", "host-b:4317"]
+    if first_refused:
+        teams.insert(0, teams.pop(2))
+    options = RenderOptions(collector=((setting, "@{team}"),))
+
+    def outcome(team: str, memo: dict[str, Any] | None) -> Any:
+        try:
+            return build(EntityRef("group", "default", team), TEMPLATES, options, memo)
+        except SpecError as exc:
+            return exc.problems
+
+    memo: dict[str, Any] = {}
+    remembered = [outcome(team, memo) for team in teams]
+    assert remembered == [outcome(team, None) for team in teams]
+    assert any(isinstance(r, list) for r in remembered) and any(isinstance(r, dict) for r in remembered)
+    assert len(memo[f"collectors.{build.__name__.split('_')[0]}.passed"]) == 1
 
 
 @settings(max_examples=60, deadline=None)
