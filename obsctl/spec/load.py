@@ -725,15 +725,30 @@ def _golden_slos(r: Reader, comp: backstage.ComponentEntity | None, tier: int, p
     return slos
 
 
-def _enum(r: Reader, path: tuple[str | int, ...], value: str, enum: type[Protocol] | type[Runtime],
-          default: Any) -> Any:
-    if not value:
-        return default
-    try:
-        return enum(value.lower())
-    except ValueError:
-        r.problem(path, f"{value!r} is not one of {', '.join(e.value for e in enum)}")
-        return default
+def _field_ok(r: Reader, path: tuple[str | int, ...], key: str, text: str, templates: Templates) -> bool:
+    """Whether `text` is a valid value of the service field `key` (tier, protocol, runtime, paging, runbook; any
+    other is free text); an error at `path` when not. One check per field, wherever the value is written."""
+    if key == "tier":
+        try:
+            if int(text) in templates.tier_defaults:
+                return True
+        except ValueError:
+            pass
+        r.problem(path, f"tier {text[:20]!r} must be one of {', '.join(map(str, sorted(templates.tier_defaults)))}")
+        return False
+    if key in ("protocol", "runtime"):
+        enum: type[Protocol] | type[Runtime] = Protocol if key == "protocol" else Runtime
+        if text.lower() in {e.value for e in enum}:
+            return True
+        r.problem(path, f"{text!r} is not one of {', '.join(e.value for e in enum)}")
+        return False
+    if key == "paging" and text not in PAGING_MODES:
+        r.problem(path, f"paging {text!r} must be one of {', '.join(PAGING_MODES)}")
+        return False
+    if key == "runbook" and not text.startswith(("https://", "http://")):
+        r.problem(path, f"{text!r} is not an http(s) URL")
+        return False
+    return True
 
 
 def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templates: Templates,
@@ -750,10 +765,11 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
 
     def pick(key: str, ann_key: str) -> tuple[str, Reader, tuple[str | int, ...]]:
         if key in f:
-            if ann.get(backstage.PREFIX + ann_key, str(f[key])) != str(f[key]):
-                r.warn((*ann_path, backstage.PREFIX + ann_key),
-                       f"not used: spec.{key} of its obsctl.dev/v1 document in {dr.doc.file} ({str(f[key])[:80]!r}) "
-                       "wins over the annotation; set it in one place")
+            # the document's value wins; the annotation is still checked as where it is used
+            written, at = ann.get(backstage.PREFIX + ann_key, ""), (*ann_path, backstage.PREFIX + ann_key)
+            if written and _field_ok(r, at, key, written, templates) and written != str(f[key]):
+                r.warn(at, f"not used: spec.{key} of its obsctl.dev/v1 document in {dr.doc.file} "
+                           f"({str(f[key])[:80]!r}) wins over the annotation; set it in one place")
             return str(f[key]), dr, (*spec_path, key)
         return ann.get(backstage.PREFIX + ann_key, ""), r, (*ann_path, backstage.PREFIX + ann_key)
 
@@ -784,27 +800,20 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         r.warn(("spec", "owner"), f"owner {owner} not found in the catalog; routing uses "
                                   f"{cv.team_label(owner)!r} as the team (its alerts' team label)")
     tier_text, tr, tpath = pick("tier", "tier")
-    tier = templates.default_tier
-    if tier_text:
-        try:
-            tier = int(tier_text)
-            if tier not in templates.tier_defaults:
-                raise ValueError
-        except ValueError:
-            known = ", ".join(map(str, sorted(templates.tier_defaults)))
-            tr.problem(tpath, f"tier {tier_text[:20]!r} must be one of {known}")
+    tier = int(tier_text) if tier_text and _field_ok(tr, tpath, "tier", tier_text, templates) else \
+        templates.default_tier
     text, pr, ppath = pick("protocol", "protocol")
-    protocol = _enum(pr, ppath, text, Protocol, Protocol.HTTP)
+    protocol = Protocol(text.lower()) if text and _field_ok(pr, ppath, "protocol", text, templates) else Protocol.HTTP
     text, rr, rpath = pick("runtime", "runtime")
-    runtime = _enum(rr, rpath, text, Runtime, Runtime.OTHER)
+    runtime = Runtime(text.lower()) if text and _field_ok(rr, rpath, "runtime", text, templates) else Runtime.OTHER
     environment = pick("environment", "environment")[0] or "production"
     runbook, rbr, rbpath = pick("runbook", "runbook")
     if not runbook and comp:
         for link in comp.links:
             if "runbook" in str(link.get("title", "")).lower() or link.get("type") == "runbook":
                 runbook, rbr, rbpath = str(link.get("url", "")), r, ("metadata", "links")
-    if runbook and not runbook.startswith(("https://", "http://")):
-        rbr.problem(rbpath, f"{runbook!r} is not an http(s) URL")  # where it was written: document, annotation, link
+    if runbook:
+        _field_ok(rbr, rbpath, "runbook", runbook, templates)  # where it was written: document, annotation, link
     buckets: tuple[float, ...] = ()
     if "latencyBuckets" in f:
         try:
@@ -828,8 +837,8 @@ def _assemble(ref: EntityRef, e: _Pending, teams: dict[EntityRef, Team], templat
         slos = slos + _identified(reader, ref, extra, sites, own)
     lifecycle = (comp.lifecycle if comp else str(f.get("lifecycle", "production"))) or "production"
     paging, pgr, pgpath = pick("paging", "paging")
-    if paging and paging not in PAGING_MODES:
-        pgr.problem(pgpath, f"paging {paging!r} must be one of {', '.join(PAGING_MODES)}")
+    if paging:
+        _field_ok(pgr, pgpath, "paging", paging, templates)
     paging = paging or templates.paging.get(lifecycle, templates.paging["default"])
     slos = tuple(_apply_paging(s, paging) for s in slos)
     names = [s.name for s in slos]

@@ -322,6 +322,18 @@ def test_an_annotation_an_obsctl_document_overrides_is_said_unused(templates: Te
     assert [(p.field, p.message) for p in result.problems] == [
         ("metadata.annotations.obsctl.dev/tier", "not used: spec.tier of its obsctl.dev/v1 document in doc.yaml ('1') "
                                                  "wins over the annotation; set it in one place")]
+    # a bad value is the error it is where the annotation is used, though the document's value wins
+    for key, value in (("tier", "x"), ("protocol", "smtp"), ("runtime", "cobol"), ("paging", "loud"),
+                       ("runbook", "ftp://rb")):
+        doc = f"apiVersion: obsctl.dev/v1\nkind: Service\nmetadata: {{name: checkout}}\nspec: {{{key}: ''}}\n"
+        doc = doc.replace("''", {"tier": "1", "protocol": "grpc", "runtime": "jvm", "paging": "ticket",
+                                 "runbook": "https://rb"}[key])
+        bad = component(annotations=f'obsctl.dev/{key}: "{value}"\n')
+        beside = load(templates, ("t.yaml", TEAM), ("doc.yaml", doc), ("c.yaml", bad))
+        alone = load(templates, ("t.yaml", TEAM), ("c.yaml", bad))
+        assert [str(p) for p in beside.errors] == [str(p) for p in alone.errors], key
+        assert [(p.file, p.field) for p in beside.errors] == [("c.yaml", f"metadata.annotations.obsctl.dev/{key}")]
+        assert beside.catalog.services == ()
 
 
 def test_a_runbook_that_is_not_http_is_an_error_where_it_is_written(templates: Templates) -> None:
