@@ -101,16 +101,24 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     assert by_name["obsctl:slo_errors:sum5m"] == (
         f"sum_over_time(obsctl:slo_errors:rate5m{sel}[4m59s999ms])\nunless\n"
         f"count_over_time(obsctl:slo_errors:sum5m{sel}[4m59s999ms])")
-    assert by_name["obsctl:slo_rate_samples:count1h"].startswith(
-        f"count_over_time(obsctl:slo_requests:rate5m{sel}[59m59s999ms])\nunless\n")
+    assert by_name["obsctl:slo_rate_samples:count5m"].startswith(
+        f"count_over_time(obsctl:slo_requests:rate5m{sel}[4m59s999ms])\nunless\n")
+    # the period adds up the same 5m tiles (hourly ones left up to an hour of traffic out), each tile series
+    # read once: the rates' count recorded first, the sums divided by it
     assert "http_server" not in by_name["obsctl:slo_error_ratio:period"]
-    assert "sum_over_time(obsctl:slo_errors:sum1h" in by_name["obsctl:slo_errors:period"]
-    assert "[29d23h59m59s999ms])" in by_name["obsctl:slo_errors:period"]
+    assert by_name["obsctl:slo_rate_samples:period"] == (
+        f"sum_over_time(obsctl:slo_rate_samples:count5m{sel}[29d23h59m59s999ms])")
+    assert by_name["obsctl:slo_errors:period"] == (
+        f"sum_over_time(obsctl:slo_errors:sum5m{sel}[29d23h59m59s999ms])\n/\nobsctl:slo_rate_samples:period{sel}")
+    assert by_name["obsctl:slo_events:period"] == (
+        f"obsctl:slo_requests:period{sel} * 300\n*\n"
+        f"count_over_time(obsctl:slo_rate_samples:count5m{sel}[29d23h59m59s999ms])")
+    assert not any(n.endswith(("sum1h", "count1h")) for n in names)
     # no subquery anywhere: tiles are recorded one span apart and read as plain ranges
     assert not any(":5m]" in e or ":1h]" in e for e in by_name.values())
     # each tile records only when its own series has no sample in the span before
-    assert by_name["obsctl:slo_errors:sum1h"].endswith(
-        f"unless\ncount_over_time(obsctl:slo_errors:sum1h{sel}[59m59s999ms])")
+    assert by_name["obsctl:slo_errors:sum5m"].endswith(
+        f"unless\ncount_over_time(obsctl:slo_errors:sum5m{sel}[4m59s999ms])")
     # short windows: the raw counters; the error rate reads the request rate recorded just before it
     assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_error_ratio:rate1h"]
     assert f"or on() (0 * (obsctl:slo_requests:rate1h{sel}))" in by_name["obsctl:slo_error_ratio:rate1h"]
