@@ -75,16 +75,18 @@ def _family(pid: int) -> list[int]:
 
 
 def _sample(pid: int, interval: float = 0.1) -> None:
-    """`--sample PID`: the peak PSS (kB) of PID and its descendants, printed once stdin closes."""
+    """`--sample PID`: the peak PSS (kB) of PID and its descendants but this sampler (a child of PID too), and
+    the sampler's own CPU seconds (counted in PID's children's), printed once stdin closes."""
     import select
 
     peak = 0
+    me = os.getpid()
     while True:
-        peak = max(peak, sum(_pss_kb(p) for p in _family(pid)))
+        peak = max(peak, sum(_pss_kb(p) for p in _family(pid) if p != me))
         ready, _, _ = select.select([sys.stdin], [], [], interval)
         if ready and not sys.stdin.read(1):
             break
-    print(peak, flush=True)
+    print(peak, _cpu_s(resource.RUSAGE_SELF), flush=True)
 
 
 class _PssPeak:
@@ -93,6 +95,7 @@ class _PssPeak:
 
     def __init__(self) -> None:
         self.peak_kb = 0
+        self.cpu_s = 0.0  # the sampler's own CPU seconds
         self._proc: Any = None
 
     def __enter__(self) -> _PssPeak:
@@ -104,7 +107,9 @@ class _PssPeak:
 
     def __exit__(self, *exc: object) -> None:
         out, _ = self._proc.communicate("", timeout=60)
-        self.peak_kb = int(out.strip() or 0)
+        fields = out.split()
+        self.peak_kb = int(fields[0]) if fields else 0
+        self.cpu_s = float(fields[1]) if len(fields) > 1 else 0.0
 
 
 STAGE_N = 1000  # services rendered serially, stage by stage, after the timed run
@@ -169,7 +174,7 @@ def _timed_converge(catalog: Any, tpl: Any, options: Any, out: str, workers: int
     apply_s = t0 + wall - marks.get("apply", t0 + wall)
     return {"wall_s": wall, "render_plan_s": wall - apply_s, "apply_s": apply_s,
             "cpu_parent_s": _cpu_s(resource.RUSAGE_SELF) - cpu0,
-            "cpu_workers_s": _cpu_s(resource.RUSAGE_CHILDREN) - kids0,
+            "cpu_workers_s": _cpu_s(resource.RUSAGE_CHILDREN) - kids0 - pss.cpu_s,
             "pss_peak_mb": pss.peak_kb / 1024.0, "plan": run.plan.summary(), "failed": len(run.failed),
             "artifacts": done.artifacts, "load": " / ".join(f"{x:.2f}" for x in os.getloadavg())}
 
