@@ -466,7 +466,7 @@ def vectorised_backfill_rules() -> str:
 
 # Tiles hold one sample per span (the generated rules record a tile only when their own series has none in
 # the span before): backfilled at their span, from the first span boundary of the data on.
-TILE_INTERVALS = {"5m": 300}
+TILE_INTERVALS = {"5m": 300, "10m": 600}
 
 
 def vectorised_tile_rules(tile: str) -> str:
@@ -698,6 +698,7 @@ def _wait_complete(ctx: Context, url: str, t_end: int, timeout: float = 600.0) -
     steps = {name: STEP_S for name in ("obsctl:slo_errors:rate5m", "obsctl:slo_requests:rate5m",
                                         "slo:sli_error:ratio_rate5m", METRIC)}
     steps["obsctl:slo_rate_samples:count5m"] = TILE_INTERVALS["5m"]
+    steps["obsctl:slo_requests:sum10m"] = TILE_INTERVALS["10m"]
     t0 = time.monotonic()
     short: float | None = None  # the most samples any series still misses
     while time.monotonic() - t0 < timeout:

@@ -5,12 +5,12 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 - windows up to RAW_WINDOW_MAX_S (5m ... 6h): the request rate on the raw counters, then the error
   ratio, whose error rate reads that recorded request rate where it needs the total; the error rate
   itself is recorded at 5m only (dashboards and reports read it there);
-- tiles: sums of the recorded 5m rates over the 5m before each evaluation, and how many rates each
-  holds (`tile_rules`);
+- tiles: sums of the recorded 5m rates over the 5m (or 10m) before each evaluation, and how many
+  rates each holds (`tile_rules`);
 - longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
-  added up from abutting 5m tiles (see `_tiled`), which weights every scrape interval by its traffic
-  (exact for occurrences budgeting) and reads one tile per 5m instead of every recorded rate; the
-  period's request count from the same tiles;
+  added up from abutting tiles (5m tiles for the windows, 10m ones for the period; see `_tiled`),
+  which weights every scrape interval by its traffic (exact for occurrences budgeting) and reads one
+  tile per span instead of every recorded rate; the period's request count from its tiles;
 - timeslices budgeting: a bad-slice indicator and the fraction of bad slices per window;
 - burn rate per window and for the period, objective, budget, remaining budget;
 - one alert per enabled MWMB tier (burn rates divided from the ratios), a no-data alert and an
@@ -20,7 +20,7 @@ Groups: `sli` at the rules' evaluation interval holds page-fast's windows (1h, 5
 `meta`, once a minute, page-slow's windows (6h, 30m), the burn-rate series of every page window
 (dashboards), then page-slow; `tickets`, every 2m30s, the 5m tiles, the windows only ticket tiers
 read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`, every 2m30s,
-the period's figures and the SLO's constants. Each alert runs right after
+the period's 10m tiles, its figures and the SLO's constants. Each alert runs right after
 the windows it reads are recorded. Rule evaluation cost is mostly per sample read, per rule and per
 group evaluation, so each window is read no more often than what reads it needs.
 
@@ -70,10 +70,11 @@ META_INTERVAL = "1m"
 # absent to queries between the lookback's end and the next evaluation). A ticket may fire or resolve up
 # to 2m30s later: tickets are worked on the next business hours.
 TICKETS_INTERVAL = "2m30s"
-# The period group's figures move once per 5m tile (they add up the tiles): it runs as often as the tickets
-# group records them. Hourly tiles read a tenth of the samples but leave up to an hour (plus an interval) of
-# the most recent traffic out of the period: at a busy hour that moved the period's error ratio by 0.36 %
-# of itself (rules bench, data ending in the afternoon); 5m tiles leave out at most 7m30s.
+# The period group records its 10m tiles and adds them up every 2m30s (it divides the tile, so tiles abut, and
+# stays under Prometheus' 5m lookback). A tiled period leaves its newest traffic out, up to one tile and one
+# interval: with hourly tiles that moved the period's error ratio by up to 0.36 % of itself at a busy hour (rules
+# bench, data ending in the afternoon; 0.1 % allowed); 5m tiles read 8,640 samples per series and tripled the
+# group's cost; 10m tiles (12m30s at most) read half that.
 PERIOD_INTERVAL = TICKETS_INTERVAL
 NO_DATA_FOR = "15m"
 BUDGET_EXHAUSTED_FOR = "5m"
@@ -88,9 +89,10 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 # Long windows and the period add up tiles: sums of the recorded 5m rates over a fixed span. A window of W
-# reads W/TILE tiles (a day: 288 instead of 4,320 rates at a 20 s interval; a 30d period: 8,640 instead of
-# 129,600), see `_tiled`.
-TILE_S = SHORT_S  # the tile of the windows longer than RAW_WINDOW_MAX_S (1d, 3d) and of the period
+# reads W/TILE tiles (a day: 288 instead of 4,320 rates at a 20 s interval; a 30d period: 4,320 10m tiles
+# instead of 129,600 rates), see `_tiled`.
+TILE_S = SHORT_S  # the tile of the windows longer than RAW_WINDOW_MAX_S (1d, 3d)
+PERIOD_TILE_S = 600.0  # the tile of the period
 
 
 def _under(seconds: float) -> str:
@@ -270,15 +272,10 @@ class _SloRules:
         rules = [r for seconds in self.windows_in("meta") for r in self.window_rules(seconds)]
         return rules + [self.burn_rule(seconds) for seconds, part in self.window_parts.items() if part != "tickets"]
 
-    @functools.cached_property
-    def tile_part(self) -> str:
-        """The group that records the 5m tiles: the first that reads them, `tickets` when it adds up day windows
-        from them, else `period`."""
-        return "tickets" if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else "period"
-
     def ticket_rules(self) -> list[Rule]:
         """The 5m tiles, the windows only ticket tiers read and their burn rates (the `tickets` group)."""
-        rules = self.tile_rules(TILE_S) if self.tile_part == "tickets" else []
+        # the windows' 5m tiles (the period's 10m ones are the period group's own)
+        rules = self.tile_rules(TILE_S) if any(w > RAW_WINDOW_MAX_S for w in self.windows()) else []
         rest = self.windows_in("tickets")
         rules += [r for seconds in rest for r in self.window_rules(seconds)]
         return rules + [self.burn_rule(seconds) for seconds in rest]
@@ -290,9 +287,9 @@ class _SloRules:
     def period_rules(self) -> list[Rule]:
         """Objective, budget, info, the period's ratio, burn rate and remaining budget (the `period` group)."""
         p = self.period
-        errors, total = self.tiled_rates(self.period_s, TILE_S)
+        errors, total = self.tiled_rates(self.period_s, PERIOD_TILE_S)
         samples = f"{cv.SERIES_PERIOD_RATE_SAMPLES}{self.sel}"
-        tiles = f"count_over_time({self.ref(cv.SERIES_RATE_SAMPLES, _win(TILE_S))}[{_under(self.period_s)}])"
+        tiles = f"count_over_time({self.ref(cv.SERIES_RATE_SAMPLES, _win(PERIOD_TILE_S))}[{_under(self.period_s)}])"
         svc, slo = self.svc, self.slo
         info = {
             cv.LABEL_TEAM: cv.team_label(svc.team),
@@ -304,21 +301,22 @@ class _SloRules:
             cv.LABEL_SLI: slo.sli.kind,
         }
         rules = [
-            *(self.tile_rules(TILE_S) if self.tile_part == "period" else []),
+            # 10m tiles recorded where they are read (2m30s divides 10m, so they abut)
+            *self.tile_rules(PERIOD_TILE_S),
             self.record(cv.SERIES_INFO, "vector(1)", info),
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
             self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
             # each tile series is read once: the rates' count, then the errors' and the requests' sums over it
-            self.record(cv.SERIES_PERIOD_RATE_SAMPLES, self.tiled_count(self.period_s, TILE_S)),
+            self.record(cv.SERIES_PERIOD_RATE_SAMPLES, self.tiled_count(self.period_s, PERIOD_TILE_S)),
             self.record(cv.SERIES_PERIOD_ERRORS, f"{errors}\n/\n{samples}"),
             self.record(cv.SERIES_PERIOD_TOTAL, f"{total}\n/\n{samples}"),
             self.record(cv.SERIES_PERIOD_ERROR_RATIO,
                         f"{cv.SERIES_PERIOD_ERRORS}{self.sel}\n/\n{cv.SERIES_PERIOD_TOTAL}{self.sel}"),
             # the period's average request rate x the time its tiles cover (each tile weighted by its rates:
-            # the same as adding up each tile's average x 5m when every tile holds as many rates)
+            # the same as adding up each tile's average x 10m when every tile holds as many rates)
             self.record(cv.SERIES_PERIOD_EVENTS,
-                        f"{cv.SERIES_PERIOD_TOTAL}{self.sel} * {number(TILE_S)}\n*\n{tiles}"),
+                        f"{cv.SERIES_PERIOD_TOTAL}{self.sel} * {number(PERIOD_TILE_S)}\n*\n{tiles}"),
         ]
         ratio = cv.SERIES_PERIOD_ERROR_RATIO
         if self.timeslices:

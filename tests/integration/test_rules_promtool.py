@@ -127,8 +127,8 @@ def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> No
     end = n * step  # on an hour boundary
     off = end - 180.0  # 3 minutes after the last 5m boundary
     # Tiles are one span apart from the first one, recorded with the first 5m rate (t = 60 s, the second raw
-    # sample): the last 5m tile before `end` is at end - 240 s. The period adds up the same tiles.
-    last5 = end - 240.0
+    # sample): the last 5m tile before `end` is at end - 240 s, the period's last 10m one at end - 540 s.
+    last5, last10 = end - 240.0, end - 540.0
     rates = {w: f"avg_over_time(obsctl:slo_errors:rate5m{sel}[{w}])" for w in ("23h59m59s999ms", "1d23h59m59s999ms")}
     day = "23h59m59s999ms"
     ratio_every = (f"sum_over_time(obsctl:slo_errors:rate5m{sel}[{day}]) / "
@@ -138,8 +138,8 @@ def test_tiles_add_up_to_every_recorded_rate_of_the_window(tmp_path: Path) -> No
               (f"obsctl:slo_error_ratio:rate1d{sel}", off), (ratio_every, last5),
               (f"obsctl:slo_requests:rate1d{sel}", off), (requests_every, last5),
               (f"count_over_time(obsctl:slo_errors:sum5m{sel}[{day}])", end), ("vector(288)", end),
-              (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], last5),
-              (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], last5)]
+              (f"obsctl:slo_errors:period{sel}", end), (rates["1d23h59m59s999ms"], last10),
+              (f"obsctl:slo_errors:period{sel}", off), (rates["1d23h59m59s999ms"], last10)]
     probe = Suite(rule_groups(svc, templates), evaluation_interval_s=step)
     probe.add_expr(scenario, probes)
     result = run_promtool_test(probe.write(tmp_path, "tiles"))

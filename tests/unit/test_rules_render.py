@@ -103,16 +103,18 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
         f"count_over_time(obsctl:slo_errors:sum5m{sel}[4m59s999ms])")
     assert by_name["obsctl:slo_rate_samples:count5m"].startswith(
         f"count_over_time(obsctl:slo_requests:rate5m{sel}[4m59s999ms])\nunless\n")
-    # the period adds up the same 5m tiles (hourly ones left up to an hour of traffic out), each tile series
+    # the period adds up its own 10m tiles (hourly ones left up to an hour of traffic out), each tile series
     # read once: the rates' count recorded first, the sums divided by it
     assert "http_server" not in by_name["obsctl:slo_error_ratio:period"]
     assert by_name["obsctl:slo_rate_samples:period"] == (
-        f"sum_over_time(obsctl:slo_rate_samples:count5m{sel}[29d23h59m59s999ms])")
+        f"sum_over_time(obsctl:slo_rate_samples:count10m{sel}[29d23h59m59s999ms])")
     assert by_name["obsctl:slo_errors:period"] == (
-        f"sum_over_time(obsctl:slo_errors:sum5m{sel}[29d23h59m59s999ms])\n/\nobsctl:slo_rate_samples:period{sel}")
+        f"sum_over_time(obsctl:slo_errors:sum10m{sel}[29d23h59m59s999ms])\n/\nobsctl:slo_rate_samples:period{sel}")
     assert by_name["obsctl:slo_events:period"] == (
-        f"obsctl:slo_requests:period{sel} * 300\n*\n"
-        f"count_over_time(obsctl:slo_rate_samples:count5m{sel}[29d23h59m59s999ms])")
+        f"obsctl:slo_requests:period{sel} * 600\n*\n"
+        f"count_over_time(obsctl:slo_rate_samples:count10m{sel}[29d23h59m59s999ms])")
+    assert by_name["obsctl:slo_errors:sum10m"].endswith(
+        f"unless\ncount_over_time(obsctl:slo_errors:sum10m{sel}[9m59s999ms])")
     assert not any(n.endswith(("sum1h", "count1h")) for n in names)
     # no subquery anywhere: tiles are recorded one span apart and read as plain ranges
     assert not any(":5m]" in e or ":1h]" in e for e in by_name.values())
