@@ -50,7 +50,7 @@ def _families(catalog: Any, tpl: Any, now: int, seed: int) -> dict[str, list[Any
                 (labels, [(float(t), rate * (1 + 0.3 * ((t // 3600) % 24 > 8))) for t in
                           range(start, now - 60, TOTAL_STEP_S)] + [(float(now - 60), rate)]))
             fam.setdefault(errors5, []).append((labels, [(t, rate * ratio) for t in recent]))
-            # the period's request count the rules record from their 5m tiles (rolling reports read it)
+            # the period's request count the rules record from their 10m tiles (rolling reports read it)
             fam.setdefault(cv.SERIES_PERIOD_EVENTS, []).append(
                 (labels, [(t, rate * slo.period_days * 86400.0) for t in recent]))
             for w in tpl.windows[slo.period_days].windows_s:

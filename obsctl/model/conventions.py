@@ -67,7 +67,7 @@ SERIES_INFO = "obsctl_slo_info"
 SERIES_ERRORS_SUM = "obsctl:slo_errors:sum{window}"
 SERIES_TOTAL_SUM = "obsctl:slo_requests:sum{window}"
 SERIES_RATE_SAMPLES = "obsctl:slo_rate_samples:count{window}"
-SERIES_PERIOD_EVENTS = "obsctl:slo_events:period"  # requests counted over the period (its 5m tiles)
+SERIES_PERIOD_EVENTS = "obsctl:slo_events:period"  # requests counted over the period (its 10m tiles)
 SERIES_PERIOD_RATE_SAMPLES = "obsctl:slo_rate_samples:period"  # how many 5m rates the period's tiles hold
 SHORT_RESOLUTION = "5m"
 

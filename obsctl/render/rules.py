@@ -307,7 +307,8 @@ class _SloRules:
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),
             self.record(cv.SERIES_ERROR_BUDGET, f"vector({number(slo.error_budget)})"),
             self.record(cv.SERIES_PERIOD_SECONDS, f"vector({number(self.period_s)})"),
-            # each tile series is read once: the rates' count, then the errors' and the requests' sums over it
+            # the rates' count over the period recorded once, which the errors' and the requests' sums divide (four
+            # reads of the period's tiles: the three sums, and how many count tiles the events multiply by)
             self.record(cv.SERIES_PERIOD_RATE_SAMPLES, self.tiled_count(self.period_s, PERIOD_TILE_S)),
             self.record(cv.SERIES_PERIOD_ERRORS, f"{errors}\n/\n{samples}"),
             self.record(cv.SERIES_PERIOD_TOTAL, f"{total}\n/\n{samples}"),

@@ -118,7 +118,7 @@ def plan(slos: Sequence[tuple[Service, SLO]], tables: Mapping[int, WindowTable],
         if names:
             queries.append(Query("error ratios", _names(names), now, by_series_name=True))
     # One more for what each SLO has once: the recorded objective, for rolling periods the recorded
-    # request count of the period (its 5m tiles), and the request rates of the long windows the
+    # request count of the period (its 10m tiles), and the request rates of the long windows the
     # minimum-events guard reads. Two queries of similar size: Prometheus evaluates them in parallel.
     per_slo = {conv.SERIES_OBJECTIVE}
     if period.in_progress(now):
