@@ -272,6 +272,7 @@ def obsctl_rules(services: list[str]) -> tuple[str, dict[str, str], str, str]:
     from obsctl.model.entities import SLO, AvailabilitySLI, EntityRef, Service
     from obsctl.render.options import RenderOptions
     from obsctl.render.rules import service_groups
+    from obsctl.render.sli import selector, sli_queries
 
     tpl = templates()
     groups: list[dict[str, Any]] = []
@@ -285,13 +286,18 @@ def obsctl_rules(services: list[str]) -> tuple[str, dict[str, str], str, str]:
                       (SLO("availability", OBJECTIVE, AvailabilitySLI(), period_days=30),))
         gs = service_groups(svc, tpl, RenderOptions())
         groups.extend(gs)
+        slo = svc.slos[0]
+        raw = sli_queries(svc, slo, tpl, "5m", cv.service_environment(svc, RenderOptions().environment),
+                          total_ref=cv.series(cv.SERIES_TOTAL, "5m") + selector(cv.alert_selector(svc, slo)))
+        short_raw = {cv.series(cv.SERIES_ERRORS, "5m"): raw.errors, cv.series(cv.SERIES_TOTAL, "5m"): raw.total}
         recorded: dict[str, str] = {}
         for g in gs:
             for rule in g["rules"]:
                 if "record" in rule:
                     recorded[rule["record"]] = rule["expr"]
-                if rule.get("record") in (cv.series(cv.SERIES_ERRORS, "5m"), cv.series(cv.SERIES_TOTAL, "5m")):
-                    short.append(rule)
+                if rule.get("record") in short_raw:
+                    # checked against the backfill as the two raw reads the one read by error class sums up
+                    short.append({**rule, "expr": short_raw[rule["record"]]})
                 if rule.get("record") in tile_names:
                     tiles.append(rule)
         # the period's figures inlined down to the tiles (the accuracy query runs before any rule is loaded)

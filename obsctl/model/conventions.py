@@ -35,6 +35,8 @@ RESERVED_LABEL_PREFIX = "obsctl_"  # label names obsctl keeps for itself; a spec
 LABEL_ENVIRONMENT = "environment"  # on alerts: the service's deployment environment
 # On a service's alerts: `|ns/name|ns/name|`, what it depends on; a dependency's page mutes them.
 LABEL_DEPENDS_ON = "obsctl_depends_on"
+LABEL_ERROR_CLASS = "obsctl_error"  # "true" on the requests the SLI's error matcher selects, else "false"
+LABEL_COMPOSED_TERM = "obsctl_term"  # tells a composed window's terms apart inside its expression (summed away)
 
 
 def dependency_key(ref: EntityRef) -> str:
@@ -49,6 +51,9 @@ def depends_on_value(refs: Iterable[EntityRef]) -> str:
 
 # Recorded series (level:metric:operation).
 SERIES_ERRORS = "obsctl:slo_errors:rate{window}"
+# Every request of a default availability SLI over a raw window, by group and error class (LABEL_ERROR_CLASS):
+# the one read of the raw counters that the window's request rate and error rate both sum up.
+SERIES_REQUESTS_BY_CLASS = "obsctl:slo_requests_by_class:rate{window}"
 SERIES_TOTAL = "obsctl:slo_requests:rate{window}"
 SERIES_ERROR_RATIO = "obsctl:slo_error_ratio:rate{window}"
 SERIES_BAD_SLICES = "obsctl:slo_bad_slices:ratio{window}"

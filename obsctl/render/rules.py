@@ -4,7 +4,12 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 
 - windows up to RAW_WINDOW_MAX_S (5m ... 6h): the request rate on the raw counters, then the error
   ratio, whose error rate reads that recorded request rate where it needs the total; the error rate
-  itself is recorded at 5m only (dashboards and reports read it there);
+  itself is recorded at 5m only (dashboards and reports read it there). A default availability SLI
+  whose error matcher is one matcher reads the raw counters once per window: every request summed
+  by error class (`obsctl:slo_requests_by_class:rate<w>`, `obsctl_error` "true" or "false"), which
+  the request rate and the error rate then add up. Its windows recorded outside `sli` (30m, 2h, 6h)
+  read no raw counter at all: they add up a shorter window's by-class rates recorded at abutting
+  offsets (`composition_base`);
 - tiles: sums of the recorded 5m rates over the 5m (or 10m) before each evaluation, and how many
   rates each holds (`tile_rules`);
 - longer windows (1d, 3d) and the period: the ratio of the recorded rates' sums over the window,
@@ -19,7 +24,7 @@ Per SLO (labels service, catalog_namespace, slo on every series; volatile metada
 Groups: `sli` at the rules' evaluation interval holds page-fast's windows (1h, 5m), then page-fast;
 `meta`, once a minute, page-slow's windows (6h, 30m), the burn-rate series of every page window
 (dashboards), then page-slow; `tickets`, every 2m30s, the 5m tiles, the windows only ticket tiers
-read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`, every 2m30s,
+read and their burn rates, then the ticket, no-data and budget-exhausted alerts; `period`, every 3m20s,
 the period's 10m tiles, its figures and the SLO's constants. Each alert runs right after
 the windows it reads are recorded. Rule evaluation cost is mostly per sample read, per rule and per
 group evaluation, so each window is read no more often than what reads it needs.
@@ -41,6 +46,7 @@ from obsctl.model.artifact import Artifact, Kind
 from obsctl.model.durations import format_duration, parse_duration
 from obsctl.model.entities import SLO, BudgetingMethod, Catalog, Service
 from obsctl.model.escape.gotemplate import literal as template_literal
+from obsctl.model.escape.promql import string as promql_string
 from obsctl.model.platform import Templates
 from obsctl.model.windows import AlertTier, WindowTable
 from obsctl.render.context import RenderContext
@@ -59,6 +65,9 @@ SHORT_S = parse_duration(cv.SHORT_RESOLUTION)  # the resolution of the recorded 
 # or resolve up to a minute later, where it is the first page to fire (burn rates up to 14.4x) only after
 # 2.5 hours or more. With Prometheus' default 1m evaluation interval nothing changes.
 FAST_WINDOW_MAX_S = 3600.0
+# A window recorded outside `sli` adds up the by-class rates of a shorter window recorded at abutting offsets
+# (`composition_base`) when it is at most this many of them: 30m from six 5m, 6h from six 1h, 2h from two 1h.
+COMPOSED_TERMS_MAX = 12
 # The meta group holds the windows of those slower page tiers, the burn-rate series of every page window
 # (dashboards draw them), then those page alerts.
 META_INTERVAL = "1m"
@@ -70,12 +79,13 @@ META_INTERVAL = "1m"
 # absent to queries between the lookback's end and the next evaluation). A ticket may fire or resolve up
 # to 2m30s later: tickets are worked on the next business hours.
 TICKETS_INTERVAL = "2m30s"
-# The period group records its 10m tiles and adds them up every 2m30s (it divides the tile, so tiles abut, and
-# stays under Prometheus' 5m lookback). A tiled period leaves its newest traffic out, up to one tile and one
-# interval: with hourly tiles that moved the period's error ratio by up to 0.36 % of itself at a busy hour (rules
-# bench, data ending in the afternoon; 0.1 % allowed); 5m tiles read 8,640 samples per series and tripled the
-# group's cost; 10m tiles (12m30s at most) read half that.
-PERIOD_INTERVAL = TICKETS_INTERVAL
+# The period group records its 10m tiles and adds them up every 3m20s (it divides the tile, so tiles abut, and
+# stays under Prometheus' 5m lookback; the longest interval that does both, as its 30d reads are the costliest). A
+# tiled period leaves its newest traffic out, up to one tile and one interval: with hourly tiles that moved the
+# period's error ratio by up to 0.36 % of itself at a busy hour (rules bench, data ending in the afternoon; 0.1 %
+# allowed), about 0.006 % per minute left out; 5m tiles read 8,640 samples per series and tripled the group's
+# cost; 10m tiles (13m20s at most) read half that.
+PERIOD_INTERVAL = "3m20s"
 NO_DATA_FOR = "15m"
 BUDGET_EXHAUSTED_FOR = "5m"
 TICKET = "ticket"
@@ -219,11 +229,42 @@ class _SloRules:
                 min(readers, key=cv.RULE_GROUP_PARTS.index) if readers else "tickets"
         return parts
 
+    def composition_base(self, seconds: float) -> float | None:
+        """The recorded window a window outside `sli` adds up instead of reading the raw counters, or None.
+
+        The longest window W/n (n <= COMPOSED_TERMS_MAX) recorded in `sli` (the freshest) or earlier in the window's
+        own group. A window in `sli` itself reads the raw counters: there, n offset reads cost more than one raw read.
+        """
+        part = self.window_parts[seconds]
+        if part == "sli":
+            return None
+        bases = [b for b, p in self.window_parts.items() if b < seconds and p in ("sli", part)
+                 and seconds % b == 0 and seconds / b <= COMPOSED_TERMS_MAX]
+        return max(bases) if bases else None
+
+    def composed(self, seconds: float, base_s: float) -> str:
+        """Every request by error class over a window, from the base window's by-class rates at abutting offsets.
+
+        The base is recorded at every evaluation of its group, whose interval divides it, so the samples at
+        t, t-B, ..., t-(n-1)B are the base's rates over the n spans that tile (t-W, t] (ending at the base group's
+        last evaluation). Each term is labelled apart (`or` keeps every one): a term with no sample (before the
+        SLO's first recordings, after a gap over Prometheus' lookback) drops out, as the raw read of a series
+        younger than the window counts only what it has.
+        """
+        n = round(seconds / base_s)
+        ref = self.ref(cv.SERIES_REQUESTS_BY_CLASS, _win(base_s))
+        name = promql_string(cv.LABEL_COMPOSED_TERM)
+        terms = [f'label_replace({ref}{f" offset {format_duration(k * base_s)}" if k else ""}, {name}, "{k}", "", "")'
+                 for k in range(n)]
+        by = ", ".join((*self.groups, cv.LABEL_ERROR_CLASS))
+        return f"sum by ({by}) (\n" + "\nor ".join(terms) + f"\n) / {n}"
+
     def window_rules(self, seconds: float) -> list[Rule]:
         """Request rate and error ratio over one window (and its bad-slice fraction for timeslices).
 
         Up to RAW_WINDOW_MAX_S from the raw series: the request rate, then the error ratio, whose
-        error rate reads that recorded request rate where it needs the total. Longer windows from the
+        error rate reads that recorded request rate where it needs the total; a default availability SLI
+        reads its raw counters there once, by error class (see `sli_queries`). Longer windows from the
         tiles (`tiled_rates`). The error rate itself is recorded for the short resolution only:
         dashboards and reports read it there, and nothing reads it over longer windows.
         """
@@ -235,7 +276,12 @@ class _SloRules:
             rules.append(self.record(requests, f"{total}\n/\n{self.tiled_count(seconds, TILE_S)}"))
             rules.append(self.record(ratio, f"{errors}\n/\n{total}"))
         else:
-            q = sli_queries(self.svc, self.slo, self.templates, w, self.environment, total_ref=self.ref(requests, w))
+            by_class = cv.series(cv.SERIES_REQUESTS_BY_CLASS, w)
+            q = sli_queries(self.svc, self.slo, self.templates, w, self.environment, total_ref=self.ref(requests, w),
+                            by_class_ref=self.ref(by_class, w))
+            if q.by_class:
+                base = self.composition_base(seconds)
+                rules.append(self.record(by_class, q.by_class if base is None else self.composed(seconds, base)))
             rules.append(self.record(requests, q.total))
             on = f" on({', '.join(self.groups)})"
             if seconds == SHORT_S:
@@ -301,7 +347,7 @@ class _SloRules:
             cv.LABEL_SLI: slo.sli.kind,
         }
         rules = [
-            # 10m tiles recorded where they are read (2m30s divides 10m, so they abut)
+            # 10m tiles recorded where they are read (3m20s divides 10m, so they abut)
             *self.tile_rules(PERIOD_TILE_S),
             self.record(cv.SERIES_INFO, "vector(1)", info),
             self.record(cv.SERIES_OBJECTIVE, f"vector({number(slo.objective)})"),

@@ -8,6 +8,7 @@ platform data with `{service}`/`{namespace}` placeholders inside their own quote
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,9 @@ class SliQueries:
 
     errors: str
     total: str
+    # With a `by_class_ref`: the one raw read (every request by group and error class) that `errors` and
+    # `total` sum up once it is recorded under that selector; empty when the SLI has no such form.
+    by_class: str = ""
 
 
 def shape_selector(shape: SliShape, svc: Service, environment: str,
@@ -77,15 +81,44 @@ def group_labels(slo: SLO) -> tuple[str, ...]:
     return tuple(cv.group_label(g) for g in slo.group_by)
 
 
-def _sum(slo: SLO, query: str, op: str = "sum") -> str:
-    """`sum(query)`, or `sum by (groups)(query)` for a grouped SLO; colliding labels are copied to their new name."""
-    if not slo.group_by:
+def _sum(slo: SLO, query: str, op: str = "sum", extra: tuple[str, ...] = ()) -> str:
+    """`sum(query)`, or `sum by (groups)(query)` for a grouped SLO (and by `extra` labels); colliding labels are
+    copied to their new name."""
+    if not slo.group_by and not extra:
         return f"{op}({query})"
     for name in slo.group_by:
         renamed = cv.group_label(name)
         if renamed != name:
             query = f"label_replace({query}, {promql.string(renamed)}, \"$1\", {promql.string(name)}, \"(.*)\")"
-    return f"{op} by ({', '.join(group_labels(slo))}) ({query})"
+    return f"{op} by ({', '.join((*group_labels(slo), *extra))}) ({query})"
+
+
+def _sum_recorded(slo: SLO, ref: str) -> str:
+    """`sum(ref)`, or `sum by (groups) (ref)`: a recorded series already carries the (renamed) group labels."""
+    return f"sum by ({', '.join(group_labels(slo))}) ({ref})" if slo.group_by else f"sum({ref})"
+
+
+# One `label=~"regex"` or `label="value"` matcher, its value free of escapes (a plain value must be a word: it
+# becomes a regex below).
+_ONE_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~\s*"([^"\\]*)"|=\s*"([A-Za-z0-9_]*)")\s*')
+
+
+def error_class(shape: SliShape) -> tuple[str, str] | None:
+    """The shape's error matcher as (label, fully anchored regex), when it is one matcher of that label; else None."""
+    m = _ONE_MATCHER.fullmatch(shape.error_matcher)
+    if m is None:
+        return None
+    label, regex, value = m.groups()
+    return label, regex if regex is not None else value
+
+
+def _by_class(slo: SLO, rate: str, label: str, regex: str) -> str:
+    """Every series of `rate` summed by group and by LABEL_ERROR_CLASS: "true" where `label` matches `regex`
+    (as the error matcher does: anchored, a missing label reads as empty), "false" elsewhere."""
+    name, src = promql.string(cv.LABEL_ERROR_CLASS), promql.string(label)
+    classed = (f'label_replace(label_replace({rate}, {name}, "false", {src}, ".*"), '
+               f'{name}, "true", {src}, {promql.string(regex)})')
+    return _sum(slo, classed, extra=(cv.LABEL_ERROR_CLASS,))
 
 
 def _on(slo: SLO) -> str:
@@ -94,13 +127,16 @@ def _on(slo: SLO) -> str:
 
 
 def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, environment: str = "", *,
-                total_ref: str = "") -> SliQueries:
+                total_ref: str = "", by_class_ref: str = "") -> SliQueries:
     """The error and total rates of `slo` over `window` (a Prometheus duration like 5m), with only the group labels.
 
     Default SLIs count only the series of `environment` (custom events queries are the user's own).
     With `total_ref` (the SLO's request rate over `window`, already recorded: a selector), the error
     rate reads it where it needs the total instead of querying the raw series again; matched on the
     group labels, the error rate then carries the recorded series' labels where it is derived from it.
+    With `by_class_ref` (a selector the caller records `by_class` under), a default availability SLI whose error
+    matcher is one matcher reads the raw counters once: `by_class` sums every request by error class, and
+    `total` and `errors` add that recorded series up (the same sums: the error class is the error matcher).
     """
     on = _on(slo) if total_ref else ""
     sli = slo.sli
@@ -133,6 +169,11 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
         good = f"histogram_fraction(0, {number(sli.threshold_seconds)}, {hist}) * {total}"
         return SliQueries(f"{total_ref} -{on} ({good})" if total_ref else f"{total} - {good}", total)
     total = _sum(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])")
+    if isinstance(sli, AvailabilitySLI) and by_class_ref and (cls := error_class(shape)) is not None:
+        events = _by_class(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])", *cls)
+        total = _sum_recorded(slo, by_class_ref)
+        bad = _sum_recorded(slo, by_class_ref[:-1] + f',{cv.LABEL_ERROR_CLASS}="true"}}')
+        return SliQueries(_with_zero(bad, total_ref or total, on), total, events)
     if isinstance(sli, AvailabilitySLI):
         bad = _sum(slo, f"rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}])")
         return SliQueries(_with_zero(bad, total_ref or total, on), total)

@@ -329,3 +329,63 @@ def test_grouped_slo_ratios_per_group_with_the_zero_fill(tmp_path: Path, kind: s
                                                        "tests": tests}, sort_keys=False))
     result = run_promtool_test(tmp_path / "test.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_one_read_by_error_class_gives_the_raw_windows_own_rates(tmp_path: Path, grouped: bool) -> None:
+    """The request rate and error ratio of every window up to 6h, from the one read by error class (5m, 1h) or added
+    up from a shorter window's by-class rates (30m, 2h, 6h), equal the two raw reads they replace (errors: the error
+    matcher's series), at several times, under traffic that changes per series: 2xx, 4xx and 5xx codes, and a series
+    without the code label (never an error). Exactly once the series are as old as the window; before that within
+    1 %: the raw read extrapolates the first sample's interval back (Prometheus' guess), the added-up rates do not."""
+    import yaml
+
+    base = availability_service(0.99, 30)
+    svc = replace(base, slos=(replace(base.slos[0], group_by=("http_route",) if grouped else ()),))
+    groups = rule_groups(svc, TEMPLATES)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    rng = random.Random(20261129)
+    metric = "http_server_request_duration_seconds_count"
+    env = 'service_name="checkout",deployment_environment_name="production"'
+    series = []
+    for route in ("/a", "/b"):
+        for code in ("200", "404", "500", "503", None):
+            labels = f'{env},http_route="{route}"' + (f',http_response_status_code="{code}"' if code else "")
+            values, total = [], 0
+            for _ in range(480):
+                total += rng.choice((0, 3, 60, 600))
+                values.append(str(total))
+            series.append({"series": f"{metric}{{{labels}}}", "values": " ".join(values)})
+    sel = 'service="checkout",catalog_namespace="default",slo="availability"'
+    by = "by (http_route) " if grouped else ""
+    on = "on(http_route) " if grouped else "on() "
+    checks = []
+    for w, w_s in (("5m", 300), ("30m", 1800), ("1h", 3600), ("2h", 7200), ("6h", 21600)):
+        errors, total = (f"sum {by}(rate({metric}{{{env}{m}}}[{w}]))"
+                         for m in (',http_response_status_code=~"5.."', ""))
+        for recorded, raw in ((f"obsctl:slo_requests:rate{w}{{{sel}}}", total),
+                              (f"obsctl:slo_error_ratio:rate{w}{{{sel}}}", f"({errors}) / {on}({total})")):
+            for at, at_s in (("2h", 7200), ("7h", 25200), ("7h59m", 28740)):
+                # nothing differs by more than float rounding (or the first sample's extrapolation), and the recorded
+                # series is there for every group
+                tolerance = "1e-9" if at_s >= w_s else "0.01"
+                checks.append({"expr": f"abs({recorded} - {on}({raw})) > {tolerance} * abs({raw})", "eval_time": at,
+                               "exp_samples": []})
+                checks.append({"expr": f"count({recorded})", "eval_time": at,
+                               "exp_samples": [{"labels": "{}", "value": 2 if grouped else 1}]})
+    tests = [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]
+    # each step evaluates `sli` first, as a live Prometheus has evaluated it before a slower group reads it (promtool
+    # evaluates the groups of one step in an arbitrary order otherwise)
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m",
+                                                       "group_eval_order": [g["name"] for g in groups],
+                                                       "tests": tests}, sort_keys=False))
+    by_class = {r["record"]: r["expr"] for g in groups for r in g["rules"]
+                if r.get("record", "").startswith("obsctl:slo_requests_by_class:")}
+    # read from the raw counters in the `sli` group; added up outside it (6h: six 1h terms; 2h: two; 30m: six 5m)
+    assert all(metric in by_class[f"obsctl:slo_requests_by_class:rate{w}"] for w in ("5m", "1h"))
+    for w, base, n in (("30m", "5m", 6), ("2h", "1h", 2), ("6h", "1h", 6)):
+        expr = by_class[f"obsctl:slo_requests_by_class:rate{w}"]
+        assert metric not in expr and expr.count(f"obsctl:slo_requests_by_class:rate{base}{{") == n
+        assert expr.endswith(f") / {n}")
+    result = run_promtool_test(tmp_path / "test.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -146,4 +146,9 @@ def test_native_document_group_by_and_native_latency() -> None:
     assert any("grouped by (cluster)" in p.message for p in result.problems)
     rules = [r for g in service_groups(svc, TEMPLATES, RenderOptions()) for r in g["rules"]]
     errors5 = [r for r in rules if r.get("record") == "obsctl:slo_errors:rate5m"]
-    assert "sum by (cluster) (rate(" in errors5[0]["expr"] and "histogram_fraction(0, 0.3," in errors5[1]["expr"]
+    by_class5 = [r["expr"] for r in rules if r.get("record") == "obsctl:slo_requests_by_class:rate5m"]
+    # the availability SLO reads its raw counters once, by group and error class, and sums that up by group
+    assert by_class5 == [by_class5[0]] and by_class5[0].startswith("sum by (cluster, obsctl_error) (label_replace(")
+    assert errors5[0]["expr"].startswith('(sum by (cluster) (obsctl:slo_requests_by_class:rate5m{service="edge",')
+    assert 'obsctl_error="true"})) or on(cluster) (0 * (' in errors5[0]["expr"]
+    assert "histogram_fraction(0, 0.3," in errors5[1]["expr"]

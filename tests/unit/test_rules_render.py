@@ -121,9 +121,17 @@ def test_series_carry_stable_labels_and_info_holds_volatile_metadata() -> None:
     # each tile records only when its own series has no sample in the span before
     assert by_name["obsctl:slo_errors:sum5m"].endswith(
         f"unless\ncount_over_time(obsctl:slo_errors:sum5m{sel}[4m59s999ms])")
-    # short windows: the raw counters; the error rate reads the request rate recorded just before it
-    assert "http_server_request_duration_seconds_count" in by_name["obsctl:slo_error_ratio:rate1h"]
-    assert f"or on() (0 * (obsctl:slo_requests:rate1h{sel}))" in by_name["obsctl:slo_error_ratio:rate1h"]
+    # short windows: one read of the raw counters, every request by error class (the error matcher's), which the
+    # request rate and the error rate add up; the error rate reads the request rate recorded just before it
+    raw = 'http_server_request_duration_seconds_count{service_name="checkout",deployment_environment_name="production"}'
+    assert by_name["obsctl:slo_requests_by_class:rate1h"] == (
+        f'sum by (obsctl_error) (label_replace(label_replace(rate({raw}[1h]), "obsctl_error", "false", '
+        '"http_response_status_code", ".*"), "obsctl_error", "true", "http_response_status_code", "5.."))')
+    assert by_name["obsctl:slo_requests:rate1h"] == f"sum(obsctl:slo_requests_by_class:rate1h{sel})"
+    assert by_name["obsctl:slo_error_ratio:rate1h"] == (
+        f'((sum(obsctl:slo_requests_by_class:rate1h{sel[:-1]},obsctl_error="true"}})) '
+        f"or on() (0 * (obsctl:slo_requests:rate1h{sel})))\n/ on()\nobsctl:slo_requests:rate1h{sel}")
+    assert not any("http_server" in e for n, e in by_name.items() if not n.startswith("obsctl:slo_requests_by_class"))
     # the error rate itself only at the short resolution (dashboards and reports read it there)
     assert "obsctl:slo_errors:rate5m" in names and not any(
         n.startswith("obsctl:slo_errors:rate") and n != "obsctl:slo_errors:rate5m" for n in names)
@@ -312,3 +320,36 @@ def test_rule_file_and_manifest_text_equal_a_whole_dump() -> None:
         assert arts[f"prometheus-rules/{key}"].body == dump_yaml({"groups": groups}, header=header)
         crd = rules._crd(svc, RenderOptions(), groups)
         assert arts[f"prometheus-rule-crd/{key}"].body == dump_yaml(crd, header=header)
+
+
+@pytest.mark.parametrize(("matcher", "by_class"), [
+    ('http_response_status_code=~"5.."', ("http_response_status_code", "5..")),
+    ('  code = "500" ', ("code", "500")),
+    ('code=~"2|4|12|13|14|15"', ("code", "2|4|12|13|14|15")),
+    ('code!~"2.."', None),                     # a negative matcher: not a class of its own label's values
+    ('code=~"5..",method="GET"', None),        # two labels: no single class
+    ('code=~"5\\\\d\\\\d"', None),             # an escape in the string: not read back here
+    ('code="5 0 0"', None),                    # a plain value that is no word would have to be escaped as a regex
+])
+def test_error_class_only_from_one_plain_matcher(matcher: str, by_class: tuple[str, str] | None) -> None:
+    """The error matcher becomes a class of one label's values only where it reads back exactly; otherwise the
+    windows keep the two raw reads (errors with the matcher as written), and both forms pass the PromQL parser."""
+    from obsctl.render.sli import error_class
+
+    shape = replace(TEMPLATES.sli_shapes["http"], error_matcher=matcher)
+    assert error_class(shape) == by_class
+    templates = replace(TEMPLATES, sli_shapes={**TEMPLATES.sli_shapes, "http": shape})
+    svc = availability_service(0.999, 30)
+    records = {r["record"]: r["expr"] for g in rules.service_groups(svc, templates, RenderOptions())
+               for r in g["rules"] if "record" in r}
+    for expr in records.values():
+        promql_parser.parse(expr)
+    ratio = records["obsctl:slo_error_ratio:rate1h"]
+    if by_class is None:
+        assert "obsctl:slo_requests_by_class:rate1h" not in records
+        assert matcher.strip() in ratio or matcher.replace(" ", "") in ratio
+    else:
+        label, regex = by_class
+        assert records["obsctl:slo_requests_by_class:rate1h"].endswith(
+            f'"obsctl_error", "true", {promql_string(label)}, {promql_string(regex)}))')
+        assert "http_server" not in ratio
