@@ -168,12 +168,12 @@ def sli_queries(svc: Service, slo: SLO, templates: Templates, window: str, envir
         total = f"histogram_count({hist})"
         good = f"histogram_fraction(0, {number(sli.threshold_seconds)}, {hist}) * {total}"
         return SliQueries(f"{total_ref} -{on} ({good})" if total_ref else f"{total} - {good}", total)
-    total = _sum(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])")
+    requests = f"rate({shape.count_metric}{{{sel}}}[{window}])"
     if isinstance(sli, AvailabilitySLI) and by_class_ref and (cls := error_class(shape)) is not None:
-        events = _by_class(slo, f"rate({shape.count_metric}{{{sel}}}[{window}])", *cls)
         total = _sum_recorded(slo, by_class_ref)
-        bad = _sum_recorded(slo, by_class_ref[:-1] + f',{cv.LABEL_ERROR_CLASS}="true"}}')
-        return SliQueries(_with_zero(bad, total_ref or total, on), total, events)
+        bad = _sum_recorded(slo, by_class_ref[:-1] + f',{cv.LABEL_ERROR_CLASS}="true"}}')  # the ref's matchers + one
+        return SliQueries(_with_zero(bad, total_ref or total, on), total, _by_class(slo, requests, *cls))
+    total = _sum(slo, requests)
     if isinstance(sli, AvailabilitySLI):
         bad = _sum(slo, f"rate({shape.count_metric}{{{sel},{shape.error_matcher}}}[{window}])")
         return SliQueries(_with_zero(bad, total_ref or total, on), total)
